@@ -1,0 +1,38 @@
+# The two commands: `make run` (the service) and `make test` (every test). Both set up what they
+# need first: a virtualenv in .venv and the worker's node_modules from package-lock.json.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+NODE_MODULES := node_worker/node_modules/.package-lock.json
+
+.PHONY: run sandbox test test-python test-node ctl bench clean
+
+run: $(BIN)/.installed $(NODE_MODULES)
+	$(BIN)/wa-gateway run
+
+sandbox: $(BIN)/.installed $(NODE_MODULES)
+	$(BIN)/wa-gateway sandbox
+
+test: $(BIN)/.installed-test $(NODE_MODULES)
+	cd node_worker && node --test --test-concurrency=1 test/
+	$(BIN)/pytest
+
+# `make ctl ARGS="status"`: supervisorctl against the running supervisord, same environment as `make run`.
+ctl: $(BIN)/.installed
+	$(BIN)/wa-gateway ctl $(ARGS)
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(NODE_MODULES): node_worker/package.json node_worker/package-lock.json
+	cd node_worker && npm ci --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_worker/node_modules

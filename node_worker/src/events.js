@@ -1,0 +1,48 @@
+// The worker's event journal: numbered events that the gateway reads with a long poll.
+//
+// Numbers start at 1 on every boot and the boot id tells the reader when to start over. The gateway
+// only reads, so several readers (the gateway, a test) never steal events from each other.
+import { randomUUID } from 'node:crypto'
+
+export class EventJournal {
+  constructor ({ capacity, logger }) {
+    this.bootId = randomUUID()
+    this.capacity = capacity
+    this.logger = logger
+    this.events = []
+    this.seq = 0
+    this.waiters = new Set()
+  }
+
+  push (type, fields) {
+    this.seq += 1
+    const event = { seq: this.seq, type, at: new Date().toISOString(), ...fields }
+    this.events.push(event)
+    if (this.events.length > this.capacity) this.events.shift()
+    for (const wake of this.waiters) wake()
+    this.waiters.clear()
+    return event
+  }
+
+  after (seq) {
+    return this.events.filter((e) => e.seq > seq)
+  }
+
+  // Resolves with the events after `seq`, waiting up to `waitMs` for the first one.
+  async read (seq, waitMs) {
+    let found = this.after(seq)
+    if (found.length || waitMs <= 0) return found
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => { this.waiters.delete(wake); resolve() }, waitMs)
+      const wake = () => { clearTimeout(timer); resolve() }
+      this.waiters.add(wake)
+    })
+    found = this.after(seq)
+    return found
+  }
+
+  wakeAll () {
+    for (const wake of this.waiters) wake()
+    this.waiters.clear()
+  }
+}

@@ -1,0 +1,116 @@
+// The worker's internal API, on a unix socket inside the private (0700) run directory: only the
+// gateway's user can reach it, and nothing listens on a network port.
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import { WorkerError } from './errors.js'
+import { isE164 } from './phone.js'
+
+const MAX_BODY = 1024 * 1024
+const MAX_WAIT_MS = 60000
+
+const readJson = (req) => new Promise((resolve, reject) => {
+  let size = 0
+  const chunks = []
+  req.on('data', (chunk) => {
+    size += chunk.length
+    if (size > MAX_BODY) {
+      reject(new WorkerError(413, 'payload_too_large', 'Request body too large.'))
+      req.destroy()
+      return
+    }
+    chunks.push(chunk)
+  })
+  req.on('end', () => {
+    const raw = Buffer.concat(chunks).toString('utf8').trim()
+    if (!raw) return resolve({})
+    try {
+      const body = JSON.parse(raw)
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object')
+      resolve(body)
+    } catch {
+      reject(new WorkerError(400, 'invalid_json', 'The request body must be a JSON object.'))
+    }
+  })
+  req.on('error', reject)
+})
+
+const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
+
+// Wait (bounded) until the session leaves `connecting` or its attempt fails, so that /connect can
+// answer with the QR, or with the error that keeps it from connecting.
+const settled = (session, waitMs) => new Promise((resolve) => {
+  if (session.state !== 'connecting' || waitMs <= 0) return resolve()
+  const onState = (state) => { if (state !== 'connecting') done() }
+  const timer = setTimeout(() => done(), waitMs)
+  const done = () => {
+    clearTimeout(timer)
+    session.off('state', onState)
+    session.off('closed', done)
+    resolve()
+  }
+  session.on('state', onState)
+  session.on('closed', done)
+})
+
+export function makeRoutes ({ session, journal }) {
+  return {
+    'GET /status': async () => session.status(),
+    'POST /connect': async (req) => {
+      const body = await readJson(req)
+      await session.start()
+      await settled(session, clampWait(body.wait_ms))
+      return session.status()
+    },
+    'POST /disconnect': async (req) => {
+      await readJson(req)
+      const unlinked = await session.logout()
+      return { ...session.status(), unlinked }
+    },
+    'POST /send': async (req) => {
+      const body = await readJson(req)
+      if (!isE164(body.phone_number)) throw new WorkerError(400, 'invalid_phone_number', 'phone_number must be +E.164.')
+      if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, 'invalid_message', 'text must be a non-empty string.')
+      if (body.id != null && (typeof body.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(body.id))) {
+        throw new WorkerError(400, 'invalid_id', 'id must be 8 to 64 letters and digits.')
+      }
+      return session.sendText(body.phone_number, body.text, body.id ?? undefined)
+    },
+    'GET /events': async (req, url) => {
+      const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
+      const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')))
+      return { boot_id: journal.bootId, last_seq: journal.seq, events }
+    }
+  }
+}
+
+export async function startServer ({ socketPath, routes, logger }) {
+  await fs.rm(socketPath, { force: true })
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://worker')
+    const route = routes[`${req.method} ${url.pathname}`]
+    let status = 200
+    let body
+    try {
+      if (!route) throw new WorkerError(404, 'not_found', `No route ${req.method} ${url.pathname}.`)
+      body = await route(req, url)
+    } catch (err) {
+      if (err instanceof WorkerError) {
+        status = err.status
+        body = { error: { code: err.code, message: err.message } }
+      } else {
+        status = 500
+        logger.error({ err, path: url.pathname }, 'api.failed')
+        body = { error: { code: 'worker_error', message: `The worker failed: ${err.message}` } }
+      }
+    }
+    const payload = JSON.stringify(body)
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) })
+    res.end(payload)
+  })
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(socketPath, resolve)
+  })
+  await fs.chmod(socketPath, 0o600)
+  return server
+}

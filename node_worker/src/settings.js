@@ -1,0 +1,55 @@
+// Worker settings, read once from WA_* variables. A bad value ends the process with EX_CONFIG (78)
+// before anything starts, so supervisord's retries end in FATAL with the reason in the log.
+import path from 'node:path'
+
+export class SettingsError extends Error {}
+
+const int = (env, name, fallback, min = 0) => {
+  const raw = (env[name] ?? '').trim()
+  if (raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) {
+    throw new SettingsError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`)
+  }
+  return value
+}
+
+const serverUrl = (raw) => {
+  let url
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new SettingsError(`WA_SERVER_URL must be a ws:// or wss:// URL, got ${JSON.stringify(raw)}`)
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new SettingsError(`WA_SERVER_URL must be a ws:// or wss:// URL, got ${JSON.stringify(raw)}`)
+  }
+  return url.toString()
+}
+
+export function readSettings (env = process.env) {
+  const dataDir = path.resolve(env.WA_DATA_DIR || 'data')
+  const runDir = path.resolve(env.WA_RUN_DIR || path.join(dataDir, 'run'))
+  const logLevel = (env.WA_LOG_LEVEL || 'info').toLowerCase()
+  if (!['debug', 'info', 'warning', 'warn', 'error'].includes(logLevel)) {
+    throw new SettingsError(`WA_LOG_LEVEL must be debug, info, warning or error, got ${JSON.stringify(logLevel)}`)
+  }
+  return Object.freeze({
+    dataDir,
+    runDir,
+    sessionDir: path.join(dataDir, 'session'),
+    socketPath: path.join(runDir, 'worker.sock'),
+    serverUrl: serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat'),
+    sandboxRootKey: (env.WA_SANDBOX_ROOT_KEY || '').trim() || null,
+    logLevel: logLevel === 'warning' ? 'warn' : logLevel,
+    baileysLogLevel: (env.WA_BAILEYS_LOG_LEVEL || 'warn').toLowerCase(),
+    reconnectBaseMs: int(env, 'WA_RECONNECT_BASE_MS', 1000, 1),
+    reconnectMaxMs: int(env, 'WA_RECONNECT_MAX_MS', 60000, 1),
+    reconnectStableMs: int(env, 'WA_RECONNECT_STABLE_MS', 60000, 0),
+    qrTimeoutMs: int(env, 'WA_QR_TIMEOUT_MS', 0, 0) || undefined,
+    keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
+    connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
+    shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
+    eventBufferSize: int(env, 'WA_EVENT_BUFFER', 10000, 10)
+  })
+}

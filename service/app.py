@@ -1,0 +1,49 @@
+"""The app factory, used by ``__main__`` and by the tests alike."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from .events import EventConsumer
+from .keys import EVENTS, MONITOR, SETTINGS, STARTED_AT, WORKER
+from .middlewares import api_key, errors, request_context
+from .routes import setup_routes
+from .settings import Settings
+from .supervision import SupervisorMonitor
+from .worker_client import WorkerClient
+
+
+async def _worker_link(app: web.Application):
+    settings = app[SETTINGS]
+    worker = WorkerClient(str(settings.worker_socket), settings.worker_request_timeout)
+    await worker.start()
+    app[WORKER] = worker
+    events = EventConsumer(worker)
+    app[EVENTS] = events
+    events.start()
+    yield
+    await events.stop()
+    await worker.close()
+
+
+async def _supervision(app: web.Application):
+    monitor = SupervisorMonitor(app[SETTINGS])
+    app[MONITOR] = monitor
+    monitor.start()
+    yield
+    await monitor.stop()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, errors, api_key],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[STARTED_AT] = time.monotonic()
+    app.cleanup_ctx.append(_supervision)
+    app.cleanup_ctx.append(_worker_link)
+    setup_routes(app)
+    return app

@@ -1,0 +1,56 @@
+"""The one JSON error shape, ``{"error": {"code", "message"}}``, and the classes that carry it.
+
+Handlers raise these; the middleware in ``middlewares.py`` renders them. Each class knows its HTTP
+status so that views never pick numbers.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class WorkerUnavailable(ApiError):
+    status = 503
+    code = "worker_unavailable"
+
+
+class UpstreamError(ApiError):
+    status = 502
+    code = "whatsapp_error"
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)

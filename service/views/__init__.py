@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: validate, call one collaborator, shape the answer."""

@@ -1,0 +1,74 @@
+"""Health for humans (``/health``) and for orchestrators (``/health/live``, ``/health/ready``)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from .. import __version__
+from ..errors import ApiError
+from ..keys import MONITOR, STARTED_AT, WORKER
+
+
+async def _whatsapp_state(request: web.Request) -> tuple[str, str | None]:
+    try:
+        status = await request.app[WORKER].status()
+    except ApiError as exc:
+        return "unknown", exc.message
+    return status.get("state", "unknown"), status.get("last_error")
+
+
+async def health(request: web.Request) -> web.Response:
+    monitor = request.app[MONITOR]
+    snap = await monitor.refresh()
+    rss, cpu = monitor.process_usage()
+    wa_state, wa_error = await _whatsapp_state(request)
+    reasons = []
+    if snap.state != "RUNNING":
+        detail = snap.error or snap.description or snap.spawn_error
+        reasons.append(f"worker is {snap.state}" + (f": {detail}" if detail else ""))
+    if wa_state != "connected":
+        reasons.append(f"whatsapp is {wa_state}" + (f": {wa_error}" if wa_error else ""))
+    dog = snap.watchdog
+    now = time.time()
+    body = {
+        "status": "ok" if not reasons else "degraded",
+        "reasons": reasons,
+        "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
+        "version": __version__,
+        "worker": {
+            "state": snap.state,
+            "pid": snap.pid,
+            "uptime_seconds": (
+                round(now - snap.started_at, 3)
+                if snap.state == "RUNNING" and snap.started_at else None
+            ),
+            "rss_bytes": rss,
+            "cpu_percent": cpu,
+            "restarts": snap.restarts,
+            "exit_status": snap.exit_status,
+            "watchdog": {
+                "restarts": dog.restarts,
+                "next_delay_seconds": dog.next_delay,
+                "last_restart_at": dog.last_restart_at,
+                "last_error": dog.last_error,
+            },
+        },
+        "whatsapp": {"state": wa_state},
+    }
+    return web.json_response(body)
+
+
+async def live(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    snap = request.app[MONITOR].snapshot
+    wa_state, _ = await _whatsapp_state(request)
+    ok = snap.state == "RUNNING" and wa_state == "connected"
+    return web.json_response(
+        {"status": "ready" if ok else "not_ready", "worker": snap.state, "whatsapp": wa_state},
+        status=200 if ok else 503,
+    )

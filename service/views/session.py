@@ -1,0 +1,23 @@
+"""The WhatsApp session as the public API sees it: status, connect, disconnect."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..keys import SETTINGS, WORKER
+from ..validation import json_object
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[WORKER].status())
+
+
+async def connect(request: web.Request) -> web.Response:
+    await json_object(request, allow_empty=True)
+    wait = request.app[SETTINGS].connect_qr_wait
+    return web.json_response(await request.app[WORKER].connect(wait))
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    await json_object(request, allow_empty=True)
+    return web.json_response(await request.app[WORKER].disconnect())

@@ -1,0 +1,86 @@
+"""The gateway's only door to the worker: HTTP over the worker's unix socket in the private run dir.
+
+The socket lives in a 0700 directory, so only the gateway's user can reach the worker; no secret
+travels and nothing listens on a network port. Errors from the worker keep their shape and
+status, so one error vocabulary spans both sides of the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import structlog
+
+from .errors import ApiError, WorkerUnavailable
+
+log = structlog.get_logger("gateway.worker_client")
+
+
+class WorkerClient:
+    def __init__(self, socket_path: str, timeout: float):
+        self._socket_path = socket_path
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.UnixConnector(path=self._socket_path)
+        self._session = aiohttp.ClientSession(
+            base_url="http://worker", connector=connector, raise_for_status=False
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        assert self._session is not None, "WorkerClient.start() was not awaited"
+        total = self._timeout if timeout is None else timeout
+        try:
+            async with self._session.request(
+                method, path, json=json, params=params,
+                timeout=aiohttp.ClientTimeout(total=total),
+            ) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+                    raise ApiError(
+                        err.get("message", "The worker refused the request."),
+                        code=err.get("code", "worker_error"),
+                        status=resp.status,
+                    )
+                return body
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise WorkerUnavailable(
+                "The WhatsApp worker is not reachable right now; it is restarted automatically."
+            ) from exc
+        except asyncio.TimeoutError as exc:
+            raise WorkerUnavailable(
+                "The WhatsApp worker did not answer in time.", code="worker_timeout", status=504
+            ) from exc
+        except (aiohttp.ContentTypeError, ValueError) as exc:
+            raise ApiError("The worker sent an unreadable answer.", code="worker_protocol") from exc
+
+    async def status(self) -> dict:
+        return await self.request("GET", "/status")
+
+    async def connect(self, wait_qr: float) -> dict:
+        return await self.request(
+            "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
+        )
+
+    async def disconnect(self) -> dict:
+        return await self.request("POST", "/disconnect")
+
+    async def send_text(self, phone_number: str, text: str) -> dict:
+        return await self.request("POST", "/send", json={"phone_number": phone_number, "text": text})
+
+    async def events(self, after: int, wait: float) -> dict:
+        return await self.request(
+            "GET", "/events", params={"after": str(after), "wait_ms": str(int(wait * 1000))},
+            timeout=wait + self._timeout,
+        )

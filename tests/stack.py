@@ -1,0 +1,185 @@
+"""A real wa-gateway stack for tests: supervisord with the shipped conf, started through the
+``wa-gateway`` launcher in a temporary data dir on free ports, and always stopped afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CONF = REPO / "conf" / "supervisord.conf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing we wait for may not answer yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})")
+
+
+class Response:
+    def __init__(self, status: int, body: bytes, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
+         headers: dict | None = None, timeout: float = 30) -> Response:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None and "Content-Type" not in (headers or {}):
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Response(resp.status, resp.read(), resp.headers)
+    except urllib.error.HTTPError as exc:
+        return Response(exc.code, exc.read(), exc.headers)
+
+
+class Stack:
+    def __init__(self, extra_env: dict[str, str] | None = None, *, sandbox: bool = False):
+        self.tmp = Path(tempfile.mkdtemp(prefix="wa-test-"))
+        self.data_dir = self.tmp / "data"
+        self.run_dir = self.tmp / "run"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.tmp / "supervisord.log"
+        self.sandbox = sandbox
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("WA_")},
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "WA_DATA_DIR": str(self.data_dir),
+            "WA_RUN_DIR": str(self.run_dir),
+            "WA_PORT": str(self.port),
+            "WA_HOST": "127.0.0.1",
+            "WA_LOG_FORMAT": "json",
+            "WA_SERVER_URL": f"ws://127.0.0.1:{free_port()}/ws/chat",
+            "WA_RECONNECT_BASE_MS": "200",
+            "WA_RECONNECT_MAX_MS": "5000",
+            "WA_WATCHDOG_INTERVAL": "0.5",
+            "WA_CONNECT_QR_WAIT": "5",
+            **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self, wait: bool = True) -> "Stack":
+        self._log = open(self.log_path, "ab")
+        command = [str(BIN / "wa-gateway"), "sandbox" if self.sandbox else "run"]
+        self.proc = subprocess.Popen(
+            command, env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            wait_for(self._up, 30, "gateway /health and worker RUNNING")
+        return self
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"supervisord exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+        res = self.get("/health", timeout=2)
+        return res.status == 200 and res.json()["worker"]["state"] == "RUNNING"
+
+    def stop(self, timeout: float = 40) -> int | None:
+        """SIGTERM to supervisord, as a container runtime would; SIGKILL the group if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+            raise AssertionError(f"supervisord did not stop within {timeout}s")
+        finally:
+            self._log.close()
+
+    def cleanup(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    self.stop()
+                except AssertionError:
+                    pass
+        finally:
+            if self.proc is not None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the group
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_events(self) -> list[dict]:
+        events = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+        return events
+
+    def get(self, path: str, **kw) -> Response:
+        return http("GET", self.base + path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw) -> Response:
+        return http("POST", self.base + path, body, **kw)
+
+    def health(self) -> dict:
+        return self.get("/health").json()
+
+    def status(self) -> dict:
+        res = self.get("/status")
+        assert res.status == 200, res.raw
+        return res.json()
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(CONF), *args],
+            env=self.env, capture_output=True, text=True, timeout=60,
+        )
+
+    def wait_state(self, state: str, timeout: float = 30) -> dict:
+        return wait_for(
+            lambda: (s := self.status())["state"] == state and s, timeout, f"WhatsApp state {state!r}"
+        )

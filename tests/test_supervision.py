@@ -1,0 +1,141 @@
+"""The stack under real supervisord: health, restarts, FATAL + watchdog, backoff, graceful stop."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.stack import REPO, wait_for
+
+pytestmark = pytest.mark.system
+
+
+def test_health_reports_gateway_and_worker(stack):
+    health = stack.health()
+    assert health["uptime_seconds"] > 0
+    assert health["version"]
+    worker = health["worker"]
+    assert worker["state"] == "RUNNING"
+    assert isinstance(worker["pid"], int) and worker["pid"] > 0
+    assert worker["uptime_seconds"] > 0
+    assert worker["rss_bytes"] > 10_000_000  # a Node process with Baileys loaded
+    assert worker["restarts"] == 0
+    # Not linked to WhatsApp: still 200, but degraded, and not ready for traffic.
+    assert health["status"] == "degraded"
+    assert health["whatsapp"]["state"] == "stopped"
+    assert stack.get("/health/live").status == 200
+    ready = stack.get("/health/ready")
+    assert ready.status == 503 and ready.json()["status"] == "not_ready"
+
+
+def test_supervisorctl_shows_both_programs_running(stack):
+    out = stack.ctl("status").stdout
+    assert re.search(r"^gateway\s+RUNNING\s+pid \d+", out, re.M), out
+    assert re.search(r"^worker\s+RUNNING\s+pid \d+", out, re.M), out
+    assert re.search(r"^emulator\s+STOPPED", out, re.M), out  # only runs in sandbox mode
+
+
+def test_run_dir_is_private(stack):
+    assert stat_mode(stack.run_dir) == 0o700
+    assert stat_mode(stack.run_dir / "worker.sock") & 0o077 == 0
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_kill_9_worker_is_restarted_and_gateway_keeps_answering(make_stack):
+    stack = make_stack()
+    old_pid = stack.health()["worker"]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    live_failures = []
+
+    def restarted():
+        live = stack.get("/health/live", timeout=2)
+        if live.status != 200:
+            live_failures.append(live.status)
+        worker = stack.health()["worker"]
+        return worker["state"] == "RUNNING" and worker["pid"] != old_pid and worker
+
+    worker = wait_for(restarted, 30, "a new worker pid")
+    assert worker["restarts"] >= 1
+    assert live_failures == []
+    # The new worker answers through the gateway.
+    assert stack.status()["state"] == "stopped"
+
+
+def test_worker_failing_every_start_ends_fatal_and_watchdog_retries(make_stack):
+    stack = make_stack(
+        {"WA_SERVER_URL": "not-a-url", "WA_WATCHDOG_INITIAL_DELAY": "1", "WA_WATCHDOG_MAX_DELAY": "8"},
+        start=False,
+    ).start(wait=False)
+    wait_for(lambda: stack.get("/health/live", timeout=2).status == 200, 30, "gateway up")
+
+    fatal = wait_for(
+        lambda: (h := stack.health())["worker"]["state"] == "FATAL" and h, 40, "worker FATAL"
+    )
+    assert fatal["status"] == "degraded"
+    assert any("worker is FATAL" in reason for reason in fatal["reasons"]), fatal["reasons"]
+    assert "worker.bad_setting" in stack.logs() and "WA_SERVER_URL" in stack.logs()
+
+    # The watchdog restarts it after its delay, and the delay doubles each time: no restart storm.
+    after = wait_for(
+        lambda: (h := stack.health())["worker"]["watchdog"]["restarts"] >= 2 and h, 60,
+        "two watchdog restarts",
+    )
+    dog = after["worker"]["watchdog"]
+    assert dog["next_delay_seconds"] >= 4
+    spawns = stack.logs().count("spawned: 'worker'")
+    # 1 + 3 retries per FATAL round, and only as many rounds as watchdog restarts (+1 initial).
+    assert spawns <= 4 * (dog["restarts"] + 1), spawns
+    assert "watchdog.restart" in stack.logs()
+
+
+def test_closed_server_port_reports_connecting_with_growing_backoff(make_stack):
+    stack = make_stack()
+    status = stack.post("/connect").json()
+    assert status["state"] == "connecting"
+
+    def three_attempts():
+        s = stack.status()
+        return len(s["reconnect"]["delays_ms"]) >= 4 and s
+
+    status = wait_for(three_attempts, 30, "four reconnect attempts")
+    assert status["state"] == "connecting"
+    assert "ECONNREFUSED" in status["last_error"]
+    delays = status["reconnect"]["delays_ms"]
+    assert all(b > a for a, b in zip(delays, delays[1:])), delays
+    assert stack.health()["whatsapp"]["state"] == "connecting"
+
+
+def test_sigterm_stops_both_programs_cleanly_and_keeps_session_files(make_stack):
+    stack = make_stack()
+    stack.post("/connect")
+    session_dir = stack.data_dir / "session"
+    wait_for(lambda: any(session_dir.iterdir()), 10, "session files")
+    before = {p.name: p.read_bytes() for p in session_dir.iterdir() if p.is_file()}
+
+    started = time.monotonic()
+    code = stack.stop(timeout=40)
+    elapsed = time.monotonic() - started
+
+    assert code == 0
+    assert elapsed < 15, elapsed  # stopwaitsecs of each program
+    logs = stack.logs()
+    assert "stopped: worker (exit status 0)" in logs
+    assert "stopped: gateway (exit status 0)" in logs
+    after = {p.name: p.read_bytes() for p in session_dir.iterdir() if p.is_file()}
+    assert after.keys() >= before.keys()
+    # The store still opens: the next start logs straight back in with these files.
+    check = subprocess.run(
+        ["node", "--input-type=module", "-e",
+         "import {openAuthStore} from './node_worker/src/auth-store.js';"
+         f"const s = await openAuthStore({str(session_dir)!r});"
+         "console.log(s.state.creds.noiseKey ? 'ok' : 'missing'); await s.close()"],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )
+    assert check.stdout.strip() == "ok", check.stderr
