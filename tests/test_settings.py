@@ -1,0 +1,37 @@
+import pytest
+
+from service.settings import Settings, SettingsError
+from service.validation import phone_number
+from service.errors import BadRequest
+
+
+def test_defaults(tmp_path):
+    s = Settings.from_env({"WA_DATA_DIR": str(tmp_path)})
+    assert (s.host, s.port, s.api_key) == ("0.0.0.0", 3001, None)
+    assert s.run_dir == tmp_path / "run"
+    assert s.supervisor_socket == tmp_path / "run" / "supervisor.sock"
+    assert s.watchdog_initial_delay == 10.0
+    assert s.shutdown_timeout < 15  # under supervisord's stopwaitsecs for the gateway
+
+
+@pytest.mark.parametrize("env", [
+    {"WA_PORT": "abc"}, {"WA_PORT": "70000"}, {"WA_LOG_FORMAT": "xml"},
+    {"WA_WATCHDOG_INITIAL_DELAY": "-1"}, {"WA_LOG_LEVEL": "loud"},
+])
+def test_bad_values_fail_loudly(env):
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("raw,normal", [
+    ("+1234567890", "+1234567890"), ("1234567890", "+1234567890"),
+    ("+49 (30) 1234-5678", "+493012345678"), ("+44.20.7946.0958", "+442079460958"),
+])
+def test_phone_numbers_normalise(raw, normal):
+    assert phone_number(raw) == normal
+
+
+@pytest.mark.parametrize("raw", ["", "+", "+0123456789", "+12345", "+1234567890123456", "12ab345678", None, 123])
+def test_bad_phone_numbers(raw):
+    with pytest.raises(BadRequest):
+        phone_number(raw)
