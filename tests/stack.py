@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client as httpclient
 import json
 import os
 import shutil
@@ -66,6 +67,17 @@ def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
         return Response(exc.code, exc.read(), exc.headers)
 
 
+class _UnixHTTPConnection(httpclient.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("worker", timeout=10)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self._path)
+
+
 class Stack:
     def __init__(self, extra_env: dict[str, str] | None = None, *, sandbox: bool = False):
         self.tmp = Path(tempfile.mkdtemp(prefix="wa-test-"))
@@ -75,6 +87,8 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp / "supervisord.log"
         self.sandbox = sandbox
+        self.emulator_port = free_port() if sandbox else None
+        self.emulator = f"http://127.0.0.1:{self.emulator_port}" if sandbox else None
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("WA_")},
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -90,6 +104,12 @@ class Stack:
             "WA_CONNECT_QR_WAIT": "5",
             **(extra_env or {}),
         }
+        if sandbox:
+            # The launcher points the worker at the emulator and makes it trust the emulator's root.
+            del self.env["WA_SERVER_URL"]
+            self.env["WA_EMULATOR_PORT"] = str(self.emulator_port)
+            self.env.setdefault("WA_KEEPALIVE_MS", "2000")
+            self.env.setdefault("WA_CONNECT_TIMEOUT_MS", "5000")
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -108,7 +128,10 @@ class Stack:
         if self.proc.poll() is not None:
             raise AssertionError(f"supervisord exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
         res = self.get("/health", timeout=2)
-        return res.status == 200 and res.json()["worker"]["state"] == "RUNNING"
+        up = res.status == 200 and res.json()["worker"]["state"] == "RUNNING"
+        if up and self.sandbox:
+            up = http("GET", self.emulator + "/", timeout=2).status == 200
+        return up
 
     def stop(self, timeout: float = 40) -> int | None:
         """SIGTERM to supervisord, as a container runtime would; SIGKILL the group if it hangs."""
@@ -177,6 +200,24 @@ class Stack:
         return subprocess.run(
             [str(BIN / "supervisorctl"), "-c", str(CONF), *args],
             env=self.env, capture_output=True, text=True, timeout=60,
+        )
+
+    def emu(self, method: str, path: str, body: Any = None) -> Response:
+        """Call the emulator's control API."""
+        return http(method, self.emulator + path, body)
+
+    def worker_events(self, after: int = 0) -> list[dict]:
+        """Read the worker's event journal straight from its unix socket, as the gateway does."""
+        conn = _UnixHTTPConnection(str(self.run_dir / "worker.sock"))
+        try:
+            conn.request("GET", f"/events?after={after}&wait_ms=0")
+            return json.loads(conn.getresponse().read())["events"]
+        finally:
+            conn.close()
+
+    def wait_event(self, predicate: Callable[[dict], bool], timeout: float, what: str) -> dict:
+        return wait_for(
+            lambda: next((e for e in self.worker_events() if predicate(e)), None), timeout, what
         )
 
     def wait_state(self, state: str, timeout: float = 30) -> dict:

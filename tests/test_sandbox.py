@@ -1,0 +1,185 @@
+"""The whole stack against the WhatsApp network emulator: supervisord runs the emulator, the real
+worker with the real Baileys, and the gateway (`wa-gateway sandbox`, as `make sandbox` does)."""
+
+import os
+import signal
+
+import pytest
+
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.system
+
+PHONE = "+15550001111"      # the linked account
+CONTACT = "+15550002222"
+
+
+def pair(stack, phone=PHONE) -> dict:
+    status = stack.post("/connect").json()
+    if status["state"] != "qr":
+        status = stack.wait_state("qr", 20)
+    res = stack.emu("POST", "/phone/scan", {"phone_number": phone, "qr": status["qr"]})
+    assert res.status == 200, res.raw
+    return stack.wait_state("connected", 30)
+
+
+@pytest.fixture
+def sandbox(make_stack):
+    return make_stack(sandbox=True)
+
+
+def test_pair_send_receive_and_receipts(sandbox):
+    stack = sandbox
+    status = stack.post("/connect").json()
+    assert status["state"] == "qr", status
+    assert status["qr"].startswith("https://wa.me/settings/linked_devices#")
+    assert status["qr_image"].startswith("data:image/png;base64,")
+    assert stack.health()["whatsapp"]["state"] == "qr"
+
+    res = stack.emu("POST", "/phone/scan", {"phone_number": PHONE, "qr": status["qr"]})
+    assert res.status == 200, res.raw
+    connected = stack.wait_state("connected", 30)
+    assert connected["phone_number"] == PHONE
+    assert connected["qr"] is None
+    health = stack.health()
+    assert health["status"] == "ok" and health["whatsapp"]["state"] == "connected"
+    assert stack.get("/health/ready").status == 200
+
+    # Send: non-ASCII and emoji arrive decrypted and exact at the contact.
+    text = "Olá, Zoë! Grüße aus Köln — 你好 👋🏽🎉"
+    sent = stack.post("/send", {"phone_number": CONTACT, "message": text})
+    assert sent.status == 200, sent.raw
+    body = sent.json()
+    assert body["phone_number"] == CONTACT and body["id"]
+    inbox = wait_for(
+        lambda: [m for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json() if m["id"] == body["id"]],
+        15, "the message at the contact",
+    )
+    assert inbox[0]["text"] == text
+    assert inbox[0]["from"] == PHONE
+    assert inbox[0]["duplicate_count"] == 0
+
+    # Receipts: delivered (sent by the contact's device on receipt), then read on request.
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == body["id"]
+                     and e["status"] in ("delivered", "read"), 15, "delivered receipt")
+    res = stack.emu("POST", f"/contacts/{CONTACT}/receipts", {"id": body["id"], "type": "read"})
+    assert res.status == 200, res.raw
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == body["id"]
+                     and e["status"] == "read", 15, "read receipt")
+
+    # Receive: a contact's message reaches the worker and the gateway, logged with its id.
+    incoming = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "Hi back 🙂"})
+    assert incoming.status == 200, incoming.raw
+    in_id = incoming.json()["id"]
+    event = stack.wait_event(lambda e: e["type"] == "message" and e["id"] == in_id, 15, "inbound message")
+    assert event["text"] == "Hi back 🙂"
+    assert event["from"] == CONTACT
+    wait_for(
+        lambda: any(e.get("event") == "whatsapp.message" and e.get("message_id") == in_id
+                    for e in stack.log_events()),
+        15, "the gateway's log line for the inbound message",
+    )
+    # Message bodies never reach the info-level logs.
+    assert "Hi back" not in stack.logs()
+    assert "Grüße" not in stack.logs()
+
+    # A number that is not on WhatsApp fails clearly, and nothing is sent.
+    assert stack.emu("POST", "/contacts", {"phone_number": "+15550009999", "on_whatsapp": False}).status == 200
+    res = stack.post("/send", {"phone_number": "+15550009999", "message": "anyone?"})
+    assert res.status == 422 and res.json()["error"]["code"] == "not_on_whatsapp"
+
+
+def test_restarts_come_back_connected_without_a_qr(sandbox):
+    stack = sandbox
+    pair(stack)
+    old_pid = stack.health()["worker"]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: stack.health()["worker"]["pid"] not in (None, old_pid), 30, "new worker")
+    stack.wait_state("connected", 30)
+    # The new worker never showed a QR: it logged straight in with the stored session.
+    assert not [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "qr"]
+
+    # A whole supervisord restart (emulator included, which keeps its state file) likewise.
+    assert stack.stop() == 0
+    stack.start()
+    status = stack.wait_state("connected", 30)
+    assert status["phone_number"] == PHONE
+    assert not [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "qr"]
+    sent = stack.post("/send", {"phone_number": CONTACT, "message": "after restart"})
+    assert sent.status == 200, sent.raw
+
+
+def reconnected_after(stack, kind: str, **extra) -> dict:
+    before = len(stack.worker_events())
+    res = stack.emu("POST", "/faults", {"kind": kind, **extra})
+    assert res.status == 200, res.raw
+    assert res.json()["applied_to"] >= 1
+    # The worker noticed (left "connected") and came back by itself.
+    wait_for(
+        lambda: any(e["type"] == "session.status" and e["state"] == "connecting"
+                    for e in stack.worker_events()[before:]),
+        30, f"the worker to notice {kind}",
+    )
+    return stack.wait_state("connected", 30)
+
+
+@pytest.mark.parametrize("kind", ["disconnect", "restart_required", "conflict"])
+def test_faults_that_reconnect(sandbox, kind):
+    pair(sandbox)
+    status = reconnected_after(sandbox, kind)
+    assert status["phone_number"] == PHONE
+
+
+def test_keepalive_timeout_is_detected_and_recovered(make_stack):
+    stack = make_stack({"WA_KEEPALIVE_MS": "1000"}, sandbox=True)
+    pair(stack)
+    status = reconnected_after(stack, "blackhole", seconds=4)
+    assert status["connected"]
+
+
+def test_unlink_from_the_phone_ends_logged_out_and_removes_the_session(sandbox):
+    stack = sandbox
+    pair(stack)
+    session_dir = stack.data_dir / "session"
+    assert any(session_dir.iterdir())
+    assert stack.emu("POST", "/faults", {"kind": "logout"}).status == 200
+    status = stack.wait_state("logged_out", 30)
+    assert status["phone_number"] is None
+    assert not session_dir.exists() or not any(session_dir.iterdir())
+    # No reconnect storm: it stays logged out.
+    assert stack.status()["reconnect"]["scheduled"] is False
+    # A later connect starts a fresh QR flow.
+    assert stack.post("/connect").json()["state"] == "qr"
+
+
+def test_unscanned_qr_codes_run_out_without_a_reconnect_storm(make_stack):
+    stack = make_stack({"WA_QR_TIMEOUT_MS": "700", "WA_EMULATOR_QR_REFS": "2"}, sandbox=True)
+    first = stack.post("/connect").json()
+    assert first["state"] == "qr"
+    stopped = stack.wait_state("stopped", 20)
+    assert "qr_expired" in stopped["last_error"]
+    assert stopped["reconnect"]["scheduled"] is False
+    connecting = [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "connecting"]
+    assert len(connecting) == 1
+    # The next connect shows a new QR.
+    second = stack.post("/connect").json()
+    assert second["state"] == "qr" and second["qr"] != first["qr"]
+    stale = stack.emu("POST", "/phone/scan", {"phone_number": PHONE, "qr": first["qr"]})
+    assert 400 <= stale.status < 500
+
+
+def test_disconnect_unlinks_at_the_emulator_and_removes_session_data(sandbox):
+    stack = sandbox
+    pair(stack)
+    devices = lambda: [d for a in stack.emu("GET", "/").json()["accounts"]  # noqa: E731
+                       if a["phone_number"] == PHONE for d in a["devices"]]
+    assert len(devices()) == 1
+    res = stack.post("/disconnect")
+    assert res.status == 200, res.raw
+    body = res.json()
+    assert body["state"] == "logged_out" and body["unlinked"] is True
+    assert devices() == []
+    session_dir = stack.data_dir / "session"
+    assert not session_dir.exists() or not any(session_dir.iterdir())
+    again = stack.post("/connect").json()
+    assert again["state"] == "qr"
