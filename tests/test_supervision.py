@@ -139,3 +139,18 @@ def test_sigterm_stops_both_programs_cleanly_and_keeps_session_files(make_stack)
         cwd=REPO, capture_output=True, text=True, timeout=30,
     )
     assert check.stdout.strip() == "ok", check.stderr
+
+
+def test_operator_can_stop_and_start_the_worker_with_supervisorctl(make_stack):
+    stack = make_stack()
+    assert "worker: stopped" in stack.ctl("stop", "worker").stdout
+    stopped = wait_for(lambda: (h := stack.health())["worker"]["state"] == "STOPPED" and h, 10, "STOPPED")
+    assert stopped["status"] == "degraded"
+    assert stack.get("/status").json()["error"]["code"] == "worker_unavailable"
+    # The watchdog leaves a worker the operator stopped alone: three of its polls (0.5 s apart) pass
+    # without a restart. A fixed wait is the point here: it checks that nothing happens.
+    time.sleep(1.5)
+    assert stack.health()["worker"]["state"] == "STOPPED"
+    assert "worker: started" in stack.ctl("start", "worker").stdout
+    wait_for(lambda: stack.health()["worker"]["state"] == "RUNNING", 10, "RUNNING again")
+    wait_for(lambda: stack.get("/status").status == 200, 10, "the worker answering again")
