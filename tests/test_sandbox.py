@@ -115,12 +115,12 @@ def reconnected_after(stack, kind: str, **extra) -> dict:
     assert res.status == 200, res.raw
     assert res.json()["applied_to"] >= 1
     # The worker noticed (left "connected") and came back by itself.
-    wait_for(
-        lambda: any(e["type"] == "session.status" and e["state"] == "connecting"
-                    for e in stack.worker_events()[before:]),
+    noticed = wait_for(
+        lambda: next((e for e in stack.worker_events()[before:]
+                      if e["type"] == "session.status" and e["state"] == "connecting"), None),
         30, f"the worker to notice {kind}",
     )
-    return stack.wait_state("connected", 30)
+    return {**stack.wait_state("connected", 30), "noticed": noticed}
 
 
 @pytest.mark.parametrize("kind", ["disconnect", "restart_required", "conflict"])
@@ -131,10 +131,12 @@ def test_faults_that_reconnect(sandbox, kind):
 
 
 def test_keepalive_timeout_is_detected_and_recovered(make_stack):
+    # Baileys ends a socket that heard nothing for keep-alive + 5 s, so 9 s of silence is noticed.
     stack = make_stack({"WA_KEEPALIVE_MS": "1000"}, sandbox=True)
     pair(stack)
-    status = reconnected_after(stack, "blackhole", seconds=4)
+    status = reconnected_after(stack, "blackhole", seconds=9)
     assert status["connected"]
+    assert status["noticed"]["last_error"].startswith("Connection was lost"), status["noticed"]
 
 
 def test_unlink_from_the_phone_ends_logged_out_and_removes_the_session(sandbox):
