@@ -14,7 +14,7 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway sandbox
 
 test: $(BIN)/.installed-test $(NODE_MODULES)
-	cd node_worker && node --test --test-concurrency=1 test/
+	cd node_worker && node --test --test-concurrency=1 test/*.test.js
 	$(BIN)/pytest
 
 # `make ctl ARGS="status"`: supervisorctl against the running supervisord, same environment as `make run`.

@@ -1,0 +1,186 @@
+// The simulated WhatsApp user directory: every phone number is a user with a primary device
+// (device 0, played by the emulator with real libsignal keys) and, once it has scanned a QR,
+// linked companion devices (the gateways). "Accounts" are users with linked devices (or that
+// scanned a QR at least once); every other user is a "contact".
+import { randomBytes } from 'node:crypto'
+import { SignalParty } from './signal-party.js'
+
+const b64 = (b) => (b == null ? null : Buffer.from(b).toString('base64'))
+const unb64 = (s) => (s == null ? null : Buffer.from(s, 'base64'))
+
+/** '+1 555-000 1111' -> '15550001111'; returns null when it is not a plausible E.164 number */
+export const normalizePhone = (input) => {
+  if (typeof input !== 'string' && typeof input !== 'number') return null
+  const digits = String(input).replace(/[\s\-().]/g, '').replace(/^\+/, '')
+  if (!/^[1-9][0-9]{6,14}$/.test(digits)) return null
+  return digits
+}
+export const e164 = (phone) => `+${phone}`
+
+export class Device {
+  constructor (fields) { Object.assign(this, fields) }
+
+  get jid () { return `${this.phone}:${this.id}@s.whatsapp.net` }
+  get lidJid () { return `${this.lid}:${this.id}@lid` }
+
+  /** pops one uploaded one-time prekey (each is handed out once) */
+  takeBundle () {
+    let preKey
+    const first = this.preKeys.keys().next()
+    if (!first.done) {
+      preKey = { keyId: first.value, publicKey: this.preKeys.get(first.value) }
+      this.preKeys.delete(first.value)
+    }
+    return {
+      registrationId: this.registrationId,
+      identityKey: this.identityKey,
+      signedPreKey: this.signedPreKey,
+      ...(preKey ? { preKey } : {})
+    }
+  }
+
+  toJSON () {
+    return {
+      id: this.id,
+      keyIndex: this.keyIndex,
+      noiseKey: b64(this.noiseKey),
+      identityKey: b64(this.identityKey),
+      registrationId: this.registrationId,
+      signedPreKey: { keyId: this.signedPreKey.keyId, publicKey: b64(this.signedPreKey.publicKey), signature: b64(this.signedPreKey.signature) },
+      preKeys: Object.fromEntries([...this.preKeys].map(([id, pub]) => [id, b64(pub)])),
+      platform: this.platform,
+      advDetails: b64(this.advDetails),
+      accountSignature: b64(this.accountSignature),
+      deviceSignature: b64(this.deviceSignature),
+      pairedAt: this.pairedAt,
+      historySynced: !!this.historySynced,
+      pending: this.pending
+    }
+  }
+
+  static fromJSON (user, j) {
+    return new Device({
+      phone: user.phone,
+      lid: user.lid,
+      id: j.id,
+      keyIndex: j.keyIndex,
+      noiseKey: unb64(j.noiseKey),
+      identityKey: unb64(j.identityKey),
+      registrationId: j.registrationId,
+      signedPreKey: { keyId: j.signedPreKey.keyId, publicKey: unb64(j.signedPreKey.publicKey), signature: unb64(j.signedPreKey.signature) },
+      preKeys: new Map(Object.entries(j.preKeys || {}).map(([id, pub]) => [Number(id), unb64(pub)])),
+      platform: j.platform,
+      advDetails: unb64(j.advDetails),
+      accountSignature: unb64(j.accountSignature),
+      deviceSignature: unb64(j.deviceSignature),
+      pairedAt: j.pairedAt,
+      historySynced: !!j.historySynced,
+      pending: j.pending || []
+    })
+  }
+}
+
+export class User {
+  constructor (fields) {
+    this.devices = new Map()
+    this.nextDeviceId = 1
+    this.nextKeyIndex = 1
+    this.inbox = [] // messages this user's phone received (decrypted)
+    this.receiptsReceived = [] // receipts this user got from linked devices of others for messages it sent
+    this.sent = [] // messages this user's phone sent through the control API
+    this.isAccount = false
+    this.onWhatsApp = true
+    Object.assign(this, fields)
+  }
+
+  get jid () { return `${this.phone}@s.whatsapp.net` }
+  get lidJid () { return `${this.lid}@lid` }
+  get name () { return this.pushName || `Emulated ${this.phone.slice(-4)}` }
+
+  toJSON () {
+    return {
+      phone: this.phone,
+      lid: this.lid,
+      onWhatsApp: this.onWhatsApp,
+      isAccount: this.isAccount,
+      pushName: this.pushName || null,
+      signal: this.signal.toJSON(),
+      nextDeviceId: this.nextDeviceId,
+      nextKeyIndex: this.nextKeyIndex,
+      devices: [...this.devices.values()].map((d) => d.toJSON()),
+      inbox: this.inbox,
+      receiptsReceived: this.receiptsReceived,
+      sent: this.sent
+    }
+  }
+
+  static fromJSON (j) {
+    const u = new User({
+      phone: j.phone,
+      lid: j.lid,
+      onWhatsApp: j.onWhatsApp !== false,
+      isAccount: !!j.isAccount,
+      pushName: j.pushName || undefined,
+      signal: SignalParty.fromJSON(j.signal),
+      nextDeviceId: j.nextDeviceId || 1,
+      nextKeyIndex: j.nextKeyIndex || 1,
+      inbox: j.inbox || [],
+      receiptsReceived: j.receiptsReceived || [],
+      sent: j.sent || []
+    })
+    for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
+    return u
+  }
+}
+
+export class Directory {
+  constructor () {
+    this.users = new Map() // phone -> User
+    this.byLid = new Map() // lid -> phone
+  }
+
+  newLid () {
+    for (;;) {
+      // 15-digit LIDs in a range real phone numbers do not use in tests
+      const lid = '2' + BigInt('0x' + randomBytes(8).toString('hex')).toString().padStart(14, '0').slice(-14)
+      if (!this.byLid.has(lid)) return lid
+    }
+  }
+
+  get (phone) { return this.users.get(phone) }
+
+  /** user for a phone number, created on first use */
+  ensure (phone) {
+    let u = this.users.get(phone)
+    if (!u) {
+      u = new User({ phone, lid: this.newLid(), signal: SignalParty.create() })
+      this.users.set(phone, u)
+      this.byLid.set(u.lid, phone)
+    }
+    return u
+  }
+
+  byLidUser (lid) {
+    const phone = this.byLid.get(lid)
+    return phone ? this.users.get(phone) : undefined
+  }
+
+  /** resolves the user part of a PN or LID jid ({user, server}) to a User */
+  resolve ({ user, server }) {
+    if (server === 'lid') return this.byLidUser(user)
+    if (server === 's.whatsapp.net' || server === 'c.us') return this.users.get(user)
+    return undefined
+  }
+
+  toJSON () { return [...this.users.values()].map((u) => u.toJSON()) }
+
+  load (list) {
+    this.users.clear()
+    this.byLid.clear()
+    for (const j of list || []) {
+      const u = User.fromJSON(j)
+      this.users.set(u.phone, u)
+      this.byLid.set(u.lid, u.phone)
+    }
+  }
+}

@@ -1,0 +1,94 @@
+// HTTP/JSON control API (every path except the WebSocket endpoint /ws/chat).
+import { ApiError, apiError } from './errors.js'
+import { normalizePhone, e164 } from './accounts.js'
+
+const MAX_BODY = 1024 * 1024
+
+const readJson = (req) => new Promise((resolve, reject) => {
+  let size = 0
+  const chunks = []
+  req.on('data', (c) => {
+    size += c.length
+    if (size > MAX_BODY) {
+      reject(apiError(413, 'body_too_large', 'request body is larger than 1 MiB'))
+      req.destroy()
+      return
+    }
+    chunks.push(c)
+  })
+  req.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8')
+    if (!text.trim()) return resolve({})
+    try {
+      const v = JSON.parse(text)
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return reject(apiError(400, 'bad_json', 'the body must be a JSON object'))
+      resolve(v)
+    } catch {
+      reject(apiError(400, 'bad_json', 'the body is not valid JSON'))
+    }
+  })
+  req.on('error', reject)
+})
+
+const send = (res, status, body) => {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+const phoneParam = (raw) => {
+  const phone = normalizePhone(decodeURIComponent(raw))
+  if (!phone) throw apiError(400, 'invalid_phone_number', 'the phone number in the path is not an E.164 number')
+  return phone
+}
+
+export const makeControlApi = (emu) => {
+  const routes = [
+    ['GET', /^\/$/, () => emu.overview()],
+    ['GET', /^\/healthz$/, () => ({ ok: true })],
+    ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
+    ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
+      const u = emu.directory.get(phoneParam(m[1]))
+      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d }) => ({ id, from, text, timestamp, duplicate_count: d }))
+    }],
+    ['POST', /^\/contacts\/([^/]+)\/messages$/, async (m, body) => emu.messaging.contactSends(decodeURIComponent(m[1]), body)],
+    ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
+    ['GET', /^\/contacts\/([^/]+)\/receipts-received$/, (m) => {
+      const u = emu.directory.get(phoneParam(m[1]))
+      return (u?.receiptsReceived || []).flatMap((r) => r.ids.map((id) => ({ id, from: r.from, device: r.device, type: r.type, timestamp: r.timestamp })))
+    }],
+    ['POST', /^\/contacts$/, (m, body) => {
+      const phone = normalizePhone(body.phone_number)
+      if (!phone) throw apiError(400, 'invalid_phone_number', 'phone_number must be an E.164 number')
+      if (body.on_whatsapp != null && typeof body.on_whatsapp !== 'boolean') throw apiError(400, 'invalid_on_whatsapp', 'on_whatsapp must be a boolean')
+      const existing = emu.directory.get(phone)
+      if (body.on_whatsapp === false && existing?.devices.size) throw apiError(409, 'has_linked_devices', 'this number has linked devices; log them out first')
+      const u = emu.directory.ensure(phone)
+      if (body.on_whatsapp != null) u.onWhatsApp = body.on_whatsapp
+      if (typeof body.name === 'string' && body.name) u.pushName = body.name
+      emu.persist()
+      return { phone_number: e164(u.phone), lid: u.onWhatsApp ? u.lidJid : null, on_whatsapp: u.onWhatsApp }
+    }],
+    ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)]
+  ]
+
+  return async (req, res) => {
+    const url = new URL(req.url, 'http://emulator')
+    try {
+      const matching = routes.filter(([, re]) => re.test(url.pathname))
+      if (!matching.length) throw apiError(404, 'not_found', `no route ${url.pathname}`)
+      const route = matching.find(([method]) => method === req.method)
+      if (!route) throw apiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
+      const body = req.method === 'POST' ? await readJson(req) : undefined
+      const result = await route[2](url.pathname.match(route[1]), body)
+      send(res, 200, result)
+    } catch (err) {
+      if (err instanceof ApiError) {
+        send(res, err.status, { error: { code: err.code, message: err.message } })
+      } else {
+        emu.log.error('api.failed', { path: url.pathname, error: err?.message, stack: err?.stack?.split('\n').slice(0, 4).join(' | ') })
+        send(res, 500, { error: { code: 'internal', message: 'internal error' } })
+      }
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// Fault injection: what a real network/WhatsApp does to a companion connection.
+import { normalizePhone } from './accounts.js'
+import { apiError } from './errors.js'
+
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole']
+
+export class Faults {
+  constructor (emu) {
+    this.emu = emu
+    this.blackholes = [] // { until (ms), phone | null }
+  }
+
+  /** true while the connection must get no answer at all */
+  isBlackholed (conn) {
+    const now = Date.now()
+    this.blackholes = this.blackholes.filter((b) => b.until > now)
+    for (const b of this.blackholes) {
+      if (b.phone == null) return true
+      const phone = conn.user?.phone || conn.loginPhone
+      if (phone && phone === b.phone) return true
+    }
+    return false
+  }
+
+  /** POST /faults */
+  apply ({ kind, seconds, phone_number: phoneInput }) {
+    if (!FAULT_KINDS.includes(kind)) throw apiError(400, 'invalid_kind', `kind must be one of ${FAULT_KINDS.join(', ')}`)
+    let phone = null
+    if (phoneInput != null) {
+      phone = normalizePhone(phoneInput)
+      if (!phone) throw apiError(400, 'invalid_phone_number', 'phone_number must be an E.164 number')
+    }
+    const emu = this.emu
+    const open = [...emu.connections.values()].filter((c) => c.state !== 'closed')
+    const targets = open.filter((c) => phone == null || c.user?.phone === phone || c.loginPhone === phone)
+    let applied = 0
+    switch (kind) {
+      case 'disconnect':
+        for (const c of targets) { c.log.info('fault.disconnect'); c.markClosed(); try { c.ws.close() } catch {} applied++ }
+        break
+      case 'restart_required':
+        for (const c of targets) { c.log.info('fault.restart_required'); c.streamError({ code: '515' }); applied++ }
+        break
+      case 'conflict':
+        for (const c of targets) { c.log.info('fault.conflict'); c.streamError({}, [{ tag: 'conflict', attrs: { type: 'replaced' } }]); applied++ }
+        break
+      case 'logout': {
+        // the phone removes linked devices: each is told (stream error 401 device_removed) and forgotten
+        const users = phone == null ? [...emu.directory.users.values()] : [emu.directory.get(phone)].filter(Boolean)
+        for (const u of users) {
+          for (const dev of [...u.devices.values()]) {
+            emu.unlinkDevice(u, dev, { notify: true })
+            applied++
+          }
+        }
+        break
+      }
+      case 'blackhole': {
+        const s = seconds == null ? 30 : Number(seconds)
+        if (!Number.isFinite(s) || s <= 0 || s > 3600) throw apiError(400, 'invalid_seconds', 'seconds must be a number between 0 and 3600')
+        this.blackholes.push({ until: Date.now() + s * 1000, phone })
+        applied = targets.length
+        emu.log.info('fault.blackhole', { seconds: s, scope: phone ? 'phone' : 'all', connections: applied })
+        break
+      }
+    }
+    emu.log.info('fault.applied', { kind, applied_to: applied })
+    return { applied_to: applied }
+  }
+}

@@ -1,0 +1,442 @@
+// Messaging: usync (devices + lid + contact), prekey bundles, 1:1 message send with ack and
+// delivery receipt, device receipts, contact -> account messages, receipts from contacts,
+// the first-login history-sync notification, and routing to other companion devices.
+import { deflateSync } from 'node:zlib'
+import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
+import { SignalParty } from './signal-party.js'
+import { randomId } from './crypto.js'
+import { normalizePhone, e164 } from './accounts.js'
+import { apiError } from './errors.js'
+import { errorFields } from './log.js'
+
+const safeDecode = (jid) => {
+  try { return jid ? jidDecode(jid) : undefined } catch { return undefined }
+}
+const textOf = (msg) => {
+  if (!msg) return null
+  if (typeof msg.conversation === 'string' && msg.conversation) return msg.conversation
+  if (msg.extendedTextMessage?.text != null) return msg.extendedTextMessage.text
+  const inner = msg.ephemeralMessage?.message || msg.viewOnceMessage?.message || msg.documentWithCaptionMessage?.message
+  if (inner) return textOf(inner)
+  return null
+}
+const kindOf = (msg) => {
+  if (!msg) return 'unknown'
+  for (const k of Object.keys(msg)) {
+    if (k !== 'messageContextInfo' && msg[k] != null) return k
+  }
+  return 'unknown'
+}
+
+export class Messaging {
+  constructor (emu) {
+    this.emu = emu
+  }
+
+  get dir () { return this.emu.directory }
+
+  async handleIq (conn, iq) {
+    const xmlns = iq.attrs.xmlns
+    const first = Array.isArray(iq.content) ? iq.content[0] : undefined
+    if (xmlns === 'usync' && first?.tag === 'usync') {
+      this.usync(conn, iq, first)
+      return true
+    }
+    if (xmlns === 'encrypt' && iq.attrs.type === 'get' && first?.tag === 'key') {
+      this.keyBundles(conn, iq, first)
+      return true
+    }
+    return false
+  }
+
+  // ---------------------------------------------------------------- usync
+  usync (conn, iq, usync) {
+    const protocols = children(child(usync, 'query')).map((c) => c.tag)
+    const users = childrenByTag(child(usync, 'list'), 'user')
+    const out = []
+    for (const u of users) {
+      let jid = u.attrs.jid
+      let user
+      const contactNode = child(u, 'contact')
+      if (!jid && contactNode) {
+        const phone = normalizePhone(bytesOf(contactNode)?.toString('utf8') || '')
+        if (!phone) continue
+        jid = `${phone}@s.whatsapp.net`
+      }
+      const d = safeDecode(jid)
+      if (!d?.user) continue
+      if (d.server === 'lid') user = this.dir.byLidUser(d.user)
+      else if (d.server === 's.whatsapp.net') user = normalizePhone(d.user) ? this.dir.ensure(d.user) : undefined // contacts exist on first use
+      const onWa = !!user && user.onWhatsApp
+      const content = []
+      for (const p of protocols) {
+        if (p === 'devices') {
+          const list = onWa
+            ? [{ tag: 'device', attrs: { id: '0' } }, ...[...user.devices.values()].map((dv) => ({ tag: 'device', attrs: { id: String(dv.id), 'key-index': String(dv.keyIndex) } }))]
+            : []
+          content.push({
+            tag: 'devices',
+            attrs: {},
+            content: [
+              { tag: 'device-list', attrs: {}, content: list },
+              ...(onWa ? [{ tag: 'key-index-list', attrs: { ts: String(this.keyIndexTs(user)) } }] : [])
+            ]
+          })
+        } else if (p === 'lid') {
+          if (onWa) content.push({ tag: 'lid', attrs: { val: user.lidJid } })
+        } else if (p === 'contact') {
+          content.push({ tag: 'contact', attrs: { type: onWa ? 'in' : 'out' }, ...(contactNode ? { content: bytesOf(contactNode) } : {}) })
+        }
+      }
+      out.push({ tag: 'user', attrs: { jid }, content })
+    }
+    conn.log.debug('usync.answered', { users: out.length, protocols })
+    conn.result(iq, [{
+      tag: 'usync',
+      attrs: { sid: usync.attrs.sid || randomId(4), index: '0', last: 'true', mode: usync.attrs.mode || 'query', context: usync.attrs.context || 'interactive' },
+      content: [
+        { tag: 'result', attrs: {}, content: protocols.map((p) => ({ tag: p, attrs: {} })) },
+        { tag: 'list', attrs: {}, content: out }
+      ]
+    }])
+    this.emu.persist()
+  }
+
+  keyIndexTs (user) {
+    let ts = 0
+    for (const d of user.devices.values()) ts = Math.max(ts, d.pairedAt || 0)
+    return ts || unixNow()
+  }
+
+  // ---------------------------------------------------------------- prekey bundles
+  keyBundles (conn, iq, keyNode) {
+    const list = []
+    for (const u of childrenByTag(keyNode, 'user')) {
+      const jid = u.attrs.jid
+      const d = safeDecode(jid)
+      const user = d ? this.dir.resolve(d) : undefined
+      const deviceId = d?.device || 0
+      let bundle
+      if (user && user.onWhatsApp) {
+        if (deviceId === 0) bundle = user.signal.takeBundle()
+        else bundle = user.devices.get(deviceId)?.takeBundle()
+      }
+      if (!bundle) {
+        list.push({ tag: 'user', attrs: { jid }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] })
+        continue
+      }
+      list.push({
+        tag: 'user',
+        attrs: { jid },
+        content: [
+          { tag: 'registration', attrs: {}, content: uintBytes(bundle.registrationId, 4) },
+          { tag: 'type', attrs: {}, content: Buffer.from([5]) },
+          { tag: 'identity', attrs: {}, content: Buffer.from(bundle.identityKey) },
+          {
+            tag: 'skey',
+            attrs: {},
+            content: [
+              { tag: 'id', attrs: {}, content: uintBytes(bundle.signedPreKey.keyId, 3) },
+              { tag: 'value', attrs: {}, content: Buffer.from(bundle.signedPreKey.publicKey) },
+              { tag: 'signature', attrs: {}, content: Buffer.from(bundle.signedPreKey.signature) }
+            ]
+          },
+          ...(bundle.preKey
+            ? [{
+                tag: 'key',
+                attrs: {},
+                content: [
+                  { tag: 'id', attrs: {}, content: uintBytes(bundle.preKey.keyId, 3) },
+                  { tag: 'value', attrs: {}, content: Buffer.from(bundle.preKey.publicKey) }
+                ]
+              }]
+            : [])
+        ]
+      })
+    }
+    conn.log.debug('prekeys.handed_out', { users: list.length })
+    conn.result(iq, [{ tag: 'list', attrs: {}, content: list }])
+    this.emu.persist()
+  }
+
+  // ---------------------------------------------------------------- device -> network
+  /** <message> sent by a logged-in companion */
+  async onClientMessage (conn, node) {
+    const id = node.attrs.id
+    const to = node.attrs.to
+    if (!conn.device || !id || !to) {
+      conn.log.debug('message.ignored', { reason: !conn.device ? 'not_logged_in' : 'missing_id_or_to' })
+      return
+    }
+    const sender = conn.user
+    const senderDevice = conn.device
+    const chat = safeDecode(to)
+    let chatUser = chat ? this.dir.resolve(chat) : undefined
+    if (!chatUser && chat?.server === 's.whatsapp.net' && normalizePhone(chat.user)) chatUser = this.dir.ensure(chat.user)
+    const targets = []
+    const participants = child(node, 'participants')
+    if (participants) {
+      for (const t of childrenByTag(participants, 'to')) {
+        const enc = child(t, 'enc')
+        if (enc) targets.push({ jid: t.attrs.jid, enc })
+      }
+    } else {
+      const enc = child(node, 'enc')
+      if (enc) targets.push({ jid: to, enc })
+    }
+    const ackAttrs = { class: 'message', id, from: to, t: String(unixNow()) }
+    if (!chatUser || !chatUser.onWhatsApp) {
+      // the recipient is not on WhatsApp: the server refuses the stanza
+      conn.log.info('message.rejected', { id, reason: 'recipient_not_on_whatsapp' })
+      conn.sendNode({ tag: 'ack', attrs: { ...ackAttrs, error: '404' } })
+      return
+    }
+    conn.sendNode({ tag: 'ack', attrs: ackAttrs })
+    conn.log.info('message.accepted', { id, devices: targets.length, type: node.attrs.type || null, category: node.attrs.category || null })
+    const chatForm = chat.server === 'lid' ? 'lid' : 'pn'
+    let deliveredToContactPhone = false
+    for (const { jid, enc } of targets) {
+      const d = safeDecode(jid)
+      const target = d ? this.dir.resolve(d) : undefined
+      if (!target || !target.onWhatsApp) continue
+      const deviceId = d.device || 0
+      if (deviceId === 0) {
+        const r = await this.phoneReceives(target, sender, senderDevice, node, enc, chatForm)
+        if (r === 'stored') deliveredToContactPhone = true
+      } else {
+        const dev = target.devices.get(deviceId)
+        if (!dev || (target === sender && dev === senderDevice)) continue
+        this.forwardToCompanion(sender, senderDevice, target, dev, node, enc, chatUser)
+      }
+    }
+    if (deliveredToContactPhone) {
+      // the contact's phone got it: a delivery receipt shortly after, like a real phone
+      setTimeout(() => {
+        this.sendReceiptFromPhone(chatUser, sender, senderDevice.id, [id], undefined, chatForm)
+      }, this.emu.settings.receiptDelayMs).unref?.()
+    }
+    this.emu.persist()
+  }
+
+  /** the emulated primary phone (device 0) of `target` decrypts a message; returns 'stored' for a chat message */
+  async phoneReceives (target, sender, senderDevice, node, enc, chatForm) {
+    const addr = SignalParty.address(sender.phone, senderDevice.id)
+    const id = node.attrs.id
+    let msg
+    let error = null
+    try {
+      const plain = await target.signal.decrypt(addr, enc.attrs.type, bytesOf(enc))
+      msg = proto.Message.decode(unpadMessage(plain))
+    } catch (err) {
+      error = err.message || String(err)
+      this.emu.log.warn('message.decrypt_failed', { id, to_suffix: target.phone.slice(-4), ...errorFields(err) })
+    }
+    if (msg?.deviceSentMessage) {
+      // the copy for the sender's own phone: accepted (and proven decryptable)
+      this.emu.log.debug('message.own_phone_copy', { id })
+      return 'own_copy'
+    }
+    if (target === sender) {
+      this.emu.log.debug('message.peer', { id, kind: kindOf(msg) })
+      return 'peer'
+    }
+    const from = e164(sender.phone)
+    const existing = target.inbox.find((m) => m.id === id && m.from === from)
+    if (existing) {
+      existing.duplicate_count++
+      this.emu.log.info('message.duplicate', { id, duplicate_count: existing.duplicate_count })
+      return 'stored'
+    }
+    target.inbox.push({
+      id,
+      from,
+      text: msg ? textOf(msg) : null,
+      kind: msg ? kindOf(msg) : null,
+      timestamp: unixNow(),
+      duplicate_count: 0,
+      sender_device: senderDevice.jid,
+      chat_form: chatForm,
+      ...(error ? { error } : {})
+    })
+    if (target.inbox.length > 10000) target.inbox.splice(0, target.inbox.length - 10000)
+    this.emu.log.info('message.delivered_to_phone', { id, enc: enc.attrs.type, decrypted: !error })
+    return error ? 'failed' : 'stored'
+  }
+
+  /** a message for another linked companion device (another gateway, or a second device of the same account) */
+  forwardToCompanion (sender, senderDevice, target, dev, node, enc, chatUser) {
+    const own = target === sender
+    const out = {
+      tag: 'message',
+      attrs: {
+        from: senderDevice.jid,
+        id: node.attrs.id,
+        t: String(unixNow()),
+        type: node.attrs.type || 'text',
+        notify: sender.name,
+        sender_lid: senderDevice.lidJid,
+        ...(own ? { recipient: chatUser.jid } : {}),
+        ...(node.attrs.category ? { category: node.attrs.category } : {})
+      },
+      content: [{ tag: 'enc', attrs: { ...enc.attrs }, content: bytesOf(enc) }]
+    }
+    const how = this.emu.deliverToDevice(target, dev, out)
+    this.emu.log.info('message.forwarded_to_companion', { id: node.attrs.id, to: dev.jid, how })
+  }
+
+  /** receipt from the emulated phone of `from` to the device(s) that sent messages `ids` */
+  sendReceiptFromPhone (from, senderUser, senderDeviceId, ids, type, chatForm = 'pn') {
+    const dev = senderUser.devices.get(senderDeviceId)
+    if (!dev) return 'unlinked'
+    const node = {
+      tag: 'receipt',
+      attrs: {
+        from: chatForm === 'lid' ? from.lidJid : from.jid,
+        id: ids[0],
+        t: String(unixNow()),
+        ...(type ? { type } : {})
+      },
+      ...(ids.length > 1 ? { content: [{ tag: 'list', attrs: {}, content: ids.slice(1).map((i) => ({ tag: 'item', attrs: { id: i } })) }] } : {})
+    }
+    const how = this.emu.deliverToDevice(senderUser, dev, node)
+    this.emu.log.info('receipt.sent', { id: ids[0], type: type || 'delivered', how })
+    return how
+  }
+
+  /** <receipt> sent by a companion for messages it received */
+  onClientReceipt (conn, node) {
+    const id = node.attrs.id
+    const to = node.attrs.to
+    const type = node.attrs.type
+    conn.sendNode({
+      tag: 'ack',
+      attrs: { class: 'receipt', id, from: to, ...(type ? { type } : {}), ...(node.attrs.participant ? { participant: node.attrs.participant } : {}) }
+    })
+    if (!conn.device) return
+    const ids = [id, ...childrenByTag(child(node, 'list'), 'item').map((i) => i.attrs.id)].filter(Boolean)
+    const d = safeDecode(to)
+    const target = d ? this.dir.resolve(d) : undefined
+    if (!target || target === conn.user) {
+      conn.log.debug('receipt.own', { type: type || 'delivered' })
+      return
+    }
+    const entry = { ids, from: e164(conn.user.phone), device: conn.device.jid, type: type || 'delivered', timestamp: unixNow() }
+    target.receiptsReceived.push(entry)
+    if (target.receiptsReceived.length > 10000) target.receiptsReceived.splice(0, target.receiptsReceived.length - 10000)
+    conn.log.info('receipt.received', { id, type: entry.type })
+    // the receipt is for a message from another gateway's device: pass it on
+    if (d.device && target.devices.get(d.device) && type !== 'retry') {
+      const dev = target.devices.get(d.device)
+      this.emu.deliverToDevice(target, dev, {
+        tag: 'receipt',
+        attrs: { from: conn.user.jid, id, t: String(unixNow()), ...(type ? { type } : {}) }
+      })
+    }
+    this.emu.persist()
+  }
+
+  // ---------------------------------------------------------------- contact -> account
+  /** POST /contacts/{phone}/messages */
+  async contactSends (contactPhoneInput, { to, text }) {
+    const contactPhone = normalizePhone(contactPhoneInput)
+    if (!contactPhone) throw apiError(400, 'invalid_phone_number', 'the contact phone number in the path is not an E.164 number')
+    const toPhone = normalizePhone(to)
+    if (!toPhone) throw apiError(400, 'invalid_phone_number', '"to" must be an E.164 phone number such as +15550001111')
+    if (typeof text !== 'string' || !text.length) throw apiError(400, 'invalid_text', '"text" must be a non-empty string')
+    if (toPhone === contactPhone) throw apiError(400, 'invalid_recipient', 'a contact cannot send to itself')
+    const existing = this.dir.get(contactPhone)
+    if (existing && !existing.onWhatsApp) throw apiError(409, 'not_on_whatsapp', `${e164(contactPhone)} is declared as not on WhatsApp`)
+    const account = this.dir.get(toPhone)
+    const devices = account ? [...account.devices.values()] : []
+    if (!devices.length) throw apiError(409, 'no_linked_device', `${e164(toPhone)} has no linked device`)
+    const contact = this.dir.ensure(contactPhone)
+    const id = randomId(16)
+    const t = unixNow()
+    const plaintext = padMessage(proto.Message.encode({ conversation: text }).finish())
+    let delivered = 0
+    let queued = 0
+    for (const dev of devices) {
+      const addr = SignalParty.address(account.phone, dev.id)
+      if (!contact.signal.hasSession(addr)) await contact.signal.initSession(addr, dev.takeBundle())
+      const { type, ciphertext } = await contact.signal.encrypt(addr, plaintext)
+      const how = this.emu.deliverToDevice(account, dev, {
+        tag: 'message',
+        attrs: { from: contact.jid, id, t: String(t), type: 'text', notify: contact.name, sender_lid: contact.lidJid },
+        content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
+      })
+      if (how === 'sent') delivered++
+      else queued++
+    }
+    contact.sent.push({ id, to: e164(toPhone), timestamp: t })
+    if (contact.sent.length > 10000) contact.sent.splice(0, contact.sent.length - 10000)
+    this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
+    this.emu.persist()
+    return { id, timestamp: t, delivered_to: delivered, queued_for: queued }
+  }
+
+  /** POST /contacts/{phone}/receipts */
+  contactReceipt (contactPhoneInput, { id, type }) {
+    const contactPhone = normalizePhone(contactPhoneInput)
+    if (!contactPhone) throw apiError(400, 'invalid_phone_number', 'the contact phone number in the path is not an E.164 number')
+    if (typeof id !== 'string' || !id) throw apiError(400, 'invalid_id', '"id" is required')
+    const rtype = type == null ? 'delivered' : type
+    if (!['delivered', 'read'].includes(rtype)) throw apiError(400, 'invalid_type', '"type" must be "delivered" or "read"')
+    const contact = this.dir.get(contactPhone)
+    const msg = contact?.inbox.find((m) => m.id === id)
+    if (!msg) throw apiError(404, 'message_unknown', `${e164(contactPhone)} received no message with this id`)
+    const sender = this.dir.get(normalizePhone(msg.from))
+    const deviceId = safeDecode(msg.sender_device)?.device
+    if (!sender || !deviceId) throw apiError(404, 'sender_unknown', 'the sender of this message is gone')
+    const how = this.sendReceiptFromPhone(contact, sender, deviceId, [id], rtype === 'read' ? 'read' : undefined, msg.chat_form)
+    if (how === 'unlinked') throw apiError(409, 'sender_device_unlinked', 'the device that sent this message is no longer linked')
+    this.emu.persist()
+    return { id, type: rtype, delivery: how }
+  }
+
+  // ---------------------------------------------------------------- history sync
+  /**
+   * After the first login of a newly linked device, its phone sends a history-sync notification
+   * (inline payload, nothing to download) so that the client goes online without waiting.
+   */
+  async maybeSendHistorySync (conn) {
+    const dev = conn.device
+    if (!dev || dev.historySynced || !conn.offlineSent || !dev.preKeys.size || conn.historySyncing) return
+    conn.historySyncing = true
+    try {
+      const phone = conn.user
+      const addr = SignalParty.address(phone.phone, dev.id)
+      await phone.signal.initSession(addr, dev.takeBundle())
+      const inline = deflateSync(proto.HistorySync.encode({
+        syncType: proto.HistorySync.HistorySyncType.RECENT,
+        progress: 100,
+        chunkOrder: 1
+      }).finish())
+      const message = {
+        protocolMessage: {
+          type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION,
+          historySyncNotification: {
+            syncType: proto.Message.HistorySyncType.RECENT,
+            chunkOrder: 1,
+            progress: 100,
+            initialHistBootstrapInlinePayload: inline
+          }
+        }
+      }
+      const { type, ciphertext } = await phone.signal.encrypt(addr, padMessage(proto.Message.encode(message).finish()))
+      const sent = conn.sendNode({
+        tag: 'message',
+        attrs: { from: phone.jid, id: randomId(16), t: String(unixNow()), type: 'text', category: 'peer', sender_lid: phone.lidJid },
+        content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
+      })
+      if (sent) {
+        dev.historySynced = true
+        conn.log.info('history_sync.sent')
+        this.emu.persist()
+      }
+    } catch (err) {
+      conn.log.warn('history_sync.failed', errorFields(err))
+    } finally {
+      conn.historySyncing = false
+    }
+  }
+}

@@ -1,0 +1,463 @@
+// End-to-end tests of the WhatsApp network emulator, driven by the real Baileys client.
+import { test, before, after, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { Curve, proto } from 'baileys'
+import {
+  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, sleep
+} from './emulator-helpers.js'
+import { generateKeyPair, sign, verifyStrict } from '../emulator/crypto.js'
+import { checkDeviceSignature, deviceSignatureMessage, accountSignatureMessage, parseQr } from '../emulator/pairing.js'
+import { makeCertChain, verifyCertChain } from '../emulator/certs.js'
+
+const ACCOUNT = '+15550001111'
+const ACCOUNT_JID = '15550001111@s.whatsapp.net'
+const CONTACT = '+15550002222'
+const CONTACT_JID = '15550002222@s.whatsapp.net'
+
+const statusOf = (client, id) => {
+  let best = -1
+  for (const u of client.rec.msgUpdates) if (u.key.id === id && typeof u.update.status === 'number') best = Math.max(best, u.update.status)
+  for (const up of client.rec.upserts) for (const m of up.messages) if (m.key.id === id && m.key.fromMe && typeof m.status === 'number') best = Math.max(best, m.status)
+  return best
+}
+
+describe('strict signature verification (unit)', () => {
+  test('a forged signature is rejected by the emulator (Baileys rc14 Curve.verify accepts it)', () => {
+    const kp = generateKeyPair()
+    const msg = Buffer.from('pair-device-sign payload')
+    const good = sign(kp.private, msg)
+    assert.equal(verifyStrict(kp.public, msg, good), true)
+    const forged = Buffer.from(good)
+    forged[10] ^= 0x01
+    assert.equal(verifyStrict(kp.public, msg, forged), false)
+    assert.equal(verifyStrict(kp.public, msg, Buffer.alloc(64)), false)
+    assert.equal(verifyStrict(kp.public, Buffer.from('other'), good), false)
+    assert.equal(verifyStrict(kp.public, msg, good.subarray(0, 63)), false)
+    // the finding that makes emulator-side verification necessary:
+    assert.equal(Curve.verify(kp.public, msg, forged), true)
+  })
+
+  test('pair-device-sign: only the companion identity key can produce the device signature', () => {
+    const account = generateKeyPair()
+    const companion = generateKeyPair()
+    const attacker = generateKeyPair()
+    const details = Buffer.from(proto.ADVDeviceIdentity.encode({ rawId: 7, timestamp: 1, keyIndex: 1 }).finish())
+    const accountSignature = sign(account.private, accountSignatureMessage(details, companion.public))
+    const base = { issuedDetails: details, issuedAccountSignature: accountSignature, companionIdentity: companion.public, accountKey: account.public }
+    const ok = { details, accountSignature, deviceSignature: sign(companion.private, deviceSignatureMessage(details, companion.public, account.public)) }
+    assert.equal(checkDeviceSignature({ ...base, returned: ok }), null)
+    const wrongKey = { ...ok, deviceSignature: sign(attacker.private, deviceSignatureMessage(details, companion.public, account.public)) }
+    assert.equal(checkDeviceSignature({ ...base, returned: wrongKey }), 'device_signature_invalid')
+    const random = { ...ok, deviceSignature: Buffer.alloc(64, 7) }
+    assert.equal(checkDeviceSignature({ ...base, returned: random }), 'device_signature_invalid')
+    const tampered = { ...ok, details: Buffer.concat([details, Buffer.from([0])]) }
+    assert.equal(checkDeviceSignature({ ...base, returned: tampered }), 'details_changed')
+  })
+
+  test('certificate chain verifies against its root only', () => {
+    const root = generateKeyPair()
+    const other = generateKeyPair()
+    const leafKey = generateKeyPair().public
+    const chain = makeCertChain(root, leafKey)
+    assert.equal(verifyCertChain(chain, root.public, leafKey), true)
+    assert.equal(verifyCertChain(chain, other.public, leafKey), false)
+    const decoded = proto.CertChain.decode(chain)
+    decoded.leaf.signature = Buffer.from(decoded.leaf.signature)
+    decoded.leaf.signature[3] ^= 1
+    assert.equal(verifyCertChain(Buffer.from(proto.CertChain.encode(decoded).finish()), root.public, leafKey), false)
+  })
+
+  test('QR parser accepts the rc14 format only', () => {
+    const k = Buffer.alloc(32, 1).toString('base64')
+    const parsed = parseQr(`https://wa.me/settings/linked_devices#2@ref,${k},${k},${k},1`)
+    assert.equal(parsed.ref, '2@ref')
+    assert.equal(parsed.platform, '1')
+    assert.throws(() => parseQr('2@ref,abc'), (e) => e.status === 400 && e.code === 'qr_invalid')
+  })
+})
+
+describe('root-key subcommand', () => {
+  test('creates the key file once and prints only the base64 public key', async () => {
+    const dir = tmpDir()
+    const env = { ...process.env, WA_EMULATOR_ROOT_KEY_FILE: path.join(dir, 'root.json') }
+    const run = () => promisify(execFile)(process.execPath, [EMULATOR_MAIN, 'root-key'], { env })
+    const a = await run()
+    const b = await run()
+    assert.match(a.stdout, /^[A-Za-z0-9+/]{43}=\n$/)
+    assert.equal(Buffer.from(a.stdout.trim(), 'base64').length, 32)
+    assert.equal(a.stdout, b.stdout)
+    const file = JSON.parse(fs.readFileSync(path.join(dir, 'root.json'), 'utf8'))
+    assert.equal(file.public, a.stdout.trim())
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('emulator with the real Baileys client', () => {
+  let emu
+  let authDir
+  const clients = []
+  const track = (c) => { clients.push(c); return c }
+  const login = async (config) => {
+    const c = track(await openClient(emu, authDir, config))
+    await c.waitOpen(10000)
+    return c
+  }
+
+  before(async () => {
+    emu = await startEmulator({ env: { WA_EMULATOR_RECEIPT_DELAY_MS: '50', WA_EMULATOR_LOG_LEVEL: process.env.EMU_LOG_LEVEL || 'info' } })
+    if (process.env.EMU_LOG_DUMP) process.on('exit', () => fs.writeFileSync(process.env.EMU_LOG_DUMP, emu.lines.map((l) => JSON.stringify(l)).join('\n')))
+    trustEmulator(emu)
+  })
+
+  after(async () => {
+    for (const c of clients) await c.end().catch(() => {})
+    if (emu) {
+      const { code } = await emu.stop()
+      assert.equal(code, 0, 'graceful exit on SIGTERM')
+      assert.deepEqual(emu.lines.filter((l) => l.unparsable), [], 'stdout is JSON lines only')
+    }
+    if (authDir) fs.rmSync(authDir, { recursive: true, force: true })
+  })
+
+  test('pairs through QR + /phone/scan, then logs in after 515 with the right number', async () => {
+    const t0 = Date.now()
+    const paired = await pairDevice(emu, ACCOUNT)
+    track(paired.client)
+    authDir = paired.authDir
+    assert.equal(paired.scan.phone_number, ACCOUNT)
+    assert.match(paired.scan.jid, /^15550001111:1@s\.whatsapp\.net$/)
+    assert.match(paired.scan.lid, /^\d+:1@lid$/)
+    assert.equal(paired.client.sock.user.id, paired.scan.jid)
+    const { body } = await emu.api('GET', '/')
+    const acc = body.accounts.find((a) => a.phone_number === ACCOUNT)
+    assert.ok(acc, 'account listed')
+    assert.equal(acc.devices.length, 1)
+    assert.equal(acc.devices[0].connected, true)
+    assert.ok(body.connections.some((c) => c.jid === paired.scan.jid && c.state === 'connected'))
+    assert.equal(body.root_public_key, emu.rootPublicKey)
+    // the first login got the phone's history-sync notification, so Baileys went online at once
+    await paired.client.waitFor((r) => r.history.length > 0, 3000, 'history sync')
+    assert.ok(Date.now() - t0 < 8000)
+    await paired.client.end()
+  })
+
+  test('text with non-ASCII and emoji arrives decrypted; same id twice is one message; receipts reach Baileys', async () => {
+    const c = await login()
+    const text = 'Grüße, 世界! 👋🏽 — ünïcödé ✓'
+    await c.sock.sendMessage(CONTACT_JID, { text }, { messageId: 'EMUTEST0001' })
+    const { body: msgs } = await emu.api('GET', `/contacts/${encodeURIComponent(CONTACT)}/messages`)
+    const got = msgs.filter((m) => m.id === 'EMUTEST0001')
+    assert.equal(got.length, 1)
+    assert.equal(got[0].text, text)
+    assert.equal(got[0].from, ACCOUNT)
+    assert.equal(got[0].duplicate_count, 0)
+    assert.equal(typeof got[0].timestamp, 'number')
+    // delivery receipt (status 3), either as its own update or folded into the buffered upsert
+    await c.waitFor(() => statusOf(c, 'EMUTEST0001') >= 3, 5000, 'delivery receipt')
+
+    await c.sock.sendMessage(CONTACT_JID, { text }, { messageId: 'EMUTEST0001' })
+    const { body: again } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
+    const same = again.filter((m) => m.id === 'EMUTEST0001')
+    assert.equal(same.length, 1)
+    assert.equal(same[0].duplicate_count, 1)
+
+    const read = await emu.api('POST', `/contacts/${CONTACT}/receipts`, { id: 'EMUTEST0001', type: 'read' })
+    assert.equal(read.status, 200)
+    await c.waitFor(() => statusOf(c, 'EMUTEST0001') >= 4, 5000, 'read receipt')
+
+    const unknown = await emu.api('POST', `/contacts/${CONTACT}/receipts`, { id: 'NOPE', type: 'read' })
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.body.error.code, 'message_unknown')
+
+    // a plain conversation message too, over the now established session (enc type msg)
+    await c.sock.sendMessage(CONTACT_JID, { text: 'second' }, { messageId: 'EMUTEST0002' })
+    const { body: after2 } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
+    assert.equal(after2.find((m) => m.id === 'EMUTEST0002')?.text, 'second')
+    await c.end()
+  })
+
+  test("a contact's message reaches messages.upsert with the exact text, and the device's receipt is recorded", async () => {
+    const c = await login()
+    const text = 'Antwort: ça va? 🚀🇧🇷'
+    const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text })
+    assert.equal(res.status, 200)
+    assert.match(res.body.id, /^[0-9A-F]{32}$/)
+    const msg = await c.waitFor((r) => r.upserts.flatMap((u) => u.messages.map((m) => ({ m, type: u.type }))).find(({ m }) => m.key.id === res.body.id), 5000, 'upsert')
+    assert.equal(msg.type, 'notify')
+    assert.equal(msg.m.key.fromMe, false)
+    assert.equal(msg.m.key.remoteJid, CONTACT_JID)
+    assert.equal(msg.m.message?.conversation, text)
+    // Baileys acknowledged it with a receipt that the emulator recorded for the contact
+    let receipts
+    for (let i = 0; i < 50; i++) {
+      receipts = (await emu.api('GET', `/contacts/${CONTACT}/receipts-received`)).body
+      if (receipts.some((r) => r.id === res.body.id)) break
+      await sleep(50)
+    }
+    const r = receipts.find((x) => x.id === res.body.id)
+    assert.ok(r, 'receipt recorded')
+    assert.equal(r.from, ACCOUNT)
+    // a second message uses the established session (type msg)
+    const res2 = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'again' })
+    const m2 = await c.waitFor((rec) => rec.upserts.flatMap((u) => u.messages).find((m) => m.key.id === res2.body.id), 5000, 'second upsert')
+    assert.equal(m2.message?.conversation, 'again')
+    await c.end()
+  })
+
+  test('messages sent while the device is offline are delivered at its next login', async () => {
+    const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'while you were away' })
+    assert.equal(res.status, 200)
+    assert.equal(res.body.queued_for, 1)
+    const c = await login()
+    const m = await c.waitFor((rec) => rec.upserts.flatMap((u) => u.messages).find((x) => x.key.id === res.body.id), 5000, 'offline message')
+    assert.equal(m.message?.conversation, 'while you were away')
+    await c.end()
+  })
+
+  test('logging in again with saved credentials needs no QR', async () => {
+    const c = await login()
+    assert.equal(c.rec.qrs.length, 0)
+    assert.equal(c.sock.user.id.split(':')[0], '15550001111')
+    await c.end()
+  })
+
+  test('a number declared not on WhatsApp is reported so and a send to it fails', async () => {
+    const decl = await emu.api('POST', '/contacts', { phone_number: '+15550009999', on_whatsapp: false })
+    assert.equal(decl.status, 200)
+    assert.equal(decl.body.on_whatsapp, false)
+    const c = await login()
+    const [res] = await c.sock.onWhatsApp('+15550009999')
+    assert.ok(!res || res.exists === false)
+    const [yes] = await c.sock.onWhatsApp(CONTACT)
+    assert.equal(yes.exists, true)
+    const sent = await c.sock.sendMessage('15550009999@s.whatsapp.net', { text: 'hello?' }, { messageId: 'EMUTEST0404' })
+    assert.ok(sent)
+    await c.waitFor(() => c.rec.msgUpdates.find((u) => u.key.id === 'EMUTEST0404' && u.update.status === 0), 5000, 'error ack')
+    const { body } = await emu.api('GET', '/contacts/+15550009999/messages')
+    assert.deepEqual(body, [])
+    const fromNonWa = await emu.api('POST', '/contacts/+15550009999/messages', { to: ACCOUNT, text: 'x' })
+    assert.equal(fromNonWa.status, 409)
+    await c.end()
+  })
+
+  test('control API errors: stale and unknown QR, missing qr, bad JSON, no linked device', async () => {
+    // a QR whose connection is gone (the pairing ended with 515) is expired
+    const dir = tmpDir()
+    const first = track(await openClient(emu, dir))
+    const qr = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
+    const missing = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333' })
+    assert.equal(missing.status, 422)
+    assert.equal(missing.body.error.code, 'qr_required')
+    const ok = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333', qr })
+    assert.equal(ok.status, 200)
+    await first.waitClose(5000)
+    const stale = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333', qr })
+    assert.equal(stale.status, 410)
+    assert.equal(stale.body.error.code, 'qr_expired')
+    const k = Buffer.alloc(32, 2).toString('base64')
+    const unknown = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333', qr: `https://wa.me/settings/linked_devices#2@nope,${k},${k},${k},1` })
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.body.error.code, 'qr_unknown')
+    // a client whose QR refs ran out closes (408): its QRs are expired too
+    const dir2 = tmpDir()
+    const shortLived = track(await openClient(emu, dir2, { qrTimeout: 250 }))
+    const oldQr = await shortLived.waitFor((r) => r.qrs[0], 5000, 'qr')
+    await shortLived.waitClose(5000)
+    assert.equal(shortLived.closeCode(), 408)
+    const expired = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333', qr: oldQr })
+    assert.equal(expired.status, 410)
+    fs.rmSync(dir2, { recursive: true, force: true })
+    const bad = await emu.api('POST', '/phone/scan', '{not json')
+    assert.equal(bad.status, 400)
+    assert.equal(bad.body.error.code, 'bad_json')
+    const noDevice = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: '+15550004444', text: 'x' })
+    assert.equal(noDevice.status, 409)
+    assert.equal(noDevice.body.error.code, 'no_linked_device')
+    const nf = await emu.api('GET', '/nothing-here')
+    assert.equal(nf.status, 404)
+    const badFault = await emu.api('POST', '/faults', { kind: 'meteor' })
+    assert.equal(badFault.status, 400)
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('fault restart_required -> 515', async () => {
+    const c = await login()
+    const f = await emu.api('POST', '/faults', { kind: 'restart_required', phone_number: ACCOUNT })
+    assert.equal(f.body.applied_to, 1)
+    await c.waitClose(5000)
+    assert.equal(c.closeCode(), 515)
+  })
+
+  test('fault conflict -> 440', async () => {
+    const c = await login()
+    const f = await emu.api('POST', '/faults', { kind: 'conflict', phone_number: ACCOUNT })
+    assert.equal(f.body.applied_to, 1)
+    await c.waitClose(5000)
+    assert.equal(c.closeCode(), 440)
+  })
+
+  test('fault disconnect -> connection closed (428)', async () => {
+    const c = await login()
+    const f = await emu.api('POST', '/faults', { kind: 'disconnect' })
+    assert.ok(f.body.applied_to >= 1)
+    await c.waitClose(5000)
+    assert.equal(c.closeCode(), 428)
+  })
+
+  test("fault blackhole -> Baileys' keep-alive gives up (408); new handshakes get no answer", async () => {
+    const c = await login({ keepAliveIntervalMs: 500 })
+    const f = await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 7, phone_number: ACCOUNT })
+    const t0 = Date.now()
+    assert.equal(f.body.applied_to, 1)
+    await c.waitClose(9000)
+    assert.equal(c.closeCode(), 408)
+    // an unscoped black hole does not even answer the Noise handshake
+    await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 1.5 })
+    const t1 = Date.now()
+    const c2 = track(await openClient(emu, authDir, { connectTimeoutMs: 1000 }))
+    await c2.waitClose(5000)
+    assert.notEqual(c2.rec.open, true)
+    // once the black holes are over, the device connects again
+    await sleep(Math.max(0, t0 + 7300 - Date.now(), t1 + 1700 - Date.now()))
+    const c3 = await login()
+    await c3.end()
+  })
+
+  test('fault logout -> 401, and the unlinked device cannot log in again (401)', async () => {
+    const c = await login()
+    const f = await emu.api('POST', '/faults', { kind: 'logout', phone_number: ACCOUNT })
+    assert.equal(f.body.applied_to, 1)
+    await c.waitClose(5000)
+    assert.equal(c.closeCode(), 401)
+    const again = track(await openClient(emu, authDir))
+    await again.waitClose(5000)
+    assert.equal(again.closeCode(), 401)
+    const { body } = await emu.api('GET', '/')
+    assert.equal(body.accounts.find((a) => a.phone_number === ACCOUNT).devices.length, 0)
+  })
+
+  test('two gateways talk to each other; a second device of the account gets the copy', async () => {
+    const A = '+15550006001'
+    const B = '+15550006002'
+    const a1 = track((await pairDevice(emu, A)).client)
+    const b1 = track((await pairDevice(emu, B)).client)
+    const a2 = track((await pairDevice(emu, A)).client)
+    const findMsg = (c, id) => c.rec.upserts.flatMap((u) => u.messages).find((m) => m.key.id === id)
+    await a1.sock.sendMessage('15550006002@s.whatsapp.net', { text: 'A → B 🙂' }, { messageId: 'EMUGW0001' })
+    const atB = await b1.waitFor(() => findMsg(b1, 'EMUGW0001'), 5000, 'message at B')
+    assert.equal(atB.key.fromMe, false)
+    assert.equal(atB.message?.extendedTextMessage?.text, 'A → B 🙂')
+    const copy = await a2.waitFor(() => findMsg(a2, 'EMUGW0001'), 5000, 'copy at A2')
+    assert.equal(copy.key.fromMe, true)
+    assert.equal(copy.message?.extendedTextMessage?.text, 'A → B 🙂')
+    await a1.waitFor(() => statusOf(a1, 'EMUGW0001') >= 3, 5000, 'receipt at A1')
+    await b1.sock.sendMessage('15550006001@s.whatsapp.net', { text: 'B → A' }, { messageId: 'EMUGW0002' })
+    for (const c of [a1, a2]) {
+      const m = await c.waitFor(() => findMsg(c, 'EMUGW0002'), 5000, 'message at A')
+      assert.equal(m.message?.extendedTextMessage?.text, 'B → A')
+    }
+    for (const c of [a1, b1, a2]) await c.end()
+  })
+
+  test('sock.logout() unlinks the device on the emulator', async () => {
+    const { client, authDir: dir } = await pairDevice(emu, '+15550005555')
+    track(client)
+    await client.sock.logout()
+    await client.waitClose(5000)
+    assert.equal(client.closeCode(), 401)
+    await sleep(100)
+    const { body } = await emu.api('GET', '/')
+    assert.equal(body.accounts.find((a) => a.phone_number === '+15550005555').devices.length, 0)
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('scan without a qr', () => {
+  test('with WA_EMULATOR_GATEWAY_URL the phone reads the QR from the gateway /status (X-API-Key sent)', async () => {
+    let currentQr = null
+    const seenKeys = []
+    const gw = http.createServer((req, res) => {
+      seenKeys.push(req.headers['x-api-key'])
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ status: currentQr ? 'qr' : 'connecting', qr: currentQr }))
+    })
+    await new Promise((resolve) => gw.listen(0, '127.0.0.1', resolve))
+    const emu = await startEmulator({ env: { WA_EMULATOR_GATEWAY_URL: `http://127.0.0.1:${gw.address().port}`, WA_API_KEY: 'k-123' } })
+    const dir = tmpDir()
+    const clients = []
+    try {
+      trustEmulator(emu)
+      const noQrYet = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
+      assert.equal(noQrYet.status, 409)
+      assert.equal(noQrYet.body.error.code, 'gateway_has_no_qr')
+      const first = await openClient(emu, dir)
+      clients.push(first)
+      currentQr = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
+      const scan = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
+      assert.equal(scan.status, 200)
+      assert.equal(scan.body.phone_number, '+15550008888')
+      assert.ok(seenKeys.length >= 2 && seenKeys.every((k) => k === 'k-123'))
+      await first.waitClose(5000)
+      assert.equal(first.closeCode(), 515)
+      await first.flushCreds()
+      const c = await openClient(emu, dir)
+      clients.push(c)
+      await c.waitOpen(10000)
+      assert.equal(c.sock.user.id.split(':')[0], '15550008888')
+    } finally {
+      for (const c of clients) await c.end().catch(() => {})
+      await emu.stop()
+      gw.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('state file', () => {
+  test('a linked device logs straight back in after an emulator restart, with working sessions', async () => {
+    const dir = tmpDir()
+    const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_RECEIPT_DELAY_MS: '50' }
+    let emu = await startEmulator({ env })
+    const clients = []
+    try {
+      trustEmulator(emu)
+      const rootBefore = emu.rootPublicKey
+      assert.ok(fs.existsSync(path.join(dir, 'wa-emulator-root-key.json')))
+      const { client, authDir } = await pairDevice(emu, ACCOUNT)
+      clients.push(client)
+      await client.sock.sendMessage(CONTACT_JID, { text: 'before restart' }, { messageId: 'EMUSTATE0001' })
+      await client.waitFor(() => statusOf(client, 'EMUSTATE0001') >= 3, 5000, 'delivery')
+      await client.end()
+      await sleep(100)
+      assert.equal((await emu.stop()).code, 0)
+      assert.ok(fs.existsSync(path.join(dir, 'state.json')))
+
+      emu = await startEmulator({ env })
+      assert.equal(emu.rootPublicKey, rootBefore)
+      trustEmulator(emu)
+      const c = await openClient(emu, authDir)
+      clients.push(c)
+      await c.waitOpen(10000)
+      assert.equal(c.rec.qrs.length, 0)
+      const { body: before } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
+      assert.equal(before.find((m) => m.id === 'EMUSTATE0001')?.text, 'before restart')
+      await c.sock.sendMessage(CONTACT_JID, { text: 'after restart ✓' }, { messageId: 'EMUSTATE0002' })
+      const { body: after } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
+      assert.equal(after.find((m) => m.id === 'EMUSTATE0002')?.text, 'after restart ✓')
+      const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'inbound after restart' })
+      const m = await c.waitFor((rec) => rec.upserts.flatMap((u) => u.messages).find((x) => x.key.id === res.body.id), 5000, 'inbound')
+      assert.equal(m.message?.conversation, 'inbound after restart')
+      await c.end()
+    } finally {
+      for (const c of clients) await c.end().catch(() => {})
+      await emu.stop()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
