@@ -185,3 +185,19 @@ def test_disconnect_unlinks_at_the_emulator_and_removes_session_data(sandbox):
     assert not session_dir.exists() or not any(session_dir.iterdir())
     again = stack.post("/connect").json()
     assert again["state"] == "qr"
+
+
+def test_api_key_sandbox_and_scanning_the_qr_the_gateway_shows(make_stack):
+    """`make sandbox` with WA_API_KEY: the phone may scan without being given the QR string, as a
+    camera pointed at the screen would; the emulator reads it from the gateway with the key."""
+    stack = make_stack({"WA_API_KEY": "sandbox-key"}, sandbox=True)
+    key = {"X-API-Key": "sandbox-key"}
+    assert stack.post("/connect").status == 401
+    assert stack.post("/connect", headers=key).json()["state"] == "qr"
+    res = stack.emu("POST", "/phone/scan", {"phone_number": PHONE})
+    assert res.status == 200, res.raw
+    connected = wait_for(
+        lambda: (s := stack.get("/status", headers=key).json())["state"] == "connected" and s,
+        30, "connected",
+    )
+    assert connected["phone_number"] == PHONE
