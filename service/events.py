@@ -29,7 +29,9 @@ class EventConsumer:
 
     def handle(self, event: dict) -> None:
         kind = event.get("type", "unknown")
-        fields = {k: v for k, v in event.items() if k not in {"type", "text", "seq"}}
+        fields = {k: v for k, v in event.items() if k not in {"type", "text", "seq", "timestamp"}}
+        if "timestamp" in event:  # the message's own time; structlog's "timestamp" is the log time
+            fields["message_timestamp"] = event["timestamp"]
         ids = {"message_id": event["id"]} if event.get("id") else {}
         fields.pop("id", None)
         with structlog.contextvars.bound_contextvars(**ids):
