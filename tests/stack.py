@@ -110,6 +110,7 @@ class Stack:
             self.env["WA_EMULATOR_PORT"] = str(self.emulator_port)
             self.env.setdefault("WA_KEEPALIVE_MS", "2000")
             self.env.setdefault("WA_CONNECT_TIMEOUT_MS", "5000")
+            self.env.setdefault("WA_RECONNECT_STABLE_MS", "1500")
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def test_pair_send_receive_and_receipts(sandbox):
                     for e in stack.log_events()),
         15, "the gateway's log line for the inbound message",
     )
-    # Message bodies never reach the info-level logs.
+    # Message bodies and QR secrets never reach the info-level logs.
+    assert status["qr"].split("#")[1] not in stack.logs()
     assert "Hi back" not in stack.logs()
     assert "Grüße" not in stack.logs()
 
@@ -128,6 +129,13 @@ def test_faults_that_reconnect(sandbox, kind):
     pair(sandbox)
     status = reconnected_after(sandbox, kind)
     assert status["phone_number"] == PHONE
+    if kind == "restart_required":
+        # 515 means "reconnect now": no backoff delay was used, before or after pairing.
+        assert status["reconnect"]["delays_ms"] == []
+    else:
+        assert len(status["reconnect"]["delays_ms"]) == 1
+        # A connection that stays up (WA_RECONNECT_STABLE_MS) resets the backoff.
+        wait_for(lambda: sandbox.status()["reconnect"]["attempt"] == 0, 10, "backoff reset")
 
 
 def test_keepalive_timeout_is_detected_and_recovered(make_stack):
