@@ -34,5 +34,9 @@ $(NODE_MODULES): node_worker/package.json node_worker/package-lock.json
 	cd node_worker && npm ci --no-audit --no-fund
 	touch $@
 
+# Benchmarks against a real sandbox stack: prints medians and ratios, asserts nothing.
+bench: $(BIN)/.installed-test $(NODE_MODULES)
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) node_worker/node_modules
