@@ -209,3 +209,14 @@ def test_api_key_sandbox_and_scanning_the_qr_the_gateway_shows(make_stack):
         30, "connected",
     )
     assert connected["phone_number"] == PHONE
+
+
+def test_concurrent_connects_open_one_whatsapp_connection(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: sandbox.post("/connect").json(), range(5)))
+    assert {a["state"] for a in answers} == {"qr"}
+    assert len({a["qr"] for a in answers}) == 1
+    connections = sandbox.emu("GET", "/").json()["connections"]
+    assert len(connections) == 1, connections

@@ -107,9 +107,17 @@ export class WhatsAppSession extends EventEmitter {
   async open () {
     this.clearTimers()
     this.endSocket()
-    const store = await this.openStore()
     const generation = ++this.generation
-    this.setState('connecting')
+    this.setState('connecting') // before any await: a concurrent start() sees it and returns
+    let store
+    try {
+      store = await this.openStore()
+    } catch (err) {
+      this.lastError = `the session store cannot be read: ${err.message}`
+      this.setState('failed')
+      throw new WorkerError(500, 'session_store_error', this.lastError)
+    }
+    if (generation !== this.generation) return // superseded while the store was opening
     const sock = makeWASocket({
       waWebSocketUrl: this.settings.serverUrl,
       auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, this.baileysLog) },
