@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
+from .events import EventConsumer
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .events import EventConsumer
-    from .supervision import SupervisorMonitor
-    from .worker_client import WorkerClient
+from .supervision import SupervisorMonitor
+from .worker_client import WorkerClient
 
 SETTINGS = web.AppKey("settings", Settings)
 STARTED_AT = web.AppKey("started_at", float)
-WORKER = web.AppKey("worker", "WorkerClient")
-MONITOR = web.AppKey("monitor", "SupervisorMonitor")
-EVENTS = web.AppKey("events", "EventConsumer")
+WORKER = web.AppKey("worker", WorkerClient)
+MONITOR = web.AppKey("monitor", SupervisorMonitor)
+EVENTS = web.AppKey("events", EventConsumer)

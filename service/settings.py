@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ class Settings:
         return self.run_dir / "worker.sock"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("WA_DATA_DIR") or REPO_ROOT / "data").resolve()
         run_dir = Path(env.get("WA_RUN_DIR") or data_dir / "run").resolve()

@@ -7,7 +7,6 @@ status, so one error vocabulary spans both sides of the boundary.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -58,7 +57,7 @@ class WorkerClient:
             raise WorkerUnavailable(
                 "The WhatsApp worker is not reachable right now; it is restarted automatically."
             ) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise WorkerUnavailable(
                 "The WhatsApp worker did not answer in time.", code="worker_timeout", status=504
             ) from exc

@@ -16,7 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -114,7 +115,7 @@ class Stack:
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self, wait: bool = True) -> "Stack":
+    def start(self, wait: bool = True) -> Stack:
         self._log = open(self.log_path, "ab")
         command = [str(BIN / "wa-gateway"), "sandbox" if self.sandbox else "run"]
         self.proc = subprocess.Popen(
@@ -144,7 +145,7 @@ class Stack:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
-            raise AssertionError(f"supervisord did not stop within {timeout}s")
+            raise AssertionError(f"supervisord did not stop within {timeout}s") from None
         finally:
             self._log.close()
 
@@ -163,7 +164,7 @@ class Stack:
                     pass
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
