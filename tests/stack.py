@@ -135,11 +135,11 @@ class Stack:
             up = http("GET", self.emulator + "/", timeout=2).status == 200
         return up
 
-    def stop(self, timeout: float = 40) -> int | None:
+    def stop(self, timeout: float = 40, sig: int = signal.SIGTERM) -> int | None:
         """SIGTERM to supervisord, as a container runtime would; SIGKILL the group if it hangs."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -112,7 +112,8 @@ def test_closed_server_port_reports_connecting_with_growing_backoff(make_stack):
     assert stack.health()["whatsapp"]["state"] == "connecting"
 
 
-def test_sigterm_stops_both_programs_cleanly_and_keeps_session_files(make_stack):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_both_programs_cleanly_and_keeps_session_files(make_stack, sig):
     stack = make_stack()
     stack.post("/connect")
     session_dir = stack.data_dir / "session"
@@ -120,7 +121,7 @@ def test_sigterm_stops_both_programs_cleanly_and_keeps_session_files(make_stack)
     before = {p.name: p.read_bytes() for p in session_dir.iterdir() if p.is_file()}
 
     started = time.monotonic()
-    code = stack.stop(timeout=40)
+    code = stack.stop(timeout=40, sig=sig)
     elapsed = time.monotonic() - started
 
     assert code == 0
