@@ -5,10 +5,9 @@
 import { randomUUID } from 'node:crypto'
 
 export class EventJournal {
-  constructor ({ capacity, logger }) {
+  constructor ({ capacity }) {
     this.bootId = randomUUID()
     this.capacity = capacity
-    this.logger = logger
     this.events = []
     this.seq = 0
     this.waiters = new Set()

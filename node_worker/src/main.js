@@ -25,7 +25,7 @@ async function main () {
     log.error({ error: err.message }, 'worker.bad_setting')
     process.exit(EX_CONFIG)
   }
-  const journal = new EventJournal({ capacity: settings.eventBufferSize, logger: log })
+  const journal = new EventJournal({ capacity: settings.eventBufferSize })
   const session = new WhatsAppSession({ settings, logger: log, journal })
   const server = await startServer({ socketPath: settings.socketPath, routes: makeRoutes({ session, journal }), logger: log })
   log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath }, 'worker.started')
