@@ -36,9 +36,6 @@ def _prepare_dirs(env: dict[str, str]) -> None:
         path = Path(env[key])
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path, 0o700)
-    stale = Path(env["WA_RUN_DIR"]) / "worker.sock"
-    if stale.exists():
-        stale.unlink()
 
 
 def _sandbox_env(env: dict[str, str]) -> dict[str, str]:

@@ -18,41 +18,19 @@ class SettingsError(ValueError):
     """A ``WA_*`` variable has a value the gateway cannot run with."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast=float):
+    """A number from the environment; ``cast=int`` for whole numbers."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        kind = "an integer" if cast is int else "a number"
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +71,7 @@ class Settings:
         log_level = (env.get("WA_LOG_LEVEL") or "info").strip().lower()
         if log_level not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"WA_LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
-        port = _int(env, "WA_PORT", 3001)
+        port = _number(env, "WA_PORT", 3001, cast=int)
         if port > 65535:
             raise SettingsError(f"WA_PORT must be <= 65535, got {port}")
         return cls(
@@ -105,12 +83,12 @@ class Settings:
             log_format=log_format,
             log_level=log_level,
             worker_program=env.get("WA_WORKER_PROGRAM", "").strip() or "worker",
-            worker_request_timeout=_float(env, "WA_WORKER_TIMEOUT", 30.0, minimum=0.1),
-            connect_qr_wait=_float(env, "WA_CONNECT_QR_WAIT", 8.0),
-            watchdog_interval=_float(env, "WA_WATCHDOG_INTERVAL", 2.0, minimum=0.1),
-            watchdog_initial_delay=_float(env, "WA_WATCHDOG_INITIAL_DELAY", 10.0, minimum=0.1),
-            watchdog_max_delay=_float(env, "WA_WATCHDOG_MAX_DELAY", 300.0, minimum=0.1),
-            shutdown_timeout=_float(env, "WA_SHUTDOWN_TIMEOUT", 5.0),
-            max_body_bytes=_int(env, "WA_MAX_BODY_BYTES", 512 * 1024, minimum=1024),
-            max_message_chars=_int(env, "WA_MAX_MESSAGE_CHARS", 65536, minimum=1),
+            worker_request_timeout=_number(env, "WA_WORKER_TIMEOUT", 30.0, minimum=0.1),
+            connect_qr_wait=_number(env, "WA_CONNECT_QR_WAIT", 8.0),
+            watchdog_interval=_number(env, "WA_WATCHDOG_INTERVAL", 2.0, minimum=0.1),
+            watchdog_initial_delay=_number(env, "WA_WATCHDOG_INITIAL_DELAY", 10.0, minimum=0.1),
+            watchdog_max_delay=_number(env, "WA_WATCHDOG_MAX_DELAY", 300.0, minimum=0.1),
+            shutdown_timeout=_number(env, "WA_SHUTDOWN_TIMEOUT", 5.0),
+            max_body_bytes=_number(env, "WA_MAX_BODY_BYTES", 512 * 1024, minimum=1024, cast=int),
+            max_message_chars=_number(env, "WA_MAX_MESSAGE_CHARS", 65536, minimum=1, cast=int),
         )

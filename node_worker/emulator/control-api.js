@@ -1,34 +1,16 @@
 // HTTP/JSON control API (every path except the WebSocket endpoint /ws/chat).
 import { ApiError, apiError } from './errors.js'
 import { normalizePhone, e164 } from './accounts.js'
+import { readJsonObject } from '../src/json-body.js'
 
 const MAX_BODY = 1024 * 1024
 
-const readJson = (req) => new Promise((resolve, reject) => {
-  let size = 0
-  const chunks = []
-  req.on('data', (c) => {
-    size += c.length
-    if (size > MAX_BODY) {
-      reject(apiError(413, 'body_too_large', 'request body is larger than 1 MiB'))
-      req.destroy()
-      return
-    }
-    chunks.push(c)
-  })
-  req.on('end', () => {
-    const text = Buffer.concat(chunks).toString('utf8')
-    if (!text.trim()) return resolve({})
-    try {
-      const v = JSON.parse(text)
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return reject(apiError(400, 'bad_json', 'the body must be a JSON object'))
-      resolve(v)
-    } catch {
-      reject(apiError(400, 'bad_json', 'the body is not valid JSON'))
-    }
-  })
-  req.on('error', reject)
-})
+const BODY_ERRORS = {
+  too_large: () => apiError(413, 'body_too_large', 'request body is larger than 1 MiB'),
+  not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
+  not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object')
+}
+const readJson = (req) => readJsonObject(req, { maxBytes: MAX_BODY, fail: (why) => BODY_ERRORS[why]() })
 
 const send = (res, status, body) => {
   const text = JSON.stringify(body)

@@ -3,35 +3,17 @@
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import { WorkerError } from './errors.js'
+import { readJsonObject } from './json-body.js'
 import { isE164 } from './phone.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_WAIT_MS = 60000
 
-const readJson = (req) => new Promise((resolve, reject) => {
-  let size = 0
-  const chunks = []
-  req.on('data', (chunk) => {
-    size += chunk.length
-    if (size > MAX_BODY) {
-      reject(new WorkerError(413, 'payload_too_large', 'Request body too large.'))
-      req.destroy()
-      return
-    }
-    chunks.push(chunk)
-  })
-  req.on('end', () => {
-    const raw = Buffer.concat(chunks).toString('utf8').trim()
-    if (!raw) return resolve({})
-    try {
-      const body = JSON.parse(raw)
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object')
-      resolve(body)
-    } catch {
-      reject(new WorkerError(400, 'invalid_json', 'The request body must be a JSON object.'))
-    }
-  })
-  req.on('error', reject)
+const readJson = (req) => readJsonObject(req, {
+  maxBytes: MAX_BODY,
+  fail: (why) => why === 'too_large'
+    ? new WorkerError(413, 'payload_too_large', 'Request body too large.')
+    : new WorkerError(400, 'invalid_json', 'The request body must be a JSON object.')
 })
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))

@@ -23,6 +23,17 @@ export const EMULATOR_MAIN = path.join(here, '..', 'emulator', 'main.js')
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// Polls an async predicate until it returns something truthy; fails with `what` after timeoutMs.
+export const until = async (predicate, timeoutMs, what) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await predicate()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
 const createdDirs = []
 process.on('exit', () => {
   for (const d of createdDirs) { try { fs.rmSync(d, { recursive: true, force: true }) } catch {} }

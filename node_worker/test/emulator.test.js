@@ -8,7 +8,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { Curve, proto } from 'baileys'
 import {
-  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, sleep
+  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, sleep, until
 } from './emulator-helpers.js'
 import { generateKeyPair, sign, verifyStrict } from '../emulator/crypto.js'
 import { checkDeviceSignature, deviceSignatureMessage, accountSignatureMessage, parseQr } from '../emulator/pairing.js'
@@ -193,14 +193,8 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(msg.m.key.remoteJid, CONTACT_JID)
     assert.equal(msg.m.message?.conversation, text)
     // Baileys acknowledged it with a receipt that the emulator recorded for the contact
-    let receipts
-    for (let i = 0; i < 50; i++) {
-      receipts = (await emu.api('GET', `/contacts/${CONTACT}/receipts-received`)).body
-      if (receipts.some((r) => r.id === res.body.id)) break
-      await sleep(50)
-    }
-    const r = receipts.find((x) => x.id === res.body.id)
-    assert.ok(r, 'receipt recorded')
+    const r = await until(async () => (await emu.api('GET', `/contacts/${CONTACT}/receipts-received`)).body
+      .find((x) => x.id === res.body.id), 2500, 'the receipt to be recorded')
     assert.equal(r.from, ACCOUNT)
     // a second message uses the established session (type msg)
     const res2 = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'again' })
@@ -285,29 +279,21 @@ describe('emulator with the real Baileys client', () => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
-  test('fault restart_required -> 515', async () => {
-    const c = await login()
-    const f = await emu.api('POST', '/faults', { kind: 'restart_required', phone_number: ACCOUNT })
-    assert.equal(f.body.applied_to, 1)
-    await c.waitClose(5000)
-    assert.equal(c.closeCode(), 515)
-  })
-
-  test('fault conflict -> 440', async () => {
-    const c = await login()
-    const f = await emu.api('POST', '/faults', { kind: 'conflict', phone_number: ACCOUNT })
-    assert.equal(f.body.applied_to, 1)
-    await c.waitClose(5000)
-    assert.equal(c.closeCode(), 440)
-  })
-
-  test('fault disconnect -> connection closed (428)', async () => {
-    const c = await login()
-    const f = await emu.api('POST', '/faults', { kind: 'disconnect' })
-    assert.ok(f.body.applied_to >= 1)
-    await c.waitClose(5000)
-    assert.equal(c.closeCode(), 428)
-  })
+  // Faults that close the socket with a code Baileys maps to a reconnect reason.
+  for (const { kind, scoped, code } of [
+    { kind: 'restart_required', scoped: true, code: 515 },
+    { kind: 'conflict', scoped: true, code: 440 },
+    { kind: 'disconnect', scoped: false, code: 428 }
+  ]) {
+    test(`fault ${kind} -> ${code}`, async () => {
+      const c = await login()
+      const f = await emu.api('POST', '/faults', scoped ? { kind, phone_number: ACCOUNT } : { kind })
+      if (scoped) assert.equal(f.body.applied_to, 1)
+      else assert.ok(f.body.applied_to >= 1)
+      await c.waitClose(5000)
+      assert.equal(c.closeCode(), code)
+    })
+  }
 
   test("fault blackhole -> Baileys' keep-alive gives up (408); new handshakes get no answer", async () => {
     const c = await login({ keepAliveIntervalMs: 500 })
@@ -370,9 +356,8 @@ describe('emulator with the real Baileys client', () => {
     await client.sock.logout()
     await client.waitClose(5000)
     assert.equal(client.closeCode(), 401)
-    await sleep(100)
-    const { body } = await emu.api('GET', '/')
-    assert.equal(body.accounts.find((a) => a.phone_number === '+15550005555').devices.length, 0)
+    await until(async () => (await emu.api('GET', '/')).body.accounts
+      .find((a) => a.phone_number === '+15550005555').devices.length === 0, 2000, 'the device to be unlinked')
     fs.rmSync(dir, { recursive: true, force: true })
   })
 })
@@ -433,7 +418,7 @@ describe('state file', () => {
       await client.sock.sendMessage(CONTACT_JID, { text: 'before restart' }, { messageId: 'EMUSTATE0001' })
       await client.waitFor(() => statusOf(client, 'EMUSTATE0001') >= 3, 5000, 'delivery')
       await client.end()
-      await sleep(100)
+      await until(async () => (await emu.api('GET', '/')).body.connections.length === 0, 2000, 'the connection to close')
       assert.equal((await emu.stop()).code, 0)
       assert.ok(fs.existsSync(path.join(dir, 'state.json')))
 
