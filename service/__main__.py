@@ -1,38 +1,50 @@
-"""``python -m service``: settings, then logging, then the app; supervisord runs this."""
+"""``python -m service``: settings, then logging, then the app; supervisord runs this.
+
+A setting it cannot run with, or a port it cannot listen on, is a configuration error: it says why in one
+record and exits 78 without a traceback, and the watchdog stops the stack (see ``config_error.py``).
+"""
 
 from __future__ import annotations
 
-import json
+import errno
 import sys
 
 import structlog
-from aiohttp import web
 
-from . import __version__
+from . import __version__, config_error, http_server
 from .app import create_app
 from .logging_setup import configure_logging
 from .settings import Settings, SettingsError
+
+PROGRAM = "gateway"
+_BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def main() -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        print(json.dumps({"event": "gateway.bad_setting", "error": str(exc)}), file=sys.stderr)
-        return 78  # EX_CONFIG: supervisord's retries end in FATAL with the reason in the log
-    configure_logging(settings)
-    log = structlog.get_logger("gateway")
-    log.info("gateway.starting", version=__version__, host=settings.host, port=settings.port,
-             auth="api_key" if settings.api_key else "none")
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-    )
+        return config_error.report(PROGRAM, str(exc))
+    configure_logging(program=PROGRAM, log_format=settings.log_format, log_level=settings.log_level)
+    log = structlog.get_logger(PROGRAM)
+    log.info("gateway.starting", version=__version__, host=settings.host, port=settings.port)
+    try:
+        http_server.run_app(  # aiohttp's run_app, but the HTTP parser's errors are JSON too
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=settings.shutdown_timeout,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+        )
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        return config_error.report(
+            PROGRAM, f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+            settings.run_dir,
+        )
     log.info("gateway.stopped")
     return 0
 

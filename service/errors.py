@@ -32,6 +32,16 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"
@@ -52,5 +62,13 @@ class UpstreamError(ApiError):
     code = "whatsapp_error"
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+class ClientAborted(Exception):
+    """The client went away before its request body arrived: nothing to answer, nothing to blame.
+
+    Not an ``ApiError``: no response can reach the client, so the request middleware logs it once
+    at info (``http.client_aborted``) instead of an error with a traceback.
+    """
+
+
+def error_response(status: int, code: str, message: str, *, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .api_keys import ApiKeys
 from .events import EventConsumer
 from .settings import Settings
 from .supervision import SupervisorMonitor
@@ -14,3 +15,6 @@ STARTED_AT = web.AppKey("started_at", float)
 WORKER = web.AppKey("worker", WorkerClient)
 MONITOR = web.AppKey("monitor", SupervisorMonitor)
 EVENTS = web.AppKey("events", EventConsumer)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+# Per request: whether a valid API key came with it (the open /health paths show more when so).
+AUTHENTICATED = web.RequestKey("authenticated", bool)

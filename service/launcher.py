@@ -1,22 +1,39 @@
 """``wa-gateway``: the one way to start supervisord (and reach it with supervisorctl) with the shipped conf.
 
-supervisord's conf takes paths from ``%(ENV_...)s`` and has no defaults of its own, so this fills in
-the documented defaults, creates the private 0700 run directory for the sockets, puts this
-virtualenv first on PATH (the conf runs ``python`` and ``node`` from PATH) and then *execs*
-supervisord, so that in a container supervisord is PID 1 and receives SIGTERM itself.
+supervisord's conf takes paths from ``%(ENV_...)s`` and has no defaults of its own, so this fills in the
+documented defaults, creates the private 0700 directories, checks the gateway's settings and its port
+before anything starts (a bad setting ends here with one line and exit 78), resolves ``WA_LOG_FORMAT=auto``
+from the stream the operator sees (the programs only see supervisord's pipes), and puts this virtualenv
+first on PATH (the conf runs ``python`` and ``node`` from PATH).
+
+It then runs supervisord as its only child instead of exec'ing it, because supervisord always exits 0:
+the launcher forwards the stop signals, reaps orphans when it is PID 1 in a container, and turns a
+shutdown caused by a configuration error (``config_error.py``) into a clear line and exit code 78.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from .settings import REPO_ROOT
+from . import config_error
+from .logging_setup import resolve_format
+from .settings import REPO_ROOT, Settings, SettingsError
 
 CONF = REPO_ROOT / "conf" / "supervisord.conf"
 EMULATOR = REPO_ROOT / "node_worker" / "emulator" / "main.js"
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+USAGE = ("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>"
+         " | wa-gateway api-key")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _base_env(sandbox: bool) -> dict[str, str]:
@@ -25,7 +42,7 @@ def _base_env(sandbox: bool) -> dict[str, str]:
     data_dir = Path(env.get("WA_DATA_DIR") or default_data).resolve()
     env["WA_DATA_DIR"] = str(data_dir)
     env.setdefault("WA_RUN_DIR", str(data_dir / "run"))
-    env.setdefault("WA_SANDBOX", "false")
+    env["WA_SANDBOX"] = "true" if sandbox else "false"  # selects conf/modes/sandbox-<value>.conf
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     return env
@@ -36,10 +53,13 @@ def _prepare_dirs(env: dict[str, str]) -> None:
         path = Path(env[key])
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path, 0o700)
+    run_dir = Path(env["WA_RUN_DIR"])
+    # Reasons left by an earlier run must not stop this one.
+    for stale in [*run_dir.glob("config-error.*"), run_dir / config_error.SHUTDOWN_REASON]:
+        stale.unlink(missing_ok=True)
 
 
 def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
-    env["WA_SANDBOX"] = "true"
     port = env.setdefault("WA_EMULATOR_PORT", "3002")
     env.setdefault("WA_SERVER_URL", f"ws://127.0.0.1:{port}/ws/chat")
     emulator_dir = Path(env["WA_DATA_DIR"]) / "emulator"
@@ -54,22 +74,88 @@ def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def preflight(env: dict[str, str]) -> str | None:
+    """The reason the gateway cannot start with these settings, or None. Checked before supervisord."""
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        return str(exc)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind((settings.host, settings.port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"WA_PORT {settings.port} on {settings.host} is already in use by another program"
+        return f"cannot listen on {settings.host}:{settings.port} (WA_HOST/WA_PORT): {exc.strerror}"
+    return None
+
+
+def supervise(argv: list[str], env: dict[str, str]) -> int:
+    """Run supervisord as the only child, forward stop signals, reap orphans, report why it ended."""
+    child = subprocess.Popen(argv, env=env)
+
+    def forward(signum, _frame):
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    while True:
+        pid, status = os.waitpid(-1, 0)  # as PID 1 this also reaps orphans re-parented to us
+        if pid == child.pid:
+            break
+    code = os.waitstatus_to_exitcode(status)
+    reason = config_error.read(Path(env["WA_RUN_DIR"]) / config_error.SHUTDOWN_REASON)
+    if reason is not None:
+        print(f"wa-gateway: stopped on a configuration error in {reason['reason']}", file=sys.stderr)
+        return config_error.EX_CONFIG
+    return code if code >= 0 else 128 - code
+
+
+def _running_run_dir() -> Path | None:
+    """The run dir of the stack ``ctl`` should talk to: the configured one, else a default that answers."""
+    if os.environ.get("WA_RUN_DIR") or os.environ.get("WA_DATA_DIR"):
+        return None  # _base_env derives it from the operator's settings
+    for data in ("data", "sandbox_data"):
+        sock_path = REPO_ROOT / data / "run" / "supervisor.sock"
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(1)
+                probe.connect(str(sock_path))
+            return sock_path.parent
+        except OSError:
+            continue
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args else "run"
     if command in {"run", "sandbox"}:
         env = _base_env(sandbox=command == "sandbox")
         _prepare_dirs(env)
+        env["WA_LOG_FORMAT"] = resolve_format(
+            env.get("WA_LOG_FORMAT", "").strip().lower() or "auto", sys.stdout.fileno())
+        problem = preflight(env)
+        if problem is not None:
+            print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
+            return config_error.EX_CONFIG
         if command == "sandbox":
             env = _sandbox_env(env)
         supervisord = str(Path(sys.executable).parent / "supervisord")
-        os.execve(supervisord, [supervisord, "--nodaemon", "-c", str(CONF), *args], env)
+        return supervise([supervisord, "--nodaemon", "-c", str(CONF), *args], env)
     if command == "ctl":
-        env = _base_env(sandbox=os.environ.get("WA_SANDBOX") == "true")
+        running = _running_run_dir()
+        env = _base_env(sandbox=False)
+        if running is not None:
+            env["WA_RUN_DIR"] = str(running)
         ctl = str(Path(sys.executable).parent / "supervisorctl")
         os.execve(ctl, [ctl, "-c", str(CONF), *args], env)
-    print("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>",
-          file=sys.stderr)
+    print(USAGE, file=sys.stderr)
     return 2
 
 

@@ -1,7 +1,13 @@
-"""Request id, API key and error rendering: the three things every request goes through."""
+"""What every request goes through, outermost first: request id and log line, CORS, error
+rendering, and the API key.
+
+``setup_security(app)`` resolves the API keys (``WA_API_KEY`` or the data dir's key file) once at
+start-up; ``MIDDLEWARES`` is the order the app factory installs.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -10,34 +16,64 @@ import time
 import structlog
 from aiohttp import web
 
-from .errors import ApiError, error_response
-from .keys import SETTINGS
+from . import api_keys
+from .errors import ApiError, ClientAborted, error_response
+from .keys import API_KEYS, AUTHENTICATED, SETTINGS
 
 log = structlog.get_logger("gateway.http")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Probes must work without credentials: orchestrators do not hold the API key.
-_OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+REALM = 'Bearer realm="wa-gateway"'
+CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID"
+CORS_ALLOW_METHODS = "GET, POST"
 
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    431: "headers_too_large",
 }
+
+
+def setup_security(app: web.Application) -> api_keys.ApiKeys:
+    """Load the API keys (creating the data dir's key file when ``WA_API_KEY`` is unset)."""
+    settings = app[SETTINGS]
+    keys = api_keys.resolve(",".join(settings.api_keys), settings.data_dir)
+    app[API_KEYS] = keys
+    if keys.source == "env":
+        log.info("gateway.api_key", source="WA_API_KEY", keys=len(keys.keys))
+    else:
+        # Where, never what: `wa-gateway api-key` prints the value for the operator.
+        log.info("gateway.api_key", source="file", path=str(keys.path), keys=len(keys.keys),
+                 created=keys.created)
+        if not api_keys.file_is_private(keys.path):
+            log.warning("gateway.api_key_file_readable", path=str(keys.path),
+                        hint="chmod 600 the file: other users can read the API key")
+    return keys
 
 
 @web.middleware
 async def request_context(request: web.Request, handler):
     """Bind a request id to every log line of this request and echo it to the caller."""
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except ClientAborted as exc:
+        # Expected on any network: one info line, no traceback. Nobody is left to answer.
+        log.info("http.client_aborted", method=request.method, path=request.path, reason=str(exc),
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        return error_response(400, "client_aborted", "The client closed the connection.")
     response.headers["X-Request-ID"] = request_id
     log.info(
         "http.request",
@@ -50,14 +86,42 @@ async def request_context(request: web.Request, handler):
 
 
 @web.middleware
+async def cors(request: web.Request, handler):
+    """No CORS at all unless ``WA_CORS_ORIGINS`` lists origins; then only for exactly those."""
+    origins = request.app[SETTINGS].cors_origins
+    if not origins:
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    listed = origin is not None and origin in origins
+    if listed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        # A preflight carries no credentials by design: answer it before the key check.
+        response = web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Max-Age": "600",
+        })
+    else:
+        response = await handler(request)
+    if listed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
+    # Answers differ by Origin, so any cache between must key on it (listed or not).
+    response.headers.add("Vary", "Origin")
+    return response
+
+
+@web.middleware
 async def errors(request: web.Request, handler):
     """Turn every failure into the one JSON error shape; never leak a traceback or echo input."""
     try:
         return await handler(request)
+    except ClientAborted:
+        raise
     except ApiError as exc:
         if exc.status >= 500:
             log.error("http.error", code=exc.code, status=exc.status, detail=exc.message)
-        return error_response(exc.status, exc.code, exc.message)
+        headers = {"WWW-Authenticate": REALM} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -68,16 +132,62 @@ async def errors(request: web.Request, handler):
         return error_response(500, "internal_error", "The gateway failed; see its logs.")
 
 
+def _presented(request: web.Request) -> list[str] | None:
+    """The credentials this request carries, or None when it carries none at all."""
+    headers = request.headers  # case-insensitive: x-api-key, X-API-Key, ...
+    if "X-API-Key" not in headers and "Authorization" not in headers:
+        return None
+    given = []
+    if "X-API-Key" in headers:
+        given.append(headers["X-API-Key"].strip())
+    if "Authorization" in headers:
+        scheme, _, token = headers["Authorization"].strip().partition(" ")
+        given.append(token.strip() if scheme.lower() == "bearer" else "")
+    return given
+
+
+def _digest(key: str) -> bytes | None:
+    try:
+        raw = key.encode("ascii")  # a non-ASCII byte (surrogate-escaped by aiohttp) is never a key
+    except UnicodeEncodeError:
+        return None
+    return hashlib.sha256(raw).digest()
+
+
+def key_is_valid(keys: api_keys.ApiKeys, given: str) -> bool:
+    """Constant time in the key: equal-length digests, and every configured key is compared."""
+    digest = _digest(given)
+    if not given or digest is None:
+        return False
+    ok = False
+    for key in keys.keys:
+        ok |= hmac.compare_digest(digest, hashlib.sha256(key.encode("ascii")).digest())
+    return ok
+
+
+def unauthorized(invalid: bool) -> web.Response:
+    challenge = REALM + (', error="invalid_token"' if invalid else "")
+    return error_response(
+        401, "unauthorized",
+        "A valid API key is required: send it as X-API-Key or Authorization: Bearer.",
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
 @web.middleware
 async def api_key(request: web.Request, handler):
-    """Require ``X-API-Key`` (or ``Authorization: Bearer``) when ``WA_API_KEY`` is set."""
-    expected = request.app[SETTINGS].api_key
-    if expected is None or request.path in _OPEN_PATHS:
-        return await handler(request)
-    given = request.headers.get("X-API-Key", "")
-    auth = request.headers.get("Authorization", "")
-    if not given and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        return error_response(401, "unauthorized", "A valid API key is required (X-API-Key header).")
+    """Every endpoint but the probes needs a key; a wrong key is refused everywhere, probes too."""
+    given = _presented(request)
+    if given is None:
+        request[AUTHENTICATED] = False
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        return unauthorized(invalid=False)
+    keys = request.app[API_KEYS]
+    if not any([key_is_valid(keys, g) for g in given]):  # a list: check all, no short circuit
+        return unauthorized(invalid=True)
+    request[AUTHENTICATED] = True
     return await handler(request)
+
+
+MIDDLEWARES = (request_context, cors, errors, api_key)

@@ -7,9 +7,12 @@ reads the environment on its own and a bad value fails loudly before anything st
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
+
+from .api_keys import ApiKeyError, parse_keys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,17 +36,39 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return parse_keys(env.get("WA_API_KEY"))
+    except ApiKeyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """WA_CORS_ORIGINS: exact origins (scheme://host[:port]), comma-separated; none by default."""
+    origins = tuple(o.strip() for o in env.get("WA_CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise SettingsError(
+                f"WA_CORS_ORIGINS must list exact origins like https://app.example.com, got {origin!r}"
+            )
+    return origins
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str
     port: int
     data_dir: Path
     run_dir: Path
-    api_key: str | None
+    api_keys: tuple[str, ...]  # WA_API_KEY, comma-separated; empty: the data dir's key file
     log_format: str  # "json" or "console"
     log_level: str
     worker_program: str
     worker_request_timeout: float
+    worker_start_wait: float
     connect_qr_wait: float
     watchdog_interval: float
     watchdog_initial_delay: float
@@ -51,6 +76,13 @@ class Settings:
     shutdown_timeout: float
     max_body_bytes: int
     max_message_chars: int
+    body_timeout: float
+    cors_origins: tuple[str, ...]
+
+    @property
+    def api_key(self) -> str | None:
+        """The first key from ``WA_API_KEY``; None means the key file in the data dir is used."""
+        return self.api_keys[0] if self.api_keys else None
 
     @property
     def supervisor_socket(self) -> Path:
@@ -79,11 +111,12 @@ class Settings:
             port=port,
             data_dir=data_dir,
             run_dir=run_dir,
-            api_key=env.get("WA_API_KEY") or None,
+            api_keys=_api_keys(env),
             log_format=log_format,
             log_level=log_level,
             worker_program=env.get("WA_WORKER_PROGRAM", "").strip() or "worker",
             worker_request_timeout=_number(env, "WA_WORKER_TIMEOUT", 30.0, minimum=0.1),
+            worker_start_wait=_number(env, "WA_WORKER_START_WAIT", 5.0),
             connect_qr_wait=_number(env, "WA_CONNECT_QR_WAIT", 8.0),
             watchdog_interval=_number(env, "WA_WATCHDOG_INTERVAL", 2.0, minimum=0.1),
             watchdog_initial_delay=_number(env, "WA_WATCHDOG_INITIAL_DELAY", 10.0, minimum=0.1),
@@ -91,4 +124,6 @@ class Settings:
             shutdown_timeout=_number(env, "WA_SHUTDOWN_TIMEOUT", 5.0),
             max_body_bytes=_number(env, "WA_MAX_BODY_BYTES", 512 * 1024, minimum=1024, cast=int),
             max_message_chars=_number(env, "WA_MAX_MESSAGE_CHARS", 65536, minimum=1, cast=int),
+            body_timeout=_number(env, "WA_BODY_TIMEOUT", 10.0, minimum=0.1),
+            cors_origins=_origins(env),
         )

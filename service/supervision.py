@@ -1,14 +1,13 @@
-"""What supervisord knows about the worker, polled off the event loop, plus the FATAL watchdog.
+"""What supervisord knows about the worker, polled off the event loop, for /health and for waiting.
 
-supervisord restarts a worker that dies while RUNNING, but gives up for good (FATAL) after
-``startretries`` quick failures. The watchdog brings a FATAL worker back with ``startProcess`` after
-a delay that starts at ``WA_WATCHDOG_INITIAL_DELAY``, doubles and is capped, so a worker that can
-never start is retried forever without a restart storm.
+Restart policy is not here: the watchdog listener (``listener.py``) owns it and leaves its plan for each
+program in ``<run dir>/watchdog.json``, which this module reads so that /health can show it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ log = structlog.get_logger("gateway.supervision")
 
 @dataclass
 class WatchdogState:
+    """The watchdog's plan for the worker, as it last saved it."""
+
     restarts: int = 0
     next_delay: float = 0.0
     next_attempt_at: float | None = None
@@ -54,6 +55,7 @@ class SupervisorMonitor:
         self._last_pid: int | None = None
         self._process: psutil.Process | None = None
         self._task: asyncio.Task | None = None
+        self._refreshed_at = 0.0
 
     def _proxy(self) -> xmlrpc.client.ServerProxy:
         # One proxy per call: the transport is not thread-safe and calls run in worker threads.
@@ -68,6 +70,7 @@ class SupervisorMonitor:
         return await asyncio.to_thread(call)
 
     async def refresh(self) -> WorkerSnapshot:
+        self._refreshed_at = time.monotonic()
         snap = self.snapshot
         try:
             info = await self._call("getProcessInfo", self._program)
@@ -86,7 +89,29 @@ class SupervisorMonitor:
             log.warning("worker.restarted", old_pid=self._last_pid, new_pid=snap.pid)
         if snap.pid:
             self._last_pid = snap.pid
+        snap.watchdog = self._watchdog_plan()
         return snap
+
+    def _watchdog_plan(self) -> WatchdogState:
+        try:
+            plans = json.loads((self._settings.run_dir / "watchdog.json").read_text())
+            plan = plans.get(self._program) or {}
+        except (OSError, ValueError, AttributeError):
+            plan = {}
+        return WatchdogState(
+            restarts=int(plan.get("restarts", 0)),
+            next_delay=float(plan.get("next_delay_seconds", self._settings.watchdog_initial_delay)),
+            next_attempt_at=plan.get("next_attempt_at"),
+            last_restart_at=plan.get("last_restart_at"),
+            last_error=plan.get("last_error"),
+        )
+
+    async def worker_may_come_up(self) -> bool:
+        """Whether the worker is on its way up (a request should wait for it) rather than down for good
+        (STOPPED by the operator, FATAL, EXITED): asks supervisord at most every half second."""
+        if time.monotonic() - self._refreshed_at > 0.5:
+            await self.refresh()
+        return self.snapshot.state in {"STARTING", "RUNNING", "BACKOFF"}
 
     def process_usage(self) -> tuple[int | None, float | None]:
         """RSS and CPU% of the worker; one psutil.Process per pid so cpu_percent has a baseline."""
@@ -104,44 +129,9 @@ class SupervisorMonitor:
             self._process = None
             return None, None
 
-    async def _watchdog_step(self) -> None:
-        snap, dog = self.snapshot, self.snapshot.watchdog
-        if snap.state != "FATAL":
-            if snap.state == "RUNNING" and dog.next_attempt_at is not None:
-                dog.next_attempt_at = None
-            # A worker that has stayed up for a while earns a fresh, short delay again.
-            if (
-                snap.state == "RUNNING" and snap.started_at
-                and time.time() - snap.started_at > self._settings.watchdog_max_delay
-            ):
-                dog.next_delay = self._settings.watchdog_initial_delay
-            return
-        now = time.monotonic()
-        if dog.next_attempt_at is None:
-            dog.next_attempt_at = now + dog.next_delay
-            log.error(
-                "worker.fatal", reason=snap.description or snap.spawn_error,
-                retry_in_seconds=dog.next_delay,
-            )
-            return
-        if now < dog.next_attempt_at:
-            return
-        dog.restarts += 1
-        dog.last_restart_at = time.time()
-        dog.next_attempt_at = None
-        dog.next_delay = min(dog.next_delay * 2, self._settings.watchdog_max_delay)
-        log.warning("watchdog.restart", attempt=dog.restarts, next_delay_seconds=dog.next_delay)
-        try:
-            await self._call("startProcess", self._program, False)
-            dog.last_error = None
-        except Exception as exc:
-            dog.last_error = str(exc)
-            log.error("watchdog.restart_failed", error=str(exc))
-
     async def run(self) -> None:
         while True:
             await self.refresh()
-            await self._watchdog_step()
             await asyncio.sleep(self._settings.watchdog_interval)
 
     def start(self) -> None:

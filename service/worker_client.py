@@ -7,6 +7,9 @@ status, so one error vocabulary spans both sides of the boundary.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -18,9 +21,17 @@ log = structlog.get_logger("gateway.worker_client")
 
 
 class WorkerClient:
-    def __init__(self, socket_path: str, timeout: float):
+    """``start_wait`` bounds how long a request waits for a worker that is starting (``may_come_up``
+    says so): in the first second after a (re)start its socket is not there yet, and a caller is better
+    served by a short wait than by a 503. Only connection failures are retried: such a request never
+    reached the worker, so retrying cannot send anything twice."""
+
+    def __init__(self, socket_path: str, timeout: float, *, start_wait: float = 0.0,
+                 may_come_up: Callable[[], Awaitable[bool]] | None = None):
         self._socket_path = socket_path
         self._timeout = timeout
+        self._start_wait = start_wait
+        self._may_come_up = may_come_up
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -34,6 +45,23 @@ class WorkerClient:
             await self._session.close()
 
     async def request(
+        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + self._start_wait
+        while True:
+            try:
+                return await self._request_once(method, path, json=json, params=params, timeout=timeout)
+            except WorkerUnavailable as exc:
+                starting = isinstance(exc.__cause__, aiohttp.ClientConnectorError | FileNotFoundError
+                                      | ConnectionRefusedError)
+                if not starting or time.monotonic() >= deadline or self._may_come_up is None:
+                    raise
+                if not await self._may_come_up():
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _request_once(
         self, method: str, path: str, *, json: Any = None, params: dict | None = None,
         timeout: float | None = None,
     ) -> Any:

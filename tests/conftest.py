@@ -1,6 +1,6 @@
 import pytest
 
-from tests.stack import Stack
+from tests.stack import BOUND_PORTS, STARTED_SESSIONS, Stack, listening, session_processes
 
 
 @pytest.fixture
@@ -23,3 +23,16 @@ def stack():
     """One running stack shared by the read-mostly tests of a module."""
     with Stack() as running:
         yield running
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any process a test started is still alive or any port it used still listens:
+    a leak here means some cleanup path does not work, and the next tests inherit its processes."""
+    leaked = {sid: pids for sid in STARTED_SESSIONS if (pids := session_processes(sid))}
+    ports = sorted(port for port in BOUND_PORTS if listening(port))
+    if leaked or ports:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"LEAK: processes still alive by stack session {leaked}; ports still listening {ports}"
+        if reporter is not None:
+            reporter.write_line(message, red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -15,6 +15,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
+
+import psutil
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -22,12 +25,23 @@ from collections.abc import Callable
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CONF = REPO / "conf" / "supervisord.conf"
+# The key every stack is started with (the API is locked by default); `Stack.get/post` send it.
+API_KEY = "test-key-" + os.urandom(8).hex()
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class StackDied(AssertionError):
+    """What a test waits for can no longer happen (supervisord is gone): fail now, not at the timeout."""
+
+
+# Every session (launcher process group leader) and port a test started, for the session-end check.
+STARTED_SESSIONS: set[int] = set()
+BOUND_PORTS: set[int] = set()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -39,10 +53,47 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             value = predicate()
             if value:
                 return value
+        except StackDied:
+            raise
         except Exception as exc:  # the thing we wait for may not answer yet
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})")
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (zombies are dead and harmless)."""
+    found = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def sweep_session(sid: int) -> None:
+    """SIGKILL every process of a stack's session (supervisord puts each program in its own process
+    group, so killing one group is not enough) until none is left."""
+    for _ in range(50):
+        pids = session_processes(sid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"processes of session {sid} survive SIGKILL: {session_processes(sid)}")
+
+
+def listening(port: int) -> bool:
+    for conn in psutil.net_connections("inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return True
+    return False
 
 
 class Response:
@@ -103,6 +154,7 @@ class Stack:
             "WA_RECONNECT_MAX_MS": "5000",
             "WA_WATCHDOG_INTERVAL": "0.5",
             "WA_CONNECT_QR_WAIT": "5",
+            "WA_API_KEY": API_KEY,
             **(extra_env or {}),
         }
         if sandbox:
@@ -118,17 +170,25 @@ class Stack:
     def start(self, wait: bool = True) -> Stack:
         self._log = open(self.log_path, "ab")
         command = [str(BIN / "wa-gateway"), "sandbox" if self.sandbox else "run"]
+        # Its own session: every process of this stack (launcher, supervisord, programs, their children)
+        # carries this session id even after supervisord is gone, so cleanup can sweep them all.
         self.proc = subprocess.Popen(
             command, env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        STARTED_SESSIONS.add(self.proc.pid)
+        BOUND_PORTS.update(p for p in (self.port, self.emulator_port) if p)
         if wait:
-            wait_for(self._up, 30, "gateway /health and worker RUNNING")
+            try:
+                wait_for(self._up, 30, "gateway /health and worker RUNNING")
+            except BaseException:
+                self.cleanup()
+                raise
         return self
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"supervisord exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+            raise StackDied(f"supervisord exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
         res = self.get("/health", timeout=2)
         up = res.status == 200 and res.json()["worker"]["state"] == "RUNNING"
         if up and self.sandbox:
@@ -143,13 +203,14 @@ class Stack:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            sweep_session(self.proc.pid)
             self.proc.wait(5)
             raise AssertionError(f"supervisord did not stop within {timeout}s") from None
         finally:
             self._log.close()
 
     def cleanup(self) -> None:
+        """Stop the stack if it runs, then kill whatever of its session survived; always safe to call."""
         try:
             if self.proc is not None and self.proc.poll() is None:
                 try:
@@ -158,14 +219,11 @@ class Stack:
                     pass
         finally:
             if self.proc is not None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the group
-                except ProcessLookupError:
-                    pass
+                sweep_session(self.proc.pid)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Stack:
-        return self.start()
+        return self.start()  # start() cleans up itself when it fails
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
@@ -184,11 +242,22 @@ class Stack:
                     pass
         return events
 
-    def get(self, path: str, **kw) -> Response:
-        return http("GET", self.base + path, **kw)
+    def auth(self, headers: dict | None) -> dict:
+        """The stack's API key unless the caller sent its own (or ``{"X-API-Key": None}`` for none)."""
+        merged = {"X-API-Key": self.api_key} if self.api_key else {}
+        merged.update(headers or {})
+        return {k: v for k, v in merged.items() if v is not None}
 
-    def post(self, path: str, body: Any = None, **kw) -> Response:
-        return http("POST", self.base + path, body, **kw)
+    @property
+    def api_key(self) -> str | None:
+        key = self.env.get("WA_API_KEY", "")
+        return key.split(",")[0].strip() or None
+
+    def get(self, path: str, *, headers: dict | None = None, **kw) -> Response:
+        return http("GET", self.base + path, headers=self.auth(headers), **kw)
+
+    def post(self, path: str, body: Any = None, *, headers: dict | None = None, **kw) -> Response:
+        return http("POST", self.base + path, body, headers=self.auth(headers), **kw)
 
     def health(self) -> dict:
         return self.get("/health").json()
@@ -203,6 +272,14 @@ class Stack:
             [str(BIN / "supervisorctl"), "-c", str(CONF), *args],
             env=self.env, capture_output=True, text=True, timeout=60,
         )
+
+    def process_info(self, name: str) -> dict:
+        """supervisord's ``getProcessInfo`` over its private unix socket."""
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return proxy.supervisor.getProcessInfo(name)
 
     def emu(self, method: str, path: str, body: Any = None) -> Response:
         """Call the emulator's control API."""

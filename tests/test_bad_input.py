@@ -41,7 +41,7 @@ def test_bad_input_gets_json_error_and_changes_nothing(stack, method, path, raw,
 
     before = stack.status()
     files_before = session_files(stack)
-    res = http(method, stack.base + path, raw=raw, headers={"Content-Type": "application/json"})
+    res = http(method, stack.base + path, raw=raw, headers=stack.auth({"Content-Type": "application/json"}))
     assert res.status == status, res.raw[:300]
     body = res.json()
     assert set(body) == {"error"}

@@ -1,5 +1,6 @@
 // The emulator's own test PKI: root (trusted by the client through WA_CERT_DETAILS.PUBLIC_KEY)
-// -> intermediate (issuerSerial 0 = root) -> leaf (the Noise static key of this server).
+// -> intermediate (issuerSerial 0 = root) -> leaf (the Noise static key of this server), and the
+// spoiled chains of CERT_MODES that a client must refuse.
 import fs from 'node:fs'
 import path from 'node:path'
 import { proto } from './wa.js'
@@ -54,27 +55,48 @@ const certificate = (issuerKeyPair, details) => {
   return { details: detailsBytes, signature: sign(issuerKeyPair.private, detailsBytes) }
 }
 
+// What the emulator can present in its serverHello (WA_EMULATOR_CERT_MODE, POST /cert-mode). Every mode
+// but `valid` must be refused by a client that authenticates the server strictly.
+export const CERT_MODES = Object.freeze({
+  valid: 'a chain from the emulator\'s root for its Noise static key',
+  other_root: 'the same chain signed by another root (an unknown server)',
+  leaf_mismatch: 'a valid chain whose leaf key is not the emulator\'s Noise static key',
+  expired: 'the leaf certificate expired a day ago',
+  not_yet_valid: 'the leaf certificate becomes valid in a day',
+  bad_signature: 'the leaf signature has one bit flipped',
+  wrong_issuer: 'the leaf names an issuer serial that is not the intermediate\'s'
+})
+
 /**
  * Builds the encoded CertChain for a server static key.
- * The intermediate key pair is generated per call (kept in memory only).
+ * The intermediate key pair is generated per call (kept in memory only). `mode` (one of CERT_MODES)
+ * spoils the chain on purpose; `intermediate` / `leaf` override single Details fields (tests).
  */
-export const makeCertChain = (rootKeyPair, serverStaticPublic, { validSeconds = 7 * 24 * 3600 } = {}) => {
-  const now = Math.floor(Date.now() / 1000)
+export const makeCertChain = (rootKeyPair, serverStaticPublic, {
+  validSeconds = 7 * 24 * 3600, mode = 'valid', nowSeconds = Math.floor(Date.now() / 1000), intermediate: iOver = {}, leaf: lOver = {}
+} = {}) => {
+  if (!Object.hasOwn(CERT_MODES, mode)) throw new Error(`unknown certificate mode ${mode}`)
+  const now = nowSeconds
+  const day = 24 * 3600
+  const signingRoot = mode === 'other_root' ? generateKeyPair() : rootKeyPair
   const intermediateKeyPair = generateKeyPair()
-  const intermediate = certificate(rootKeyPair, {
+  const intermediate = certificate(signingRoot, {
     serial: INTERMEDIATE_SERIAL,
     issuerSerial: ROOT_SERIAL,
     key: intermediateKeyPair.public,
     notBefore: now - 60,
-    notAfter: now + validSeconds
+    notAfter: now + validSeconds,
+    ...iOver
   })
   const leaf = certificate(intermediateKeyPair, {
     serial: LEAF_SERIAL,
-    issuerSerial: INTERMEDIATE_SERIAL,
-    key: Buffer.from(serverStaticPublic),
-    notBefore: now - 60,
-    notAfter: now + validSeconds
+    issuerSerial: mode === 'wrong_issuer' ? INTERMEDIATE_SERIAL + 40 : INTERMEDIATE_SERIAL,
+    key: mode === 'leaf_mismatch' ? generateKeyPair().public : Buffer.from(serverStaticPublic),
+    notBefore: mode === 'expired' ? now - 2 * day : mode === 'not_yet_valid' ? now + day : now - 60,
+    notAfter: mode === 'expired' ? now - day : mode === 'not_yet_valid' ? now + 2 * day : now + validSeconds,
+    ...lOver
   })
+  if (mode === 'bad_signature') leaf.signature[17] ^= 0x01
   return Buffer.from(proto.CertChain.encode({ intermediate, leaf }).finish())
 }
 

@@ -97,6 +97,7 @@ export class Connection {
         return this.terminate()
       }
       const serverHello = this.noise.respondToHello(Buffer.from(msg.clientHello.ephemeral))
+      this.emu.handshakes.started++
       this.handshakeStep = 1
       this.sendRaw(Buffer.from(proto.HandshakeMessage.encode({ serverHello }).finish()))
       return
@@ -113,6 +114,7 @@ export class Connection {
       return this.terminate()
     }
     this.handshakeStep = 2
+    this.emu.handshakes.completed++
     this.clientStatic = result.clientStatic
     let payload
     try {

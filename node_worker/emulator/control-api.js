@@ -2,6 +2,7 @@
 import { ApiError, apiError } from './errors.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { readJsonObject } from '../src/json-body.js'
+import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
 
@@ -51,7 +52,12 @@ export const makeControlApi = (emu) => {
       emu.persist()
       return { phone_number: e164(u.phone), lid: u.onWhatsApp ? u.lidJid : null, on_whatsapp: u.onWhatsApp }
     }],
-    ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)]
+    ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)],
+    ['POST', /^\/cert-mode$/, (m, body) => {
+      if (!Object.hasOwn(CERT_MODES, body.mode ?? '')) throw apiError(400, 'invalid_mode', `mode must be one of ${Object.keys(CERT_MODES).join(', ')}`)
+      emu.log.warn('cert_mode.set', { mode: body.mode })
+      return { mode: emu.setCertMode(body.mode) }
+    }]
   ]
 
   return async (req, res) => {

@@ -12,6 +12,9 @@ import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON } from './wa.js'
 import { errorFields } from './log.js'
 
+const CERT_VALID_SECONDS = 7 * 24 * 3600
+const CERT_RENEW_MS = 24 * 3600 * 1000
+
 export class Emulator {
   /**
    * @param {{ log, rootKey: {public, private}, settings: { qrRefs, gatewayUrl, apiKey, stateFile, receiptDelayMs } }} opts
@@ -21,7 +24,8 @@ export class Emulator {
     this.rootKey = rootKey
     this.settings = { qrRefs: 6, receiptDelayMs: 100, ...settings }
     this.serverStatic = generateKeyPair()
-    this.certChain = makeCertChain(rootKey, this.serverStatic.public)
+    this.setCertMode(this.settings.certMode || 'valid')
+    this.handshakes = { started: 0, completed: 0 } // serverHellos sent, clientFinishes accepted
     this.directory = new Directory()
     this.connections = new Map()
     this.pairing = new Pairing(this)
@@ -34,6 +38,19 @@ export class Emulator {
       this.directory.load(saved.users)
       log.info('state.loaded', { users: this.directory.users.size })
     }
+  }
+
+  /** what every later serverHello presents (CERT_MODES in certs.js); throws on an unknown mode */
+  setCertMode (mode) {
+    this.certChainCache = { chain: makeCertChain(this.rootKey, this.serverStatic.public, { mode, validSeconds: CERT_VALID_SECONDS }), mode, builtAt: Date.now() }
+    this.certMode = mode
+    return mode
+  }
+
+  /** the chain for the next handshake, re-issued daily so that a long-running sandbox never presents an expired one */
+  get certChain () {
+    if (Date.now() - this.certChainCache.builtAt > CERT_RENEW_MS) this.setCertMode(this.certMode)
+    return this.certChainCache.chain
   }
 
   snapshotState () {
@@ -164,7 +181,9 @@ export class Emulator {
       accounts,
       contacts,
       connections: [...this.connections.values()].map((c) => c.describe()),
-      root_public_key: Buffer.from(this.rootKey.public).toString('base64')
+      root_public_key: Buffer.from(this.rootKey.public).toString('base64'),
+      cert_mode: this.certMode,
+      handshakes: { ...this.handshakes }
     }
   }
 

@@ -1,33 +1,34 @@
-// JSON-lines logger: one event per line on stdout. Never pass message bodies at info level.
-const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, silent: 100 }
+// The emulator's logger: the same contract records as the worker's (../src/log-record.js), with
+// program "emulator", one write(2) per record. Call style: log.info('event.name', { fields }).
+// Never pass message bodies, QR strings or keys: `sanitize` removes bytes, key-named fields and
+// blobs, but the call sites are where bodies are kept out.
+import { makeSink, THRESHOLDS } from '../src/log-record.js'
+import { routeConsole as routeWorkerConsole, Logger } from '../src/logger.js'
 
-export function makeLogger ({ level = 'info', stream = process.stdout, base = {} } = {}) {
-  const threshold = LEVELS[level] ?? LEVELS.info
-  const write = (lvl, event, fields) => {
-    if (LEVELS[lvl] < threshold) return
-    const line = { t: new Date().toISOString(), level: lvl, event, ...base, ...fields }
-    let text
-    try {
-      text = JSON.stringify(line, (k, v) => (typeof v === 'bigint' ? v.toString() : v))
-    } catch {
-      text = JSON.stringify({ t: line.t, level: lvl, event, note: 'unserialisable log fields' })
-    }
-    stream.write(text + '\n')
+export function makeLogger ({ level = 'info', format = 'json', write, base = {}, sink } = {}) {
+  const name = String(level).toLowerCase()
+  const threshold = THRESHOLDS[name] ?? THRESHOLDS.info
+  sink = sink ?? makeSink({ program: 'emulator', format, write })
+  const emit = (lvl) => (event, fields = {}) => {
+    if (THRESHOLDS[lvl] >= threshold) sink.emit(lvl, event, { ...base, ...fields })
   }
-  const logger = {
-    level,
-    trace: (event, fields = {}) => write('trace', event, fields),
-    debug: (event, fields = {}) => write('debug', event, fields),
-    info: (event, fields = {}) => write('info', event, fields),
-    warn: (event, fields = {}) => write('warn', event, fields),
-    error: (event, fields = {}) => write('error', event, fields),
-    // an event that is always printed whatever the level (used for emulator.listening)
-    always: (event, fields = {}) => {
-      stream.write(JSON.stringify({ event, ...fields, t: new Date().toISOString() }) + '\n')
-    },
-    child: (extra) => makeLogger({ level, stream, base: { ...base, ...extra } })
+  return {
+    level: name,
+    sink,
+    trace: emit('trace'),
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warning'),
+    error: emit('error'),
+    // printed whatever the level: the line that tells a test or an operator where it listens
+    always: (event, fields = {}) => sink.emit('info', event, { ...base, ...fields }),
+    child: (extra) => makeLogger({ level: name, sink, base: { ...base, ...extra } })
   }
-  return logger
+}
+
+/** console.* of this process (libsignal's session dumps) as `<package>.console` debug records. */
+export function routeConsole (log) {
+  routeWorkerConsole(new Logger({ sink: log.sink, level: log.level in THRESHOLDS ? log.level : 'info' }))
 }
 
 export const errorFields = (err) => ({ error: err?.message || String(err), ...(err?.code ? { code: err.code } : {}) })

@@ -2,11 +2,42 @@
 // Entry point of the WhatsApp network emulator.
 //   node node_worker/emulator/main.js            start (settings from the environment)
 //   node node_worker/emulator/main.js root-key   print the base64 root public key (creates the key file)
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { makeLogger } from './log.js'
-import { loadOrCreateRootKey } from './certs.js'
+import { makeLogger, routeConsole } from './log.js'
+import { makeSink, resolveFormat, THRESHOLDS, verbatim } from '../src/log-record.js'
+import { CERT_MODES, loadOrCreateRootKey } from './certs.js'
 
 const env = process.env
+
+const certMode = () => {
+  const mode = env.WA_EMULATOR_CERT_MODE || 'valid'
+  if (!Object.hasOwn(CERT_MODES, mode)) throw new Error(`WA_EMULATOR_CERT_MODE must be one of ${Object.keys(CERT_MODES).join(', ')}`)
+  return mode
+}
+
+// WA_LOG_LEVEL applies to every program; WA_EMULATOR_LOG_LEVEL (also `trace`) overrides it here.
+const logLevel = () => {
+  const level = (env.WA_EMULATOR_LOG_LEVEL || env.WA_LOG_LEVEL || 'info').toLowerCase()
+  if (!Object.hasOwn(THRESHOLDS, level)) throw new Error(`WA_EMULATOR_LOG_LEVEL / WA_LOG_LEVEL must be trace, debug, info, warning or error, got ${JSON.stringify(level)}`)
+  return level
+}
+
+// Before the settings are read (and for a bad one), records still follow the log contract.
+const earlyLog = (level, event, fields) => makeSink({ program: 'emulator', format: resolveFormat(env.WA_LOG_FORMAT) }).emit(level, event, fields)
+
+// The gateway's API key, to read its QR as a phone camera would: the first of WA_API_KEY, else the
+// first line of the key file the gateway keeps in its data dir (made 0600 on first start).
+const firstKey = (text) => String(text || '').split(/[,\n]/).map((k) => k.trim()).find(Boolean) || null
+export const gatewayApiKey = () => {
+  const fromEnv = firstKey(env.WA_API_KEY)
+  if (fromEnv || !env.WA_DATA_DIR) return fromEnv
+  try {
+    return firstKey(readFileSync(path.join(env.WA_DATA_DIR, 'api-key'), 'utf8'))
+  } catch {
+    return null
+  }
+}
 
 export const readSettings = () => {
   const stateFile = env.WA_EMULATOR_STATE_FILE || null
@@ -26,8 +57,10 @@ export const readSettings = () => {
     qrRefs: Math.max(1, int('WA_EMULATOR_QR_REFS', 6)),
     receiptDelayMs: int('WA_EMULATOR_RECEIPT_DELAY_MS', 100),
     gatewayUrl: env.WA_EMULATOR_GATEWAY_URL || null,
-    apiKey: env.WA_API_KEY || null,
-    logLevel: env.WA_EMULATOR_LOG_LEVEL || 'info'
+    apiKey: gatewayApiKey, // a function: read at use, so a key the gateway creates later is found
+    logLevel: logLevel(),
+    logFormat: resolveFormat(env.WA_LOG_FORMAT),
+    certMode: certMode()
   }
 }
 
@@ -41,11 +74,10 @@ const rootKeyCommand = (settings) => {
 }
 
 const start = async (settings) => {
-  const log = makeLogger({ level: settings.logLevel })
-  // libsignal prints session internals with console.*: keep stdout JSON-only and key material out of logs
-  for (const m of ['log', 'info', 'warn', 'error', 'debug']) {
-    console[m] = (...args) => log.debug('libsignal.console', { text: String(args[0]).slice(0, 120) })
-  }
+  const log = makeLogger({ level: settings.logLevel, format: settings.logFormat })
+  // libsignal prints whole session objects (private keys included) with console.*: keep the first
+  // words only, as debug records (see ../src/logger.js routeConsole).
+  routeConsole(log)
   const { Emulator } = await import('./emulator.js')
   const { startServer } = await import('./server.js')
   const rootKey = loadOrCreateRootKey(settings.rootKeyFile)
@@ -55,8 +87,9 @@ const start = async (settings) => {
     host: settings.host,
     port: srv.port,
     ws_url: `ws://${settings.host}:${srv.port}/ws/chat`,
-    root_public_key: Buffer.from(rootKey.public).toString('base64'),
-    state_file: settings.stateFile
+    root_public_key: verbatim(Buffer.from(rootKey.public).toString('base64')), // public by design
+    state_file: settings.stateFile,
+    cert_mode: emu.certMode
   })
   let stopping = false
   const stop = async (signal) => {
@@ -71,12 +104,8 @@ const start = async (settings) => {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  process.on('uncaughtException', (err) => {
-    log.error('emulator.uncaught', { error: err.message, stack: err.stack?.split('\n').slice(0, 5).join(' | ') })
-  })
-  process.on('unhandledRejection', (err) => {
-    log.error('emulator.unhandled_rejection', { error: err?.message || String(err) })
-  })
+  process.on('uncaughtException', (err) => { log.error('emulator.uncaught', { err }) })
+  process.on('unhandledRejection', (err) => { log.error('emulator.unhandled_rejection', { err }) })
 }
 
 const main = async () => {
@@ -84,7 +113,7 @@ const main = async () => {
   try {
     settings = readSettings()
   } catch (err) {
-    process.stderr.write(`configuration error: ${err.message}\n`)
+    earlyLog('critical', 'emulator.bad_setting', { error: err.message })
     process.exit(2)
   }
   if (process.argv[2] === 'root-key') return rootKeyCommand(settings)
@@ -96,6 +125,6 @@ const main = async () => {
 }
 
 main().catch((err) => {
-  process.stderr.write(`emulator failed to start: ${err.stack || err}\n`)
+  earlyLog('critical', 'emulator.crashed', { err })
   process.exit(1)
 })

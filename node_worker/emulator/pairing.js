@@ -140,7 +140,8 @@ export class Pairing {
   }
 
   async qrFromGateway () {
-    const { gatewayUrl, apiKey } = this.emu.settings
+    const { gatewayUrl } = this.emu.settings
+    const apiKey = typeof this.emu.settings.apiKey === 'function' ? this.emu.settings.apiKey() : this.emu.settings.apiKey
     if (!gatewayUrl) {
       const n = this.pairingConnections().length
       throw apiError(422, 'qr_required',

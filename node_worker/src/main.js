@@ -1,13 +1,22 @@
 // Worker entry point: settings -> logger -> sandbox trust -> session + internal API; SIGTERM/SIGINT
 // save credentials and close the WhatsApp socket without logging out.
+import { exitOnConfigError } from './config-error.js'
 import { EventJournal } from './events.js'
-import { makeLogger } from './logger.js'
+import { resolveFormat } from './log-record.js'
+import { makeLogger, routeConsole, routeWarnings } from './logger.js'
 import { applySandboxTrust } from './sandbox-trust.js'
 import { makeRoutes, startServer } from './server.js'
 import { WhatsAppSession } from './session.js'
 import { readSettings, SettingsError } from './settings.js'
 
-const EX_CONFIG = 78
+// Until the settings are read, a crash is still one contract record.
+let log = makeLogger({ format: resolveFormat(process.env.WA_LOG_FORMAT) })
+
+// One critical record (the error and a stack of our code, scrubbed like every record), then exit.
+const crash = (err) => {
+  log.fatal({ err }, 'worker.crashed')
+  process.exit(1)
+}
 
 async function main () {
   let settings
@@ -15,15 +24,18 @@ async function main () {
     settings = readSettings()
   } catch (err) {
     if (!(err instanceof SettingsError)) throw err
-    process.stderr.write(JSON.stringify({ level: 'error', service: 'worker', event: 'worker.bad_setting', error: err.message }) + '\n')
-    process.exit(EX_CONFIG)
+    exitOnConfigError('worker', err.message)
   }
-  const log = makeLogger(settings.logLevel)
+  log = makeLogger({ level: settings.logLevel, format: resolveFormat(settings.logFormat) })
+  // libsignal prints session objects (private keys included) with console.*; nothing may bypass log.
+  routeConsole(log)
+  routeWarnings(log)
+  process.on('uncaughtException', crash)
+  process.on('unhandledRejection', crash)
   try {
     applySandboxTrust(settings.sandboxRootKey, log)
   } catch (err) {
-    log.error({ error: err.message }, 'worker.bad_setting')
-    process.exit(EX_CONFIG)
+    exitOnConfigError('worker', err.message)
   }
   const journal = new EventJournal({ capacity: settings.eventBufferSize })
   const session = new WhatsAppSession({ settings, logger: log, journal })
@@ -51,13 +63,7 @@ async function main () {
   process.on('SIGINT', () => { stop('SIGINT') })
 
   // A linked device logs straight back in after any restart; a new one waits for POST /connect.
-  if (await session.hasSession()) {
-    log.info('worker.resuming_session')
-    await session.start()
-  }
+  await session.resume()
 }
 
-main().catch((err) => {
-  process.stderr.write(JSON.stringify({ level: 'fatal', service: 'worker', event: 'worker.crashed', error: err.stack }) + '\n')
-  process.exit(1)
-})
+main().catch(crash)

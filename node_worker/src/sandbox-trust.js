@@ -1,11 +1,32 @@
-// The one place that can make the worker trust a server other than WhatsApp: the sandbox emulator.
+// Which server the worker trusts.
 //
-// Baileys checks the server's certificate chain against WA_CERT_DETAILS.PUBLIC_KEY, an exported,
-// mutable object. Replacing it with the emulator's test root is how a test CA is trusted. It is
-// off unless WA_SANDBOX_ROOT_KEY is set, and it is logged loudly when it is on.
-import { WA_CERT_DETAILS } from 'baileys'
+// Baileys authenticates the server during the Noise handshake: the certificate chain must lead to
+// WA_CERT_DETAILS.PUBLIC_KEY and its leaf must be the server's Noise static key. rc14 does not really
+// check that; node_worker/patches/baileys+7.0.0-rc14.patch (applied by `npm ci`) makes it strict, and
+// the worker refuses to start without it rather than trust any server.
+//
+// The one place that can make the worker trust a server other than WhatsApp is the sandbox emulator:
+// WA_CERT_DETAILS is an exported, mutable object, and replacing PUBLIC_KEY with the emulator's test
+// root is how a test CA is trusted. It is off unless WA_SANDBOX_ROOT_KEY is set, and it is logged
+// loudly when it is on.
+import * as baileys from 'baileys'
+
+const { Curve, WA_CERT_DETAILS } = baileys
+
+/** throws unless the installed Baileys carries our strict server-authentication patch */
+export function assertStrictServerAuth () {
+  const keys = Curve.generateKeyPair()
+  const message = Buffer.from('wa-gateway server-auth self-check')
+  const forged = Buffer.from(Curve.sign(keys.private, message))
+  forged[0] ^= 0x01
+  if (typeof baileys.verifyServerCertChain !== 'function' || Curve.verify(keys.public, message, forged)) {
+    throw new Error('Baileys is installed without node_worker/patches (strict server authentication); ' +
+      'reinstall with `npm ci` in node_worker')
+  }
+}
 
 export function applySandboxTrust (rootKeyB64, logger) {
+  assertStrictServerAuth()
   if (!rootKeyB64) return false
   const key = Buffer.from(rootKeyB64, 'base64')
   if (key.length !== WA_CERT_DETAILS.PUBLIC_KEY.length) {

@@ -78,10 +78,10 @@ export async function startServer ({ socketPath, routes, logger }) {
     } catch (err) {
       if (err instanceof WorkerError) {
         status = err.status
-        body = { error: { code: err.code, message: err.message } }
+        body = { error: { ...err.details, code: err.code, message: err.message } }
       } else {
         status = 500
-        logger.error({ err, path: url.pathname }, 'api.failed')
+        logger.error({ err, method: req.method, path: url.pathname }, 'api.failed')
         body = { error: { code: 'worker_error', message: `The worker failed: ${err.message}` } }
       }
     }

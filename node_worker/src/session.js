@@ -6,15 +6,26 @@
 //      └───────────────────┘                      401 / logout ──▶ logged_out
 //   forbidden / bad session that cannot recover ──▶ failed
 //
-// Every socket gets a generation number; events from an older socket are ignored, so a reconnect
-// never races the socket it replaces.
+// One lifecycle at a time: connect, disconnect, reconnect, the handling of a closed socket, resume
+// and shutdown run one after the other (serial.js), and only they open, close or delete the
+// session store. Baileys writes keys and creds into the store while its socket runs; before the
+// store is closed or deleted, the socket's events are cut off (every socket has a generation
+// number and events of an older one are ignored) and close() waits for the writes in flight, so
+// nothing is ever written to a closed or deleted store.
+//
+// Logout never leaves a linked device behind at WhatsApp: a registered session is unlinked over
+// the open socket, or else over a short connection made for that purpose (bounded in time).
 import { EventEmitter } from 'node:events'
-import makeWASocket, { Browsers, DisconnectReason, makeCacheableSignalKeyStore, proto } from 'baileys'
+import fs from 'node:fs'
+import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, makeCacheableSignalKeyStore, proto } from 'baileys'
 import QRCode from 'qrcode'
 import { openAuthStore, removeAuthStore } from './auth-store.js'
 import { Backoff } from './backoff.js'
 import { WorkerError } from './errors.js'
+import { makeBaileysLogger } from './logger.js'
 import { jidToPhone, phoneToJid } from './phone.js'
+import { SentIds } from './sent-ids.js'
+import { SerialQueue } from './serial.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed'])
 
@@ -28,19 +39,21 @@ const STATUS_NAMES = {
 }
 
 const QR_EXPIRED = 'QR refs attempts ended'
-const ON_WHATSAPP_TTL_MS = 10 * 60 * 1000
+const ON_WHATSAPP_CACHE_SIZE = 10000
 
 const textOf = (message) => message?.conversation ??
   message?.extendedTextMessage?.text ??
   message?.ephemeralMessage?.message?.extendedTextMessage?.text ??
   null
 
+const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
+
 export class WhatsAppSession extends EventEmitter {
   constructor ({ settings, logger, journal }) {
     super()
     this.settings = settings
     this.log = logger.child({ component: 'session' })
-    this.baileysLog = logger.child({ component: 'baileys' }, { level: settings.baileysLogLevel })
+    this.baileysLog = makeBaileysLogger(logger, settings.baileysLogLevel)
     this.journal = journal
     this.state = 'stopped'
     this.qr = null
@@ -51,13 +64,18 @@ export class WhatsAppSession extends EventEmitter {
     this.store = null
     this.generation = 0
     this.reconnectTimer = null
+    this.reconnectAt = null
     this.stableTimer = null
     this.backoff = new Backoff({ baseMs: settings.reconnectBaseMs, maxMs: settings.reconnectMaxMs })
     this.onWhatsAppCache = new Map()
+    this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
+    this.lifecycle = new SerialQueue()
+    this.unlinking = null
     this.closing = false
   }
 
   status () {
+    const nextMs = this.reconnectAt === null ? null : Math.max(0, this.reconnectAt - Date.now())
     return {
       connected: this.state === 'connected',
       state: this.state,
@@ -69,6 +87,8 @@ export class WhatsAppSession extends EventEmitter {
       reconnect: {
         attempt: this.backoff.attempt,
         scheduled: this.reconnectTimer !== null,
+        next_retry_ms: nextMs,
+        next_retry_at: nextMs === null ? null : new Date(this.reconnectAt).toISOString(),
         delays_ms: [...this.backoff.history]
       }
     }
@@ -86,42 +106,111 @@ export class WhatsAppSession extends EventEmitter {
     this.emit('state', state)
   }
 
-  async hasSession () {
-    const store = await this.openStore()
-    return store.isRegistered()
+  // ---- lifecycle operations (each runs alone, see serial.js) ---------------------------------
+
+  /** At worker start: a linked device logs straight back in; a new one waits for POST /connect. */
+  resume () {
+    return this.lifecycle.run('resume', async () => {
+      if (this.closing || !this.storeExists()) return
+      let store
+      try {
+        store = await this.openStore()
+      } catch (err) {
+        if (err instanceof WorkerError) return // state failed, logged
+        throw err
+      }
+      if (!store.isRegistered()) return
+      this.log.info('worker.resuming_session')
+      await this.openSocket()
+    })
+  }
+
+  /** POST /connect: start the session unless it is already running; resolves once the socket is being opened. */
+  start () {
+    return this.lifecycle.run('connect', async () => {
+      if (this.closing) throw new WorkerError(503, 'worker_stopping', 'The worker is shutting down.')
+      if (['connecting', 'qr', 'connected'].includes(this.state)) return
+      this.lastError = null
+      this.backoff.reset()
+      await this.openSocket()
+    })
+  }
+
+  /** POST /disconnect: unlink the device at WhatsApp and forget it locally. */
+  logout () {
+    return this.lifecycle.run('disconnect', async () => {
+      const sock = this.sock
+      const open = sock !== null && this.state === 'connected'
+      this.generation += 1 // the current socket's events (its own close included) are ignored now
+      this.clearTimers()
+      let registered = false
+      if (this.store || this.storeExists()) {
+        try {
+          // In memory: Baileys sets creds.me before it answers pair-success, so a pairing that the
+          // server may complete any moment already counts as registered here.
+          registered = (await this.openStore()).isRegistered()
+        } catch (err) {
+          this.log.warn({ err }, 'session.unreadable_store_removed')
+        }
+      }
+      let unlinked = false
+      if (open && registered) unlinked = await this.unlinkOver(sock)
+      this.endSocket()
+      if (registered && !unlinked && !this.closing) unlinked = await this.unlinkByConnecting()
+      if (registered && !unlinked) this.log.warn('session.unlink_failed')
+      await this.clearSession()
+      this.lastError = null
+      this.setState('logged_out', { unlinked })
+      return unlinked
+    })
+  }
+
+  /** SIGTERM: keep the device linked; save creds and close the socket. */
+  async shutdown () {
+    this.closing = true
+    this.unlinking?.abort()
+    this.clearTimers()
+    this.endSocket()
+    await this.lifecycle.run('shutdown', async () => {
+      this.clearTimers()
+      this.endSocket()
+      const store = this.store
+      this.store = null
+      if (store) {
+        await store.saveCreds().catch((err) => this.log.warn({ err }, 'session.save_failed'))
+        await store.close()
+      }
+    })
+  }
+
+  // ---- helpers of the lifecycle operations (call only from inside one) -----------------------
+
+  storeExists () {
+    try {
+      return fs.readdirSync(this.settings.sessionDir).length > 0
+    } catch {
+      return false
+    }
   }
 
   async openStore () {
-    if (!this.store) this.store = await openAuthStore(this.settings.sessionDir, { logger: this.log })
-    return this.store
-  }
-
-  // Start the session unless it is already running; resolves once the socket is being opened.
-  async start () {
-    if (['connecting', 'qr', 'connected'].includes(this.state)) return
-    this.lastError = null
-    this.backoff.reset()
-    await this.open()
-  }
-
-  async open () {
-    this.clearTimers()
-    this.endSocket()
-    const generation = ++this.generation
-    this.setState('connecting') // before any await: a concurrent start() sees it and returns
-    let store
+    if (this.store) return this.store
     try {
-      store = await this.openStore()
+      this.store = await openAuthStore(this.settings.sessionDir, { logger: this.log })
     } catch (err) {
       this.lastError = `the session store cannot be read: ${err.message}`
+      this.log.error({ err }, 'session.store_unreadable')
       this.setState('failed')
       throw new WorkerError(500, 'session_store_error', this.lastError)
     }
-    if (generation !== this.generation) return // superseded while the store was opening
-    const sock = makeWASocket({
+    return this.store
+  }
+
+  socketConfig (store, logger) {
+    return {
       waWebSocketUrl: this.settings.serverUrl,
-      auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, this.baileysLog) },
-      logger: this.baileysLog,
+      auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, logger) },
+      logger,
       browser: Browsers.ubuntu('wa-gateway'),
       printQRInTerminal: false,
       markOnlineOnConnect: false,
@@ -131,31 +220,121 @@ export class WhatsAppSession extends EventEmitter {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       defaultQueryTimeoutMs: this.settings.connectTimeoutMs,
       getMessage: async () => undefined
-    })
+    }
+  }
+
+  async openSocket () {
+    this.clearTimers()
+    this.endSocket()
+    const generation = ++this.generation
+    this.setState('connecting')
+    const store = await this.openStore()
+    if (this.closing) return
+    const sock = makeWASocket(this.socketConfig(store, this.baileysLog))
     this.sock = sock
-    sock.ev.process(async (events) => {
-      if (generation !== this.generation) return
-      try {
-        await this.handleEvents(sock, events)
-      } catch (err) {
-        this.log.error({ err }, 'session.event_handler_failed')
-      }
-    })
+    sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
   }
 
-  async handleEvents (sock, events) {
-    if (events['creds.update']) await this.store.saveCreds()
-    if (events['connection.update']) await this.onConnectionUpdate(sock, events['connection.update'])
-    if (events['messages.upsert']) this.onUpsert(events['messages.upsert'])
-    if (events['messages.update']) this.onMessagesUpdate(events['messages.update'])
+  // Unlinks over the open socket (the remove-companion-device query goes out before it closes).
+  async unlinkOver (sock) {
+    try {
+      await withTimeout(sock.logout('wa-gateway disconnect'), this.settings.connectTimeoutMs)
+      return true
+    } catch (err) {
+      this.log.warn({ err }, 'session.logout_failed')
+      return false
+    }
   }
 
-  async onConnectionUpdate (sock, update) {
+  // The session is registered but its socket is not open (pairing just done, a 515 restart or a
+  // reconnect under way, a worker that never connected): connect once, bounded, just to unlink.
+  async unlinkByConnecting () {
+    const abort = new AbortController()
+    this.unlinking = abort
+    const log = this.baileysLog.child({ purpose: 'unlink' })
+    let sock
+    try {
+      sock = makeWASocket(this.socketConfig(this.store, log))
+      let timer
+      const outcome = await new Promise((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.settings.connectTimeoutMs)
+        abort.signal.addEventListener('abort', () => resolve('aborted'))
+        sock.ev.on('connection.update', ({ connection, lastDisconnect }) => {
+          if (connection === 'open') resolve('open')
+          if (connection === 'close') {
+            resolve(lastDisconnect?.error?.output?.statusCode === DisconnectReason.loggedOut ? 'not_linked' : 'closed')
+          }
+        })
+      })
+      clearTimeout(timer)
+      this.log.info({ outcome }, 'session.unlink_connection')
+      if (outcome === 'open') return await this.unlinkOver(sock)
+      return outcome === 'not_linked' // the server no longer knows this device: nothing is left there
+    } catch (err) {
+      this.log.warn({ err }, 'session.logout_failed')
+      return false
+    } finally {
+      this.unlinking = null
+      try { sock?.end(undefined) } catch {}
+    }
+  }
+
+  async clearSession () {
+    const store = this.store
+    this.store = null
+    if (store) await store.close() // waits for the writes in flight; later ones are refused
+    await removeAuthStore(this.settings.sessionDir)
+    this.sentIds.clear()
+    this.me = null
+    this.onWhatsAppCache.clear()
+    this.log.info('session.data_removed')
+  }
+
+  clearTimers () {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
+    if (this.stableTimer) clearTimeout(this.stableTimer)
+    this.reconnectTimer = null
+    this.reconnectAt = null
+    this.stableTimer = null
+  }
+
+  endSocket () {
+    const sock = this.sock
+    this.sock = null
+    if (!sock) return
+    this.generation += 1
+    try {
+      sock.end(undefined)
+    } catch (err) {
+      this.log.debug({ err }, 'session.end_failed')
+    }
+  }
+
+  // ---- events of the current socket ----------------------------------------------------------
+
+  async onEvents ({ sock, store, generation }, events) {
+    const live = () => generation === this.generation && !this.closing
+    if (!live()) return
+    try {
+      if (events['creds.update']) await store.saveCreds()
+      if (events['connection.update'] && live()) await this.onConnectionUpdate(sock, generation, events['connection.update'])
+      if (events['messages.upsert'] && live()) this.onUpsert(events['messages.upsert'])
+      if (events['messages.update'] && live()) this.onMessagesUpdate(events['messages.update'])
+    } catch (err) {
+      // A socket that was just retired may still try to save into its (now closed) store.
+      if (live()) this.log.error({ err }, 'session.event_handler_failed')
+      else this.log.debug({ err }, 'session.retired_socket_event_dropped')
+    }
+  }
+
+  async onConnectionUpdate (sock, generation, update) {
     const { connection, lastDisconnect, qr } = update
     if (qr) {
+      const image = await QRCode.toDataURL(qr, { margin: 2, scale: 6 })
+      if (generation !== this.generation) return
       this.qr = qr
-      this.qrImage = await QRCode.toDataURL(qr, { margin: 2, scale: 6 })
-      this.log.info('session.qr')
+      this.qrImage = image
+      this.log.info('session.qr') // a new QR (every 20 s until scanned) is expected: info, no payload
       this.setState('qr')
     }
     if (connection === 'open') {
@@ -167,9 +346,15 @@ export class WhatsAppSession extends EventEmitter {
         this.backoff.reset()
       }, this.settings.reconnectStableMs)
     }
-    if (connection === 'close') await this.onClose(lastDisconnect?.error)
+    if (connection === 'close') {
+      await this.lifecycle.run('close', async () => {
+        if (generation !== this.generation || this.closing) return
+        await this.onClose(lastDisconnect?.error)
+      })
+    }
   }
 
+  // Runs as a lifecycle operation.
   async onClose (error) {
     const code = error?.output?.statusCode
     const message = error?.message || 'connection closed'
@@ -186,7 +371,7 @@ export class WhatsAppSession extends EventEmitter {
     if (code === DisconnectReason.restartRequired) {
       // Expected right after pairing: WhatsApp asks for a fresh connection with the new creds.
       this.log.info({ code }, 'session.restart_required')
-      await this.open()
+      await this.openSocket()
       return
     }
     if (this.state === 'qr' && message === QR_EXPIRED) {
@@ -199,21 +384,36 @@ export class WhatsAppSession extends EventEmitter {
       this.setState('failed', { code })
       return
     }
+    if (error?.data?.code === 'untrusted_server') {
+      // The server failed certificate verification (patches/baileys+7.0.0-rc14.patch): retrying the
+      // same server would only repeat the refusal, so stop until an operator acts (POST /connect).
+      this.lastError = message
+      this.setState('failed', { code, reason: error.data.reason })
+      return
+    }
     this.lastError = `${message}${code ? ` (${code})` : ''}`
     this.scheduleReconnect(code)
   }
 
   scheduleReconnect (code) {
     const delay = this.backoff.next()
+    const generation = this.generation
     this.log.warn({ code, delay_ms: delay, attempt: this.backoff.attempt, last_error: this.lastError },
       'session.reconnect_scheduled')
     this.setState('connecting')
+    this.reconnectAt = Date.now() + delay
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
-      this.open().catch((err) => {
-        this.lastError = `reconnect failed: ${err.message}`
+      this.reconnectAt = null
+      this.lifecycle.run('reconnect', async () => {
+        if (generation !== this.generation || this.closing || this.state !== 'connecting') return
+        await this.openSocket()
+      }).catch((err) => {
         this.log.error({ err }, 'session.reconnect_failed')
-        this.scheduleReconnect()
+        if (this.state !== 'failed' && !this.closing) {
+          this.lastError = `reconnect failed: ${err.message}`
+          this.scheduleReconnect()
+        }
       })
     }, delay)
   }
@@ -222,7 +422,9 @@ export class WhatsAppSession extends EventEmitter {
     for (const msg of messages) {
       const id = msg.key?.id
       if (msg.key?.fromMe) {
-        if (msg.status != null && STATUS_NAMES[msg.status]) this.recordStatus(id, msg.status)
+        // Only messages this worker sent have a status to report; the phone's own messages and
+        // history syncs (type 'append') are not ours.
+        if (this.sentIds.has(id) && msg.status != null && STATUS_NAMES[msg.status]) this.recordStatus(id, msg.status)
         continue
       }
       if (type !== 'notify') continue
@@ -237,14 +439,14 @@ export class WhatsAppSession extends EventEmitter {
         timestamp: Number(msg.messageTimestamp ?? 0),
         text
       }
-      this.log.info({ message_id: id, from: event.from }, 'message.received')
+      this.log.info({ message_id: id, from: event.from, length: text.length }, 'message.received')
       this.journal.push('message', event)
     }
   }
 
   onMessagesUpdate (updates) {
     for (const { key, update } of updates) {
-      if (key?.fromMe && update?.status != null) this.recordStatus(key.id, update.status)
+      if (key?.fromMe && update?.status != null && this.sentIds.has(key.id)) this.recordStatus(key.id, update.status)
     }
   }
 
@@ -254,88 +456,72 @@ export class WhatsAppSession extends EventEmitter {
     this.journal.push('message.status', { id, status: name })
   }
 
-  async isOnWhatsApp (jid) {
+  // ---- sending -------------------------------------------------------------------------------
+
+  /** 409 not_connected that says why: reconnecting (attempt, next try, last error), pairing, or stopped. */
+  notConnected () {
+    const details = { state: this.state, attempt: this.backoff.attempt, last_error: this.lastError }
+    const why = this.lastError ? `; last error: ${this.lastError}` : ''
+    if (this.reconnectTimer !== null) {
+      const nextMs = Math.max(0, this.reconnectAt - Date.now())
+      return new WorkerError(409, 'not_connected',
+        `WhatsApp is reconnecting (attempt ${this.backoff.attempt}, next try in ${seconds(nextMs)}${why}); retry later.`,
+        { ...details, next_retry_ms: nextMs, next_retry_at: new Date(this.reconnectAt).toISOString() })
+    }
+    if (this.state === 'connecting') {
+      return new WorkerError(409, 'not_connected',
+        `WhatsApp is connecting${this.backoff.attempt ? ` (attempt ${this.backoff.attempt})` : ''}${why}; retry in a few seconds.`, details)
+    }
+    if (this.state === 'qr') {
+      return new WorkerError(409, 'not_connected', 'WhatsApp is waiting for the QR code to be scanned.', details)
+    }
+    return new WorkerError(409, 'not_connected', `WhatsApp is not connected (state: ${this.state}${why}); POST /connect first.`, details)
+  }
+
+  async isOnWhatsApp (sock, jid) {
+    const now = Date.now()
     const cached = this.onWhatsAppCache.get(jid)
-    if (cached && cached.until > Date.now()) return cached.exists
-    const [result] = (await this.sock.onWhatsApp(jid)) ?? []
+    if (cached && cached.until > now) return cached.exists
+    const [result] = (await sock.onWhatsApp(jid)) ?? []
     const exists = !!result?.exists
-    this.onWhatsAppCache.set(jid, { exists, until: Date.now() + ON_WHATSAPP_TTL_MS })
+    const ttl = exists ? this.settings.onWhatsAppTtlMs : this.settings.notOnWhatsAppTtlMs
+    this.onWhatsAppCache.delete(jid)
+    if (ttl > 0) this.onWhatsAppCache.set(jid, { exists, until: now + ttl })
+    if (this.onWhatsAppCache.size > ON_WHATSAPP_CACHE_SIZE) this.onWhatsAppCache.delete(this.onWhatsAppCache.keys().next().value)
     return exists
   }
 
   async sendText (phone, text, messageId) {
-    if (this.state !== 'connected' || !this.sock) {
-      throw new WorkerError(409, 'not_connected', `WhatsApp is not connected (state: ${this.state}); POST /connect first.`)
-    }
+    const sock = this.sock
+    if (this.state !== 'connected' || !sock) throw this.notConnected()
     const jid = phoneToJid(phone)
-    if (!(await this.isOnWhatsApp(jid))) {
-      throw new WorkerError(422, 'not_on_whatsapp', `${phone} is not on WhatsApp.`)
-    }
-    const sent = await this.sock.sendMessage(jid, { text }, messageId ? { messageId } : {})
-    this.log.info({ message_id: sent.key.id }, 'message.sent')
-    return { id: sent.key.id, status: 'pending' }
-  }
-
-  // POST /disconnect: unlink the device at WhatsApp when we can, and always forget it locally.
-  async logout () {
-    const sock = this.sock
-    this.generation += 1 // the logout's own close event must not trigger anything
-    this.clearTimers()
-    let unlinked = false
-    if (sock && this.state === 'connected') {
-      try {
-        await sock.logout('wa-gateway disconnect')
-        unlinked = true
-      } catch (err) {
-        this.log.warn({ err: err.message }, 'session.logout_failed')
-      }
-    }
-    this.endSocket()
-    await this.clearSession()
-    this.lastError = null
-    this.setState('logged_out', { unlinked })
-    return unlinked
-  }
-
-  async clearSession () {
-    if (this.store) {
-      await this.store.close()
-      this.store = null
-    }
-    await removeAuthStore(this.settings.sessionDir)
-    this.me = null
-    this.onWhatsAppCache.clear()
-    this.log.info('session.data_removed')
-  }
-
-  clearTimers () {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
-    if (this.stableTimer) clearTimeout(this.stableTimer)
-    this.reconnectTimer = null
-    this.stableTimer = null
-  }
-
-  endSocket () {
-    const sock = this.sock
-    this.sock = null
-    if (!sock) return
-    this.generation += 1
     try {
-      sock.end(undefined)
+      if (!(await this.isOnWhatsApp(sock, jid))) {
+        throw new WorkerError(422, 'not_on_whatsapp', `${phone} is not on WhatsApp.`)
+      }
+      // Known before Baileys reports it (its own upsert of the sent message comes at once).
+      const id = messageId ?? generateMessageIDV2(sock.user?.id)
+      this.sentIds.add(id)
+      const sent = await sock.sendMessage(jid, { text }, { messageId: id })
+      this.log.info({ message_id: sent.key.id, length: text.length }, 'message.sent')
+      return { id: sent.key.id, status: 'pending' }
     } catch (err) {
-      this.log.debug({ err: err.message }, 'session.end_failed')
+      if (err instanceof WorkerError) throw err
+      if (this.sock !== sock || this.state !== 'connected' || err?.output?.statusCode === DisconnectReason.connectionClosed) {
+        // The connection went away under the send (a disconnect, a drop): a state, not a failure.
+        throw new WorkerError(409, 'not_connected', `The WhatsApp connection closed while sending: ${err.message}.`,
+          { state: this.state, last_error: this.lastError })
+      }
+      this.log.warn({ err }, 'message.send_failed')
+      throw new WorkerError(502, 'whatsapp_error', `WhatsApp did not take the message: ${err.message}.`)
     }
   }
+}
 
-  // SIGTERM: keep the device linked; save creds and close the socket.
-  async shutdown () {
-    this.closing = true
-    this.clearTimers()
-    this.endSocket()
-    if (this.store) {
-      await this.store.saveCreds()
-      await this.store.close()
-      this.store = null
-    }
-  }
+function withTimeout (promise, ms) {
+  let timer
+  return Promise.race([
+    promise,
+    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) })
+  ]).finally(() => clearTimeout(timer))
 }

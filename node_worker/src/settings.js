@@ -27,13 +27,21 @@ const serverUrl = (raw) => {
   return url.toString()
 }
 
+const choice = (env, name, fallback, allowed) => {
+  const value = (env[name] || fallback).trim().toLowerCase()
+  if (!allowed.includes(value)) {
+    throw new SettingsError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+// pino-style names, which Baileys reads from its logger
+const pinoLevel = (level) => (level === 'warning' ? 'warn' : level)
+
 export function readSettings (env = process.env) {
   const dataDir = path.resolve(env.WA_DATA_DIR || 'data')
   const runDir = path.resolve(env.WA_RUN_DIR || path.join(dataDir, 'run'))
-  const logLevel = (env.WA_LOG_LEVEL || 'info').toLowerCase()
-  if (!['debug', 'info', 'warning', 'warn', 'error'].includes(logLevel)) {
-    throw new SettingsError(`WA_LOG_LEVEL must be debug, info, warning or error, got ${JSON.stringify(logLevel)}`)
-  }
+  const logLevel = choice(env, 'WA_LOG_LEVEL', 'info', ['debug', 'info', 'warning', 'warn', 'error'])
   return Object.freeze({
     dataDir,
     runDir,
@@ -41,8 +49,12 @@ export function readSettings (env = process.env) {
     socketPath: path.join(runDir, 'worker.sock'),
     serverUrl: serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat'),
     sandboxRootKey: (env.WA_SANDBOX_ROOT_KEY || '').trim() || null,
-    logLevel: logLevel === 'warning' ? 'warn' : logLevel,
-    baileysLogLevel: (env.WA_BAILEYS_LOG_LEVEL || 'warn').toLowerCase(),
+    sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
+    logLevel: pinoLevel(logLevel),
+    // json or console; `auto` (the launcher normally resolves it) means console on a terminal
+    logFormat: choice(env, 'WA_LOG_FORMAT', 'auto', ['auto', 'json', 'console']),
+    baileysLogLevel: pinoLevel(choice(env, 'WA_BAILEYS_LOG_LEVEL', 'warn',
+      ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'fatal', 'silent'])),
     reconnectBaseMs: int(env, 'WA_RECONNECT_BASE_MS', 1000, 1),
     reconnectMaxMs: int(env, 'WA_RECONNECT_MAX_MS', 60000, 1),
     reconnectStableMs: int(env, 'WA_RECONNECT_STABLE_MS', 60000, 0),
@@ -50,6 +62,9 @@ export function readSettings (env = process.env) {
     keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
     shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
-    eventBufferSize: int(env, 'WA_EVENT_BUFFER', 10000, 10)
+    eventBufferSize: int(env, 'WA_EVENT_BUFFER', 10000, 10),
+    // "not on WhatsApp" is cached briefly (the number may register any minute); "on WhatsApp" longer
+    notOnWhatsAppTtlMs: int(env, 'WA_NOT_ON_WHATSAPP_TTL_MS', 60000, 0),
+    onWhatsAppTtlMs: 10 * 60 * 1000
   })
 }

@@ -27,7 +27,7 @@ const statusOf = (client, id) => {
 }
 
 describe('strict signature verification (unit)', () => {
-  test('a forged signature is rejected by the emulator (Baileys rc14 Curve.verify accepts it)', () => {
+  test('a forged signature is rejected by the emulator and by the patched Baileys Curve.verify', () => {
     const kp = generateKeyPair()
     const msg = Buffer.from('pair-device-sign payload')
     const good = sign(kp.private, msg)
@@ -38,8 +38,9 @@ describe('strict signature verification (unit)', () => {
     assert.equal(verifyStrict(kp.public, msg, Buffer.alloc(64)), false)
     assert.equal(verifyStrict(kp.public, Buffer.from('other'), good), false)
     assert.equal(verifyStrict(kp.public, msg, good.subarray(0, 63)), false)
-    // the finding that makes emulator-side verification necessary:
-    assert.equal(Curve.verify(kp.public, msg, forged), true)
+    // rc14's Curve.verify accepted it; node_worker/patches makes Baileys verify strictly too
+    assert.equal(Curve.verify(kp.public, msg, good), true)
+    assert.equal(Curve.verify(kp.public, msg, forged), false)
   })
 
   test('pair-device-sign: only the companion identity key can produce the device signature', () => {

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import ApiError
-from ..keys import MONITOR, STARTED_AT, WORKER
+from ..keys import AUTHENTICATED, MONITOR, STARTED_AT, WORKER
 
 
 async def _whatsapp_state(request: web.Request) -> tuple[str, str | None]:
@@ -20,23 +20,33 @@ async def _whatsapp_state(request: web.Request) -> tuple[str, str | None]:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Open to anyone, so without a valid API key it says only states, never details: no phone
+    number, no QR, no error text (an error message can carry a number or a path)."""
+    detailed = request.get(AUTHENTICATED, False)
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
-    rss, cpu = monitor.process_usage()
     wa_state, wa_error = await _whatsapp_state(request)
     reasons = []
     if snap.state != "RUNNING":
-        detail = snap.error or snap.description or snap.spawn_error
+        detail = (snap.error or snap.description or snap.spawn_error) if detailed else None
         reasons.append(f"worker is {snap.state}" + (f": {detail}" if detail else ""))
     if wa_state != "connected":
-        reasons.append(f"whatsapp is {wa_state}" + (f": {wa_error}" if wa_error else ""))
-    dog = snap.watchdog
-    now = time.time()
+        detail = wa_error if detailed else None
+        reasons.append(f"whatsapp is {wa_state}" + (f": {detail}" if detail else ""))
     body = {
         "status": "ok" if not reasons else "degraded",
         "reasons": reasons,
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
         "version": __version__,
+        "worker": {"state": snap.state},
+        "whatsapp": {"state": wa_state},
+    }
+    if not detailed:
+        return web.json_response(body)
+    rss, cpu = monitor.process_usage()
+    dog = snap.watchdog
+    now = time.time()
+    body |= {
         "worker": {
             "state": snap.state,
             "pid": snap.pid,

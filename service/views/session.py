@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import SETTINGS, WORKER
+from ..models import ConnectRequest, DisconnectRequest, parse
 from ..validation import json_object
 
 
@@ -13,11 +14,12 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def connect(request: web.Request) -> web.Response:
-    await json_object(request, allow_empty=True)
+    # `curl -X POST .../connect` (no body, no Content-Type) is the original contract and stays valid.
+    parse(ConnectRequest, await json_object(request, allow_empty=True))
     wait = request.app[SETTINGS].connect_qr_wait
     return web.json_response(await request.app[WORKER].connect(wait))
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    await json_object(request, allow_empty=True)
+    parse(DisconnectRequest, await json_object(request, allow_empty=True))
     return web.json_response(await request.app[WORKER].disconnect())

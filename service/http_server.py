@@ -1,0 +1,115 @@
+"""Serving the app: ``web.run_app`` with one change, errors the HTTP parser finds are JSON too.
+
+aiohttp answers requests its low-level parser rejects (an oversized request line or header, too
+many headers, bytes that are not HTTP, broken chunked framing) before any middleware runs, from
+``RequestHandler.handle_error``: a ``text/plain`` body and a logged traceback at error level. The
+only way in is the protocol class, which ``web.Server`` instantiates per connection and
+``web.run_app`` does not let one choose. So this module subclasses ``RequestHandler`` (the one
+documented override point), has the runner's server build it, and runs the app as ``run_app``
+does. Tests pin the result (tests/test_hostile_input.py), so an aiohttp upgrade that moves these
+internals fails loudly instead of silently answering HTML again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+import structlog
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from .errors import error_response
+
+log = structlog.get_logger("gateway.http")
+
+
+def describe_parse_error(status: int, exc: BaseException | None) -> tuple[int, str, str]:
+    """(status, code, message) for what the parser refused; the message never echoes the input."""
+    if status >= 500:
+        return 500, "internal_error", "The gateway failed; see its logs."
+    if isinstance(exc, ContentEncodingError):
+        return 400, "invalid_body", "The request body's Content-Encoding is not supported or broken."
+    if isinstance(exc, LineTooLong):
+        return 431, "header_too_large", (
+            "The request line or a header field is too long (8190 bytes at most)."
+        )
+    if exc is not None and "Too many headers" in str(exc):
+        return 431, "too_many_headers", "The request has too many header fields."
+    if isinstance(exc, BadHttpMethod):
+        return 400, "bad_request", "The request is not HTTP/1.1."
+    return status, "bad_request", "The request is not valid HTTP/1.1."
+
+
+class JsonErrorRequestHandler(RequestHandler):
+    __slots__ = ()
+
+    def handle_error(self, request, status=500, exc=None, message=None):  # noqa: D401
+        """Like aiohttp's, but the body is the API's JSON error shape and a client's garbage is
+        one info line without a traceback."""
+        if request.writer.output_size > 0:
+            raise ConnectionError(
+                "Response is sent already, cannot send another response with the error message"
+            )
+        status, code, text = describe_parse_error(status, exc)
+        if status >= 500:
+            log.error("http.unhandled", status=status, error=type(exc).__name__ if exc else None)
+        else:
+            log.info("http.bad_message", status=status, code=code,
+                     reason=type(exc).__name__ if exc else None)
+        response = error_response(status, code, text)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # same state; only the per-connection protocol differs
+        return server
+
+
+async def _serve(app: web.Application, host: str, port: int, **runner_kwargs) -> None:
+    runner = GatewayRunner(app, **runner_kwargs)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
+            handle_signals: bool = True, access_log=None, **_ignored) -> None:
+    """``web.run_app(app, host=, port=, shutdown_timeout=, ...)`` with the JSON error handler."""
+    loop = asyncio.new_event_loop()
+    main = loop.create_task(_serve(
+        app, host, port, handle_signals=handle_signals, access_log=access_log,
+        shutdown_timeout=shutdown_timeout,
+    ))
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)
