@@ -9,9 +9,11 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Worker dependencies first, so code changes do not reinstall them.
+# Worker dependencies first, so code changes do not reinstall them. `npm ci` applies the reviewed Baileys
+# patch (node_worker/patches/, by patch-package, a dev dependency); the prune then drops dev packages.
 COPY node_worker/package.json node_worker/package-lock.json node_worker/
-RUN cd node_worker && npm ci --omit=dev --no-audit --no-fund
+COPY node_worker/patches/ node_worker/patches/
+RUN cd node_worker && npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 COPY setup.cfg pyproject.toml README.md ./
 COPY service/ service/

@@ -30,7 +30,8 @@ $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-$(NODE_MODULES): node_worker/package.json node_worker/package-lock.json
+# npm ci also applies node_worker/patches/ (patch-package, the worker's postinstall script).
+$(NODE_MODULES): node_worker/package.json node_worker/package-lock.json $(wildcard node_worker/patches/*.patch)
 	cd node_worker && npm ci --no-audit --no-fund
 	touch $@
 

@@ -12,6 +12,7 @@ with ``"truncated": true``; a log line is the wrong place for a 5 KB value anywa
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -85,6 +86,21 @@ class _Fitting:
         return fit_record(event_dict, lambda d: self._renderer(logger, method_name, dict(d)))
 
 
+def _console_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.replace("\n", " | ")
+    return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
+
+
+def console_line(_, __, event_dict: dict) -> str:
+    """``<timestamp> <level> [<program>] <event> key=value ...``: the same line shape in every program."""
+    fields = dict(event_dict)
+    head = (f"{fields.pop('timestamp', '')} {fields.pop('level', ''):<8} [{fields.pop('program', '')}] "
+            f"{fields.pop('event', '')}")
+    tail = " ".join(f"{key}={_console_value(value)}" for key, value in fields.items())
+    return f"{head} {tail}".rstrip()
+
+
 def _normalise_level(_, method_name, event_dict):
     level = event_dict.get("level", method_name)
     event_dict["level"] = {"warn": "warning", "exception": "error", "fatal": "critical",
@@ -128,16 +144,7 @@ def configure_logging(*, program: str, log_format: str, log_level: str, fd: int 
     """Route structlog and the standard library into one stream of contract records on ``fd``."""
     fd = sys.stdout.fileno() if fd is None else fd
     fmt = resolve_format(log_format, fd)
-    if fmt == "console":
-        base = structlog.dev.ConsoleRenderer(colors=False, pad_event=24, exception_formatter=structlog.dev.plain_traceback)
-
-        def renderer(logger, name, event_dict):
-            event_dict = dict(event_dict)
-            program_name = event_dict.pop("program", program)
-            line = base(logger, name, {**event_dict, "program": program_name})
-            return line.replace("\n", " | ")
-    else:
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+    renderer = console_line if fmt == "console" else structlog.processors.JSONRenderer(ensure_ascii=False)
     level = getattr(logging, log_level.upper())
     shared = [
         structlog.contextvars.merge_contextvars,

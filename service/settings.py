@@ -121,7 +121,7 @@ class Settings:
             watchdog_interval=_number(env, "WA_WATCHDOG_INTERVAL", 2.0, minimum=0.1),
             watchdog_initial_delay=_number(env, "WA_WATCHDOG_INITIAL_DELAY", 10.0, minimum=0.1),
             watchdog_max_delay=_number(env, "WA_WATCHDOG_MAX_DELAY", 300.0, minimum=0.1),
-            shutdown_timeout=_number(env, "WA_SHUTDOWN_TIMEOUT", 5.0),
+            shutdown_timeout=_number(env, "WA_SHUTDOWN_TIMEOUT", 5.0, minimum=0.1),  # 0 would mean "forever" to aiohttp
             max_body_bytes=_number(env, "WA_MAX_BODY_BYTES", 512 * 1024, minimum=1024, cast=int),
             max_message_chars=_number(env, "WA_MAX_MESSAGE_CHARS", 65536, minimum=1, cast=int),
             body_timeout=_number(env, "WA_BODY_TIMEOUT", 10.0, minimum=0.1),

@@ -107,11 +107,12 @@ class SupervisorMonitor:
         )
 
     async def worker_may_come_up(self) -> bool:
-        """Whether the worker is on its way up (a request should wait for it) rather than down for good
-        (STOPPED by the operator, FATAL, EXITED): asks supervisord at most every half second."""
+        """Whether the worker is on its way up (a request should wait for it) rather than down for a
+        while (STOPPED by the operator, FATAL until the watchdog acts): asks supervisord at most every
+        half second. EXITED is on the way up: ``autorestart=true`` restarts it at once."""
         if time.monotonic() - self._refreshed_at > 0.5:
             await self.refresh()
-        return self.snapshot.state in {"STARTING", "RUNNING", "BACKOFF"}
+        return self.snapshot.state in {"STARTING", "RUNNING", "BACKOFF", "EXITED"}
 
     def process_usage(self) -> tuple[int | None, float | None]:
         """RSS and CPU% of the worker; one psutil.Process per pid so cpu_percent has a baseline."""

@@ -34,6 +34,8 @@ def test_port_volume_user_and_healthcheck():
     assert "WA_DATA_DIR=/app/whatsapp_data" in DOCKERFILE
     assert instructions("USER") == ["wa"]
     assert "/health/live" in instructions("HEALTHCHECK")[0] or "/health/live" in DOCKERFILE
-    assert "npm ci --omit=dev" in DOCKERFILE
+    # dev packages (patch-package) are needed to install, not to run: pruned after the patched install
+    assert "npm prune --omit=dev" in DOCKERFILE
+    assert DOCKERFILE.index("COPY node_worker/patches/") < DOCKERFILE.index("RUN cd node_worker && npm ci")
     base = instructions("FROM")[0]
     assert base.startswith("node:20"), base

@@ -73,9 +73,9 @@ def test_console_format_is_one_readable_line_per_record():
         structlog.get_logger().info("console.info", port=3001)
     ''').stdout.splitlines()
     assert len(out) == 2
-    assert "console.exception" in out[0] and "ValueError" in out[0] and "program=gateway" in out[0]
-    assert "console.info" in out[1] and "port=3001" in out[1]
-    assert not out[1].startswith("{")
+    assert " error    [gateway] console.exception " in out[0] and "ValueError" in out[0]
+    assert out[1].endswith(" info     [gateway] console.info port=3001")
+    assert out[1][:4].isdigit() and out[1].split()[0].endswith("Z")
 
 
 def test_every_record_is_one_write_call():

@@ -99,6 +99,12 @@ def test_restarts_come_back_connected_without_a_qr(sandbox):
     stack.wait_state("connected", 30)
     # The new worker never showed a QR: it logged straight in with the stored session.
     assert not [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "qr"]
+    # The gateway's event reader started over with the new worker's numbering: it saw the new boot's
+    # "connected" although its number is below the last one it read from the old worker.
+    gateway_seen = lambda: [r for r in stack.log_events()  # noqa: E731
+                            if r.get("event") == "whatsapp.session.status" and r.get("state") == "connected"]
+    wait_for(lambda: len(gateway_seen()) >= 2, 15, "the gateway reading the new worker's events")
+    assert gateway_seen()[-1]["seq"] <= gateway_seen()[0]["seq"]  # numbered from 1 again
 
     # A whole supervisord restart (emulator included, which keeps its state file) likewise.
     assert stack.stop() == 0

@@ -265,6 +265,7 @@ def test_a_worker_configuration_error_stops_the_stack_with_exit_78():
     assert result.returncode == 78, result.stdout[-2000:]
     assert "worker" in result.stderr and "WA_SERVER_URL" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    # Not restarted: one spawn, then supervisord shut down.
-    assert result.stdout.count("spawned: 'worker'") == 1
+    # Not restarted: supervisord's own first retry (1 s) may race the watchdog's start-up, no more.
+    assert result.stdout.count("spawned: 'worker'") <= 2
+    assert "gave up: worker" not in result.stdout
     assert time.monotonic() - started < 60

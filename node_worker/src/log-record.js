@@ -40,7 +40,11 @@ const BODY_NAME = /^(conversation|text|caption|body|contenttext|selecteddisplayt
 
 const HEX_RUN = /[0-9a-f]{32,}|[0-9A-F]{64,}/g // 16+ bytes as Buffer.toString('hex'), 32+ upper-case
 const B64_RUN = /[A-Za-z0-9+/]{20,}={0,2}/g // 15+ bytes of base64
-const looksRandom = (run) => /[a-z]/.test(run) && /[A-Z]/.test(run) && /[0-9+/]/.test(run)
+// Random base64 mixes cases throughout and has digits; a path (node_modules/baileys/lib/Socket) or a
+// camelCase name has few capitals, or no digits and is short. (A long path with capitals may be cut:
+// harmless, and better than a key that is not.)
+const count = (run, re) => (run.match(re) || []).length
+const looksRandom = (run) => count(run, /[A-Z]/g) >= 3 && count(run, /[a-z]/g) >= 3 && (run.length >= 40 || /[0-9+]/.test(run))
 
 /** Removes hex and base64 blobs (key material, QR secrets) from free text. */
 export function scrubString (text) {

@@ -3,8 +3,10 @@
 // key, before it sends its own static key or any registration/login payload.
 import { test, before, after, describe } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { Curve, proto, verifyServerCertChain, WA_CERT_DETAILS } from 'baileys'
-import { startEmulator, trustEmulator, openClient, pairDevice, tmpDir } from './emulator-helpers.js'
+import { EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir } from './emulator-helpers.js'
 import { generateKeyPair, sign } from '../emulator/crypto.js'
 import { CERT_MODES, makeCertChain } from '../emulator/certs.js'
 import { assertStrictServerAuth } from '../src/sandbox-trust.js'
@@ -226,6 +228,8 @@ describe('WA_EMULATOR_CERT_MODE', () => {
     } finally {
       await emu.stop()
     }
-    await assert.rejects(startEmulator({ env: { WA_EMULATOR_CERT_MODE: 'nope' } }), /exited with 2.*WA_EMULATOR_CERT_MODE must be one of/s)
+    const env = { ...process.env, WA_EMULATOR_PORT: '0', WA_EMULATOR_CERT_MODE: 'nope' }
+    await assert.rejects(promisify(execFile)(process.execPath, [EMULATOR_MAIN], { env, timeout: 10000 }),
+      (err) => err.code > 0 && /WA_EMULATOR_CERT_MODE must be one of valid, other_root/.test(err.stdout + err.stderr))
   })
 })
