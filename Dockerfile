@@ -42,7 +42,8 @@ EXPOSE 3001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.WA_PORT || 3001) + '/health/live').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# The launcher execs supervisord, so supervisord is PID 1: it receives the container's SIGTERM,
-# stops both programs within their stopwaitsecs and reaps every child.
+# The launcher is PID 1: it checks the settings (a bad one exits 78 at once), runs supervisord as its
+# only child, forwards the container's SIGTERM/SIGINT to it (supervisord stops every program within its
+# stopwaitsecs), reaps orphans, and exits 78 when a program stopped the stack on a configuration error.
 ENTRYPOINT ["/app/.venv/bin/wa-gateway"]
 CMD ["run"]

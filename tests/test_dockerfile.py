@@ -1,14 +1,46 @@
-"""No Docker engine runs here, so check what can be checked without one."""
+"""No Docker engine runs here, so check what can be checked without one: the Dockerfile parsed into
+whole instructions (continuation lines joined, comments dropped), as Docker reads it."""
 
-import re
+from __future__ import annotations
+
+import json
 
 from tests.stack import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 
 
+def parse(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs; a trailing backslash continues an instruction on the next line."""
+    result, pending = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # comments inside a continued instruction are dropped
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        whole = (pending + line).strip()
+        pending = ""
+        if whole:
+            name, _, args = whole.partition(" ")
+            result.append((name.upper(), args.strip()))
+    assert not pending, "the Dockerfile ends inside a continued instruction"
+    return result
+
+
+INSTRUCTIONS = parse(DOCKERFILE)
+
+
 def instructions(name: str) -> list[str]:
-    return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.+)$", DOCKERFILE, re.M)]
+    return [args for instruction, args in INSTRUCTIONS if instruction == name]
+
+
+def test_the_parser_joins_continuations():
+    parsed = parse("RUN a \\\n  # note\n  && b\nHEALTHCHECK --interval=1s \\\n  CMD [\"x\"]\n")
+    assert parsed == [("RUN", "a && b"), ("HEALTHCHECK", '--interval=1s CMD ["x"]')]
 
 
 def test_every_copied_path_exists():
@@ -19,23 +51,33 @@ def test_every_copied_path_exists():
 
 
 def test_it_runs_the_shipped_supervisord_conf_through_the_launcher():
-    assert "COPY conf/ conf/" in DOCKERFILE
-    assert instructions("ENTRYPOINT") == ['["/app/.venv/bin/wa-gateway"]']
-    assert instructions("CMD") == ['["run"]']
+    assert "conf/ conf/" in instructions("COPY")
+    assert json.loads(instructions("ENTRYPOINT")[0]) == ["/app/.venv/bin/wa-gateway"]
+    assert json.loads(instructions("CMD")[0]) == ["run"]
     launcher = (REPO / "service" / "launcher.py").read_text()
     assert 'CONF = REPO_ROOT / "conf" / "supervisord.conf"' in launcher
-    assert "os.execve(supervisord" in launcher  # supervisord becomes PID 1
+    # The launcher is PID 1: it forwards stop signals to supervisord and reaps orphans.
+    assert "os.waitpid(-1, 0)" in launcher and "signal.SIGTERM" in launcher
 
 
 def test_port_volume_user_and_healthcheck():
     assert instructions("EXPOSE") == ["3001"]
-    assert "WA_PORT=3001" in DOCKERFILE
+    env = " ".join(instructions("ENV"))
+    assert "WA_PORT=3001" in env and "WA_DATA_DIR=/app/whatsapp_data" in env
     assert instructions("VOLUME") == ["/app/whatsapp_data"]
-    assert "WA_DATA_DIR=/app/whatsapp_data" in DOCKERFILE
     assert instructions("USER") == ["wa"]
-    assert "/health/live" in instructions("HEALTHCHECK")[0] or "/health/live" in DOCKERFILE
-    # dev packages (patch-package) are needed to install, not to run: pruned after the patched install
-    assert "npm prune --omit=dev" in DOCKERFILE
-    assert DOCKERFILE.index("COPY node_worker/patches/") < DOCKERFILE.index("RUN cd node_worker && npm ci")
+    (healthcheck,) = instructions("HEALTHCHECK")
+    options, _, command = healthcheck.partition("CMD ")
+    assert "--interval=" in options and "--timeout=" in options
+    assert "/health/live" in command
     base = instructions("FROM")[0]
     assert base.startswith("node:20"), base
+
+
+def test_the_baileys_patch_is_applied_at_install_and_dev_packages_pruned_after():
+    runs = instructions("RUN")
+    install = next(i for i, args in enumerate(runs) if "npm ci" in args)
+    assert "npm prune --omit=dev" in runs[install]
+    copies = [args for instruction, args in INSTRUCTIONS if instruction in {"COPY", "RUN"}]
+    patches = next(i for i, args in enumerate(copies) if args.startswith("node_worker/patches/"))
+    assert patches < copies.index(runs[install])

@@ -465,7 +465,7 @@ export class WhatsAppSession extends EventEmitter {
     if (this.reconnectTimer !== null) {
       const nextMs = Math.max(0, this.reconnectAt - Date.now())
       return new WorkerError(409, 'not_connected',
-        `WhatsApp is not connected (attempt ${this.backoff.attempt}, next try in ${seconds(nextMs)}${why}); retry later.`,
+        `WhatsApp is reconnecting (attempt ${this.backoff.attempt}, next try in ${seconds(nextMs)}${why}); retry later.`,
         { ...details, next_retry_ms: nextMs, next_retry_at: new Date(this.reconnectAt).toISOString() })
     }
     if (this.state === 'connecting') {
