@@ -3,6 +3,7 @@ worker with the real Baileys, and the gateway (`wa-gateway sandbox`, as `make sa
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -181,7 +182,7 @@ def test_unscanned_qr_codes_run_out_without_a_reconnect_storm(make_stack):
     second = stack.post("/connect").json()
     assert second["state"] == "qr" and second["qr"] != first["qr"]
     stale = stack.emu("POST", "/phone/scan", {"phone_number": PHONE, "qr": first["qr"]})
-    assert 400 <= stale.status < 500
+    assert stale.status == 410 and stale.json()["error"]["code"] == "qr_expired", stale.raw
 
 
 def test_disconnect_unlinks_at_the_emulator_and_removes_session_data(sandbox):
@@ -226,3 +227,19 @@ def test_concurrent_connects_open_one_whatsapp_connection(sandbox):
     assert len({a["qr"] for a in answers}) == 1
     connections = sandbox.emu("GET", "/").json()["connections"]
     assert len(connections) == 1, connections
+
+
+@pytest.mark.parametrize("kind,code", [("forbidden", 403), ("multidevice_mismatch", 411)])
+def test_whatsapp_refusing_the_session_ends_failed_without_reconnecting(sandbox, kind, code):
+    stack = sandbox
+    pair(stack)
+    res = stack.emu("POST", "/faults", {"kind": kind})
+    assert res.status == 200 and res.json()["applied_to"] == 1, res.raw
+    failed = stack.wait_state("failed", 30)
+    assert f"({code})" in failed["last_error"]
+    assert failed["reconnect"]["scheduled"] is False
+    # No reconnect storm: the emulator sees no new connection while we watch a few keep-alive periods.
+    handshakes = stack.emu("GET", "/").json()["handshakes"]["started"]
+    time.sleep(3)
+    assert stack.status()["state"] == "failed"
+    assert stack.emu("GET", "/").json()["handshakes"]["started"] == handshakes

@@ -2,7 +2,7 @@
 import { normalizePhone } from './accounts.js'
 import { apiError } from './errors.js'
 
-export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole']
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch']
 
 export class Faults {
   constructor (emu) {
@@ -44,6 +44,14 @@ export class Faults {
       case 'conflict':
         for (const c of targets) { c.log.info('fault.conflict'); c.streamError({}, [{ tag: 'conflict', attrs: { type: 'replaced' } }]); applied++ }
         break
+      // WhatsApp refusing the session: a <failure reason="403"> (banned / forbidden) or "411" (multi-device
+      // mismatch) on the open connection, as the real server answers a login it will not accept.
+      case 'forbidden':
+      case 'multidevice_mismatch': {
+        const reason = kind === 'forbidden' ? 403 : 411
+        for (const c of targets) { c.failure(reason); applied++ }
+        break
+      }
       case 'logout': {
         // the phone removes linked devices: each is told (stream error 401 device_removed) and forgotten
         const users = phone == null ? [...emu.directory.users.values()] : [emu.directory.get(phone)].filter(Boolean)

@@ -18,7 +18,7 @@ export function makeLogger ({ level = 'info', format = 'json', write, base = {},
     trace: emit('trace'),
     debug: emit('debug'),
     info: emit('info'),
-    warn: emit('warning'),
+    warn: emit('warn'),
     error: emit('error'),
     // printed whatever the level: the line that tells a test or an operator where it listens
     always: (event, fields = {}) => sink.emit('info', event, { ...base, ...fields }),

@@ -14,7 +14,8 @@
 // session objects, private keys included, with console.info) and process warnings.
 import { isEventName, makeSink, scrubString, THRESHOLDS } from './log-record.js'
 
-const METHODS = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warning', warning: 'warning', error: 'error', fatal: 'critical', critical: 'critical' }
+// Method -> level; log-record.js turns levels into the contract's names (warn -> warning, fatal -> critical).
+const METHODS = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', warning: 'warn', error: 'error', fatal: 'fatal', critical: 'fatal' }
 const PINO_NAMES = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 const pinoName = (level) => (level === 'warning' ? 'warn' : level === 'critical' ? 'fatal' : level)
 

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { test } from 'node:test'
+import { proto } from 'baileys'
 import { Backoff } from '../src/backoff.js'
 import { EventJournal } from '../src/events.js'
+import { makeLogger } from '../src/logger.js'
+import { SentIds } from '../src/sent-ids.js'
+import { SerialQueue } from '../src/serial.js'
+import { WhatsAppSession } from '../src/session.js'
 import { isE164, jidToPhone, phoneToJid } from '../src/phone.js'
 import { readSettings, SettingsError } from '../src/settings.js'
 
@@ -50,4 +58,112 @@ test('event journal: numbered, readable by several readers, long poll wakes on p
   j.push('d', {})
   assert.deepEqual(j.after(0).map((e) => e.seq), [2, 3, 4]) // capacity
   assert.deepEqual(await j.read(4, 10), [])
+})
+
+test('settings: log format, Baileys level and the not-on-WhatsApp TTL', () => {
+  const s = readSettings({ WA_DATA_DIR: '/tmp/x' })
+  assert.equal(s.notOnWhatsAppTtlMs, 60000)
+  assert.ok(s.onWhatsAppTtlMs > s.notOnWhatsAppTtlMs)
+  assert.equal(s.logFormat, 'auto')
+  assert.equal(s.baileysLogLevel, 'warn')
+  assert.equal(readSettings({ WA_NOT_ON_WHATSAPP_TTL_MS: '0' }).notOnWhatsAppTtlMs, 0)
+  assert.equal(readSettings({ WA_BAILEYS_LOG_LEVEL: 'trace', WA_LOG_LEVEL: 'warning' }).logLevel, 'warn')
+  assert.throws(() => readSettings({ WA_NOT_ON_WHATSAPP_TTL_MS: '1m' }), SettingsError)
+  assert.throws(() => readSettings({ WA_LOG_FORMAT: 'xml' }), SettingsError)
+  assert.throws(() => readSettings({ WA_BAILEYS_LOG_LEVEL: 'loud' }), SettingsError)
+})
+
+test('lifecycle queue: operations run one at a time, in order, and a failure does not block the next', async () => {
+  const q = new SerialQueue()
+  const trace = []
+  const op = (name, ms, fail = false) => q.run(name, async () => {
+    trace.push(`${name}+`)
+    assert.equal(q.running, name)
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    trace.push(`${name}-`)
+    if (fail) throw new Error(name)
+    return name
+  })
+  const results = await Promise.allSettled([op('connect', 30), op('disconnect', 5, true), op('reconnect', 1)])
+  assert.deepEqual(trace, ['connect+', 'connect-', 'disconnect+', 'disconnect-', 'reconnect+', 'reconnect-'])
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'])
+  assert.equal(q.running, null)
+})
+
+test('sent ids: bounded, kept across a restart, cleared on logout', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-sent-'))
+  try {
+    const file = path.join(dir, 'sent-ids.txt')
+    const ids = new SentIds({ file, capacity: 3 })
+    for (const id of ['AAAA1111', 'BBBB2222', 'CCCC3333', 'DDDD4444']) ids.add(id)
+    assert.ok(!ids.has('AAAA1111') && ids.has('DDDD4444'))
+    const again = new SentIds({ file, capacity: 3 })
+    assert.deepEqual([...again.ids], ['BBBB2222', 'CCCC3333', 'DDDD4444'])
+    for (let i = 0; i < 20; i++) again.add(`ID${i}xxxxx`)
+    assert.ok(fs.readFileSync(file, 'utf8').split('\n').length <= 3 * 2 + 1) // compacted
+    again.clear()
+    assert.ok(!fs.existsSync(file))
+    assert.ok(!new SentIds({ file, capacity: 3 }).has('ID19xxxxx'))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+const makeSession = (dir) => {
+  const lines = []
+  const logger = makeLogger({ level: 'debug', write: (l) => lines.push(l) })
+  const journal = new EventJournal({ capacity: 100 })
+  const session = new WhatsAppSession({ settings: readSettings({ WA_DATA_DIR: dir }), logger, journal })
+  return { session, journal, lines }
+}
+
+test('message.status only for ids this worker sent: not for the phone\'s messages or history sync', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-status-'))
+  try {
+    const { session, journal } = makeSession(dir)
+    session.sentIds.add('OURS0001')
+    const { DELIVERY_ACK, SERVER_ACK, READ } = proto.WebMessageInfo.Status
+    // The shapes Baileys emits: history sync and our own sends come as fromMe upserts of type 'append'.
+    session.onUpsert({ type: 'append', messages: [
+      { key: { id: 'PHONE0001', fromMe: true, remoteJid: '15550002222@s.whatsapp.net' }, status: READ },
+      { key: { id: 'OURS0001', fromMe: true, remoteJid: '15550002222@s.whatsapp.net' }, status: SERVER_ACK }
+    ] })
+    session.onUpsert({ type: 'notify', messages: [{ key: { id: 'PHONE0002', fromMe: true }, status: DELIVERY_ACK }] })
+    session.onMessagesUpdate([
+      { key: { id: 'PHONE0001', fromMe: true }, update: { status: READ } },
+      { key: { id: 'OURS0001', fromMe: true }, update: { status: DELIVERY_ACK } },
+      { key: { id: 'OURS0001', fromMe: false }, update: { status: READ } }
+    ])
+    assert.deepEqual(journal.after(0).map((e) => [e.type, e.id, e.status]), [
+      ['message.status', 'OURS0001', 'sent'], ['message.status', 'OURS0001', 'delivered']
+    ])
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('409 not_connected says why: reconnecting (attempt, next try, last error), connecting, stopped', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-409-'))
+  try {
+    const { session } = makeSession(dir)
+    assert.match(session.notConnected().message, /not connected \(state: stopped\); POST \/connect first/)
+    session.state = 'connecting'
+    session.lastError = 'Connection Terminated (428)'
+    session.backoff.next()
+    session.reconnectAt = Date.now() + 2500
+    session.reconnectTimer = setTimeout(() => {}, 0)
+    const err = session.notConnected()
+    clearTimeout(session.reconnectTimer)
+    assert.equal(err.status, 409)
+    assert.equal(err.code, 'not_connected')
+    assert.match(err.message, /^WhatsApp is reconnecting \(attempt 1, next try in 2\.\d s; last error: Connection Terminated \(428\)\); retry later\.$/)
+    assert.equal(err.details.attempt, 1)
+    assert.equal(err.details.last_error, 'Connection Terminated (428)')
+    assert.ok(err.details.next_retry_ms > 2000 && err.details.next_retry_ms <= 2500)
+    assert.ok(Date.parse(err.details.next_retry_at) > Date.now())
+    session.reconnectTimer = null
+    assert.match(session.notConnected().message, /^WhatsApp is connecting \(attempt 1\); last error/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })

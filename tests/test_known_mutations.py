@@ -1,0 +1,53 @@
+"""Known mutations, and the tests that catch them (issue 7).
+
+Each line is a deliberate bug that was applied by hand to the code, and the tests that then failed. Rerun
+them after changing the code they name: apply the bug, run the tests, see them fail, revert.
+
+- service/listener.py, the watchdog ignoring its delay (``next_attempt_at = now``):
+    tests/test_watchdog.py::test_fatal_program_is_restarted_after_a_doubling_capped_delay
+    tests/test_watchdog.py::test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule
+    tests/test_watchdog.py::test_gateway_killed_five_times_inside_its_startsecs_serves_again
+- service/listener.py, the watchdog's cap removed (``next_delay * 2`` without ``min``):
+    tests/test_watchdog.py::test_fatal_program_is_restarted_after_a_doubling_capped_delay
+    tests/test_watchdog.py::test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule
+- service/listener.py, the watchdog restarting a program the operator stopped or started:
+    tests/test_watchdog.py::test_a_program_the_operator_stopped_or_started_is_left_alone
+    tests/test_watchdog.py::test_a_worker_the_operator_stopped_is_not_restarted
+- service/events.py, the event reader not resetting its cursor on a new worker boot:
+    tests/test_sandbox.py::test_restarts_come_back_connected_without_a_qr
+- service/views/messages.py, the message body logged at info level:
+    tests/test_log_secrets.py::test_no_secret_key_qr_or_message_text_in_any_log_line
+- node_worker/src/journal.js, the fdatasync removed from the append path:
+    node_worker/test/durability-contract.test.js::journal: commit() resolves only after its fsync has completed
+- node_worker/src/events.js, the long-poll wake removed from push():
+    node_worker/test/durability-contract.test.js::event journal: a pushed event wakes a waiting reader at once
+- service/logging_setup.py, a record written in two write(2) calls, or not cut to PIPE_BUF:
+    tests/test_log_contract.py::test_every_record_is_one_write_call
+    tests/test_log_contract.py::test_concurrent_writers_on_one_pipe_never_merge_or_split_records
+- service/worker_client.py, no waiting for a worker that is starting:
+    tests/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.stack import REPO
+
+
+def listed() -> list[tuple[str, str]]:
+    return re.findall(r"^    ((?:tests|node_worker/test)/\S+?)::(.+)$", __doc__, re.M)
+
+
+def test_the_list_is_not_empty():
+    assert len(listed()) >= 14
+
+
+def test_every_test_the_list_names_exists():
+    """A renamed or deleted test would silently drop a mutation from the list."""
+    for path, name in listed():
+        source = (REPO / path).read_text()
+        if path.endswith(".py"):
+            assert re.search(rf"^def {re.escape(name)}\(", source, re.M), f"{path}::{name}"
+        else:
+            assert name in source, f"{path}::{name}"
