@@ -122,3 +122,38 @@ def test_concurrent_writers_on_one_pipe_never_merge_or_split_records():
     lines = b"".join(chunks).decode().splitlines()
     seen = {(r["writer"], r["i"]) for r in map(json.loads, lines)}
     assert len(lines) == len(seen) == 6 * 400
+
+
+SUPERVISORD_LINE = __import__("re").compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+
+
+@__import__("pytest").mark.system
+def test_under_load_every_line_of_the_shared_stream_is_one_whole_record(make_stack):
+    """Four programs log at debug level into supervisord while the gateway is under concurrent load;
+    every line of the shared stdout is either one whole contract record or one of supervisord's own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_sandbox import CONTACT, pair
+
+    stack = make_stack({"WA_LOG_LEVEL": "debug", "WA_BAILEYS_LOG_LEVEL": "debug"}, sandbox=True)
+    pair(stack)
+
+    def burst(n):
+        for i in range(25):
+            stack.get("/status")
+            stack.post("/send", {"phone_number": CONTACT, "message": f"load {n}-{i}"})
+            stack.get("/nope")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(burst, range(8)))
+    stack.stop()
+    programs = set()
+    for line in stack.logs().splitlines():
+        if SUPERVISORD_LINE.match(line):
+            continue
+        record = json.loads(line)  # a merged or split record would not parse
+        assert list(record)[:4] == ["timestamp", "level", "event", "program"], line[:200]
+        assert record["level"] in ALLOWED_LEVELS, line[:200]
+        assert len(line.encode()) + 1 <= 4096
+        programs.add(record["program"])
+    assert programs == {"gateway", "worker", "emulator", "watchdog"}
