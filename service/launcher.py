@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import config_error
+from . import api_keys, config_error
 from .logging_setup import resolve_format
 from .settings import REPO_ROOT, Settings, SettingsError
 
@@ -92,6 +92,35 @@ def preflight(env: dict[str, str]) -> str | None:
     return None
 
 
+# --- the API key (locked by default) ---------------------------------------------------------------
+def ensure_api_key(env: dict[str, str]) -> str | None:
+    """Create the data dir's key file before anything starts when WA_API_KEY is unset, so the
+    gateway and the emulator read the same key; say where (never the value). None, or a problem."""
+    try:
+        keys = api_keys.resolve(env.get("WA_API_KEY"), Path(env["WA_DATA_DIR"]))
+    except (api_keys.ApiKeyError, OSError) as exc:
+        return str(exc)
+    if keys.created:
+        print(f"wa-gateway: generated an API key in {keys.path} (print it with `wa-gateway api-key`)",
+              file=sys.stderr)
+    return None
+
+
+def print_api_key(args: list[str]) -> int:
+    """``wa-gateway api-key [--sandbox]``: print the key clients send (creating it if none exists yet)."""
+    if any(a not in {"--sandbox"} for a in args):
+        print("usage: wa-gateway api-key [--sandbox]", file=sys.stderr)
+        return 2
+    env = _base_env(sandbox="--sandbox" in args)
+    try:
+        keys = api_keys.resolve(env.get("WA_API_KEY"), Path(env["WA_DATA_DIR"]))
+    except (api_keys.ApiKeyError, OSError) as exc:
+        print(f"wa-gateway: {exc}", file=sys.stderr)
+        return config_error.EX_CONFIG
+    print(keys.first)
+    return 0
+
+
 def supervise(argv: list[str], env: dict[str, str]) -> int:
     """Run supervisord as the only child, forward stop signals, reap orphans, report why it ended."""
     child = subprocess.Popen(argv, env=env)
@@ -144,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         if problem is not None:
             print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
             return config_error.EX_CONFIG
+        problem = ensure_api_key(env)
+        if problem is not None:
+            print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
+            return config_error.EX_CONFIG
         if command == "sandbox":
             env = _sandbox_env(env)
         supervisord = str(Path(sys.executable).parent / "supervisord")
@@ -155,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             env["WA_RUN_DIR"] = str(running)
         ctl = str(Path(sys.executable).parent / "supervisorctl")
         os.execve(ctl, [ctl, "-c", str(CONF), *args], env)
+    if command == "api-key":
+        return print_api_key(args)
     print(USAGE, file=sys.stderr)
     return 2
 

@@ -145,10 +145,22 @@ def test_concurrent_connects_disconnects_sends_and_scans_keep_the_invariant(sand
 
 
 def test_disconnect_while_reconnecting_unlinks_over_a_short_connection(make_stack):
-    """Registered but not connected (a reconnect is scheduled): the disconnect still unlinks at the server."""
-    stack = make_stack({"WA_RECONNECT_BASE_MS": "4000", "WA_RECONNECT_MAX_MS": "8000"}, sandbox=True)
+    """Registered but not connected (a reconnect is scheduled): the disconnect still unlinks at the server.
+    On the way, two answers a user meets: "not on WhatsApp" is only cached briefly, and a send while
+    reconnecting says so."""
+    stack = make_stack({"WA_RECONNECT_BASE_MS": "4000", "WA_RECONNECT_MAX_MS": "8000",
+                        "WA_NOT_ON_WHATSAPP_TTL_MS": "1500"}, sandbox=True)
     pair(stack)
     assert len(devices(stack)) == 1
+
+    # A number that joins WhatsApp is reachable once the short negative cache has expired.
+    newcomer = "+15550009999"
+    assert stack.emu("POST", "/contacts", {"phone_number": newcomer, "on_whatsapp": False}).status == 200
+    res = stack.post("/send", {"phone_number": newcomer, "message": "hello?"})
+    assert res.status == 422 and res.json()["error"]["code"] == "not_on_whatsapp"
+    assert stack.emu("POST", "/contacts", {"phone_number": newcomer, "on_whatsapp": True}).status == 200
+    wait_for(lambda: stack.post("/send", {"phone_number": newcomer, "message": "hello!"}).status == 200,
+             6, "the not-on-WhatsApp answer to expire")
     assert stack.emu("POST", "/faults", {"kind": "disconnect"}).status == 200
     waiting = wait_for(lambda: (s := stack.status())["reconnect"]["scheduled"] and s, 15, "a scheduled reconnect")
     assert waiting["state"] == "connecting"

@@ -29,6 +29,7 @@ PROGRAMS = {"gateway", "worker", "emulator", "watchdog"}
 # supervisord's own lines, the one documented exception to the log contract
 SUPERVISORD_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [^{]*$")
 HEX_RUN = re.compile(r"[0-9a-f]{32,}")
+SPACED_HEX_RUN = re.compile(r"(?:[0-9a-f]{2} ){15,}[0-9a-f]{2}")  # util.inspect: <Buffer 2d 4f ...>
 B64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 
 
@@ -44,7 +45,8 @@ def text_forms(text: str) -> set[str]:
 
 def find_secrets(logs: str, found: set[bytes]) -> list[str]:
     """Hex (any case) and base64 (padded, unpadded, URL-safe) forms of each secret, found in the logs."""
-    hex_runs = HEX_RUN.findall(logs.lower())
+    lower = logs.lower()
+    hex_runs = HEX_RUN.findall(lower) + [run.replace(" ", "") for run in SPACED_HEX_RUN.findall(lower)]
     b64_runs = B64_RUN.findall(logs)
     hits = []
     for raw in found:

@@ -1,8 +1,6 @@
 import pytest
 
 from service.settings import Settings, SettingsError
-from service.validation import phone_number
-from service.errors import BadRequest
 
 
 def test_defaults(tmp_path):
@@ -23,15 +21,4 @@ def test_bad_values_fail_loudly(env):
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize("raw,normal", [
-    ("+1234567890", "+1234567890"), ("1234567890", "+1234567890"),
-    ("+49 (30) 1234-5678", "+493012345678"), ("+44.20.7946.0958", "+442079460958"),
-])
-def test_phone_numbers_normalise(raw, normal):
-    assert phone_number(raw) == normal
-
-
-@pytest.mark.parametrize("raw", ["", "+", "+0123456789", "+12345", "+1234567890123456", "12ab345678", None, 123])
-def test_bad_phone_numbers(raw):
-    with pytest.raises(BadRequest):
-        phone_number(raw)
+# Phone numbers: tests/test_phone_numbers.py, with the vectors shared with the worker.

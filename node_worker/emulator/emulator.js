@@ -183,7 +183,10 @@ export class Emulator {
       connections: [...this.connections.values()].map((c) => c.describe()),
       root_public_key: Buffer.from(this.rootKey.public).toString('base64'),
       cert_mode: this.certMode,
-      handshakes: { ...this.handshakes }
+      handshakes: { ...this.handshakes },
+      // black holes still in force (read-only; lets a test wait for one to end instead of sleeping)
+      blackholes: this.faults.blackholes.filter((b) => b.until > Date.now())
+        .map((b) => ({ phone_number: b.phone == null ? null : e164(b.phone), until: new Date(b.until).toISOString() }))
     }
   }
 

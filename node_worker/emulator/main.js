@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { makeLogger, routeConsole } from './log.js'
+import { exitOnConfigError } from '../src/config-error.js'
 import { makeSink, resolveFormat, THRESHOLDS, verbatim } from '../src/log-record.js'
 import { CERT_MODES, loadOrCreateRootKey } from './certs.js'
 
@@ -113,6 +114,9 @@ const main = async () => {
   try {
     settings = readSettings()
   } catch (err) {
+    // Under supervisord, the configuration-error protocol (exit 78, not restarted, the stack stops
+    // with the reason); the root-key command only says why.
+    if (process.argv[2] !== 'root-key') exitOnConfigError('emulator', err.message)
     earlyLog('critical', 'emulator.bad_setting', { error: err.message })
     process.exit(2)
   }

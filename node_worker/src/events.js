@@ -27,10 +27,12 @@ export class EventJournal {
     return this.events.filter((e) => e.seq > seq)
   }
 
-  // Resolves with the events after `seq`, waiting up to `waitMs` for the first one.
-  async read (seq, waitMs) {
+  // Resolves with the events after `seq`, waiting up to `waitMs` for the first one. A reader of an
+  // earlier boot (its `bootId` differs, or its `seq` is beyond ours) is answered at once, so that it
+  // sees the new boot id and starts over instead of waiting for a number this boot may never reach.
+  async read (seq, waitMs, bootId = null) {
     let found = this.after(seq)
-    if (found.length || waitMs <= 0) return found
+    if (found.length || waitMs <= 0 || seq > this.seq || (bootId && bootId !== this.bootId)) return found
     await new Promise((resolve) => {
       const timer = setTimeout(() => { this.waiters.delete(wake); resolve() }, waitMs)
       const wake = () => { clearTimeout(timer); resolve() }

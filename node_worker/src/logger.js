@@ -22,6 +22,7 @@ const pinoName = (level) => (level === 'warning' ? 'warn' : level === 'critical'
 // Baileys logs some expected conditions as errors; the log contract wants them at info.
 const baileysLevel = (level, text, fields) => {
   if (text === 'stream errored out' && String(fields.fullErrorNode?.attrs?.code) === '515') return 'info' // restart after pairing
+  if (text === 'no name present, ignoring presence update request...') return 'info' // an account without a push name
   return level
 }
 
@@ -75,7 +76,7 @@ export class Logger {
 
   write (method, level, args) {
     if (THRESHOLDS[method] < this._threshold) return
-    let [first, second] = args
+    const [first, second] = args
     let fields
     let text
     if (first instanceof Error) {

@@ -1,5 +1,6 @@
 // Worker entry point: settings -> logger -> sandbox trust -> session + internal API; SIGTERM/SIGINT
 // save credentials and close the WhatsApp socket without logging out.
+import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'
 import { exitOnConfigError } from './config-error.js'
 import { EventJournal } from './events.js'
 import { resolveFormat } from './log-record.js'
@@ -30,6 +31,9 @@ async function main () {
   // libsignal prints session objects (private keys included) with console.*; nothing may bypass log.
   routeConsole(log)
   routeWarnings(log)
+  // Baileys' own pino logger, which a few of its modules (communities) use instead of ours: it would
+  // print non-contract lines on stdout.
+  baileysDefaultLogger.level = 'silent'
   process.on('uncaughtException', crash)
   process.on('unhandledRejection', crash)
   try {

@@ -59,7 +59,7 @@ export function makeRoutes ({ session, journal }) {
     },
     'GET /events': async (req, url) => {
       const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
-      const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')))
+      const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')), url.searchParams.get('boot_id'))
       return { boot_id: journal.bootId, last_seq: journal.seq, events }
     }
   }

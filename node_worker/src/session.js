@@ -157,7 +157,7 @@ export class WhatsAppSession extends EventEmitter {
       if (open && registered) unlinked = await this.unlinkOver(sock)
       this.endSocket()
       if (registered && !unlinked && !this.closing) unlinked = await this.unlinkByConnecting()
-      if (registered && !unlinked) this.log.warn('session.unlink_failed')
+      if (registered && !unlinked) this.log.warn({ hint: 'remove the device on the phone: Settings, Linked devices' }, 'session.unlink_failed')
       await this.clearSession()
       this.lastError = null
       this.setState('logged_out', { unlinked })

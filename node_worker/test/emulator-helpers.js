@@ -45,29 +45,57 @@ export const tmpDir = (prefix = 'wa-emu-test-') => {
   return d
 }
 
-/** starts `node emulator/main.js` on port 0 and resolves once it printed emulator.listening */
+// Every emulator this test process started, killed (SIGKILL) if the process exits with them still running,
+// e.g. after a test timed out before its clean-up ran.
+const liveEmulators = new Set()
+process.on('exit', () => {
+  for (const proc of liveEmulators) { try { proc.kill('SIGKILL') } catch {} }
+})
+
+/**
+ * starts `node emulator/main.js` on port 0 and resolves once it printed emulator.listening.
+ * On any start failure (timeout, early exit, spawn error) the child is SIGKILLed and its exit awaited
+ * before the promise rejects; the error carries the child's `pid`.
+ */
 export const startEmulator = async ({ env = {}, timeoutMs = 15000 } = {}) => {
   const proc = spawn(process.execPath, [EMULATOR_MAIN], {
     env: { ...process.env, WA_EMULATOR_PORT: '0', WA_EMULATOR_QR_REFS: '3', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  liveEmulators.add(proc)
+  // resolves once the child is gone and its output read ('close'), or when it never started (spawn 'error')
+  const exited = new Promise((resolve) => {
+    proc.on('close', (code, signal) => { liveEmulators.delete(proc); resolve({ code, signal }) })
+    proc.on('error', (err) => { if (proc.pid === undefined) { liveEmulators.delete(proc); resolve({ code: null, signal: null, error: err }) } })
+  })
   const lines = []
   const stderr = []
   proc.stderr.on('data', (d) => stderr.push(d.toString()))
   const rl = readline.createInterface({ input: proc.stdout })
+  let timer
   const listening = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`emulator did not start: ${stderr.join('')}`)), timeoutMs)
+    timer = setTimeout(() => reject(new Error(`emulator did not start within ${timeoutMs} ms`)), timeoutMs)
     rl.on('line', (line) => {
       let ev
       try { ev = JSON.parse(line) } catch { ev = { unparsable: line } }
       lines.push(ev)
-      if (ev.event === 'emulator.listening') { clearTimeout(timer); resolve(ev) }
+      if (ev.event === 'emulator.listening') resolve(ev)
     })
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`emulator exited with ${code}: ${stderr.join('')}`)) })
+    exited.then(({ code, signal, error }) => reject(error || new Error(`emulator exited with ${code ?? signal}`)))
   })
-  const info = await listening
+  let info
+  try {
+    info = await listening
+  } catch (err) {
+    proc.kill('SIGKILL') // a no-op if it already exited
+    await exited
+    err.message += ` (pid ${proc.pid}; stderr: ${stderr.join('').trim() || 'empty'})`
+    err.pid = proc.pid
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
   const base = `http://127.0.0.1:${info.port}`
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })))
   const emu = {
     proc,
     info,
@@ -171,17 +199,31 @@ export const openClient = async (emu, authDir, config = {}) => {
   }
 }
 
-/** pairs a new device for `phone`: QR -> /phone/scan -> 515 -> reconnect -> open. Returns the open client. */
-export const pairDevice = async (emu, phone, { authDir = tmpDir(), config = {} } = {}) => {
-  const first = await openClient(emu, authDir, config)
-  const qr = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
-  const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
-  if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`)
-  await first.waitClose(5000)
-  const code = first.closeCode()
-  if (code !== 515) throw new Error(`expected 515 after pairing, got ${code}`)
-  await first.flushCreds()
-  const client = await openClient(emu, authDir, config)
-  await client.waitOpen(10000)
-  return { client, authDir, scan: scan.body }
+/**
+ * pairs a new device for `phone`: QR -> /phone/scan -> 515 -> reconnect -> open. Returns the open client.
+ * With `settle` it also waits for the phone's history sync, which ends the first login: a device closed
+ * before that waits (buffering its events) up to 20 s for one at its next login.
+ * On failure every socket it opened is ended before the error is thrown.
+ */
+export const pairDevice = async (emu, phone, { authDir = tmpDir(), config = {}, settle = false } = {}) => {
+  const opened = []
+  try {
+    const first = await openClient(emu, authDir, config)
+    opened.push(first)
+    const qr = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
+    const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
+    if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`)
+    await first.waitClose(5000)
+    const code = first.closeCode()
+    if (code !== 515) throw new Error(`expected 515 after pairing, got ${code}`)
+    await first.flushCreds()
+    const client = await openClient(emu, authDir, config)
+    opened.push(client)
+    await client.waitOpen(10000)
+    if (settle) await client.waitFor((r) => r.history.length > 0, 5000, 'history sync')
+    return { client, authDir, scan: scan.body }
+  } catch (err) {
+    for (const c of opened) await c.end().catch(() => {})
+    throw err
+  }
 }

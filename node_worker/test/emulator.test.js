@@ -1,5 +1,5 @@
 // End-to-end tests of the WhatsApp network emulator, driven by the real Baileys client.
-import { test, before, after, describe } from 'node:test'
+import { test, before, after, afterEach, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -8,14 +8,14 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { Curve, proto } from 'baileys'
 import {
-  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, sleep, until
+  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, until
 } from './emulator-helpers.js'
 import { generateKeyPair, sign, verifyStrict } from '../emulator/crypto.js'
 import { checkDeviceSignature, deviceSignatureMessage, accountSignatureMessage, parseQr } from '../emulator/pairing.js'
 import { makeCertChain, verifyCertChain } from '../emulator/certs.js'
 
 const ACCOUNT = '+15550001111'
-const ACCOUNT_JID = '15550001111@s.whatsapp.net'
+const ACCOUNT_USER = '15550001111'
 const CONTACT = '+15550002222'
 const CONTACT_JID = '15550002222@s.whatsapp.net'
 
@@ -24,6 +24,32 @@ const statusOf = (client, id) => {
   for (const u of client.rec.msgUpdates) if (u.key.id === id && typeof u.update.status === 'number') best = Math.max(best, u.update.status)
   for (const up of client.rec.upserts) for (const m of up.messages) if (m.key.id === id && m.key.fromMe && typeof m.status === 'number') best = Math.max(best, m.status)
   return best
+}
+
+/** what `phone` received, as the emulator stored it */
+const inbox = async (emu, phone) => (await emu.api('GET', `/contacts/${encodeURIComponent(phone)}/messages`)).body
+/** polls `phone`'s inbox until message `id` is there (and satisfies `accept`): a send is stored asynchronously */
+const inboxEntry = (emu, phone, id, accept = () => true) => until(async () => (await inbox(emu, phone))
+  .find((m) => m.id === id && accept(m)), 5000, `message ${id} in the inbox of ${phone}`)
+
+// node 20's test runner cannot shuffle: EMU_TEST_SHUFFLE=<integer seed> registers the tests of the suite that
+// shares one emulator in a seeded random order, to show that none depends on another having run first.
+const inOrder = (cases) => {
+  const seed = process.env.EMU_TEST_SHUFFLE
+  if (!seed) return cases
+  let s = Number(seed) >>> 0
+  const random = () => { // mulberry32
+    s = (s + 0x6D2B79F5) >>> 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const out = [...cases]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
 }
 
 describe('strict signature verification (unit)', () => {
@@ -86,7 +112,7 @@ describe('root-key subcommand', () => {
   test('creates the key file once and prints only the base64 public key', async () => {
     const dir = tmpDir()
     const env = { ...process.env, WA_EMULATOR_ROOT_KEY_FILE: path.join(dir, 'root.json') }
-    const run = () => promisify(execFile)(process.execPath, [EMULATOR_MAIN, 'root-key'], { env })
+    const run = () => promisify(execFile)(process.execPath, [EMULATOR_MAIN, 'root-key'], { env, timeout: 10000, killSignal: 'SIGKILL' })
     const a = await run()
     const b = await run()
     assert.match(a.stdout, /^[A-Za-z0-9+/]{43}=\n$/)
@@ -98,25 +124,56 @@ describe('root-key subcommand', () => {
   })
 })
 
+describe('test helper startEmulator', () => {
+  const gone = (pid) => {
+    try { process.kill(pid, 0) } catch (err) { return err.code === 'ESRCH' }
+    return false
+  }
+
+  test('a start-up timeout kills the child before rejecting', async () => {
+    const err = await startEmulator({ timeoutMs: 1 }).then(() => null, (e) => e)
+    assert.ok(err, 'the start must fail')
+    assert.match(err.message, /did not start within 1 ms/)
+    assert.equal(typeof err.pid, 'number')
+    assert.ok(gone(err.pid), `emulator pid ${err.pid} is still alive`)
+  })
+})
+
 describe('emulator with the real Baileys client', () => {
   let emu
-  let authDir
+  let authDir // ACCOUNT's device, paired once in before(); tests that unlink, black-hole or pair use their own numbers
   const clients = []
   const track = (c) => { clients.push(c); return c }
+  // ACCOUNT's shared device is idle between tests: wait until the emulator holds no connection of it
+  const accountIdle = () => until(async () => !(await emu.api('GET', '/')).body.connections
+    .some((c) => c.jid?.startsWith(`${ACCOUNT_USER}:`)), 5000, `no open connection of ${ACCOUNT}`)
   const login = async (config) => {
+    await accountIdle()
     const c = track(await openClient(emu, authDir, config))
     await c.waitOpen(10000)
     return c
   }
+  // Tests are registered at the end of this suite, in a seeded random order when EMU_TEST_SHUFFLE is set.
+  const cases = []
+  const scenario = (name, fn) => { cases.push([name, fn]) }
 
   before(async () => {
     emu = await startEmulator({ env: { WA_EMULATOR_RECEIPT_DELAY_MS: '50', WA_EMULATOR_LOG_LEVEL: process.env.EMU_LOG_LEVEL || 'info' } })
     if (process.env.EMU_LOG_DUMP) process.on('exit', () => fs.writeFileSync(process.env.EMU_LOG_DUMP, emu.lines.map((l) => JSON.stringify(l)).join('\n')))
     trustEmulator(emu)
+    const paired = await pairDevice(emu, ACCOUNT, { settle: true }) // later tests log in again with it
+    authDir = paired.authDir
+    await paired.client.end()
+  })
+
+  // every socket a test opened is ended after it, passed or failed, and no black hole outlives its test,
+  // so that no test inherits a connection or a fault
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.end().catch(() => {})
+    await until(async () => (await emu.api('GET', '/')).body.blackholes.length === 0, 10000, 'the black holes to end')
   })
 
   after(async () => {
-    for (const c of clients) await c.end().catch(() => {})
     if (emu) {
       const { code } = await emu.stop()
       assert.equal(code, 0, 'graceful exit on SIGTERM')
@@ -125,33 +182,34 @@ describe('emulator with the real Baileys client', () => {
     if (authDir) fs.rmSync(authDir, { recursive: true, force: true })
   })
 
-  test('pairs through QR + /phone/scan, then logs in after 515 with the right number', async () => {
-    const t0 = Date.now()
-    const paired = await pairDevice(emu, ACCOUNT)
+  scenario('pairs through QR + /phone/scan, then logs in after 515 with the right number', async () => {
+    const phone = '+15550003101'
+    const paired = await pairDevice(emu, phone)
     track(paired.client)
-    authDir = paired.authDir
-    assert.equal(paired.scan.phone_number, ACCOUNT)
-    assert.match(paired.scan.jid, /^15550001111:1@s\.whatsapp\.net$/)
+    // the first login gets the phone's history-sync notification, so Baileys goes online at once
+    await paired.client.waitFor((r) => r.history.length > 0, 3000, 'history sync')
+    assert.equal(paired.scan.phone_number, phone)
+    assert.match(paired.scan.jid, /^15550003101:1@s\.whatsapp\.net$/)
     assert.match(paired.scan.lid, /^\d+:1@lid$/)
     assert.equal(paired.client.sock.user.id, paired.scan.jid)
     const { body } = await emu.api('GET', '/')
-    const acc = body.accounts.find((a) => a.phone_number === ACCOUNT)
+    const acc = body.accounts.find((a) => a.phone_number === phone)
     assert.ok(acc, 'account listed')
     assert.equal(acc.devices.length, 1)
     assert.equal(acc.devices[0].connected, true)
     assert.ok(body.connections.some((c) => c.jid === paired.scan.jid && c.state === 'connected'))
     assert.equal(body.root_public_key, emu.rootPublicKey)
-    // the first login got the phone's history-sync notification, so Baileys went online at once
-    await paired.client.waitFor((r) => r.history.length > 0, 3000, 'history sync')
-    assert.ok(Date.now() - t0 < 8000)
     await paired.client.end()
+    fs.rmSync(paired.authDir, { recursive: true, force: true })
   })
 
-  test('text with non-ASCII and emoji arrives decrypted; same id twice is one message; receipts reach Baileys', async () => {
+  scenario('text with non-ASCII and emoji arrives decrypted; same id twice is one message; receipts reach Baileys', async () => {
     const c = await login()
     const text = 'Grüße, 世界! 👋🏽 — ünïcödé ✓'
     await c.sock.sendMessage(CONTACT_JID, { text }, { messageId: 'EMUTEST0001' })
-    const { body: msgs } = await emu.api('GET', `/contacts/${encodeURIComponent(CONTACT)}/messages`)
+    // sendMessage resolves once the node is written, not once the emulator stored it
+    await inboxEntry(emu, CONTACT, 'EMUTEST0001')
+    const msgs = await inbox(emu, CONTACT)
     const got = msgs.filter((m) => m.id === 'EMUTEST0001')
     assert.equal(got.length, 1)
     assert.equal(got[0].text, text)
@@ -162,8 +220,8 @@ describe('emulator with the real Baileys client', () => {
     await c.waitFor(() => statusOf(c, 'EMUTEST0001') >= 3, 5000, 'delivery receipt')
 
     await c.sock.sendMessage(CONTACT_JID, { text }, { messageId: 'EMUTEST0001' })
-    const { body: again } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
-    const same = again.filter((m) => m.id === 'EMUTEST0001')
+    await inboxEntry(emu, CONTACT, 'EMUTEST0001', (m) => m.duplicate_count >= 1)
+    const same = (await inbox(emu, CONTACT)).filter((m) => m.id === 'EMUTEST0001')
     assert.equal(same.length, 1)
     assert.equal(same[0].duplicate_count, 1)
 
@@ -177,12 +235,11 @@ describe('emulator with the real Baileys client', () => {
 
     // a plain conversation message too, over the now established session (enc type msg)
     await c.sock.sendMessage(CONTACT_JID, { text: 'second' }, { messageId: 'EMUTEST0002' })
-    const { body: after2 } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
-    assert.equal(after2.find((m) => m.id === 'EMUTEST0002')?.text, 'second')
+    assert.equal((await inboxEntry(emu, CONTACT, 'EMUTEST0002')).text, 'second')
     await c.end()
   })
 
-  test("a contact's message reaches messages.upsert with the exact text, and the device's receipt is recorded", async () => {
+  scenario("a contact's message reaches messages.upsert with the exact text, and the device's receipt is recorded", async () => {
     const c = await login()
     const text = 'Antwort: ça va? 🚀🇧🇷'
     const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text })
@@ -204,7 +261,8 @@ describe('emulator with the real Baileys client', () => {
     await c.end()
   })
 
-  test('messages sent while the device is offline are delivered at its next login', async () => {
+  scenario('messages sent while the device is offline are delivered at its next login', async () => {
+    await accountIdle()
     const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'while you were away' })
     assert.equal(res.status, 200)
     assert.equal(res.body.queued_for, 1)
@@ -214,14 +272,14 @@ describe('emulator with the real Baileys client', () => {
     await c.end()
   })
 
-  test('logging in again with saved credentials needs no QR', async () => {
+  scenario('logging in again with saved credentials needs no QR', async () => {
     const c = await login()
     assert.equal(c.rec.qrs.length, 0)
-    assert.equal(c.sock.user.id.split(':')[0], '15550001111')
+    assert.equal(c.sock.user.id.split(':')[0], ACCOUNT_USER)
     await c.end()
   })
 
-  test('a number declared not on WhatsApp is reported so and a send to it fails', async () => {
+  scenario('a number declared not on WhatsApp is reported so and a send to it fails', async () => {
     const decl = await emu.api('POST', '/contacts', { phone_number: '+15550009999', on_whatsapp: false })
     assert.equal(decl.status, 200)
     assert.equal(decl.body.on_whatsapp, false)
@@ -240,7 +298,7 @@ describe('emulator with the real Baileys client', () => {
     await c.end()
   })
 
-  test('control API errors: stale and unknown QR, missing qr, bad JSON, no linked device', async () => {
+  scenario('control API errors: stale and unknown QR, missing qr, bad JSON, no linked device', async () => {
     // a QR whose connection is gone (the pairing ended with 515) is expired
     const dir = tmpDir()
     const first = track(await openClient(emu, dir))
@@ -260,7 +318,7 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(unknown.body.error.code, 'qr_unknown')
     // a client whose QR refs ran out closes (408): its QRs are expired too
     const dir2 = tmpDir()
-    const shortLived = track(await openClient(emu, dir2, { qrTimeout: 250 }))
+    const shortLived = track(await openClient(emu, dir2, { qrTimeout: 100 }))
     const oldQr = await shortLived.waitFor((r) => r.qrs[0], 5000, 'qr')
     await shortLived.waitClose(5000)
     assert.equal(shortLived.closeCode(), 408)
@@ -286,7 +344,7 @@ describe('emulator with the real Baileys client', () => {
     { kind: 'conflict', scoped: true, code: 440 },
     { kind: 'disconnect', scoped: false, code: 428 }
   ]) {
-    test(`fault ${kind} -> ${code}`, async () => {
+    scenario(`fault ${kind} -> ${code}`, async () => {
       const c = await login()
       const f = await emu.api('POST', '/faults', scoped ? { kind, phone_number: ACCOUNT } : { kind })
       if (scoped) assert.equal(f.body.applied_to, 1)
@@ -296,39 +354,43 @@ describe('emulator with the real Baileys client', () => {
     })
   }
 
-  test("fault blackhole -> Baileys' keep-alive gives up (408); new handshakes get no answer", async () => {
+  scenario("fault blackhole -> Baileys' keep-alive gives up (408); new handshakes get no answer", async () => {
     const c = await login({ keepAliveIntervalMs: 500 })
     const f = await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 7, phone_number: ACCOUNT })
-    const t0 = Date.now()
     assert.equal(f.body.applied_to, 1)
+    // meanwhile an unscoped black hole does not even answer the Noise handshake: a new client gets no QR
+    await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 1.5 })
+    const active = (await emu.api('GET', '/')).body.blackholes
+    assert.deepEqual(active.map((b) => b.phone_number).sort(), [ACCOUNT, null].sort())
+    const c2 = track(await openClient(emu, tmpDir(), { connectTimeoutMs: 1000 }))
+    await c2.waitClose(5000)
+    assert.equal(c2.rec.open, false)
+    assert.equal(c2.rec.qrs.length, 0)
     await c.waitClose(9000)
     assert.equal(c.closeCode(), 408)
-    // an unscoped black hole does not even answer the Noise handshake
-    await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 1.5 })
-    const t1 = Date.now()
-    const c2 = track(await openClient(emu, authDir, { connectTimeoutMs: 1000 }))
-    await c2.waitClose(5000)
-    assert.notEqual(c2.rec.open, true)
-    // once the black holes are over, the device connects again
-    await sleep(Math.max(0, t0 + 7300 - Date.now(), t1 + 1700 - Date.now()))
+    // once the emulator reports no black hole in force, the device connects again
+    await until(async () => (await emu.api('GET', '/')).body.blackholes.length === 0, 5000, 'the black holes to end')
     const c3 = await login()
     await c3.end()
   })
 
-  test('fault logout -> 401, and the unlinked device cannot log in again (401)', async () => {
-    const c = await login()
-    const f = await emu.api('POST', '/faults', { kind: 'logout', phone_number: ACCOUNT })
+  scenario('fault logout -> 401, and the unlinked device cannot log in again (401)', async () => {
+    const phone = '+15550007001' // its own device: this test unlinks it
+    const { client: c, authDir: dir } = await pairDevice(emu, phone)
+    track(c)
+    const f = await emu.api('POST', '/faults', { kind: 'logout', phone_number: phone })
     assert.equal(f.body.applied_to, 1)
     await c.waitClose(5000)
     assert.equal(c.closeCode(), 401)
-    const again = track(await openClient(emu, authDir))
+    const again = track(await openClient(emu, dir))
     await again.waitClose(5000)
     assert.equal(again.closeCode(), 401)
     const { body } = await emu.api('GET', '/')
-    assert.equal(body.accounts.find((a) => a.phone_number === ACCOUNT).devices.length, 0)
+    assert.equal(body.accounts.find((a) => a.phone_number === phone).devices.length, 0)
+    fs.rmSync(dir, { recursive: true, force: true })
   })
 
-  test('two gateways talk to each other; a second device of the account gets the copy', async () => {
+  scenario('two gateways talk to each other; a second device of the account gets the copy', async () => {
     const A = '+15550006001'
     const B = '+15550006002'
     const a1 = track((await pairDevice(emu, A)).client)
@@ -351,7 +413,7 @@ describe('emulator with the real Baileys client', () => {
     for (const c of [a1, b1, a2]) await c.end()
   })
 
-  test('sock.logout() unlinks the device on the emulator', async () => {
+  scenario('sock.logout() unlinks the device on the emulator', async () => {
     const { client, authDir: dir } = await pairDevice(emu, '+15550005555')
     track(client)
     await client.sock.logout()
@@ -361,6 +423,8 @@ describe('emulator with the real Baileys client', () => {
       .find((a) => a.phone_number === '+15550005555').devices.length === 0, 2000, 'the device to be unlinked')
     fs.rmSync(dir, { recursive: true, force: true })
   })
+
+  for (const [name, fn] of inOrder(cases)) test(name, fn)
 })
 
 describe('scan without a qr', () => {
@@ -372,11 +436,12 @@ describe('scan without a qr', () => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ status: currentQr ? 'qr' : 'connecting', qr: currentQr }))
     })
-    await new Promise((resolve) => gw.listen(0, '127.0.0.1', resolve))
-    const emu = await startEmulator({ env: { WA_EMULATOR_GATEWAY_URL: `http://127.0.0.1:${gw.address().port}`, WA_API_KEY: 'k-123' } })
     const dir = tmpDir()
     const clients = []
+    let emu
     try {
+      await new Promise((resolve) => gw.listen(0, '127.0.0.1', resolve))
+      emu = await startEmulator({ env: { WA_EMULATOR_GATEWAY_URL: `http://127.0.0.1:${gw.address().port}`, WA_API_KEY: 'k-123' } })
       trustEmulator(emu)
       const noQrYet = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
       assert.equal(noQrYet.status, 409)
@@ -397,7 +462,7 @@ describe('scan without a qr', () => {
       assert.equal(c.sock.user.id.split(':')[0], '15550008888')
     } finally {
       for (const c of clients) await c.end().catch(() => {})
-      await emu.stop()
+      await emu?.stop()
       gw.close()
       fs.rmSync(dir, { recursive: true, force: true })
     }
@@ -408,9 +473,10 @@ describe('state file', () => {
   test('a linked device logs straight back in after an emulator restart, with working sessions', async () => {
     const dir = tmpDir()
     const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_RECEIPT_DELAY_MS: '50' }
-    let emu = await startEmulator({ env })
     const clients = []
+    let emu
     try {
+      emu = await startEmulator({ env })
       trustEmulator(emu)
       const rootBefore = emu.rootPublicKey
       assert.ok(fs.existsSync(path.join(dir, 'wa-emulator-root-key.json')))
@@ -430,18 +496,17 @@ describe('state file', () => {
       clients.push(c)
       await c.waitOpen(10000)
       assert.equal(c.rec.qrs.length, 0)
-      const { body: before } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
+      const before = await inbox(emu, CONTACT)
       assert.equal(before.find((m) => m.id === 'EMUSTATE0001')?.text, 'before restart')
       await c.sock.sendMessage(CONTACT_JID, { text: 'after restart ✓' }, { messageId: 'EMUSTATE0002' })
-      const { body: after } = await emu.api('GET', `/contacts/${CONTACT}/messages`)
-      assert.equal(after.find((m) => m.id === 'EMUSTATE0002')?.text, 'after restart ✓')
+      assert.equal((await inboxEntry(emu, CONTACT, 'EMUSTATE0002')).text, 'after restart ✓')
       const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'inbound after restart' })
       const m = await c.waitFor((rec) => rec.upserts.flatMap((u) => u.messages).find((x) => x.key.id === res.body.id), 5000, 'inbound')
       assert.equal(m.message?.conversation, 'inbound after restart')
       await c.end()
     } finally {
       for (const c of clients) await c.end().catch(() => {})
-      await emu.stop()
+      await emu?.stop()
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })

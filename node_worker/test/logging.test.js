@@ -203,3 +203,41 @@ test('the emulator writes the same contract, program "emulator"', () => {
   assert.equal(records[1].conn, 3)
   assert.equal(records[1].key, '[32 bytes]')
 })
+
+test('the worker process: a crash is one critical record, and nothing bypasses the logger', async () => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const os = await import('node:os')
+  const path = await import('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-crash-'))
+  try {
+    // The socket path is a directory: the worker cannot start (not a configuration error), it crashes.
+    fs.mkdirSync(path.join(dir, 'run', 'worker.sock'), { recursive: true })
+    const env = { PATH: process.env.PATH, WA_DATA_DIR: dir, WA_LOG_LEVEL: 'debug', WA_SERVER_URL: 'ws://127.0.0.1:9/ws/chat' }
+    const run = promisify(execFile)(process.execPath, ['src/main.js'], { env, timeout: 20000 })
+    const err = await run.then(() => null, (e) => e)
+    assert.equal(err?.code, 1)
+    assert.equal(err.stderr, '')
+    const records = err.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    const crash = records.at(-1)
+    assert.equal(crash.event, 'worker.crashed')
+    assert.equal(crash.level, 'critical')
+    assert.equal(crash.program, 'worker')
+    assert.equal(crash.err.code, 'ERR_FS_EISDIR') // the error (and its stack, when it has one) in one record
+    // Process warnings and console output are records too.
+    const script = `
+      import { makeLogger, routeConsole, routeWarnings } from './src/logger.js'
+      const log = makeLogger({ level: 'debug' })
+      routeConsole(log); routeWarnings(log)
+      console.log('Opening session:', { privKey: Buffer.alloc(32, 7) })
+      process.emitWarning('something old', 'DeprecationWarning')
+      setTimeout(() => {}, 50)`
+    const out = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 20000 })
+    assert.equal(out.stderr, '')
+    const lines = out.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    assert.deepEqual(lines.map((r) => r.event), ['worker.console', 'process.warning'])
+    assert.ok(!out.stdout.includes('07070707') && !out.stdout.includes('07 07 07'))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

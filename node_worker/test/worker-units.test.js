@@ -167,3 +167,16 @@ test('409 not_connected says why: reconnecting (attempt, next try, last error), 
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('event journal: a reader of an earlier boot is answered at once, not after its long poll', async () => {
+  const j = new EventJournal({ capacity: 10 })
+  j.push('session.status', {})
+  const started = Date.now()
+  assert.deepEqual(await j.read(7, 5000), []) // ahead of this boot's numbering
+  assert.deepEqual((await j.read(0, 5000, 'another-boot')).map((e) => e.seq), [1])
+  assert.deepEqual(await j.read(1, 5000, 'another-boot'), [])
+  assert.ok(Date.now() - started < 1000)
+  const same = j.read(1, 5000, j.bootId)
+  setTimeout(() => j.push('message', {}), 20)
+  assert.deepEqual((await same).map((e) => e.seq), [2])
+})
