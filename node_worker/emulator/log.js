@@ -20,8 +20,6 @@ export function makeLogger ({ level = 'info', format = 'json', write, base = {},
     info: emit('info'),
     warn: emit('warn'),
     error: emit('error'),
-    // printed whatever the level: the line that tells a test or an operator where it listens
-    always: (event, fields = {}) => sink.emit('info', event, { ...base, ...fields }),
     child: (extra) => makeLogger({ level: name, sink, base: { ...base, ...extra } })
   }
 }

@@ -84,7 +84,7 @@ const start = async (settings) => {
   const rootKey = loadOrCreateRootKey(settings.rootKeyFile)
   const emu = new Emulator({ log, rootKey, settings })
   const srv = await startServer({ emu, host: settings.host, port: settings.port })
-  log.always('emulator.listening', {
+  log.info('emulator.listening', { // tests read the port from this line (at info, like any record)
     host: settings.host,
     port: srv.port,
     ws_url: `ws://${settings.host}:${srv.port}/ws/chat`,
