@@ -98,16 +98,16 @@ def restart_worker(stack) -> None:
 
 def check_invariant(stack, round_no: int) -> str:
     status = settle(stack)
-    assert status["state"] != "failed", (round_no, status)
+    assert status["state"] != "failed", (f"seed {SEED}", round_no, status)
     session_dir = stack.data_dir / "session"
     linked = is_registered(session_dir)
     found = devices(stack)
     if linked:
-        assert len(found) == 1, (round_no, status, found)
-        assert status["state"] == "connected", (round_no, status)
+        assert len(found) == 1, (f"seed {SEED}", round_no, status, found)
+        assert status["state"] == "connected", (f"seed {SEED}", round_no, status)
         return "linked"
-    assert found == [], (round_no, status, found)
-    assert status["state"] != "connected", (round_no, status)
+    assert found == [], (f"seed {SEED}", round_no, status, found)
+    assert status["state"] != "connected", (f"seed {SEED}", round_no, status)
     return "unlinked"
 
 
