@@ -13,9 +13,12 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict | None = None):
         super().__init__(message)
         self.message = message
+        # Extra machine-readable fields beside code and message (e.g. a 409's retry schedule).
+        self.details = details or {}
         if code is not None:
             self.code = code
         if status is not None:
@@ -70,5 +73,7 @@ class ClientAborted(Exception):
     """
 
 
-def error_response(status: int, code: str, message: str, *, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+def error_response(status: int, code: str, message: str, *, headers: dict | None = None,
+                   details: dict | None = None) -> web.Response:
+    body = {**(details or {}), "code": code, "message": message}
+    return web.json_response({"error": body}, status=status, headers=headers)

@@ -41,7 +41,7 @@ class EventConsumer:
         self.received += 1
 
     async def poll_once(self) -> None:
-        batch = await self._worker.events(self._after, _POLL_WAIT)
+        batch = await self._worker.events(self._after, _POLL_WAIT, self._boot_id)
         if batch.get("boot_id") != self._boot_id:
             if self._boot_id is not None:
                 log.info("worker.new_boot", boot_id=batch.get("boot_id"))

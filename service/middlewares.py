@@ -121,7 +121,7 @@ async def errors(request: web.Request, handler):
         if exc.status >= 500:
             log.error("http.error", code=exc.code, status=exc.status, detail=exc.message)
         headers = {"WWW-Authenticate": REALM} if exc.status == 401 else None
-        return error_response(exc.status, exc.code, exc.message, headers=headers)
+        return error_response(exc.status, exc.code, exc.message, headers=headers, details=exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -79,6 +79,7 @@ class WorkerClient:
                         err.get("message", "The worker refused the request."),
                         code=err.get("code", "worker_error"),
                         status=resp.status,
+                        details={k: v for k, v in err.items() if k not in ("code", "message")},
                     )
                 return body
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
@@ -106,8 +107,12 @@ class WorkerClient:
     async def send_text(self, phone_number: str, text: str) -> dict:
         return await self.request("POST", "/send", json={"phone_number": phone_number, "text": text})
 
-    async def events(self, after: int, wait: float) -> dict:
+    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
+        """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
+        params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
+        if boot_id:
+            params["boot_id"] = boot_id
         return await self.request(
-            "GET", "/events", params={"after": str(after), "wait_ms": str(int(wait * 1000))},
+            "GET", "/events", params=params,
             timeout=wait + self._timeout,
         )

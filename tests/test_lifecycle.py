@@ -171,8 +171,9 @@ def test_disconnect_while_reconnecting_unlinks_over_a_short_connection(make_stac
     error = res.json()["error"]
     assert error["code"] == "not_connected"
     assert "reconnecting" in error["message"] and "next try in" in error["message"], error
-    if "next_retry_ms" in error:  # the gateway passes the worker's details through
-        assert 0 <= error["next_retry_ms"] <= 8000 and error["attempt"] == 1 and error["last_error"]
+    # The gateway passes the worker's details through, beside code and message.
+    assert 0 <= error["next_retry_ms"] <= 8000 and error["attempt"] == 1 and error["last_error"]
+    assert error["state"] == "connecting" and error["next_retry_at"]
 
     res = stack.post("/disconnect")
     assert res.status == 200, res.raw

@@ -232,7 +232,7 @@ export class JournaledMap {
    */
   #fail (err, batch) {
     this.#failed = new Error(`auth store: write failed, store is now read-only until reopened: ${err.message}`, { cause: err })
-    this.#logger?.error({ err, dir: this.#dir }, 'auth store write failed')
+    this.#logger?.error({ err, dir: this.#dir }, 'auth_store.write_failed')
     for (const { reject } of [...batch, ...this.#pending.splice(0)]) reject(this.#failed)
   }
 
@@ -256,7 +256,7 @@ export class JournaledMap {
     } catch (err) {
       await unlink(tmp).catch(() => {})
       this.#snapshotBytes = this.#journalBytes // back off instead of retrying every commit
-      this.#logger?.warn({ err, dir: this.#dir }, 'auth store compaction failed; continuing on the old journal')
+      this.#logger?.warn({ err, dir: this.#dir }, 'auth_store.compaction_failed: continuing on the old journal')
       return
     }
 
@@ -281,7 +281,7 @@ export class JournaledMap {
     // Leftovers are harmless (open ignores and removes older generations).
     await unlink(join(this.#dir, journalName(oldGen))).catch(() => {})
     await unlink(join(this.#dir, snapshotName(oldGen))).catch(() => {})
-    this.#logger?.debug({ gen, bytes: buf.length, keys: this.#data.size, ms: Date.now() - started }, 'auth store compacted')
+    this.#logger?.debug({ gen, bytes: buf.length, keys: this.#data.size, ms: Date.now() - started }, 'auth_store.compacted')
   }
 }
 
@@ -338,7 +338,7 @@ async function load (dir, logger, compactBytes) {
     }
     if (validBytes < content.length) {
       // Only the last, unacknowledged append can be torn; cut it so new records follow valid ones.
-      logger?.warn({ dir, droppedBytes: content.length - validBytes, records: records.length }, 'auth store: discarding torn journal tail')
+      logger?.warn({ dir, droppedBytes: content.length - validBytes, records: records.length }, 'auth_store.torn_tail_discarded')
       await fh.truncate(validBytes)
       await fh.datasync()
     }
