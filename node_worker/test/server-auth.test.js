@@ -129,7 +129,7 @@ describe('the real Baileys against the emulator in each certificate mode', () =>
   const clients = []
 
   before(async () => {
-    emu = await startEmulator({ env: { WA_EMULATOR_LOG_LEVEL: 'warn' } })
+    emu = await startEmulator()
     trustEmulator(emu)
   })
 
