@@ -135,7 +135,9 @@ describe('test helper startEmulator', () => {
     assert.ok(err, 'the start must fail')
     assert.match(err.message, /did not start within 1 ms/)
     assert.equal(typeof err.pid, 'number')
-    assert.ok(gone(err.pid), `emulator pid ${err.pid} is still alive`)
+    const leaked = !gone(err.pid)
+    if (leaked) process.kill(err.pid, 'SIGKILL') // so that a regression fails here instead of hanging the file
+    assert.ok(!leaked, `emulator pid ${err.pid} was still alive`)
   })
 })
 
