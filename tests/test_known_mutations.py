@@ -16,7 +16,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - service/events.py, the event reader not resetting its cursor on a new worker boot:
     tests/test_sandbox.py::test_restarts_come_back_connected_without_a_qr
 - service/views/messages.py, the message body logged at info level:
-    tests/test_log_secrets.py::test_no_secret_key_qr_or_message_text_in_any_log_line
+    tests/test_log_secrets.py::test_a_whole_sandbox_flow_at_debug_logs_no_secret
 - node_worker/src/journal.js, the fdatasync removed from the append path:
     node_worker/test/durability-contract.test.js::journal: commit() resolves only after its fsync has completed
 - node_worker/src/events.js, the long-poll wake removed from push():

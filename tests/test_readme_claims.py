@@ -106,3 +106,24 @@ def test_the_gateway_process_itself_exits_78_with_gateway_bad_setting():
     assert record["event"] == "gateway.bad_setting" and "WA_PORT" in record["error"]
     assert record["program"] == "gateway" and record["level"] == "critical"
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_sandbox_says_loudly_that_it_trusts_a_test_root(make_stack):
+    stack = make_stack(sandbox=True)
+    trust = [r for r in stack.log_events() if r.get("event", "").startswith("sandbox.trust_enabled")]
+    assert len(trust) == 1 and trust[0]["program"] == "worker" and trust[0]["level"] == "warning"
+
+
+@pytest.mark.parametrize("root_key", ["not-base64!", "c2hvcnQ="])  # garbage, and 5 bytes
+def test_a_bad_sandbox_root_key_stops_the_stack_with_exit_78(root_key):
+    from tests.stack import BIN, Stack
+
+    stack = Stack({"WA_SANDBOX_ROOT_KEY": root_key}, sandbox=True)
+    try:
+        result = subprocess.run([str(BIN / "wa-gateway"), "sandbox"], env=stack.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=90)
+    finally:
+        stack.cleanup()
+    assert result.returncode == 78, result.stdout[-2000:]
+    assert "worker" in result.stderr and "WA_SANDBOX_ROOT_KEY" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
