@@ -13,6 +13,7 @@ from pathlib import Path
 from collections.abc import Mapping
 
 from .api_keys import ApiKeyError, parse_keys
+from .governor import GovernorPolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,17 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def _governor(env: Mapping[str, str]) -> GovernorPolicy:
+    """The send governor's policy (service/governor.py): WA_SEND_* and WA_NEW_CONTACTS_PER_DAY."""
+    budget_raw = env.get("WA_NEW_CONTACTS_PER_DAY", "").strip()
+    return GovernorPolicy(
+        burst=_number(env, "WA_SEND_BURST", 10, minimum=1, cast=int),
+        rate_per_minute=_number(env, "WA_SEND_RATE_PER_MINUTE", 30.0, minimum=0.01),
+        jitter=_number(env, "WA_SEND_JITTER", 1.0),
+        new_contacts_per_day=_number(env, "WA_NEW_CONTACTS_PER_DAY", 0, cast=int) if budget_raw else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str
@@ -78,6 +90,16 @@ class Settings:
     max_message_chars: int
     body_timeout: float
     cors_origins: tuple[str, ...]
+    governor: GovernorPolicy
+    # The outbox (service/store, service/dispatch.py)
+    send_wait: float  # WA_SEND_WAIT: how long POST /send waits for the server ack before answering 202
+    send_wait_max: float  # WA_SEND_WAIT_MAX: the largest ?wait= a caller may ask for
+    outbox_max: int  # WA_OUTBOX_MAX: messages waiting (queued/sending) before 503 outbox_full
+    message_ttl: float  # WA_MESSAGE_TTL: seconds a message may wait before it fails as expired
+    send_max_attempts: int  # WA_SEND_MAX_ATTEMPTS: failed tries before too_many_attempts
+    send_retry_base: float  # WA_SEND_RETRY_BASE / WA_SEND_RETRY_MAX: the retry backoff, capped
+    send_retry_max: float
+    dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
 
     @property
     def api_key(self) -> str | None:
@@ -91,6 +113,10 @@ class Settings:
     @property
     def worker_socket(self) -> Path:
         return self.run_dir / "worker.sock"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,4 +152,13 @@ class Settings:
             max_message_chars=_number(env, "WA_MAX_MESSAGE_CHARS", 65536, minimum=1, cast=int),
             body_timeout=_number(env, "WA_BODY_TIMEOUT", 10.0, minimum=0.1),
             cors_origins=_origins(env),
+            governor=_governor(env),
+            send_wait=_number(env, "WA_SEND_WAIT", 5.0),
+            send_wait_max=_number(env, "WA_SEND_WAIT_MAX", 60.0),
+            outbox_max=_number(env, "WA_OUTBOX_MAX", 10000, minimum=1, cast=int),
+            message_ttl=_number(env, "WA_MESSAGE_TTL", 86400.0, minimum=1),
+            send_max_attempts=_number(env, "WA_SEND_MAX_ATTEMPTS", 10, minimum=1, cast=int),
+            send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
+            send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),
+            dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
         )
