@@ -24,6 +24,15 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - service/logging_setup.py, a record written in two write(2) calls, or not cut to PIPE_BUF:
     tests/test_log_contract.py::test_every_record_is_one_write_call
     tests/test_log_contract.py::test_concurrent_writers_on_one_pipe_never_merge_or_split_records
+- node_worker/src/session.js, getMessage returning undefined (retry receipts unanswered after a restart):
+    tests/test_retry_receipts.py::test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store
+    node_worker/test/retry-receipts.test.js::a retry receipt that reaches the worker only after its restart is answered from the durable store
+- node_worker/src/session.js, the raw CB:receipt status listener removed:
+    node_worker/test/retry-receipts.test.js::sent and delivered reach the journal promptly right after a reconnect, with the caller's id
+- service/governor.py, the token check, the jitter or the budget restore removed:
+    tests/test_governor.py::test_the_rate_holds_over_200_sends
+    tests/test_governor.py::test_jitter_spreads_consecutive_sends_within_its_bound
+    tests/test_governor.py::test_the_budget_survives_a_restart_through_restore
 - service/worker_client.py, no waiting for a worker that is starting:
     tests/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
 """
@@ -50,4 +59,4 @@ def test_every_test_the_list_names_exists():
         if path.endswith(".py"):
             assert re.search(rf"^def {re.escape(name)}\(", source, re.M), f"{path}::{name}"
         else:
-            assert name in source, f"{path}::{name}"
+            assert name in source.replace("\\'", "'"), f"{path}::{name}"

@@ -90,6 +90,12 @@ export class User {
     this.sent = [] // messages this user's phone sent through the control API
     this.isAccount = false
     this.onWhatsApp = true
+    // a phone whose first decryption of every message fails: it sends a retry receipt, as real
+    // devices do, and decrypts the copy the sender sends again
+    this.failDecryptOnce = false
+    this.retryReceipt = 'at_once' // or 'next_login': queued for the sender device's next login
+    this.retries = {} // "<from>|<id>" -> retry receipts this phone sent for that message
+    this.retryReceiptsSent = 0
     Object.assign(this, fields)
   }
 
@@ -110,7 +116,11 @@ export class User {
       devices: [...this.devices.values()].map((d) => d.toJSON()),
       inbox: this.inbox,
       receiptsReceived: this.receiptsReceived,
-      sent: this.sent
+      sent: this.sent,
+      failDecryptOnce: this.failDecryptOnce,
+      retryReceipt: this.retryReceipt,
+      retries: this.retries,
+      retryReceiptsSent: this.retryReceiptsSent
     }
   }
 
@@ -126,7 +136,11 @@ export class User {
       nextKeyIndex: j.nextKeyIndex || 1,
       inbox: j.inbox || [],
       receiptsReceived: j.receiptsReceived || [],
-      sent: j.sent || []
+      sent: j.sent || [],
+      failDecryptOnce: !!j.failDecryptOnce,
+      retryReceipt: j.retryReceipt || 'at_once',
+      retries: j.retries || {},
+      retryReceiptsSent: j.retryReceiptsSent || 0
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

@@ -5,6 +5,7 @@ import { readJsonObject } from '../src/json-body.js'
 import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
+const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
 
 const BODY_ERRORS = {
   too_large: () => apiError(413, 'body_too_large', 'request body is larger than 1 MiB'),
@@ -32,7 +33,7 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
-      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d }) => ({ id, from, text, timestamp, duplicate_count: d }))
+      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0 }))
     }],
     ['POST', /^\/contacts\/([^/]+)\/messages$/, async (m, body) => emu.messaging.contactSends(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
@@ -44,13 +45,23 @@ export const makeControlApi = (emu) => {
       const phone = normalizePhone(body.phone_number)
       if (!phone) throw apiError(400, 'invalid_phone_number', 'phone_number must be an E.164 number')
       if (body.on_whatsapp != null && typeof body.on_whatsapp !== 'boolean') throw apiError(400, 'invalid_on_whatsapp', 'on_whatsapp must be a boolean')
+      if (body.fail_decrypt_once != null && typeof body.fail_decrypt_once !== 'boolean') throw apiError(400, 'invalid_fail_decrypt_once', 'fail_decrypt_once must be a boolean')
+      if (body.retry_receipt != null && !RETRY_RECEIPT_MODES.includes(body.retry_receipt)) throw apiError(400, 'invalid_retry_receipt', `retry_receipt must be one of ${RETRY_RECEIPT_MODES.join(', ')}`)
       const existing = emu.directory.get(phone)
       if (body.on_whatsapp === false && existing?.devices.size) throw apiError(409, 'has_linked_devices', 'this number has linked devices; log them out first')
       const u = emu.directory.ensure(phone)
       if (body.on_whatsapp != null) u.onWhatsApp = body.on_whatsapp
       if (typeof body.name === 'string' && body.name) u.pushName = body.name
+      if (body.fail_decrypt_once != null) u.failDecryptOnce = body.fail_decrypt_once
+      if (body.retry_receipt != null) u.retryReceipt = body.retry_receipt
       emu.persist()
-      return { phone_number: e164(u.phone), lid: u.onWhatsApp ? u.lidJid : null, on_whatsapp: u.onWhatsApp }
+      return {
+        phone_number: e164(u.phone),
+        lid: u.onWhatsApp ? u.lidJid : null,
+        on_whatsapp: u.onWhatsApp,
+        fail_decrypt_once: u.failDecryptOnce,
+        retry_receipt: u.retryReceipt
+      }
     }],
     ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)],
     ['POST', /^\/cert-mode$/, (m, body) => {

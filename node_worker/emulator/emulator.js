@@ -173,7 +173,9 @@ export class Emulator {
           lid: u.onWhatsApp ? u.lidJid : null,
           on_whatsapp: u.onWhatsApp,
           messages_received: u.inbox.length,
-          receipts_received: u.receiptsReceived.length
+          receipts_received: u.receiptsReceived.length,
+          fail_decrypt_once: u.failDecryptOnce,
+          retry_receipts_sent: u.retryReceiptsSent
         })
       }
     }

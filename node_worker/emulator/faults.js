@@ -2,12 +2,20 @@
 import { normalizePhone } from './accounts.js'
 import { apiError } from './errors.js'
 
-export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch']
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline']
 
 export class Faults {
   constructor (emu) {
     this.emu = emu
     this.blackholes = [] // { until (ms), phone | null }
+    this.offlineDelays = [] // { ms, phone | null }: one-shot, for the next login
+  }
+
+  /** ms by which this login's end-of-offline marker is late (a slow_offline fault, used up here), or 0 */
+  takeOfflineDelay (phone) {
+    const i = this.offlineDelays.findIndex((d) => d.phone == null || d.phone === phone)
+    if (i < 0) return 0
+    return this.offlineDelays.splice(i, 1)[0].ms
   }
 
   /** true while the connection must get no answer at all */
@@ -61,6 +69,15 @@ export class Faults {
             applied++
           }
         }
+        break
+      }
+      case 'slow_offline': {
+        // the next login (of this number, or any) gets its <ib><offline> marker `seconds` late: Baileys
+        // keeps its connect-time event buffer (messages.update included) until that marker or 30 s
+        const s = seconds == null ? 10 : Number(seconds)
+        if (!Number.isFinite(s) || s <= 0 || s > 3600) throw apiError(400, 'invalid_seconds', 'seconds must be a number between 0 and 3600')
+        this.offlineDelays.push({ ms: Math.round(s * 1000), phone })
+        applied = 1
         break
       }
       case 'blackhole': {

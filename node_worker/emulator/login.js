@@ -54,15 +54,32 @@ export class Login {
       }
     })
     // messages and receipts queued while the device was offline, then the end-of-offline marker
-    const pending = emu.takePending(device)
-    for (const node of pending) {
-      node.attrs.offline = '1'
-      conn.sendNode(node)
+    // (late after a slow_offline fault, as from a server still streaming a large offline backlog)
+    let sent = 0
+    const sendPending = () => {
+      const pending = emu.takePending(device)
+      for (const node of pending) {
+        node.attrs.offline = '1'
+        conn.sendNode(node)
+      }
+      sent += pending.length
+      if (pending.length) emu.persist()
     }
-    conn.sendNode({ tag: 'ib', attrs: { from: 's.whatsapp.net' }, content: [{ tag: 'offline', attrs: { count: String(pending.length) } }] })
-    conn.offlineSent = true
-    if (pending.length) emu.persist()
-    emu.messaging.maybeSendHistorySync(conn)
+    const finish = () => {
+      if (conn.state === 'closed') return
+      sendPending() // what was queued meanwhile
+      conn.sendNode({ tag: 'ib', attrs: { from: 's.whatsapp.net' }, content: [{ tag: 'offline', attrs: { count: String(sent) } }] })
+      conn.offlineSent = true
+      emu.messaging.maybeSendHistorySync(conn)
+    }
+    sendPending()
+    const delayMs = emu.faults.takeOfflineDelay(user.phone)
+    if (delayMs) {
+      conn.log.info('fault.slow_offline', { delay_ms: delayMs })
+      setTimeout(finish, delayMs).unref?.()
+    } else {
+      finish()
+    }
   }
 
   /** returns true when it handled the iq */

@@ -2,7 +2,7 @@
 // delivery receipt, device receipts, contact -> account messages, receipts from contacts,
 // the first-login history-sync notification, and routing to other companion devices.
 import { deflateSync } from 'node:zlib'
-import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
+import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage, nodeToJSON } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
@@ -195,6 +195,7 @@ export class Messaging {
     conn.log.info('message.accepted', { id, devices: targets.length, type: node.attrs.type || null, category: node.attrs.category || null })
     const chatForm = chat.server === 'lid' ? 'lid' : 'pn'
     let deliveredToContactPhone = false
+    let retryFromContactPhone = false
     for (const { jid, enc } of targets) {
       const d = safeDecode(jid)
       const target = d ? this.dir.resolve(d) : undefined
@@ -203,11 +204,19 @@ export class Messaging {
       if (deviceId === 0) {
         const r = await this.phoneReceives(target, sender, senderDevice, node, enc, chatForm)
         if (r === 'stored') deliveredToContactPhone = true
+        if (r === 'retry') retryFromContactPhone = true
       } else {
         const dev = target.devices.get(deviceId)
         if (!dev || (target === sender && dev === senderDevice)) continue
         this.forwardToCompanion(sender, senderDevice, target, dev, node, enc, chatUser)
       }
+    }
+    if (retryFromContactPhone) {
+      const t = node.attrs.t || String(unixNow())
+      const retry = () => this.sendRetryReceipt(chatUser, sender, senderDevice, id, t, chatForm)
+      // queued at once for the device's next login, or sent live shortly after, like a delivery receipt
+      if (chatUser.retryReceipt === 'next_login') retry()
+      else setTimeout(retry, this.emu.settings.receiptDelayMs).unref?.()
     }
     if (deliveredToContactPhone) {
       // the contact's phone got it: a delivery receipt shortly after, like a real phone
@@ -218,10 +227,21 @@ export class Messaging {
     this.emu.persist()
   }
 
-  /** the emulated primary phone (device 0) of `target` decrypts a message; returns 'stored' for a chat message */
+  /**
+   * the emulated primary phone (device 0) of `target` decrypts a message; returns 'stored' for a chat
+   * message, 'retry' when it plays a device that could not decrypt it (failDecryptOnce)
+   */
   async phoneReceives (target, sender, senderDevice, node, enc, chatForm) {
     const addr = SignalParty.address(sender.phone, senderDevice.id)
     const id = node.attrs.id
+    const retryKey = `${e164(sender.phone)}|${id}`
+    if (target !== sender && target.failDecryptOnce && !target.retries[retryKey] &&
+        !target.inbox.some((m) => m.id === id && m.from === e164(sender.phone))) {
+      // not decrypted at all, as if the ciphertext were unusable here: no session, no prekey consumed
+      target.retries[retryKey] = 1
+      this.emu.log.info('message.decrypt_failed_once', { id, to_suffix: target.phone.slice(-4), enc: enc.attrs.type })
+      return 'retry'
+    }
     let msg
     let error = null
     try {
@@ -256,6 +276,7 @@ export class Messaging {
       duplicate_count: 0,
       sender_device: senderDevice.jid,
       chat_form: chatForm,
+      retries: target.retries[retryKey] || 0,
       ...(error ? { error } : {})
     })
     if (target.inbox.length > 10000) target.inbox.splice(0, target.inbox.length - 10000)
@@ -300,6 +321,37 @@ export class Messaging {
     }
     const how = this.emu.deliverToDevice(senderUser, dev, node)
     this.emu.log.info('receipt.sent', { id: ids[0], type: type || 'delivered', how })
+    return how
+  }
+
+  /**
+   * The retry receipt of a phone that could not decrypt message `id` from `senderDevice`, shaped as
+   * Baileys' sendRetryRequest and whatsmeow's sendRetryReceipt send it: <receipt type=retry id to>
+   * with <retry count id t v=1 error=0> and the 4-byte <registration> id; the first retry carries
+   * no <keys> (both add the key bundle from count 2 on). Baileys answers by fetching a fresh prekey
+   * bundle and relaying the message (from its cache or getMessage) with the same id.
+   */
+  sendRetryReceipt (from, senderUser, senderDevice, id, t, chatForm) {
+    if (!senderUser.devices.get(senderDevice.id)) return 'unlinked'
+    const node = {
+      tag: 'receipt',
+      attrs: { from: chatForm === 'lid' ? from.lidJid : from.jid, id, t: String(unixNow()), type: 'retry' },
+      content: [
+        { tag: 'retry', attrs: { count: '1', id, t: String(t), v: '1', error: '0' } },
+        { tag: 'registration', attrs: {}, content: uintBytes(from.signal.registrationId, 4) }
+      ]
+    }
+    from.retryReceiptsSent++
+    let how
+    if (from.retryReceipt === 'next_login') {
+      // as if the sender's device had gone before the retry reached it: the server keeps it for its next login
+      senderDevice.pending.push(nodeToJSON(node))
+      this.emu.persist()
+      how = 'queued'
+    } else {
+      how = this.emu.deliverToDevice(senderUser, senderDevice, node)
+    }
+    this.emu.log.info('receipt.retry_sent', { id, count: 1, how })
     return how
   }
 

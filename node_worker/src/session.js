@@ -17,7 +17,7 @@
 // the open socket, or else over a short connection made for that purpose (bounded in time).
 import { EventEmitter } from 'node:events'
 import fs from 'node:fs'
-import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, makeCacheableSignalKeyStore, proto } from 'baileys'
+import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode, makeCacheableSignalKeyStore, proto } from 'baileys'
 import QRCode from 'qrcode'
 import { openAuthStore, removeAuthStore } from './auth-store.js'
 import { Backoff } from './backoff.js'
@@ -25,6 +25,7 @@ import { WorkerError } from './errors.js'
 import { makeBaileysLogger } from './logger.js'
 import { jidToPhone, phoneToJid } from './phone.js'
 import { SentIds } from './sent-ids.js'
+import { SentMessages } from './sent-messages.js'
 import { SerialQueue } from './serial.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed'])
@@ -37,6 +38,15 @@ const STATUS_NAMES = {
   [proto.WebMessageInfo.Status.READ]: 'read',
   [proto.WebMessageInfo.Status.PLAYED]: 'played'
 }
+
+// What a receipt's type says about a message we sent (no type: delivered). Other types (retry,
+// read-self, sender, inactive, ...) are not statuses of the message at its recipient.
+const RECEIPT_STATUS = {
+  '': proto.WebMessageInfo.Status.DELIVERY_ACK,
+  read: proto.WebMessageInfo.Status.READ,
+  played: proto.WebMessageInfo.Status.PLAYED
+}
+const STATUS_MEMORY = 10000
 
 const QR_EXPIRED = 'QR refs attempts ended'
 const ON_WHATSAPP_CACHE_SIZE = 10000
@@ -69,6 +79,8 @@ export class WhatsAppSession extends EventEmitter {
     this.backoff = new Backoff({ baseMs: settings.reconnectBaseMs, maxMs: settings.reconnectMaxMs })
     this.onWhatsAppCache = new Map()
     this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
+    this.sentMessages = null // SentMessages, opened with the session store
+    this.statusRank = new Map() // id -> highest status reported (the journal gets each step once)
     this.lifecycle = new SerialQueue()
     this.unlinking = null
     this.closing = false
@@ -180,6 +192,9 @@ export class WhatsAppSession extends EventEmitter {
         await store.saveCreds().catch((err) => this.log.warn({ err }, 'session.save_failed'))
         await store.close()
       }
+      const sent = this.sentMessages
+      this.sentMessages = null
+      await sent?.close()
     })
   }
 
@@ -197,6 +212,12 @@ export class WhatsAppSession extends EventEmitter {
     if (this.store) return this.store
     try {
       this.store = await openAuthStore(this.settings.sessionDir, { logger: this.log })
+      this.sentMessages ??= await SentMessages.open({
+        dir: this.settings.sentMessagesDir,
+        maxAgeMs: this.settings.sentMessagesMaxAgeMs,
+        maxEntries: this.settings.sentMessagesMax,
+        logger: this.log
+      })
     } catch (err) {
       this.lastError = `the session store cannot be read: ${err.message}`
       this.log.error({ err }, 'session.store_unreadable')
@@ -219,7 +240,9 @@ export class WhatsAppSession extends EventEmitter {
       keepAliveIntervalMs: this.settings.keepAliveMs,
       connectTimeoutMs: this.settings.connectTimeoutMs,
       defaultQueryTimeoutMs: this.settings.connectTimeoutMs,
-      getMessage: async () => undefined
+      // A recipient device that could not decrypt sends a retry receipt; Baileys resends what this
+      // returns (its own recent-message cache only covers the socket that sent the message).
+      getMessage: async (key) => this.storedMessage(key)
     }
   }
 
@@ -233,6 +256,58 @@ export class WhatsAppSession extends EventEmitter {
     const sock = makeWASocket(this.socketConfig(store, this.baileysLog))
     this.sock = sock
     sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
+    this.watchStatuses(sock, generation)
+  }
+
+  // The server ack ('sent') and the receipts ('delivered', 'read') straight from the socket: rc14
+  // emits no status at all for the server ack, and its messages.update for a receipt can sit in the
+  // event buffer (ev.buffer: connect, offline delivery, initial sync) for up to 30 s.
+  watchStatuses (sock, generation) {
+    const live = () => generation === this.generation && !this.closing
+    sock.ws.on('CB:ack,class:message', (node) => {
+      if (!live()) return
+      const { id, error } = node.attrs
+      if (!this.sentIds.has(id)) return
+      if (error) this.recordStatus(id, proto.WebMessageInfo.Status.ERROR, { error: String(error) })
+      else this.recordStatus(id, proto.WebMessageInfo.Status.SERVER_ACK)
+    })
+    sock.ws.on('CB:receipt', (node) => {
+      if (!live()) return
+      const { attrs } = node
+      const status = RECEIPT_STATUS[attrs.type ?? '']
+      if (status === undefined || attrs.recipient || this.isOwnJid(attrs.participant || attrs.from)) return
+      const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined
+      const ids = [attrs.id, ...(Array.isArray(list?.content) ? list.content.map((item) => item.attrs?.id) : [])]
+      for (const id of ids) if (this.sentIds.has(id)) this.recordStatus(id, status)
+    })
+  }
+
+  isOwnJid (jid) {
+    const user = jidDecode(jid ?? '')?.user
+    if (!user) return false
+    const me = this.store?.state.creds.me
+    return user === jidDecode(me?.id ?? '')?.user || user === jidDecode(me?.lid ?? '')?.user
+  }
+
+  // getMessage: the stored copy of a message this worker sent, for the recipient it was sent to.
+  async storedMessage (key) {
+    const entry = this.sentMessages?.get(key?.id)
+    if (!entry) {
+      this.log.info({ message_id: key?.id ?? null }, 'message.retry_not_found')
+      return undefined
+    }
+    const asker = jidDecode(key.remoteJid ?? '')
+    let askerPhone = asker?.server === 's.whatsapp.net' ? asker.user : null
+    if (asker?.server === 'lid') {
+      const pn = await this.sock?.signalRepository?.lidMapping?.getPNForLID(key.remoteJid).catch(() => null)
+      askerPhone = pn ? jidDecode(pn)?.user : null
+    }
+    if (askerPhone && askerPhone !== jidDecode(entry.jid)?.user) {
+      this.log.warn({ message_id: key.id }, 'message.retry_refused_other_recipient')
+      return undefined
+    }
+    this.log.info({ message_id: key.id }, 'message.retry_resent')
+    return entry.message
   }
 
   // Unlinks over the open socket (the remove-companion-device query goes out before it closes).
@@ -284,7 +359,10 @@ export class WhatsAppSession extends EventEmitter {
     this.store = null
     if (store) await store.close() // waits for the writes in flight; later ones are refused
     await removeAuthStore(this.settings.sessionDir)
+    this.sentMessages = null
+    await SentMessages.remove(this.settings.sentMessagesDir)
     this.sentIds.clear()
+    this.statusRank.clear()
     this.me = null
     this.onWhatsAppCache.clear()
     this.log.info('session.data_removed')
@@ -450,10 +528,18 @@ export class WhatsAppSession extends EventEmitter {
     }
   }
 
-  recordStatus (id, status) {
+  // Each step once per message, in order (a late or repeated one is dropped): the socket's raw ack
+  // and receipts and Baileys' events both report here. Not 'pending': that is no step at WhatsApp.
+  recordStatus (id, status, extra = {}) {
     const name = STATUS_NAMES[status] ?? String(status)
-    this.log.info({ message_id: id, status: name }, 'message.status')
-    this.journal.push('message.status', { id, status: name })
+    if (status === proto.WebMessageInfo.Status.PENDING) return
+    const rank = status === proto.WebMessageInfo.Status.ERROR ? Infinity : status
+    if ((this.statusRank.get(id) ?? -1) >= rank) return
+    this.statusRank.delete(id)
+    this.statusRank.set(id, rank)
+    if (this.statusRank.size > STATUS_MEMORY) this.statusRank.delete(this.statusRank.keys().next().value)
+    this.log.info({ message_id: id, status: name, ...extra }, 'message.status')
+    this.journal.push('message.status', { id, status: name, ...extra })
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -499,12 +585,28 @@ export class WhatsAppSession extends EventEmitter {
       if (!(await this.isOnWhatsApp(sock, jid))) {
         throw new WorkerError(422, 'not_on_whatsapp', `${phone} is not on WhatsApp.`)
       }
-      // Known before Baileys reports it (its own upsert of the sent message comes at once).
+      // Known before the server acks it, and its content stored (fsync'ed) before it leaves, so that a
+      // retry receipt is answered even after a crash. A repeated id (a resend after a crash) goes out
+      // with the very protobuf stored the first time: the recipient sees one message.
       const id = messageId ?? generateMessageIDV2(sock.user?.id)
+      const sentStore = this.sentMessages
+      if (!sentStore) throw this.notConnected()
       this.sentIds.add(id)
-      const sent = await sock.sendMessage(jid, { text }, { messageId: id })
-      this.log.info({ message_id: sent.key.id, length: text.length }, 'message.sent')
-      return { id: sent.key.id, status: 'pending' }
+      const stored = sentStore.get(id)
+      const resend = !!stored && jidDecode(stored.jid)?.user === jidDecode(jid)?.user
+      let message = resend ? stored.message : null
+      if (!message) {
+        message = (await generateWAMessage(jid, { text }, { userJid: sock.user?.id, messageId: id, logger: this.baileysLog })).message
+        try {
+          await sentStore.put(id, jid, message)
+        } catch (err) {
+          this.log.error({ err, message_id: id }, 'message.store_failed')
+          throw new WorkerError(500, 'store_error', 'The worker could not store the message before sending it; nothing was sent.')
+        }
+      }
+      await sock.relayMessage(jid, message, { messageId: id })
+      this.log.info({ message_id: id, length: text.length, resend }, 'message.sent')
+      return { id, status: 'pending' }
     } catch (err) {
       if (err instanceof WorkerError) throw err
       if (this.sock !== sock || this.state !== 'connected' || err?.output?.statusCode === DisconnectReason.connectionClosed) {

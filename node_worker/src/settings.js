@@ -50,6 +50,10 @@ export function readSettings (env = process.env) {
     serverUrl: serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat'),
     sandboxRootKey: (env.WA_SANDBOX_ROOT_KEY || '').trim() || null,
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
+    // contents of sent messages, for Baileys' getMessage (retry receipts); see sent-messages.js
+    sentMessagesDir: path.join(dataDir, 'sent-messages'),
+    sentMessagesMaxAgeMs: int(env, 'WA_SENT_MESSAGES_DAYS', 7, 1) * 24 * 3600 * 1000,
+    sentMessagesMax: int(env, 'WA_SENT_MESSAGES_MAX', 10000, 1),
     logLevel: pinoLevel(logLevel),
     // json or console; `auto` (the launcher normally resolves it) means console on a terminal
     logFormat: choice(env, 'WA_LOG_FORMAT', 'auto', ['auto', 'json', 'console']),

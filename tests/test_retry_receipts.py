@@ -1,0 +1,96 @@
+"""Retry receipts through the whole sandbox stack: a contact's device that cannot decrypt a message asks
+for it again, and the worker answers through Baileys' getMessage from its durable store of sent
+messages, even when the worker was SIGKILLed between the send and the retry receipt.
+
+Messages go in through the worker's POST /send with an id, as the gateway's outbox sends them."""
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.stack import _UnixHTTPConnection, wait_for
+from tests.test_sandbox import PHONE, pair
+
+pytestmark = pytest.mark.system
+
+
+def worker_send(stack, phone: str, text: str, message_id: str) -> dict:
+    conn = _UnixHTTPConnection(str(stack.run_dir / "worker.sock"))
+    try:
+        body = json.dumps({"phone_number": phone, "text": text, "id": message_id})
+        conn.request("POST", "/send", body=body, headers={"content-type": "application/json"})
+        res = conn.getresponse()
+        answer = json.loads(res.read())
+        assert res.status == 200, answer
+        return answer
+    finally:
+        conn.close()
+
+
+def decrypted(stack, phone: str, message_id: str, timeout: float = 20) -> dict:
+    return wait_for(
+        lambda: next((m for m in stack.emu("GET", f"/contacts/{phone}/messages").json()
+                      if m["id"] == message_id and m["text"] is not None), None),
+        timeout, f"{message_id} decrypted at {phone}",
+    )
+
+
+def retries_sent(stack, phone: str) -> int:
+    contact = next(c for c in stack.emu("GET", "/").json()["contacts"] if c["phone_number"] == phone)
+    return contact["retry_receipts_sent"]
+
+
+@pytest.fixture
+def sandbox(make_stack):
+    stack = make_stack(sandbox=True)
+    pair(stack)
+    return stack
+
+
+def test_retry_receipt_gets_the_message_resent_and_decrypted(sandbox):
+    stack = sandbox
+    contact = "+15550007771"
+    res = stack.emu("POST", "/contacts", {"phone_number": contact, "fail_decrypt_once": True})
+    assert res.status == 200 and res.json()["fail_decrypt_once"] is True, res.raw
+    text = "retry body 7771 🔁"
+    answer = worker_send(stack, contact, text, "RETRYSYS0000001")
+    assert answer["id"] == "RETRYSYS0000001"
+
+    message = decrypted(stack, contact, "RETRYSYS0000001")
+    assert message["text"] == text
+    assert message["retries"] == 1
+    assert message["duplicate_count"] == 0
+    assert retries_sent(stack, contact) == 1
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == "RETRYSYS0000001"
+                     and e["status"] == "delivered", 15, "delivered")
+    assert text not in stack.logs()
+
+
+def test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store(sandbox):
+    stack = sandbox
+    contact = "+15550007772"
+    # The retry receipt waits at the server for the device's next login, so the worker that sent the
+    # message never sees it: only its successor, whose Baileys has no memory of the message.
+    res = stack.emu("POST", "/contacts", {"phone_number": contact, "fail_decrypt_once": True,
+                                          "retry_receipt": "next_login"})
+    assert res.status == 200, res.raw
+    text = "retry body 7772 after kill -9"
+    worker_send(stack, contact, text, "RETRYSYS0000002")
+    wait_for(lambda: retries_sent(stack, contact) == 1, 15, "the contact's retry receipt")
+    assert stack.emu("GET", f"/contacts/{contact}/messages").json() == []
+
+    old = stack.health()["worker"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: stack.health()["worker"]["pid"] not in (None, old), 30, "a new worker")
+
+    message = decrypted(stack, contact, "RETRYSYS0000002", 30)
+    assert message["text"] == text
+    assert message["retries"] == 1
+    assert message["duplicate_count"] == 0
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == "RETRYSYS0000002"
+                     and e["status"] == "delivered", 15, "delivered after the restart")
+    assert any(e.get("event") == "message.retry_resent" and e.get("message_id") == "RETRYSYS0000002"
+               for e in stack.log_events())
+    assert text not in stack.logs()
