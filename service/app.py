@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
 
 from .events import EventConsumer
-from .keys import EVENTS, MONITOR, SETTINGS, STARTED_AT, WORKER
+from .dispatch import Dispatcher
+from .governor import Governor, GovernorPolicy
+from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, SETTINGS, STARTED_AT, WORKER
 from .middlewares import MIDDLEWARES, setup_security
 from .routes import setup_routes
 from .settings import Settings
+from .store.db import Database
 from .supervision import SupervisorMonitor
 from .worker_client import WorkerClient
 
@@ -40,6 +44,29 @@ async def _supervision(app: web.Application):
     await monitor.stop()
 
 
+async def _store(app: web.Application):
+    """The database, opened and migrated before anything is accepted or read from the worker."""
+    database = await asyncio.to_thread(Database(app[SETTINGS].db_path).open)
+    app[DATABASE] = database
+    yield
+    await asyncio.to_thread(database.close)
+
+
+async def _outbox(app: web.Application):
+    """The dispatcher; it hears every worker event from the first one on (registered before any await)."""
+    settings = app[SETTINGS]
+    dispatcher = Dispatcher(
+        app[DATABASE], app[WORKER], Governor(getattr(settings, "governor", None) or GovernorPolicy()),
+        concurrency=settings.dispatch_concurrency, max_attempts=settings.send_max_attempts,
+        retry_base=settings.send_retry_base, retry_max=settings.send_retry_max,
+    )
+    app[EVENTS].listeners.append(dispatcher.on_event)
+    app[DISPATCHER] = dispatcher
+    await dispatcher.start()
+    yield
+    await dispatcher.stop()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -49,6 +76,8 @@ def create_app(settings: Settings) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
+    app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_worker_link)
+    app.cleanup_ctx.append(_outbox)
     setup_routes(app)
     return app

@@ -8,6 +8,7 @@ fans them out to webhooks and SSE; this module is the single place that will cha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -26,6 +27,8 @@ class EventConsumer:
         self._after = 0
         self._task: asyncio.Task | None = None
         self.received = 0
+        # Called with every event, in journal order (the dispatcher: receipts, session state, senders).
+        self.listeners: list[Callable[[dict], None]] = []
 
     def handle(self, event: dict) -> None:
         kind = event.get("type", "unknown")
@@ -39,6 +42,11 @@ class EventConsumer:
         with structlog.contextvars.bound_contextvars(**ids):
             log.info(f"whatsapp.{kind}", seq=event.get("seq"), **fields)
         self.received += 1
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("events.listener_failed", event_type=kind)
 
     async def poll_once(self) -> None:
         batch = await self._worker.events(self._after, _POLL_WAIT, self._boot_id)

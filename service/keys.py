@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .api_keys import ApiKeys
+from .dispatch import Dispatcher
 from .events import EventConsumer
 from .settings import Settings
+from .store.db import Database
 from .supervision import SupervisorMonitor
 from .worker_client import WorkerClient
 
@@ -16,5 +18,7 @@ WORKER = web.AppKey("worker", WorkerClient)
 MONITOR = web.AppKey("monitor", SupervisorMonitor)
 EVENTS = web.AppKey("events", EventConsumer)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
+DATABASE = web.AppKey("database", Database)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # Per request: whether a valid API key came with it (the open /health paths show more when so).
 AUTHENTICATED = web.RequestKey("authenticated", bool)

@@ -90,3 +90,63 @@ def parse(model: type[M], body: dict[str, Any], **context: Any) -> M:
         else:  # a wrong type (strict: no coercion), or a string pydantic cannot take
             message = f"{field} must be {model.field_hints.get(field, 'valid')}."
         raise BadRequest(message, code=code) from None
+
+
+# --- messages (responses) ---------------------------------------------------------------------------
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MessageTimes(BaseModel):
+    """When the message reached each step (ISO-8601 UTC), null for steps not (yet) reached."""
+
+    queued: str | None
+    sending: str | None
+    sent: str | None
+    delivered: str | None
+    read: str | None
+    failed: str | None
+
+
+class MessageOut(BaseModel):
+    """One outbound message as the API shows it (``GET /messages/{id}``, ``POST /send``)."""
+
+    id: str
+    direction: str
+    phone_number: str
+    status: str  # queued, sending, sent, delivered, read, failed
+    reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected
+    wait_reason: str | None  # why still queued: not_connected, retry_backoff, rate_limited, new_contact_budget, ...
+    attempts: int
+    whatsapp_id: str
+    created_at: str
+    expires_at: str
+    timestamps: MessageTimes
+    message: str | None = None  # the text: shown by GET, never echoed by POST /send
+
+    @classmethod
+    def from_row(cls, row: dict, *, with_body: bool = True) -> MessageOut:
+        return cls(
+            id=row["id"], direction=row["direction"], phone_number=row["phone_number"], status=row["status"],
+            reason=row["reason"], wait_reason=row["wait_reason"] if row["status"] == "queued" else None,
+            attempts=row["attempts"], whatsapp_id=row["wa_id"], created_at=_iso(row["created_at"]),
+            expires_at=_iso(row["expires_at"]),
+            timestamps=MessageTimes(**{step: _iso(row[f"{step}_at"]) for step in
+                                       ("queued", "sending", "sent", "delivered", "read", "failed")}),
+            message=row["body"] if with_body else None,
+        )
+
+    def public(self) -> dict:
+        return self.model_dump(exclude={"message"} if self.message is None else set())
+
+
+class MessagePage(BaseModel):
+    """``GET /messages``: newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    messages: list[MessageOut]
+    next_cursor: str | None

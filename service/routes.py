@@ -15,3 +15,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/connect", session.connect)
     app.router.add_post("/disconnect", session.disconnect)
     app.router.add_post("/send", messages.send)
+    app.router.add_get("/messages", messages.list_messages)
+    app.router.add_get("/messages/{id}", messages.get_message)
+    app.router.add_delete("/messages/{id}", messages.cancel)

@@ -232,3 +232,15 @@ def message_text(value: str, max_chars: int) -> str:
     if len(value) > max_chars:
         raise InvalidInput(f"message is longer than {max_chars} characters.", code="message_too_long")
     return value
+
+
+# --- idempotency keys ----------------------------------------------------------------------------
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(value: str) -> str:
+    """``Idempotency-Key``: 1 to 255 visible ASCII characters (no spaces, no control characters)."""
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidInput("Idempotency-Key must be 1 to 255 visible ASCII characters.", "invalid_idempotency_key")
+    return value

@@ -104,8 +104,12 @@ class WorkerClient:
     async def disconnect(self) -> dict:
         return await self.request("POST", "/disconnect")
 
-    async def send_text(self, phone_number: str, text: str) -> dict:
-        return await self.request("POST", "/send", json={"phone_number": phone_number, "text": text})
+    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict:
+        """``message_id`` becomes the WhatsApp message id (the outbox derives it from its own id)."""
+        body = {"phone_number": phone_number, "text": text}
+        if message_id is not None:
+            body["id"] = message_id
+        return await self.request("POST", "/send", json=body)
 
     async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
         """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""

@@ -51,9 +51,10 @@ def test_pair_send_receive_and_receipts(sandbox):
     sent = stack.post("/send", {"phone_number": CONTACT, "message": text})
     assert sent.status == 200, sent.raw
     body = sent.json()
-    assert body["phone_number"] == CONTACT and body["id"]
+    assert body["phone_number"] == CONTACT and body["id"] and body["status"] == "sent"
+    wa_id = body["whatsapp_id"]  # the id WhatsApp (the emulator, the worker's events) knows it by
     inbox = wait_for(
-        lambda: [m for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json() if m["id"] == body["id"]],
+        lambda: [m for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json() if m["id"] == wa_id],
         15, "the message at the contact",
     )
     assert inbox[0]["text"] == text
@@ -61,12 +62,13 @@ def test_pair_send_receive_and_receipts(sandbox):
     assert inbox[0]["duplicate_count"] == 0
 
     # Receipts: delivered (sent by the contact's device on receipt), then read on request.
-    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == body["id"]
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == wa_id
                      and e["status"] in ("delivered", "read"), 15, "delivered receipt")
-    res = stack.emu("POST", f"/contacts/{CONTACT}/receipts", {"id": body["id"], "type": "read"})
+    res = stack.emu("POST", f"/contacts/{CONTACT}/receipts", {"id": wa_id, "type": "read"})
     assert res.status == 200, res.raw
-    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == body["id"]
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == wa_id
                      and e["status"] == "read", 15, "read receipt")
+    wait_for(lambda: stack.get(f"/messages/{body['id']}").json()["status"] == "read", 15, "status read at the gateway")
 
     # Receive: a contact's message reaches the worker and the gateway, logged with its id.
     incoming = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "Hi back 🙂"})

@@ -1,24 +1,177 @@
-"""Sending messages. Kept thin so that a durable outbox can slot in behind it unchanged."""
+"""Messages: ``POST /send`` (commit to the outbox, then wait briefly for the server ack),
+``GET /messages``, ``GET /messages/{id}``, ``DELETE /messages/{id}``."""
 
 from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import time
 
 import structlog
 from aiohttp import web
 
-from ..keys import SETTINGS, WORKER
-from ..models import SendRequest, parse
-from ..validation import json_object
+from ..errors import ApiError, BadRequest, Conflict, NotFound, error_response
+from ..keys import DATABASE, DISPATCHER, SETTINGS
+from ..models import MessageOut, MessagePage, SendRequest, parse
+from ..store import outbox
+from ..validation import InvalidInput, idempotency_key, json_object, phone_number
 
 log = structlog.get_logger("gateway.messages")
 
+ACCOUNT = outbox.DEFAULT_ACCOUNT
+DONE = ("sent", "delivered", "read", "failed")
+MAX_LIMIT = 200
+RETRY_AFTER = 5  # seconds, on 503 outbox_full
+
+
+def _key(request: web.Request) -> str | None:
+    if "Idempotency-Key" not in request.headers:
+        return None
+    try:
+        return idempotency_key(request.headers["Idempotency-Key"])
+    except InvalidInput as exc:
+        raise BadRequest(exc.message, code="invalid_idempotency_key") from None
+
+
+def _wait(request: web.Request) -> float:
+    settings = request.app[SETTINGS]
+    raw = request.query.get("wait")
+    if raw is None:
+        return settings.send_wait
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or value > settings.send_wait_max:
+        raise BadRequest(f"wait must be a number of seconds from 0 to {settings.send_wait_max:g}.",
+                         code="invalid_wait")
+    return value
+
+
+def _answer(row: dict, *, replayed: bool) -> web.Response:
+    message = MessageOut.from_row(row, with_body=False)
+    if row["status"] == "failed":
+        raise ApiError(_FAILED.get(row["reason"], "The message could not be sent."), code=row["reason"] or "failed",
+                       status=422, details={"id": row["id"]})
+    headers = {"Location": f"/messages/{row['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    status = 200 if row["status"] in DONE else 202
+    return web.json_response(message.public(), status=status, headers=headers)
+
+
+_FAILED = {
+    "not_on_whatsapp": "The phone number is not on WhatsApp.",
+    "expired": "The message waited longer than WA_MESSAGE_TTL and was not sent.",
+    "too_many_attempts": "Sending failed too many times; the message was given up.",
+    "cancelled": "The message was cancelled before it was sent.",
+    "rejected": "The worker refused the message.",
+}
+
 
 async def send(request: web.Request) -> web.Response:
-    body = parse(
-        SendRequest, await json_object(request),
-        max_message_chars=request.app[SETTINGS].max_message_chars,
+    settings = request.app[SETTINGS]
+    key = _key(request)
+    body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
+    wait = _wait(request)
+    db, dispatcher = request.app[DATABASE], request.app[DISPATCHER]
+    now = time.time()
+    replay = key is not None and await db.run(outbox.key_in_use, ACCOUNT, key, now)
+    if not replay and await dispatcher.not_linked():
+        raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
+                       code="not_linked")
+    try:
+        row, created = await db.run(
+            outbox.accept, account=ACCOUNT, phone_number=body.phone_number, body=body.message,
+            idempotency_key=key, now=now, ttl=settings.message_ttl, max_outbox=settings.outbox_max,
+        )
+    except outbox.KeyReused:
+        raise Conflict("This Idempotency-Key was used with a different request within 24 hours.",
+                       code="idempotency_key_reused") from None
+    except outbox.OutboxFull:
+        log.warning("outbox.full", limit=settings.outbox_max)
+        return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
+                              headers={"Retry-After": str(RETRY_AFTER)})
+    if created:
+        log.info("message.accepted", message_id=row["id"], whatsapp_id=row["wa_id"])
+    if row["status"] in DONE or wait <= 0:
+        if created:
+            dispatcher.wake()
+        return _answer(row, replayed=not created)
+    future = dispatcher.waiter(row["id"])  # before the dispatcher can see it: no status change is missed
+    dispatcher.wake()
+    try:
+        row = await asyncio.wait_for(future, wait)
+    except TimeoutError:
+        row = await db.run(outbox.get, ACCOUNT, row["id"]) or row
+    finally:
+        dispatcher.forget(row["id"], future)
+    return _answer(row, replayed=not created)
+
+
+async def get_message(request: web.Request) -> web.Response:
+    row = await request.app[DATABASE].run(outbox.get, ACCOUNT, request.match_info["id"])
+    if row is None:
+        raise NotFound("No message with this id.", code="message_not_found")
+    return web.json_response(MessageOut.from_row(row).public())
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"m1:{seq}".encode()).decode().rstrip("=")
+
+
+def _seq(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "m1" or not number.isdigit():
+            raise ValueError
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor must be a next_cursor from an earlier page.", code="invalid_cursor") from None
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    query = request.query
+    direction = query.get("direction", "out")
+    if direction != "out":
+        raise BadRequest("direction must be out (inbound messages are not stored yet).", code="invalid_direction")
+    status = query.get("status")
+    if status is not None and status not in outbox.STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(outbox.STATUSES)}.", code="invalid_status")
+    phone = query.get("phone_number")
+    if phone is not None:
+        try:
+            phone = phone_number(phone)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, code=exc.code or "invalid_phone_number") from None
+    raw_limit = query.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.", code="invalid_limit")
+    limit = int(raw_limit)
+    before = _seq(query["cursor"]) if "cursor" in query else None
+    rows = await request.app[DATABASE].run(
+        outbox.list_messages, ACCOUNT, direction=direction, status=status, phone_number=phone,
+        limit=limit + 1, before_seq=before,
     )
-    result = await request.app[WORKER].send_text(body.phone_number, body.message)
-    log.info("message.sent", message_id=result.get("id"), status=result.get("status"))
-    return web.json_response(
-        {"id": result["id"], "status": result.get("status", "sent"), "phone_number": body.phone_number}
-    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    page = MessagePage(messages=[MessageOut.from_row(r) for r in rows],
+                       next_cursor=_cursor(rows[-1]["seq"]) if more else None)
+    return web.json_response({"messages": [m.public() for m in page.messages], "next_cursor": page.next_cursor})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    message_id = request.match_info["id"]
+    try:
+        row = await request.app[DATABASE].run(outbox.cancel, ACCOUNT, message_id, time.time())
+    except outbox.NotCancellable as exc:
+        raise Conflict(f"The message is {exc.status} already; only a queued message can be cancelled.",
+                       code="not_cancellable") from None
+    if row is None:
+        raise NotFound("No message with this id.", code="message_not_found")
+    log.info("message.cancelled", message_id=message_id)
+    request.app[DISPATCHER].changed(row)
+    return web.json_response(MessageOut.from_row(row).public())

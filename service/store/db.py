@@ -1,0 +1,189 @@
+"""The gateway's database: one SQLite file in WAL mode, numbered migrations, one writer thread.
+
+Every statement runs on one thread that owns the connection, off the event loop. Work that arrives
+together is committed together (group commit): the thread takes everything queued, runs each piece in
+its own savepoint (one failing piece rolls back alone) and commits once, so acceptance is not bound by
+one fsync per request. A caller's future resolves only after the commit that holds its work.
+
+Migrations are ``migrations/NNN_name.sql``, applied in order at open, each in its own transaction and
+recorded in ``schema_migrations``. The SQL is kept portable (a PostgreSQL backend follows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_STOP = object()
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or migrated (a newer schema, a broken file)."""
+
+
+def migrations(directory: Path = MIGRATIONS) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration file, in order; versions must be 1, 2, 3, ..."""
+    found = []
+    for path in sorted(directory.iterdir()):
+        m = _MIGRATION.match(path.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), path.read_text()))
+    for expected, (version, name, _) in enumerate(found, start=1):
+        if version != expected:
+            raise DatabaseError(f"migration {version:03d}_{name} is out of sequence (expected {expected:03d})")
+    return found
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection with the pragmas every connection needs; the file is created 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")  # FULL: a commit survives a power cut too
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS) -> list[int]:
+    """Apply the migrations this database has not seen; returns the versions applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    have = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    known = migrations(directory)
+    if have and max(have) > len(known):
+        raise DatabaseError(
+            f"the database has schema version {max(have)}, newer than this gateway knows ({len(known)})"
+        )
+    applied = []
+    for version, name, sql in known:
+        if version in have:
+            continue
+        # One transaction per migration: its DDL and its record commit together or not at all.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{sql}\n"
+            f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', {time.time()});\n"
+            "COMMIT;"
+        )
+        applied.append(version)
+    return applied
+
+
+class Database:
+    """One writer thread with group commit. ``group_commit=False`` commits each piece alone (the
+    benchmark's baseline)."""
+
+    def __init__(self, path: Path, *, group_commit: bool = True, max_batch: int = 512,
+                 synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.group_commit = group_commit
+        self.max_batch = max_batch if group_commit else 1
+        self.synchronous = synchronous
+        self.applied: list[int] = []
+        self.commits = 0  # transactions committed (for tests and the benchmark)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> Database:
+        self._conn = connect(self.path, self.synchronous)
+        try:
+            self.applied = migrate(self._conn)
+        except Exception:
+            self._conn.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="gateway-db", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    # --- calling in --------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+        """Queue ``fn(conn, *args, **kwargs)``; it runs in order with everything submitted before it."""
+        future: Future = Future()
+        self._queue.put((fn, args, kwargs, future))
+        return future
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking form of ``run`` (tests, scripts)."""
+        return self.submit(fn, *args, **kwargs).result()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    # --- the writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+        results: list[tuple[Future, bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, args, kwargs, future in batch:
+                conn.execute("SAVEPOINT piece")
+                try:
+                    value = fn(conn, *args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    conn.execute("ROLLBACK TO piece")
+                    conn.execute("RELEASE piece")
+                    results.append((future, False, exc))
+                else:
+                    conn.execute("RELEASE piece")
+                    results.append((future, True, value))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing of the batch holds
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for *_call, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, ok, value in results:  # only now, after the commit, do callers learn the outcome
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

@@ -1,0 +1,305 @@
+"""The outbox's queries: accept, dispatch bookkeeping, receipts, listing. SQL only.
+
+Every function takes the connection first and runs inside the writer thread's transaction
+(``Database.run(fn, ...)``), so each is atomic and functions that check-then-write (idempotency keys,
+the outbox limit, cancelling) cannot race each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+DEFAULT_ACCOUNT = "default"
+IDEMPOTENCY_WINDOW = 24 * 3600.0
+
+PENDING = ("queued", "sending")
+STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed")
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+STEP_COLUMN = {"queued": "queued_at", "sending": "sending_at", "sent": "sent_at",
+               "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+REASONS = ("not_on_whatsapp", "expired", "too_many_attempts", "cancelled", "rejected")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class KeyReused(Exception):
+    """The idempotency key names a message with another body."""
+
+    def __init__(self, message_id: str):
+        super().__init__(message_id)
+        self.message_id = message_id
+
+
+class OutboxFull(Exception):
+    """The account has ``max_outbox`` messages waiting already."""
+
+
+class NotCancellable(Exception):
+    """The message left ``queued`` (it is sending or sent)."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+def new_id(now: float | None = None) -> str:
+    """A ULID-like id: 48-bit milliseconds + 80 random bits, Crockford base32, 26 characters."""
+    ms = int((time.time() if now is None else now) * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def wa_id_for(message_id: str) -> str:
+    """The WhatsApp message id of our message: the same for every resend, so the recipient sees one."""
+    return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:18].upper()
+
+
+def request_hash(phone_number: str, body: str) -> str:
+    canonical = json.dumps({"phone_number": phone_number, "message": body}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    return dict(row) if row is not None else None
+
+
+# --- accepting ---------------------------------------------------------------------------------
+
+def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
+           idempotency_key: str | None, now: float, ttl: float, max_outbox: int) -> tuple[dict, bool]:
+    """Store a new outbound message, or return the one the key already names: (message, created)."""
+    rhash = request_hash(phone_number, body)
+    if idempotency_key is not None:
+        found = conn.execute(
+            "SELECT message_id, request_hash, created_at FROM idempotency_keys WHERE account = ? AND key = ?",
+            (account, idempotency_key),
+        ).fetchone()
+        if found is not None and found["created_at"] > now - IDEMPOTENCY_WINDOW:
+            if found["request_hash"] != rhash:
+                raise KeyReused(found["message_id"])
+            original = get(conn, account, found["message_id"])
+            if original is not None:
+                return original, False
+        if found is not None:  # expired (or its message is gone): the key starts over
+            conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
+    waiting = conn.execute(
+        "SELECT COUNT(*) FROM messages WHERE account = ? AND status IN ('queued', 'sending')", (account,)
+    ).fetchone()[0]
+    if waiting >= max_outbox:
+        raise OutboxFull()
+    message_id = new_id(now)
+    conn.execute(
+        "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
+        " idempotency_key, request_hash, created_at, queued_at, next_attempt_at)"
+        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0)",
+        (account, message_id, wa_id_for(message_id), phone_number, body, now + ttl,
+         idempotency_key, rhash, now, now),
+    )
+    if idempotency_key is not None:
+        conn.execute(
+            "INSERT INTO idempotency_keys (account, key, message_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            (account, idempotency_key, message_id, rhash, now),
+        )
+    return get(conn, account, message_id), True
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def key_in_use(conn: sqlite3.Connection, account: str, key: str, now: float) -> bool:
+    """Whether ``key`` names a message accepted within the last 24 hours."""
+    return conn.execute(
+        "SELECT 1 FROM idempotency_keys WHERE account = ? AND key = ? AND created_at > ?",
+        (account, key, now - IDEMPOTENCY_WINDOW),
+    ).fetchone() is not None
+
+
+def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict | None:
+    return _row(conn.execute("SELECT * FROM messages WHERE account = ? AND id = ?", (account, message_id)).fetchone())
+
+
+def by_wa_id(conn: sqlite3.Connection, account: str, wa_id: str) -> dict | None:
+    return _row(conn.execute("SELECT * FROM messages WHERE account = ? AND wa_id = ?", (account, wa_id)).fetchone())
+
+
+def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "out", status: str | None = None,
+                  phone_number: str | None = None, limit: int = 50, before_seq: int | None = None) -> list[dict]:
+    """Newest first; ``before_seq`` continues after the last row of the previous page."""
+    sql = "SELECT * FROM messages WHERE account = ? AND direction = ?"
+    args: list[Any] = [account, direction]
+    if status is not None:
+        sql += " AND status = ?"
+        args.append(status)
+    if phone_number is not None:
+        sql += " AND phone_number = ?"
+        args.append(phone_number)
+    if before_seq is not None:
+        sql += " AND seq <= ?"
+        args.append(before_seq)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    args.append(limit)
+    return [dict(r) for r in conn.execute(sql, args)]
+
+
+def pending_count(conn: sqlite3.Connection, account: str) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM messages WHERE account = ? AND status IN ('queued', 'sending')", (account,)
+    ).fetchone()[0]
+
+
+def heads(conn: sqlite3.Connection, account: str) -> list[dict]:
+    """Per recipient, its oldest message still waiting: only it may go (order per recipient)."""
+    return [dict(r) for r in conn.execute(
+        "SELECT m.* FROM messages m JOIN ("
+        "  SELECT phone_number, MIN(seq) AS seq FROM messages"
+        "  WHERE account = ? AND direction = 'out' AND status IN ('queued', 'sending') GROUP BY phone_number"
+        ") h ON m.seq = h.seq ORDER BY m.next_attempt_at, m.seq",
+        (account,),
+    )]
+
+
+# --- dispatch bookkeeping ----------------------------------------------------------------------
+
+def recover_sending(conn: sqlite3.Connection, now: float) -> int:
+    """At start: messages that were being sent when the gateway stopped go back to the queue (resent
+    with the same WhatsApp id, so the recipient still sees one)."""
+    cur = conn.execute(
+        "UPDATE messages SET status = 'queued', wait_reason = 'resend_after_restart', next_attempt_at = ?"
+        " WHERE status = 'sending'", (now,),
+    )
+    return cur.rowcount
+
+
+def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_contact: bool) -> dict | None:
+    """queued -> sending (one attempt spent); None if it is no longer queued (cancelled, receipted)."""
+    cur = conn.execute(
+        "UPDATE messages SET status = 'sending', sending_at = ?, attempts = attempts + 1, wait_reason = NULL,"
+        " first_contact = ? WHERE id = ? AND status = 'queued'",
+        (now, int(first_contact), message_id),
+    )
+    if cur.rowcount != 1:
+        return None
+    return _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+
+
+def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
+               wa_id: str | None = None) -> dict | None:
+    """Move a message forward to ``status`` (sent, delivered, read), filling every skipped step's time.
+    Never backwards; a receipt wins over ``failed`` (the recipient has it, whatever we believed)."""
+    row = get(conn, account, message_id) if message_id else by_wa_id(conn, account, wa_id or "")
+    if row is None or status not in RANK:
+        return None
+    current = row["status"]
+    if current != "failed" and RANK[current] >= RANK[status]:
+        return None
+    sets = ["status = ?", "reason = NULL", "wait_reason = NULL"]
+    args: list[Any] = [status]
+    for step in ("sent", "delivered", "read"):
+        if RANK[step] <= RANK[status]:
+            col = STEP_COLUMN[step]
+            sets.append(f"{col} = COALESCE({col}, ?)")
+            args.append(now)
+    if current == "failed":
+        sets.append("failed_at = NULL")
+    conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE seq = ?", (*args, row["seq"]))
+    return get(conn, account, row["id"])
+
+
+def requeue(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, wait_reason: str,
+            last_error: str | None, refund_attempt: bool) -> dict | None:
+    """sending -> queued for a later try (a transient failure, or no connection: then no attempt is spent)."""
+    conn.execute(
+        "UPDATE messages SET status = 'queued', next_attempt_at = ?, wait_reason = ?, last_error = ?,"
+        " attempts = attempts - ? WHERE id = ? AND status = 'sending'",
+        (next_attempt_at, wait_reason, last_error, 1 if refund_attempt else 0, message_id),
+    )
+    return _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+
+
+def hold(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, wait_reason: str | None) -> None:
+    """A queued message must wait (the governor, no connection): the reason shows on the message."""
+    conn.execute(
+        "UPDATE messages SET next_attempt_at = ?, wait_reason = ? WHERE id = ? AND status = 'queued'",
+        (next_attempt_at, wait_reason, message_id),
+    )
+
+
+def fail(conn: sqlite3.Connection, message_id: str, reason: str, now: float, *,
+         last_error: str | None = None, from_status: tuple[str, ...] = PENDING) -> dict | None:
+    marks = ",".join("?" * len(from_status))
+    cur = conn.execute(
+        f"UPDATE messages SET status = 'failed', reason = ?, failed_at = ?, wait_reason = NULL,"
+        f" last_error = COALESCE(?, last_error) WHERE id = ? AND status IN ({marks})",
+        (reason, now, last_error, message_id, *from_status),
+    )
+    if cur.rowcount != 1:
+        return None
+    return _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+
+
+def cancel(conn: sqlite3.Connection, account: str, message_id: str, now: float) -> dict | None:
+    """queued -> failed(cancelled); None for an unknown id; NotCancellable once it left the queue."""
+    row = get(conn, account, message_id)
+    if row is None:
+        return None
+    if row["status"] == "failed" and row["reason"] == "cancelled":
+        return row  # cancelling twice is fine
+    if row["status"] != "queued":
+        raise NotCancellable(row["status"])
+    return fail(conn, message_id, "cancelled", now, from_status=("queued",))
+
+
+def expire(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
+    """Queued messages past their TTL fail with ``expired``; returns their ids."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM messages WHERE account = ? AND status = 'queued' AND expires_at <= ?", (account, now)
+    )]
+    for message_id in ids:
+        fail(conn, message_id, "expired", now, from_status=("queued",))
+    return ids
+
+
+def first_contact_sends(conn: sqlite3.Connection, account: str, since: float) -> list[float]:
+    """When the first messages to unknown numbers went, for the governor's daily budget after a restart."""
+    return [r[0] for r in conn.execute(
+        "SELECT sending_at FROM messages WHERE account = ? AND first_contact = 1 AND sending_at >= ?",
+        (account, since),
+    )]
+
+
+# --- contacts and the account's link -----------------------------------------------------------
+
+def record_inbound(conn: sqlite3.Connection, account: str, phone_number: str, now: float) -> None:
+    updated = conn.execute(
+        "UPDATE contacts SET last_inbound_at = ? WHERE account = ? AND phone_number = ?", (now, account, phone_number)
+    ).rowcount
+    if not updated:
+        conn.execute(
+            "INSERT INTO contacts (account, phone_number, first_inbound_at, last_inbound_at) VALUES (?, ?, ?, ?)",
+            (account, phone_number, now, now),
+        )
+
+
+def is_known_contact(conn: sqlite3.Connection, account: str, phone_number: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM contacts WHERE account = ? AND phone_number = ?", (account, phone_number)
+    ).fetchone() is not None
+
+
+def set_linked(conn: sqlite3.Connection, account: str, linked: bool, now: float) -> None:
+    updated = conn.execute(
+        "UPDATE accounts SET linked = ?, updated_at = ? WHERE account = ?", (int(linked), now, account)
+    ).rowcount
+    if not updated:
+        conn.execute("INSERT INTO accounts (account, linked, updated_at) VALUES (?, ?, ?)", (account, int(linked), now))
+
+
+def is_linked(conn: sqlite3.Connection, account: str) -> bool | None:
+    row = conn.execute("SELECT linked FROM accounts WHERE account = ?", (account,)).fetchone()
+    return None if row is None else bool(row[0])
