@@ -26,7 +26,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Probes must work without credentials: orchestrators do not hold the API key.
 OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 REALM = 'Bearer realm="wa-gateway"'
-CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID"
+CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID, Idempotency-Key"
 CORS_ALLOW_METHODS = "GET, POST, DELETE"
 
 _STATUS_CODES = {

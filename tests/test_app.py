@@ -185,7 +185,7 @@ async def test_cors_answers_listed_origins_only(cors_client):
     assert pre.status == 204
     assert pre.headers["Access-Control-Allow-Origin"] == ORIGIN
     allowed = {h.strip().lower() for h in pre.headers["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"x-api-key", "authorization", "content-type", "x-request-id"}
+    assert allowed == {"x-api-key", "authorization", "content-type", "x-request-id", "idempotency-key"}
     assert "Origin" in pre.headers.getall("Vary")
     res = await cors_client.get("/status", headers={**AUTH, "Origin": ORIGIN})
     assert res.headers["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in res.headers.getall("Vary")

@@ -130,6 +130,7 @@ def test_fifty_concurrent_accepts_with_one_key_make_one_message(db):
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == 50  # every caller got an answer (no constraint error)
     assert len({row["id"] for row, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert db.call(outbox.pending_count, A) == 1
@@ -149,7 +150,7 @@ def test_a_full_outbox_refuses_and_frees_up_as_messages_go(db):
 def test_cursor_pages_are_newest_first_without_gaps_or_repeats(db):
     ids = [accept(db, phone=P1 if i % 2 else P2, text=str(i))[0]["id"] for i in range(7)]
     seen, before = [], None
-    while True:
+    for _ in range(10):
         page = db.call(outbox.list_messages, A, limit=3, before_seq=before)
         if not page:
             break
@@ -195,6 +196,7 @@ class FakeWorker:
         self.state = state
         self.sent: list[tuple[str, str, str]] = []  # (phone, text, whatsapp id) per call
         self.script: list[Exception | None] = []  # next answers; None = accepted
+        self.times: list[float] = []
 
     async def _request_once(self, method, path, **kw):
         if self.state is None:
@@ -203,6 +205,7 @@ class FakeWorker:
 
     async def send_text(self, phone, text, message_id=None):
         self.sent.append((phone, text, message_id))
+        self.times.append(time.monotonic())
         if self.script:
             failure = self.script.pop(0)
             if failure is not None:
@@ -269,11 +272,13 @@ async def test_transient_failures_back_off_then_give_up_with_too_many_attempts(d
     worker = FakeWorker()
     worker.script = [ApiError("boom", code="whatsapp_error", status=502)] * 2
     ok, _ = accept(db, phone=P1)
-    dispatcher = make_dispatcher(db, worker, max_attempts=3)
+    dispatcher = make_dispatcher(db, worker, max_attempts=3, retry_base=0.1, retry_max=0.2)
     await dispatcher.start()
     try:
         await until(lambda: status_of(db, ok["id"])["status"] == "sent")
         assert status_of(db, ok["id"])["attempts"] == 3
+        gaps = [b - a for a, b in zip(worker.times, worker.times[1:])]
+        assert gaps[0] >= 0.05 and gaps[1] >= 0.1, gaps  # backed off: at least half of 0.1, then of 0.2
         worker.script = [WorkerUnavailable("slow", code="worker_timeout", status=504)] * 3
         bad, _ = accept(db, phone=P2)
         dispatcher.wake()
@@ -340,20 +345,47 @@ async def test_a_receipt_for_a_message_waiting_for_its_resend_settles_it(db):
 
 async def test_the_governor_is_asked_before_every_send_and_its_reason_shows(db):
     worker = FakeWorker()
+    policy = GovernorPolicy(burst=1000, rate_per_minute=60000, jitter=0, new_contacts_per_day=1)
+    dispatcher = Dispatcher(db, worker, Governor(policy), poll_interval=0.02)
+    # Today's one first contact went already (before a restart: the dispatcher gives it back to the governor).
+    db.call(lambda c: c.execute("INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status,"
+                                " expires_at, request_hash, created_at, sending_at, first_contact)"
+                                " VALUES (?, 'OLD', 'W', 'out', '+15550007777', 'x', 'sent', 0, 'h', ?, ?, 1)",
+                                (A, time.time() - 60, time.time() - 60)))
+    dispatcher.on_event({"type": "message", "from": P2, "id": "IN1", "text": "hello"})  # P2 wrote to us
+    stranger, _ = accept(db, phone=P1, text="a")
+    known, _ = accept(db, phone=P2, text="b")
+    await dispatcher.start()
+    try:
+        await until(lambda: status_of(db, known["id"])["status"] == "sent"
+                    and status_of(db, stranger["id"])["wait_reason"] == "new_contact_budget")
+    finally:
+        await dispatcher.stop()
+    assert [p for p, _, _ in worker.sent] == [P2]  # the first message to a stranger waits, it is not dropped
+    assert status_of(db, stranger["id"])["status"] == "queued"
+    assert status_of(db, known["id"])["first_contact"] == 0
+
+
+async def test_rate_limited_sends_wait_with_the_reason_shown(db):
+    worker = FakeWorker()
     dispatcher = Dispatcher(db, worker, Governor(GovernorPolicy(burst=1, rate_per_minute=0.01, jitter=0)),
                             poll_interval=0.02)
-    db.call(outbox.record_inbound, A, P2, 1.0)
     first, _ = accept(db, phone=P1, text="a")
     second, _ = accept(db, phone=P2, text="b")
     await dispatcher.start()
     try:
-        await until(lambda: status_of(db, second["id"])["wait_reason"] == "rate_limited"
-                    or status_of(db, first["id"])["wait_reason"] == "rate_limited")
+        await until(lambda: status_of(db, second["id"])["wait_reason"] == "rate_limited")
     finally:
         await dispatcher.stop()
-    assert len(worker.sent) == 1
-    went = first if status_of(db, first["id"])["status"] == "sent" else second
-    assert status_of(db, went["id"])["first_contact"] == (1 if went is first else 0)
+    assert [p for p, _, _ in worker.sent] == [P1]
+    assert status_of(db, first["id"])["first_contact"] == 1
+
+
+def test_retry_backoff_is_exponential_capped_and_jittered(db):
+    top = Dispatcher(db, FakeWorker(), Governor(GovernorPolicy()), retry_base=1.0, retry_max=8.0, rng=lambda: 1.0)
+    assert [top._backoff(a) for a in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+    low = Dispatcher(db, FakeWorker(), Governor(GovernorPolicy()), retry_base=1.0, retry_max=8.0, rng=lambda: 0.0)
+    assert [low._backoff(a) for a in range(1, 5)] == [0.5, 1, 2, 4]  # jitter: between half and all of it
 
 
 # --- the HTTP API in-process, against a stand-in worker on the worker's unix socket --------------
@@ -402,16 +434,21 @@ class StandInWorker:
 
 @pytest.fixture
 async def api(aiohttp_client, tmp_path):
+    runners = []
+
     async def build(**env):
         settings = Settings.from_env({"WA_DATA_DIR": str(tmp_path / "data"), "WA_RUN_DIR": str(tmp_path / "run"),
                                       "WA_API_KEY": KEY, "WA_SEND_JITTER": "0", "WA_SEND_RATE_PER_MINUTE": "6000",
                                       **env})
         worker = StandInWorker()
         await worker.start(settings.worker_socket)
+        runners.append(worker.runner)
         client = await aiohttp_client(create_app(settings))
         client.worker = worker
         return client
     yield build
+    for runner in runners:
+        await runner.cleanup()
 
 
 async def error_of(res, status, code):
@@ -504,3 +541,17 @@ async def test_a_full_outbox_is_503_with_retry_after(api):
     res = await client.post("/send?wait=0", json={"phone_number": P1, "message": "x"}, headers=AUTH)
     await error_of(res, 503, "outbox_full")
     assert res.headers["Retry-After"] == "5"
+
+
+async def test_a_caller_that_gives_up_does_not_stop_the_writer(db):
+    """A cancelled awaiter (a request task cancelled, the dispatcher stopping) must not kill the writer thread."""
+    gate, running = threading.Event(), threading.Event()
+    blocker = db.submit(lambda conn: (running.set(), gate.wait(5)))  # holds the writer while the next call waits
+    assert running.wait(5)
+    task = asyncio.ensure_future(db.run(outbox.record_inbound, A, P1, 1.0))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    gate.set()
+    blocker.result(5)
+    assert db.submit(outbox.is_known_contact, A, P1).result(5) is False  # the writer lives; the cancelled call never ran

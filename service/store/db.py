@@ -158,6 +158,11 @@ class Database:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
         results: list[tuple[Future, bool, Any]] = []
+        # A caller that gave up (its task was cancelled) gets nothing run; every other future is marked
+        # running, so it can no longer be cancelled under us and setting its result cannot fail.
+        batch = [item for item in batch if item[-1].set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, kwargs, future in batch:

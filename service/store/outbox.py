@@ -140,7 +140,7 @@ def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "o
         sql += " AND phone_number = ?"
         args.append(phone_number)
     if before_seq is not None:
-        sql += " AND seq <= ?"
+        sql += " AND seq < ?"
         args.append(before_seq)
     sql += " ORDER BY seq DESC LIMIT ?"
     args.append(limit)
