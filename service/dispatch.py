@@ -58,6 +58,7 @@ class Dispatcher:
         self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
+        self._stopping = False
 
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -73,6 +74,7 @@ class Dispatcher:
                        asyncio.create_task(self._watch_state(), name="dispatcher-state")]
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [*self._tasks, *self._inflight.values()]
         for task in tasks:
             task.cancel()
@@ -146,7 +148,7 @@ class Dispatcher:
 
     async def _watch_state(self) -> None:
         """Poll the worker's state (events bring changes sooner; this covers a worker that died)."""
-        while True:
+        while not self._stopping:
             try:
                 await self._refresh_state()
             except ApiError:
@@ -183,7 +185,7 @@ class Dispatcher:
 
     # --- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             timeout = self.poll_interval
             try:
@@ -191,7 +193,10 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatch.round_failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, timeout))
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the
+                # event is set, and stop() would wait forever. asyncio.timeout does not.
+                async with asyncio.timeout(max(0.01, timeout)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

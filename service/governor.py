@@ -66,6 +66,8 @@ class Governor:
         state = self._account(account, now)
         budget = self.policy.new_contacts_per_day
         if first_contact and budget is not None and len(state.first_contacts) >= budget:
+            if not state.first_contacts:  # a budget of 0: first contacts never go; look again in a day
+                return DAY, NEW_CONTACT_BUDGET
             # The oldest first contact of the window must age out before another one may go.
             return max(0.0, state.first_contacts[0] + DAY - now), NEW_CONTACT_BUDGET
         wait = 0.0

@@ -66,6 +66,12 @@ def test_first_messages_to_unknown_numbers_wait_for_the_daily_budget_and_known_o
     assert governor.delay_for("default", "+19", True, 100.0 + DAY + 0.001) == (0.0, None)
 
 
+def test_a_budget_of_zero_holds_every_first_contact_and_nothing_else():
+    governor = Governor(GovernorPolicy(burst=10, rate_per_minute=600.0, jitter=0.0, new_contacts_per_day=0))
+    assert governor.delay_for("default", "+1", True, 0.0) == (DAY, NEW_CONTACT_BUDGET)
+    assert governor.delay_for("default", "+1", False, 0.0) == (0.0, None)
+
+
 def test_accounts_have_their_own_buckets_and_budgets():
     governor = Governor(GovernorPolicy(burst=1, rate_per_minute=1.0, jitter=0.0, new_contacts_per_day=1))
     governor.record_send("a", "+1", True, 0.0)

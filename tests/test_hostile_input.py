@@ -359,10 +359,11 @@ def test_a_post_without_body_or_content_type_keeps_working(stack):
     assert res.json()["state"] == stack.status()["state"]
 
 
-def test_send_when_not_connected_is_409(stack):
+def test_send_when_no_account_is_linked_is_409_not_linked(stack):
+    """Never paired: nothing would ever send it, so it is refused rather than queued (issue 8)."""
     res = stack.post("/send", {"phone_number": "+1234567890", "message": "Hello"})
     assert res.status == 409
-    assert res.json()["error"]["code"] == "not_connected"
+    assert res.json()["error"]["code"] == "not_linked"
 
 
 def test_the_table_left_no_error_in_the_gateway_log(stack):

@@ -245,3 +245,16 @@ def test_whatsapp_refusing_the_session_ends_failed_without_reconnecting(sandbox,
     time.sleep(3)
     assert stack.status()["state"] == "failed"
     assert stack.emu("GET", "/").json()["handshakes"]["started"] == handshakes
+
+
+def test_a_lookup_that_times_out_is_retried_not_failed_as_not_on_whatsapp(make_stack):
+    """Baileys answers a timed-out "is this number on WhatsApp" query with nothing: that is not a "no"."""
+    stack = make_stack({"WA_CONNECT_TIMEOUT_MS": "1500", "WA_SEND_RETRY_BASE": "0.5"}, sandbox=True)
+    pair(stack)
+    assert stack.emu("POST", "/faults", {"kind": "blackhole", "seconds": 2.5}).status == 200
+    res = stack.post("/send?wait=0", {"phone_number": CONTACT, "message": "through the silence"})
+    assert res.status == 202, res.raw
+    message_id = res.json()["id"]
+    done = wait_for(lambda: (m := stack.get(f"/messages/{message_id}").json())["status"] in
+                    ("sent", "delivered", "read", "failed") and m, 60, "the message to leave the outbox")
+    assert done["status"] != "failed", done

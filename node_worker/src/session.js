@@ -568,8 +568,12 @@ export class WhatsAppSession extends EventEmitter {
     const now = Date.now()
     const cached = this.onWhatsAppCache.get(jid)
     if (cached && cached.until > now) return cached.exists
-    const [result] = (await sock.onWhatsApp(jid)) ?? []
-    const exists = !!result?.exists
+    const results = await sock.onWhatsApp(jid)
+    if (results === undefined) {
+      // Baileys answers undefined when the query timed out: unknown, not "not on WhatsApp"; never cached.
+      throw new WorkerError(504, 'whatsapp_timeout', 'WhatsApp did not answer whether the number is on WhatsApp; retry later.')
+    }
+    const exists = !!results[0]?.exists
     const ttl = exists ? this.settings.onWhatsAppTtlMs : this.settings.notOnWhatsAppTtlMs
     this.onWhatsAppCache.delete(jid)
     if (ttl > 0) this.onWhatsAppCache.set(jid, { exists, until: now + ttl })
