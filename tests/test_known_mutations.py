@@ -33,6 +33,8 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_governor.py::test_the_rate_holds_over_200_sends
     tests/test_governor.py::test_jitter_spreads_consecutive_sends_within_its_bound
     tests/test_governor.py::test_the_budget_survives_a_restart_through_restore
+- node_worker/src/session.js, a timed-out "on WhatsApp?" lookup taken as "not on WhatsApp":
+    tests/test_sandbox.py::test_a_lookup_that_times_out_is_retried_not_failed_as_not_on_whatsapp
 - service/worker_client.py, no waiting for a worker that is starting:
     tests/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
 """
