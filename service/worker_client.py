@@ -35,7 +35,9 @@ class WorkerClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.UnixConnector(path=self._socket_path)
+        # No keep-alive: a pooled connection to a worker that has just died would fail the next request
+        # after it was (maybe) sent, which cannot be retried safely; a unix connect costs microseconds.
+        connector = aiohttp.UnixConnector(path=self._socket_path, force_close=True)
         self._session = aiohttp.ClientSession(
             base_url="http://worker", connector=connector, raise_for_status=False
         )
