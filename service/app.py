@@ -10,12 +10,13 @@ from aiohttp import web
 from .events import EventConsumer
 from .dispatch import Dispatcher
 from .governor import Governor, GovernorPolicy
-from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, SETTINGS, STARTED_AT, WORKER
+from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
 from .middlewares import MIDDLEWARES, setup_security
 from .routes import setup_routes
 from .settings import Settings
 from .store.db import Database
 from .supervision import SupervisorMonitor
+from .webhooks.delivery import start_webhooks
 from .worker_client import WorkerClient
 
 
@@ -28,8 +29,9 @@ async def _worker_link(app: web.Application):
     )
     await worker.start()
     app[WORKER] = worker
-    events = EventConsumer(worker)
+    events = EventConsumer(worker, app[DATABASE])
     app[EVENTS] = events
+    events.on_stored.append(app[WEBHOOKS].notify)  # new events: the webhook workers look now
     events.start()
     yield
     await events.stop()
@@ -50,6 +52,14 @@ async def _store(app: web.Application):
     app[DATABASE] = database
     yield
     await asyncio.to_thread(database.close)
+
+
+async def _webhooks(app: web.Application):
+    """Webhook delivery (service/webhooks/): persisted, so it resumes where the last run stopped."""
+    service = await start_webhooks(app[SETTINGS], app[DATABASE])
+    app[WEBHOOKS] = service
+    yield
+    await service.stop()
 
 
 async def _outbox(app: web.Application):
@@ -77,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_worker_link)
     app.cleanup_ctx.append(_outbox)
     setup_routes(app)

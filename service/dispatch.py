@@ -31,7 +31,6 @@ from .worker_client import WorkerClient
 log = structlog.get_logger("gateway.dispatch")
 
 DONE = ("sent", "delivered", "read", "failed")
-RECEIPT_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read"}
 # Worker states in which nothing will ever be sent until someone pairs (again).
 UNLINKED_STATES = ("logged_out", "qr")
 
@@ -59,6 +58,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
         self._stopping = False
+        self.on_change: list[Callable[[], None]] = []
 
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -107,7 +107,11 @@ class Dispatcher:
                 del self._waiters[message_id]
 
     def changed(self, row: dict | None) -> None:
-        if row is None or row["status"] not in DONE:
+        if row is None:
+            return
+        for notify in self.on_change:  # the change added to the event log: its readers wake up
+            notify()
+        if row["status"] not in DONE:
             return
         for future in self._waiters.pop(row["id"], set()):
             if not future.done():
@@ -158,26 +162,11 @@ class Dispatcher:
             await asyncio.sleep(self.poll_interval if not self.connected else self.poll_interval * 5)
 
     # --- the worker's events (called by EventConsumer, in journal order) ---------------------
-    def on_event(self, event: dict) -> None:
-        kind = event.get("type")
-        now = self.clock()
-        if kind == "session.status":
+    def on_event(self, event: dict, result: dict) -> None:
+        """A worker event, already stored (service/events.py): follow the state, release waiters."""
+        if event.get("type") == "session.status":
             self._set_state(event.get("state"))
-        elif kind == "message.status":
-            status = RECEIPT_STATUS.get(event.get("status", ""))
-            wa_id = event.get("id")
-            if status and isinstance(wa_id, str):
-                future = self.db.submit(outbox.set_status, self.account, None, status, now, wa_id=wa_id)
-                asyncio.ensure_future(self._after_receipt(asyncio.wrap_future(future)))
-        elif kind == "message" and isinstance(event.get("from"), str):
-            self.db.submit(outbox.record_inbound, self.account, event["from"], now)
-
-    async def _after_receipt(self, future: asyncio.Future) -> None:
-        try:
-            row = await future
-        except Exception:
-            log.exception("dispatch.receipt_failed")
-            return
+        row = result.get("message")
         if row is not None:
             log.info("message.status", message_id=row["id"], status=row["status"])
             self.changed(row)

@@ -1,18 +1,29 @@
-"""Reads the worker's event journal (inbound messages, receipts, session changes) and logs each once.
+"""The hand-over from the worker: read its event journal, store every event, then acknowledge it.
 
-The worker numbers its events; the gateway long-polls with the last number it saw. A new worker
-boot starts a new numbering, recognised by its ``boot_id``. Later work stores these events and
-fans them out to webhooks and SSE; this module is the single place that will change.
+The worker keeps each event on disk until the gateway acknowledges it (node_worker/src/events.js);
+the gateway stores a batch in one transaction (service/store/inbound.py: inbound messages, outbox
+statuses, session changes and the event log they produce) and only then acknowledges the batch. A
+crash of either side at any instant leaves the event with the worker or in the store, and a repeat
+is stored once (events carry a stable ``event_id``). So: at least once over the wire, exactly once
+in the store.
+
+The worker numbers its events; the gateway long-polls with the last number it stored. A new worker
+boot is recognised by its ``boot_id``: the gateway starts over from 0, which yields exactly the
+events still unacknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import structlog
 
 from .errors import ApiError
+from .store import inbound
+from .store.db import Database
+from .store.outbox import DEFAULT_ACCOUNT
 from .worker_client import WorkerClient
 
 log = structlog.get_logger("gateway.events")
@@ -21,32 +32,31 @@ _POLL_WAIT = 20.0
 
 
 class EventConsumer:
-    def __init__(self, worker: WorkerClient):
+    def __init__(self, worker: WorkerClient, db: Database, *, account: str = DEFAULT_ACCOUNT,
+                 clock: Callable[[], float] = time.time):
         self._worker = worker
+        self._db = db
+        self._account = account
+        self._clock = clock
         self._boot_id: str | None = None
         self._after = 0
         self._task: asyncio.Task | None = None
         self.received = 0
-        # Called with every event, in journal order (the dispatcher: receipts, session state, senders).
-        self.listeners: list[Callable[[dict], None]] = []
+        # Called after each stored batch, per worker event in journal order, with what it changed:
+        # listener(event, {"event": stored log event or None, "message": changed outbox row or None}).
+        self.listeners: list[Callable[[dict, dict], None]] = []
+        # Called once after each stored batch that added to the event log (webhooks, SSE wake up).
+        self.on_stored: list[Callable[[], None]] = []
 
-    def handle(self, event: dict) -> None:
+    def _log(self, event: dict) -> None:
         kind = event.get("type", "unknown")
-        fields = {k: v for k, v in event.items() if k not in {"type", "text", "seq", "timestamp"}}
-        if "timestamp" in event:  # the message's own time; structlog's "timestamp" is the log time
-            fields["message_timestamp"] = event["timestamp"]
-        ids = {"message_id": event["id"]} if event.get("id") else {}
-        fields.pop("id", None)
+        keep = ("event_id", "status", "state", "from", "lid", "kind", "offline", "error", "last_error")
+        fields = {k: event[k] for k in keep if k in event}
         if isinstance(event.get("text"), str):  # never the body itself, at any level
             fields["text_length"] = len(event["text"])
+        ids = {"message_id": event["id"]} if event.get("id") else {}
         with structlog.contextvars.bound_contextvars(**ids):
             log.info(f"whatsapp.{kind}", seq=event.get("seq"), **fields)
-        self.received += 1
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("events.listener_failed", event_type=kind)
 
     async def poll_once(self) -> None:
         batch = await self._worker.events(self._after, _POLL_WAIT, self._boot_id)
@@ -56,9 +66,31 @@ class EventConsumer:
             self._boot_id = batch.get("boot_id")
             self._after = 0
             batch = await self._worker.events(0, 0)
-        for event in batch.get("events", []):
-            self.handle(event)
-            self._after = max(self._after, int(event.get("seq", 0)))
+            self._boot_id = batch.get("boot_id")
+        events = [e for e in batch.get("events", []) if isinstance(e, dict)]
+        if not events:
+            return
+        results = await self._db.run(inbound.store_worker_events, self._account, events, self._clock())
+        upto = max(int(e.get("seq", 0)) for e in events)
+        try:
+            await self._worker.ack_events(upto, self._boot_id)
+        except ApiError as exc:
+            # Stored already; the worker will hand them over again and the store ignores repeats.
+            log.info("events.ack_failed", upto=upto, code=exc.code)
+        self._after = max(self._after, upto)
+        added = False
+        for event, result in zip(events, results):
+            self._log(event)
+            self.received += 1
+            added = added or result["event"] is not None
+            for listener in self.listeners:
+                try:
+                    listener(event, result)
+                except Exception:
+                    log.exception("events.listener_failed", event_type=event.get("type"))
+        if added:
+            for notify in self.on_stored:
+                notify()
 
     async def run(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from .events import EventConsumer
 from .settings import Settings
 from .store.db import Database
 from .supervision import SupervisorMonitor
+from .webhooks.delivery import WebhookService
 from .worker_client import WorkerClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,5 +21,6 @@ EVENTS = web.AppKey("events", EventConsumer)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 DATABASE = web.AppKey("database", Database)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+WEBHOOKS = web.AppKey("webhooks", WebhookService)
 # Per request: whether a valid API key came with it (the open /health paths show more when so).
 AUTHENTICATED = web.RequestKey("authenticated", bool)

@@ -24,12 +24,13 @@ from pathlib import Path
 from . import api_keys, config_error
 from .logging_setup import resolve_format
 from .settings import REPO_ROOT, Settings, SettingsError
+from .webhooks import secret as webhook_secret
 
 CONF = REPO_ROOT / "conf" / "supervisord.conf"
 EMULATOR = REPO_ROOT / "node_worker" / "emulator" / "main.js"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 USAGE = ("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>"
-         " | wa-gateway api-key")
+         " | wa-gateway api-key | wa-gateway webhook-secret")
 
 
 def _truthy(value: str | None) -> bool:
@@ -121,6 +122,23 @@ def print_api_key(args: list[str]) -> int:
     return 0
 
 
+def print_webhook_secret(args: list[str]) -> int:
+    """``wa-gateway webhook-secret [--sandbox]``: print the secret webhooks are signed with (the first of
+    WA_WEBHOOK_SECRET, else the data dir's file, created if none exists yet) for the receiver to verify."""
+    if any(a not in {"--sandbox"} for a in args):
+        print("usage: wa-gateway webhook-secret [--sandbox]", file=sys.stderr)
+        return 2
+    env = _base_env(sandbox="--sandbox" in args)
+    try:
+        configured = webhook_secret.parse(env.get("WA_WEBHOOK_SECRET"))
+        resolved = webhook_secret.resolve(configured, Path(env["WA_DATA_DIR"]))
+    except (webhook_secret.SecretError, OSError) as exc:
+        print(f"wa-gateway: {exc}", file=sys.stderr)
+        return config_error.EX_CONFIG
+    print(resolved.first)
+    return 0
+
+
 def supervise(argv: list[str], env: dict[str, str]) -> int:
     """Run supervisord as the only child, forward stop signals, reap orphans, report why it ended."""
     child = subprocess.Popen(argv, env=env)
@@ -190,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         os.execve(ctl, [ctl, "-c", str(CONF), *args], env)
     if command == "api-key":
         return print_api_key(args)
+    if command == "webhook-secret":
+        return print_webhook_secret(args)
     print(USAGE, file=sys.stderr)
     return 2
 

@@ -10,10 +10,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 
 from .api_keys import ApiKeyError, parse_keys
 from .governor import GovernorPolicy
+from .store.events import TYPES as EVENT_TYPES
+from .webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +72,44 @@ def _governor(env: Mapping[str, str]) -> GovernorPolicy:
     )
 
 
+def _webhook_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """WA_WEBHOOK_URL: one or more http(s) URLs, comma-separated; none by default (no webhooks)."""
+    urls: list[str] = []
+    for raw in env.get("WA_WEBHOOK_URL", "").split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname or parts.fragment \
+                or any(c.isspace() for c in url):
+            # Never echo the value: a URL may carry credentials.
+            raise SettingsError(f"WA_WEBHOOK_URL must list http:// or https:// URLs, comma-separated; "
+                                f"entry {len(urls) + 1} is not one")
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
+def _webhook_events(env: Mapping[str, str]) -> tuple[str, ...]:
+    """WA_WEBHOOK_EVENTS: the event types sent to the endpoints, comma-separated; all by default."""
+    chosen = tuple(dict.fromkeys(t.strip() for t in env.get("WA_WEBHOOK_EVENTS", "").split(",") if t.strip()))
+    for type_ in chosen:
+        if type_ not in EVENT_TYPES:
+            raise SettingsError(f"WA_WEBHOOK_EVENTS may list {', '.join(EVENT_TYPES)}; got {type_!r}")
+    return chosen or EVENT_TYPES
+
+
+def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return webhook_secret.parse(env.get("WA_WEBHOOK_SECRET"))
+    except webhook_secret.SecretError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str
@@ -100,6 +141,17 @@ class Settings:
     send_retry_base: float  # WA_SEND_RETRY_BASE / WA_SEND_RETRY_MAX: the retry backoff, capped
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
+    # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
+    webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
+    webhook_events: tuple[str, ...] = EVENT_TYPES  # WA_WEBHOOK_EVENTS: the types sent (default all)
+    webhook_secrets: tuple[str, ...] = ()  # WA_WEBHOOK_SECRET; empty: the data dir's webhook-secret file
+    webhook_timeout: float = 10.0  # WA_WEBHOOK_TIMEOUT: seconds per attempt
+    webhook_max_attempts: int = 12  # WA_WEBHOOK_MAX_ATTEMPTS: attempts before a delivery is dead-lettered
+    webhook_max_age: float = 86400.0  # WA_WEBHOOK_MAX_AGE: seconds a delivery is retried before dead-lettering
+    webhook_retry_base: float = 5.0  # WA_WEBHOOK_RETRY_BASE / _MAX: the backoff, doubled per attempt, capped
+    webhook_retry_max: float = 3600.0
+    webhook_concurrency: int = 4  # WA_WEBHOOK_CONCURRENCY: requests in flight per endpoint
+    webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
 
     @property
     def api_key(self) -> str | None:
@@ -161,4 +213,14 @@ class Settings:
             send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),
             dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
+            webhook_urls=_webhook_urls(env),
+            webhook_events=_webhook_events(env),
+            webhook_secrets=_webhook_secrets(env),
+            webhook_timeout=_number(env, "WA_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
+            webhook_max_attempts=_number(env, "WA_WEBHOOK_MAX_ATTEMPTS", 12, minimum=1, cast=int),
+            webhook_max_age=_number(env, "WA_WEBHOOK_MAX_AGE", 86400.0, minimum=1),
+            webhook_retry_base=_number(env, "WA_WEBHOOK_RETRY_BASE", 5.0, minimum=0.01),
+            webhook_retry_max=_number(env, "WA_WEBHOOK_RETRY_MAX", 3600.0, minimum=0.01),
+            webhook_concurrency=_number(env, "WA_WEBHOOK_CONCURRENCY", 4, minimum=1, cast=int),
+            webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
         )

@@ -122,3 +122,7 @@ class WorkerClient:
             "GET", "/events", params=params,
             timeout=wait + self._timeout,
         )
+
+    async def ack_events(self, upto: int, boot_id: str | None) -> dict:
+        """The gateway stored every event up to ``upto``: the worker may forget them."""
+        return await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id})

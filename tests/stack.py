@@ -285,18 +285,23 @@ class Stack:
         """Call the emulator's control API."""
         return http(method, self.emulator + path, body)
 
-    def worker_events(self, after: int = 0) -> list[dict]:
-        """Read the worker's event journal straight from its unix socket, as the gateway does."""
-        conn = _UnixHTTPConnection(str(self.run_dir / "worker.sock"))
-        try:
-            conn.request("GET", f"/events?after={after}&wait_ms=0")
-            return json.loads(conn.getresponse().read())["events"]
-        finally:
-            conn.close()
+    def events(self, after: int = 0) -> list[dict]:
+        """The gateway's durable event log (GET /events), each event flattened for predicates:
+        ``{"seq", "type", "event_id", "account", **data}``."""
+        found: list[dict] = []
+        while True:
+            res = self.get(f"/events?after={after}&limit=500")
+            assert res.status == 200, res.raw
+            page = res.json()["events"]
+            found.extend({"seq": e["seq"], "type": e["type"], "event_id": e["id"], "account": e["account"],
+                          **e["data"]} for e in page)
+            if len(page) < 500:
+                return found
+            after = page[-1]["seq"]
 
     def wait_event(self, predicate: Callable[[dict], bool], timeout: float, what: str) -> dict:
         return wait_for(
-            lambda: next((e for e in self.worker_events() if predicate(e)), None), timeout, what
+            lambda: next((e for e in self.events() if predicate(e)), None), timeout, what
         )
 
     def wait_state(self, state: str, timeout: float = 30) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from service.errors import ApiError, WorkerUnavailable
 from service.governor import Governor, GovernorPolicy
 from service.dispatch import Dispatcher
-from service.store import outbox
+from service.store import inbound, outbox
 from service.store.db import Database, DatabaseError, migrate, migrations
 
 A = outbox.DEFAULT_ACCOUNT
@@ -45,7 +45,7 @@ def test_migrations_apply_once_in_wal_mode_with_a_private_file(tmp_path):
     again = Database(path).open()
     assert again.applied == []
     assert again.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
-    assert again.call(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")]) == [1]
+    assert again.call(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")]) == [v for v, _, _ in migrations()]
     again.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
@@ -327,15 +327,20 @@ async def test_a_message_left_sending_by_a_crash_is_resent_with_the_same_whatsap
     assert worker.sent == [(P1, "hi", outbox.wa_id_for(row["id"]))]
 
 
+def hand_over(db, dispatcher, event):
+    """What EventConsumer does with a worker event: store it, then tell the dispatcher."""
+    dispatcher.on_event(event, db.call(inbound.store_worker_event, A, event, time.time()))
+
+
 async def test_a_receipt_for_a_message_waiting_for_its_resend_settles_it(db):
     worker = FakeWorker(state="connecting")
     row, _ = accept(db)
     dispatcher = make_dispatcher(db, worker)
     await dispatcher.start()
     try:
-        dispatcher.on_event({"type": "message.status", "id": row["wa_id"], "status": "delivered"})
+        hand_over(db, dispatcher, {"type": "message.status", "id": row["wa_id"], "status": "delivered"})
         await until(lambda: status_of(db, row["id"])["status"] == "delivered")
-        dispatcher.on_event({"type": "session.status", "state": "connected"})
+        hand_over(db, dispatcher, {"type": "session.status", "state": "connected"})
         worker.state = "connected"
         await asyncio.sleep(0.2)
     finally:
@@ -352,7 +357,8 @@ async def test_the_governor_is_asked_before_every_send_and_its_reason_shows(db):
                                 " expires_at, request_hash, created_at, sending_at, first_contact)"
                                 " VALUES (?, 'OLD', 'W', 'out', '+15550007777', 'x', 'sent', 0, 'h', ?, ?, 1)",
                                 (A, time.time() - 60, time.time() - 60)))
-    dispatcher.on_event({"type": "message", "from": P2, "id": "IN1", "text": "hello"})  # P2 wrote to us
+    hand_over(db, dispatcher, {"type": "message", "from": P2, "id": "IN1", "text": "hello",  # P2 wrote to us
+                               "from_jid": "15550002222@s.whatsapp.net", "event_id": "in:1"})
     stranger, _ = accept(db, phone=P1, text="a")
     known, _ = accept(db, phone=P2, text="b")
     await dispatcher.start()

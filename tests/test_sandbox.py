@@ -62,11 +62,11 @@ def test_pair_send_receive_and_receipts(sandbox):
     assert inbox[0]["duplicate_count"] == 0
 
     # Receipts: delivered (sent by the contact's device on receipt), then read on request.
-    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == wa_id
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["whatsapp_id"] == wa_id
                      and e["status"] in ("delivered", "read"), 15, "delivered receipt")
     res = stack.emu("POST", f"/contacts/{CONTACT}/receipts", {"id": wa_id, "type": "read"})
     assert res.status == 200, res.raw
-    stack.wait_event(lambda e: e["type"] == "message.status" and e["id"] == wa_id
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["whatsapp_id"] == wa_id
                      and e["status"] == "read", 15, "read receipt")
     wait_for(lambda: stack.get(f"/messages/{body['id']}").json()["status"] == "read", 15, "status read at the gateway")
 
@@ -74,9 +74,16 @@ def test_pair_send_receive_and_receipts(sandbox):
     incoming = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "Hi back 🙂"})
     assert incoming.status == 200, incoming.raw
     in_id = incoming.json()["id"]
-    event = stack.wait_event(lambda e: e["type"] == "message" and e["id"] == in_id, 15, "inbound message")
+    event = stack.wait_event(lambda e: e["type"] == "message.received" and e["whatsapp_id"] == in_id, 15, "inbound message")
     assert event["text"] == "Hi back 🙂"
-    assert event["from"] == CONTACT
+    assert event["phone_number"] == CONTACT
+    assert event["kind"] == "text" and event["offline"] is False
+    # The app reads it back: GET /messages?direction=in (newest first) and GET /messages/{id}.
+    listed = stack.get("/messages?direction=in").json()["messages"]
+    assert [m["whatsapp_id"] for m in listed].count(in_id) == 1
+    mine = next(m for m in listed if m["whatsapp_id"] == in_id)
+    assert mine["direction"] == "in" and all(event[k] == v for k, v in mine.items() if k in event)
+    assert stack.get(f"/messages/{mine['id']}").json()["text"] == "Hi back 🙂"
     wait_for(
         lambda: any(e.get("event") == "whatsapp.message" and e.get("message_id") == in_id
                     for e in stack.log_events()),
@@ -97,36 +104,38 @@ def test_restarts_come_back_connected_without_a_qr(sandbox):
     stack = sandbox
     pair(stack)
     old_pid = stack.health()["worker"]["pid"]
+    mark = stack.events()[-1]["seq"]
     os.kill(old_pid, signal.SIGKILL)
     wait_for(lambda: stack.health()["worker"]["pid"] not in (None, old_pid), 30, "new worker")
     stack.wait_state("connected", 30)
     # The new worker never showed a QR: it logged straight in with the stored session.
-    assert not [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "qr"]
-    # The gateway's event reader started over with the new worker's numbering: it saw the new boot's
-    # "connected" although its number is below the last one it read from the old worker.
-    gateway_seen = lambda: [r for r in stack.log_events()  # noqa: E731
-                            if r.get("event") == "whatsapp.session.status" and r.get("state") == "connected"]
-    wait_for(lambda: len(gateway_seen()) >= 2, 15, "the gateway reading the new worker's events")
-    assert gateway_seen()[-1]["seq"] <= gateway_seen()[0]["seq"]  # numbered from 1 again
+    after_kill = stack.wait_event(lambda e: e["seq"] > mark and e["type"] == "session.status"
+                                  and e["state"] == "connected", 15, "the new worker's connected in the log")
+    assert not [e for e in stack.events(mark) if e["type"] == "session.status" and e["state"] == "qr"]
+    # The gateway's event reader followed the new worker boot (a new boot id: it read from the start
+    # of what the new worker had not been acknowledged).
+    assert any(r.get("event") == "worker.new_boot" for r in stack.log_events())
+    assert after_kill["phone_number"] == PHONE
 
     # A whole supervisord restart (emulator included, which keeps its state file) likewise.
+    mark = stack.events()[-1]["seq"]
     assert stack.stop() == 0
     stack.start()
     status = stack.wait_state("connected", 30)
     assert status["phone_number"] == PHONE
-    assert not [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "qr"]
+    assert not [e for e in stack.events(mark) if e["type"] == "session.status" and e["state"] == "qr"]
     sent = stack.post("/send", {"phone_number": CONTACT, "message": "after restart"})
     assert sent.status == 200, sent.raw
 
 
 def reconnected_after(stack, kind: str, **extra) -> dict:
-    before = len(stack.worker_events())
+    before = len(stack.events())
     res = stack.emu("POST", "/faults", {"kind": kind, **extra})
     assert res.status == 200, res.raw
     assert res.json()["applied_to"] >= 1
     # The worker noticed (left "connected") and came back by itself.
     noticed = wait_for(
-        lambda: next((e for e in stack.worker_events()[before:]
+        lambda: next((e for e in stack.events()[before:]
                       if e["type"] == "session.status" and e["state"] == "connecting"), None),
         30, f"the worker to notice {kind}",
     )
@@ -178,7 +187,7 @@ def test_unscanned_qr_codes_run_out_without_a_reconnect_storm(make_stack):
     stopped = stack.wait_state("stopped", 20)
     assert "qr_expired" in stopped["last_error"]
     assert stopped["reconnect"]["scheduled"] is False
-    connecting = [e for e in stack.worker_events() if e["type"] == "session.status" and e["state"] == "connecting"]
+    connecting = [e for e in stack.events() if e["type"] == "session.status" and e["state"] == "connecting"]
     assert len(connecting) == 1
     # The next connect shows a new QR.
     second = stack.post("/connect").json()

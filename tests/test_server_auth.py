@@ -1,6 +1,6 @@
 """The worker authenticates the WhatsApp server: a server whose certificate chain comes from another root
 is refused (state ``failed``, ``last_error`` ``untrusted_server...``), shows no QR, pairs nothing, and is
-not retried in a loop. The refusal is Baileys' (node_worker/patches/baileys+7.0.0-rc14.patch); the emulator
+not retried in a loop. The refusal is Baileys' (node_worker/patches/baileys+7.0.0-rc14+001+server-auth.patch); the emulator
 presents the bad chain (``WA_EMULATOR_CERT_MODE``)."""
 
 import time
@@ -38,7 +38,7 @@ def test_server_from_another_root_is_refused_without_qr_or_reconnects(make_stack
         assert stack.emu("GET", "/").json()["handshakes"] == {"started": 1, "completed": 0}
         time.sleep(0.25)
 
-    states = [e["state"] for e in stack.worker_events() if e["type"] == "session.status"]
+    states = [e["state"] for e in stack.events() if e["type"] == "session.status"]
     assert states == ["connecting", "failed"], states
     overview = stack.emu("GET", "/").json()
     assert overview["accounts"] == [], "nothing was paired"

@@ -18,7 +18,11 @@ export const normalizePhone = (input) => {
 export const e164 = (phone) => `+${phone}`
 
 export class Device {
-  constructor (fields) { Object.assign(this, fields) }
+  constructor (fields) {
+    this.pending = [] // stanzas for it not yet sent (it was offline): sent at its next login
+    this.unacked = [] // stanzas sent to it that it has not acknowledged yet: sent again at its next login
+    Object.assign(this, fields)
+  }
 
   get jid () { return `${this.phone}:${this.id}@s.whatsapp.net` }
   get lidJid () { return `${this.lid}:${this.id}@lid` }
@@ -54,7 +58,8 @@ export class Device {
       deviceSignature: b64(this.deviceSignature),
       pairedAt: this.pairedAt,
       historySynced: !!this.historySynced,
-      pending: this.pending
+      pending: this.pending,
+      unacked: this.unacked
     }
   }
 
@@ -75,7 +80,8 @@ export class Device {
       deviceSignature: unb64(j.deviceSignature),
       pairedAt: j.pairedAt,
       historySynced: !!j.historySynced,
-      pending: j.pending || []
+      pending: j.pending || [],
+      unacked: j.unacked || []
     })
   }
 }
@@ -96,6 +102,9 @@ export class User {
     this.retryReceipt = 'at_once' // or 'next_login': queued for the sender device's next login
     this.retries = {} // "<from>|<id>" -> retry receipts this phone sent for that message
     this.retryReceiptsSent = 0
+    // how this phone's messages to linked devices are addressed: 'pn' (from=<phone>@s.whatsapp.net with
+    // sender_lid) or 'lid' (from=<lid>@lid with sender_pn and addressing_mode=lid, as WhatsApp increasingly does)
+    this.addressing = 'pn'
     Object.assign(this, fields)
   }
 
@@ -120,7 +129,8 @@ export class User {
       failDecryptOnce: this.failDecryptOnce,
       retryReceipt: this.retryReceipt,
       retries: this.retries,
-      retryReceiptsSent: this.retryReceiptsSent
+      retryReceiptsSent: this.retryReceiptsSent,
+      addressing: this.addressing
     }
   }
 
@@ -140,7 +150,8 @@ export class User {
       failDecryptOnce: !!j.failDecryptOnce,
       retryReceipt: j.retryReceipt || 'at_once',
       retries: j.retries || {},
-      retryReceiptsSent: j.retryReceiptsSent || 0
+      retryReceiptsSent: j.retryReceiptsSent || 0,
+      addressing: j.addressing === 'lid' ? 'lid' : 'pn'
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

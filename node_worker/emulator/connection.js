@@ -50,7 +50,12 @@ export class Connection {
   }
 
   async onFrame (frame) {
-    if (this.state === 'closed' || this.silenced) return
+    if (this.silenced) return
+    if (this.state === 'closed') {
+      // frames that arrived before the close still reached the server: their acknowledgements count
+      if (this.handshakeStep < 2 || !this.device || this.undecodable) return
+      return this.onLateFrame(frame)
+    }
     if (this.handshakeStep < 2) {
       if (this.emu.faults.isBlackholed(this)) {
         // a black hole answers no handshake either; this connection stays mute until the client gives up
@@ -81,6 +86,22 @@ export class Connection {
       return
     }
     await this.emu.handleNode(this, node)
+  }
+
+  /** an <ack> or <receipt> the client sent before its connection closed (anything else is dropped) */
+  async onLateFrame (frame) {
+    let node
+    try {
+      node = await decodeBinaryNode(this.noise.decrypt(frame))
+    } catch {
+      this.undecodable = true
+      return
+    }
+    if (this.emu.faults.isBlackholed(this)) return
+    if (node.tag === 'ack' || node.tag === 'receipt') {
+      this.log.debug('node.after_close', { tag: node.tag })
+      await this.emu.handleNode(this, node)
+    }
   }
 
   async onHandshakeFrame (frame) {

@@ -6,6 +6,7 @@ import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
 const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
+const ADDRESSING_MODES = ['pn', 'lid']
 
 const BODY_ERRORS = {
   too_large: () => apiError(413, 'body_too_large', 'request body is larger than 1 MiB'),
@@ -47,6 +48,7 @@ export const makeControlApi = (emu) => {
       if (body.on_whatsapp != null && typeof body.on_whatsapp !== 'boolean') throw apiError(400, 'invalid_on_whatsapp', 'on_whatsapp must be a boolean')
       if (body.fail_decrypt_once != null && typeof body.fail_decrypt_once !== 'boolean') throw apiError(400, 'invalid_fail_decrypt_once', 'fail_decrypt_once must be a boolean')
       if (body.retry_receipt != null && !RETRY_RECEIPT_MODES.includes(body.retry_receipt)) throw apiError(400, 'invalid_retry_receipt', `retry_receipt must be one of ${RETRY_RECEIPT_MODES.join(', ')}`)
+      if (body.addressing != null && !ADDRESSING_MODES.includes(body.addressing)) throw apiError(400, 'invalid_addressing', `addressing must be one of ${ADDRESSING_MODES.join(', ')}`)
       const existing = emu.directory.get(phone)
       if (body.on_whatsapp === false && existing?.devices.size) throw apiError(409, 'has_linked_devices', 'this number has linked devices; log them out first')
       const u = emu.directory.ensure(phone)
@@ -54,13 +56,15 @@ export const makeControlApi = (emu) => {
       if (typeof body.name === 'string' && body.name) u.pushName = body.name
       if (body.fail_decrypt_once != null) u.failDecryptOnce = body.fail_decrypt_once
       if (body.retry_receipt != null) u.retryReceipt = body.retry_receipt
+      if (body.addressing != null) u.addressing = body.addressing
       emu.persist()
       return {
         phone_number: e164(u.phone),
         lid: u.onWhatsApp ? u.lidJid : null,
         on_whatsapp: u.onWhatsApp,
         fail_decrypt_once: u.failDecryptOnce,
-        retry_receipt: u.retryReceipt
+        retry_receipt: u.retryReceipt,
+        addressing: u.addressing
       }
     }],
     ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)],

@@ -9,10 +9,12 @@ import { Login } from './login.js'
 import { Messaging } from './messaging.js'
 import { Faults } from './faults.js'
 import { StateSaver, loadState } from './state-file.js'
-import { nodeToJSON, nodeFromJSON } from './wa.js'
+import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
 
 const CERT_VALID_SECONDS = 7 * 24 * 3600
+const QUEUE_BOUND = 5000 // per device and queue (pending, unacked): the oldest are dropped beyond it
+const NEEDS_ACK = new Set(['message', 'receipt', 'notification']) // stanzas a device must acknowledge
 const CERT_RENEW_MS = 24 * 3600 * 1000
 
 export class Emulator {
@@ -93,6 +95,7 @@ export class Emulator {
         case 'receipt':
           return this.messaging.onClientReceipt(conn, node)
         case 'ack':
+          return this.onClientAck(conn, node)
         case 'presence':
         case 'chatstate':
         case 'ib':
@@ -121,21 +124,121 @@ export class Emulator {
   }
 
   // ------------------------------------------------------------ delivery to companions
+  // The server's delivery guarantee, as WhatsApp gives it: every <message>, <receipt> and <notification>
+  // for a linked device is kept until that device acknowledges it (a <receipt> or an <ack>/nack for a
+  // message, an <ack class=receipt|notification> for the others). A device that is offline gets it at
+  // its next login (`pending`); one that was sent it but did not acknowledge it before its connection
+  // ended (or whose connection is a black hole) gets it again at its next login (`unacked`). At a login
+  // both are sent marked offline="1", the unacknowledged first (they are the older), before <ib><offline>.
+
   /** sends a node to a linked device now, or queues it for its next login; returns 'sent' | 'queued' */
   deliverToDevice (user, device, node) {
     for (const c of this.connectionsOfDevice(user, device)) {
-      if (!this.faults.isBlackholed(c) && c.offlineSent && c.sendNode(node)) return 'sent'
+      if (!c.offlineSent) continue
+      if (this.faults.isBlackholed(c)) {
+        // written into a dead link: the device never gets it nor acknowledges it, so it is redelivered
+        this.keepUntilAcked(device, node)
+        return 'sent'
+      }
+      if (c.sendNode(node)) {
+        this.keepUntilAcked(device, node)
+        return 'sent'
+      }
     }
-    device.pending.push(nodeToJSON(node))
-    if (device.pending.length > 5000) device.pending.splice(0, device.pending.length - 5000)
-    this.persist()
+    this.pushBounded(device, 'pending', node)
     return 'queued'
   }
 
-  takePending (device) {
-    const list = device.pending.map(nodeFromJSON)
-    device.pending = []
-    return list
+  /** sends a node on one connection and keeps it until its device acknowledges it; false when not sent */
+  sendTracked (conn, node) {
+    if (!conn.device || !conn.sendNode(node)) return false
+    this.keepUntilAcked(conn.device, node)
+    return true
+  }
+
+  keepUntilAcked (device, node) {
+    if (NEEDS_ACK.has(node.tag)) this.pushBounded(device, 'unacked', node)
+  }
+
+  pushBounded (device, queue, node) {
+    const list = device[queue]
+    list.push(nodeToJSON(node))
+    if (list.length > QUEUE_BOUND) {
+      const dropped = list.splice(0, list.length - QUEUE_BOUND)
+      this.log.warn('queue.dropped', { jid: device.jid, queue, dropped: dropped.length, bound: QUEUE_BOUND })
+    }
+    this.persist()
+  }
+
+  /**
+   * what a login sends before its end-of-offline marker: with `unacked`, everything sent before and
+   * not acknowledged, then everything queued; the queued ones now count as sent and unacknowledged
+   */
+  takeForLogin (device, { unacked }) {
+    const nodes = [...(unacked ? device.unacked : []), ...device.pending]
+    if (device.pending.length) {
+      device.unacked.push(...device.pending)
+      device.pending = []
+      if (device.unacked.length > QUEUE_BOUND) {
+        const dropped = device.unacked.splice(0, device.unacked.length - QUEUE_BOUND)
+        this.log.warn('queue.dropped', { jid: device.jid, queue: 'unacked', dropped: dropped.length, bound: QUEUE_BOUND })
+      }
+      this.persist()
+    }
+    return nodes.map(nodeFromJSON)
+  }
+
+  /** removes from the device's queues the stanzas `matches` accepts; returns how many */
+  acknowledge (device, matches) {
+    let removed = 0
+    for (const queue of ['unacked', 'pending']) {
+      const keep = device[queue].filter((n) => !matches(n))
+      removed += device[queue].length - keep.length
+      device[queue] = keep
+    }
+    if (removed) this.persist()
+    return removed
+  }
+
+  /** the user (or, unknown, the bare user@server) a jid names, to compare PN and LID forms of a party */
+  partyOf (jid) {
+    if (!jid) return undefined
+    let d
+    try { d = jidDecode(jid) } catch { return undefined }
+    if (!d?.user) return undefined
+    return this.directory.resolve(d) || `${d.user}@${d.server}`
+  }
+
+  /** true when the jids named by attribute names `a` of node x and `b` of node y share a party (or y names none) */
+  sameParties (x, a, y, b) {
+    const theirs = b.map((k) => this.partyOf(y.attrs[k])).filter(Boolean)
+    if (!theirs.length) return true
+    const ours = a.map((k) => this.partyOf(x.attrs[k])).filter(Boolean)
+    return ours.some((p) => theirs.includes(p))
+  }
+
+  /** <ack class=message|receipt|notification id ...> (or a nack, with error) from a device */
+  onClientAck (conn, node) {
+    const cls = node.attrs.class
+    const id = node.attrs.id
+    if (!conn.device || !id || !NEEDS_ACK.has(cls)) return
+    const removed = this.acknowledge(conn.device, (q) => {
+      if (q.tag !== cls || q.attrs.id !== id) return false
+      // Baileys' buildAckStanza: to = the stanza's from, plus its type, participant and recipient
+      if (cls === 'receipt') {
+        return (q.attrs.type || '') === (node.attrs.type || '') && this.sameParties(q, ['from'], node, ['to'])
+      }
+      if (cls === 'message') return this.sameParties(q, ['from', 'recipient', 'participant'], node, ['to', 'participant', 'recipient'])
+      return true
+    })
+    conn.log.debug('ack.received', { class: cls, id, type: node.attrs.type || null, error: node.attrs.error || null, cleared: removed })
+  }
+
+  /** a <receipt> from a device acknowledges the messages it names (any receipt type: delivered, read, retry, ...) */
+  onReceiptFromDevice (conn, node, ids) {
+    if (!conn.device) return 0
+    return this.acknowledge(conn.device, (q) => q.tag === 'message' && ids.includes(q.attrs.id) &&
+      this.sameParties(q, ['from', 'recipient', 'participant'], node, ['to', 'participant', 'recipient']))
   }
 
   /** forgets a linked device; with notify its open connections get the device_removed stream error */
@@ -164,7 +267,8 @@ export class Emulator {
             platform: d.platform,
             connected: this.connectionsOfDevice(u, d).length > 0,
             prekeys: d.preKeys.size,
-            queued: d.pending.length
+            queued: d.pending.length,
+            unacked: d.unacked.length
           }))
         })
       } else {
@@ -175,7 +279,8 @@ export class Emulator {
           messages_received: u.inbox.length,
           receipts_received: u.receiptsReceived.length,
           fail_decrypt_once: u.failDecryptOnce,
-          retry_receipts_sent: u.retryReceiptsSent
+          retry_receipts_sent: u.retryReceiptsSent,
+          addressing: u.addressing
         })
       }
     }

@@ -53,26 +53,27 @@ export class Login {
         display_name: ''
       }
     })
-    // messages and receipts queued while the device was offline, then the end-of-offline marker
-    // (late after a slow_offline fault, as from a server still streaming a large offline backlog)
+    // what the device has not acknowledged yet (sent before, in order), then what was queued while it
+    // was offline, all marked offline, then the end-of-offline marker (late after a slow_offline fault,
+    // as from a server still streaming a large offline backlog). All of it stays kept until acknowledged.
     let sent = 0
-    const sendPending = () => {
-      const pending = emu.takePending(device)
-      for (const node of pending) {
+    const sendQueued = (unacked) => {
+      const nodes = emu.takeForLogin(device, { unacked })
+      for (const node of nodes) {
         node.attrs.offline = '1'
         conn.sendNode(node)
       }
-      sent += pending.length
-      if (pending.length) emu.persist()
+      sent += nodes.length
     }
     const finish = () => {
       if (conn.state === 'closed') return
-      sendPending() // what was queued meanwhile
+      sendQueued(false) // what was queued meanwhile
       conn.sendNode({ tag: 'ib', attrs: { from: 's.whatsapp.net' }, content: [{ tag: 'offline', attrs: { count: String(sent) } }] })
       conn.offlineSent = true
+      if (sent) conn.log.info('login.offline_sent', { count: sent })
       emu.messaging.maybeSendHistorySync(conn)
     }
-    sendPending()
+    sendQueued(true)
     const delayMs = emu.faults.takeOfflineDelay(user.phone)
     if (delayMs) {
       conn.log.info('fault.slow_offline', { delay_ms: delayMs })

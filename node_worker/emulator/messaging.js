@@ -2,7 +2,7 @@
 // delivery receipt, device receipts, contact -> account messages, receipts from contacts,
 // the first-login history-sync notification, and routing to other companion devices.
 import { deflateSync } from 'node:zlib'
-import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage, nodeToJSON } from './wa.js'
+import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
@@ -345,8 +345,7 @@ export class Messaging {
     let how
     if (from.retryReceipt === 'next_login') {
       // as if the sender's device had gone before the retry reached it: the server keeps it for its next login
-      senderDevice.pending.push(nodeToJSON(node))
-      this.emu.persist()
+      this.emu.pushBounded(senderDevice, 'pending', node)
       how = 'queued'
     } else {
       how = this.emu.deliverToDevice(senderUser, senderDevice, node)
@@ -366,6 +365,9 @@ export class Messaging {
     })
     if (!conn.device) return
     const ids = [id, ...childrenByTag(child(node, 'list'), 'item').map((i) => i.attrs.id)].filter(Boolean)
+    // any receipt of the device for a message sent to it is its acknowledgement: the server stops keeping it
+    const cleared = this.emu.onReceiptFromDevice(conn, node, ids)
+    if (cleared) conn.log.debug('receipt.acknowledges', { id, type: type || 'delivered', cleared })
     const d = safeDecode(to)
     const target = d ? this.dir.resolve(d) : undefined
     if (!target || target === conn.user) {
@@ -413,7 +415,7 @@ export class Messaging {
       const { type, ciphertext } = await contact.signal.encrypt(addr, plaintext)
       const how = this.emu.deliverToDevice(account, dev, {
         tag: 'message',
-        attrs: { from: contact.jid, id, t: String(t), type: 'text', notify: contact.name, sender_lid: contact.lidJid },
+        attrs: { ...this.senderAttrs(contact), id, t: String(t), type: 'text', notify: contact.name },
         content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
       })
       if (how === 'sent') delivered++
@@ -424,6 +426,18 @@ export class Messaging {
     this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
     this.emu.persist()
     return { id, timestamp: t, delivered_to: delivered, queued_for: queued }
+  }
+
+  /**
+   * how the server names a contact as the sender of a 1:1 message: by phone number with its LID in
+   * sender_lid, or (addressing 'lid') by LID with the phone number in sender_pn and addressing_mode=lid,
+   * the attributes Baileys (extractAddressingContext) and whatsmeow (parseMessageSource) read as the
+   * sender's other form. The Signal session is the same either way: the receiver decrypts under the
+   * address of `from` and Baileys moves a PN session to the LID when it learns the mapping.
+   */
+  senderAttrs (contact) {
+    if (contact.addressing === 'lid') return { from: contact.lidJid, sender_pn: contact.jid, addressing_mode: 'lid' }
+    return { from: contact.jid, sender_lid: contact.lidJid }
   }
 
   /** POST /contacts/{phone}/receipts */
@@ -475,7 +489,7 @@ export class Messaging {
         }
       }
       const { type, ciphertext } = await phone.signal.encrypt(addr, padMessage(proto.Message.encode(message).finish()))
-      const sent = conn.sendNode({
+      const sent = this.emu.sendTracked(conn, {
         tag: 'message',
         attrs: { from: phone.jid, id: randomId(16), t: String(unixNow()), type: 'text', category: 'peer', sender_lid: phone.lidJid },
         content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]

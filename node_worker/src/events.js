@@ -1,26 +1,104 @@
-// The worker's event journal: numbered events that the gateway reads with a long poll.
+// The worker's event journal: what the gateway has not acknowledged yet, on disk.
 //
-// Numbers start at 1 on every boot and the boot id tells the reader when to start over. The gateway
-// only reads, so several readers (the gateway, a test) never steal events from each other.
+// Every inbound message, message status and session change becomes a numbered event. An event is
+// committed (fsync'ed, src/journal.js) before `push` resolves, and the Baileys hooks wait for that
+// before WhatsApp is told the message or receipt arrived (patches/*durable-before-receipt.patch). The
+// gateway long-polls `GET /events?after=N`, stores what it reads, then `POST /events/ack {upto}`:
+// only then are events deleted. So an event survives a kill -9 of the worker at any instant, and the
+// gateway sees each one at least once (it deduplicates by `event_id`).
+//
+// Numbers keep growing across restarts (the highest acknowledged number is stored), and reading
+// never consumes, so a second reader (a test) does not steal events from the gateway. `boot_id` is
+// per process: a reader of an earlier boot is answered at once so it can start over from 0.
+//
+// Layout: a JournaledMap in $WA_DATA_DIR/events/ (0700, files 0600) with keys `e:<seq>` (the event)
+// and `acked` (the highest acknowledged seq). Values hold message bodies: never log them.
 import { randomUUID } from 'node:crypto'
+import { openJournaledMap } from './journal.js'
+
+const RECENT_IDS = 20000 // event ids remembered after their ack, so a repeat is not journaled again
 
 export class EventJournal {
-  constructor ({ capacity }) {
+  #map
+  #log
+  #capacity
+  #byId = new Map() // event_id -> seq, for unacknowledged events
+  #recent = new Set() // event_ids acknowledged lately (bounded, oldest first)
+
+  constructor ({ map, capacity, logger }) {
+    this.#map = map
+    this.#log = logger
+    this.#capacity = capacity
     this.bootId = randomUUID()
-    this.capacity = capacity
-    this.events = []
-    this.seq = 0
+    this.events = [] // unacknowledged, durable, oldest first
+    this.acked = Number(map?.get('acked') ?? 0)
+    for (const key of map ? map.keys() : []) {
+      if (!key.startsWith('e:')) continue
+      const event = JSON.parse(map.get(key))
+      this.events.push(event)
+    }
+    this.events.sort((a, b) => a.seq - b.seq)
+    for (const e of this.events) this.#byId.set(e.event_id, e.seq)
+    this.seq = Math.max(this.acked, this.events.at(-1)?.seq ?? 0) // last number handed out
     this.waiters = new Set()
   }
 
-  push (type, fields) {
+  /** Opens (or creates) the journal in `dir`; `dir` null keeps it in memory only (unit tests). */
+  static async open ({ dir, capacity, logger }) {
+    const map = dir ? await openJournaledMap(dir, { logger, compactBytes: 4 * 1024 * 1024 }) : null
+    const journal = new EventJournal({ map, capacity, logger })
+    if (journal.events.length) logger?.info({ events: journal.events.length, after: journal.acked }, 'events.recovered')
+    return journal
+  }
+
+  get pending () { return this.events.length }
+
+  /**
+   * Durably records an event and resolves with it (or with the earlier one of the same `event_id`,
+   * which is not recorded twice). The event is visible to readers only once it is on disk.
+   */
+  async push (type, fields, eventId = randomUUID()) {
+    if (this.#byId.has(eventId) || this.#recent.has(eventId)) {
+      return this.events.find((e) => e.event_id === eventId) ?? null
+    }
     this.seq += 1
-    const event = { seq: this.seq, type, at: new Date().toISOString(), ...fields }
+    const event = { seq: this.seq, event_id: eventId, type, at: new Date().toISOString(), ...fields }
+    this.#byId.set(eventId, event.seq)
+    const ops = [[`e:${event.seq}`, JSON.stringify(event)]]
+    // Bounded: past `capacity` unacknowledged events (the gateway has been away very long) the
+    // oldest go, loudly. Disk use stays bounded; the gateway's event log has the rest.
+    const over = this.events.length + 1 - this.#capacity
+    const dropped = over > 0 ? this.events.slice(0, over) : []
+    for (const old of dropped) ops.push([`e:${old.seq}`, null])
+    if (this.#map) await this.#map.commit(ops)
+    if (dropped.length) {
+      this.events.splice(0, dropped.length)
+      for (const old of dropped) this.#byId.delete(old.event_id)
+      this.#log?.error({ dropped: dropped.length, capacity: this.#capacity }, 'events.dropped_unacknowledged')
+    }
+    // Commits resolve in order, so events become visible in seq order.
     this.events.push(event)
-    if (this.events.length > this.capacity) this.events.shift()
     for (const wake of this.waiters) wake()
     this.waiters.clear()
     return event
+  }
+
+  /** Forgets every event up to `upto` (the gateway stored them). */
+  async ack (upto) {
+    upto = Math.min(Number(upto) || 0, this.seq)
+    if (upto <= this.acked) return { acked: this.acked, pending: this.events.length }
+    const done = this.events.filter((e) => e.seq <= upto)
+    const ops = done.map((e) => [`e:${e.seq}`, null])
+    ops.push(['acked', String(upto)])
+    if (this.#map) await this.#map.commit(ops)
+    this.acked = Math.max(this.acked, upto)
+    this.events = this.events.filter((e) => e.seq > upto)
+    for (const e of done) {
+      this.#byId.delete(e.event_id)
+      this.#recent.add(e.event_id)
+    }
+    while (this.#recent.size > RECENT_IDS) this.#recent.delete(this.#recent.values().next().value)
+    return { acked: this.acked, pending: this.events.length }
   }
 
   after (seq) {
@@ -46,4 +124,6 @@ export class EventJournal {
     for (const wake of this.waiters) wake()
     this.waiters.clear()
   }
+
+  close () { return this.#map?.close() }
 }

@@ -5,6 +5,7 @@ import { exitOnConfigError } from './config-error.js'
 import { EventJournal } from './events.js'
 import { resolveFormat } from './log-record.js'
 import { makeLogger, routeConsole, routeWarnings } from './logger.js'
+import { assertDurableReceiptHooks } from './baileys-patches.js'
 import { applySandboxTrust } from './sandbox-trust.js'
 import { makeRoutes, startServer } from './server.js'
 import { WhatsAppSession } from './session.js'
@@ -41,7 +42,13 @@ async function main () {
   } catch (err) {
     exitOnConfigError('worker', err.message)
   }
-  const journal = new EventJournal({ capacity: settings.eventBufferSize })
+  try {
+    assertDurableReceiptHooks()
+  } catch (err) {
+    exitOnConfigError('worker', err.message)
+  }
+  // Events the gateway has not stored yet, from before a crash included (src/events.js).
+  const journal = await EventJournal.open({ dir: settings.eventsDir, capacity: settings.eventBufferSize, logger: log })
   const session = new WhatsAppSession({ settings, logger: log, journal })
   const server = await startServer({ socketPath: settings.socketPath, routes: makeRoutes({ session, journal }), logger: log })
   log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath }, 'worker.started')
@@ -60,6 +67,7 @@ async function main () {
     server.close()
     server.closeAllConnections?.()
     await session.shutdown()
+    await journal.close()
     log.info('worker.stopped')
     process.exit(0)
   }

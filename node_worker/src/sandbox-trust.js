@@ -2,7 +2,7 @@
 //
 // Baileys authenticates the server during the Noise handshake: the certificate chain must lead to
 // WA_CERT_DETAILS.PUBLIC_KEY and its leaf must be the server's Noise static key. rc14 does not really
-// check that; node_worker/patches/baileys+7.0.0-rc14.patch (applied by `npm ci`) makes it strict, and
+// check that; node_worker/patches/baileys+7.0.0-rc14+001+server-auth.patch (applied by `npm ci`) makes it strict, and
 // the worker refuses to start without it rather than trust any server.
 //
 // The one place that can make the worker trust a server other than WhatsApp is the sandbox emulator:

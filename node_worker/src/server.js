@@ -60,7 +60,17 @@ export function makeRoutes ({ session, journal }) {
     'GET /events': async (req, url) => {
       const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
       const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')), url.searchParams.get('boot_id'))
-      return { boot_id: journal.bootId, last_seq: journal.seq, events }
+      return { boot_id: journal.bootId, last_seq: journal.seq, acked: journal.acked, events }
+    },
+    // The gateway stored every event up to `upto`: the worker may forget them.
+    'POST /events/ack': async (req) => {
+      const body = await readJson(req)
+      if (!Number.isSafeInteger(body.upto) || body.upto < 0) throw new WorkerError(400, 'invalid_upto', 'upto must be a whole number >= 0.')
+      if (body.boot_id != null && body.boot_id !== journal.bootId) {
+        // numbers are kept across boots, but an ack for another boot's reading is refused to be safe
+        throw new WorkerError(409, 'stale_boot', 'The events were read from an earlier worker boot; read again.')
+      }
+      return { boot_id: journal.bootId, ...(await journal.ack(body.upto)) }
     }
   }
 }

@@ -51,6 +51,18 @@ const STATUS_MEMORY = 10000
 const QR_EXPIRED = 'QR refs attempts ended'
 const ON_WHATSAPP_CACHE_SIZE = 10000
 
+// What kind of message a contact sent: the first content field of the proto.Message, unwrapped from
+// the containers (ephemeral, view once, edited, device-sent); null for protocol-only messages.
+const WRAPPERS = ['ephemeralMessage', 'viewOnceMessage', 'viewOnceMessageV2', 'viewOnceMessageV2Extension', 'documentWithCaptionMessage', 'editedMessage']
+const NOT_CONTENT = new Set(['messageContextInfo', 'senderKeyDistributionMessage', 'protocolMessage', 'deviceSentMessage'])
+const contentOf = (message) => {
+  for (const wrapper of WRAPPERS) if (message?.[wrapper]?.message) return contentOf(message[wrapper].message)
+  for (const [key, value] of Object.entries(message ?? {})) {
+    if (value != null && !NOT_CONTENT.has(key)) return key === 'extendedTextMessage' ? 'text' : key === 'conversation' ? 'text' : key.replace(/Message$/, '')
+  }
+  return null
+}
+
 const textOf = (message) => message?.conversation ??
   message?.extendedTextMessage?.text ??
   message?.ephemeralMessage?.message?.extendedTextMessage?.text ??
@@ -113,7 +125,9 @@ export class WhatsAppSession extends EventEmitter {
     if (state !== 'qr') { this.qr = null; this.qrImage = null }
     if (changed) {
       this.log.info({ state, last_error: this.lastError, ...fields }, 'session.state')
-      this.journal.push('session.status', { state, last_error: this.lastError })
+      this.durably(this.journal.push('session.status', {
+        state, last_error: this.lastError, phone_number: this.me ? jidToPhone(this.me.id) : null
+      }))
     }
     this.emit('state', state)
   }
@@ -242,7 +256,11 @@ export class WhatsAppSession extends EventEmitter {
       defaultQueryTimeoutMs: this.settings.connectTimeoutMs,
       // A recipient device that could not decrypt sends a retry receipt; Baileys resends what this
       // returns (its own recent-message cache only covers the socket that sent the message).
-      getMessage: async (key) => this.storedMessage(key)
+      getMessage: async (key) => this.storedMessage(key),
+      // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
+      // a decrypted message and a receipt are in the event journal before WhatsApp hears of them.
+      beforeMessageReceipt: (msg) => this.onDecrypted(msg),
+      beforeReceiptAck: (node) => this.onReceiptNode(node)
     }
   }
 
@@ -259,27 +277,50 @@ export class WhatsAppSession extends EventEmitter {
     this.watchStatuses(sock, generation)
   }
 
-  // The server ack ('sent') and the receipts ('delivered', 'read') straight from the socket: rc14
-  // emits no status at all for the server ack, and its messages.update for a receipt can sit in the
-  // event buffer (ev.buffer: connect, offline delivery, initial sync) for up to 30 s.
+  // The server ack ('sent') straight from the socket: rc14 emits no status at all for it. The
+  // receipts come through the beforeReceiptAck hook (onReceiptNode), not messages.update, which can
+  // sit in the event buffer (ev.buffer: connect, offline delivery, initial sync) for up to 30 s.
   watchStatuses (sock, generation) {
     const live = () => generation === this.generation && !this.closing
     sock.ws.on('CB:ack,class:message', (node) => {
       if (!live()) return
       const { id, error } = node.attrs
       if (!this.sentIds.has(id)) return
-      if (error) this.recordStatus(id, proto.WebMessageInfo.Status.ERROR, { error: String(error) })
-      else this.recordStatus(id, proto.WebMessageInfo.Status.SERVER_ACK)
+      if (error) this.durably(this.recordStatus(id, proto.WebMessageInfo.Status.ERROR, { error: String(error) }))
+      else this.durably(this.recordStatus(id, proto.WebMessageInfo.Status.SERVER_ACK))
     })
-    sock.ws.on('CB:receipt', (node) => {
-      if (!live()) return
-      const { attrs } = node
-      const status = RECEIPT_STATUS[attrs.type ?? '']
-      if (status === undefined || attrs.recipient || this.isOwnJid(attrs.participant || attrs.from)) return
-      const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined
-      const ids = [attrs.id, ...(Array.isArray(list?.content) ? list.content.map((item) => item.attrs?.id) : [])]
-      for (const id of ids) if (this.sentIds.has(id)) this.recordStatus(id, status)
-    })
+  }
+
+  // beforeReceiptAck: the statuses a contact's receipt gives messages this worker sent, journaled
+  // before Baileys acks the receipt (an unacked receipt is delivered again at the next login).
+  async onReceiptNode (node) {
+    const { attrs } = node
+    const status = RECEIPT_STATUS[attrs.type ?? '']
+    if (status === undefined || attrs.recipient || this.isOwnJid(attrs.participant || attrs.from)) return
+    const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined
+    const ids = [attrs.id, ...(Array.isArray(list?.content) ? list.content.map((item) => item.attrs?.id) : [])]
+    await this.mustPersist(Promise.all(ids.filter((id) => this.sentIds.has(id)).map((id) => this.recordStatus(id, status))))
+  }
+
+  // beforeMessageReceipt: a contact's decrypted message, journaled before the receipt goes out.
+  async onDecrypted (msg) {
+    await this.mustPersist(this.recordInbound(msg, msg.key?.fromMe ? null : 'live'))
+  }
+
+  // A failed journal write is fail-stop (journal.js): nothing later could be acknowledged honestly,
+  // so the worker ends before Baileys acknowledges anything; supervisord restarts it and WhatsApp
+  // redelivers what was not acknowledged.
+  async mustPersist (promise) {
+    try {
+      return await promise
+    } catch (err) {
+      this.log.fatal({ err }, 'events.write_failed')
+      process.exit(1)
+    }
+  }
+
+  durably (promise) {
+    this.mustPersist(promise)
   }
 
   isOwnJid (jid) {
@@ -463,7 +504,7 @@ export class WhatsAppSession extends EventEmitter {
       return
     }
     if (error?.data?.code === 'untrusted_server') {
-      // The server failed certificate verification (patches/baileys+7.0.0-rc14.patch): retrying the
+      // The server failed certificate verification (patches/baileys+7.0.0-rc14+001+server-auth.patch): retrying the
       // same server would only repeat the refusal, so stop until an operator acts (POST /connect).
       this.lastError = message
       this.setState('failed', { code, reason: error.data.reason })
@@ -502,44 +543,89 @@ export class WhatsAppSession extends EventEmitter {
       if (msg.key?.fromMe) {
         // Only messages this worker sent have a status to report; the phone's own messages and
         // history syncs (type 'append') are not ours.
-        if (this.sentIds.has(id) && msg.status != null && STATUS_NAMES[msg.status]) this.recordStatus(id, msg.status)
+        if (this.sentIds.has(id) && msg.status != null && STATUS_NAMES[msg.status]) this.durably(this.recordStatus(id, msg.status))
         continue
       }
-      if (type !== 'notify') continue
-      const text = textOf(msg.message)
-      if (text === null) continue
-      const fromJid = msg.key.remoteJidAlt?.endsWith('@s.whatsapp.net') ? msg.key.remoteJidAlt : msg.key.remoteJid
-      const event = {
-        id,
-        from: jidToPhone(fromJid),
-        from_jid: msg.key.remoteJid,
-        push_name: msg.pushName ?? null,
-        timestamp: Number(msg.messageTimestamp ?? 0),
-        text
-      }
-      this.log.info({ message_id: id, from: event.from, length: text.length }, 'message.received')
-      this.journal.push('message', event)
+      // Normally journaled already by the beforeMessageReceipt hook (same event id, not repeated);
+      // 'append' is what Baileys calls a message delivered while this device was offline.
+      if (type === 'notify' || type === 'append') this.durably(this.recordInbound(msg, type))
     }
+  }
+
+  // One `message` event per message a contact sent (the event id is stable, so a redelivery is the
+  // same event). The sender is given by phone number (E.164) and, when known, LID.
+  async recordInbound (msg, how) {
+    if (!how || !msg?.key?.id || msg.key.fromMe || !msg.message) return null
+    const content = contentOf(msg.message)
+    if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
+    const chat = msg.key.remoteJid ?? ''
+    if (!/@(s\.whatsapp\.net|lid)$/.test(chat)) return null // groups, broadcasts, newsletters: not yet
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    const text = textOf(msg.message)
+    const event = {
+      id: msg.key.id,
+      from: phone,
+      lid,
+      from_jid: chat,
+      push_name: msg.pushName ?? null,
+      timestamp: Number(msg.messageTimestamp ?? 0),
+      kind: content,
+      text,
+      offline: how === 'append'
+    }
+    const recorded = await this.journal.push('message', event, `in:${chat}:${msg.key.id}`)
+    if (recorded && recorded.seq === this.journal.seq) {
+      this.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline }, 'message.received')
+    }
+    return recorded
+  }
+
+  // The phone number and LID of a contact's chat jid: from the message itself (Baileys puts the
+  // other address in remoteJidAlt) or from Baileys' LID mapping store.
+  async identify (chat, alt) {
+    const mapping = this.sock?.signalRepository?.lidMapping
+    let phone = null
+    let lid = null
+    const pnOf = (jid) => (jid && jid.endsWith('@s.whatsapp.net')) ? jidToPhone(jid) : null
+    const lidOf = (jid) => (jid && jid.endsWith('@lid')) ? jid.replace(/:\d+@/, '@') : null
+    if (chat.endsWith('@lid')) {
+      lid = lidOf(chat)
+      phone = pnOf(alt)
+      if (!phone && mapping) {
+        try { phone = pnOf(await mapping.getPNForLID(chat)) } catch (err) { this.log.debug({ err }, 'lid.lookup_failed') }
+      }
+    } else {
+      phone = pnOf(chat)
+      lid = lidOf(alt)
+      if (!lid && mapping) {
+        try { lid = lidOf(await mapping.getLIDForPN(chat)) } catch (err) { this.log.debug({ err }, 'lid.lookup_failed') }
+      }
+    }
+    return { phone, lid }
   }
 
   onMessagesUpdate (updates) {
     for (const { key, update } of updates) {
-      if (key?.fromMe && update?.status != null && this.sentIds.has(key.id)) this.recordStatus(key.id, update.status)
+      if (key?.fromMe && update?.status != null && this.sentIds.has(key.id)) this.durably(this.recordStatus(key.id, update.status))
     }
   }
 
-  // Each step once per message, in order (a late or repeated one is dropped): the socket's raw ack
-  // and receipts and Baileys' events both report here. Not 'pending': that is no step at WhatsApp.
+  // Each step once per message, in order (a late or repeated one is dropped): the socket's raw ack,
+  // the receipt hook and Baileys' events all report here. Not 'pending': that is no step at WhatsApp.
+  // A dropped repeat resolves with the write of the step that covers it, so a hook that awaits it
+  // still acknowledges nothing before that step is on disk.
   recordStatus (id, status, extra = {}) {
     const name = STATUS_NAMES[status] ?? String(status)
-    if (status === proto.WebMessageInfo.Status.PENDING) return
+    if (status === proto.WebMessageInfo.Status.PENDING) return Promise.resolve()
     const rank = status === proto.WebMessageInfo.Status.ERROR ? Infinity : status
-    if ((this.statusRank.get(id) ?? -1) >= rank) return
+    const known = this.statusRank.get(id)
+    if (known && known.rank >= rank) return known.written
     this.statusRank.delete(id)
-    this.statusRank.set(id, rank)
-    if (this.statusRank.size > STATUS_MEMORY) this.statusRank.delete(this.statusRank.keys().next().value)
     this.log.info({ message_id: id, status: name, ...extra }, 'message.status')
-    this.journal.push('message.status', { id, status: name, ...extra })
+    const written = this.journal.push('message.status', { id, status: name, ...extra }, `status:${id}:${name}`)
+    this.statusRank.set(id, { rank, written })
+    if (this.statusRank.size > STATUS_MEMORY) this.statusRank.delete(this.statusRank.keys().next().value)
+    return written
   }
 
   // ---- sending -------------------------------------------------------------------------------

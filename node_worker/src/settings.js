@@ -66,7 +66,9 @@ export function readSettings (env = process.env) {
     keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
     shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
-    eventBufferSize: int(env, 'WA_EVENT_BUFFER', 10000, 10),
+    // events the gateway has not acknowledged yet, on disk (src/events.js); past the bound the oldest go
+    eventsDir: path.join(dataDir, 'events'),
+    eventBufferSize: int(env, 'WA_EVENT_BUFFER', 100000, 10),
     // "not on WhatsApp" is cached briefly (the number may register any minute); "on WhatsApp" longer
     notOnWhatsAppTtlMs: int(env, 'WA_NOT_ON_WHATSAPP_TTL_MS', 60000, 0),
     onWhatsAppTtlMs: 10 * 60 * 1000

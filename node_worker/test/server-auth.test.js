@@ -1,4 +1,4 @@
-// Server authentication: the patched Baileys (node_worker/patches/baileys+7.0.0-rc14.patch) refuses a
+// Server authentication: the patched Baileys (node_worker/patches/baileys+7.0.0-rc14+001+server-auth.patch) refuses a
 // server whose certificate chain does not lead to the trusted root or whose leaf is not its Noise static
 // key, before it sends its own static key or any registration/login payload.
 import { test, before, after, describe } from 'node:test'

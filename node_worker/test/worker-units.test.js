@@ -12,6 +12,8 @@ import { SerialQueue } from '../src/serial.js'
 import { WhatsAppSession } from '../src/session.js'
 import { isE164, jidToPhone, phoneToJid } from '../src/phone.js'
 import { readSettings, SettingsError } from '../src/settings.js'
+import { makeRoutes } from '../src/server.js'
+import { Readable } from 'node:stream'
 
 test('backoff grows, is capped, jittered within 20%, and resets', () => {
   for (const r of [0, 0.5, 0.999]) {
@@ -179,4 +181,53 @@ test('event journal: a reader of an earlier boot is answered at once, not after 
   const same = j.read(1, 5000, j.bootId)
   setTimeout(() => j.push('message', {}), 20)
   assert.deepEqual((await same).map((e) => e.seq), [2])
+})
+
+test('event journal on disk: unacknowledged events survive a restart with their numbers; acked ones do not come back', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-events-'))
+  try {
+    let j = await EventJournal.open({ dir: path.join(dir, 'events'), capacity: 100 })
+    await j.push('message', { id: 'A', text: 'one' }, 'in:a')
+    await j.push('message', { id: 'B', text: 'two' }, 'in:b')
+    await j.push('message.status', { id: 'C', status: 'delivered' }, 'status:c')
+    assert.equal((await j.push('message', { id: 'A', text: 'one' }, 'in:a')).seq, 1) // a repeat is the same event
+    await j.ack(1)
+    await j.close() // the state on disk is what a kill -9 leaves: every push and ack was fsync'ed
+    j = await EventJournal.open({ dir: path.join(dir, 'events'), capacity: 100 })
+    assert.deepEqual(j.after(0).map((e) => [e.seq, e.event_id]), [[2, 'in:b'], [3, 'status:c']])
+    assert.equal(j.acked, 1)
+    assert.equal((await j.push('session.status', { state: 'connected' })).seq, 4) // numbering goes on
+    await j.ack(4)
+    await j.close()
+    j = await EventJournal.open({ dir: path.join(dir, 'events'), capacity: 100 })
+    assert.deepEqual(j.after(0), [])
+    assert.equal((await j.push('session.status', { state: 'connecting' })).seq, 5) // never back to a used number
+    assert.equal(fs.statSync(path.join(dir, 'events')).mode & 0o777, 0o700)
+    await j.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('event journal: past its capacity the oldest unacknowledged events go, with an error logged', async () => {
+  const lines = []
+  const logger = makeLogger({ level: 'debug', write: (l) => lines.push(l) })
+  const j = await EventJournal.open({ dir: null, capacity: 2, logger })
+  for (const id of ['a', 'b', 'c']) await j.push('message', { id }, id)
+  assert.deepEqual(j.after(0).map((e) => e.id), ['b', 'c'])
+  assert.ok(lines.some((l) => JSON.parse(l).event === 'events.dropped_unacknowledged'))
+})
+
+test('internal API: POST /events/ack forgets what the gateway stored, and refuses nonsense', async () => {
+  const j = new EventJournal({ capacity: 10 })
+  await j.push('message', { id: 'A' }, 'a')
+  await j.push('message', { id: 'B' }, 'b')
+  const routes = makeRoutes({ session: {}, journal: j })
+  const request = (body) => Object.assign(Readable.from([Buffer.from(JSON.stringify(body))]), { headers: {} })
+  const acked = await routes['POST /events/ack'](request({ upto: 1, boot_id: j.bootId }))
+  assert.deepEqual([acked.acked, acked.pending], [1, 1])
+  assert.deepEqual(j.after(0).map((e) => e.id), ['B'])
+  await assert.rejects(routes['POST /events/ack'](request({ upto: 'x' })), (e) => e.code === 'invalid_upto')
+  await assert.rejects(routes['POST /events/ack'](request({ upto: 2, boot_id: 'old' })), (e) => e.code === 'stale_boot')
+  assert.equal(j.after(0).length, 1)
 })

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import time
 from typing import Any
+
+from . import events
+from .ids import new_id
 
 DEFAULT_ACCOUNT = "default"
 IDEMPOTENCY_WINDOW = 24 * 3600.0
@@ -23,9 +24,6 @@ RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 STEP_COLUMN = {"queued": "queued_at", "sending": "sending_at", "sent": "sent_at",
                "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
 REASONS = ("not_on_whatsapp", "expired", "too_many_attempts", "cancelled", "rejected")
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 
 class KeyReused(Exception):
     """The idempotency key names a message with another body."""
@@ -48,13 +46,6 @@ class NotCancellable(Exception):
 
 
 # --- ids ---------------------------------------------------------------------------------------
-
-def new_id(now: float | None = None) -> str:
-    """A ULID-like id: 48-bit milliseconds + 80 random bits, Crockford base32, 26 characters."""
-    ms = int((time.time() if now is None else now) * 1000)
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
 
 def wa_id_for(message_id: str) -> str:
     """The WhatsApp message id of our message: the same for every resend, so the recipient sees one."""
@@ -208,7 +199,9 @@ def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, s
     if current == "failed":
         sets.append("failed_at = NULL")
     conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE seq = ?", (*args, row["seq"]))
-    return get(conn, account, row["id"])
+    updated = get(conn, account, row["id"])
+    status_event(conn, updated, now)
+    return updated
 
 
 def requeue(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, wait_reason: str,
@@ -240,7 +233,9 @@ def fail(conn: sqlite3.Connection, message_id: str, reason: str, now: float, *,
     )
     if cur.rowcount != 1:
         return None
-    return _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+    row = _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+    status_event(conn, row, now)
+    return row
 
 
 def cancel(conn: sqlite3.Connection, account: str, message_id: str, now: float) -> dict | None:
@@ -271,6 +266,15 @@ def first_contact_sends(conn: sqlite3.Connection, account: str, since: float) ->
         "SELECT sending_at FROM messages WHERE account = ? AND first_contact = 1 AND sending_at >= ?",
         (account, since),
     )]
+
+
+def status_event(conn: sqlite3.Connection, row: dict, now: float) -> None:
+    """A ``message.status`` event in the same transaction as the change it reports."""
+    data = {
+        "id": row["id"], "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
+        "status": row["status"], "reason": row["reason"],
+    }
+    events.append(conn, row["account"], "message.status", data, now, subject=row["phone_number"])
 
 
 # --- contacts and the account's link -----------------------------------------------------------

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import ApiError
-from ..keys import AUTHENTICATED, MONITOR, STARTED_AT, WORKER
+from ..keys import AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS, WORKER
 
 
 async def _whatsapp_state(request: web.Request) -> tuple[str, str | None]:
@@ -66,6 +66,8 @@ async def health(request: web.Request) -> web.Response:
             },
         },
         "whatsapp": {"state": wa_state},
+        # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
+        "webhooks": await request.app[WEBHOOKS].summary() if WEBHOOKS in request.app else {},
     }
     return web.json_response(body)
 

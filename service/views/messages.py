@@ -1,5 +1,6 @@
 """Messages: ``POST /send`` (commit to the outbox, then wait briefly for the server ack),
-``GET /messages``, ``GET /messages/{id}``, ``DELETE /messages/{id}``."""
+``GET /messages`` (``direction=out``: the outbox; ``direction=in``: what contacts sent),
+``GET /messages/{id}`` (either), ``DELETE /messages/{id}``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from ..errors import ApiError, BadRequest, Conflict, NotFound, error_response
 from ..keys import DATABASE, DISPATCHER, SETTINGS
 from ..models import MessageOut, MessagePage, SendRequest, parse
-from ..store import outbox
+from ..store import inbound, outbox
 from ..validation import InvalidInput, idempotency_key, json_object, phone_number
 
 log = structlog.get_logger("gateway.messages")
@@ -112,10 +113,14 @@ async def send(request: web.Request) -> web.Response:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    row = await request.app[DATABASE].run(outbox.get, ACCOUNT, request.match_info["id"])
-    if row is None:
+    db = request.app[DATABASE]
+    row = await db.run(outbox.get, ACCOUNT, request.match_info["id"])
+    if row is not None:
+        return web.json_response(MessageOut.from_row(row).public())
+    received = await db.run(inbound.get, ACCOUNT, request.match_info["id"])
+    if received is None:
         raise NotFound("No message with this id.", code="message_not_found")
-    return web.json_response(MessageOut.from_row(row).public())
+    return web.json_response(inbound.public_message(received))
 
 
 def _cursor(seq: int) -> str:
@@ -136,9 +141,11 @@ def _seq(cursor: str) -> int:
 async def list_messages(request: web.Request) -> web.Response:
     query = request.query
     direction = query.get("direction", "out")
-    if direction != "out":
-        raise BadRequest("direction must be out (inbound messages are not stored yet).", code="invalid_direction")
+    if direction not in ("out", "in"):
+        raise BadRequest("direction must be out or in.", code="invalid_direction")
     status = query.get("status")
+    if status is not None and direction == "in":
+        raise BadRequest("status applies to direction=out only.", code="invalid_status")
     if status is not None and status not in outbox.STATUSES:
         raise BadRequest(f"status must be one of {', '.join(outbox.STATUSES)}.", code="invalid_status")
     phone = query.get("phone_number")
@@ -152,6 +159,13 @@ async def list_messages(request: web.Request) -> web.Response:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.", code="invalid_limit")
     limit = int(raw_limit)
     before = _seq(query["cursor"]) if "cursor" in query else None
+    if direction == "in":
+        rows = await request.app[DATABASE].run(
+            inbound.list_messages, ACCOUNT, phone_number=phone, limit=limit + 1, before_seq=before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return web.json_response({"messages": [inbound.public_message(r) for r in rows],
+                                  "next_cursor": _cursor(rows[-1]["seq"]) if more else None})
     rows = await request.app[DATABASE].run(
         outbox.list_messages, ACCOUNT, direction=direction, status=status, phone_number=phone,
         limit=limit + 1, before_seq=before,

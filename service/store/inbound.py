@@ -1,0 +1,102 @@
+"""Storing what the worker hands over: inbound messages, receipts, session changes. SQL only.
+
+``store_worker_event`` runs in the writer thread's transaction for each worker event, before the
+gateway acknowledges it to the worker; a repeated event (the hand-over is at least once) changes
+nothing and adds no second event to the log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import events, outbox
+from .ids import new_id
+
+# What a worker's message.status says about our outbox message.
+RECEIPT_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read"}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def public_message(row: dict) -> dict:
+    """An inbound message as the API and the events show it."""
+    return {
+        "id": row["id"], "direction": "in", "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
+        "lid": row["lid"], "chat_jid": row["chat_jid"], "push_name": row["push_name"], "kind": row["kind"],
+        "text": row["body"], "timestamp": events.iso(row["sent_at"]), "offline": bool(row["offline"]),
+        "received_at": events.iso(row["received_at"]),
+    }
+
+
+def store_message(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict | None:
+    """A contact's message, once; returns its stored event, or None for a repeat or an unusable one."""
+    wa_id, chat = _str(event.get("id")), _str(event.get("from_jid"))
+    if wa_id is None or chat is None:
+        return None
+    phone, lid = _str(event.get("from")), _str(event.get("lid"))
+    if conn.execute(
+        "SELECT 1 FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
+    ).fetchone() is not None:
+        return None
+    sent_at = event.get("timestamp")
+    sent_at = float(sent_at) if isinstance(sent_at, (int, float)) and sent_at > 0 else now
+    text = event.get("text") if isinstance(event.get("text"), str) else None
+    conn.execute(
+        "INSERT INTO inbound_messages (account, id, wa_id, chat_jid, phone_number, lid, push_name, kind, body,"
+        " sent_at, offline, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (account, new_id(now), wa_id, chat, phone, lid, _str(event.get("push_name")),
+         _str(event.get("kind")) or "text", text, sent_at, int(bool(event.get("offline"))), now),
+    )
+    row = dict(conn.execute(
+        "SELECT * FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
+    ).fetchone())
+    if phone is not None:
+        outbox.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
+    return events.append(conn, account, "message.received", public_message(row), now,
+                         source_id=_str(event.get("event_id")), subject=phone or lid or chat)
+
+
+def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict:
+    """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row}."""
+    kind = event.get("type")
+    if kind == "message":
+        return {"event": store_message(conn, account, event, now), "message": None}
+    if kind == "message.status":
+        status, wa_id = RECEIPT_STATUS.get(event.get("status", "")), _str(event.get("id"))
+        row = outbox.set_status(conn, account, None, status, now, wa_id=wa_id) if status and wa_id else None
+        return {"event": None, "message": row}
+    if kind == "session.status":
+        data = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
+                "last_error": _str(event.get("last_error"))}
+        stored = events.append(conn, account, "session.status", data, now, source_id=_str(event.get("event_id")))
+        return {"event": stored, "message": None}
+    return {"event": None, "message": None}
+
+
+def store_worker_events(conn: sqlite3.Connection, account: str, batch: list[dict], now: float) -> list[dict]:
+    """A whole batch in one transaction: either all of it is stored (and may be acknowledged) or none."""
+    return [store_worker_event(conn, account, event, now) for event in batch]
+
+
+def list_messages(conn: sqlite3.Connection, account: str, *, phone_number: str | None = None, limit: int = 50,
+                  before_seq: int | None = None) -> list[dict]:
+    """Newest first; ``before_seq`` continues after the last row of the previous page."""
+    sql = "SELECT * FROM inbound_messages WHERE account = ?"
+    args: list[Any] = [account]
+    if phone_number is not None:
+        sql += " AND phone_number = ?"
+        args.append(phone_number)
+    if before_seq is not None:
+        sql += " AND seq < ?"
+        args.append(before_seq)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    args.append(limit)
+    return [dict(r) for r in conn.execute(sql, args)]
+
+
+def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict | None:
+    row = conn.execute("SELECT * FROM inbound_messages WHERE account = ? AND id = ?", (account, message_id)).fetchone()
+    return dict(row) if row is not None else None

@@ -1,0 +1,232 @@
+"""Webhook deliveries: SQL only (no HTTP, no aiohttp imports).
+
+Each configured endpoint has a cursor into the event log. ``fan_out`` turns the events beyond it into
+one ``pending`` delivery each (those the endpoint's filter wants) and moves the cursor in the same
+transaction, so a crash neither skips nor doubles an event. ``claim`` hands a worker the deliveries it
+may attempt now: per (endpoint, account, subject) only the oldest pending one (a contact's events
+arrive in order; a failed one no longer blocks), due, and not in flight. A claim leases the delivery
+and counts the attempt; a delivery whose attempt never reported (the gateway died) is attempted again
+once its lease ends, or at once after a restart (``reset_leases``): at least once, same webhook-id.
+
+Statuses: ``pending`` -> ``delivered`` | ``failed`` (dead-lettered); ``retry`` puts a failed one back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import events
+from .ids import new_id
+
+STATUSES = ("pending", "delivered", "failed")
+_COLUMNS = ("seq, id, endpoint, event_seq, event_id, event_type, account, subject, payload, status, attempts, "
+            "next_attempt_at, lease_until, expires_at, last_attempt_at, last_status_code, last_error, "
+            "created_at, delivered_at, failed_at, updated_at")
+
+
+class NotFailed(Exception):
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+def register(conn: sqlite3.Connection, urls: tuple[str, ...] | list[str], now: float) -> dict[str, int]:
+    """Mark exactly ``urls`` as the active endpoints; returns each one's cursor.
+
+    A new endpoint, or one that was not configured in the previous run, starts at the end of the log
+    (it gets the events from now on, not the history); one that stays configured keeps its cursor.
+    """
+    was_active = {r["url"] for r in conn.execute("SELECT url FROM webhook_endpoints WHERE active = 1")}
+    conn.execute("UPDATE webhook_endpoints SET active = 0, updated_at = ? WHERE active = 1", (now,))
+    head = events.last_seq(conn)
+    cursors = {}
+    for url in urls:
+        row = conn.execute("SELECT cursor FROM webhook_endpoints WHERE url = ?", (url,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO webhook_endpoints (url, cursor, active, created_at, updated_at) "
+                         "VALUES (?, ?, 1, ?, ?)", (url, head, now, now))
+            cursors[url] = head
+        elif url in was_active:
+            conn.execute("UPDATE webhook_endpoints SET active = 1, updated_at = ? WHERE url = ?", (now, url))
+            cursors[url] = row["cursor"]
+        else:
+            conn.execute("UPDATE webhook_endpoints SET active = 1, cursor = ?, updated_at = ? WHERE url = ?",
+                         (head, now, url))
+            cursors[url] = head
+    return cursors
+
+
+def min_cursor(conn: sqlite3.Connection) -> int | None:
+    """The oldest event seq an active endpoint still has to read past (pruning the log must keep it)."""
+    return conn.execute("SELECT MIN(cursor) FROM webhook_endpoints WHERE active = 1").fetchone()[0]
+
+
+def endpoints(conn: sqlite3.Connection) -> list[dict]:
+    return [dict(r) for r in conn.execute("SELECT url, cursor, active FROM webhook_endpoints ORDER BY url")]
+
+
+def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: float, max_age: float,
+            limit: int = 500) -> tuple[int, bool]:
+    """Create the deliveries of the next events for ``url``; (created, more events may be waiting).
+
+    Runs on the database's one writer, so no event can commit under it: when fewer than ``limit``
+    match, every event up to the current end of the log has been seen and the cursor moves there.
+    (A PostgreSQL backend, where sequence values commit out of order, must read under a lock.)
+    """
+    cursor = conn.execute("SELECT cursor FROM webhook_endpoints WHERE url = ?", (url,)).fetchone()["cursor"]
+    rows = events.after(conn, cursor, limit=limit)
+    for ev in rows:
+        conn.execute(
+            "INSERT INTO webhook_deliveries (id, endpoint, event_seq, event_id, event_type, account, subject, "
+            "payload, status, attempts, next_attempt_at, expires_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (endpoint, event_seq) DO NOTHING",
+            ("whd_" + new_id(now), url, ev["seq"], ev["id"], ev["type"], ev["account"], ev["subject"],
+             ev["payload"], now, now + max_age, now, now),
+        )
+    more = len(rows) == limit
+    new_cursor = rows[-1]["seq"] if more else max(events.last_seq(conn), cursor)
+    if new_cursor != cursor:
+        conn.execute("UPDATE webhook_endpoints SET cursor = ?, updated_at = ? WHERE url = ?", (new_cursor, now, url))
+    return len(rows), more
+
+
+def _heads(conn: sqlite3.Connection, url: str) -> list[dict]:
+    """The oldest pending delivery of each (account, subject) of ``url``; a NULL subject is one group."""
+    return [dict(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq IN ("
+        " SELECT MIN(seq) FROM webhook_deliveries WHERE endpoint = ? AND status = 'pending'"
+        " GROUP BY account, subject) ORDER BY next_attempt_at, seq", (url,))]
+
+
+def claim(conn: sqlite3.Connection, url: str, now: float, limit: int, lease: float) -> tuple[list[dict], list[dict]]:
+    """(deliveries to attempt now, deliveries dead-lettered now because they outlived ``expires_at``).
+
+    Each claimed delivery counts one attempt and is leased for ``lease`` seconds. One that was
+    attempted before is attempted once more even past its age (``decide`` then dead-letters it); one
+    never attempted that waited behind an older delivery of its contact past its age fails here.
+    """
+    claimed: list[dict] = []
+    expired: list[dict] = []
+    for _ in range(100):  # an expired head makes way for the next of its subject: look again
+        expired_now = False
+        for row in _heads(conn, url):
+            if len(claimed) >= limit:
+                break
+            if row["lease_until"] is not None and row["lease_until"] > now:
+                continue
+            if row["expires_at"] <= now and row["attempts"] == 0:  # waited its whole age behind another
+                expired.append(fail(conn, row["seq"], now, row["last_status_code"],
+                                    _aged(row["last_error"])))
+                expired_now = True
+                continue
+            if row["next_attempt_at"] > now:
+                continue
+            conn.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = ?, "
+                         "last_attempt_at = ?, updated_at = ? WHERE seq = ?", (now + lease, now, now, row["seq"]))
+            row.update(attempts=row["attempts"] + 1, lease_until=now + lease, last_attempt_at=now, updated_at=now)
+            claimed.append(row)
+        if not expired_now or len(claimed) >= limit:
+            break
+    return claimed, expired
+
+
+def _aged(last_error: str | None) -> str:
+    return "max_age" + (f" (last: {last_error})" if last_error else "")
+
+
+def delivered(conn: sqlite3.Connection, seq: int, now: float, status_code: int) -> dict:
+    conn.execute("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, lease_until = NULL, "
+                 "last_status_code = ?, last_error = NULL, updated_at = ? WHERE seq = ? AND status = 'pending'",
+                 (now, status_code, now, seq))
+    return _by_seq(conn, seq)
+
+
+def retry_later(conn: sqlite3.Connection, seq: int, now: float, status_code: int | None, error: str,
+                next_attempt_at: float) -> dict:
+    conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ?, lease_until = NULL, last_status_code = ?, "
+                 "last_error = ?, updated_at = ? WHERE seq = ? AND status = 'pending'",
+                 (next_attempt_at, status_code, error, now, seq))
+    return _by_seq(conn, seq)
+
+
+def fail(conn: sqlite3.Connection, seq: int, now: float, status_code: int | None, error: str) -> dict:
+    """Dead-letter a delivery: it is not attempted again unless retried, and no longer blocks its subject."""
+    conn.execute("UPDATE webhook_deliveries SET status = 'failed', failed_at = ?, lease_until = NULL, "
+                 "last_status_code = ?, last_error = ?, updated_at = ? WHERE seq = ? AND status = 'pending'",
+                 (now, status_code, error, now, seq))
+    return _by_seq(conn, seq)
+
+
+def reset_leases(conn: sqlite3.Connection) -> int:
+    """At start-up: attempts that were in flight when the gateway stopped are due again at once."""
+    return conn.execute("UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL").rowcount
+
+
+def _by_seq(conn: sqlite3.Connection, seq: int) -> dict:
+    return dict(conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq = ?", (seq,)).fetchone())
+
+
+def get(conn: sqlite3.Connection, delivery_id: str) -> dict | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endpoint: str | None = None,
+                    limit: int = 50, before_seq: int | None = None) -> list[dict]:
+    """Newest first; ``before_seq`` continues a page."""
+    sql = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE 1 = 1"
+    args: list[Any] = []
+    if status is not None:
+        sql += " AND status = ?"
+        args.append(status)
+    if endpoint is not None:
+        sql += " AND endpoint = ?"
+        args.append(endpoint)
+    if before_seq is not None:
+        sql += " AND seq < ?"
+        args.append(before_seq)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    args.append(limit)
+    return [dict(r) for r in conn.execute(sql, args)]
+
+
+def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float) -> dict | None:
+    """Put one failed delivery back to pending with its attempts reset; None if unknown, NotFailed if not failed."""
+    row = get(conn, delivery_id)
+    if row is None:
+        return None
+    if row["status"] != "failed":
+        raise NotFailed(row["status"])
+    _redrive(conn, "id = ?", [delivery_id], now, max_age)
+    return get(conn, delivery_id)
+
+
+def retry_failed(conn: sqlite3.Connection, now: float, max_age: float, endpoint: str | None = None) -> int:
+    """Bulk redrive: every failed delivery (of ``endpoint``) back to pending; returns how many."""
+    if endpoint is None:
+        return _redrive(conn, "1 = 1", [], now, max_age)
+    return _redrive(conn, "endpoint = ?", [endpoint], now, max_age)
+
+
+def _redrive(conn: sqlite3.Connection, where: str, args: list, now: float, max_age: float) -> int:
+    return conn.execute(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, "
+        f"expires_at = ?, failed_at = NULL, updated_at = ? WHERE status = 'failed' AND {where}",
+        [now, now + max_age, now, *args],
+    ).rowcount
+
+
+def summary(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Pending and failed deliveries per endpoint (delivered ones are not counted: they are pruned)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in conn.execute("SELECT endpoint, status, COUNT(*) AS n FROM webhook_deliveries "
+                          "WHERE status IN ('pending', 'failed') GROUP BY endpoint, status"):
+        out.setdefault(r["endpoint"], {"pending": 0, "failed": 0})[r["status"]] = r["n"]
+    return out
+
+
+def prune(conn: sqlite3.Connection, delivered_before: float) -> int:
+    """Forget deliveries delivered before ``delivered_before`` (failed and pending ones are kept)."""
+    return conn.execute("DELETE FROM webhook_deliveries WHERE status = 'delivered' AND delivered_at < ?",
+                        (delivered_before,)).rowcount
