@@ -10,8 +10,9 @@ from aiohttp import web
 from .events import EventConsumer
 from .dispatch import Dispatcher
 from .governor import Governor, GovernorPolicy
-from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
+from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
 from .middlewares import MIDDLEWARES, setup_security
+from .notify import Notifier
 from .routes import setup_routes
 from .settings import Settings
 from .store.db import Database
@@ -30,6 +31,7 @@ async def _worker_link(app: web.Application):
     await worker.start()
     app[WORKER] = worker
     events = EventConsumer(worker, app[DATABASE])
+    events.on_stored.append(app[NOTIFIER].notify)
     app[EVENTS] = events
     events.on_stored.append(app[WEBHOOKS].notify)  # new events: the webhook workers look now
     events.start()
@@ -71,6 +73,8 @@ async def _outbox(app: web.Application):
         retry_base=settings.send_retry_base, retry_max=settings.send_retry_max,
     )
     app[EVENTS].listeners.append(dispatcher.on_event)
+    dispatcher.on_change.append(app[NOTIFIER].notify)
+    dispatcher.on_change.append(app[WEBHOOKS].notify)  # message.status events: webhooks look now
     app[DISPATCHER] = dispatcher
     await dispatcher.start()
     yield
@@ -84,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[STARTED_AT] = time.monotonic()
+    app[NOTIFIER] = Notifier()
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)

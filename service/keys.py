@@ -7,6 +7,7 @@ from aiohttp import web
 from .api_keys import ApiKeys
 from .dispatch import Dispatcher
 from .events import EventConsumer
+from .notify import Notifier
 from .settings import Settings
 from .store.db import Database
 from .supervision import SupervisorMonitor
@@ -21,6 +22,8 @@ EVENTS = web.AppKey("events", EventConsumer)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 DATABASE = web.AppKey("database", Database)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# Rung after every commit that added to the event log (the SSE stream and webhooks wait on it).
+NOTIFIER = web.AppKey("notifier", Notifier)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 # Per request: whether a valid API key came with it (the open /health paths show more when so).
 AUTHENTICATED = web.RequestKey("authenticated", bool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import events, health, messages, session, webhooks
+from .views import events, health, messages, session, stream, webhooks
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/messages/{id}", messages.get_message)
     app.router.add_delete("/messages/{id}", messages.cancel)
     app.router.add_get("/events", events.list_events)
+    app.router.add_get("/events/stream", stream.stream)
     app.router.add_get("/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/webhooks/deliveries/retry", webhooks.retry_failed)
     app.router.add_get("/webhooks/deliveries/{id}", webhooks.get_delivery)

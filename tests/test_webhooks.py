@@ -247,6 +247,29 @@ async def test_the_last_attempt_falls_at_the_max_age_not_after_it(h):
     assert 0.4 <= last.at - first.at <= 2
 
 
+async def test_an_event_that_waited_its_whole_max_age_behind_another_fails_unattempted(h):
+    rec = h.receiver(lambda r: 500)
+    await h.service([rec.url], policy=Policy(timeout=2, max_attempts=1000, max_age=0.4, retry_base=0.05,
+                                             retry_max=0.1))
+    a1, a2 = h.event(subject=P1), h.event(subject=P1)
+    await h.status(a1["id"], "failed")
+    d2 = await h.status(a2["id"], "failed")
+    assert d2["attempts"] == 0 and d2["last_error"] == "max_age" and not rec.by_id(a2["id"])
+
+
+async def test_prune_summary_and_min_cursor(h):
+    rec = h.receiver(lambda r: 200 if r.n > 0 and r.body and json.loads(r.body)["data"].get("ok") else 400)
+    svc = await h.service([rec.url])
+    good, bad = h.event(data={"ok": True}), h.event(subject=P2, data={"ok": False})
+    await h.status(good["id"], "delivered")
+    await h.status(bad["id"], "failed")
+    assert await svc.summary() == {rec.url: {"active": True, "pending": 0, "failed": 1}}
+    assert h.db.call(store.min_cursor) == bad["seq"]
+    assert h.db.call(store.prune, time.time() - 3600) == 0  # delivered just now: kept
+    assert h.db.call(store.prune, time.time() + 1) == 1  # only the delivered one goes
+    assert h.delivery(bad["id"])["status"] == "failed" and h.delivery(good["id"], must=False) is None
+
+
 # --- ordering and isolation -------------------------------------------------------------------------
 
 async def test_a_contacts_events_arrive_in_order_while_another_contact_proceeds(h):
@@ -294,8 +317,22 @@ async def test_a_hanging_endpoint_does_not_delay_another(h):
     for ev in evs:
         await h.status(ev["id"], "delivered", fast.url, timeout=3)
     await until(lambda: len(slow.snapshot()) == 2, what="the slow endpoint's two requests in flight")
+    await asyncio.sleep(0.3)  # several rounds later:
     assert all(r.status is None for r in slow.snapshot())  # still hanging
     assert len(slow.snapshot()) == 2  # its concurrency bound held
+    attempts = h.db.call(lambda c: c.execute("SELECT SUM(attempts) FROM webhook_deliveries WHERE endpoint = ?",
+                                             (slow.url,)).fetchone()[0])
+    assert attempts == 2  # two claimed, two waiting their turn
+
+
+async def test_an_attempt_in_flight_is_not_started_again(h):
+    rec = h.receiver(lambda r: HANG)
+    await h.service([rec.url], policy=Policy(timeout=30, concurrency=4))
+    ev = h.event()
+    await until(lambda: rec.snapshot(), what="the first attempt")
+    await asyncio.sleep(0.4)  # eight poll rounds
+    assert [r.id for r in rec.snapshot()] == [ev["id"]]
+    assert h.delivery(ev["id"])["attempts"] == 1
 
 
 # --- crash safety and endpoints ---------------------------------------------------------------------
@@ -331,8 +368,11 @@ async def test_a_new_endpoint_starts_at_the_end_of_the_log_and_a_removed_one_is_
     fresh = h.event()
     await h.status(fresh["id"], "delivered", new_rec.url)
     assert [r.id for r in new_rec.snapshot()] == [fresh["id"]]  # no history replayed
+    h.db.call(lambda c: c.execute("UPDATE webhook_deliveries SET next_attempt_at = 0"))  # due now
+    await asyncio.sleep(0.3)
     d = h.delivery(old["id"], gone.url)
-    assert d["status"] == "pending"  # kept, visible, not attempted
+    assert d["status"] == "pending" and d["attempts"] == 1  # kept, visible, not attempted
+    assert [r.id for r in new_rec.snapshot()] == [fresh["id"]]
     assert h.db.call(store.list_deliveries, endpoint=gone.url) and len(gone.snapshot()) == 1
     assert h.db.call(lambda c: c.execute("SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint = ? "
                                          "AND event_id = ?", (gone.url, fresh["id"])).fetchone()[0]) == 0
@@ -341,10 +381,17 @@ async def test_a_new_endpoint_starts_at_the_end_of_the_log_and_a_removed_one_is_
 async def test_the_event_filter_sends_only_the_chosen_types(h):
     rec = h.receiver()
     await h.service([rec.url], types=("message.status",))
-    skipped = h.event("message.received")
     sent = h.event("message.status")
+    skipped = h.event("message.received")
     await h.status(sent["id"], "delivered")
+    await until(lambda: h.db.call(store.endpoints)[0]["cursor"] == skipped["seq"], what="the cursor past it")
     assert [r.id for r in rec.snapshot()] == [sent["id"]]
+    # Widening the filter applies from then on: what was skipped stays skipped.
+    await h.stop_services()
+    await h.service([rec.url])
+    later = h.event("message.received")
+    await h.status(later["id"], "delivered")
+    assert [r.id for r in rec.snapshot()] == [sent["id"], later["id"]]
     assert h.db.call(lambda c: c.execute("SELECT COUNT(*) FROM webhook_deliveries WHERE event_id = ?",
                                          (skipped["id"],)).fetchone()[0]) == 0
 
@@ -363,6 +410,7 @@ async def test_notify_wakes_the_workers_without_waiting_for_the_poll(h):
 async def test_without_notify_the_poll_finds_new_events(h):
     rec = h.receiver()
     await h.service([rec.url], poll=0.2)
+    await asyncio.sleep(0.3)  # past the first round: only the poll can find what comes now
     ev = h.event()
     await h.status(ev["id"], "delivered", timeout=5)
 
@@ -425,6 +473,10 @@ async def test_failed_deliveries_are_listed_and_redriven_one_and_in_bulk(h, api)
     res = await client.post("/webhooks/deliveries/whd_nope/retry", headers=AUTH)
     assert res.status == 404 and (await res.json())["error"]["code"] == "delivery_not_found"
 
+    listed = {s: [d["event_id"] for d in (await (await client.get(f"/webhooks/deliveries?status={s}",
+                                                                   headers=AUTH)).json())["deliveries"]]
+              for s in store.STATUSES}
+    assert listed == {"pending": [], "delivered": [evs[0]["id"]], "failed": [evs[2]["id"], evs[1]["id"]]}
     res = await client.post("/webhooks/deliveries/retry", json={"endpoint": rec.url}, headers=AUTH)
     assert res.status == 200 and await res.json() == {"retried": 2}
     for ev in evs[1:]:
@@ -433,6 +485,19 @@ async def test_failed_deliveries_are_listed_and_redriven_one_and_in_bulk(h, api)
     assert await res.json() == {"retried": 0}
     assert_all_verified(rec)
     assert len({r.id for r in rec.delivered()}) == 3
+
+
+async def test_a_redriven_delivery_gets_a_fresh_max_age(h, api):
+    mode = {"answer": 400}
+    rec = h.receiver(lambda r: mode["answer"])
+    client = await api([rec.url], max_age=0.3)
+    ev = h.event()
+    d = await h.status(ev["id"], "failed")
+    await until(lambda: time.time() > d["expires_at"], what="past its first max age")
+    mode["answer"] = 200
+    res = await client.post(f"/webhooks/deliveries/{d['id']}/retry", headers=AUTH)
+    assert res.status == 200
+    await h.status(ev["id"], "delivered")
 
 
 async def test_deliveries_page_newest_first_with_a_cursor(h, api):
@@ -493,6 +558,7 @@ def test_webhook_settings_defaults():
     ({"WA_WEBHOOK_EVENTS": "message.received,message.deleted"}, "WA_WEBHOOK_EVENTS"),
     ({"WA_WEBHOOK_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}, "whsec_"),
     ({"WA_WEBHOOK_SECRET": "whsec_not*base64!"}, "base64"),
+    ({"WA_WEBHOOK_SECRET": SECRET[:20] + "*" + SECRET[20:]}, "base64"),
     ({"WA_WEBHOOK_SECRET": "whsec_c2hvcnQ="}, "24 to 64 bytes"),
     ({"WA_WEBHOOK_TIMEOUT": "0"}, "WA_WEBHOOK_TIMEOUT"),
     ({"WA_WEBHOOK_MAX_ATTEMPTS": "0"}, "WA_WEBHOOK_MAX_ATTEMPTS"),

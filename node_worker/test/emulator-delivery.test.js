@@ -25,7 +25,7 @@ const stopReading = (client) => wsOf(client).pause()
 const cut = (client) => {
   const tcp = tcpOf(client)
   tcp.removeAllListeners('data') // read() below would hand each chunk to the 'data' listener, i.e. to ws
-  while (tcp.read() !== null) {} // eslint-disable-line no-empty
+  while (tcp.read() !== null) { /* discarded: lost on the way */ }
   tcp.destroy()
 }
 /** from now on what the client writes is lost on the way (each write "succeeds", as into a dead link) */
@@ -127,9 +127,13 @@ describe('delivery guarantee and LID contacts (real Baileys)', () => {
 
   test('a delivery receipt written to a connection that dies unread is redelivered at the next login and becomes the status', async () => {
     const { phone, client: c1, authDir } = await freshDevice()
-    await c1.sock.sendMessage(CONTACT_JID, { text: 'did you get it?' }, { messageId: 'EMUREDELIV01' })
-    // the contact's delivery receipt follows 50 ms later: Baileys reads nothing any more
+    // a first message makes Baileys know the contact's devices and session, so that the next send needs
+    // no answer from the server: the client can stop reading before it, and so never sees its receipt
+    await c1.sock.sendMessage(CONTACT_JID, { text: 'hello' }, { messageId: 'EMUREDELIV00' })
+    await c1.waitFor(() => statusOf(c1, 'EMUREDELIV00') >= 3, 5000, 'delivery receipt of the first message')
+    await until(async () => (await deviceOf(phone)).unacked === 0, 5000, 'its receipt to be acknowledged')
     stopReading(c1)
+    await c1.sock.sendMessage(CONTACT_JID, { text: 'did you get it?' }, { messageId: 'EMUREDELIV01' })
     await until(async () => (await deviceOf(phone)).unacked === 1, 5000, 'the delivery receipt to be written')
     cut(c1)
     await c1.waitClose(5000)
@@ -218,6 +222,20 @@ describe('delivery guarantee and LID contacts (real Baileys)', () => {
     await sentinel(c3, phone)
     for (const m of [m1, m2]) assert.deepEqual(upsertsOf(c3, m.id), [], 'redelivered again: a loop')
     assert.equal((await deviceOf(phone)).unacked, 0)
+  })
+
+  test("two gateways: the copy for the sender's other device and the relayed receipts are acknowledged, nothing stays kept", async () => {
+    const a = await freshDevice()
+    const b = await freshDevice()
+    const a2 = track((await pairDevice(emu, a.phone, { settle: true })).client) // a second device of A
+    const devicesOf = async (phone) => (await emu.api('GET', '/')).body.accounts.find((x) => x.phone_number === phone).devices
+    const bJid = `${b.phone.slice(1)}@s.whatsapp.net`
+    await a.client.sock.sendMessage(bJid, { text: 'A → B' }, { messageId: 'EMUREDELIV05' })
+    await b.client.waitFor(() => upsertOf(b.client, 'EMUREDELIV05'), 5000, 'message at B')
+    await a2.waitFor(() => upsertOf(a2, 'EMUREDELIV05'), 5000, 'copy at A2')
+    await a.client.waitFor(() => statusOf(a.client, 'EMUREDELIV05') >= 3, 5000, 'relayed delivery receipt at A')
+    await until(async () => [...await devicesOf(a.phone), ...await devicesOf(b.phone)].every((d) => d.unacked === 0 && d.queued === 0),
+      5000, 'every device to have acknowledged everything')
   })
 
   test('a contact that writes by LID: from=<lid>@lid with sender_pn, decrypted, the phone number available to the receiver', async () => {

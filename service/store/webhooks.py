@@ -75,7 +75,7 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
     (A PostgreSQL backend, where sequence values commit out of order, must read under a lock.)
     """
     cursor = conn.execute("SELECT cursor FROM webhook_endpoints WHERE url = ?", (url,)).fetchone()["cursor"]
-    rows = events.after(conn, cursor, limit=limit)
+    rows = events.after(conn, cursor, types=types, limit=limit)
     for ev in rows:
         conn.execute(
             "INSERT INTO webhook_deliveries (id, endpoint, event_seq, event_id, event_type, account, subject, "
