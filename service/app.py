@@ -13,6 +13,7 @@ from .governor import Governor, GovernorPolicy
 from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
 from .middlewares import MIDDLEWARES, setup_security
 from .notify import Notifier
+from .retention import retention_ctx
 from .routes import setup_routes
 from .settings import Settings
 from .store.db import Database
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_worker_link)
     app.cleanup_ctx.append(_outbox)

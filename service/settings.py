@@ -141,6 +141,7 @@ class Settings:
     send_retry_base: float  # WA_SEND_RETRY_BASE / WA_SEND_RETRY_MAX: the retry backoff, capped
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
+    event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
     # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
     webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
     webhook_events: tuple[str, ...] = EVENT_TYPES  # WA_WEBHOOK_EVENTS: the types sent (default all)
@@ -213,6 +214,7 @@ class Settings:
             send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),
             dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
+            event_retention=_number(env, "WA_EVENT_RETENTION_DAYS", 30.0, minimum=0.01) * 86400.0,
             webhook_urls=_webhook_urls(env),
             webhook_events=_webhook_events(env),
             webhook_secrets=_webhook_secrets(env),

@@ -17,12 +17,13 @@
 // the open socket, or else over a short connection made for that purpose (bounded in time).
 import { EventEmitter } from 'node:events'
 import fs from 'node:fs'
-import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode, makeCacheableSignalKeyStore, proto } from 'baileys'
+import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode, makeCacheableSignalKeyStore, proto, S_WHATSAPP_NET } from 'baileys'
 import QRCode from 'qrcode'
 import { openAuthStore, removeAuthStore } from './auth-store.js'
 import { Backoff } from './backoff.js'
 import { WorkerError } from './errors.js'
 import { makeBaileysLogger } from './logger.js'
+import { LinkMonitor } from './link-monitor.js'
 import { jidToPhone, phoneToJid } from './phone.js'
 import { SentIds } from './sent-ids.js'
 import { SentMessages } from './sent-messages.js'
@@ -88,6 +89,7 @@ export class WhatsAppSession extends EventEmitter {
     this.reconnectTimer = null
     this.reconnectAt = null
     this.stableTimer = null
+    this.link = null // LinkMonitor of the open socket (link-monitor.js)
     this.backoff = new Backoff({ baseMs: settings.reconnectBaseMs, maxMs: settings.reconnectMaxMs })
     this.onWhatsAppCache = new Map()
     this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
@@ -108,6 +110,8 @@ export class WhatsAppSession extends EventEmitter {
       qr: this.state === 'qr' ? this.qr : null,
       qr_image: this.state === 'qr' ? this.qrImage : null,
       last_error: this.lastError,
+      // while connected: whether the link demonstrably works (frames, pings answered, events flowing)
+      link: this.state === 'connected' && this.link ? this.link.snapshot() : null,
       reconnect: {
         attempt: this.backoff.attempt,
         scheduled: this.reconnectTimer !== null,
@@ -291,6 +295,34 @@ export class WhatsAppSession extends EventEmitter {
     })
   }
 
+  // Link liveness while connected: any frame from the server counts; after WA_LINK_PROBE_MS of
+  // silence one ping goes out (fire and forget: its answer is a frame like any other), and with no
+  // frame WA_LINK_TIMEOUT_MS after it the link is dead: the socket is ended with 408 (timedOut), so
+  // onClose schedules the usual reconnect with backoff instead of waiting 35 s for Baileys' keep-alive.
+  watchLink (sock, generation) {
+    this.link?.stop()
+    const monitor = new LinkMonitor({
+      probeAfterMs: this.settings.linkProbeMs,
+      timeoutMs: this.settings.linkTimeoutMs,
+      isBuffering: () => sock.ev.isBuffering?.() ?? false,
+      probe: () => sock.sendNode({
+        tag: 'iq',
+        attrs: { id: sock.generateMessageTag(), to: S_WHATSAPP_NET, type: 'get', xmlns: 'w:p' },
+        content: [{ tag: 'ping', attrs: {} }]
+      }),
+      onDead: (info) => {
+        if (generation !== this.generation || this.closing || this.link !== monitor) return
+        this.log.warn({ reason: info.reason, last_frame_age_ms: info.last_frame_age_ms, probe_after_ms: this.settings.linkProbeMs,
+          timeout_ms: this.settings.linkTimeoutMs }, 'session.link_dead')
+        const err = Object.assign(new Error(`link dead: ${info.message}`), { output: { statusCode: DisconnectReason.timedOut } })
+        Promise.resolve(sock.end(err)).catch((e) => this.log.debug({ err: e }, 'session.end_failed'))
+      }
+    })
+    this.link = monitor
+    sock.ws.on('frame', () => monitor.frame())
+    monitor.start()
+  }
+
   // beforeReceiptAck: the statuses a contact's receipt gives messages this worker sent, journaled
   // before Baileys acks the receipt (an unacked receipt is delivered again at the next login).
   async onReceiptNode (node) {
@@ -410,6 +442,8 @@ export class WhatsAppSession extends EventEmitter {
   }
 
   clearTimers () {
+    this.link?.stop()
+    this.link = null
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     if (this.stableTimer) clearTimeout(this.stableTimer)
     this.reconnectTimer = null
@@ -460,6 +494,7 @@ export class WhatsAppSession extends EventEmitter {
       this.me = sock.user ? { id: sock.user.id, name: sock.user.name ?? sock.user.verifiedName ?? null } : null
       this.lastError = null
       this.setState('connected', { phone_number: this.me ? jidToPhone(this.me.id) : null })
+      this.watchLink(sock, generation)
       this.stableTimer = setTimeout(() => {
         this.stableTimer = null
         this.backoff.reset()

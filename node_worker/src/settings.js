@@ -65,6 +65,10 @@ export function readSettings (env = process.env) {
     qrTimeoutMs: int(env, 'WA_QR_TIMEOUT_MS', 0, 0) || undefined,
     keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
+    // link liveness (src/link-monitor.js): a ping after this much silence from the server, and the
+    // link is dead (reconnect) when nothing at all arrives within the timeout after it
+    linkProbeMs: int(env, 'WA_LINK_PROBE_MS', 10000, 100),
+    linkTimeoutMs: int(env, 'WA_LINK_TIMEOUT_MS', 10000, 100),
     shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
     // events the gateway has not acknowledged yet, on disk (src/events.js); past the bound the oldest go
     eventsDir: path.join(dataDir, 'events'),

@@ -76,13 +76,14 @@ def first_seq(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM events").fetchone()[0]
 
 
-def prune(conn: sqlite3.Connection, older_than: float, keep_from_seq: int | None = None) -> int:
-    """Drop events created before ``older_than`` (and below ``keep_from_seq``, what a reader still needs)."""
+def prune(conn: sqlite3.Connection, older_than: float, read_upto: int | None = None) -> int:
+    """Drop events created before ``older_than`` and, when given, not beyond ``read_upto`` (the events
+    after it a reader still has to read)."""
     sql = "DELETE FROM events WHERE created_at < ?"
     args: list[Any] = [older_than]
-    if keep_from_seq is not None:
-        sql += " AND seq < ?"
-        args.append(keep_from_seq)
+    if read_upto is not None:
+        sql += " AND seq <= ?"
+        args.append(read_upto)
     return conn.execute(sql, args).rowcount
 
 

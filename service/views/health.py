@@ -11,12 +11,29 @@ from ..errors import ApiError
 from ..keys import AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS, WORKER
 
 
-async def _whatsapp_state(request: web.Request) -> tuple[str, str | None]:
+async def _whatsapp_state(request: web.Request) -> tuple[str, str | None, dict | None]:
+    """The worker's session state, its last error and, while connected, its link (see the worker's
+    link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
     try:
         status = await request.app[WORKER].status()
     except ApiError as exc:
-        return "unknown", exc.message
-    return status.get("state", "unknown"), status.get("last_error")
+        return "unknown", exc.message, None
+    link = status.get("link")
+    return status.get("state", "unknown"), status.get("last_error"), link if isinstance(link, dict) else None
+
+
+def _link_problem(wa_state: str, link: dict | None) -> tuple[str, str] | None:
+    """Why a session that says connected does not demonstrably work: (code, message), or None.
+    The messages carry only durations, never a number or a path (the probes are open)."""
+    if wa_state != "connected" or link is None:
+        return None
+    if link.get("alive") is False:
+        why = link.get("message") or link.get("reason") or "no frames from WhatsApp"
+        return "whatsapp_link_dead", f"the WhatsApp link is dead: {why}; the worker reconnects"
+    if link.get("events_stuck"):
+        held = (link.get("buffering_ms") or 0) / 1000
+        return "whatsapp_events_stuck", f"Baileys has held back events for {held:.1f} s"
+    return None
 
 
 async def health(request: web.Request) -> web.Response:
@@ -25,7 +42,7 @@ async def health(request: web.Request) -> web.Response:
     detailed = request.get(AUTHENTICATED, False)
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
-    wa_state, wa_error = await _whatsapp_state(request)
+    wa_state, wa_error, link = await _whatsapp_state(request)
     reasons = []
     if snap.state != "RUNNING":
         detail = (snap.error or snap.description or snap.spawn_error) if detailed else None
@@ -33,6 +50,9 @@ async def health(request: web.Request) -> web.Response:
     if wa_state != "connected":
         detail = wa_error if detailed else None
         reasons.append(f"whatsapp is {wa_state}" + (f": {detail}" if detail else ""))
+    problem = _link_problem(wa_state, link)
+    if problem:
+        reasons.append(problem[1])
     body = {
         "status": "ok" if not reasons else "degraded",
         "reasons": reasons,
@@ -65,7 +85,7 @@ async def health(request: web.Request) -> web.Response:
                 "last_error": dog.last_error,
             },
         },
-        "whatsapp": {"state": wa_state},
+        "whatsapp": {"state": wa_state, "link": link},
         # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
         "webhooks": await request.app[WEBHOOKS].summary() if WEBHOOKS in request.app else {},
     }
@@ -78,9 +98,16 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     snap = request.app[MONITOR].snapshot
-    wa_state, _ = await _whatsapp_state(request)
-    ok = snap.state == "RUNNING" and wa_state == "connected"
-    return web.json_response(
-        {"status": "ready" if ok else "not_ready", "worker": snap.state, "whatsapp": wa_state},
-        status=200 if ok else 503,
-    )
+    wa_state, _, link = await _whatsapp_state(request)
+    body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
+    if snap.state != "RUNNING":
+        problem = ("worker_not_running", f"the worker is {snap.state}")
+    elif wa_state != "connected":
+        problem = ("whatsapp_not_connected", f"WhatsApp is {wa_state}")
+    else:
+        problem = _link_problem(wa_state, link)
+    if problem is None:
+        return web.json_response(body)
+    code, message = problem
+    body |= {"status": "not_ready", "error": {"code": code, "message": message}}
+    return web.json_response(body, status=503)

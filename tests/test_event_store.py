@@ -1,0 +1,104 @@
+"""The gateway's side of the hand-over, against a real SQLite file: each worker event stored once,
+inbound messages with their phone number and LID, statuses as events in the same transaction as the
+outbox change, and a bounded log that never drops what a webhook endpoint still has to read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from service.retention import prune_events, prune_once
+from service.store import events, inbound, outbox
+from service.store.db import Database
+
+A = outbox.DEFAULT_ACCOUNT
+PN = "15550008801@s.whatsapp.net"
+LID = "90000000008801@lid"
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(tmp_path / "gateway.db").open()
+    yield database
+    database.close()
+
+
+def message(**over):
+    base = {"type": "message", "event_id": "in:x:WA1", "id": "WA1", "from": "+15550008801", "lid": None,
+            "from_jid": PN, "push_name": "Ana", "timestamp": 1764000000, "kind": "text", "text": "olá 👋",
+            "offline": False}
+    return base | over
+
+
+def test_a_repeated_worker_event_is_stored_once(db):
+    now = time.time()
+    first = db.call(inbound.store_worker_events, A, [message(), message()], now)
+    assert first[0]["event"] is not None and first[1]["event"] is None
+    again = db.call(inbound.store_worker_event, A, message(), now + 5)  # the worker handed it over again
+    assert again["event"] is None
+    rows = db.call(inbound.list_messages, A)
+    assert len(rows) == 1 and rows[0]["body"] == "olá 👋"
+    log = db.call(events.after, 0)
+    assert [e["type"] for e in log] == ["message.received"]
+    body = json.loads(log[0]["payload"])
+    assert body["id"] == log[0]["id"] and body["id"].startswith("evt_")
+    data = body["data"]
+    assert data["phone_number"] == "+15550008801" and data["whatsapp_id"] == "WA1" and data["text"] == "olá 👋"
+    assert data["timestamp"] == "2025-11-24T16:00:00.000Z"
+    assert db.call(outbox.is_known_contact, A, "+15550008801")  # the governor's known contacts
+
+
+def test_a_message_written_by_lid_keeps_phone_number_and_lid_and_orders_by_contact(db):
+    stored = db.call(inbound.store_worker_event, A,
+                     message(event_id="in:lid:WA2", id="WA2", from_jid=LID, lid=LID, offline=True), time.time())
+    data = json.loads(stored["event"]["payload"])["data"]
+    assert (data["phone_number"], data["lid"], data["chat_jid"], data["offline"]) == ("+15550008801", LID, LID, True)
+    assert stored["event"]["subject"] == "+15550008801"
+    only_lid = db.call(inbound.store_worker_event, A, message(event_id="in:lid:WA3", id="WA3", from_jid=LID,
+                                                              lid=LID, **{"from": None}), time.time())
+    assert only_lid["event"]["subject"] == LID  # no number known yet: ordered by the LID
+
+
+def test_unusable_or_unknown_events_change_nothing(db):
+    for bad in ({"type": "message", "id": None, "from_jid": PN}, {"type": "message", "id": "X"},
+                {"type": "message.status", "id": "NOT-OURS", "status": "delivered"},
+                {"type": "message.status", "id": None, "status": "read"}, {"type": "mystery"}):
+        assert db.call(inbound.store_worker_event, A, bad, time.time()) == {"event": None, "message": None}
+    assert db.call(events.after, 0) == [] and db.call(inbound.list_messages, A) == []
+
+
+def test_a_receipt_moves_the_outbox_and_logs_one_status_event(db):
+    now = time.time()
+    row, _ = db.call(lambda c: outbox.accept(c, account=A, phone_number="+15550008802", body="x",
+                                             idempotency_key=None, now=now, ttl=60, max_outbox=10))
+    receipt = {"type": "message.status", "id": row["wa_id"], "status": "delivered", "event_id": "status:d"}
+    moved = db.call(inbound.store_worker_event, A, receipt, now)
+    assert moved["message"]["status"] == "delivered" and moved["message"]["sent_at"] is not None
+    assert db.call(inbound.store_worker_event, A, receipt, now)["message"] is None  # a repeat: no step back
+    log = [json.loads(e["payload"]) for e in db.call(events.after, 0)]
+    assert [(e["type"], e["data"]["status"]) for e in log] == [("message.status", "delivered")]
+    assert log[0]["data"]["id"] == row["id"]
+
+
+def test_session_changes_are_events_once_each(db):
+    change = {"type": "session.status", "state": "connected", "phone_number": "+15550000001", "event_id": "s1"}
+    db.call(inbound.store_worker_events, A, [change, change], time.time())
+    log = db.call(events.after, 0, types=("session.status",))
+    assert len(log) == 1 and json.loads(log[0]["payload"])["data"]["state"] == "connected"
+
+
+def test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_cursor(db):
+    old = time.time() - 40 * 86400
+    for n in range(5):
+        db.call(events.append, A, "session.status", {"state": f"s{n}"}, old + n)
+    db.call(lambda c: c.execute("INSERT INTO webhook_endpoints (url, cursor, active, created_at, updated_at)"
+                                " VALUES ('http://r', 3, 1, 0, 0)"))
+    assert db.call(prune_events, time.time() - 30 * 86400) == 3  # seq 1..3 only: the endpoint read those
+    assert [e["seq"] for e in db.call(events.after, 0)] == [4, 5]
+    db.call(lambda c: c.execute("UPDATE webhook_endpoints SET cursor = 5"))
+    assert asyncio.run(prune_once(db, 30 * 86400)) == 2
+    fresh = db.call(events.append, A, "session.status", {"state": "new"}, time.time())
+    assert fresh["seq"] == 6  # AUTOINCREMENT: a reader's cursor never points at a different event
