@@ -27,8 +27,17 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - node_worker/src/session.js, getMessage returning undefined (retry receipts unanswered after a restart):
     tests/test_retry_receipts.py::test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store
     node_worker/test/retry-receipts.test.js::a retry receipt that reaches the worker only after its restart is answered from the durable store
-- node_worker/src/session.js, the raw CB:receipt status listener removed:
+- node_worker/src/session.js, the beforeReceiptAck hook (receipt statuses straight from the socket) removed:
     node_worker/test/retry-receipts.test.js::sent and delivered reach the journal promptly right after a reconnect, with the caller's id
+- node_worker/patches/*002+durable-before-receipt*, the beforeMessageReceipt hook not called (receipt before durable):
+    node_worker/test/durable-receipt.test.js::the receipt for a contact's message goes out only after the message is in the journal on disk
+- service/views/stream.py, Last-Event-ID ignored (a resumed SSE stream starts from now):
+    tests/test_event_stream.py::test_sse_resumes_with_last_event_id_and_misses_nothing
+- service/retention.py, pruning events a webhook endpoint has not read; service/store/inbound.py, no dedupe:
+    tests/test_event_store.py::test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_cursor
+    tests/test_event_store.py::test_a_repeated_worker_event_is_stored_once
+- service/governor.py, the token check removed, through the whole stack:
+    tests/test_governor.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
 - service/governor.py, the token check, the jitter or the budget restore removed:
     tests/test_governor.py::test_the_rate_holds_over_200_sends
     tests/test_governor.py::test_jitter_spreads_consecutive_sends_within_its_bound

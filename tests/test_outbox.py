@@ -529,7 +529,7 @@ async def test_list_get_cancel_and_bad_input(api):
     await error_of(await client.get("/messages/01NOPE", headers=AUTH), 404, "message_not_found")
     await error_of(await client.delete("/messages/01NOPE", headers=AUTH), 404, "message_not_found")
     for query, code in [("limit=0", "invalid_limit"), ("limit=x", "invalid_limit"), ("status=lost", "invalid_status"),
-                        ("cursor=%21%21", "invalid_cursor"), ("direction=in", "invalid_direction"),
+                        ("cursor=%21%21", "invalid_cursor"), ("direction=sideways", "invalid_direction"), ("direction=in&status=sent", "invalid_status"),
                         ("phone_number=12", "invalid_phone_number")]:
         await error_of(await client.get(f"/messages?{query}", headers=AUTH), 400, code)
     for wait in ("-1", "abc", "nan", "61"):
