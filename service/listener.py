@@ -22,7 +22,6 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import structlog
 from supervisor import childutils

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import events, outbox
 from .ids import new_id
+from .paging import newest_first
 
 # What a worker's message.status says about our outbox message.
 RECEIPT_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read"}
@@ -84,17 +85,8 @@ def store_worker_events(conn: sqlite3.Connection, account: str, batch: list[dict
 def list_messages(conn: sqlite3.Connection, account: str, *, phone_number: str | None = None, limit: int = 50,
                   before_seq: int | None = None) -> list[dict]:
     """Newest first; ``before_seq`` continues after the last row of the previous page."""
-    sql = "SELECT * FROM inbound_messages WHERE account = ?"
-    args: list[Any] = [account]
-    if phone_number is not None:
-        sql += " AND phone_number = ?"
-        args.append(phone_number)
-    if before_seq is not None:
-        sql += " AND seq < ?"
-        args.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    return [dict(r) for r in conn.execute(sql, args)]
+    return newest_first(conn, "SELECT * FROM inbound_messages", {"account": account, "phone_number": phone_number},
+                        limit=limit, before_seq=before_seq)
 
 
 def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict | None:

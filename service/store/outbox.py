@@ -14,6 +14,7 @@ from typing import Any
 
 from . import events
 from .ids import new_id
+from .paging import newest_first
 
 DEFAULT_ACCOUNT = "default"
 IDEMPOTENCY_WINDOW = 24 * 3600.0
@@ -122,20 +123,8 @@ def by_wa_id(conn: sqlite3.Connection, account: str, wa_id: str) -> dict | None:
 def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "out", status: str | None = None,
                   phone_number: str | None = None, limit: int = 50, before_seq: int | None = None) -> list[dict]:
     """Newest first; ``before_seq`` continues after the last row of the previous page."""
-    sql = "SELECT * FROM messages WHERE account = ? AND direction = ?"
-    args: list[Any] = [account, direction]
-    if status is not None:
-        sql += " AND status = ?"
-        args.append(status)
-    if phone_number is not None:
-        sql += " AND phone_number = ?"
-        args.append(phone_number)
-    if before_seq is not None:
-        sql += " AND seq < ?"
-        args.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    return [dict(r) for r in conn.execute(sql, args)]
+    filters = {"account": account, "direction": direction, "status": status, "phone_number": phone_number}
+    return newest_first(conn, "SELECT * FROM messages", filters, limit=limit, before_seq=before_seq)
 
 
 def pending_count(conn: sqlite3.Connection, account: str) -> int:

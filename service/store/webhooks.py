@@ -14,10 +14,10 @@ Statuses: ``pending`` -> ``delivered`` | ``failed`` (dead-lettered); ``retry`` p
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from . import events
 from .ids import new_id
+from .paging import newest_first
 
 STATUSES = ("pending", "delivered", "failed")
 _COLUMNS = ("seq, id, endpoint, event_seq, event_id, event_type, account, subject, payload, status, attempts, "
@@ -175,20 +175,8 @@ def get(conn: sqlite3.Connection, delivery_id: str) -> dict | None:
 def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endpoint: str | None = None,
                     limit: int = 50, before_seq: int | None = None) -> list[dict]:
     """Newest first; ``before_seq`` continues a page."""
-    sql = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE 1 = 1"
-    args: list[Any] = []
-    if status is not None:
-        sql += " AND status = ?"
-        args.append(status)
-    if endpoint is not None:
-        sql += " AND endpoint = ?"
-        args.append(endpoint)
-    if before_seq is not None:
-        sql += " AND seq < ?"
-        args.append(before_seq)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    return [dict(r) for r in conn.execute(sql, args)]
+    return newest_first(conn, f"SELECT {_COLUMNS} FROM webhook_deliveries", {"status": status, "endpoint": endpoint},
+                        limit=limit, before_seq=before_seq)
 
 
 def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float) -> dict | None:

@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import math
 import time
 
 import structlog
 from aiohttp import web
 
+from . import paging
 from ..errors import ApiError, BadRequest, Conflict, NotFound, error_response
 from ..keys import DATABASE, DISPATCHER, SETTINGS
 from ..models import MessageOut, MessagePage, SendRequest, parse
@@ -124,18 +123,11 @@ async def get_message(request: web.Request) -> web.Response:
 
 
 def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"m1:{seq}".encode()).decode().rstrip("=")
+    return paging.encode("m1", seq)
 
 
 def _seq(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "m1" or not number.isdigit():
-            raise ValueError
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("cursor must be a next_cursor from an earlier page.", code="invalid_cursor") from None
+    return paging.decode("m1", cursor)
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -154,10 +146,7 @@ async def list_messages(request: web.Request) -> web.Response:
             phone = phone_number(phone)
         except InvalidInput as exc:
             raise BadRequest(exc.message, code=exc.code or "invalid_phone_number") from None
-    raw_limit = query.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.", code="invalid_limit")
-    limit = int(raw_limit)
+    limit = paging.limit(query, MAX_LIMIT)
     before = _seq(query["cursor"]) if "cursor" in query else None
     if direction == "in":
         rows = await request.app[DATABASE].run(

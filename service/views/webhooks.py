@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 
 import structlog
 from aiohttp import web
 
+from . import paging
 from ..errors import BadRequest, Conflict, NotFound
 from ..keys import DATABASE, SETTINGS, WEBHOOKS
 from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, parse
@@ -23,18 +22,11 @@ MAX_LIMIT = 200
 
 
 def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"d1:{seq}".encode()).decode().rstrip("=")
+    return paging.encode("d1", seq)
 
 
 def _seq(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "d1" or not number.isdigit():
-            raise ValueError
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("cursor must be a next_cursor from an earlier page.", code="invalid_cursor") from None
+    return paging.decode("d1", cursor)
 
 
 def _out(request: web.Request, row: dict, *, with_event: bool = False) -> DeliveryOut:
@@ -55,10 +47,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     status = query.get("status")
     if status is not None and status not in store.STATUSES:
         raise BadRequest(f"status must be one of {', '.join(store.STATUSES)}.", code="invalid_status")
-    raw_limit = query.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.", code="invalid_limit")
-    limit = int(raw_limit)
+    limit = paging.limit(query, MAX_LIMIT)
     before = _seq(query["cursor"]) if "cursor" in query else None
     endpoint = await _endpoint(request, query["endpoint"]) if "endpoint" in query else None
     rows = await request.app[DATABASE].run(store.list_deliveries, status=status, endpoint=endpoint,
