@@ -7,10 +7,8 @@ import time
 
 from aiohttp import web
 
-from .events import EventConsumer
-from .dispatch import Dispatcher
-from .governor import Governor, GovernorPolicy
-from .keys import DATABASE, DISPATCHER, EVENTS, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
+from .accounts import AccountRuntime
+from .keys import ACCOUNTS, DATABASE, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
 from .middlewares import MIDDLEWARES, setup_security
 from .notify import Notifier
 from .retention import retention_ctx
@@ -22,7 +20,8 @@ from .webhooks.delivery import start_webhooks
 from .worker_client import WorkerClient
 
 
-async def _worker_link(app: web.Application):
+async def _accounts(app: web.Application):
+    """The worker link and every account's event reader and dispatcher (service/accounts.py)."""
     settings = app[SETTINGS]
     monitor = app[MONITOR]
     worker = WorkerClient(
@@ -31,13 +30,14 @@ async def _worker_link(app: web.Application):
     )
     await worker.start()
     app[WORKER] = worker
-    events = EventConsumer(worker, app[DATABASE])
-    events.on_stored.append(app[NOTIFIER].notify)
-    app[EVENTS] = events
-    events.on_stored.append(app[WEBHOOKS].notify)  # new events: the webhook workers look now
-    events.start()
+    # New events (and outbox changes, which add message.status events) wake the SSE streams and the
+    # webhook workers at once.
+    wake = [app[NOTIFIER].notify, app[WEBHOOKS].notify]
+    runtime = AccountRuntime(settings, app[DATABASE], worker, on_event_stored=wake, on_message_changed=wake)
+    app[ACCOUNTS] = runtime
+    await runtime.start()
     yield
-    await events.stop()
+    await runtime.stop()
     await worker.close()
 
 
@@ -65,23 +65,6 @@ async def _webhooks(app: web.Application):
     await service.stop()
 
 
-async def _outbox(app: web.Application):
-    """The dispatcher; it hears every worker event from the first one on (registered before any await)."""
-    settings = app[SETTINGS]
-    dispatcher = Dispatcher(
-        app[DATABASE], app[WORKER], Governor(getattr(settings, "governor", None) or GovernorPolicy()),
-        concurrency=settings.dispatch_concurrency, max_attempts=settings.send_max_attempts,
-        retry_base=settings.send_retry_base, retry_max=settings.send_retry_max,
-    )
-    app[EVENTS].listeners.append(dispatcher.on_event)
-    dispatcher.on_change.append(app[NOTIFIER].notify)
-    dispatcher.on_change.append(app[WEBHOOKS].notify)  # message.status events: webhooks look now
-    app[DISPATCHER] = dispatcher
-    await dispatcher.start()
-    yield
-    await dispatcher.stop()
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -95,7 +78,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_webhooks)
-    app.cleanup_ctx.append(_worker_link)
-    app.cleanup_ctx.append(_outbox)
+    app.cleanup_ctx.append(_accounts)
     setup_routes(app)
     return app

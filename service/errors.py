@@ -35,6 +35,11 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
 class RequestTimeout(ApiError):
     status = 408
     code = "request_timeout"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from .api_keys import ApiKeys
-from .dispatch import Dispatcher
-from .events import EventConsumer
+from .accounts import AccountRuntime
 from .notify import Notifier
+from .scoped_keys import ScopedKeys
 from .settings import Settings
 from .store.db import Database
 from .supervision import SupervisorMonitor
@@ -18,12 +18,19 @@ SETTINGS = web.AppKey("settings", Settings)
 STARTED_AT = web.AppKey("started_at", float)
 WORKER = web.AppKey("worker", WorkerClient)
 MONITOR = web.AppKey("monitor", SupervisorMonitor)
-EVENTS = web.AppKey("events", EventConsumer)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 DATABASE = web.AppKey("database", Database)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+ACCOUNTS = web.AppKey("accounts", AccountRuntime)
 # Rung after every commit that added to the event log (the SSE stream and webhooks wait on it).
 NOTIFIER = web.AppKey("notifier", Notifier)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
-# Per request: whether a valid API key came with it (the open /health paths show more when so).
+# The keys scoped to one account, cached in memory (service/scoped_keys.py); invalidate() after any
+# change to account_keys or to the registry (a deleted account's keys must stop working at once).
+SCOPED_KEYS = web.AppKey("scoped_keys", ScopedKeys)
+# Per request: whether an admin API key came with it (the open /health paths show more when so; a
+# key scoped to one account does not count: it sees what anyone sees).
 AUTHENTICATED = web.RequestKey("authenticated", bool)
+# Per request with a valid key: the account its key is scoped to, or None for an admin key. Not set
+# on an open probe called without a key: read it with request.get(SCOPE) only behind AUTHENTICATED,
+# or on routes that require a key (all but /health, /health/live, /health/ready).
+SCOPE = web.RequestKey("scope", str)

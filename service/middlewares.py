@@ -1,5 +1,5 @@
 """What every request goes through, outermost first: request id and log line, CORS, error
-rendering, and the API key.
+rendering, and the API key with its scope.
 
 ``setup_security(app)`` resolves the API keys (``WA_API_KEY`` or the data dir's key file) once at
 start-up; ``MIDDLEWARES`` is the order the app factory installs.
@@ -18,7 +18,9 @@ from aiohttp import web
 
 from . import api_keys
 from .errors import ApiError, ClientAborted, error_response
-from .keys import API_KEYS, AUTHENTICATED, SETTINGS
+from .keys import API_KEYS, AUTHENTICATED, DATABASE, SCOPE, SCOPED_KEYS, SETTINGS
+from .scoped_keys import ScopedKeys
+from .store.accounts import DEFAULT_ACCOUNT
 
 log = structlog.get_logger("gateway.http")
 
@@ -32,6 +34,7 @@ CORS_ALLOW_METHODS = "GET, POST, DELETE"
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
@@ -47,6 +50,7 @@ def setup_security(app: web.Application) -> api_keys.ApiKeys:
     settings = app[SETTINGS]
     keys = api_keys.resolve(",".join(settings.api_keys), settings.data_dir)
     app[API_KEYS] = keys
+    app[SCOPED_KEYS] = ScopedKeys()  # keys scoped to one account: loaded from the store on first use
     if keys.source == "env":
         log.info("gateway.api_key", source="WA_API_KEY", keys=len(keys.keys))
     else:
@@ -174,9 +178,48 @@ def unauthorized(invalid: bool) -> web.Response:
     )
 
 
+# --- scoped keys: what a key of one account may call ---------------------------------------------
+# Routes with an {account} in the path that only an admin key may call even for the key's own account.
+ADMIN_ONLY_PREFIXES = ("/accounts/{account}/keys",)
+ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}")})
+# The original routes act on `default`: a key scoped to `default` may call them (exactly and below).
+DEFAULT_EXACT = frozenset({"/status", "/connect", "/disconnect", "/send"})
+DEFAULT_TREES = ("/messages", "/events")
+
+
+def scope_allows(request: web.Request, account: str) -> bool:
+    """Whether a key scoped to ``account`` may call this request's route. Allowed: the open probes;
+    routes whose ``{account}`` is its account, except the admin-only ones (its keys, deleting it);
+    the original per-account routes when it is ``default``'s. Refused: everything else (the account
+    list and creation, other accounts, /webhooks/..., and any route added later without an
+    ``{account}``: deny by default). An unknown route or method answers its 404/405 as usual."""
+    match = request.match_info
+    if match.http_exception is not None or request.path in OPEN_PATHS:
+        return match["account"] == account
+    resource = match.route.resource
+    pattern = resource.canonical if resource is not None else ""
+    if (request.method, pattern) in ADMIN_ONLY_ROUTES or pattern.startswith(ADMIN_ONLY_PREFIXES):
+        return False
+    if "account" in match:
+        return True
+    if account != DEFAULT_ACCOUNT:
+        return False
+    return pattern in DEFAULT_EXACT or any(pattern == t or pattern.startswith(t + "/") for t in DEFAULT_TREES)
+
+
+def forbidden(account: str) -> web.Response:
+    return error_response(
+        403, "forbidden",
+        f"This API key is scoped to the account {account}: it may only use that account's routes, "
+        "and not manage accounts, keys or webhooks; use the admin key.",
+    )
+
+
 @web.middleware
 async def api_key(request: web.Request, handler):
-    """Every endpoint but the probes needs a key; a wrong key is refused everywhere, probes too."""
+    """Every endpoint but the probes needs a key; a wrong key is refused everywhere, probes too.
+    An admin key (WA_API_KEY or the key file) may call everything; a key scoped to one account only
+    what ``scope_allows`` lets it (else 403); a revoked or unknown key is 401."""
     given = _presented(request)
     if given is None:
         request[AUTHENTICATED] = False
@@ -184,9 +227,20 @@ async def api_key(request: web.Request, handler):
             return await handler(request)
         return unauthorized(invalid=False)
     keys = request.app[API_KEYS]
-    if not any([key_is_valid(keys, g) for g in given]):  # a list: check all, no short circuit
+    if any([key_is_valid(keys, g) for g in given]):  # a list: check all, no short circuit
+        request[AUTHENTICATED] = True
+        request[SCOPE] = None
+        return await handler(request)
+    database = request.app.get(DATABASE)
+    scoped = await request.app[SCOPED_KEYS].lookup(database, given) if database is not None else None
+    if scoped is None:
         return unauthorized(invalid=True)
-    request[AUTHENTICATED] = True
+    request.app[SCOPED_KEYS].touch(database, scoped)
+    structlog.contextvars.bind_contextvars(key_id=scoped.id)  # which key, never its value
+    request[AUTHENTICATED] = False  # /health details are for admin keys only
+    request[SCOPE] = scoped.account
+    if not scope_allows(request, scoped.account):
+        return forbidden(scoped.account)
     return await handler(request)
 
 

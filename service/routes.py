@@ -1,25 +1,44 @@
-"""The public URL map, in one place."""
+"""The public URL map, in one place.
+
+Every per-account route exists twice: under ``/accounts/{account}`` for any account, and at its
+original path (``/status``, ``/send``, ...) for ``default``, so the seed's callers keep working.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .views import events, health, messages, session, stream, webhooks
+from .views import accounts, events, health, keys, messages, session, stream, webhooks
+
+# (method, path, handler) of every route that acts on one account.
+PER_ACCOUNT = (
+    ("GET", "/status", session.status),
+    ("POST", "/connect", session.connect),
+    ("POST", "/disconnect", session.disconnect),
+    ("POST", "/send", messages.send),
+    ("GET", "/messages", messages.list_messages),
+    ("GET", "/messages/{id}", messages.get_message),
+    ("DELETE", "/messages/{id}", messages.cancel),
+    ("GET", "/events", events.list_events),
+    ("GET", "/events/stream", stream.stream),
+)
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", health.health)
     app.router.add_get("/health/live", health.live)
     app.router.add_get("/health/ready", health.ready)
-    app.router.add_get("/status", session.status)
-    app.router.add_post("/connect", session.connect)
-    app.router.add_post("/disconnect", session.disconnect)
-    app.router.add_post("/send", messages.send)
-    app.router.add_get("/messages", messages.list_messages)
-    app.router.add_get("/messages/{id}", messages.get_message)
-    app.router.add_delete("/messages/{id}", messages.cancel)
-    app.router.add_get("/events", events.list_events)
-    app.router.add_get("/events/stream", stream.stream)
+    for method, path, handler in PER_ACCOUNT:
+        app.router.add_route(method, path, handler)
+    app.router.add_get("/accounts", accounts.list_accounts)
+    app.router.add_post("/accounts", accounts.create)
+    app.router.add_get("/accounts/{account}", accounts.get)
+    app.router.add_delete("/accounts/{account}", accounts.delete)
+    app.router.add_post("/accounts/{account}/keys", keys.create_key)  # admin key only (middlewares.py)
+    app.router.add_get("/accounts/{account}/keys", keys.list_keys)
+    app.router.add_delete("/accounts/{account}/keys/{id}", keys.revoke_key)
+    for method, path, handler in PER_ACCOUNT:
+        app.router.add_route(method, "/accounts/{account}" + path, handler)
     app.router.add_get("/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/webhooks/deliveries/retry", webhooks.retry_failed)
     app.router.add_get("/webhooks/deliveries/{id}", webhooks.get_delivery)

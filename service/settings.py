@@ -141,6 +141,7 @@ class Settings:
     send_retry_base: float  # WA_SEND_RETRY_BASE / WA_SEND_RETRY_MAX: the retry backoff, capped
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
+    max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
     # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
     webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
@@ -215,6 +216,7 @@ class Settings:
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),
             dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
             event_retention=_number(env, "WA_EVENT_RETENTION_DAYS", 30.0, minimum=0.01) * 86400.0,
+            max_accounts=_number(env, "WA_MAX_ACCOUNTS", 100, minimum=1, cast=int),
             webhook_urls=_webhook_urls(env),
             webhook_events=_webhook_events(env),
             webhook_secrets=_webhook_secrets(env),

@@ -244,3 +244,42 @@ def idempotency_key(value: str) -> str:
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidInput("Idempotency-Key must be 1 to 255 visible ASCII characters.", "invalid_idempotency_key")
     return value
+
+
+# --- account names -------------------------------------------------------------------------------
+
+# A slug: lower-case ASCII letters, digits and '-', starting with a letter and ending with a letter or
+# a digit, 2 to 32 characters. Safe as one URL path segment, a file or directory name, a supervisord
+# or log field, and the same on case-insensitive file systems (lower case only).
+_ACCOUNT_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,30}[a-zA-Z0-9]")
+ACCOUNT_NAME_EXAMPLE = "sales-eu"
+# Words that read as routes or roles rather than accounts (``/accounts/new``, ``/accounts/me``): refused
+# so that no account can be mistaken for one. ``default`` is no reserved word: it always exists
+# (creating it again is a 409 account_exists).
+RESERVED_ACCOUNT_NAMES = frozenset({
+    "accounts", "account", "admin", "administrator", "all", "any", "api", "connect", "disconnect", "docs",
+    "events", "gateway", "health", "keys", "me", "messages", "metrics", "new", "none", "null", "openapi",
+    "root", "self", "send", "shard", "shards", "static", "status", "system", "webhooks", "worker",
+})
+
+
+def account_name(value: str) -> str:
+    """An account name as given (no normalisation: ``Sales`` is refused, not lower-cased)."""
+    if not _ACCOUNT_NAME.fullmatch(value):
+        raise InvalidInput(
+            "name must be 2 to 32 characters: lower-case letters a-z, digits and '-', starting with a "
+            f"letter and ending with a letter or digit, like {ACCOUNT_NAME_EXAMPLE}.",
+            "invalid_account_name",
+        )
+    if value in RESERVED_ACCOUNT_NAMES:
+        raise InvalidInput("name is a reserved word; choose another account name.", "reserved_account_name")
+    return value
+
+
+def key_label(value: str) -> str:
+    """A scoped key's label: at most 100 characters, no control characters."""
+    if len(value) > 100:
+        raise InvalidInput("label must be at most 100 characters.")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value) or _LONE_SURROGATE.search(value):
+        raise InvalidInput("label must be printable text (no control characters).")
+    return value

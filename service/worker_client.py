@@ -20,7 +20,49 @@ from .errors import ApiError, WorkerUnavailable
 log = structlog.get_logger("gateway.worker_client")
 
 
-class WorkerClient:
+class _WorkerApi:
+    """The worker's internal API, for whichever account ``request`` addresses."""
+
+    _timeout: float
+
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                      timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    async def status(self) -> dict:
+        return await self.request("GET", "/status")
+
+    async def connect(self, wait_qr: float) -> dict:
+        return await self.request(
+            "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
+        )
+
+    async def disconnect(self) -> dict:
+        return await self.request("POST", "/disconnect")
+
+    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict:
+        """``message_id`` becomes the WhatsApp message id (the outbox derives it from its own id)."""
+        body = {"phone_number": phone_number, "text": text}
+        if message_id is not None:
+            body["id"] = message_id
+        return await self.request("POST", "/send", json=body)
+
+    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
+        """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
+        params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
+        if boot_id:
+            params["boot_id"] = boot_id
+        return await self.request(
+            "GET", "/events", params=params,
+            timeout=wait + self._timeout,
+        )
+
+    async def ack_events(self, upto: int, boot_id: str | None) -> dict:
+        """The gateway stored every event up to ``upto``: the worker may forget them."""
+        return await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id})
+
+
+class WorkerClient(_WorkerApi):
     """``start_wait`` bounds how long a request waits for a worker that is starting (``may_come_up``
     says so): in the first second after a (re)start its socket is not there yet, and a caller is better
     served by a short wait than by a 503. Only connection failures are retried: such a request never
@@ -95,34 +137,28 @@ class WorkerClient:
         except (aiohttp.ContentTypeError, ValueError) as exc:
             raise ApiError("The worker sent an unreadable answer.", code="worker_protocol") from exc
 
-    async def status(self) -> dict:
-        return await self.request("GET", "/status")
+    def account(self, name: str) -> AccountWorker:
+        """The same connection, addressing one account (``/accounts/<name>/...`` at the worker)."""
+        return AccountWorker(self, name)
 
-    async def connect(self, wait_qr: float) -> dict:
-        return await self.request(
-            "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
-        )
 
-    async def disconnect(self) -> dict:
-        return await self.request("POST", "/disconnect")
+class AccountWorker(_WorkerApi):
+    """One account's view of the worker: every path is prefixed with ``/accounts/<name>``."""
 
-    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict:
-        """``message_id`` becomes the WhatsApp message id (the outbox derives it from its own id)."""
-        body = {"phone_number": phone_number, "text": text}
-        if message_id is not None:
-            body["id"] = message_id
-        return await self.request("POST", "/send", json=body)
+    def __init__(self, client: WorkerClient, name: str):
+        self._client = client
+        self._timeout = client._timeout
+        self.name = name
+        self._prefix = f"/accounts/{name}"
 
-    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
-        """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
-        params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
-        if boot_id:
-            params["boot_id"] = boot_id
-        return await self.request(
-            "GET", "/events", params=params,
-            timeout=wait + self._timeout,
-        )
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._client.request(method, self._prefix + path, **kwargs)
 
-    async def ack_events(self, upto: int, boot_id: str | None) -> dict:
-        """The gateway stored every event up to ``upto``: the worker may forget them."""
-        return await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id})
+    async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._client._request_once(method, self._prefix + path, **kwargs)
+
+    async def attach(self) -> dict:
+        return await self.request("POST", "/attach", json={})
+
+    async def detach(self) -> dict:
+        return await self.request("POST", "/detach", json={})

@@ -415,9 +415,10 @@ class StandInWorker:
 
     async def start(self, socket_path):
         app = web.Application()
-        app.router.add_get("/status", self._status)
-        app.router.add_post("/send", self._send)
-        app.router.add_get("/events", self._events)
+        for prefix in ("", "/accounts/{account}"):  # the gateway addresses /accounts/<name>/...
+            app.router.add_get(prefix + "/status", self._status)
+            app.router.add_post(prefix + "/send", self._send)
+            app.router.add_get(prefix + "/events", self._events)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -107,8 +107,9 @@ async def test_ready_and_health_follow_the_link_of_a_connected_worker(aiohttp_cl
         return web.json_response({"boot_id": "b", "last_seq": 0, "events": []})
 
     worker = web.Application()
-    worker.router.add_get("/status", status)
-    worker.router.add_get("/events", events)
+    for prefix in ("", "/accounts/{account}"):  # the gateway addresses /accounts/<name>/...
+        worker.router.add_get(prefix + "/status", status)
+        worker.router.add_get(prefix + "/events", events)
     runner = web.AppRunner(worker)
     await runner.setup()
     settings.worker_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -2,13 +2,12 @@
 // save credentials and close the WhatsApp socket without logging out.
 import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'
 import { exitOnConfigError } from './config-error.js'
-import { EventJournal } from './events.js'
+import { AccountHost } from './accounts.js'
 import { resolveFormat } from './log-record.js'
 import { makeLogger, routeConsole, routeWarnings } from './logger.js'
 import { assertDurableReceiptHooks } from './baileys-patches.js'
 import { applySandboxTrust } from './sandbox-trust.js'
-import { makeRoutes, startServer } from './server.js'
-import { WhatsAppSession } from './session.js'
+import { makeHandler, startServer } from './server.js'
 import { readSettings, SettingsError } from './settings.js'
 
 // Until the settings are read, a crash is still one contract record.
@@ -47,11 +46,11 @@ async function main () {
   } catch (err) {
     exitOnConfigError('worker', err.message)
   }
-  // Events the gateway has not stored yet, from before a crash included (src/events.js).
-  const journal = await EventJournal.open({ dir: settings.eventsDir, capacity: settings.eventBufferSize, logger: log })
-  const session = new WhatsAppSession({ settings, logger: log, journal })
-  const server = await startServer({ socketPath: settings.socketPath, routes: makeRoutes({ session, journal }), logger: log })
-  log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath }, 'worker.started')
+  // The accounts of this shard, each with its session and its journal of events the gateway has
+  // not stored yet (from before a crash included).
+  const host = new AccountHost({ settings, logger: log })
+  const server = await startServer({ socketPath: settings.socketPath, handler: makeHandler({ host }), logger: log })
+  log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath, shard: settings.shard }, 'worker.started')
 
   let stopping = false
   const stop = async (signal) => {
@@ -63,11 +62,10 @@ async function main () {
       process.exit(1)
     }, settings.shutdownTimeoutMs)
     deadline.unref()
-    journal.wakeAll()
+    host.wakeAll()
     server.close()
     server.closeAllConnections?.()
-    await session.shutdown()
-    await journal.close()
+    await host.shutdown()
     log.info('worker.stopped')
     process.exit(0)
   }
@@ -75,7 +73,7 @@ async function main () {
   process.on('SIGINT', () => { stop('SIGINT') })
 
   // A linked device logs straight back in after any restart; a new one waits for POST /connect.
-  await session.resume()
+  await host.resumeAll()
 }
 
 main().catch(crash)

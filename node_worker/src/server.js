@@ -5,6 +5,7 @@ import http from 'node:http'
 import { WorkerError } from './errors.js'
 import { readJsonObject } from './json-body.js'
 import { isE164 } from './phone.js'
+import { ACCOUNT_NAME, DEFAULT_ACCOUNT } from './accounts.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_WAIT_MS = 60000
@@ -34,21 +35,22 @@ const settled = (session, waitMs) => new Promise((resolve) => {
   session.on('closed', done)
 })
 
-export function makeRoutes ({ session, journal }) {
+// Per-account routes. Each is called with (req, url, account) where account is {name, session, journal}.
+export function makeRoutes () {
   return {
-    'GET /status': async () => session.status(),
-    'POST /connect': async (req) => {
+    'GET /status': async (req, url, { session }) => session.status(),
+    'POST /connect': async (req, url, { session }) => {
       const body = await readJson(req)
       await session.start()
       await settled(session, clampWait(body.wait_ms))
       return session.status()
     },
-    'POST /disconnect': async (req) => {
+    'POST /disconnect': async (req, url, { session }) => {
       await readJson(req)
       const unlinked = await session.logout()
       return { ...session.status(), unlinked }
     },
-    'POST /send': async (req) => {
+    'POST /send': async (req, url, { session }) => {
       const body = await readJson(req)
       if (!isE164(body.phone_number)) throw new WorkerError(400, 'invalid_phone_number', 'phone_number must be +E.164.')
       if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, 'invalid_message', 'text must be a non-empty string.')
@@ -57,13 +59,13 @@ export function makeRoutes ({ session, journal }) {
       }
       return session.sendText(body.phone_number, body.text, body.id ?? undefined)
     },
-    'GET /events': async (req, url) => {
+    'GET /events': async (req, url, { journal }) => {
       const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
       const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')), url.searchParams.get('boot_id'))
       return { boot_id: journal.bootId, last_seq: journal.seq, acked: journal.acked, events }
     },
     // The gateway stored every event up to `upto`: the worker may forget them.
-    'POST /events/ack': async (req) => {
+    'POST /events/ack': async (req, url, { journal }) => {
       const body = await readJson(req)
       if (!Number.isSafeInteger(body.upto) || body.upto < 0) throw new WorkerError(400, 'invalid_upto', 'upto must be a whole number >= 0.')
       if (body.boot_id != null && body.boot_id !== journal.bootId) {
@@ -75,16 +77,54 @@ export function makeRoutes ({ session, journal }) {
   }
 }
 
-export async function startServer ({ socketPath, routes, logger }) {
+const ACCOUNT_PATH = /^\/accounts\/([^/]+)(\/.*)$/
+
+/**
+ * The request handler: `/accounts/<name>/<route>` acts on that account, the original paths on
+ * `default`. `POST /accounts/<name>/attach` opens an account the registry assigns to this worker,
+ * `POST /accounts/<name>/detach` logs it out and removes its data; `GET /accounts` lists them.
+ */
+export function makeHandler ({ host, routes = makeRoutes() }) {
+  return async (req, url) => {
+    if (req.method === 'GET' && url.pathname === '/accounts') {
+      return { shard: host.shard, accounts: host.names().map((name) => ({ name, state: host.get(name).session.state })) }
+    }
+    const m = ACCOUNT_PATH.exec(url.pathname)
+    let name = DEFAULT_ACCOUNT
+    let sub = url.pathname
+    if (m) {
+      name = decodeURIComponent(m[1])
+      sub = m[2]
+      if (!ACCOUNT_NAME.test(name)) throw new WorkerError(400, 'invalid_account_name', 'Not an account name.')
+    }
+    if (req.method === 'POST' && sub === '/attach') {
+      await readJson(req)
+      if (!host.assigned(name)) throw new WorkerError(409, 'not_assigned', `Account ${name} is not assigned to shard ${host.shard}.`)
+      const { session } = await host.attach(name)
+      return { name, shard: host.shard, ...session.status() }
+    }
+    if (req.method === 'POST' && sub === '/detach') {
+      await readJson(req)
+      if (!host.get(name) && !host.assigned(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
+      return { name, ...(await host.remove(name)) }
+    }
+    const route = routes[`${req.method} ${sub}`]
+    if (!route) throw new WorkerError(404, 'not_found', `No route ${req.method} ${url.pathname}.`)
+    let account = host.get(name)
+    if (!account && host.assigned(name)) account = await host.open(name)
+    if (!account) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
+    return route(req, url, account)
+  }
+}
+
+export async function startServer ({ socketPath, handler, logger }) {
   await fs.rm(socketPath, { force: true })
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://worker')
-    const route = routes[`${req.method} ${url.pathname}`]
     let status = 200
     let body
     try {
-      if (!route) throw new WorkerError(404, 'not_found', `No route ${req.method} ${url.pathname}.`)
-      body = await route(req, url)
+      body = await handler(req, url)
     } catch (err) {
       if (err instanceof WorkerError) {
         status = err.status

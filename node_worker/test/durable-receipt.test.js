@@ -19,13 +19,14 @@ let session
 let journal
 let dataDir
 const gates = [] // journal writes of inbound messages, held until the test releases them
+const lines = [] // the worker's log, shown when the test fails
 
 before(async () => {
   emu = await startEmulator()
   trustEmulator(emu)
   dataDir = tmpDir('wa-durable-')
   const settings = readSettings({ WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent' })
-  const logger = makeLogger({ level: 'info', write: () => {} })
+  const logger = makeLogger({ level: 'debug', write: (l) => lines.push(l) })
   journal = await EventJournal.open({ dir: settings.eventsDir, capacity: 1000, logger })
   const push = journal.push.bind(journal)
   journal.push = (type, fields, id) => {
@@ -56,7 +57,7 @@ test('the receipt for a contact\'s message goes out only after the message is in
   const id = sent.body.id
   await until(() => gates.length === 1, 10000, 'the decrypted message reaches the journal')
   await sleep(700) // time enough for a receipt that does not wait (the emulator answers in ms)
-  assert.deepEqual(await receiptsAtContact(id), [], 'WhatsApp heard "received" before the message was durable')
+  assert.deepEqual(await receiptsAtContact(id), [], `WhatsApp heard "received" before the message was durable; log:\n${lines.slice(-40).join('')}`)
   assert.equal(journal.after(0).filter((e) => e.type === 'message').length, 0)
   gates.shift()()
   const receipts = await until(async () => { const r = await receiptsAtContact(id); return r.length ? r : null }, 10000, 'the receipt')

@@ -222,12 +222,13 @@ test('internal API: POST /events/ack forgets what the gateway stored, and refuse
   const j = new EventJournal({ capacity: 10 })
   await j.push('message', { id: 'A' }, 'a')
   await j.push('message', { id: 'B' }, 'b')
-  const routes = makeRoutes({ session: {}, journal: j })
+  const ack = makeRoutes()['POST /events/ack']
+  const account = { name: 'default', session: {}, journal: j }
   const request = (body) => Object.assign(Readable.from([Buffer.from(JSON.stringify(body))]), { headers: {} })
-  const acked = await routes['POST /events/ack'](request({ upto: 1, boot_id: j.bootId }))
+  const acked = await ack(request({ upto: 1, boot_id: j.bootId }), null, account)
   assert.deepEqual([acked.acked, acked.pending], [1, 1])
   assert.deepEqual(j.after(0).map((e) => e.id), ['B'])
-  await assert.rejects(routes['POST /events/ack'](request({ upto: 'x' })), (e) => e.code === 'invalid_upto')
-  await assert.rejects(routes['POST /events/ack'](request({ upto: 2, boot_id: 'old' })), (e) => e.code === 'stale_boot')
+  await assert.rejects(ack(request({ upto: 'x' }), null, account), (e) => e.code === 'invalid_upto')
+  await assert.rejects(ack(request({ upto: 2, boot_id: 'old' }), null, account), (e) => e.code === 'stale_boot')
   assert.equal(j.after(0).length, 1)
 })

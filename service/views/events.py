@@ -12,7 +12,7 @@ from aiohttp import web
 from ..errors import BadRequest
 from ..keys import DATABASE
 from ..store import events
-from ..store.outbox import DEFAULT_ACCOUNT
+from .context import account_of
 
 MAX_LIMIT = 500
 
@@ -38,6 +38,6 @@ async def list_events(request: web.Request) -> web.Response:
     after = _whole(request.query, "after", 0, 0, 2**62)
     limit = _whole(request.query, "limit", 100, 1, MAX_LIMIT)
     types = types_filter(request.query.get("types"))
-    rows = await request.app[DATABASE].run(events.after, after, account=DEFAULT_ACCOUNT, types=types, limit=limit)
+    rows = await request.app[DATABASE].run(events.after, after, account=account_of(request).name, types=types, limit=limit)
     items = [events.public(r) for r in rows]
     return web.json_response({"events": items, "next_after": items[-1]["seq"] if items else after})

@@ -8,14 +8,14 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import ApiError
-from ..keys import AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS, WORKER
+from ..keys import ACCOUNTS, AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS
 
 
 async def _whatsapp_state(request: web.Request) -> tuple[str, str | None, dict | None]:
     """The worker's session state, its last error and, while connected, its link (see the worker's
     link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
     try:
-        status = await request.app[WORKER].status()
+        status = await request.app[ACCOUNTS].default.worker.status()
     except ApiError as exc:
         return "unknown", exc.message, None
     link = status.get("link")

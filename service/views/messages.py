@@ -12,15 +12,15 @@ import structlog
 from aiohttp import web
 
 from . import paging
+from .context import account_of
 from ..errors import ApiError, BadRequest, Conflict, NotFound, error_response
-from ..keys import DATABASE, DISPATCHER, SETTINGS
+from ..keys import DATABASE, SETTINGS
 from ..models import MessageOut, MessagePage, SendRequest, parse
 from ..store import inbound, outbox
 from ..validation import InvalidInput, idempotency_key, json_object, phone_number
 
 log = structlog.get_logger("gateway.messages")
 
-ACCOUNT = outbox.DEFAULT_ACCOUNT
 DONE = ("sent", "delivered", "read", "failed")
 MAX_LIMIT = 200
 RETRY_AFTER = 5  # seconds, on 503 outbox_full
@@ -76,15 +76,16 @@ async def send(request: web.Request) -> web.Response:
     key = _key(request)
     body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
     wait = _wait(request)
-    db, dispatcher = request.app[DATABASE], request.app[DISPATCHER]
+    account = account_of(request)
+    db, dispatcher, name = request.app[DATABASE], account.dispatcher, account.name
     now = time.time()
-    replay = key is not None and await db.run(outbox.key_in_use, ACCOUNT, key, now)
+    replay = key is not None and await db.run(outbox.key_in_use, name, key, now)
     if not replay and await dispatcher.not_linked():
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
     try:
         row, created = await db.run(
-            outbox.accept, account=ACCOUNT, phone_number=body.phone_number, body=body.message,
+            outbox.accept, account=name, phone_number=body.phone_number, body=body.message,
             idempotency_key=key, now=now, ttl=settings.message_ttl, max_outbox=settings.outbox_max,
         )
     except outbox.KeyReused:
@@ -105,18 +106,18 @@ async def send(request: web.Request) -> web.Response:
     try:
         row = await asyncio.wait_for(future, wait)
     except TimeoutError:
-        row = await db.run(outbox.get, ACCOUNT, row["id"]) or row
+        row = await db.run(outbox.get, name, row["id"]) or row
     finally:
         dispatcher.forget(row["id"], future)
     return _answer(row, replayed=not created)
 
 
 async def get_message(request: web.Request) -> web.Response:
-    db = request.app[DATABASE]
-    row = await db.run(outbox.get, ACCOUNT, request.match_info["id"])
+    db, name = request.app[DATABASE], account_of(request).name
+    row = await db.run(outbox.get, name, request.match_info["id"])
     if row is not None:
         return web.json_response(MessageOut.from_row(row).public())
-    received = await db.run(inbound.get, ACCOUNT, request.match_info["id"])
+    received = await db.run(inbound.get, name, request.match_info["id"])
     if received is None:
         raise NotFound("No message with this id.", code="message_not_found")
     return web.json_response(inbound.public_message(received))
@@ -131,6 +132,7 @@ def _seq(cursor: str) -> int:
 
 
 async def list_messages(request: web.Request) -> web.Response:
+    name = account_of(request).name
     query = request.query
     direction = query.get("direction", "out")
     if direction not in ("out", "in"):
@@ -150,13 +152,13 @@ async def list_messages(request: web.Request) -> web.Response:
     before = _seq(query["cursor"]) if "cursor" in query else None
     if direction == "in":
         rows = await request.app[DATABASE].run(
-            inbound.list_messages, ACCOUNT, phone_number=phone, limit=limit + 1, before_seq=before)
+            inbound.list_messages, name, phone_number=phone, limit=limit + 1, before_seq=before)
         more = len(rows) > limit
         rows = rows[:limit]
         return web.json_response({"messages": [inbound.public_message(r) for r in rows],
                                   "next_cursor": _cursor(rows[-1]["seq"]) if more else None})
     rows = await request.app[DATABASE].run(
-        outbox.list_messages, ACCOUNT, direction=direction, status=status, phone_number=phone,
+        outbox.list_messages, name, direction=direction, status=status, phone_number=phone,
         limit=limit + 1, before_seq=before,
     )
     more = len(rows) > limit
@@ -167,14 +169,16 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
+    account = account_of(request)
+    name = account.name
     message_id = request.match_info["id"]
     try:
-        row = await request.app[DATABASE].run(outbox.cancel, ACCOUNT, message_id, time.time())
+        row = await request.app[DATABASE].run(outbox.cancel, name, message_id, time.time())
     except outbox.NotCancellable as exc:
         raise Conflict(f"The message is {exc.status} already; only a queued message can be cancelled.",
                        code="not_cancellable") from None
     if row is None:
         raise NotFound("No message with this id.", code="message_not_found")
     log.info("message.cancelled", message_id=message_id)
-    request.app[DISPATCHER].changed(row)
+    account.dispatcher.changed(row)
     return web.json_response(MessageOut.from_row(row).public())

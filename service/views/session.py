@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import SETTINGS, WORKER
+from ..keys import SETTINGS
 from ..models import ConnectRequest, DisconnectRequest, parse
 from ..validation import json_object
+from .context import account_of
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[WORKER].status())
+    return web.json_response(await account_of(request).worker.status())
 
 
 async def connect(request: web.Request) -> web.Response:
     # `curl -X POST .../connect` (no body, no Content-Type) is the original contract and stays valid.
     parse(ConnectRequest, await json_object(request, allow_empty=True))
     wait = request.app[SETTINGS].connect_qr_wait
-    return web.json_response(await request.app[WORKER].connect(wait))
+    return web.json_response(await account_of(request).worker.connect(wait))
 
 
 async def disconnect(request: web.Request) -> web.Response:
     parse(DisconnectRequest, await json_object(request, allow_empty=True))
-    return web.json_response(await request.app[WORKER].disconnect())
+    return web.json_response(await account_of(request).worker.disconnect())

@@ -15,7 +15,7 @@ from aiohttp_sse import sse_response
 from ..errors import BadRequest
 from ..keys import DATABASE, NOTIFIER
 from ..store import events
-from ..store.outbox import DEFAULT_ACCOUNT
+from .context import account_of
 from .events import types_filter
 
 PAGE = 200
@@ -34,14 +34,14 @@ def _start(request: web.Request) -> int | None:
 async def stream(request: web.Request) -> web.StreamResponse:
     after = _start(request)
     types = types_filter(request.query.get("types"))
-    db, notifier = request.app[DATABASE], request.app[NOTIFIER]
+    db, notifier, name = request.app[DATABASE], request.app[NOTIFIER], account_of(request).name
     if after is None:
         after = await db.run(events.last_seq)
     async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
         resp.ping_interval = IDLE
         while resp.is_connected():
             woken = notifier.current()
-            rows = await db.run(events.after, after, account=DEFAULT_ACCOUNT, types=types, limit=PAGE)
+            rows = await db.run(events.after, after, account=name, types=types, limit=PAGE)
             for row in rows:
                 await resp.send(row["payload"], id=str(row["seq"]), event=row["type"])
                 after = row["seq"]

@@ -1,0 +1,144 @@
+// The WhatsApp accounts this worker holds: one session and one event journal per account.
+//
+// Which accounts exist, and which worker holds each, is the gateway's decision; it writes it to
+// $WA_DATA_DIR/accounts.json ({"accounts": {"<name>": {"shard": N}}}, temp file + rename) before it
+// asks a worker to attach an account. A worker reads the file at start and on attach, and holds the
+// accounts of its shard (WA_SHARD, 0 by default). `default` always exists, on shard 0 unless the file
+// says otherwise.
+//
+// Data layout: `default` keeps the original places ($WA_DATA_DIR/session, events, sent-messages,
+// sent-ids.txt), so an existing deployment keeps its link; any other account has the same layout
+// under $WA_DATA_DIR/accounts/<name>/ (0700), removed whole when the account is deleted.
+import fs from 'node:fs'
+import path from 'node:path'
+import { EventJournal } from './events.js'
+import { WhatsAppSession } from './session.js'
+
+export const DEFAULT_ACCOUNT = 'default'
+export const ACCOUNT_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/
+
+/** The settings of one account: the worker's, with that account's own data paths. */
+export function accountSettings (settings, name) {
+  if (name === DEFAULT_ACCOUNT) return settings
+  const dir = path.join(settings.dataDir, 'accounts', name)
+  return Object.freeze({
+    ...settings,
+    accountDir: dir,
+    sessionDir: path.join(dir, 'session'),
+    eventsDir: path.join(dir, 'events'),
+    sentIdsFile: path.join(dir, 'sent-ids.txt'),
+    sentMessagesDir: path.join(dir, 'sent-messages')
+  })
+}
+
+/** The registry the gateway wrote: {name: shard}; `default` on shard 0 when absent. */
+export function readRegistry (dataDir) {
+  let accounts = {}
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.join(dataDir, 'accounts.json'), 'utf8'))
+    if (parsed && typeof parsed.accounts === 'object') accounts = parsed.accounts
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw new Error(`accounts.json is unreadable: ${err.message}`)
+  }
+  const shards = new Map()
+  for (const [name, entry] of Object.entries(accounts)) {
+    if (ACCOUNT_NAME.test(name) && Number.isInteger(entry?.shard)) shards.set(name, entry.shard)
+  }
+  if (!shards.has(DEFAULT_ACCOUNT)) shards.set(DEFAULT_ACCOUNT, 0)
+  return shards
+}
+
+export class AccountHost {
+  constructor ({ settings, logger }) {
+    this.settings = settings
+    this.log = logger
+    this.accounts = new Map() // name -> { name, session, journal }
+    this.opening = new Map() // name -> Promise of the entry
+  }
+
+  get shard () { return this.settings.shard }
+
+  get (name) { return this.accounts.get(name) }
+
+  names () { return [...this.accounts.keys()] }
+
+  /** Whether the registry assigns `name` to this worker. */
+  assigned (name) {
+    return readRegistry(this.settings.dataDir).get(name) === this.shard
+  }
+
+  /** Opens the account's journal and session (idempotent). */
+  open (name) {
+    if (this.accounts.has(name)) return Promise.resolve(this.accounts.get(name))
+    if (!this.opening.has(name)) {
+      const opening = this.#open(name).finally(() => this.opening.delete(name))
+      this.opening.set(name, opening)
+    }
+    return this.opening.get(name)
+  }
+
+  async #open (name) {
+    const settings = accountSettings(this.settings, name)
+    if (settings.accountDir) fs.mkdirSync(settings.accountDir, { recursive: true, mode: 0o700 })
+    const logger = this.log.child({ account: name })
+    const journal = await EventJournal.open({ dir: settings.eventsDir, capacity: settings.eventBufferSize, logger })
+    const session = new WhatsAppSession({ settings, logger, journal })
+    const entry = { name, session, journal }
+    this.accounts.set(name, entry)
+    return entry
+  }
+
+  /**
+   * At start: opens every account of this shard and logs the linked ones back in, a few at a time
+   * with a random pause between starts, so a restart does not open every connection in one second.
+   */
+  async resumeAll ({ concurrency = 4, jitterMs = 250 } = {}) {
+    const mine = [...readRegistry(this.settings.dataDir)].filter(([, shard]) => shard === this.shard).map(([name]) => name)
+    const queue = [...mine]
+    const runOne = async () => {
+      while (queue.length) {
+        const name = queue.shift()
+        try {
+          const { session } = await this.open(name)
+          await session.resume()
+        } catch (err) {
+          this.log.error({ err, account: name }, 'account.resume_failed')
+        }
+        if (queue.length && jitterMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * jitterMs))
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, mine.length) }, runOne))
+    return mine
+  }
+
+  /** The gateway created or moved an account here: open it (and log it in if it has a session). */
+  async attach (name) {
+    const entry = await this.open(name)
+    await entry.session.resume()
+    return entry
+  }
+
+  /** The account is deleted: log it out at WhatsApp, close it and remove its data. */
+  async remove (name) {
+    const entry = this.accounts.get(name) ?? await this.open(name)
+    const unlinked = await entry.session.logout()
+    await entry.session.shutdown()
+    await entry.journal.close()
+    this.accounts.delete(name)
+    const settings = accountSettings(this.settings, name)
+    if (settings.accountDir) fs.rmSync(settings.accountDir, { recursive: true, force: true })
+    this.log.info({ account: name, unlinked }, 'account.removed')
+    return { unlinked }
+  }
+
+  async shutdown () {
+    await Promise.all([...this.accounts.values()].map(async ({ session, journal }) => {
+      await session.shutdown()
+      await journal.close()
+    }))
+  }
+
+  wakeAll () {
+    for (const { journal } of this.accounts.values()) journal.wakeAll()
+  }
+}

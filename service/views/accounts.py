@@ -1,0 +1,68 @@
+"""The accounts: ``GET /accounts``, ``POST /accounts``, ``GET /accounts/{account}``,
+``DELETE /accounts/{account}`` (log out at WhatsApp, remove its data, keep nothing behind)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiohttp import web
+
+from ..accounts import DEFAULT, Account
+from ..errors import ApiError, Conflict
+from ..keys import ACCOUNTS, DATABASE
+from ..models import AccountCreateRequest, parse
+from ..store import accounts as registry
+from ..store.events import iso
+from ..validation import json_object
+from .context import account_of
+
+log = structlog.get_logger("gateway.accounts")
+
+STATUS_TIMEOUT = 2.0
+
+
+async def _view(request: web.Request, account: Account) -> dict:
+    """The account with its WhatsApp state (null while its worker does not answer)."""
+    row = await request.app[DATABASE].run(registry.get, account.name) or {}
+    try:
+        async with asyncio.timeout(STATUS_TIMEOUT):
+            status = await account.worker.status()
+    except (ApiError, TimeoutError):
+        status = {}
+    return {
+        "name": account.name, "shard": account.shard, "created_at": iso(row.get("created_at")),
+        "state": status.get("state"), "connected": status.get("connected"),
+        "phone_number": status.get("phone_number"),
+    }
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    runtime = request.app[ACCOUNTS]
+    views = await asyncio.gather(*(_view(request, runtime.get(n)) for n in runtime.names() if runtime.get(n)))
+    return web.json_response({"accounts": list(views)})
+
+
+async def create(request: web.Request) -> web.Response:
+    body = parse(AccountCreateRequest, await json_object(request))
+    try:
+        account = await request.app[ACCOUNTS].create(body.name)
+    except registry.AccountExists:
+        raise Conflict(f"An account named {body.name} exists already.", code="account_exists") from None
+    except registry.TooManyAccounts as exc:
+        raise Conflict(f"This gateway serves at most {exc.limit} accounts (WA_MAX_ACCOUNTS).",
+                       code="too_many_accounts") from None
+    return web.json_response(await _view(request, account), status=201,
+                             headers={"Location": f"/accounts/{account.name}"})
+
+
+async def get(request: web.Request) -> web.Response:
+    return web.json_response(await _view(request, account_of(request)))
+
+
+async def delete(request: web.Request) -> web.Response:
+    account = account_of(request)
+    if account.name == DEFAULT:
+        raise Conflict("The default account always exists; POST /disconnect unlinks it.", code="default_account")
+    result = await request.app[ACCOUNTS].delete(account.name)
+    return web.json_response({"name": account.name, "deleted": True, "unlinked": result["unlinked"]})
