@@ -70,12 +70,13 @@ class EventConsumer:
         events = [e for e in batch.get("events", []) if isinstance(e, dict)]
         if not events:
             return
+        results = await self._db.run(inbound.store_worker_events, self._account, events, self._clock())
         upto = max(int(e.get("seq", 0)) for e in events)
         try:
-            await self._worker.ack_events(upto, self._boot_id)  # MUTATION: ack before store
+            await self._worker.ack_events(upto, self._boot_id)
         except ApiError as exc:
+            # Stored already; the worker will hand them over again and the store ignores repeats.
             log.info("events.ack_failed", upto=upto, code=exc.code)
-        results = await self._db.run(inbound.store_worker_events, self._account, events, self._clock())
         self._after = max(self._after, upto)
         added = False
         for event, result in zip(events, results):

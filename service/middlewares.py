@@ -195,13 +195,13 @@ def scope_allows(request: web.Request, account: str) -> bool:
     ``{account}``: deny by default). An unknown route or method answers its 404/405 as usual."""
     match = request.match_info
     if match.http_exception is not None or request.path in OPEN_PATHS:
-        return match["account"] == account
+        return True
     resource = match.route.resource
     pattern = resource.canonical if resource is not None else ""
     if (request.method, pattern) in ADMIN_ONLY_ROUTES or pattern.startswith(ADMIN_ONLY_PREFIXES):
         return False
     if "account" in match:
-        return True
+        return match["account"] == account
     if account != DEFAULT_ACCOUNT:
         return False
     return pattern in DEFAULT_EXACT or any(pattern == t or pattern.startswith(t + "/") for t in DEFAULT_TREES)

@@ -251,7 +251,7 @@ def idempotency_key(value: str) -> str:
 # A slug: lower-case ASCII letters, digits and '-', starting with a letter and ending with a letter or
 # a digit, 2 to 32 characters. Safe as one URL path segment, a file or directory name, a supervisord
 # or log field, and the same on case-insensitive file systems (lower case only).
-_ACCOUNT_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,30}[a-zA-Z0-9]")
+_ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 ACCOUNT_NAME_EXAMPLE = "sales-eu"
 # Words that read as routes or roles rather than accounts (``/accounts/new``, ``/accounts/me``): refused
 # so that no account can be mistaken for one. ``default`` is no reserved word: it always exists

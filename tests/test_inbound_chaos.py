@@ -12,6 +12,8 @@ and one that reached a worker that died before its receipt is sent again (see th
 from __future__ import annotations
 
 import math
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -329,5 +331,46 @@ def test_a_dead_lettered_delivery_is_redriven_through_the_api_and_arrives(make_s
         assert all(r.event is not None for r in receiver.snapshot())
         assert attempts[1].event["data"]["whatsapp_id"] == wa_id
         assert stack.get("/webhooks/deliveries?status=failed").json()["deliveries"] == []
+    finally:
+        receiver.stop()
+
+
+def test_a_hand_over_repeated_after_a_lost_ack_is_stored_once(make_stack):
+    """The gateway stores a batch whose acknowledgement cannot reach the worker (the worker died
+    meanwhile): the next worker boot hands the same events over again, and the store keeps one.
+    Made deterministic: the gateway is frozen (SIGSTOP) with its long poll open, the worker answers
+    it with the new message into the socket buffer and is SIGKILLed, then the gateway thaws."""
+    secret = webhook_secret.generate()
+    receiver = Receiver(secret).start()
+    try:
+        stack = make_stack({**WEBHOOKS, "WA_WEBHOOK_URL": receiver.url, "WA_WEBHOOK_SECRET": secret}, sandbox=True)
+        pair(stack)
+        contact = CONTACTS[2]
+        first = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "before"}).json()["id"]
+        wait_for(lambda: any(m["whatsapp_id"] == first for m in inbound_listing(stack)), 30, "the first stored")
+        gateway = stack.process_info("gateway")["pid"]
+        worker = stack.process_info("worker")["pid"]
+        os.kill(gateway, signal.SIGSTOP)
+        try:
+            res = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "handed over twice"})
+            wa_id = res.json()["id"]
+            # Journaled and receipted by the worker (the receipt follows the journal write), i.e. the
+            # long poll has been answered into the frozen gateway's socket.
+            wait_for(lambda: any(e.get("event") == "receipt.received" and e.get("id") == wa_id
+                                 for e in stack.log_events()), 20, "the worker's receipt")
+            os.kill(worker, signal.SIGKILL)
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+        wait_for(lambda: any(m["whatsapp_id"] == wa_id for m in inbound_listing(stack)), 60, "the message stored")
+        wait_for(lambda: len([e for e in stack.log_events() if e.get("program") == "gateway"
+                              and e.get("event") == "whatsapp.message" and e.get("message_id") == wa_id]) >= 2,
+                 60, "the same event handed over by the next worker boot")
+        wait_for(lambda: [r for r in received_records(receiver) if r.event["data"]["whatsapp_id"] == wa_id
+                          and r.status == 200], 30, "delivered to the receiver")
+        listed = [m["whatsapp_id"] for m in inbound_listing(stack)]
+        assert listed.count(wa_id) == 1 and listed.count(first) == 1, listed
+        logged = [e for e in stack.events() if e["type"] == "message.received" and e["whatsapp_id"] == wa_id]
+        assert len(logged) == 1
+        assert len({r.id for r in received_records(receiver) if r.event["data"]["whatsapp_id"] == wa_id}) == 1
     finally:
         receiver.stop()

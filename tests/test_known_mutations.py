@@ -36,6 +36,8 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - service/retention.py, pruning events a webhook endpoint has not read; service/store/inbound.py, no dedupe:
     tests/test_event_store.py::test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_cursor
     tests/test_event_store.py::test_a_repeated_worker_event_is_stored_once
+- service/middlewares.py, ``scope_allows`` returning True for any ``{account}``:
+    tests/test_scoped_keys.py::test_a_key_works_on_its_own_account_and_is_403_everywhere_else
 - service/governor.py, the token check removed, through the whole stack:
     tests/test_governor.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
 - service/governor.py, the token check, the jitter or the budget restore removed:
