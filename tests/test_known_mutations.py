@@ -38,6 +38,12 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_event_store.py::test_a_repeated_worker_event_is_stored_once
 - service/middlewares.py, ``scope_allows`` returning True for any ``{account}``:
     tests/test_scoped_keys.py::test_a_key_works_on_its_own_account_and_is_403_everywhere_else
+- node_worker/src/session.js, no decrypt cache (makeSignalRepository unset): a message decrypted before a crash is lost:
+    node_worker/test/durable-receipt.test.js::a worker that dies between decrypting a message and journaling it gets the message again after its restart
+- node_worker/src/session.js, no journaling in the hook and ``append`` upserts ignored (offline messages lost):
+    tests/test_inbound_chaos.py::test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver
+- service/store/inbound.py, no dedupe of a repeated hand-over:
+    tests/test_inbound_chaos.py::test_a_hand_over_repeated_after_a_lost_ack_is_stored_once
 - service/governor.py, the token check removed, through the whole stack:
     tests/test_governor.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
 - service/governor.py, the token check, the jitter or the budget restore removed:
@@ -70,6 +76,6 @@ def test_every_test_the_list_names_exists():
     for path, name in listed():
         source = (REPO / path).read_text()
         if path.endswith(".py"):
-            assert re.search(rf"^def {re.escape(name)}\(", source, re.M), f"{path}::{name}"
+            assert re.search(rf"^(async )?def {re.escape(name)}\(", source, re.M), f"{path}::{name}"
         else:
             assert name in source.replace("\\'", "'"), f"{path}::{name}"

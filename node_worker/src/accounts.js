@@ -27,7 +27,8 @@ export function accountSettings (settings, name) {
     sessionDir: path.join(dir, 'session'),
     eventsDir: path.join(dir, 'events'),
     sentIdsFile: path.join(dir, 'sent-ids.txt'),
-    sentMessagesDir: path.join(dir, 'sent-messages')
+    sentMessagesDir: path.join(dir, 'sent-messages'),
+    decryptedDir: path.join(dir, 'decrypted')
   })
 }
 

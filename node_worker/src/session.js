@@ -27,6 +27,7 @@ import { LinkMonitor } from './link-monitor.js'
 import { jidToPhone, phoneToJid } from './phone.js'
 import { SentIds } from './sent-ids.js'
 import { SentMessages } from './sent-messages.js'
+import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed'])
@@ -94,6 +95,7 @@ export class WhatsAppSession extends EventEmitter {
     this.onWhatsAppCache = new Map()
     this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
     this.sentMessages = null // SentMessages, opened with the session store
+    this.decrypted = null // DecryptCache, opened with the session store
     this.statusRank = new Map() // id -> highest status reported (the journal gets each step once)
     this.lifecycle = new SerialQueue()
     this.unlinking = null
@@ -213,6 +215,9 @@ export class WhatsAppSession extends EventEmitter {
       const sent = this.sentMessages
       this.sentMessages = null
       await sent?.close()
+      const decrypted = this.decrypted
+      this.decrypted = null
+      await decrypted?.close()
     })
   }
 
@@ -236,6 +241,7 @@ export class WhatsAppSession extends EventEmitter {
         maxEntries: this.settings.sentMessagesMax,
         logger: this.log
       })
+      this.decrypted ??= await DecryptCache.open({ dir: this.settings.decryptedDir, logger: this.log })
     } catch (err) {
       this.lastError = `the session store cannot be read: ${err.message}`
       this.log.error({ err }, 'session.store_unreadable')
@@ -261,9 +267,11 @@ export class WhatsAppSession extends EventEmitter {
       // A recipient device that could not decrypt sends a retry receipt; Baileys resends what this
       // returns (its own recent-message cache only covers the socket that sent the message).
       getMessage: async (key) => this.storedMessage(key),
+      // Decryption results on disk before the key change that produced them (src/decrypt-cache.js).
+      makeSignalRepository: makeDurableSignalRepository(() => this.decrypted),
       // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
       // a decrypted message and a receipt are in the event journal before WhatsApp hears of them.
-      beforeMessageReceipt: (msg) => this.onDecrypted(msg),
+      beforeMessageReceipt: (msg, node) => this.onDecrypted(msg, node),
       beforeReceiptAck: (node) => this.onReceiptNode(node)
     }
   }
@@ -335,8 +343,9 @@ export class WhatsAppSession extends EventEmitter {
   }
 
   // beforeMessageReceipt: a contact's decrypted message, journaled before the receipt goes out.
-  async onDecrypted (msg) {
-    await this.mustPersist(this.recordInbound(msg, msg.key?.fromMe ? null : 'live'))
+  async onDecrypted (msg, node) {
+    const how = msg.key?.fromMe ? null : (node?.attrs?.offline ? 'append' : 'live')
+    await this.mustPersist(this.recordInbound(msg, how))
   }
 
   // A failed journal write is fail-stop (journal.js): nothing later could be acknowledged honestly,
@@ -434,6 +443,8 @@ export class WhatsAppSession extends EventEmitter {
     await removeAuthStore(this.settings.sessionDir)
     this.sentMessages = null
     await SentMessages.remove(this.settings.sentMessagesDir)
+    this.decrypted = null
+    await DecryptCache.remove(this.settings.decryptedDir)
     this.sentIds.clear()
     this.statusRank.clear()
     this.me = null

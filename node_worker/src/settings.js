@@ -54,6 +54,8 @@ export function readSettings (env = process.env) {
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
     // contents of sent messages, for Baileys' getMessage (retry receipts); see sent-messages.js
     sentMessagesDir: path.join(dataDir, 'sent-messages'),
+    // decryption results, on disk before the key change (src/decrypt-cache.js)
+    decryptedDir: path.join(dataDir, 'decrypted'),
     sentMessagesMaxAgeMs: int(env, 'WA_SENT_MESSAGES_DAYS', 7, 1) * 24 * 3600 * 1000,
     sentMessagesMax: int(env, 'WA_SENT_MESSAGES_MAX', 10000, 1),
     logLevel: pinoLevel(logLevel),

@@ -71,3 +71,28 @@ test('the receipt for a contact\'s message goes out only after the message is in
   const files = fs.readdirSync(path.join(dataDir, 'events'))
   assert.ok(files.some((f) => f.endsWith('.wal')), files.join(','))
 })
+
+test('a worker that dies between decrypting a message and journaling it gets the message again after its restart', async () => {
+  // Decrypting advanced the Signal session on disk; the journal write never happened (the process
+  // "dies": the session is shut down while its hook is still held). Without the decrypt cache the
+  // copy WhatsApp delivers again could no longer be decrypted, and the message would be lost.
+  const sent = await emu.api('POST', `/contacts/${encodeURIComponent(CONTACT)}/messages`, { to: ACCOUNT, text: 'decrypted, then the crash' })
+  assert.equal(sent.status, 200, JSON.stringify(sent.body))
+  await until(() => gates.length === 1, 10000, 'the decrypted message reaches the journal')
+  assert.ok(session.decrypted.stats.puts >= 1)
+  await session.shutdown() // the held hook never resolves: no journal entry, no receipt
+  await journal.close()
+  gates.length = 0
+
+  const settings = readSettings({ WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent' })
+  const logger = makeLogger({ level: 'debug', write: (l) => lines.push(l) })
+  journal = await EventJournal.open({ dir: settings.eventsDir, capacity: 1000, logger })
+  session = new WhatsAppSession({ settings, logger, journal })
+  await session.resume()
+  const event = await until(() => journal.after(0).find((e) => e.type === 'message' && e.id === sent.body.id), 20000,
+    `the message after the restart; log:\n${lines.slice(-30).join('')}`)
+  assert.equal(event.text, 'decrypted, then the crash')
+  assert.equal(event.offline, true) // WhatsApp delivered it again while this device was away
+  assert.ok(session.decrypted.stats.hits >= 1, 'answered from the decrypt cache')
+  await until(async () => (await receiptsAtContact(sent.body.id)).length > 0, 10000, 'the receipt after the restart')
+})
