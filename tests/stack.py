@@ -259,6 +259,9 @@ class Stack:
     def post(self, path: str, body: Any = None, *, headers: dict | None = None, **kw) -> Response:
         return http("POST", self.base + path, body, headers=self.auth(headers), **kw)
 
+    def delete(self, path: str, *, headers: dict | None = None, **kw) -> Response:
+        return http("DELETE", self.base + path, headers=self.auth(headers), **kw)
+
     def health(self) -> dict:
         return self.get("/health").json()
 
