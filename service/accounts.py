@@ -64,11 +64,11 @@ def write_registry(data_dir: Path, rows: list[dict]) -> None:
 
 
 class AccountRuntime:
-    def __init__(self, settings: Settings, db: Database, worker: WorkerClient, *,
+    def __init__(self, settings: Settings, db: Database, workers: list[WorkerClient], *,
                  on_event_stored: list[Callable[[], None]], on_message_changed: list[Callable[[], None]]):
         self.settings = settings
         self.db = db
-        self.worker = worker
+        self.workers = workers  # one client per worker shard
         self._on_event_stored = on_event_stored
         self._on_message_changed = on_message_changed
         self._accounts: dict[str, Account] = {}
@@ -86,10 +86,27 @@ class AccountRuntime:
         return self._accounts[DEFAULT]
 
     # --- life --------------------------------------------------------------------------------
+    def _least_loaded(self, rows: list[dict]) -> int:
+        """The shard holding the fewest accounts (the lowest on a tie): new accounts spread evenly."""
+        load = {shard: 0 for shard in range(len(self.workers))}
+        for row in rows:
+            if (row["shard"] or 0) in load:
+                load[row["shard"] or 0] += 1
+        return min(load, key=lambda shard: (load[shard], shard))
+
     async def start(self) -> None:
         now = time.time()
         await self.db.run(registry.ensure_default, now)
         rows = await self.db.run(registry.list_accounts)
+        # Fewer shards than before (WA_WORKER_SHARDS lowered): their accounts move, once, for good.
+        placed = [r for r in rows if (r["shard"] or 0) < len(self.workers)]
+        for row in rows:
+            if (row["shard"] or 0) >= len(self.workers):
+                shard = self._least_loaded(placed)
+                await self.db.run(registry.set_shard, row["account"], shard)
+                log.info("account.moved", account=row["account"], old_shard=row["shard"], shard=shard)
+                row["shard"] = shard
+                placed.append(row)
         await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
         for row in rows:
             await self._start_account(row["account"], row["shard"] or 0)
@@ -99,8 +116,11 @@ class AccountRuntime:
             await self._stop_account(account)
         self._accounts.clear()
 
+    def on_shard(self, shard: int) -> list[str]:
+        return sorted(name for name, account in self._accounts.items() if account.shard == shard)
+
     async def _start_account(self, name: str, shard: int) -> Account:
-        worker = self.worker.account(name)
+        worker = self.workers[shard].account(name)
         events = EventConsumer(worker, self.db, account=name)
         events.on_stored.extend(self._on_event_stored)
         policy = self.settings.governor or GovernorPolicy()
@@ -126,7 +146,8 @@ class AccountRuntime:
         """Register ``name`` (AccountExists, TooManyAccounts from the store), tell the worker, serve it."""
         async with self._lock:
             now = time.time()
-            row = await self.db.run(registry.create, name, 0, now, self.settings.max_accounts)
+            shard = self._least_loaded(await self.db.run(registry.list_accounts))
+            row = await self.db.run(registry.create, name, shard, now, self.settings.max_accounts)
             rows = await self.db.run(registry.list_accounts)
             await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
             account = await self._start_account(name, row["shard"] or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 from aiohttp import web
 
@@ -21,24 +22,28 @@ from .worker_client import WorkerClient
 
 
 async def _accounts(app: web.Application):
-    """The worker link and every account's event reader and dispatcher (service/accounts.py)."""
+    """The worker shards' links and every account's event reader and dispatcher (service/accounts.py)."""
     settings = app[SETTINGS]
     monitor = app[MONITOR]
-    worker = WorkerClient(
-        str(settings.worker_socket), settings.worker_request_timeout,
-        start_wait=settings.worker_start_wait, may_come_up=monitor.worker_may_come_up,
-    )
-    await worker.start()
-    app[WORKER] = worker
+    workers = []
+    for shard in range(settings.worker_shards):
+        worker = WorkerClient(
+            str(settings.worker_socket_for(shard)), settings.worker_request_timeout,
+            start_wait=settings.worker_start_wait, may_come_up=partial(monitor.worker_may_come_up, shard),
+        )
+        await worker.start()
+        workers.append(worker)
+    app[WORKER] = workers[0]
     # New events (and outbox changes, which add message.status events) wake the SSE streams and the
     # webhook workers at once.
     wake = [app[NOTIFIER].notify, app[WEBHOOKS].notify]
-    runtime = AccountRuntime(settings, app[DATABASE], worker, on_event_stored=wake, on_message_changed=wake)
+    runtime = AccountRuntime(settings, app[DATABASE], workers, on_event_stored=wake, on_message_changed=wake)
     app[ACCOUNTS] = runtime
     await runtime.start()
     yield
     await runtime.stop()
-    await worker.close()
+    for worker in workers:
+        await worker.close()
 
 
 async def _supervision(app: web.Application):

@@ -44,6 +44,9 @@ def _base_env(sandbox: bool) -> dict[str, str]:
     env["WA_DATA_DIR"] = str(data_dir)
     env.setdefault("WA_RUN_DIR", str(data_dir / "run"))
     env["WA_SANDBOX"] = "true" if sandbox else "false"  # selects conf/modes/sandbox-<value>.conf
+    # The worker shards (supervisord's numprocs): one per core unless set.
+    if not env.get("WA_WORKER_SHARDS", "").strip():
+        env["WA_WORKER_SHARDS"] = str(max(1, os.cpu_count() or 1))
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     return env

@@ -67,16 +67,19 @@ class Watchdog:
     def on_event(self, event_name: str, payload: dict[str, str]) -> None:
         if not event_name.startswith("PROCESS_STATE_") or self.shutting_down:
             return
-        name = payload.get("processname", "")
-        if not name or name == PROGRAM:
+        process = payload.get("processname", "")
+        if not process or process == PROGRAM:
             return
+        group = payload.get("groupname") or process
+        # A process of a group with several (the worker shards) is `group:process` to supervisord.
+        name = process if group == process else f"{group}:{process}"
         state = event_name.removeprefix("PROCESS_STATE_")
         policy = self.policy(name)
         policy.state = state
         now = self.clock()
         if state == "RUNNING":
             policy.running_since = now
-        elif state in {"BACKOFF", "EXITED", "FATAL"} and self.config_error(name):
+        elif state in {"BACKOFF", "EXITED", "FATAL"} and self.config_error(group):
             return
         if state == "FATAL":
             stayed_up = policy.running_since is not None and now - policy.running_since > self.cap

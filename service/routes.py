@@ -39,6 +39,15 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete("/accounts/{account}/keys/{id}", keys.revoke_key)
     for method, path, handler in PER_ACCOUNT:
         app.router.add_route(method, "/accounts/{account}" + path, handler)
+    # An account's own webhooks (not in PER_ACCOUNT: /webhooks/... stays the admin's global view).
+    # The delivery routes come before /webhooks/{id} so that "deliveries" is never taken for an id.
+    app.router.add_get("/accounts/{account}/webhooks", webhooks.list_account_webhooks)
+    app.router.add_post("/accounts/{account}/webhooks", webhooks.create_account_webhook)
+    app.router.add_get("/accounts/{account}/webhooks/deliveries", webhooks.list_deliveries)
+    app.router.add_post("/accounts/{account}/webhooks/deliveries/retry", webhooks.retry_failed)
+    app.router.add_get("/accounts/{account}/webhooks/deliveries/{id}", webhooks.get_delivery)
+    app.router.add_post("/accounts/{account}/webhooks/deliveries/{id}/retry", webhooks.retry_delivery)
+    app.router.add_delete("/accounts/{account}/webhooks/{id}", webhooks.delete_account_webhook)
     app.router.add_get("/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/webhooks/deliveries/retry", webhooks.retry_failed)
     app.router.add_get("/webhooks/deliveries/{id}", webhooks.get_delivery)

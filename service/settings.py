@@ -61,6 +61,13 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def _shards(env: Mapping[str, str]) -> int:
+    shards = _number(env, "WA_WORKER_SHARDS", 1, minimum=1, cast=int)
+    if shards > 64:
+        raise SettingsError(f"WA_WORKER_SHARDS must be <= 64, got {shards}")
+    return shards
+
+
 def _governor(env: Mapping[str, str]) -> GovernorPolicy:
     """The send governor's policy (service/governor.py): WA_SEND_* and WA_NEW_CONTACTS_PER_DAY."""
     budget_raw = env.get("WA_NEW_CONTACTS_PER_DAY", "").strip()
@@ -72,6 +79,17 @@ def _governor(env: Mapping[str, str]) -> GovernorPolicy:
     )
 
 
+def is_webhook_url(url: str) -> bool:
+    """An http(s) URL with a host, no fragment, no whitespace (WA_WEBHOOK_URL entries, account webhooks)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and not parts.fragment \
+        and not any(c.isspace() for c in url)
+
+
 def _webhook_urls(env: Mapping[str, str]) -> tuple[str, ...]:
     """WA_WEBHOOK_URL: one or more http(s) URLs, comma-separated; none by default (no webhooks)."""
     urls: list[str] = []
@@ -79,13 +97,7 @@ def _webhook_urls(env: Mapping[str, str]) -> tuple[str, ...]:
         url = raw.strip()
         if not url:
             continue
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname or parts.fragment \
-                or any(c.isspace() for c in url):
+        if not is_webhook_url(url):
             # Never echo the value: a URL may carry credentials.
             raise SettingsError(f"WA_WEBHOOK_URL must list http:// or https:// URLs, comma-separated; "
                                 f"entry {len(urls) + 1} is not one")
@@ -142,6 +154,7 @@ class Settings:
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
     max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
+    worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
     # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
     webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
@@ -154,6 +167,7 @@ class Settings:
     webhook_retry_max: float = 3600.0
     webhook_concurrency: int = 4  # WA_WEBHOOK_CONCURRENCY: requests in flight per endpoint
     webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
+    webhook_max_per_account: int = 10  # WA_WEBHOOK_MAX_PER_ACCOUNT: endpoints one account may add by API
 
     @property
     def api_key(self) -> str | None:
@@ -166,7 +180,15 @@ class Settings:
 
     @property
     def worker_socket(self) -> Path:
-        return self.run_dir / "worker.sock"
+        """Shard 0's socket (it holds ``default``)."""
+        return self.worker_socket_for(0)
+
+    def worker_socket_for(self, shard: int) -> Path:
+        return self.run_dir / f"worker-{shard}.sock"
+
+    def worker_process(self, shard: int) -> str:
+        """supervisord's name of a shard: ``worker:worker-0``."""
+        return f"{self.worker_program}:{self.worker_program}-{shard}"
 
     @property
     def db_path(self) -> Path:
@@ -217,6 +239,7 @@ class Settings:
             dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
             event_retention=_number(env, "WA_EVENT_RETENTION_DAYS", 30.0, minimum=0.01) * 86400.0,
             max_accounts=_number(env, "WA_MAX_ACCOUNTS", 100, minimum=1, cast=int),
+            worker_shards=_shards(env),
             webhook_urls=_webhook_urls(env),
             webhook_events=_webhook_events(env),
             webhook_secrets=_webhook_secrets(env),
@@ -227,4 +250,5 @@ class Settings:
             webhook_retry_max=_number(env, "WA_WEBHOOK_RETRY_MAX", 3600.0, minimum=0.01),
             webhook_concurrency=_number(env, "WA_WEBHOOK_CONCURRENCY", 4, minimum=1, cast=int),
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
+            webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
         )

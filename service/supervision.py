@@ -1,4 +1,4 @@
-"""What supervisord knows about the worker, polled off the event loop, for /health and for waiting.
+"""What supervisord knows about the worker shards, polled off the event loop, for /health and for waiting.
 
 Restart policy is not here: the watchdog listener (``listener.py``) owns it and leaves its plan for each
 program in ``<run dir>/watchdog.json``, which this module reads so that /health can show it.
@@ -46,16 +46,28 @@ class WorkerSnapshot:
 
 
 class SupervisorMonitor:
+    """One ``WorkerSnapshot`` per worker shard (``worker:worker-0``, ...); ``snapshot`` is shard 0's,
+    the shard that holds ``default``."""
+
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._program = settings.worker_program
         self._socket = str(settings.supervisor_socket)
-        self.snapshot = WorkerSnapshot()
-        self.snapshot.watchdog.next_delay = settings.watchdog_initial_delay
-        self._last_pid: int | None = None
-        self._process: psutil.Process | None = None
+        count = max(1, getattr(settings, "worker_shards", 1))
+        self._names = [settings.worker_process(n) for n in range(count)]
+        self.shards = [WorkerSnapshot() for _ in range(count)]
+        for snap in self.shards:
+            snap.watchdog.next_delay = settings.watchdog_initial_delay
+        self._last_pid: list[int | None] = [None] * count
+        self._process: list[psutil.Process | None] = [None] * count
         self._task: asyncio.Task | None = None
         self._refreshed_at = 0.0
+
+    @property
+    def snapshot(self) -> WorkerSnapshot:
+        return self.shards[0]
+
+    def name(self, shard: int) -> str:
+        return self._names[shard]
 
     def _proxy(self) -> xmlrpc.client.ServerProxy:
         # One proxy per call: the transport is not thread-safe and calls run in worker threads.
@@ -70,13 +82,26 @@ class SupervisorMonitor:
         return await asyncio.to_thread(call)
 
     async def refresh(self) -> WorkerSnapshot:
+        """Every shard's state in one call to supervisord; returns shard 0's."""
         self._refreshed_at = time.monotonic()
-        snap = self.snapshot
         try:
-            info = await self._call("getProcessInfo", self._program)
+            infos = await self._call("getAllProcessInfo")
         except Exception as exc:  # supervisord down, socket missing, fault
-            snap.state, snap.pid, snap.error = "UNKNOWN", None, f"supervisord unreachable: {exc}"
-            return snap
+            for snap in self.shards:
+                snap.state, snap.pid, snap.error = "UNKNOWN", None, f"supervisord unreachable: {exc}"
+            return self.snapshot
+        by_name = {f"{i['group']}:{i['name']}": i for i in infos}
+        plans = self._watchdog_plans()
+        for shard, snap in enumerate(self.shards):
+            info = by_name.get(self._names[shard])
+            if info is None:
+                snap.state, snap.pid, snap.error = "UNKNOWN", None, f"supervisord has no {self._names[shard]}"
+                continue
+            self._update(shard, snap, info)
+            snap.watchdog = self._plan(plans.get(self._names[shard]) or {})
+        return self.snapshot
+
+    def _update(self, shard: int, snap: WorkerSnapshot, info: dict) -> None:
         snap.error = None
         snap.state = info["statename"]
         snap.pid = info["pid"] or None
@@ -84,20 +109,21 @@ class SupervisorMonitor:
         snap.description = info.get("description", "")
         snap.spawn_error = info.get("spawnerr", "")
         snap.exit_status = info.get("exitstatus")
-        if snap.pid and self._last_pid and snap.pid != self._last_pid:
+        last = self._last_pid[shard]
+        if snap.pid and last and snap.pid != last:
             snap.restarts += 1
-            log.warning("worker.restarted", old_pid=self._last_pid, new_pid=snap.pid)
+            log.warning("worker.restarted", shard=shard, old_pid=last, new_pid=snap.pid)
         if snap.pid:
-            self._last_pid = snap.pid
-        snap.watchdog = self._watchdog_plan()
-        return snap
+            self._last_pid[shard] = snap.pid
 
-    def _watchdog_plan(self) -> WatchdogState:
+    def _watchdog_plans(self) -> dict:
         try:
             plans = json.loads((self._settings.run_dir / "watchdog.json").read_text())
-            plan = plans.get(self._program) or {}
-        except (OSError, ValueError, AttributeError):
-            plan = {}
+            return plans if isinstance(plans, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _plan(self, plan: dict) -> WatchdogState:
         return WatchdogState(
             restarts=int(plan.get("restarts", 0)),
             next_delay=float(plan.get("next_delay_seconds", self._settings.watchdog_initial_delay)),
@@ -106,28 +132,29 @@ class SupervisorMonitor:
             last_error=plan.get("last_error"),
         )
 
-    async def worker_may_come_up(self) -> bool:
-        """Whether the worker is on its way up (a request should wait for it) rather than down for a
+    async def worker_may_come_up(self, shard: int = 0) -> bool:
+        """Whether a shard is on its way up (a request should wait for it) rather than down for a
         while (STOPPED by the operator, FATAL until the watchdog acts): asks supervisord at most every
         half second. EXITED is on the way up: ``autorestart=true`` restarts it at once."""
         if time.monotonic() - self._refreshed_at > 0.5:
             await self.refresh()
-        return self.snapshot.state in {"STARTING", "RUNNING", "BACKOFF", "EXITED"}
+        return self.shards[shard].state in {"STARTING", "RUNNING", "BACKOFF", "EXITED"}
 
-    def process_usage(self) -> tuple[int | None, float | None]:
-        """RSS and CPU% of the worker; one psutil.Process per pid so cpu_percent has a baseline."""
-        pid = self.snapshot.pid
+    def process_usage(self, shard: int = 0) -> tuple[int | None, float | None]:
+        """RSS and CPU% of a shard; one psutil.Process per pid so cpu_percent has a baseline."""
+        pid = self.shards[shard].pid
         if pid is None:
-            self._process = None
+            self._process[shard] = None
             return None, None
         try:
-            if self._process is None or self._process.pid != pid:
-                self._process = psutil.Process(pid)
-                self._process.cpu_percent(None)
-            with self._process.oneshot():
-                return self._process.memory_info().rss, self._process.cpu_percent(None)
+            process = self._process[shard]
+            if process is None or process.pid != pid:
+                process = self._process[shard] = psutil.Process(pid)
+                process.cpu_percent(None)
+            with process.oneshot():
+                return process.memory_info().rss, process.cpu_percent(None)
         except psutil.Error:
-            self._process = None
+            self._process[shard] = None
             return None, None
 
     async def run(self) -> None:

@@ -164,6 +164,8 @@ class Stack:
             self.env.setdefault("WA_KEEPALIVE_MS", "2000")
             self.env.setdefault("WA_CONNECT_TIMEOUT_MS", "5000")
             self.env.setdefault("WA_RECONNECT_STABLE_MS", "1500")
+        # One worker shard unless a test asks for more: stacks stay light on a 2-core machine.
+        self.env.setdefault("WA_WORKER_SHARDS", "1")
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------------------------

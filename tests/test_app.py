@@ -123,8 +123,9 @@ async def test_health_without_a_key_shows_states_only(client):
     assert res.status == 200
     body = await res.json()
     assert body["status"] == "degraded"
-    assert set(body) == {"status", "reasons", "uptime_seconds", "version", "worker", "whatsapp"}
+    assert set(body) == {"status", "reasons", "uptime_seconds", "version", "worker", "whatsapp", "accounts", "shards"}
     assert body["worker"] == {"state": "UNKNOWN"} and body["whatsapp"] == {"state": "unknown"}
+    assert body["accounts"] == {"unknown": 1} and body["shards"] == [{"name": "worker:worker-0", "state": "UNKNOWN"}]
     # Generic reasons: no error text, which could carry a phone number or a path.
     assert body["reasons"] == ["worker is UNKNOWN", "whatsapp is unknown"]
     assert (await client.get("/health/live")).status == 200

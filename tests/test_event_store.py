@@ -94,8 +94,8 @@ def test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_c
     old = time.time() - 40 * 86400
     for n in range(5):
         db.call(events.append, A, "session.status", {"state": f"s{n}"}, old + n)
-    db.call(lambda c: c.execute("INSERT INTO webhook_endpoints (url, cursor, active, created_at, updated_at)"
-                                " VALUES ('http://r', 3, 1, 0, 0)"))
+    db.call(lambda c: c.execute("INSERT INTO webhook_endpoints (id, url, cursor, active, created_at, updated_at)"
+                                " VALUES ('http://r', 'http://r', 3, 1, 0, 0)"))
     assert db.call(prune_events, time.time() - 30 * 86400) == 3  # seq 1..3 only: the endpoint read those
     assert [e["seq"] for e in db.call(events.after, 0)] == [4, 5]
     db.call(lambda c: c.execute("UPDATE webhook_endpoints SET cursor = 5"))

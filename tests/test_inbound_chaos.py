@@ -177,7 +177,7 @@ def run_inbound_chaos(make_stack, *, per_contact: int, pace: float, gateway_kill
         total = per_contact * len(CONTACTS)
         started = time.monotonic()
         window["ok_after"] = started + FAILING_WINDOW
-        killer = Killer(stack, "worker", 2.0)
+        killer = Killer(stack, "worker:worker-0", 2.0)
         killer.start()
         contacts = Contacts(stack, per_contact, pace).start()
 
@@ -190,12 +190,12 @@ def run_inbound_chaos(make_stack, *, per_contact: int, pace: float, gateway_kill
                 kill_gateway(stack)
                 done_kills += 1
                 continue
-            stopped = stack.ctl("stop", "worker")
-            assert "worker: stopped" in stopped.stdout, (stopped.stdout, stopped.stderr)
+            stopped = stack.ctl("stop", "worker:worker-0")
+            assert "worker:worker-0: stopped" in stopped.stdout, (stopped.stdout, stopped.stderr)
             # Down for a while (the scenario, not a wait for a condition): contacts keep writing.
             assert not contacts.halt.wait(WORKER_STOP)
-            restarted = stack.ctl("start", "worker")
-            assert "worker: started" in restarted.stdout, (restarted.stdout, restarted.stderr)
+            restarted = stack.ctl("start", "worker:worker-0")
+            assert "worker:worker-0: started" in restarted.stdout, (restarted.stdout, restarted.stderr)
         contacts.finish()
         killer.stop()
         sent_for = time.monotonic() - started
@@ -356,7 +356,7 @@ def test_a_hand_over_repeated_after_a_lost_ack_is_stored_once(make_stack):
         first = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "before"}).json()["id"]
         wait_for(lambda: any(m["whatsapp_id"] == first for m in inbound_listing(stack)), 30, "the first stored")
         gateway = stack.process_info("gateway")["pid"]
-        worker = stack.process_info("worker")["pid"]
+        worker = stack.process_info("worker:worker-0")["pid"]
         os.kill(gateway, signal.SIGSTOP)
         try:
             res = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "handed over twice"})

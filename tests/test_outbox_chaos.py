@@ -118,7 +118,7 @@ def test_worker_killed_every_2s_and_gateway_twice_nothing_lost_nothing_doubled(m
     stack = make_stack({**FAST, "WA_KEEPALIVE_MS": "1000"}, sandbox=True)
     pair(stack)
     started = time.monotonic()
-    worker_killer = Killer(stack, "worker", 2.0)
+    worker_killer = Killer(stack, "worker:worker-0", 2.0)
     worker_killer.start()
     accepted: dict[str, list[dict]] = {p: [] for p in CONTACTS}
 
@@ -183,7 +183,7 @@ def test_gateway_killed_mid_burst_every_accepted_message_is_delivered(make_stack
             assert res.status == 202, res.raw
             accepted.append(res.json())
 
-    worker_pid = stack.process_info("worker")["pid"]
+    worker_pid = stack.process_info("worker:worker-0")["pid"]
     try:
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(send, n) for n in range(120)]

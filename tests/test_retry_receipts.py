@@ -17,7 +17,7 @@ pytestmark = pytest.mark.system
 
 
 def worker_send(stack, phone: str, text: str, message_id: str) -> dict:
-    conn = _UnixHTTPConnection(str(stack.run_dir / "worker.sock"))
+    conn = _UnixHTTPConnection(str(stack.run_dir / "worker-0.sock"))
     try:
         body = json.dumps({"phone_number": phone, "text": text, "id": message_id})
         conn.request("POST", "/send", body=body, headers={"content-type": "application/json"})

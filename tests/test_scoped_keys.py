@@ -20,7 +20,7 @@ from service.store.db import Database
 from service.validation import RESERVED_ACCOUNT_NAMES
 from tests.test_app import AUTH, settings
 
-STATES_ONLY = {"status", "reasons", "uptime_seconds", "version", "worker", "whatsapp"}
+STATES_ONLY = {"status", "reasons", "uptime_seconds", "version", "worker", "whatsapp", "accounts", "shards"}
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_supervisorctl_shows_the_programs_running(stack):
     result = stack.ctl("status")
     out = result.stdout
     assert re.search(r"^gateway\s+RUNNING\s+pid \d+", out, re.M), out
-    assert re.search(r"^worker\s+RUNNING\s+pid \d+", out, re.M), out
+    assert re.search(r"^worker:worker-0\s+RUNNING\s+pid \d+", out, re.M), out
     assert re.search(r"^watchdog\s+RUNNING\s+pid \d+", out, re.M), out
     assert "emulator" not in out  # only in sandbox mode
     assert result.returncode == 0
@@ -44,7 +44,7 @@ def test_supervisorctl_shows_the_programs_running(stack):
 
 def test_run_dir_is_private(stack):
     assert stat_mode(stack.run_dir) == 0o700
-    assert stat_mode(stack.run_dir / "worker.sock") & 0o077 == 0
+    assert stat_mode(stack.run_dir / "worker-0.sock") & 0o077 == 0
 
 
 def stat_mode(path: Path) -> int:
@@ -103,7 +103,7 @@ def test_signal_stops_both_programs_cleanly_and_keeps_session_files(make_stack, 
     assert code == 0
     assert elapsed < 15, elapsed  # stopwaitsecs of each program
     logs = stack.logs()
-    assert "stopped: worker (exit status 0)" in logs
+    assert "stopped: worker-0 (exit status 0)" in logs
     assert "stopped: gateway (exit status 0)" in logs
     after = {p.name: p.read_bytes() for p in session_dir.iterdir() if p.is_file()}
     assert after.keys() >= before.keys()
@@ -120,14 +120,14 @@ def test_signal_stops_both_programs_cleanly_and_keeps_session_files(make_stack, 
 
 def test_operator_can_stop_and_start_the_worker_with_supervisorctl(make_stack):
     stack = make_stack()
-    assert "worker: stopped" in stack.ctl("stop", "worker").stdout
+    assert "worker:worker-0: stopped" in stack.ctl("stop", "worker:worker-0").stdout
     stopped = wait_for(lambda: (h := stack.health())["worker"]["state"] == "STOPPED" and h, 10, "STOPPED")
     assert stopped["status"] == "degraded"
     # A stopped worker is not "starting": the gateway answers 503 at once instead of waiting for it.
     began = time.monotonic()
     assert stack.get("/status").json()["error"]["code"] == "worker_unavailable"
     assert time.monotonic() - began < 2
-    assert "worker: started" in stack.ctl("start", "worker").stdout
+    assert "worker:worker-0: started" in stack.ctl("start", "worker:worker-0").stdout
     wait_for(lambda: stack.health()["worker"]["state"] == "RUNNING", 10, "RUNNING again")
     wait_for(lambda: stack.get("/status").status == 200, 10, "the worker answering again")
 
@@ -150,5 +150,5 @@ def test_ctl_status_exits_0_on_a_healthy_stack_in_both_modes(make_stack, sandbox
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    assert names == ({"gateway", "worker", "watchdog"} | ({"emulator"} if sandbox else set()))
+    assert names == ({"gateway", "worker:worker-0", "watchdog"} | ({"emulator"} if sandbox else set()))
     assert all(" RUNNING " in line for line in result.stdout.splitlines() if line.strip())

@@ -196,13 +196,13 @@ def _refused(stack) -> bool:
 def test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule(make_stack):
     stack = make_stack({"WA_WATCHDOG_INITIAL_DELAY": "1", "WA_WATCHDOG_MAX_DELAY": "2"}, start=False)
     # A directory where the worker's socket goes: it cannot start, and it is not a configuration error.
-    blocker = stack.run_dir / "worker.sock"
+    blocker = stack.run_dir / "worker-0.sock"
     blocker.mkdir(parents=True)
     (blocker / "keep").write_text("x")
     stack.start(wait=False)
-    wait_for(lambda: len(records(stack, "watchdog.restart", target="worker")) >= 3, 90, "three watchdog restarts")
-    fatals = records(stack, "watchdog.program_fatal", target="worker")
-    restarts = records(stack, "watchdog.restart", target="worker")
+    wait_for(lambda: len(records(stack, "watchdog.restart", target="worker:worker-0")) >= 3, 90, "three watchdog restarts")
+    fatals = records(stack, "watchdog.program_fatal", target="worker:worker-0")
+    restarts = records(stack, "watchdog.restart", target="worker:worker-0")
     assert [f["retry_in_seconds"] for f in fatals[:3]] == [1, 2, 2]  # doubling, then the cap
     for fatal_record, restart in zip(fatals, restarts):
         assert at(restart) - at(fatal_record) >= fatal_record["retry_in_seconds"] - 0.05
@@ -220,12 +220,12 @@ def test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule(m
 @pytest.mark.system
 def test_a_worker_the_operator_stopped_is_not_restarted(make_stack):
     stack = make_stack({"WA_WATCHDOG_INITIAL_DELAY": "0.5"})
-    assert "worker: stopped" in stack.ctl("stop", "worker").stdout
+    assert "worker:worker-0: stopped" in stack.ctl("stop", "worker:worker-0").stdout
     # Four times the watchdog's first delay: a wrong restart would have happened by now.
     time.sleep(2)
-    assert "STOPPED" in stack.ctl("status", "worker").stdout
-    assert records(stack, "watchdog.restart", target="worker") == []
-    assert "worker: started" in stack.ctl("start", "worker").stdout
+    assert "STOPPED" in stack.ctl("status", "worker:worker-0").stdout
+    assert records(stack, "watchdog.restart", target="worker:worker-0") == []
+    assert "worker:worker-0: started" in stack.ctl("start", "worker:worker-0").stdout
 
 
 def launcher(env_extra: dict, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -48,7 +48,7 @@ export function readSettings (env = process.env) {
     sessionDir: path.join(dataDir, 'session'),
     // this worker's shard (supervisord's process_num): it holds the accounts accounts.json assigns to it
     shard: int(env, 'WA_SHARD', 0, 0),
-    socketPath: path.join(runDir, 'worker.sock'),
+    socketPath: path.join(runDir, `worker-${int(env, 'WA_SHARD', 0, 0)}.sock`),
     serverUrl: serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat'),
     sandboxRootKey: (env.WA_SANDBOX_ROOT_KEY || '').trim() || null,
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),

@@ -212,7 +212,7 @@ test('the worker process: a crash is one critical record, and nothing bypasses t
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-crash-'))
   try {
     // The socket path is a directory: the worker cannot start (not a configuration error), it crashes.
-    fs.mkdirSync(path.join(dir, 'run', 'worker.sock'), { recursive: true })
+    fs.mkdirSync(path.join(dir, 'run', 'worker-0.sock'), { recursive: true })
     const env = { PATH: process.env.PATH, WA_DATA_DIR: dir, WA_LOG_LEVEL: 'debug', WA_SERVER_URL: 'ws://127.0.0.1:9/ws/chat' }
     const run = promisify(execFile)(process.execPath, ['src/main.js'], { env, timeout: 20000 })
     const err = await run.then(() => null, (e) => e)

@@ -31,7 +31,8 @@ test('backoff grows, is capped, jittered within 20%, and resets', () => {
 test('settings: defaults, and bad values raise SettingsError', () => {
   const s = readSettings({ WA_DATA_DIR: '/tmp/x' })
   assert.equal(s.serverUrl, 'wss://web.whatsapp.com/ws/chat')
-  assert.equal(s.socketPath, '/tmp/x/run/worker.sock')
+  assert.equal(s.socketPath, '/tmp/x/run/worker-0.sock')
+  assert.equal(readSettings({ WA_DATA_DIR: '/tmp/x', WA_SHARD: '3' }).socketPath, '/tmp/x/run/worker-3.sock')
   assert.equal(s.sandboxRootKey, null)
   assert.ok(s.shutdownTimeoutMs < 15000)
   assert.throws(() => readSettings({ WA_SERVER_URL: 'not-a-url' }), SettingsError)

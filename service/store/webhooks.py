@@ -32,26 +32,29 @@ class NotFailed(Exception):
 
 
 def register(conn: sqlite3.Connection, urls: tuple[str, ...] | list[str], now: float) -> dict[str, int]:
-    """Mark exactly ``urls`` as the active endpoints; returns each one's cursor.
+    """Mark exactly ``urls`` as the active global endpoints (WA_WEBHOOK_URL); returns each one's cursor.
 
     A new endpoint, or one that was not configured in the previous run, starts at the end of the log
     (it gets the events from now on, not the history); one that stays configured keeps its cursor.
+    A global endpoint's id is its URL. Account endpoints (``add_account_endpoint``) are left alone.
     """
-    was_active = {r["url"] for r in conn.execute("SELECT url FROM webhook_endpoints WHERE active = 1")}
-    conn.execute("UPDATE webhook_endpoints SET active = 0, updated_at = ? WHERE active = 1", (now,))
+    was_active = {r["id"] for r in conn.execute(
+        "SELECT id FROM webhook_endpoints WHERE active = 1 AND account IS NULL")}
+    conn.execute("UPDATE webhook_endpoints SET active = 0, updated_at = ? WHERE active = 1 AND account IS NULL",
+                 (now,))
     head = events.last_seq(conn)
     cursors = {}
     for url in urls:
-        row = conn.execute("SELECT cursor FROM webhook_endpoints WHERE url = ?", (url,)).fetchone()
+        row = conn.execute("SELECT cursor FROM webhook_endpoints WHERE id = ? AND account IS NULL", (url,)).fetchone()
         if row is None:
-            conn.execute("INSERT INTO webhook_endpoints (url, cursor, active, created_at, updated_at) "
-                         "VALUES (?, ?, 1, ?, ?)", (url, head, now, now))
+            conn.execute("INSERT INTO webhook_endpoints (id, url, account, cursor, active, created_at, updated_at) "
+                         "VALUES (?, ?, NULL, ?, 1, ?, ?)", (url, url, head, now, now))
             cursors[url] = head
         elif url in was_active:
-            conn.execute("UPDATE webhook_endpoints SET active = 1, updated_at = ? WHERE url = ?", (now, url))
+            conn.execute("UPDATE webhook_endpoints SET active = 1, updated_at = ? WHERE id = ?", (now, url))
             cursors[url] = row["cursor"]
         else:
-            conn.execute("UPDATE webhook_endpoints SET active = 1, cursor = ?, updated_at = ? WHERE url = ?",
+            conn.execute("UPDATE webhook_endpoints SET active = 1, cursor = ?, updated_at = ? WHERE id = ?",
                          (head, now, url))
             cursors[url] = head
     return cursors
@@ -63,19 +66,90 @@ def min_cursor(conn: sqlite3.Connection) -> int | None:
 
 
 def endpoints(conn: sqlite3.Connection) -> list[dict]:
-    return [dict(r) for r in conn.execute("SELECT url, cursor, active FROM webhook_endpoints ORDER BY url")]
+    """Every endpoint ever configured (global and account ones, removed ones too)."""
+    return [dict(r) for r in conn.execute(
+        "SELECT id, url, account, events, cursor, active, created_at, deleted_at FROM webhook_endpoints "
+        "ORDER BY account IS NOT NULL, account, created_at, id")]
+
+
+# --- endpoints of one account (managed by API) ----------------------------------------------------
+
+class EndpointExists(Exception):
+    """The URL is already configured for this account (the API's 409 ``webhook_exists``)."""
+
+
+class NoAccount(Exception):
+    """The account is not (or no longer) registered."""
+
+
+class TooManyEndpoints(Exception):
+    """One more would pass ``WA_WEBHOOK_MAX_PER_ACCOUNT`` (the API's 409 ``too_many_webhooks``)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"at most {limit} webhooks per account")
+        self.limit = limit
+
+
+_ENDPOINT_COLUMNS = "id, url, account, events, cursor, active, created_at, updated_at, deleted_at"
+
+
+def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> list[dict]:
+    """The account endpoints not deleted (of ``account``, or of every account), oldest first."""
+    sql = f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account IS NOT NULL AND deleted_at IS NULL"
+    args: list = []
+    if account is not None:
+        sql += " AND account = ?"
+        args.append(account)
+    return [dict(r) for r in conn.execute(sql + " ORDER BY created_at, id", args)]
+
+
+def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types: tuple[str, ...], now: float,
+                         max_per_account: int) -> dict:
+    """A new endpoint for ``account`` only, starting at the current end of the log (no history).
+    ``EndpointExists`` when the URL is configured for the account already, ``TooManyEndpoints`` at the limit;
+    both checked in this transaction."""
+    if conn.execute("SELECT 1 FROM accounts WHERE account = ? AND registered = 1", (account,)).fetchone() is None:
+        raise NoAccount(account)  # deleted meanwhile: no endpoint may outlive its account
+    live = account_endpoints(conn, account)
+    if any(r["url"] == url for r in live):
+        raise EndpointExists(url)
+    if len(live) >= max_per_account:
+        raise TooManyEndpoints(max_per_account)
+    endpoint_id = "whe_" + new_id(now)
+    conn.execute("INSERT INTO webhook_endpoints (id, url, account, events, cursor, active, created_at, updated_at) "
+                 "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                 (endpoint_id, url, account, ",".join(types), events.last_seq(conn), now, now))
+    return get_endpoint(conn, endpoint_id)
+
+
+def get_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> dict | None:
+    row = conn.execute(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def remove_account_endpoint(conn: sqlite3.Connection, account: str, endpoint_id: str, now: float) -> dict | None:
+    """Stop an account endpoint: it gets no more deliveries and its pending ones are not attempted (they
+    stay listed, like a URL removed from WA_WEBHOOK_URL). None when the account has no such endpoint."""
+    cur = conn.execute("UPDATE webhook_endpoints SET active = 0, deleted_at = ?, updated_at = ? "
+                       "WHERE id = ? AND account = ? AND deleted_at IS NULL", (now, now, endpoint_id, account))
+    return get_endpoint(conn, endpoint_id) if cur.rowcount else None
 
 
 def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: float, max_age: float,
-            limit: int = 500) -> tuple[int, bool]:
-    """Create the deliveries of the next events for ``url``; (created, more events may be waiting).
+            limit: int = 500, account: str | None = None) -> tuple[int, bool]:
+    """Create the deliveries of the next events for the endpoint ``url`` (its id: the URL of a global
+    endpoint, whe_... of an account's), only ``account``'s events when given; (created, more may be waiting).
+    An endpoint no longer stored (its account was deleted) creates nothing.
 
     Runs on the database's one writer, so no event can commit under it: when fewer than ``limit``
     match, every event up to the current end of the log has been seen and the cursor moves there.
     (A PostgreSQL backend, where sequence values commit out of order, must read under a lock.)
     """
-    cursor = conn.execute("SELECT cursor FROM webhook_endpoints WHERE url = ?", (url,)).fetchone()["cursor"]
-    rows = events.after(conn, cursor, types=types, limit=limit)
+    found = conn.execute("SELECT cursor FROM webhook_endpoints WHERE id = ?", (url,)).fetchone()
+    if found is None:
+        return 0, False
+    cursor = found["cursor"]
+    rows = events.after(conn, cursor, account=account, types=types, limit=limit)
     for ev in rows:
         conn.execute(
             "INSERT INTO webhook_deliveries (id, endpoint, event_seq, event_id, event_type, account, subject, "
@@ -87,7 +161,7 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
     more = len(rows) == limit
     new_cursor = rows[-1]["seq"] if more else max(events.last_seq(conn), cursor)
     if new_cursor != cursor:
-        conn.execute("UPDATE webhook_endpoints SET cursor = ?, updated_at = ? WHERE url = ?", (new_cursor, now, url))
+        conn.execute("UPDATE webhook_endpoints SET cursor = ?, updated_at = ? WHERE id = ?", (new_cursor, now, url))
     return len(rows), more
 
 
@@ -167,21 +241,51 @@ def _by_seq(conn: sqlite3.Connection, seq: int) -> dict:
     return dict(conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq = ?", (seq,)).fetchone())
 
 
-def get(conn: sqlite3.Connection, delivery_id: str) -> dict | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)).fetchone()
+_OF_ACCOUNT = "endpoint IN (SELECT id FROM webhook_endpoints WHERE account = ?)"
+
+
+def get(conn: sqlite3.Connection, delivery_id: str, account: str | None = None) -> dict | None:
+    """One delivery; with ``account``, only one to that account's own endpoints."""
+    sql, args = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", [delivery_id]
+    if account is not None:
+        sql += f" AND {_OF_ACCOUNT}"
+        args.append(account)
+    row = conn.execute(sql, args).fetchone()
     return dict(row) if row is not None else None
 
 
 def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endpoint: str | None = None,
-                    limit: int = 50, before_seq: int | None = None) -> list[dict]:
-    """Newest first; ``before_seq`` continues a page."""
-    return newest_first(conn, f"SELECT {_COLUMNS} FROM webhook_deliveries", {"status": status, "endpoint": endpoint},
-                        limit=limit, before_seq=before_seq)
+                    limit: int = 50, before_seq: int | None = None, endpoints: list[str] | None = None,
+                    account: str | None = None) -> list[dict]:
+    """Newest first; ``before_seq`` continues a page. ``endpoints``: to any of these endpoint ids;
+    ``account``: to that account's own endpoints only (not the global ones)."""
+    if endpoints is None and account is None:
+        return newest_first(conn, f"SELECT {_COLUMNS} FROM webhook_deliveries",
+                            {"status": status, "endpoint": endpoint}, limit=limit, before_seq=before_seq)
+    clauses, args = [], []
+    for column, value in (("status", status), ("endpoint", endpoint)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if endpoints is not None:
+        clauses.append(f"endpoint IN ({','.join('?' * len(endpoints))})" if endpoints else "1 = 0")
+        args.extend(endpoints)
+    if account is not None:
+        clauses.append(_OF_ACCOUNT)
+        args.append(account)
+    if before_seq is not None:
+        clauses.append("seq < ?")
+        args.append(before_seq)
+    return [dict(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
+        (*args, limit))]
 
 
-def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float) -> dict | None:
-    """Put one failed delivery back to pending with its attempts reset; None if unknown, NotFailed if not failed."""
-    row = get(conn, delivery_id)
+def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float,
+          account: str | None = None) -> dict | None:
+    """Put one failed delivery back to pending with its attempts reset; None if unknown (to ``account``'s
+    endpoints, when given), NotFailed if not failed."""
+    row = get(conn, delivery_id, account)
     if row is None:
         return None
     if row["status"] != "failed":
@@ -190,11 +294,21 @@ def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float
     return get(conn, delivery_id)
 
 
-def retry_failed(conn: sqlite3.Connection, now: float, max_age: float, endpoint: str | None = None) -> int:
-    """Bulk redrive: every failed delivery (of ``endpoint``) back to pending; returns how many."""
-    if endpoint is None:
-        return _redrive(conn, "1 = 1", [], now, max_age)
-    return _redrive(conn, "endpoint = ?", [endpoint], now, max_age)
+def retry_failed(conn: sqlite3.Connection, now: float, max_age: float, endpoint: str | None = None,
+                 endpoints: list[str] | None = None, account: str | None = None) -> int:
+    """Bulk redrive: every failed delivery (to ``endpoint``, to any of ``endpoints``, to ``account``'s own
+    endpoints) back to pending; returns how many."""
+    clauses, args = ["1 = 1"], []
+    if endpoint is not None:
+        clauses.append("endpoint = ?")
+        args.append(endpoint)
+    if endpoints is not None:
+        clauses.append(f"endpoint IN ({','.join('?' * len(endpoints))})" if endpoints else "1 = 0")
+        args.extend(endpoints)
+    if account is not None:
+        clauses.append(_OF_ACCOUNT)
+        args.append(account)
+    return _redrive(conn, " AND ".join(clauses), args, now, max_age)
 
 
 def _redrive(conn: sqlite3.Connection, where: str, args: list, now: float, max_age: float) -> int:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..accounts import DEFAULT, Account
 from ..errors import ApiError, Conflict
-from ..keys import ACCOUNTS, DATABASE, SCOPED_KEYS
+from ..keys import ACCOUNTS, DATABASE, SCOPED_KEYS, WEBHOOKS
 from ..models import AccountCreateRequest, parse
 from ..store import accounts as registry
 from ..store.events import iso
@@ -66,4 +66,5 @@ async def delete(request: web.Request) -> web.Response:
         raise Conflict("The default account always exists; POST /disconnect unlinks it.", code="default_account")
     result = await request.app[ACCOUNTS].delete(account.name)
     request.app[SCOPED_KEYS].invalidate()  # its keys stop working now, not at the next key change
+    await request.app[WEBHOOKS].forget_account(account.name)  # its webhook rows went with it: stop their workers
     return web.json_response({"name": account.name, "deleted": True, "unlinked": result["unlinked"]})

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 
 from aiohttp import web
 
 from .. import __version__
-from ..errors import ApiError
+from ..errors import ApiError, NotFound
+from ..accounts import Account
 from ..keys import ACCOUNTS, AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS
 
+STATUS_TIMEOUT = 3.0
 
-async def _whatsapp_state(request: web.Request) -> tuple[str, str | None, dict | None]:
-    """The worker's session state, its last error and, while connected, its link (see the worker's
-    link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
+
+async def _whatsapp_state(request: web.Request, account: Account | None = None) -> tuple[str, str | None, dict | None]:
+    """An account's session state (``default`` unless given), its last error and, while connected, its
+    link (see the worker's link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
+    account = account or request.app[ACCOUNTS].default
     try:
-        status = await request.app[ACCOUNTS].default.worker.status()
+        async with asyncio.timeout(STATUS_TIMEOUT):
+            status = await account.worker.status()
     except ApiError as exc:
         return "unknown", exc.message, None
+    except TimeoutError:
+        return "unknown", "the worker did not answer in time", None
     link = status.get("link")
     return status.get("state", "unknown"), status.get("last_error"), link if isinstance(link, dict) else None
 
@@ -53,6 +62,12 @@ async def health(request: web.Request) -> web.Response:
     problem = _link_problem(wa_state, link)
     if problem:
         reasons.append(problem[1])
+    runtime = request.app[ACCOUNTS]
+    others = [runtime.get(n) for n in runtime.names() if n != "default" and runtime.get(n)]
+    states = [wa_state, *[s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]]
+    for n, shard in enumerate(monitor.shards[1:], start=1):
+        if shard.state != "RUNNING":
+            reasons.append(f"worker shard {n} is {shard.state}")
     body = {
         "status": "ok" if not reasons else "degraded",
         "reasons": reasons,
@@ -60,6 +75,9 @@ async def health(request: web.Request) -> web.Response:
         "version": __version__,
         "worker": {"state": snap.state},
         "whatsapp": {"state": wa_state},
+        # Every account by WhatsApp state, every worker shard by supervisord state.
+        "accounts": dict(Counter(states)),
+        "shards": [{"name": monitor.name(n), "state": shard.state} for n, shard in enumerate(monitor.shards)],
     }
     if not detailed:
         return web.json_response(body)
@@ -86,6 +104,11 @@ async def health(request: web.Request) -> web.Response:
             },
         },
         "whatsapp": {"state": wa_state, "link": link},
+        "shards": [
+            {"name": monitor.name(n), "state": shard.state, "pid": shard.pid, "restarts": shard.restarts,
+             "rss_bytes": monitor.process_usage(n)[0], "accounts": runtime.on_shard(n)}
+            for n, shard in enumerate(monitor.shards)
+        ],
         # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
         "webhooks": await request.app[WEBHOOKS].summary() if WEBHOOKS in request.app else {},
     }
@@ -97,8 +120,14 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    snap = request.app[MONITOR].snapshot
-    wa_state, _, link = await _whatsapp_state(request)
+    """Ready when the gateway and ``default`` (or ``?account=NAME``) can send: its worker shard is
+    RUNNING, WhatsApp is connected and the link demonstrably works."""
+    name = request.query.get("account", "default")
+    account = request.app[ACCOUNTS].get(name)
+    if account is None:
+        raise NotFound("No account with this name.", code="account_not_found")
+    snap = request.app[MONITOR].shards[account.shard]
+    wa_state, _, link = await _whatsapp_state(request, account)
     body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
     if snap.state != "RUNNING":
         problem = ("worker_not_running", f"the worker is {snap.state}")

@@ -1,5 +1,15 @@
-"""Webhook deliveries: ``GET /webhooks/deliveries``, ``GET /webhooks/deliveries/{id}``,
-``POST /webhooks/deliveries/{id}/retry`` and the bulk redrive ``POST /webhooks/deliveries/retry``."""
+"""Webhooks over HTTP.
+
+Global (admin key only): ``GET /webhooks/deliveries``, ``GET /webhooks/deliveries/{id}``,
+``POST /webhooks/deliveries/{id}/retry`` and the bulk redrive ``POST /webhooks/deliveries/retry``: every
+delivery, to global (WA_WEBHOOK_URL) and account endpoints alike.
+
+Per account (the admin key or a key scoped to that account): ``GET|POST /accounts/{account}/webhooks``,
+``DELETE /accounts/{account}/webhooks/{id}`` and the same four delivery routes under
+``/accounts/{account}/webhooks/deliveries``, which see only the deliveries to that account's own endpoints
+(not those of its events to the global endpoints: those are the admin's). There is no original-path
+(``/webhooks``) form for ``default``: ``/webhooks/...`` keeps its global meaning; use
+``/accounts/default/webhooks``."""
 
 from __future__ import annotations
 
@@ -9,16 +19,36 @@ import structlog
 from aiohttp import web
 
 from . import paging
+from typing import ClassVar
+
+from pydantic import StrictStr
+
 from ..errors import BadRequest, Conflict, NotFound
 from ..keys import DATABASE, SETTINGS, WEBHOOKS
-from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, parse
+from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, RequestModel, parse
+from ..settings import is_webhook_url
 from ..store import webhooks as store
+from ..store.events import TYPES as EVENT_TYPES
+from ..store.events import iso
 from ..validation import json_object
 from ..webhooks.delivery import public_url
+from .context import account_of
 
 log = structlog.get_logger("gateway.webhooks")
 
 MAX_LIMIT = 200
+MAX_URL_LENGTH = 2048
+
+
+class WebhookCreateRequest(RequestModel):
+    """``POST /accounts/{account}/webhooks``: a URL and, optionally, the event types it gets (default all)."""
+
+    url: StrictStr
+    events: list[StrictStr] | None = None
+
+    field_codes: ClassVar[dict[str, str]] = {"url": "invalid_url", "events": "invalid_events"}
+    field_hints: ClassVar[dict[str, str]] = {"url": "an http:// or https:// URL (a string)",
+                                             "events": f"a list of event types ({', '.join(EVENT_TYPES)})"}
 
 
 def _cursor(seq: int) -> str:
@@ -29,17 +59,31 @@ def _seq(cursor: str) -> int:
     return paging.decode("d1", cursor)
 
 
-def _out(request: web.Request, row: dict, *, with_event: bool = False) -> DeliveryOut:
+async def _urls(request: web.Request) -> dict[str, str]:
+    """Endpoint id -> URL (a global endpoint's id is its URL; an account's is whe_...)."""
+    return {r["id"]: r["url"] for r in await request.app[DATABASE].run(store.endpoints)}
+
+
+def _out(request: web.Request, row: dict, urls: dict[str, str], *, with_event: bool = False) -> DeliveryOut:
     active = row["endpoint"] in request.app[WEBHOOKS].workers
-    return DeliveryOut.from_row(row, endpoint=public_url(row["endpoint"]), active=active, with_event=with_event)
+    url = urls.get(row["endpoint"], row["endpoint"])
+    return DeliveryOut.from_row(row, endpoint=public_url(url), active=active, with_event=with_event)
 
 
-async def _endpoint(request: web.Request, given: str) -> str:
-    """The stored endpoint URL a caller means, given as configured or as the API shows it."""
-    for row in await request.app[DATABASE].run(store.endpoints):
-        if given in (row["url"], public_url(row["url"])):
-            return row["url"]
-    raise NotFound("No webhook endpoint with this URL.", code="endpoint_not_found")
+async def _endpoints(request: web.Request, given: str, account: str | None = None) -> list[str]:
+    """The endpoint ids a caller means: given as an id, or as a URL as configured or as the API shows it
+    (every endpoint with that URL). With ``account``: among that account's endpoints only."""
+    found = [row["id"] for row in await request.app[DATABASE].run(store.endpoints)
+             if (account is None or row["account"] == account)
+             and given in (row["id"], row["url"], public_url(row["url"]))]
+    if not found:
+        raise NotFound("No webhook endpoint with this URL or id.", code="endpoint_not_found")
+    return found
+
+
+def _scope(request: web.Request) -> str | None:
+    """The account of an ``/accounts/{account}/webhooks/...`` route (checked to exist), None for ``/webhooks/...``."""
+    return account_of(request).name if "account" in request.match_info else None
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
@@ -49,44 +93,95 @@ async def list_deliveries(request: web.Request) -> web.Response:
         raise BadRequest(f"status must be one of {', '.join(store.STATUSES)}.", code="invalid_status")
     limit = paging.limit(query, MAX_LIMIT)
     before = _seq(query["cursor"]) if "cursor" in query else None
-    endpoint = await _endpoint(request, query["endpoint"]) if "endpoint" in query else None
-    rows = await request.app[DATABASE].run(store.list_deliveries, status=status, endpoint=endpoint,
-                                           limit=limit + 1, before_seq=before)
+    account = _scope(request)
+    endpoints = await _endpoints(request, query["endpoint"], account) if "endpoint" in query else None
+    rows = await request.app[DATABASE].run(store.list_deliveries, status=status, endpoints=endpoints,
+                                           account=account, limit=limit + 1, before_seq=before)
     more = len(rows) > limit
     rows = rows[:limit]
-    page = DeliveryPage(deliveries=[_out(request, r) for r in rows],
+    urls = await _urls(request)
+    page = DeliveryPage(deliveries=[_out(request, r, urls) for r in rows],
                         next_cursor=_cursor(rows[-1]["seq"]) if more else None)
     return web.json_response({"deliveries": [d.public() for d in page.deliveries], "next_cursor": page.next_cursor})
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    row = await request.app[DATABASE].run(store.get, request.match_info["id"])
+    row = await request.app[DATABASE].run(store.get, request.match_info["id"], _scope(request))
     if row is None:
         raise NotFound("No webhook delivery with this id.", code="delivery_not_found")
-    return web.json_response(_out(request, row, with_event=True).public())
+    return web.json_response(_out(request, row, await _urls(request), with_event=True).public())
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
     delivery_id = request.match_info["id"]
     max_age = request.app[SETTINGS].webhook_max_age
     try:
-        row = await request.app[DATABASE].run(store.retry, delivery_id, time.time(), max_age)
+        row = await request.app[DATABASE].run(store.retry, delivery_id, time.time(), max_age, _scope(request))
     except store.NotFailed as exc:
         raise Conflict(f"The delivery is {exc.status}; only a failed delivery can be retried.",
                        code="not_failed") from None
     if row is None:
         raise NotFound("No webhook delivery with this id.", code="delivery_not_found")
-    log.info("webhook.redriven", delivery_id=delivery_id, endpoint=public_url(row["endpoint"]))
+    urls = await _urls(request)
+    log.info("webhook.redriven", delivery_id=delivery_id, endpoint=public_url(urls.get(row["endpoint"], "")))
     request.app[WEBHOOKS].notify()
-    return web.json_response(_out(request, row).public())
+    return web.json_response(_out(request, row, urls).public())
 
 
 async def retry_failed(request: web.Request) -> web.Response:
     body = parse(RedriveRequest, await json_object(request, allow_empty=True))
-    endpoint = await _endpoint(request, body.endpoint) if body.endpoint is not None else None
+    account = _scope(request)
+    endpoints = await _endpoints(request, body.endpoint, account) if body.endpoint is not None else None
     max_age = request.app[SETTINGS].webhook_max_age
-    count = await request.app[DATABASE].run(store.retry_failed, time.time(), max_age, endpoint)
-    log.info("webhook.redriven_bulk", deliveries=count,
-             endpoint=public_url(endpoint) if endpoint is not None else None)
+    count = await request.app[DATABASE].run(store.retry_failed, time.time(), max_age, endpoints=endpoints,
+                                            account=account)
+    log.info("webhook.redriven_bulk", deliveries=count, account=account,
+             endpoint=public_url(body.endpoint) if body.endpoint is not None else None)
     request.app[WEBHOOKS].notify()
     return web.json_response(RedriveOut(retried=count).model_dump())
+
+
+# --- an account's own endpoints --------------------------------------------------------------------
+
+def _webhook(request: web.Request, row: dict) -> dict:
+    """An endpoint as the API shows it: the URL with credentials and query values hidden, never the secret."""
+    return {"id": row["id"], "url": public_url(row["url"]), "events": [t for t in row["events"].split(",") if t],
+            "created_at": iso(row["created_at"]), "active": row["id"] in request.app[WEBHOOKS].workers}
+
+
+async def list_account_webhooks(request: web.Request) -> web.Response:
+    account = account_of(request)
+    rows = await request.app[DATABASE].run(store.account_endpoints, account.name)
+    return web.json_response({"webhooks": [_webhook(request, r) for r in rows]})
+
+
+async def create_account_webhook(request: web.Request) -> web.Response:
+    account = account_of(request)
+    body = parse(WebhookCreateRequest, await json_object(request))
+    if len(body.url) > MAX_URL_LENGTH or not is_webhook_url(body.url):
+        # Never echo the value: a URL may carry credentials.
+        raise BadRequest(f"url must be an http:// or https:// URL with a host, no fragment and no whitespace "
+                         f"(at most {MAX_URL_LENGTH} characters).", code="invalid_url")
+    types = tuple(dict.fromkeys(body.events)) if body.events is not None else EVENT_TYPES
+    if not types or any(t not in EVENT_TYPES for t in types):
+        raise BadRequest(f"events must list one or more of {', '.join(EVENT_TYPES)}.", code="invalid_events")
+    limit = request.app[SETTINGS].webhook_max_per_account
+    try:
+        row = await request.app[WEBHOOKS].add_account_endpoint(account.name, body.url, types, limit)
+    except store.EndpointExists:
+        raise Conflict("This URL is already a webhook of this account.", code="webhook_exists") from None
+    except store.NoAccount:
+        raise NotFound("No account with this name.", code="account_not_found") from None
+    except store.TooManyEndpoints as exc:
+        raise Conflict(f"An account has at most {exc.limit} webhooks (WA_WEBHOOK_MAX_PER_ACCOUNT).",
+                       code="too_many_webhooks") from None
+    return web.json_response(_webhook(request, row), status=201,
+                             headers={"Location": f"/accounts/{account.name}/webhooks/{row['id']}"})
+
+
+async def delete_account_webhook(request: web.Request) -> web.Response:
+    account = account_of(request)
+    row = await request.app[WEBHOOKS].remove_account_endpoint(account.name, request.match_info["id"])
+    if row is None:
+        raise NotFound("This account has no webhook with this id.", code="webhook_not_found")
+    return web.json_response({**_webhook(request, row), "deleted": True})

@@ -145,10 +145,15 @@ class EndpointWorker:
     """Fans out and delivers the events of one endpoint."""
 
     def __init__(self, db: Database, url: str, types: tuple[str, ...], secrets: tuple[str, ...],
-                 policy: Policy, poll_interval: float):
+                 policy: Policy, poll_interval: float, *, key: str | None = None, account: str | None = None):
         self.db = db
         self.url = url
+        self.key = key or url  # the endpoint's id: its URL when global, whe_<ULID> when an account's
+        self.account = account  # None: every account's events; else only this account's
         self.name = public_url(url)
+        # How log lines name it: the URL as shown publicly, and for an account's endpoint its account and id.
+        self.ident = {"endpoint": self.name} if account is None else \
+            {"endpoint": self.name, "account": account, "webhook_id": self.key}
         self.types = types
         self.secrets = secrets
         self.policy = policy
@@ -182,7 +187,7 @@ class EndpointWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("webhook.round_failed", endpoint=self.name)
+                log.exception("webhook.round_failed", **self.ident)
             try:
                 await asyncio.wait_for(self.wake.wait(), self.poll_interval)
             except TimeoutError:
@@ -190,14 +195,15 @@ class EndpointWorker:
 
     async def _round(self) -> None:
         while True:
-            created, more = await self.db.run(store.fan_out, self.url, self.types, time.time(), self.policy.max_age)
+            created, more = await self.db.run(store.fan_out, self.key, self.types, time.time(), self.policy.max_age,
+                                              account=self.account)
             if not more:
                 break
         free = self.policy.concurrency - len(self.in_flight)
-        claimed, expired = await self.db.run(store.claim, self.url, time.time(), max(free, 0),
+        claimed, expired = await self.db.run(store.claim, self.key, time.time(), max(free, 0),
                                              self.policy.timeout + LEASE_MARGIN)
         for row in expired:
-            log.warning("webhook.dead_lettered", endpoint=self.name, delivery_id=row["id"], event_id=row["event_id"],
+            log.warning("webhook.dead_lettered", **self.ident, delivery_id=row["id"], event_id=row["event_id"],
                         attempts=row["attempts"], reason=row["last_error"])
         for row in claimed:
             task = asyncio.create_task(self._attempt(row))
@@ -228,7 +234,7 @@ class EndpointWorker:
             error = _describe(exc)
         now = time.time()
         outcome, next_at, reason = decide(row, status_code, error, wait_hint, now, self.policy)
-        context = dict(endpoint=self.name, delivery_id=row["id"], event_id=row["event_id"],
+        context = dict(**self.ident, delivery_id=row["id"], event_id=row["event_id"],
                        event_type=row["event_type"], attempts=row["attempts"], status_code=status_code,
                        duration_ms=round((time.monotonic() - started) * 1000, 1))
         if outcome == "delivered":
@@ -243,19 +249,28 @@ class EndpointWorker:
 
 
 class WebhookService:
-    """All endpoint workers; ``notify()`` wakes them (call it after committing events)."""
+    """All endpoint workers; ``notify()`` wakes them (call it after committing events).
+
+    Global endpoints come from ``urls`` (WA_WEBHOOK_URL, every account's events, ``types``); account
+    endpoints from the database (``add_account_endpoint``, only their account's events, their own types).
+    Every worker is keyed by its endpoint id, so one URL configured globally and for accounts is that many
+    independent endpoints. All sign with ``secrets``; when none were given and an account endpoint is
+    needed, ``resolve_secrets`` (an async callable) provides them once.
+    """
 
     def __init__(self, db: Database, urls: tuple[str, ...], types: tuple[str, ...], secrets: tuple[str, ...],
-                 policy: Policy, *, poll_interval: float = 1.0):
+                 policy: Policy, *, poll_interval: float = 1.0, resolve_secrets=None):
         self.db = db
         self.urls = tuple(urls)
         self.types = tuple(types)
         self.secrets = tuple(secrets)
         self.policy = policy
         self.poll_interval = poll_interval
+        self.resolve_secrets = resolve_secrets
         self.workers: dict[str, EndpointWorker] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._housekeeping: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # adding, removing and forgetting endpoints, one at a time
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -264,12 +279,15 @@ class WebhookService:
         released = await self.db.run(store.reset_leases)
         if self.urls and not self.secrets:
             raise ValueError("webhooks need a signing secret")
+        mine = await self.db.run(store.account_endpoints)
+        if mine:
+            await self._ensure_secrets()
         log.info("webhook.endpoints", endpoints=[public_url(u) for u in self.urls], events=list(self.types),
-                 interrupted_attempts=released)
+                 account_endpoints=len(mine), interrupted_attempts=released)
         for url in self.urls:
-            worker = EndpointWorker(self.db, url, self.types, self.secrets, self.policy, self.poll_interval)
-            self.workers[url] = worker
-            worker.start()
+            self._start_worker(url, url, self.types, None)
+        for row in mine:
+            self._start_worker(row["id"], row["url"], _types(row), row["account"])
         self._housekeeping = asyncio.create_task(self._prune_loop(), name="webhooks:prune")
 
     async def stop(self) -> None:
@@ -278,6 +296,54 @@ class WebhookService:
             await asyncio.gather(self._housekeeping, return_exceptions=True)
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         self.workers.clear()
+
+    def _start_worker(self, key: str, url: str, types: tuple[str, ...], account: str | None) -> None:
+        worker = EndpointWorker(self.db, url, types, self.secrets, self.policy, self.poll_interval,
+                                key=key, account=account)
+        self.workers[key] = worker
+        worker.start()
+
+    async def _ensure_secrets(self) -> None:
+        if not self.secrets and self.resolve_secrets is not None:
+            self.secrets = tuple(await self.resolve_secrets())
+        if not self.secrets:
+            raise ValueError("webhooks need a signing secret")
+
+    # --- account endpoints ------------------------------------------------------------------------
+
+    async def add_account_endpoint(self, account: str, url: str, types: tuple[str, ...], max_per_account: int) -> dict:
+        """Store a new endpoint of ``account`` and start its worker (from the current end of the log).
+        Raises ``store.EndpointExists`` / ``store.TooManyEndpoints``."""
+        async with self._lock:
+            await self._ensure_secrets()
+            row = await self.db.run(store.add_account_endpoint, account, url, tuple(types), time.time(),
+                                    max_per_account)
+            self._start_worker(row["id"], row["url"], _types(row), account)
+        log.info("webhook.endpoint_added", account=account, webhook_id=row["id"], endpoint=public_url(url),
+                 events=list(_types(row)))
+        return row
+
+    async def remove_account_endpoint(self, account: str, endpoint_id: str) -> dict | None:
+        """Stop deliveries to one endpoint of ``account``; None when it has no such endpoint."""
+        async with self._lock:
+            row = await self.db.run(store.remove_account_endpoint, account, endpoint_id, time.time())
+            worker = self.workers.pop(endpoint_id, None) if row is not None else None
+            if worker is not None:
+                await worker.stop()
+        if row is not None:
+            log.info("webhook.endpoint_removed", account=account, webhook_id=endpoint_id,
+                     endpoint=public_url(row["url"]))
+        return row
+
+    async def forget_account(self, account: str) -> int:
+        """The account was deleted (its endpoint rows with it): stop its endpoints' workers; returns how many."""
+        async with self._lock:
+            gone = [k for k, w in self.workers.items() if w.account == account]
+            workers = [self.workers.pop(k) for k in gone]
+            await asyncio.gather(*(w.stop() for w in workers))
+        if gone:
+            log.info("webhook.account_forgotten", account=account, endpoints=len(gone))
+        return len(gone)
 
     def notify(self) -> None:
         """New events were committed: every endpoint looks now. Safe from any thread."""
@@ -294,16 +360,24 @@ class WebhookService:
             loop.call_soon_threadsafe(self._wake_all)
 
     def _wake_all(self) -> None:
-        for worker in self.workers.values():
+        for worker in list(self.workers.values()):
             worker.wake.set()
 
     async def summary(self) -> dict[str, dict]:
-        """Per endpoint (as shown publicly): pending and failed deliveries, and whether it is configured."""
+        """Per endpoint: pending and failed deliveries, and whether it is active. Global endpoints are
+        keyed as shown publicly (their URL, credentials hidden); an account's by its id, with its account
+        and URL (credentials hidden)."""
         counts = await self.db.run(store.summary)
+        rows = {r["id"]: r for r in await self.db.run(store.endpoints)}
         out = {}
-        for url in sorted(set(counts) | set(self.urls)):
-            c = counts.get(url, {"pending": 0, "failed": 0})
-            out[public_url(url)] = {"active": url in self.workers, **c}
+        for key in sorted(set(counts) | set(self.workers)):
+            c = counts.get(key, {"pending": 0, "failed": 0})
+            row = rows.get(key)
+            if row is not None and row["account"] is not None:
+                out[key] = {"account": row["account"], "url": public_url(row["url"]),
+                            "active": key in self.workers, **c}
+            else:
+                out[public_url(key)] = {"active": key in self.workers, **c}
         return out
 
     async def _prune_loop(self) -> None:
@@ -317,24 +391,30 @@ class WebhookService:
             await asyncio.sleep(PRUNE_EVERY)
 
 
+def _types(row: dict) -> tuple[str, ...]:
+    return tuple(t for t in (row.get("events") or "").split(",") if t)
+
+
 async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0) -> WebhookService:
     """The service for these settings, started. The signing secret is resolved only when an endpoint
-    is configured: ``WA_WEBHOOK_SECRET``, else the data dir's file (generated once, never logged)."""
+    is configured (WA_WEBHOOK_URL, or an account's, stored or added later): ``WA_WEBHOOK_SECRET``, else
+    the data dir's file (generated once, never logged). Account endpoints sign with the same secret(s)."""
     from . import secret
 
-    secrets: tuple[str, ...] = ()
-    if settings.webhook_urls:
+    async def resolve() -> tuple[str, ...]:
         resolved = await asyncio.to_thread(secret.resolve, settings.webhook_secrets, settings.data_dir)
-        secrets = resolved.values
         if resolved.source == "env":
-            log.info("webhook.secret", source="WA_WEBHOOK_SECRET", secrets=len(secrets))
+            log.info("webhook.secret", source="WA_WEBHOOK_SECRET", secrets=len(resolved.values))
         else:
             # Where, never what: `wa-gateway webhook-secret` prints the value for the operator.
             log.info("webhook.secret", source="file", path=str(resolved.path), created=resolved.created)
             if not secret.file_is_private(resolved.path):
                 log.warning("webhook.secret_file_readable", path=str(resolved.path),
                             hint="chmod 600 the file: other users can read the webhook secret")
+        return resolved.values
+
+    secrets: tuple[str, ...] = await resolve() if settings.webhook_urls else ()
     service = WebhookService(db, settings.webhook_urls, settings.webhook_events, secrets,
-                             Policy.from_settings(settings), poll_interval=poll_interval)
+                             Policy.from_settings(settings), poll_interval=poll_interval, resolve_secrets=resolve)
     await service.start()
     return service
