@@ -367,3 +367,33 @@ async def test_account_deletion_through_the_api_stops_its_webhook_workers(h, api
     assert res.status == 200
     assert h.services[-1].workers == {}
     assert h.db.call(store.get_endpoint, ep) is None
+
+
+async def test_through_the_app_an_account_webhook_is_signed_with_the_generated_secret_made_on_first_use(
+        aiohttp_client, tmp_path):
+    """The whole app (no worker runs): no WA_WEBHOOK_URL, so no secret is made at start; the first account
+    webhook makes the data dir's secret file, which then signs its deliveries like the global ones."""
+    from service.app import create_app
+    from service.webhooks import secret as webhook_secret
+    from tests.webhook_receiver import Receiver
+
+    data = tmp_path / "data"
+    settings = Settings.from_env({"WA_DATA_DIR": str(data), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY})
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    assert not (data / webhook_secret.FILE_NAME).exists()
+    res = await client.post("/accounts/default/webhooks", json={"url": "http://127.0.0.1:9/never"}, headers=AUTH)
+    assert res.status == 201
+    secret = webhook_secret.load_or_create(data).first
+    rec = Receiver(secret, None).start()
+    try:
+        res = await client.post("/accounts/default/webhooks", json={"url": rec.url}, headers=AUTH)
+        assert res.status == 201
+        ev = app[DATABASE].call(events.append, "default", "message.received", {"text": "hi"}, time.time(),
+                                subject=P1)
+        app[WEBHOOKS].notify()
+        await until(lambda: rec.delivered(), what="the delivery")
+        assert [r.id for r in rec.delivered()] == [ev["id"]]
+        assert_all_verified(rec)
+    finally:
+        rec.stop()

@@ -29,13 +29,13 @@ FAST = {  # the governor out of the way: these tests are about crashes, not paci
 }
 
 
-def post_until_accepted(stack, phone, text, key, *, wait="0", deadline=60.0):
+def post_until_accepted(stack, phone, text, key, *, wait="0", deadline=60.0, path="/send"):
     """POST /send as a careful client does: with an Idempotency-Key, retried until a 200/202 answer
     (a gateway that died under the request may or may not have committed it: the key makes it safe)."""
     give_up = time.monotonic() + deadline
     while True:
         try:
-            res = stack.post(f"/send?wait={wait}", {"phone_number": phone, "message": text},
+            res = stack.post(f"{path}?wait={wait}", {"phone_number": phone, "message": text},
                              headers={"Idempotency-Key": key}, timeout=10)
             if res.status in (200, 202):
                 return res.json()
