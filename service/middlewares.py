@@ -211,7 +211,7 @@ def forbidden(account: str) -> web.Response:
     return error_response(
         403, "forbidden",
         f"This API key is scoped to the account {account}: it may only use that account's routes, "
-        "and not manage accounts, keys or webhooks; use the admin key.",
+        "and not manage accounts, keys or the global /webhooks; use the admin key.",
     )
 
 

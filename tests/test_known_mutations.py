@@ -44,6 +44,11 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_inbound_chaos.py::test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver
 - service/store/inbound.py, no dedupe of a repeated hand-over:
     tests/test_inbound_chaos.py::test_a_hand_over_repeated_after_a_lost_ack_is_stored_once
+- service/store/webhooks.py, fan-out ignoring an account endpoint's account (it gets every account's events):
+    tests/test_account_webhooks.py::test_an_account_endpoint_gets_only_its_accounts_events_from_now_on
+    tests/test_account_webhooks.py::test_the_same_url_for_two_accounts_and_globally_is_three_independent_endpoints
+- service/accounts.py, every new account on shard 0 (no spreading):
+    tests/test_shards.py::test_a_killed_shard_takes_down_only_its_accounts_and_loses_no_message
 - service/governor.py, the token check removed, through the whole stack:
     tests/test_governor.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
 - service/governor.py, the token check, the jitter or the budget restore removed:
