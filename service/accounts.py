@@ -164,8 +164,14 @@ class AccountRuntime:
             account = self._accounts.get(name)
             if account is None:
                 return {"unlinked": False}
-            detached = await account.worker.detach()  # raises (5xx) when the worker is away: try again
+            # Stop reading its events first: a read that reached the worker after the detach would open
+            # the account there again (accounts.json still lists it) and recreate its data dir.
             await self._stop_account(account)
+            try:
+                detached = await account.worker.detach()  # raises (5xx) when the worker is away: try again
+            except BaseException:
+                await self._start_account(name, account.shard)  # still served, as before the attempt
+                raise
             del self._accounts[name]
             await self.db.run(registry.delete, name)
             rows = await self.db.run(registry.list_accounts)

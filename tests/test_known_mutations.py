@@ -49,6 +49,11 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_account_webhooks.py::test_the_same_url_for_two_accounts_and_globally_is_three_independent_endpoints
 - service/accounts.py, every new account on shard 0 (no spreading):
     tests/test_shards.py::test_a_killed_shard_takes_down_only_its_accounts_and_loses_no_message
+- node_worker/src/decrypt-cache.js, decrypting under the sender's lock instead of the send lock (rc14's race):
+    node_worker/test/two-way.test.js::messages both ways on one session at once: every one decrypts on both sides
+- service/views/context.py, every account routed to default; service/middlewares.py, no scope check:
+    tests/test_accounts.py::test_three_accounts_send_and_receive_concurrently_and_nothing_crosses_between_them
+    tests/test_accounts.py::test_a_scoped_key_works_only_on_its_account_until_revoked_and_the_admin_key_works_everywhere
 - service/governor.py, the token check removed, through the whole stack:
     tests/test_governor.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
 - service/governor.py, the token check, the jitter or the budget restore removed:

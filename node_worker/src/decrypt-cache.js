@@ -87,7 +87,14 @@ export class DecryptCache {
 
 /**
  * Baileys' signal repository with 1:1 decryption made crash-safe through `cache` (see above).
- * `getCache` returns the cache of the current session (null: plain Baileys behaviour).
+ * `getCache` returns the cache of the current session (null: no cache).
+ *
+ * The lock: rc14 encrypts every send inside one key-store transaction locked on our own id (creds.me.id,
+ * relayMessage) but decrypts under a lock on the sender's jid, so a send to a contact and a message from
+ * that contact could update the same Signal session in two transactions at once, and the later commit
+ * overwrote the other's ratchet step (the contact then could not decrypt our next messages: "No matching
+ * sessions", "Over 2000 messages into the future"). Decrypting under the same lock as sending makes them
+ * take turns on an account's sessions.
  */
 export function makeDurableSignalRepository (getCache) {
   return (auth, logger, pnToLID) => {
@@ -96,18 +103,17 @@ export function makeDurableSignalRepository (getCache) {
       ...inner,
       async decryptMessage (args) {
         const cache = getCache()
-        if (!cache) return inner.decryptMessage(args)
-        const key = DecryptCache.key(args.jid, args.type, args.ciphertext)
-        const done = cache.get(key)
+        const key = cache ? DecryptCache.key(args.jid, args.type, args.ciphertext) : null
+        const done = cache?.get(key)
         if (done) {
           logger.debug({ jid: args.jid }, 'decrypt.replayed_from_cache')
           return done
         }
         return auth.keys.transaction(async () => {
           const plaintext = await inner.decryptMessage(args)
-          await cache.put(key, plaintext) // on disk before the transaction commits the key change
+          if (cache) await cache.put(key, plaintext) // on disk before the transaction commits the key change
           return plaintext
-        }, args.jid)
+        }, auth.creds?.me?.id ?? args.jid) // the outer transaction takes the lock; Baileys' inner one joins it
       }
     }
   }
