@@ -164,17 +164,19 @@ class AccountRuntime:
             account = self._accounts.get(name)
             if account is None:
                 return {"unlinked": False}
-            # Stop reading its events first: a read that reached the worker after the detach would open
-            # the account there again (accounts.json still lists it) and recreate its data dir.
+            # Stop reading its events and take it out of accounts.json first: nothing may open the
+            # account at the worker again once it is detached (a read would, while the file lists it).
             await self._stop_account(account)
+            rows = [r for r in await self.db.run(registry.list_accounts) if r["account"] != name]
+            await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
             try:
                 detached = await account.worker.detach()  # raises (5xx) when the worker is away: try again
             except BaseException:
+                await asyncio.to_thread(write_registry, self.settings.data_dir,
+                                        await self.db.run(registry.list_accounts))
                 await self._start_account(name, account.shard)  # still served, as before the attempt
                 raise
             del self._accounts[name]
             await self.db.run(registry.delete, name)
-            rows = await self.db.run(registry.list_accounts)
-            await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
             log.info("account.deleted", account=name, unlinked=detached.get("unlinked"))
             return {"unlinked": bool(detached.get("unlinked"))}

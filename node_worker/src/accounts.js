@@ -63,6 +63,12 @@ export class AccountHost {
 
   names () { return [...this.accounts.keys()] }
 
+  /** Whether `name` has data here (an account dir; `default` always does). */
+  hasData (name) {
+    const { accountDir } = accountSettings(this.settings, name)
+    return !accountDir || fs.existsSync(accountDir)
+  }
+
   /** Whether the registry assigns `name` to this worker. */
   assigned (name) {
     return readRegistry(this.settings.dataDir).get(name) === this.shard

@@ -105,7 +105,8 @@ export function makeHandler ({ host, routes = makeRoutes() }) {
     }
     if (req.method === 'POST' && sub === '/detach') {
       await readJson(req)
-      if (!host.get(name) && !host.assigned(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
+      // Not necessarily assigned any more: the gateway takes it out of accounts.json first.
+      if (!host.get(name) && !host.hasData(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
       return { name, ...(await host.remove(name)) }
     }
     const route = routes[`${req.method} ${sub}`]
