@@ -27,6 +27,11 @@ log = structlog.get_logger("gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Probes must work without credentials: orchestrators do not hold the API key.
 OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+# /docs is a static page (HTML, CSS, JS; the same for everyone, no data): a browser cannot send a header
+# when it opens it, so it asks for the key and fetches /openapi.json (which needs one) with it.
+PUBLIC_PAGES = frozenset({"/docs"})
+# Reading the contract is harmless: any valid key may, a key scoped to one account too.
+ANY_KEY_PATHS = frozenset({"/openapi.json"})
 REALM = 'Bearer realm="wa-gateway"'
 CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID, Idempotency-Key"
 CORS_ALLOW_METHODS = "GET, POST, DELETE"
@@ -188,13 +193,14 @@ DEFAULT_TREES = ("/messages", "/events")
 
 
 def scope_allows(request: web.Request, account: str) -> bool:
-    """Whether a key scoped to ``account`` may call this request's route. Allowed: the open probes;
+    """Whether a key scoped to ``account`` may call this request's route. Allowed: the open probes, /docs
+    and /openapi.json;
     routes whose ``{account}`` is its account, except the admin-only ones (its keys, deleting it);
     the original per-account routes when it is ``default``'s. Refused: everything else (the account
     list and creation, other accounts, /webhooks/..., and any route added later without an
     ``{account}``: deny by default). An unknown route or method answers its 404/405 as usual."""
     match = request.match_info
-    if match.http_exception is not None or request.path in OPEN_PATHS:
+    if match.http_exception is not None or request.path in OPEN_PATHS | PUBLIC_PAGES | ANY_KEY_PATHS:
         return True
     resource = match.route.resource
     pattern = resource.canonical if resource is not None else ""
@@ -217,13 +223,13 @@ def forbidden(account: str) -> web.Response:
 
 @web.middleware
 async def api_key(request: web.Request, handler):
-    """Every endpoint but the probes needs a key; a wrong key is refused everywhere, probes too.
+    """Every endpoint but the probes and /docs needs a key; a wrong key is refused everywhere, probes too.
     An admin key (WA_API_KEY or the key file) may call everything; a key scoped to one account only
     what ``scope_allows`` lets it (else 403); a revoked or unknown key is 401."""
     given = _presented(request)
     if given is None:
         request[AUTHENTICATED] = False
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or request.path in PUBLIC_PAGES:
             return await handler(request)
         return unauthorized(invalid=False)
     keys = request.app[API_KEYS]

@@ -8,13 +8,14 @@ never echoes the input back.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from . import validation
 from .errors import BadRequest
+from .store.events import TYPES as EVENT_TYPES
 
 M = TypeVar("M", bound="RequestModel")
 
@@ -274,3 +275,285 @@ class KeyCreated(BaseModel):
     def from_row(cls, row: dict, *, key: str) -> KeyCreated:
         return cls(id=row["id"], key=key, prefix=row["prefix"], label=row["label"], account=row["account"],
                    created_at=_iso(row["created_at"]))
+
+
+# --- the rest of the public contract (responses the views build as dicts; see service/openapi.py) ----
+# Each model mirrors what its view returns today; tests/test_openapi.py validates real answers against
+# the document built from these models.
+
+class WebhookCreateRequest(RequestModel):
+    """``POST /accounts/{account}/webhooks``: a URL and, optionally, the event types it gets (default all)."""
+
+    url: StrictStr = Field(json_schema_extra={"format": "uri", "maxLength": 2048,
+                                              "examples": ["https://backend.example.com/wa-events"]})
+    events: list[StrictStr] | None = Field(default=None, json_schema_extra={"examples": [["message.received"]]})
+
+    field_codes: ClassVar[dict[str, str]] = {"url": "invalid_url", "events": "invalid_events"}
+    field_hints: ClassVar[dict[str, str]] = {"url": "an http:// or https:// URL (a string)",
+                                             "events": f"a list of event types ({', '.join(EVENT_TYPES)})"}
+
+
+class ErrorDetail(BaseModel):
+    """``code`` is machine-readable (see each operation's list), ``message`` for humans. Some errors add
+    fields beside them (a failed send's ``id``; a worker's ``state``, ``attempt``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+class Reconnect(BaseModel):
+    attempt: int
+    scheduled: bool
+    next_retry_ms: int | None
+    next_retry_at: str | None
+    delays_ms: list[int]
+
+
+class LinkState(BaseModel):
+    """While connected: whether the link demonstrably works (the worker's link-monitor.js)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    alive: bool
+    last_frame_age_ms: int
+    probe_pending_ms: int | None
+    probes: int
+    buffering_ms: int
+    events_stuck: bool
+    reason: str | None = None  # when dead
+    message: str | None = None
+
+
+SessionState = Literal["stopped", "connecting", "qr", "connected", "logged_out", "failed"]
+
+
+class SessionStatus(BaseModel):
+    """``GET /status``, ``POST /connect``: the account's WhatsApp session (from its worker)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    connected: bool
+    state: SessionState
+    phone_number: str | None
+    name: str | None
+    qr: str | None = Field(description="the raw QR string while state is qr")
+    qr_image: str | None = Field(description="the QR as a PNG data URL while state is qr")
+    last_error: str | None
+    link: LinkState | None = None
+    reconnect: Reconnect
+
+
+class DisconnectOut(SessionStatus):
+    """``POST /disconnect``: the status after the logout, and whether WhatsApp unlinked the device."""
+
+    unlinked: bool
+
+
+class InboundMessageOut(BaseModel):
+    """A contact's message (``direction: "in"``), as listed and as the ``message.received`` data."""
+
+    id: str
+    direction: Literal["in"]
+    whatsapp_id: str
+    phone_number: str | None  # E.164, also when the contact wrote by its LID (when resolvable)
+    lid: str | None
+    chat_jid: str
+    push_name: str | None
+    kind: str  # text, image, reaction, ...
+    text: str | None  # null when not text
+    timestamp: str | None  # the sender's
+    offline: bool
+    received_at: str | None
+
+
+class MessageList(BaseModel):
+    """``GET /messages``: newest first; ``direction=out`` lists sent messages, ``direction=in`` received ones."""
+
+    messages: list[MessageOut | InboundMessageOut]
+    next_cursor: str | None
+
+
+class MessageStatusData(BaseModel):
+    id: str
+    whatsapp_id: str
+    phone_number: str
+    status: str  # sent, delivered, read or failed
+    reason: str | None
+
+
+class SessionStatusData(BaseModel):
+    state: str | None
+    phone_number: str | None
+    last_error: str | None
+
+
+class _Event(BaseModel):
+    id: str  # evt_...; also the webhook-id header
+    account: str
+    timestamp: str
+
+
+class MessageReceivedEvent(_Event):
+    """A contact's message, once."""
+
+    type: Literal["message.received"]
+    data: InboundMessageOut
+
+
+class MessageStatusEvent(_Event):
+    """A message we sent became sent, delivered, read or failed."""
+
+    type: Literal["message.status"]
+    data: MessageStatusData
+
+
+class SessionStatusEvent(_Event):
+    """The WhatsApp session changed state."""
+
+    type: Literal["session.status"]
+    data: SessionStatusData
+
+
+class LoggedMessageReceived(MessageReceivedEvent):
+    seq: int
+
+
+class LoggedMessageStatus(MessageStatusEvent):
+    seq: int
+
+
+class LoggedSessionStatus(SessionStatusEvent):
+    seq: int
+
+
+class EventPage(BaseModel):
+    """``GET /events``: oldest first; ask again with ``after=next_after``."""
+
+    events: list[Annotated[LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus,
+                           Field(discriminator="type")]]
+    next_after: int
+
+
+class AccountOut(BaseModel):
+    """An account with its WhatsApp state (null while its worker does not answer)."""
+
+    name: str
+    shard: int
+    created_at: str | None
+    state: str | None
+    connected: bool | None
+    phone_number: str | None
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountOut]
+
+
+class AccountDeleted(BaseModel):
+    name: str
+    deleted: bool
+    unlinked: bool
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class WebhookOut(BaseModel):
+    """An account's webhook: the URL with credentials and query values hidden, never the secret."""
+
+    id: str  # whe_...
+    url: str
+    events: list[str]
+    created_at: str | None
+    active: bool
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class WebhookDeleted(WebhookOut):
+    deleted: bool
+
+
+class HealthWatchdog(BaseModel):
+    restarts: int
+    next_delay_seconds: float | None
+    last_restart_at: float | None
+    last_error: str | None
+
+
+class HealthWorker(BaseModel):
+    """``state`` is supervisord's state name; the other fields only with an admin key."""
+
+    state: str
+    pid: int | None = None
+    uptime_seconds: float | None = None
+    rss_bytes: int | None = None
+    cpu_percent: float | None = None
+    restarts: int | None = None
+    exit_status: int | None = None
+    watchdog: HealthWatchdog | None = None
+
+
+class HealthWhatsApp(BaseModel):
+    state: str
+    link: LinkState | None = None  # admin key only
+
+
+class HealthShard(BaseModel):
+    name: str
+    state: str
+    pid: int | None = None  # this and below: admin key only
+    restarts: int | None = None
+    rss_bytes: int | None = None
+    accounts: list[str] | None = None
+
+
+class HealthWebhook(BaseModel):
+    active: bool
+    pending: int
+    failed: int
+    account: str | None = None
+    url: str | None = None
+
+
+class HealthOut(BaseModel):
+    """``GET /health``: without a key, states only; with an admin key, details (pids, errors, webhooks)."""
+
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    uptime_seconds: float
+    version: str
+    worker: HealthWorker
+    whatsapp: HealthWhatsApp
+    accounts: dict[str, int]  # accounts by WhatsApp state
+    shards: list[HealthShard]
+    webhooks: dict[str, HealthWebhook] | None = None  # admin key only
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyProblem(BaseModel):
+    code: Literal["worker_not_running", "whatsapp_not_connected", "whatsapp_link_dead", "whatsapp_events_stuck"]
+    message: str
+
+
+class ReadyOut(BaseModel):
+    """``GET /health/ready``: 200 ready, or 503 not_ready with the reason as ``error``."""
+
+    status: Literal["ready", "not_ready"]
+    worker: str
+    whatsapp: str
+    error: ReadyProblem | None = None

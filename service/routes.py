@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import accounts, events, health, keys, messages, session, stream, webhooks
+from .views import accounts, docs, events, health, keys, messages, session, stream, webhooks
 
 # (method, path, handler) of every route that acts on one account.
 PER_ACCOUNT = (
@@ -28,6 +28,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", health.health)
     app.router.add_get("/health/live", health.live)
     app.router.add_get("/health/ready", health.ready)
+    # The contract (service/openapi.py): every route here must have its Op there (tests/test_openapi.py).
+    app.router.add_get("/openapi.json", docs.openapi_json)  # any valid key
+    app.router.add_get("/docs", docs.page)  # open: a static page that asks for the key
     for method, path, handler in PER_ACCOUNT:
         app.router.add_route(method, path, handler)
     app.router.add_get("/accounts", accounts.list_accounts)

@@ -19,13 +19,9 @@ import structlog
 from aiohttp import web
 
 from . import paging
-from typing import ClassVar
-
-from pydantic import StrictStr
-
 from ..errors import BadRequest, Conflict, NotFound
 from ..keys import DATABASE, SETTINGS, WEBHOOKS
-from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, RequestModel, parse
+from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, WebhookCreateRequest, parse
 from ..settings import is_webhook_url
 from ..store import webhooks as store
 from ..store.events import TYPES as EVENT_TYPES
@@ -38,17 +34,6 @@ log = structlog.get_logger("gateway.webhooks")
 
 MAX_LIMIT = 200
 MAX_URL_LENGTH = 2048
-
-
-class WebhookCreateRequest(RequestModel):
-    """``POST /accounts/{account}/webhooks``: a URL and, optionally, the event types it gets (default all)."""
-
-    url: StrictStr
-    events: list[StrictStr] | None = None
-
-    field_codes: ClassVar[dict[str, str]] = {"url": "invalid_url", "events": "invalid_events"}
-    field_hints: ClassVar[dict[str, str]] = {"url": "an http:// or https:// URL (a string)",
-                                             "events": f"a list of event types ({', '.join(EVENT_TYPES)})"}
 
 
 def _cursor(seq: int) -> str:
