@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from .config_error import write_private
 from .dispatch import Dispatcher
 from .events import EventConsumer
 from .governor import Governor, GovernorPolicy
@@ -44,18 +45,11 @@ class Account:
 
 
 def write_registry(data_dir: Path, rows: list[dict]) -> None:
-    """``accounts.json`` for the workers, replaced atomically (0600)."""
+    """``accounts.json`` for the workers, replaced atomically (0600) and durably (the directory too)."""
     path = Path(data_dir) / "accounts.json"
     body = json.dumps({"version": 1, "accounts": {r["account"]: {"shard": r["shard"] or 0} for r in rows}},
                       sort_keys=True, indent=1)
-    tmp = path.with_name(f".accounts.json.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, body)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

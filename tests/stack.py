@@ -261,6 +261,19 @@ class Stack:
     def post(self, path: str, body: Any = None, *, headers: dict | None = None, **kw) -> Response:
         return http("POST", self.base + path, body, headers=self.auth(headers), **kw)
 
+    def all_pages(self, path: str, key: str = "messages") -> list[dict]:
+        """Every item of a cursor-paginated listing (``path`` with its query, without ``cursor``)."""
+        out, cursor = [], None
+        sep = "&" if "?" in path else "?"
+        while True:
+            res = self.get(path + (f"{sep}cursor={cursor}" if cursor else ""))
+            assert res.status == 200, res.raw
+            page = res.json()
+            out += page[key]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return out
+
     def delete(self, path: str, *, headers: dict | None = None, **kw) -> Response:
         return http("DELETE", self.base + path, headers=self.auth(headers), **kw)
 

@@ -99,15 +99,7 @@ def received_records(receiver: Receiver) -> list:
 
 
 def inbound_listing(stack) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        res = stack.get("/messages?direction=in&limit=200" + (f"&cursor={cursor}" if cursor else ""))
-        assert res.status == 200, res.raw
-        page = res.json()
-        out += page["messages"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return out
+    return stack.all_pages("/messages?direction=in&limit=200")
 
 
 def where_are(stack, receiver: Receiver, ids: set[str]) -> str:

@@ -47,15 +47,7 @@ def post_until_accepted(stack, phone, text, key, *, wait="0", deadline=60.0, pat
 
 
 def all_messages(stack) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        res = stack.get("/messages?limit=200" + (f"&cursor={cursor}" if cursor else ""))
-        assert res.status == 200, res.raw
-        page = res.json()
-        out += page["messages"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return out
+    return stack.all_pages("/messages?limit=200")
 
 
 def inbox(stack, phone) -> list[dict]:
