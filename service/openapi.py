@@ -147,9 +147,16 @@ OPERATIONS: dict[Callable, Op] = {
                            description="Oldest first; ask again with `after=next_after`. " + _DEFAULT_NOTE),
     stream.stream: Op(
         "The event log live (Server-Sent Events)", "Events",
-        {200: {"text/event-stream": {"schema": {"type": "string"}, "x-event-schema": {
-            "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in
-                      (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent)]}}}},
+        # OpenAPI 3.1 has `schema` of text/event-stream describe each event (3.2 calls it itemSchema).
+        {200: {"text/event-stream": {"schema": {
+            "type": "object", "required": ["id", "event", "data"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The seq."},
+                "event": {"enum": list(event_store.TYPES)},
+                "data": {"type": "string", "contentMediaType": JSON, "contentSchema": {
+                    "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in
+                              (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent)]}},
+            }}}}},
         params=(Param("after", "query", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
                       "Resume after this seq (as Last-Event-ID)."), TYPES,
                 Param("Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{0,18}$"},
