@@ -283,7 +283,7 @@ def check(stack, receiver: Receiver, contacts: Contacts, lids: dict[str, str], t
 
 
 def test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver(make_stack):
-    run_inbound_chaos(make_stack, per_contact=40, pace=0.9)
+    run_inbound_chaos(make_stack, per_contact=40, pace=0.6)
 
 
 def test_inbound_messages_survive_the_same_run_with_the_gateway_killed_twice(make_stack):
