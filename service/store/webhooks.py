@@ -262,17 +262,7 @@ def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endp
     if endpoints is None and account is None:
         return newest_first(conn, f"SELECT {_COLUMNS} FROM webhook_deliveries",
                             {"status": status, "endpoint": endpoint}, limit=limit, before_seq=before_seq)
-    clauses, args = [], []
-    for column, value in (("status", status), ("endpoint", endpoint)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            args.append(value)
-    if endpoints is not None:
-        clauses.append(f"endpoint IN ({','.join('?' * len(endpoints))})" if endpoints else "1 = 0")
-        args.extend(endpoints)
-    if account is not None:
-        clauses.append(_OF_ACCOUNT)
-        args.append(account)
+    clauses, args = _delivery_filters(status=status, endpoint=endpoint, endpoints=endpoints, account=account)
     if before_seq is not None:
         clauses.append("seq < ?")
         args.append(before_seq)
@@ -298,17 +288,25 @@ def retry_failed(conn: sqlite3.Connection, now: float, max_age: float, endpoint:
                  endpoints: list[str] | None = None, account: str | None = None) -> int:
     """Bulk redrive: every failed delivery (to ``endpoint``, to any of ``endpoints``, to ``account``'s own
     endpoints) back to pending; returns how many."""
-    clauses, args = ["1 = 1"], []
-    if endpoint is not None:
-        clauses.append("endpoint = ?")
-        args.append(endpoint)
+    clauses, args = _delivery_filters(status=None, endpoint=endpoint, endpoints=endpoints, account=account)
+    return _redrive(conn, " AND ".join(["1 = 1", *clauses]), args, now, max_age)
+
+
+def _delivery_filters(*, status: str | None, endpoint: str | None, endpoints: list[str] | None,
+                      account: str | None) -> tuple[list[str], list]:
+    """WHERE clauses and arguments selecting deliveries by status, endpoint, endpoint list, account."""
+    clauses, args = [], []
+    for column, value in (("status", status), ("endpoint", endpoint)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
     if endpoints is not None:
         clauses.append(f"endpoint IN ({','.join('?' * len(endpoints))})" if endpoints else "1 = 0")
         args.extend(endpoints)
     if account is not None:
         clauses.append(_OF_ACCOUNT)
         args.append(account)
-    return _redrive(conn, " AND ".join(clauses), args, now, max_age)
+    return clauses, args
 
 
 def _redrive(conn: sqlite3.Connection, where: str, args: list, now: float, max_age: float) -> int:
