@@ -17,7 +17,9 @@ RUN cd node_worker && npm ci --no-audit --no-fund && npm prune --omit=dev --no-a
 
 COPY setup.cfg pyproject.toml README.md ./
 COPY service/ service/
-RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -e .
+COPY clients/python/ clients/python/
+# The gateway and its client: `docker exec <container> wa-gateway selftest` checks the deployment.
+RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -e . -e clients/python
 
 COPY conf/ conf/
 COPY node_worker/src/ node_worker/src/

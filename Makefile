@@ -21,9 +21,10 @@ test: $(BIN)/.installed-test $(NODE_MODULES)
 ctl: $(BIN)/.installed
 	$(BIN)/wa-gateway ctl $(ARGS)
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+# The gateway and its Python client (clients/python: `wa-gateway <command>` forwards to its CLI).
+$(BIN)/.installed: setup.cfg pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e . -e clients/python
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed

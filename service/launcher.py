@@ -30,7 +30,9 @@ CONF = REPO_ROOT / "conf" / "supervisord.conf"
 EMULATOR = REPO_ROOT / "node_worker" / "emulator" / "main.js"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 USAGE = ("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>"
-         " | wa-gateway api-key | wa-gateway webhook-secret")
+         " | wa-gateway api-key | wa-gateway webhook-secret"
+         " | wa-gateway status|connect|send|messages|logout|accounts|health|selftest [--sandbox] [options]"
+         " (the client CLI; see wa-gateway <command> --help)")
 
 
 def _truthy(value: str | None) -> bool:
@@ -142,6 +144,38 @@ def print_webhook_secret(args: list[str]) -> int:
     return 0
 
 
+# --- the client's commands, on the gateway's own host --------------------------------------------
+CLIENT_COMMANDS = {"status", "connect", "send", "messages", "logout", "accounts", "health", "selftest"}
+
+
+def client_command(command: str, args: list[str]) -> int:
+    """``wa-gateway <command>``: the client CLI (clients/python, ``wa-gateway-client``) pointed at this
+    host's gateway with its own key and webhook secret, so an operator needs no flags; ``--sandbox`` means
+    the sandbox's data dir and its emulator (selftest then pairs and round-trips a message)."""
+    sandbox = "--sandbox" in args
+    args = [a for a in args if a != "--sandbox"]
+    env = _base_env(sandbox=sandbox)
+    try:
+        from wa_gateway_client import cli
+    except ImportError:
+        print("wa-gateway: the client is not installed: pip install ./clients/python", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env(env)
+        keys = api_keys.resolve(env.get("WA_API_KEY"), Path(env["WA_DATA_DIR"]))
+        secrets = webhook_secret.resolve(webhook_secret.parse(env.get("WA_WEBHOOK_SECRET")), Path(env["WA_DATA_DIR"]))
+    except (SettingsError, api_keys.ApiKeyError, webhook_secret.SecretError, OSError) as exc:
+        print(f"wa-gateway: {exc}", file=sys.stderr)
+        return config_error.EX_CONFIG
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    os.environ.setdefault("WA_GATEWAY_URL", f"http://{f'[{host}]' if ':' in host else host}:{settings.port}")
+    os.environ.setdefault("WA_API_KEY", keys.first)
+    os.environ.setdefault("WA_WEBHOOK_SECRET", ",".join(secrets.values))
+    if sandbox:
+        os.environ.setdefault("WA_EMULATOR_URL", f"http://127.0.0.1:{env.get('WA_EMULATOR_PORT', '3002')}")
+    return cli.main([command, *args], prog="wa-gateway")
+
+
 def supervise(argv: list[str], env: dict[str, str]) -> int:
     """Run supervisord as the only child, forward stop signals, reap orphans, report why it ended."""
     child = subprocess.Popen(argv, env=env)
@@ -209,8 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             env["WA_RUN_DIR"] = str(running)
         ctl = str(Path(sys.executable).parent / "supervisorctl")
         os.execve(ctl, [ctl, "-c", str(CONF), *args], env)
+    if command == "api-key" and args and args[0] in {"create", "list", "revoke"}:
+        return client_command(command, args)  # keys scoped to an account, through the API
     if command == "api-key":
         return print_api_key(args)
+    if command in CLIENT_COMMANDS:
+        return client_command(command, args)
     if command == "webhook-secret":
         return print_webhook_secret(args)
     print(USAGE, file=sys.stderr)

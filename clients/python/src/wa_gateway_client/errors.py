@@ -1,0 +1,215 @@
+"""One exception class per error code of the gateway, under one base per HTTP status.
+
+Every gateway error is ``{"error": {"code", "message", ...}}``. The client raises the class registered for
+``code`` (``except NotLinked:``), which is also an instance of its status family (``except ConflictError:``)
+and of :class:`GatewayError` (``except GatewayError:``), so callers catch as narrowly as they like. A code
+this version does not know still raises its status family, with ``code`` set: a newer gateway never breaks
+an older client. ``message`` is the server's own text; ``details`` holds the other fields of the error (a
+failed send's ``id``, a QR's ``state``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Any error answer of the gateway (or no answer at all: :class:`GatewayUnreachable`)."""
+
+    status: int = 0
+    code: str = "error"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 details: dict[str, Any] | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+        self.retry_after = retry_after  # seconds, from a 429/503's Retry-After header
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status}): {self.message}" if self.status else f"{self.code}: {self.message}"
+
+
+class GatewayUnreachable(GatewayError):
+    """No HTTP answer: connection refused, reset, DNS, TLS or a timeout."""
+
+    code = "unreachable"
+
+
+class UnexpectedResponse(GatewayError):
+    """An answer that is not the documented JSON (e.g. a proxy's HTML error page)."""
+
+    code = "unexpected_response"
+
+
+# --- families, by HTTP status -------------------------------------------------------------------------
+class BadRequestError(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    code = "request_timeout"
+
+
+class ConflictError(GatewayError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class SendFailed(GatewayError):
+    """422: the message was accepted but ended ``failed``; ``details["id"]`` is its id."""
+
+    status = 422
+    code = "failed"
+
+
+class RateLimitedError(GatewayError):
+    status = 429
+    code = "rate_limited"
+
+
+class ServerError(GatewayError):
+    """5xx: a failure of the gateway or its worker, not of the request."""
+
+    status = 500
+    code = "internal_error"
+
+
+class ServiceUnavailableError(ServerError):
+    status = 503
+    code = "service_unavailable"
+
+
+FAMILIES: dict[int, type[GatewayError]] = {
+    400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
+    408: RequestTimeoutError, 409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError,
+    422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError,
+}
+
+# code -> class; filled by _code() below. tests/test_python_client.py fails when /openapi.json documents a
+# code that has no class here.
+BY_CODE: dict[str, type[GatewayError]] = {}
+
+
+def _code(name: str, code: str, family: type[GatewayError], doc: str) -> type[GatewayError]:
+    cls = type(name, (family,), {"code": code, "__doc__": doc, "__module__": __name__})
+    BY_CODE[code] = cls
+    return cls
+
+
+# 400
+InvalidJson = _code("InvalidJson", "invalid_json", BadRequestError, "The body is not a JSON object.")
+InvalidBody = _code("InvalidBody", "invalid_body", BadRequestError, "The body has unknown or wrongly typed fields.")
+InvalidPhoneNumber = _code("InvalidPhoneNumber", "invalid_phone_number", BadRequestError,
+                           "phone_number is not a valid international number.")
+InvalidMessage = _code("InvalidMessage", "invalid_message", BadRequestError, "message is empty or not text.")
+MessageTooLong = _code("MessageTooLong", "message_too_long", BadRequestError, "message exceeds WA_MAX_MESSAGE_CHARS.")
+InvalidIdempotencyKey = _code("InvalidIdempotencyKey", "invalid_idempotency_key", BadRequestError,
+                              "Idempotency-Key is not 1-255 printable ASCII characters.")
+InvalidWait = _code("InvalidWait", "invalid_wait", BadRequestError, "wait is out of range.")
+InvalidLimit = _code("InvalidLimit", "invalid_limit", BadRequestError, "limit is out of range.")
+InvalidCursor = _code("InvalidCursor", "invalid_cursor", BadRequestError, "cursor is not one the gateway gave.")
+InvalidAfter = _code("InvalidAfter", "invalid_after", BadRequestError, "after is not an event seq.")
+InvalidLastEventId = _code("InvalidLastEventId", "invalid_last_event_id", BadRequestError,
+                           "Last-Event-ID is not an event seq.")
+InvalidDirection = _code("InvalidDirection", "invalid_direction", BadRequestError, "direction is not in or out.")
+InvalidStatus = _code("InvalidStatus", "invalid_status", BadRequestError, "status is not a message status.")
+InvalidTypes = _code("InvalidTypes", "invalid_types", BadRequestError, "types names an unknown event type.")
+InvalidEvents = _code("InvalidEvents", "invalid_events", BadRequestError, "events names an unknown event type.")
+InvalidUrl = _code("InvalidUrl", "invalid_url", BadRequestError, "Not an http(s) URL.")
+InvalidEndpoint = _code("InvalidEndpoint", "invalid_endpoint", BadRequestError, "endpoint is not a string.")
+InvalidLabel = _code("InvalidLabel", "invalid_label", BadRequestError, "label is too long or not text.")
+InvalidAccountName = _code("InvalidAccountName", "invalid_account_name", BadRequestError, "Not an account name.")
+ReservedAccountName = _code("ReservedAccountName", "reserved_account_name", BadRequestError,
+                            "The account name is reserved.")
+InvalidFormat = _code("InvalidFormat", "invalid_format", BadRequestError, "Unknown QR format.")
+# 401 / 403 / 408 / 413 / 415
+Unauthorized = _code("Unauthorized", "unauthorized", AuthenticationError, "No API key, or not a valid one.")
+Forbidden = _code("Forbidden", "forbidden", PermissionDeniedError,
+                  "The key is scoped to another account, or the route is the admin's.")
+RequestTimeout = _code("RequestTimeout", "request_timeout", RequestTimeoutError, "The body came too slowly.")
+PayloadTooLarge = _code("PayloadTooLarge", "payload_too_large", PayloadTooLargeError, "The body is too large.")
+UnsupportedMediaType = _code("UnsupportedMediaType", "unsupported_media_type", UnsupportedMediaTypeError,
+                             "The body is not application/json.")
+# 404
+AccountNotFound = _code("AccountNotFound", "account_not_found", NotFoundError, "No account with this name.")
+MessageNotFound = _code("MessageNotFound", "message_not_found", NotFoundError, "No message with this id.")
+DeliveryNotFound = _code("DeliveryNotFound", "delivery_not_found", NotFoundError, "No webhook delivery with this id.")
+EndpointNotFound = _code("EndpointNotFound", "endpoint_not_found", NotFoundError, "No webhook endpoint like this.")
+WebhookNotFound = _code("WebhookNotFound", "webhook_not_found", NotFoundError, "No webhook with this id.")
+KeyNotFound = _code("KeyNotFound", "key_not_found", NotFoundError, "No key with this id.")
+# 409
+NotLinked = _code("NotLinked", "not_linked", ConflictError,
+                  "The account has no linked WhatsApp: connect and scan the QR first.")
+IdempotencyKeyReused = _code("IdempotencyKeyReused", "idempotency_key_reused", ConflictError,
+                             "This Idempotency-Key was used with a different request.")
+NotCancellable = _code("NotCancellable", "not_cancellable", ConflictError, "Only a queued message can be cancelled.")
+NotFailed = _code("NotFailed", "not_failed", ConflictError, "Only a failed delivery can be redriven.")
+AccountExists = _code("AccountExists", "account_exists", ConflictError, "An account with this name exists.")
+DefaultAccount = _code("DefaultAccount", "default_account", ConflictError, "The default account cannot be deleted.")
+TooManyAccounts = _code("TooManyAccounts", "too_many_accounts", ConflictError, "WA_MAX_ACCOUNTS is reached.")
+WebhookExists = _code("WebhookExists", "webhook_exists", ConflictError, "The account has a webhook with this URL.")
+TooManyWebhooks = _code("TooManyWebhooks", "too_many_webhooks", ConflictError, "The account has too many webhooks.")
+QrUnavailable = _code("QrUnavailable", "qr_unavailable", ConflictError,
+                      "No QR to show: the account is not waiting for a scan (details['state']).")
+# 422: a send that ended failed, by reason
+NotOnWhatsApp = _code("NotOnWhatsApp", "not_on_whatsapp", SendFailed, "The number has no WhatsApp.")
+Expired = _code("Expired", "expired", SendFailed, "The message waited longer than its time to live.")
+TooManyAttempts = _code("TooManyAttempts", "too_many_attempts", SendFailed, "Every attempt to send failed.")
+Cancelled = _code("Cancelled", "cancelled", SendFailed, "The message was cancelled.")
+Rejected = _code("Rejected", "rejected", SendFailed, "WhatsApp rejected the message.")
+Failed = _code("Failed", "failed", SendFailed, "The message could not be sent.")
+# 5xx
+InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
+WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")
+WorkerProtocol = _code("WorkerProtocol", "worker_protocol", ServerError, "The worker answered nonsense.")
+SessionStoreError = _code("SessionStoreError", "session_store_error", ServerError, "The session store failed.")
+WhatsAppError = _code("WhatsAppError", "whatsapp_error", ServerError, "WhatsApp answered an error.")
+WorkerTimeout = _code("WorkerTimeout", "worker_timeout", ServerError, "The worker did not answer in time.")
+WorkerUnavailable = _code("WorkerUnavailable", "worker_unavailable", ServiceUnavailableError,
+                          "The worker is not running (restarting?): retry.")
+WorkerStopping = _code("WorkerStopping", "worker_stopping", ServiceUnavailableError, "The worker is stopping: retry.")
+OutboxFull = _code("OutboxFull", "outbox_full", ServiceUnavailableError, "The outbox is full: retry later.")
+
+
+def from_response(status: int, body: Any, retry_after: float | None = None) -> GatewayError:
+    """The exception for an error answer: the class of its code, else of its status family."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return UnexpectedResponse(f"HTTP {status} without the gateway's error body", status=status,
+                                  retry_after=retry_after)
+    code, message = error["code"], str(error.get("message", ""))
+    details = {k: v for k, v in error.items() if k not in ("code", "message")}
+    cls = BY_CODE.get(code) or FAMILIES.get(status) or (ServerError if status >= 500 else GatewayError)
+    return cls(message, status=status, code=code, details=details, retry_after=retry_after)

@@ -1,0 +1,218 @@
+"""Typed results: what the gateway answers, as pydantic models (the gateway's /openapi.json is the source).
+
+Every model keeps fields it does not know (``extra="allow"``) so that a newer gateway's additions reach the
+caller instead of breaking the parse; ``.raw`` style access is ``model.model_dump()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Reconnect(_Model):
+    attempt: int = 0
+    scheduled: bool = False
+    next_retry_ms: int | None = None
+    next_retry_at: str | None = None
+    delays_ms: list[int] = Field(default_factory=list)
+
+
+class Status(_Model):
+    """An account's WhatsApp session: ``state`` is one of stopped, connecting, qr, connected, logged_out..."""
+
+    connected: bool
+    state: str
+    phone_number: str | None = None
+    name: str | None = None
+    qr: str | None = None  # the QR payload while state is qr (render it, never log it)
+    qr_image: str | None = None  # the same as a PNG data URL
+    last_error: str | None = None
+    link: dict[str, Any] | None = None
+    reconnect: Reconnect | None = None
+
+
+class Disconnected(Status):
+    unlinked: bool = False
+
+
+class Timestamps(_Model):
+    queued: str | None = None
+    sending: str | None = None
+    sent: str | None = None
+    delivered: str | None = None
+    read: str | None = None
+    failed: str | None = None
+
+
+class Message(_Model):
+    """A message sent through the outbox (``direction`` ``out``)."""
+
+    id: str
+    direction: Literal["out"] = "out"
+    phone_number: str
+    status: str  # queued, sending, sent, delivered, read, failed
+    reason: str | None = None
+    wait_reason: str | None = None
+    attempts: int = 0
+    whatsapp_id: str
+    created_at: str
+    expires_at: str | None = None
+    timestamps: Timestamps = Field(default_factory=Timestamps)
+    message: str | None = None
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
+
+
+class InboundMessage(_Model):
+    """A message a contact sent (``direction`` ``in``)."""
+
+    id: str
+    direction: Literal["in"] = "in"
+    whatsapp_id: str
+    phone_number: str | None = None
+    lid: str | None = None
+    chat_jid: str | None = None
+    push_name: str | None = None
+    kind: str = "text"
+    text: str | None = None
+    timestamp: str | None = None
+    offline: bool = False
+    received_at: str | None = None
+
+
+def message_of(data: dict[str, Any]) -> Message | InboundMessage:
+    return InboundMessage.model_validate(data) if data.get("direction") == "in" else Message.model_validate(data)
+
+
+class Page(_Model):
+    """One page of a listing; ``next_cursor`` asks for the next (None: this was the last)."""
+
+    items: list[Any]
+    next_cursor: str | None = None
+
+
+class Event(_Model):
+    """One event of the durable log, as GET /events, the SSE stream and webhooks deliver it."""
+
+    id: str
+    type: str  # message.received, message.status, session.status (webhook.test only to webhooks)
+    account: str | None = None
+    timestamp: str | None = None
+    seq: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def message(self) -> InboundMessage | None:
+        return InboundMessage.model_validate(self.data) if self.type == "message.received" else None
+
+
+class EventPage(_Model):
+    events: list[Event]
+    next_after: int
+
+
+class Account(_Model):
+    name: str
+    shard: int | None = None
+    created_at: str | None = None
+    state: str | None = None
+    connected: bool | None = None
+    phone_number: str | None = None
+
+
+class AccountDeleted(_Model):
+    name: str
+    deleted: bool
+    unlinked: bool
+
+
+class Key(_Model):
+    id: str
+    prefix: str
+    label: str | None = None
+    created_at: str | None = None
+    revoked_at: str | None = None
+    last_used_at: str | None = None
+
+
+class KeyCreated(_Model):
+    """A new scoped key: ``key`` is shown once, here only."""
+
+    id: str
+    key: str
+    prefix: str
+    label: str | None = None
+    account: str
+    created_at: str | None = None
+
+
+class Webhook(_Model):
+    id: str
+    url: str
+    events: list[str] = Field(default_factory=list)
+    created_at: str | None = None
+    active: bool = True
+    deleted: bool | None = None
+
+
+class WebhookTestResult(_Model):
+    endpoint: str
+    id: str | None = None
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    elapsed_ms: float | None = None
+    webhook_id: str | None = None
+
+
+class Delivery(_Model):
+    id: str
+    endpoint: str
+    active: bool
+    event_id: str
+    event_type: str
+    subject: str | None = None
+    status: str  # pending, delivered, failed
+    attempts: int
+    next_attempt_at: str | None = None
+    last_attempt_at: str | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: str
+    delivered_at: str | None = None
+    failed_at: str | None = None
+    updated_at: str | None = None
+    event: dict[str, Any] | None = None
+
+
+class Health(_Model):
+    """GET /health: states for anyone; with the admin key also pids, errors, webhooks and the store."""
+
+    status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(default_factory=list)
+    uptime_seconds: float | None = None
+    version: str | None = None
+    worker: dict[str, Any] = Field(default_factory=dict)
+    whatsapp: dict[str, Any] = Field(default_factory=dict)
+    accounts: dict[str, int] = Field(default_factory=dict)
+    shards: list[dict[str, Any]] = Field(default_factory=list)
+    webhooks: dict[str, Any] | None = None
+    store: dict[str, Any] | None = None
+
+
+class Ready(_Model):
+    """GET /health/ready: ``ready`` is False with ``error`` saying why (the answer was a 503)."""
+
+    status: Literal["ready", "not_ready"]
+    worker: str | None = None
+    whatsapp: str | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
