@@ -154,6 +154,11 @@ InvalidAccountName = _code("InvalidAccountName", "invalid_account_name", BadRequ
 ReservedAccountName = _code("ReservedAccountName", "reserved_account_name", BadRequestError,
                             "The account name is reserved.")
 InvalidFormat = _code("InvalidFormat", "invalid_format", BadRequestError, "Unknown QR format.")
+InvalidBackground = _code("InvalidBackground", "invalid_background", BadRequestError,
+                          "background is not dark or light.")
+UrlNotAllowed = _code("UrlNotAllowed", "url_not_allowed", BadRequestError,
+                      "An account's webhook test cannot name a URL (the admin's route can).")
+InvalidRequest = _code("InvalidRequest", "invalid_request", BadRequestError, "Fields that exclude each other.")
 # 401 / 403 / 408 / 413 / 415
 Unauthorized = _code("Unauthorized", "unauthorized", AuthenticationError, "No API key, or not a valid one.")
 Forbidden = _code("Forbidden", "forbidden", PermissionDeniedError,
