@@ -188,7 +188,7 @@ def unauthorized(invalid: bool) -> web.Response:
 ADMIN_ONLY_PREFIXES = ("/accounts/{account}/keys",)
 ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}")})
 # The original routes act on `default`: a key scoped to `default` may call them (exactly and below).
-DEFAULT_EXACT = frozenset({"/status", "/connect", "/disconnect", "/send"})
+DEFAULT_EXACT = frozenset({"/status", "/qr", "/connect", "/disconnect", "/send"})
 DEFAULT_TREES = ("/messages", "/events")
 
 

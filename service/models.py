@@ -485,6 +485,52 @@ class WebhookDeleted(WebhookOut):
     deleted: bool
 
 
+class WebhookTestRequest(RequestModel):
+    """``POST /webhooks/test``: one ``url`` (the global route only), one configured ``endpoint`` (its id or its
+    URL as configured or as listed), or neither: every configured endpoint."""
+
+    url: StrictStr | None = Field(default=None, json_schema_extra={
+        "format": "uri", "maxLength": 2048, "examples": ["http://127.0.0.1:8080/wa-events"]})
+    endpoint: StrictStr | None = Field(default=None, json_schema_extra={"examples": ["whe_01JD5Z3Q8M2B4C6D8E0F2G4H6J"]})
+
+    field_codes: ClassVar[dict[str, str]] = {"url": "invalid_url", "endpoint": "invalid_endpoint"}
+    field_hints: ClassVar[dict[str, str]] = {"url": "an http:// or https:// URL (a string)",
+                                             "endpoint": "a webhook id or URL (a string)"}
+
+
+class WebhookTestResult(BaseModel):
+    """What one endpoint answered to its test ping (sent once, not stored, never retried)."""
+
+    endpoint: str  # the URL with credentials and query values hidden
+    id: str | None  # the account webhook's id (whe_...); null for a WA_WEBHOOK_URL endpoint or a given url
+    ok: bool  # the endpoint answered 2xx
+    status_code: int | None  # null when no answer came (connection refused, timeout, ...)
+    error: str | None  # why not ok: HTTP <status>, connect: <reason>, timeout, ...
+    elapsed_ms: float
+    webhook_id: str  # the webhook-id header of the ping
+
+
+class WebhookTestOut(BaseModel):
+    """``POST /webhooks/test``: one result per endpoint pinged (none when no endpoint is configured)."""
+
+    results: list[WebhookTestResult]
+
+
+class WebhookTestData(BaseModel):
+    account: str | None  # the endpoint's account; null for a WA_WEBHOOK_URL endpoint or a given url
+    endpoint: str  # the URL pinged, credentials and query values hidden
+
+
+class WebhookTestEvent(BaseModel):
+    """A test ping (POST /webhooks/test): sent once on request, never stored or retried."""
+
+    id: str  # evt_...; also the webhook-id header
+    type: Literal["webhook.test"]
+    account: str | None
+    timestamp: str
+    data: WebhookTestData
+
+
 class HealthWatchdog(BaseModel):
     restarts: int
     next_delay_seconds: float | None
@@ -527,8 +573,15 @@ class HealthWebhook(BaseModel):
     url: str | None = None
 
 
+class HealthStore(BaseModel):
+    """Whether a real write to the gateway's database committed just now (within a short timeout)."""
+
+    writable: bool
+    error: str | None = Field(default=None, description="why not (e.g. database is locked); absent when writable")
+
+
 class HealthOut(BaseModel):
-    """``GET /health``: without a key, states only; with an admin key, details (pids, errors, webhooks)."""
+    """``GET /health``: without a key, states only; with an admin key, details (pids, errors, webhooks, store)."""
 
     status: Literal["ok", "degraded"]
     reasons: list[str]
@@ -539,6 +592,7 @@ class HealthOut(BaseModel):
     accounts: dict[str, int]  # accounts by WhatsApp state
     shards: list[HealthShard]
     webhooks: dict[str, HealthWebhook] | None = None  # admin key only
+    store: HealthStore | None = None  # admin key only (an unwritable store is a reason without a key too)
 
 
 class LiveOut(BaseModel):

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from . import __version__, models
+from . import qr as qr_drawing
 from .middlewares import (
     ADMIN_ONLY_PREFIXES, ADMIN_ONLY_ROUTES, ANY_KEY_PATHS, DEFAULT_EXACT, DEFAULT_TREES, OPEN_PATHS, PUBLIC_PAGES,
 )
@@ -26,7 +27,7 @@ from .store import events as event_store
 from .store import outbox
 from .store import webhooks as webhook_store
 from .validation import ACCOUNT_NAME_EXAMPLE, PHONE_EXAMPLE
-from .views import accounts, docs, events, health, keys, messages, session, stream, webhooks
+from .views import accounts, docs, events, health, keys, messages, qr, session, stream, webhooks
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -92,7 +93,8 @@ OPERATIONS: dict[Callable, Op] = {
     # health (open: no key needed; a wrong key is still refused)
     health.health: Op("Health for humans", "Health", {200: models.HealthOut},
                       description="Without a key: states only, generic reasons. With an admin key: pids, "
-                                  "restarts, error texts, webhook backlogs. Degraded is still 200."),
+                                  "restarts, error texts, webhook backlogs, and `store`: whether a real write to "
+                                  "the gateway's database committed just now. Degraded is still 200."),
     health.live: Op("Liveness probe", "Health", {200: models.LiveOut}),
     health.ready: Op("Readiness probe", "Health", {200: models.ReadyOut, 503: models.ReadyOut},
                      errors={404: ("account_not_found",)},
@@ -103,6 +105,24 @@ OPERATIONS: dict[Callable, Op] = {
     # the session
     session.status: Op("The WhatsApp session's state", "Session", {200: models.SessionStatus}, worker=True,
                        description=_DEFAULT_NOTE),
+    qr.qr: Op(
+        "The QR code to link the account", "Session",
+        {200: {"image/png": {"schema": {"type": "string", "contentMediaType": "image/png",
+                                        "contentEncoding": "binary"}},
+               "image/svg+xml": {"schema": {"type": "string", "contentMediaType": "image/svg+xml"}},
+               "text/plain": {"schema": {"type": "string"}}}},
+        params=(Param("format", "query", {"type": "string", "enum": list(qr_drawing.FORMATS), "default": "png"},
+                      "png (image/png), svg (image/svg+xml), terminal (text/plain: the code drawn with Unicode "
+                      "half blocks, to print in a terminal) or raw (text/plain: the QR payload itself)."),
+                Param("background", "query", {"type": "string", "enum": list(qr_drawing.BACKGROUNDS),
+                                              "default": "dark"},
+                      "format=terminal only: the terminal's background colour, so that the code reads dark on "
+                      "light (plain text cannot set it).")),
+        errors={400: ("invalid_format", "invalid_background"), 409: ("qr_unavailable",)}, worker=True,
+        headers={200: ("Cache-Control",)},
+        description="While the account's state is `qr` (after POST /connect): the code to scan in WhatsApp "
+                    "(Linked devices). It changes every 20 s or so; it is a secret while valid, so no cache keeps "
+                    "it. In another state: 409 `qr_unavailable` with the `state`. " + _DEFAULT_NOTE),
     session.connect: Op("Start the session (and get a QR code)", "Session", {200: models.SessionStatus},
                         body=models.ConnectRequest, body_optional=True, worker=True,
                         description="Starts the session unless it runs. When not linked it waits (up to "
@@ -187,6 +207,17 @@ OPERATIONS: dict[Callable, Op] = {
         errors={400: ("invalid_url", "invalid_events"), 409: ("webhook_exists", "too_many_webhooks")}),
     webhooks.delete_account_webhook: Op("Remove a webhook", "Webhooks", {200: models.WebhookDeleted},
                                         errors={404: ("webhook_not_found",)}),
+    webhooks.ping_webhooks: Op(
+        "Send a signed test event to webhooks now", "Webhooks", {200: models.WebhookTestOut},
+        body=models.WebhookTestRequest, body_optional=True,
+        errors={400: ("invalid_url", "invalid_endpoint", "invalid_request", "url_not_allowed"),
+                404: ("webhook_not_found",)},
+        description="One `webhook.test` event (see `webhooks`) to each target, signed like a real delivery, sent "
+                    "at once and only once (not queued, not stored, not retried), with WA_WEBHOOK_TIMEOUT; "
+                    "`ok` when it answered 2xx. Targets: `url` (POST /webhooks/test only), or the configured "
+                    "`endpoint` (an id, or the URL as configured or listed), or with neither every configured "
+                    "webhook: WA_WEBHOOK_URL's and every account's at /webhooks/test, the account's own under "
+                    "/accounts/{account}. No webhook at all: empty `results`."),
     webhooks.list_deliveries: Op("List webhook deliveries", "Webhooks", {200: models.DeliveryPage},
                                  params=DELIVERY_QUERY,
                                  errors={400: ("invalid_status", "invalid_limit", "invalid_cursor"),
@@ -208,7 +239,8 @@ OPERATIONS: dict[Callable, Op] = {
                               "/openapi.json."),
 }
 
-WEBHOOK_EVENTS = (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent)
+WEBHOOK_EVENTS = (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
+                  models.WebhookTestEvent)
 RESPONSE_HEADERS = {
     "X-Request-ID": ("string", "Yours if you sent a valid one, else a new one."),
     "Location": ("string", "Where the created or accepted resource is."),
@@ -332,10 +364,16 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: queued, not yet sent"
 
 def _webhook(schemas: _Schemas, model: type[BaseModel]) -> dict:
     header = {"type": "string"}
+    if model is models.WebhookTestEvent:
+        description = ("POSTed by POST /webhooks/test (and /accounts/{account}/webhooks/test) to the webhooks it "
+                       "names, signed per Standard Webhooks like every event, whatever types the webhook takes; "
+                       "sent once and never retried. Verify the signature over the raw body.")
+    else:
+        description = ("POSTed to every webhook that takes this type, signed per Standard Webhooks; any 2xx is "
+                       "delivered, other answers are retried or dead-lettered. Verify the signature over the raw body.")
     return {"post": {
         "summary": model.__doc__.strip() if model.__doc__ else model.__name__,
-        "description": "POSTed to every webhook that takes this type, signed per Standard Webhooks; any 2xx is "
-                       "delivered, other answers are retried or dead-lettered. Verify the signature over the raw body.",
+        "description": description,
         "parameters": [
             {"name": "webhook-id", "in": "header", "required": True, "schema": header,
              "description": "The event id, the same on every retry: drop duplicates by it."},

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import accounts, docs, events, health, keys, messages, session, stream, webhooks
+from .views import accounts, docs, events, health, keys, messages, qr, session, stream, webhooks
 
 # (method, path, handler) of every route that acts on one account.
 PER_ACCOUNT = (
     ("GET", "/status", session.status),
+    ("GET", "/qr", qr.qr),
     ("POST", "/connect", session.connect),
     ("POST", "/disconnect", session.disconnect),
     ("POST", "/send", messages.send),
@@ -46,11 +47,13 @@ def setup_routes(app: web.Application) -> None:
     # The delivery routes come before /webhooks/{id} so that "deliveries" is never taken for an id.
     app.router.add_get("/accounts/{account}/webhooks", webhooks.list_account_webhooks)
     app.router.add_post("/accounts/{account}/webhooks", webhooks.create_account_webhook)
+    app.router.add_post("/accounts/{account}/webhooks/test", webhooks.ping_webhooks)
     app.router.add_get("/accounts/{account}/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/accounts/{account}/webhooks/deliveries/retry", webhooks.retry_failed)
     app.router.add_get("/accounts/{account}/webhooks/deliveries/{id}", webhooks.get_delivery)
     app.router.add_post("/accounts/{account}/webhooks/deliveries/{id}/retry", webhooks.retry_delivery)
     app.router.add_delete("/accounts/{account}/webhooks/{id}", webhooks.delete_account_webhook)
+    app.router.add_post("/webhooks/test", webhooks.ping_webhooks)  # admin key only (middlewares.py)
     app.router.add_get("/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/webhooks/deliveries/retry", webhooks.retry_failed)
     app.router.add_get("/webhooks/deliveries/{id}", webhooks.get_delivery)

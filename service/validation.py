@@ -259,7 +259,7 @@ ACCOUNT_NAME_EXAMPLE = "sales-eu"
 RESERVED_ACCOUNT_NAMES = frozenset({
     "accounts", "account", "admin", "administrator", "all", "any", "api", "connect", "disconnect", "docs",
     "events", "gateway", "health", "keys", "me", "messages", "metrics", "new", "none", "null", "openapi",
-    "root", "self", "send", "shard", "shards", "static", "status", "system", "webhooks", "worker",
+    "qr", "root", "self", "send", "shard", "shards", "static", "status", "system", "webhooks", "worker",
 })
 
 

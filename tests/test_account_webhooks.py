@@ -184,7 +184,7 @@ def test_the_migration_keeps_existing_global_endpoints_and_their_deliveries(tmp_
     conn.close()
     db = Database(path).open()
     try:
-        assert db.applied == [5]
+        assert db.applied == [v for v, _, _ in migrations() if v >= 5]
         [row] = db.call(store.endpoints)
         assert (row["id"], row["url"], row["account"], row["cursor"], row["active"]) == \
             ("https://a.example/h", "https://a.example/h", None, 7, 1)

@@ -53,7 +53,7 @@ async def test_the_document_is_valid_openapi_3_1(client):
     doc = await spec_of(client)
     assert doc["openapi"].startswith("3.1")
     validate(doc)  # openapi-spec-validator picks the 3.1 validator from the version field
-    assert {"message.received", "message.status", "session.status"} == set(doc["webhooks"])
+    assert {"message.received", "message.status", "session.status", "webhook.test"} == set(doc["webhooks"])
     assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 
@@ -117,6 +117,12 @@ async def test_a_scoped_key_may_read_the_contract(client):
     ("GET", "/webhooks/deliveries/whd_x", "/webhooks/deliveries/{id}", None, 404, "delivery_not_found"),
     ("POST", "/accounts/default/webhooks", "/accounts/{account}/webhooks", {"url": "ftp://x"}, 400, "invalid_url"),
     ("GET", "/health/ready?account=nobody", "/health/ready", None, 404, "account_not_found"),
+    ("GET", "/qr?format=gif", "/qr", None, 400, "invalid_format"),
+    ("GET", "/accounts/default/qr", "/accounts/{account}/qr", None, 503, "worker_unavailable"),
+    ("POST", "/webhooks/test", "/webhooks/test", {"url": "ftp://x"}, 400, "invalid_url"),
+    ("POST", "/webhooks/test", "/webhooks/test", {"endpoint": "whe_x"}, 404, "webhook_not_found"),
+    ("POST", "/accounts/default/webhooks/test", "/accounts/{account}/webhooks/test", {"url": "http://127.0.0.1:9/"},
+     400, "url_not_allowed"),
 ])
 async def test_a_produced_error_is_documented_for_its_route(client, method, path, pattern, body, status, code):
     doc = await spec_of(client)
@@ -150,6 +156,7 @@ async def test_a_code_missing_from_the_document_fails_conformance(client):
     ("GET", "/accounts/default/webhooks", "/accounts/{account}/webhooks", AUTH, 200),
     ("GET", "/webhooks/deliveries", "/webhooks/deliveries", AUTH, 200),
     ("POST", "/webhooks/deliveries/retry", "/webhooks/deliveries/retry", AUTH, 200),
+    ("POST", "/webhooks/test", "/webhooks/test", AUTH, 200),
     ("GET", "/status", "/status", {"X-API-Key": "wrong"}, 401),
 ])
 async def test_real_answers_validate_against_the_documented_schema(client, method, path, pattern, headers, status):

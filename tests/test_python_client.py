@@ -253,8 +253,11 @@ def test_webhook_verifier_agrees_with_the_standard_webhooks_reference():
     assert WebhookVerifier([OTHER_SECRET, SECRET]).verify(body.encode(), headers).id == "evt_1"  # rotation
     # ...and what it accepts the reference accepts: rotated header, our signature
     Webhook(SECRET).verify(body, {**headers, "webhook-signature": f"v1,AAAA {sign(SECRET, 'msg_1', now, body)}"})
-    for bad in ({**headers, "webhook-id": "msg_2"}, {**headers, "webhook-signature": "v1,AAAA"},
-                {**headers, "webhook-timestamp": str(now - 3600)}, {"webhook-id": "msg_1"}):
+    old = now - 3600  # genuinely signed, but an hour old: a replay
+    replayed = {"webhook-id": "msg_1", "webhook-timestamp": str(old), "webhook-signature": sign(SECRET, "msg_1", old, body)}
+    assert WebhookVerifier(SECRET).verify(body, replayed, now=old + 60).id == "evt_1"
+    for bad in ({**headers, "webhook-id": "msg_2"}, {**headers, "webhook-signature": "v1,AAAA"}, replayed,
+                {"webhook-id": "msg_1"}):
         with pytest.raises(InvalidSignature):
             WebhookVerifier(SECRET).verify(body, bad)
     with pytest.raises(InvalidSignature):
@@ -311,6 +314,9 @@ def test_cli_commands_human_json_and_exit_codes(linked):
 
     listed = cli(stack, "messages", "--limit", "3")
     assert listed.returncode == 0 and message["id"] in listed.stdout and "STATUS" in listed.stdout
+    for text in ("in one", "in two"):
+        assert stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": text}).status == 200
+    wait_for(lambda: len(stack.get("/messages?direction=in&limit=2").json()["messages"]) == 2, 20, "two inbound")
     inbound = cli(stack, "messages", "--direction", "in", "--json", "--limit", "2")
     assert [m["direction"] for m in json.loads(inbound.stdout)] == ["in", "in"]
     status = cli(stack, "status")

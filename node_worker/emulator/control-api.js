@@ -11,7 +11,8 @@ const ADDRESSING_MODES = ['pn', 'lid']
 const BODY_ERRORS = {
   too_large: () => apiError(413, 'body_too_large', 'request body is larger than 1 MiB'),
   not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
-  not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object')
+  not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object'),
+  incomplete: () => apiError(400, 'bad_json', 'the body ended early')
 }
 const readJson = (req) => readJsonObject(req, { maxBytes: MAX_BODY, fail: (why) => BODY_ERRORS[why]() })
 

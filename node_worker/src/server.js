@@ -10,11 +10,14 @@ import { ACCOUNT_NAME, DEFAULT_ACCOUNT } from './accounts.js'
 const MAX_BODY = 1024 * 1024
 const MAX_WAIT_MS = 60000
 
+const BODY_ERRORS = {
+  too_large: () => new WorkerError(413, 'payload_too_large', 'Request body too large.'),
+  incomplete: () => new WorkerError(400, 'incomplete_body', 'The request body ended early.')
+}
 const readJson = (req) => readJsonObject(req, {
   maxBytes: MAX_BODY,
-  fail: (why) => why === 'too_large'
-    ? new WorkerError(413, 'payload_too_large', 'Request body too large.')
-    : new WorkerError(400, 'invalid_json', 'The request body must be a JSON object.')
+  fail: (why) => BODY_ERRORS[why]?.() ??
+    new WorkerError(400, 'invalid_json', 'The request body must be a JSON object (UTF-8).')
 })
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
@@ -77,7 +80,54 @@ export function makeRoutes () {
   }
 }
 
+// Routes of the worker itself, and routes on an account as such (not on its session), called with
+// (req, host) and (req, host, name): these run before the account is opened.
+const HOST_ROUTES = {
+  'GET /accounts': async (req, host) =>
+    ({ shard: host.shard, accounts: host.names().map((name) => ({ name, state: host.get(name).session.state })) })
+}
+const ACCOUNT_ROUTES = {
+  'POST /attach': async (req, host, name) => {
+    await readJson(req)
+    if (!host.assigned(name)) throw new WorkerError(409, 'not_assigned', `Account ${name} is not assigned to shard ${host.shard}.`)
+    const { session } = await host.attach(name)
+    // `account`, not `name`: the session's status has a `name` of its own (the WhatsApp profile name)
+    return { account: name, shard: host.shard, ...session.status() }
+  },
+  'POST /detach': async (req, host, name) => {
+    await readJson(req)
+    // Not necessarily assigned any more: the gateway takes it out of accounts.json first.
+    if (!host.get(name) && !host.hasData(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
+    return { name, ...(await host.remove(name)) }
+  }
+}
+
+/**
+ * Every route, spelled as the paths of node_worker/api/openapi.json (`{account}` for the name): the
+ * document is the contract the gateway's worker_client.py relies on, and tests/test_worker_fuzz.py
+ * fails when a route here is missing from it.
+ */
+export function routeList (routes = makeRoutes()) {
+  const prefixed = (key) => key.replace(' ', ' /accounts/{account}')
+  return [
+    ...Object.keys(HOST_ROUTES),
+    ...Object.keys(ACCOUNT_ROUTES).map(prefixed),
+    ...Object.keys(routes).flatMap((key) => [key, prefixed(key)])
+  ]
+}
+
 const ACCOUNT_PATH = /^\/accounts\/([^/]+)(\/.*)$/
+
+// The account name of a path segment, or null when it is not one (not even valid percent-encoding).
+const accountName = (segment) => {
+  let name
+  try {
+    name = decodeURIComponent(segment)
+  } catch {
+    return null
+  }
+  return ACCOUNT_NAME.test(name) ? name : null
+}
 
 /**
  * The request handler: `/accounts/<name>/<route>` acts on that account, the original paths on
@@ -86,31 +136,20 @@ const ACCOUNT_PATH = /^\/accounts\/([^/]+)(\/.*)$/
  */
 export function makeHandler ({ host, routes = makeRoutes() }) {
   return async (req, url) => {
-    if (req.method === 'GET' && url.pathname === '/accounts') {
-      return { shard: host.shard, accounts: host.names().map((name) => ({ name, state: host.get(name).session.state })) }
-    }
+    const own = HOST_ROUTES[`${req.method} ${url.pathname}`]
+    if (own) return own(req, host)
     const m = ACCOUNT_PATH.exec(url.pathname)
     let name = DEFAULT_ACCOUNT
     let sub = url.pathname
     if (m) {
-      name = decodeURIComponent(m[1])
+      name = accountName(m[1])
       sub = m[2]
-      if (!ACCOUNT_NAME.test(name)) throw new WorkerError(400, 'invalid_account_name', 'Not an account name.')
+      if (name === null) throw new WorkerError(400, 'invalid_account_name', 'Not an account name.')
     }
-    if (req.method === 'POST' && sub === '/attach') {
-      await readJson(req)
-      if (!host.assigned(name)) throw new WorkerError(409, 'not_assigned', `Account ${name} is not assigned to shard ${host.shard}.`)
-      const { session } = await host.attach(name)
-      return { name, shard: host.shard, ...session.status() }
-    }
-    if (req.method === 'POST' && sub === '/detach') {
-      await readJson(req)
-      // Not necessarily assigned any more: the gateway takes it out of accounts.json first.
-      if (!host.get(name) && !host.hasData(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
-      return { name, ...(await host.remove(name)) }
-    }
+    const onAccount = m && ACCOUNT_ROUTES[`${req.method} ${sub}`] // only as /accounts/<name>/attach|detach
+    if (onAccount) return onAccount(req, host, name)
     const route = routes[`${req.method} ${sub}`]
-    if (!route) throw new WorkerError(404, 'not_found', `No route ${req.method} ${url.pathname}.`)
+    if (!route) throw new WorkerError(404, 'not_found', 'No such route on the worker.')
     let account = host.get(name)
     if (!account && host.assigned(name)) account = await host.open(name)
     if (!account) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
@@ -118,13 +157,40 @@ export function makeHandler ({ host, routes = makeRoutes() }) {
   }
 }
 
+// The request target's path and query, as sent: no dot segments resolved, no backslash turned into a
+// slash (a WHATWG URL would do both), so the route is the one the gateway named. Only a path is a
+// target here (an absolute or an asterisk target is refused).
+const requestUrl = (req) => {
+  if (!req.url.startsWith('/')) throw new WorkerError(400, 'invalid_path', 'The request target must be a path.')
+  const q = req.url.indexOf('?')
+  return {
+    pathname: q < 0 ? req.url : req.url.slice(0, q),
+    searchParams: new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1))
+  }
+}
+
+// What Node's HTTP parser refuses before a request exists (bad framing, a body cut short, headers too
+// large, too slow): the same JSON error shape, then the connection closes.
+const CLIENT_ERRORS = {
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'The request headers are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took too long to arrive.']
+}
+const onClientError = (err, socket) => {
+  if (!socket.writable || socket.bytesWritten > 0) return socket.destroy()
+  const [status, code, message] = CLIENT_ERRORS[err.code] ?? [400, 'bad_request', 'The request is not valid HTTP.']
+  const payload = JSON.stringify({ error: { code, message } })
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`)
+}
+
 export async function startServer ({ socketPath, handler, logger }) {
   await fs.rm(socketPath, { force: true })
   const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://worker')
+    let url = null
     let status = 200
     let body
     try {
+      url = requestUrl(req)
       body = await handler(req, url)
     } catch (err) {
       if (err instanceof WorkerError) {
@@ -132,14 +198,16 @@ export async function startServer ({ socketPath, handler, logger }) {
         body = { error: { ...err.details, code: err.code, message: err.message } }
       } else {
         status = 500
-        logger.error({ err, method: req.method, path: url.pathname }, 'api.failed')
+        logger.error({ err, method: req.method, path: url?.pathname ?? null }, 'api.failed')
         body = { error: { code: 'worker_error', message: `The worker failed: ${err.message}` } }
       }
     }
+    if (res.destroyed) return // the client went away (a body cut short): nobody to answer
     const payload = JSON.stringify(body)
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) })
     res.end(payload)
   })
+  server.on('clientError', onClientError)
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(socketPath, resolve)

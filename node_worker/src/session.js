@@ -140,10 +140,13 @@ export class WhatsAppSession extends EventEmitter {
 
   // ---- lifecycle operations (each runs alone, see serial.js) ---------------------------------
 
-  /** At worker start: a linked device logs straight back in; a new one waits for POST /connect. */
+  /**
+   * At worker start (and on attach): a linked device logs straight back in; a new one waits for POST
+   * /connect. A session that already runs is left alone: a repeated attach must not drop its link.
+   */
   resume () {
     return this.lifecycle.run('resume', async () => {
-      if (this.closing || !this.storeExists()) return
+      if (this.closing || ['connecting', 'qr', 'connected'].includes(this.state) || !this.storeExists()) return
       let store
       try {
         store = await this.openStore()

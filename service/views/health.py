@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+import weakref
 from collections import Counter
 
+import structlog
 from aiohttp import web
 
 from .. import __version__
 from ..errors import ApiError, NotFound
 from ..accounts import Account
-from ..keys import ACCOUNTS, AUTHENTICATED, MONITOR, STARTED_AT, WEBHOOKS
+from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, MONITOR, STARTED_AT, WEBHOOKS
+from ..store import probe as store_probe
+from ..store.db import Database
+
+log = structlog.get_logger("gateway.health")
 
 STATUS_TIMEOUT = 3.0
+STORE_TIMEOUT = 2.0  # seconds the store's write probe may take to commit
+# A probe this recent (seconds) answers for the next /health calls too: the open endpoint must not turn
+# every request into a write. Callers that arrive while a probe is in flight share it.
+STORE_REUSE = 1.0
 
 
 async def _whatsapp_state(request: web.Request, account: Account | None = None) -> tuple[str, str | None, dict | None]:
@@ -45,10 +56,75 @@ def _link_problem(wa_state: str, link: dict | None) -> tuple[str, str] | None:
     return None
 
 
+class _StoreProbe:
+    """The last write probe of one database: its answer, when it ended, and the one in flight."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task | None = None
+        self.answer: dict | None = None
+        self.ended = 0.0
+        self.writable: bool | None = None  # as last logged: a change is logged once, not every call
+
+    async def run(self, database: Database) -> dict:
+        try:
+            await database.run(store_probe.write, time.time())
+            answer = {"writable": True}
+        except sqlite3.Error as exc:  # the message names the problem (locked, read-only, full), never a path
+            answer = {"writable": False, "error": (str(exc) or type(exc).__name__)[:200]}
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: /health answers regardless
+            answer = {"writable": False, "error": type(exc).__name__}
+        self.answer, self.ended = answer, time.monotonic()
+        return answer
+
+
+_PROBES: weakref.WeakKeyDictionary[Database, _StoreProbe] = weakref.WeakKeyDictionary()
+
+
+async def _store_state(request: web.Request) -> dict:
+    """``{"writable": true}`` when a real write committed within ``STORE_TIMEOUT`` through the app's
+    database (its writer thread, lock and group commit), else ``{"writable": false, "error": ...}``."""
+    database = request.app.get(DATABASE)
+    if database is None:
+        return {"writable": False, "error": "the store is not open"}
+    probe = _PROBES.setdefault(database, _StoreProbe())
+    if probe.answer is not None and time.monotonic() - probe.ended < STORE_REUSE:
+        answer = probe.answer
+    else:
+        if probe.task is None or probe.task.done():  # a probe still stuck is waited on, not queued again
+            probe.task = asyncio.create_task(probe.run(database), name="health:store-probe")
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                answer = await asyncio.shield(probe.task)
+        except TimeoutError:
+            answer = {"writable": False, "error": f"no commit within {STORE_TIMEOUT:g} s"}
+    if answer["writable"] != probe.writable:
+        probe.writable = answer["writable"]
+        if answer["writable"]:
+            log.info("health.store_writable")
+        else:
+            log.error("health.store_unwritable", error=answer["error"])
+    return answer
+
+
+async def _webhook_summary(request: web.Request) -> dict | None:
+    """The webhook backlog per endpoint, or None when the store does not answer in time (every read waits
+    on the one writer thread, so a stuck store must not hang or fail /health)."""
+    if WEBHOOKS not in request.app:
+        return {}
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            return await request.app[WEBHOOKS].summary()
+    except (TimeoutError, sqlite3.Error):
+        return None
+
+
 async def health(request: web.Request) -> web.Response:
     """Open to anyone, so without a valid API key it says only states, never details: no phone
     number, no QR, no error text (an error message can carry a number or a path)."""
     detailed = request.get(AUTHENTICATED, False)
+    # The store's probe (and, for details, the webhook backlog) run beside the worker and supervisord look-ups.
+    store = asyncio.create_task(_store_state(request))
+    backlog = asyncio.create_task(_webhook_summary(request)) if detailed else None
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
     wa_state, wa_error, link = await _whatsapp_state(request)
@@ -62,6 +138,9 @@ async def health(request: web.Request) -> web.Response:
     problem = _link_problem(wa_state, link)
     if problem:
         reasons.append(problem[1])
+    store_state = await store
+    if not store_state["writable"]:
+        reasons.append("store is not writable" + (f": {store_state['error']}" if detailed else ""))
     runtime = request.app[ACCOUNTS]
     others = [runtime.get(n) for n in runtime.names() if n != "default" and runtime.get(n)]
     states = [wa_state, *[s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]]
@@ -79,7 +158,7 @@ async def health(request: web.Request) -> web.Response:
         "accounts": dict(Counter(states)),
         "shards": [{"name": monitor.name(n), "state": shard.state} for n, shard in enumerate(monitor.shards)],
     }
-    if not detailed:
+    if backlog is None:
         return web.json_response(body)
     rss, cpu = monitor.process_usage()
     dog = snap.watchdog
@@ -109,8 +188,9 @@ async def health(request: web.Request) -> web.Response:
              "rss_bytes": monitor.process_usage(n)[0], "accounts": runtime.on_shard(n)}
             for n, shard in enumerate(monitor.shards)
         ],
+        "store": store_state,
         # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
-        "webhooks": await request.app[WEBHOOKS].summary() if WEBHOOKS in request.app else {},
+        "webhooks": await backlog,  # None when the store did not answer in time
     }
     return web.json_response(body)
 

@@ -9,7 +9,11 @@ Per account (the admin key or a key scoped to that account): ``GET|POST /account
 ``/accounts/{account}/webhooks/deliveries``, which see only the deliveries to that account's own endpoints
 (not those of its events to the global endpoints: those are the admin's). There is no original-path
 (``/webhooks``) form for ``default``: ``/webhooks/...`` keeps its global meaning; use
-``/accounts/default/webhooks``."""
+``/accounts/default/webhooks``.
+
+Test pings: ``POST /webhooks/test`` (admin key: a given URL, or configured endpoints of any kind) and
+``POST /accounts/{account}/webhooks/test`` (that account's own endpoints): one signed ``webhook.test`` each,
+sent now (service/webhooks/ping.py), never stored as a delivery."""
 
 from __future__ import annotations
 
@@ -21,12 +25,15 @@ from aiohttp import web
 from . import paging
 from ..errors import BadRequest, Conflict, NotFound
 from ..keys import DATABASE, SETTINGS, WEBHOOKS
-from ..models import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, WebhookCreateRequest, parse
+from ..models import (
+    DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, WebhookCreateRequest, WebhookTestRequest, parse,
+)
 from ..settings import is_webhook_url
 from ..store import webhooks as store
 from ..store.events import TYPES as EVENT_TYPES
 from ..store.events import iso
 from ..validation import json_object
+from ..webhooks import ping
 from ..webhooks.delivery import public_url
 from .context import account_of
 
@@ -170,3 +177,42 @@ async def delete_account_webhook(request: web.Request) -> web.Response:
     if row is None:
         raise NotFound("This account has no webhook with this id.", code="webhook_not_found")
     return web.json_response({**_webhook(request, row), "deleted": True})
+
+
+# --- test pings -------------------------------------------------------------------------------------
+
+async def _ping_targets(request: web.Request, body: WebhookTestRequest, account: str | None) -> list[ping.Target]:
+    """Whom a test pings: the given URL (global route only), the configured endpoint(s) named by ``endpoint``,
+    or every configured endpoint: WA_WEBHOOK_URL's and every account's (global route) or the account's own."""
+    if body.url is not None and body.endpoint is not None:
+        raise BadRequest("Give url or endpoint, not both.", code="invalid_request")
+    if body.url is not None:
+        if account is not None:
+            raise BadRequest("An account's test pings only its own webhooks: give endpoint, or nothing for all "
+                             "of them (POST /webhooks/test with an admin key takes a url).", code="url_not_allowed")
+        if len(body.url) > MAX_URL_LENGTH or not is_webhook_url(body.url):
+            raise BadRequest(f"url must be an http:// or https:// URL with a host, no fragment and no whitespace "
+                             f"(at most {MAX_URL_LENGTH} characters).", code="invalid_url")  # never echoed
+        return [ping.Target(body.url, None, None)]
+    service = request.app[WEBHOOKS]
+    targets = [] if account is not None else [ping.Target(url, None, None) for url in service.urls]
+    rows = await request.app[DATABASE].run(store.account_endpoints, account)
+    targets += [ping.Target(r["url"], r["id"], r["account"]) for r in rows]
+    if body.endpoint is None:
+        return targets
+    given = body.endpoint
+    chosen = [t for t in targets if given in (t.id, t.url, public_url(t.url))]
+    if not chosen:
+        raise NotFound("No configured webhook with this id or URL" + (" for this account." if account else "."),
+                       code="webhook_not_found")
+    return chosen
+
+
+async def ping_webhooks(request: web.Request) -> web.Response:
+    """``POST /webhooks/test`` (admin key) and ``POST /accounts/{account}/webhooks/test`` (its own webhooks)."""
+    account = _scope(request)
+    body = parse(WebhookTestRequest, await json_object(request, allow_empty=True))
+    targets = await _ping_targets(request, body, account)
+    secrets = await request.app[WEBHOOKS].signing_secrets() if targets else ()
+    results = await ping.ping(targets, secrets, request.app[SETTINGS].webhook_timeout)
+    return web.json_response({"results": results})

@@ -309,6 +309,11 @@ class WebhookService:
         if not self.secrets:
             raise ValueError("webhooks need a signing secret")
 
+    async def signing_secrets(self) -> tuple[str, ...]:
+        """The secrets every delivery is signed with (resolved now if no endpoint needed them yet)."""
+        await self._ensure_secrets()
+        return self.secrets
+
     # --- account endpoints ------------------------------------------------------------------------
 
     async def add_account_endpoint(self, account: str, url: str, types: tuple[str, ...], max_per_account: int) -> dict:
