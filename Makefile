@@ -13,9 +13,13 @@ run: $(BIN)/.installed $(NODE_MODULES)
 sandbox: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway sandbox
 
+# The Python tests run on TEST_WORKERS processes (pytest-xdist), a whole test file per process, so that a
+# module's shared stack stays on one; most of a system test's time is waiting on real processes.
+TEST_WORKERS ?= 2
+
 test: $(BIN)/.installed-test $(NODE_MODULES)
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # `make ctl ARGS="status"`: supervisorctl against the running supervisord, same environment as `make run`.
 ctl: $(BIN)/.installed

@@ -257,10 +257,11 @@ async def cmd_selftest(wa: AsyncClient, args: argparse.Namespace, out: Out) -> i
             print(f"{result.outcome}  {result.name:<30} {result.detail}", flush=True)
 
     results = await run_selftest(wa, options, report)
-    failed = [r for r in results if r.outcome == "FAIL"]
+    failed = [r.name for r in results if r.outcome == "FAIL"]
+    skipped = sum(r.outcome == "SKIP" for r in results)
     out.data({"ok": not failed, "checks": [vars(r) for r in results]},
-             f"{len(results) - len(failed)} of {len(results)} checks passed"
-             + (f"; failed: {', '.join(r.name for r in failed)}" if failed else ""))
+             f"{len(results) - len(failed) - skipped} passed, {skipped} skipped, {len(failed)} failed"
+             + (f": {', '.join(failed)}" if failed else ""))
     return FAILED if failed else OK
 
 
