@@ -30,7 +30,7 @@ CONF = REPO_ROOT / "conf" / "supervisord.conf"
 EMULATOR = REPO_ROOT / "node_worker" / "emulator" / "main.js"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 USAGE = ("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>"
-         " | wa-gateway api-key | wa-gateway webhook-secret"
+         " | wa-gateway api-key | wa-gateway webhook-secret | wa-gateway backup DEST | wa-gateway restore SRC"
          " | wa-gateway status|connect|send|messages|logout|accounts|health|selftest [--sandbox] [options]"
          " (the client CLI; see wa-gateway <command> --help)")
 
@@ -144,6 +144,37 @@ def print_webhook_secret(args: list[str]) -> int:
     return 0
 
 
+# --- backup and restore of the data dir (service/backup.py) -------------------------------------
+def backup_command(command: str, args: list[str]) -> int:
+    """``wa-gateway backup DEST [--sandbox]`` (while running: the worker pauses for the copy) and
+    ``wa-gateway restore SRC [--sandbox]`` (the stack stopped)."""
+    from . import backup
+
+    sandbox = "--sandbox" in args
+    paths = [a for a in args if a != "--sandbox"]
+    if len(paths) != 1 or paths[0].startswith("-"):
+        print(f"usage: wa-gateway {command} {'DEST' if command == 'backup' else 'SRC'} [--sandbox]", file=sys.stderr)
+        return 2
+    env = _base_env(sandbox=sandbox)
+    data_dir = Path(env["WA_DATA_DIR"])
+    socket_path = Path(env["WA_RUN_DIR"]) / "supervisor.sock"
+    target = Path(paths[0]).resolve()
+    try:
+        if command == "backup":
+            manifest = backup.backup(data_dir, socket_path, target)
+            paused = manifest["worker_paused_seconds"]
+            print(f"wa-gateway: backed up {data_dir} to {target}: {len(manifest['files'])} files"
+                  + (f", the worker paused {paused:.1f} s" if paused is not None else " (stack not running)"))
+        else:
+            aside = backup.restore(data_dir, socket_path, target)
+            print(f"wa-gateway: restored {target} into {data_dir}"
+                  + (f"; what it replaced is in {aside}" if aside else ""))
+    except (backup.BackupError, OSError) as exc:
+        print(f"wa-gateway: {command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --- the client's commands, on the gateway's own host --------------------------------------------
 CLIENT_COMMANDS = {"status", "connect", "send", "messages", "logout", "accounts", "health", "selftest"}
 
@@ -251,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return client_command(command, args)
     if command == "webhook-secret":
         return print_webhook_secret(args)
+    if command in {"backup", "restore"}:
+        return backup_command(command, args)
     print(USAGE, file=sys.stderr)
     return 2
 
