@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -234,6 +235,10 @@ def test_sync_client_covers_accounts_keys_and_webhooks(linked):
             page = wait_for(lambda: (p := wa.deliveries(status="delivered")).items and p, 10, "a delivered delivery")
             assert page.items[0].event_type == "message.received"
             assert wa.delivery(page.items[0].id).event["data"]["text"] == "to the webhook"
+            # the blocking iterators: pages, and the stream (left by a break, which closes it)
+            assert any(m.text == "to the webhook" for m in itertools.islice(wa.iter_messages(direction="in"), 50))
+            first = next(e for e in wa.stream(after=0) if e.type == "message.received")
+            assert first.seq and first.message.phone_number
             assert wa.remove_webhook(hook.id).deleted
             assert wa.delete_account("clientacct").deleted
             with pytest.raises(errors.AccountNotFound):
