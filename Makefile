@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_MODULES := node_worker/node_modules/.package-lock.json
 
-.PHONY: run sandbox test test-python test-node ctl bench clean
+.PHONY: run sandbox test test-python test-node ctl bench clean browser
 
 run: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway run
@@ -17,9 +17,17 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 # module's shared stack stays on one; most of a system test's time is waiting on real processes.
 TEST_WORKERS ?= 2
 
-test: $(BIN)/.installed-test $(NODE_MODULES)
+test: $(BIN)/.installed-test $(NODE_MODULES) browser
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The status page's test (tests/test_status_page.py) drives Debian's chromium through chromium-driver:
+# installed here when missing (root, or sudo), else that test skips and says why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends chromium chromium-driver; } || echo "chromium could not be installed: tests/test_status_page.py will skip"
 
 # `make ctl ARGS="status"`: supervisorctl against the running supervisord, same environment as `make run`.
 ctl: $(BIN)/.installed

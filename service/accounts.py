@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -59,8 +60,11 @@ def write_registry(data_dir: Path, rows: list[dict]) -> None:
 
 class AccountRuntime:
     def __init__(self, settings: Settings, db: Database, workers: list[WorkerClient], *,
-                 on_event_stored: list[Callable[[], None]], on_message_changed: list[Callable[[], None]]):
+                 on_event_stored: list[Callable[[], None]], on_message_changed: list[Callable[[], None]],
+                 on_message_advanced: Callable[[str, dict, tuple[str, ...]], None] | None = None):
         self.settings = settings
+        # (account, row, steps reached) for every message a dispatcher moved forward (service/metrics.py)
+        self._on_message_advanced = on_message_advanced
         self.db = db
         self.workers = workers  # one client per worker shard
         self._on_event_stored = on_event_stored
@@ -110,6 +114,11 @@ class AccountRuntime:
             await self._stop_account(account)
         self._accounts.clear()
 
+    async def drain(self, deadline: float) -> dict:
+        """SIGTERM (service/drain.py): every dispatcher at once; the totals of their sends in flight."""
+        results = await asyncio.gather(*(a.dispatcher.drain(deadline) for a in list(self._accounts.values())))
+        return {key: sum(r[key] for r in results) for key in ("sends_in_flight", "sends_finished", "sends_requeued")}
+
     def on_shard(self, shard: int) -> list[str]:
         return sorted(name for name, account in self._accounts.items() if account.shard == shard)
 
@@ -124,6 +133,8 @@ class AccountRuntime:
             retry_base=self.settings.send_retry_base, retry_max=self.settings.send_retry_max,
         )
         dispatcher.on_change.extend(self._on_message_changed)
+        if self._on_message_advanced is not None:
+            dispatcher.on_advance.append(partial(self._on_message_advanced, name))
         events.listeners.append(dispatcher.on_event)  # before the first event is read
         account = Account(name, shard, worker, events, dispatcher)
         self._accounts[name] = account

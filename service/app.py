@@ -9,7 +9,9 @@ from functools import partial
 from aiohttp import web
 
 from .accounts import AccountRuntime
-from .keys import ACCOUNTS, DATABASE, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
+from .drain import Drain
+from .keys import ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
+from .metrics import Metrics
 from .middlewares import MIDDLEWARES, setup_security
 from .notify import Notifier
 from .retention import retention_ctx
@@ -37,9 +39,11 @@ async def _accounts(app: web.Application):
     # New events (and outbox changes, which add message.status events) wake the SSE streams and the
     # webhook workers at once.
     wake = [app[NOTIFIER].notify, app[WEBHOOKS].notify]
-    runtime = AccountRuntime(settings, app[DATABASE], workers, on_event_stored=wake, on_message_changed=wake)
+    runtime = AccountRuntime(settings, app[DATABASE], workers, on_event_stored=wake, on_message_changed=wake,
+                             on_message_advanced=app[METRICS].message_advanced)
     app[ACCOUNTS] = runtime
     await runtime.start()
+    app[DRAIN].add_hook("dispatch", runtime.drain)  # SIGTERM: sends in flight finish or go back to the queue
     yield
     await runtime.stop()
     for worker in workers:
@@ -64,8 +68,9 @@ async def _store(app: web.Application):
 
 async def _webhooks(app: web.Application):
     """Webhook delivery (service/webhooks/): persisted, so it resumes where the last run stopped."""
-    service = await start_webhooks(app[SETTINGS], app[DATABASE])
+    service = await start_webhooks(app[SETTINGS], app[DATABASE], on_outcome=app[METRICS].webhook_outcome)
     app[WEBHOOKS] = service
+    app[DRAIN].add_hook("webhooks", service.drain)  # SIGTERM: attempts in flight finish or stay pending
     yield
     await service.stop()
 
@@ -78,6 +83,12 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[STARTED_AT] = time.monotonic()
     app[NOTIFIER] = Notifier()
+    # SIGTERM (service/drain.py, run by http_server.py): new requests 503, in-flight work finishes or is put back.
+    app[DRAIN] = Drain(settings.shutdown_timeout)
+    app[DRAIN].on_begin.append(app[NOTIFIER].notify)  # the SSE streams wake up and end
+    # GET /metrics: read at scrape time from what the cleanup contexts below open (absent until then).
+    app[METRICS] = Metrics(database=lambda: app.get(DATABASE), accounts=lambda: app.get(ACCOUNTS),
+                           monitor=lambda: app.get(MONITOR))
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)

@@ -11,6 +11,9 @@
   ones fail with a reason: not_on_whatsapp, rejected, expired (TTL), too_many_attempts, cancelled.
 - A message found in ``sending`` at start (the gateway died mid-send) is resent with the same WhatsApp
   id, which the recipient treats as the same message.
+- Drain (SIGTERM, service/drain.py): nothing more is claimed; a send in flight at the worker finishes (its
+  result recorded) or, at the drain's deadline, is cut off and its message goes back to ``queued`` (the same
+  WhatsApp id next time, as after a crash); callers waiting on a message that will not go now get it as is.
 """
 
 from __future__ import annotations
@@ -55,10 +58,20 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
+        self._inflight_ids: dict[str, str] = {}  # phone number -> the message being sent
+        self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
+        self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
         self._stopping = False
         self.on_change: list[Callable[[], None]] = []
+        # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
+        # "delivered", "read"; outbox.advance), whether by the worker's ack or a receipt: once per step.
+        self.on_advance: list[Callable[[dict, tuple[str, ...]], None]] = []
+        # Times the WhatsApp link came back (GET /metrics): see _count_reconnect.
+        self.reconnects = 0
+        self._was_connected = False  # linked and seen connected: the next return to connected is a reconnect
+        self._event_state: str | None = None  # the state of the last session.status event
 
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -75,7 +88,8 @@ class Dispatcher:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [*self._tasks, *self._inflight.values()]
+        self._draining = True
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -83,7 +97,47 @@ class Dispatcher:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        # A send cut off here stays `sending` in the store and goes again, same id, at the next start.
+        await self._cut_off()
+        self._release_waiters()
+
+    async def drain(self, deadline: float) -> dict:
+        """SIGTERM (service/drain.py): claim nothing more; the sends in flight at the worker may finish until
+        ``deadline`` (the loop's clock), their result recorded as always; those still running then are cut
+        off and their messages go back to ``queued``. Callers waiting on a message that will not go now are
+        answered at once (POST /send: 202, queued)."""
+        self._draining = True
+        sending = set(self._inflight_ids.values())
+        self._release_waiters(keep=sending)
+        tasks = list(self._inflight.values())
+        finished = 0
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+            finished = len(done)
+        requeued = await self._cut_off()
+        self._release_waiters()
+        return {"sends_in_flight": len(tasks), "sends_finished": finished, "sends_requeued": requeued}
+
+    async def _cut_off(self) -> int:
+        """Cancel the sends still in flight; their messages go back to the queue (a send cut off may have
+        reached WhatsApp: the resend carries the same id, which the recipient treats as the same message)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        ids, self._interrupted = sorted(self._interrupted), set()
+        if not ids:
+            return 0
+        back = await self.db.run(outbox.requeue_interrupted, self.account, ids, self.clock())
+        for message_id in back:
+            log.info("message.requeued", message_id=message_id, reason="shutdown")
+        return len(back)
+
+    def _release_waiters(self, keep: set[str] = frozenset()) -> None:
+        """Answer the callers waiting on messages that this process will not send (None: read it as it is)."""
+        for message_id in [m for m in self._waiters if m not in keep]:
+            for future in self._waiters.pop(message_id):
+                if not future.done():
+                    future.set_result(None)
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,8 +148,12 @@ class Dispatcher:
 
     # --- callers waiting for a status ----------------------------------------------------
     def waiter(self, message_id: str) -> asyncio.Future:
-        """A future resolved with the message once it is sent (or further, or failed)."""
+        """A future resolved with the message once it is sent (or further, or failed); with None when this
+        process will not send it (draining: the caller reads the message as it is)."""
         future = asyncio.get_running_loop().create_future()
+        if self._draining:
+            future.set_result(None)
+            return future
         self._waiters.setdefault(message_id, set()).add(future)
         return future
 
@@ -116,6 +174,15 @@ class Dispatcher:
         for future in self._waiters.pop(row["id"], set()):
             if not future.done():
                 future.set_result(row)
+
+    def _advanced(self, row: dict, reached: tuple[str, ...]) -> None:
+        if not reached:
+            return
+        for observe in self.on_advance:
+            try:
+                observe(row, reached)
+            except Exception:  # an observer's bug must not stop the dispatcher
+                log.exception("dispatch.observer_failed", message_id=row["id"])
 
     # --- whether anything can be sent at all -----------------------------------------------
     async def not_linked(self) -> bool:
@@ -145,10 +212,27 @@ class Dispatcher:
         self.state = state
         log.info("dispatch.whatsapp_state", state=state, was=was)
         if state == "connected":
+            if self._event_state is None:  # no event yet: it was connected before this gateway started
+                self._was_connected = True
             self.db.submit(outbox.set_linked, self.account, True, self.clock())
             self.wake()
         elif state == "logged_out":
             self.db.submit(outbox.set_linked, self.account, False, self.clock())
+
+    def _count_reconnect(self, state: str | None) -> None:
+        """A reconnect is a ``session.status`` event into ``connected`` after another state, for an account
+        that was connected before (by an earlier event, or by the first poll when no event came yet); a QR or
+        a logout starts over (not linked: the next connect is a pairing). Counted from the worker's journal
+        only, each event once (repeats are not stored): the state poll may see a worker that came back (or a
+        pairing that finished) before its events arrive, and a poll gap (the worker did not answer) is no
+        reconnect at all."""
+        if state == "connected":
+            if self._was_connected and self._event_state != "connected":
+                self.reconnects += 1
+            self._was_connected = True
+        elif state in ("logged_out", "qr"):
+            self._was_connected = False
+        self._event_state = state
 
     async def _watch_state(self) -> None:
         """Poll the worker's state (events bring changes sooner; this covers a worker that died)."""
@@ -165,10 +249,13 @@ class Dispatcher:
     def on_event(self, event: dict, result: dict) -> None:
         """A worker event, already stored (service/events.py): follow the state, release waiters."""
         if event.get("type") == "session.status":
+            if result.get("event") is not None:  # stored just now: not a repeat of the hand-over
+                self._count_reconnect(event.get("state"))
             self._set_state(event.get("state"))
         row = result.get("message")
         if row is not None:
             log.info("message.status", message_id=row["id"], status=row["status"])
+            self._advanced(row, result.get("reached", ()))
             self.changed(row)
             self.wake()  # a receipted message that was waiting to be resent no longer blocks its recipient
 
@@ -197,7 +284,7 @@ class Dispatcher:
             for message_id in await self.db.run(outbox.expire, self.account, now):
                 log.info("message.failed", message_id=message_id, reason="expired")
                 self.changed(await self.db.run(outbox.get, self.account, message_id))
-        if not self.connected:
+        if not self.connected or self._draining:
             return self.poll_interval
         next_due = now + self.poll_interval
         for head in await self.db.run(outbox.heads, self.account):
@@ -218,9 +305,12 @@ class Dispatcher:
                     await self.db.run(outbox.hold, head["id"], next_attempt_at=head["next_attempt_at"],
                                       wait_reason=reason)
                 continue
+            if self._draining:  # the drain began while this round was reading the store
+                break
             self.governor.record_send(self.account, phone, first_contact, now)
             self._inflight[phone] = asyncio.create_task(self._send(head, first_contact, now),
                                                         name=f"send-{head['id']}")
+            self._inflight_ids[phone] = head["id"]
         return max(0.0, next_due - self.clock())
 
     def _backoff(self, attempts: int) -> float:
@@ -239,11 +329,13 @@ class Dispatcher:
             except ApiError as exc:
                 await self._failed(row, exc)
                 return
-            row = await self.db.run(outbox.set_status, self.account, message_id, "sent", self.clock())
+            row, reached = await self.db.run(outbox.advance, self.account, message_id, "sent", self.clock())
             if row is not None:
                 log.info("message.sent", message_id=message_id, whatsapp_id=row["wa_id"])
+                self._advanced(row, reached)
                 self.changed(row)
         except asyncio.CancelledError:
+            self._interrupted.add(message_id)  # a stop cut it off: _cut_off puts it back in the queue
             raise
         except Exception:
             log.exception("dispatch.send_failed", message_id=message_id)
@@ -251,6 +343,7 @@ class Dispatcher:
                               wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
         finally:
             self._inflight.pop(head["phone_number"], None)
+            self._inflight_ids.pop(head["phone_number"], None)
             self.wake()
 
     async def _failed(self, row: dict, exc: ApiError) -> None:

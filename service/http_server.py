@@ -1,4 +1,5 @@
-"""Serving the app: ``web.run_app`` with one change, errors the HTTP parser finds are JSON too.
+"""Serving the app: ``web.run_app`` with two changes: errors the HTTP parser finds are JSON too, and SIGTERM
+drains (service/drain.py) before the listener closes.
 
 aiohttp answers requests its low-level parser rejects (an oversized request line or header, too
 many headers, bytes that are not HTTP, broken chunked framing) before any middleware runs, from
@@ -8,11 +9,17 @@ only way in is the protocol class, which ``web.Server`` instantiates per connect
 documented override point), has the runner's server build it, and runs the app as ``run_app``
 does. Tests pin the result (tests/test_hostile_input.py), so an aiohttp upgrade that moves these
 internals fails loudly instead of silently answering HTML again.
+
+aiohttp's own shutdown closes the listener first, so a request arriving during it is refused; here the signal
+handlers are ours: on SIGTERM or SIGINT the app drains with the listener open (new requests get 503
+``shutting_down`` with Retry-After), and only then does aiohttp's cleanup run, with whatever is left of
+WA_SHUTDOWN_TIMEOUT (tests/test_drain.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from contextlib import suppress
 
 import structlog
@@ -21,8 +28,12 @@ from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineToo
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import error_response
+from .keys import DRAIN
 
 log = structlog.get_logger("gateway.http")
+# Seconds the cleanup gives handlers still running after the drain's deadline before it cancels them (aiohttp
+# reads 0 as "no limit").
+CUTOFF = 0.1
 
 
 def describe_parse_error(status: int, exc: BaseException | None) -> tuple[int, str, str]:
@@ -75,14 +86,40 @@ class GatewayRunner(web.AppRunner):
         return server
 
 
-async def _serve(app: web.Application, host: str, port: int, **runner_kwargs) -> None:
-    runner = GatewayRunner(app, **runner_kwargs)
-    await runner.setup()
+async def _serve(app: web.Application, host: str, port: int, *, handle_signals: bool,
+                 shutdown_timeout: float, **runner_kwargs) -> None:
+    """Serve until SIGTERM or SIGINT, then drain (service/drain.py) with the listener still open, so that a
+    new request is answered 503 shutting_down instead of refused; then close as aiohttp does, cutting off
+    whatever still runs after the drain's deadline."""
+    loop = asyncio.get_running_loop()
+    signalled: asyncio.Future[int] = loop.create_future()
+
+    def on_signal(signum: int) -> None:
+        if signalled.done():
+            log.info("gateway.signal_ignored", signal=signal.Signals(signum).name, reason="draining already")
+        else:
+            signalled.set_result(signum)
+
+    if handle_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+    runner = GatewayRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **runner_kwargs)
     try:
-        await web.TCPSite(runner, host, port).start()
-        await asyncio.Event().wait()  # until a signal raises GracefulExit
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            signum = await signalled
+            drain = app.get(DRAIN)
+            if drain is not None:
+                left = await drain.run(signal.Signals(signum).name)
+                # What still runs now is past the deadline: the cleanup below cancels it at once.
+                runner._shutdown_timeout = max(CUTOFF, left)
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
 
 
 def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,

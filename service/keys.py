@@ -6,6 +6,8 @@ from aiohttp import web
 
 from .api_keys import ApiKeys
 from .accounts import AccountRuntime
+from .drain import Drain
+from .metrics import Metrics
 from .notify import Notifier
 from .scoped_keys import ScopedKeys
 from .settings import Settings
@@ -24,6 +26,10 @@ ACCOUNTS = web.AppKey("accounts", AccountRuntime)
 # Rung after every commit that added to the event log (the SSE stream and webhooks wait on it).
 NOTIFIER = web.AppKey("notifier", Notifier)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
+# SIGTERM's drain (service/drain.py): set from the signal on, new requests are answered 503 shutting_down.
+DRAIN = web.AppKey("drain", Drain)
+# The app's own Prometheus registry and instruments (service/metrics.py): per app, never process-global.
+METRICS = web.AppKey("metrics", Metrics)
 # The keys scoped to one account, cached in memory (service/scoped_keys.py); invalidate() after any
 # change to account_keys or to the registry (a deleted account's keys must stop working at once).
 SCOPED_KEYS = web.AppKey("scoped_keys", ScopedKeys)

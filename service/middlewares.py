@@ -1,5 +1,5 @@
-"""What every request goes through, outermost first: request id and log line, CORS, error
-rendering, and the API key with its scope.
+"""What every request goes through, outermost first: request id and log line, CORS, the drain's gate
+(503 shutting_down after SIGTERM), error rendering, and the API key with its scope.
 
 ``setup_security(app)`` resolves the API keys (``WA_API_KEY`` or the data dir's key file) once at
 start-up; ``MIDDLEWARES`` is the order the app factory installs.
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import api_keys
 from .errors import ApiError, ClientAborted, error_response
-from .keys import API_KEYS, AUTHENTICATED, DATABASE, SCOPE, SCOPED_KEYS, SETTINGS
+from .keys import API_KEYS, AUTHENTICATED, DATABASE, DRAIN, METRICS, SCOPE, SCOPED_KEYS, SETTINGS
 from .scoped_keys import ScopedKeys
 from .store.accounts import DEFAULT_ACCOUNT
 
@@ -27,9 +27,12 @@ log = structlog.get_logger("gateway.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Probes must work without credentials: orchestrators do not hold the API key.
 OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
-# /docs is a static page (HTML, CSS, JS; the same for everyone, no data): a browser cannot send a header
-# when it opens it, so it asks for the key and fetches /openapi.json (which needs one) with it.
-PUBLIC_PAGES = frozenset({"/docs"})
+# /docs and / (the status page) are static pages (HTML, CSS, JS; the same for everyone, no data): a browser
+# cannot send a header when it opens one, so each asks for the key and calls the API (which needs one) with it.
+PUBLIC_PAGES = frozenset({"/docs", "/"})
+# The metrics name accounts and webhook endpoints: the admin key only, unless WA_METRICS_PUBLIC=true opens them
+# to anyone (a scraper on a trusted network that holds no key); a wrong key is refused even then.
+METRICS_PATH = "/metrics"
 # Reading the contract is harmless: any valid key may, a key scoped to one account too.
 ANY_KEY_PATHS = frozenset({"/openapi.json"})
 REALM = 'Bearer realm="wa-gateway"'
@@ -70,7 +73,8 @@ def setup_security(app: web.Application) -> api_keys.ApiKeys:
 
 @web.middleware
 async def request_context(request: web.Request, handler):
-    """Bind a request id to every log line of this request and echo it to the caller."""
+    """Bind a request id to every log line of this request and echo it to the caller; time it for
+    GET /metrics (by route pattern, never the raw path: service/metrics.py)."""
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
     structlog.contextvars.clear_contextvars()
@@ -80,18 +84,28 @@ async def request_context(request: web.Request, handler):
         response = await handler(request)
     except ClientAborted as exc:
         # Expected on any network: one info line, no traceback. Nobody is left to answer.
+        elapsed = time.perf_counter() - started
         log.info("http.client_aborted", method=request.method, path=request.path, reason=str(exc),
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                 duration_ms=round(elapsed * 1000, 2))
+        _observe(request, 400, elapsed)
         return error_response(400, "client_aborted", "The client closed the connection.")
+    elapsed = time.perf_counter() - started
     response.headers["X-Request-ID"] = request_id
     log.info(
         "http.request",
         method=request.method,
         path=request.path,
         status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(elapsed * 1000, 2),
     )
+    _observe(request, response.status, elapsed)
     return response
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe_request(request, status, seconds)
 
 
 @web.middleware
@@ -194,13 +208,15 @@ DEFAULT_TREES = ("/messages", "/events")
 
 def scope_allows(request: web.Request, account: str) -> bool:
     """Whether a key scoped to ``account`` may call this request's route. Allowed: the open probes, /docs
-    and /openapi.json;
+    and /openapi.json (and /metrics with WA_METRICS_PUBLIC=true);
     routes whose ``{account}`` is its account, except the admin-only ones (its keys, deleting it);
     the original per-account routes when it is ``default``'s. Refused: everything else (the account
     list and creation, other accounts, /webhooks/..., and any route added later without an
     ``{account}``: deny by default). An unknown route or method answers its 404/405 as usual."""
     match = request.match_info
     if match.http_exception is not None or request.path in OPEN_PATHS | PUBLIC_PAGES | ANY_KEY_PATHS:
+        return True
+    if metrics_public(request):
         return True
     resource = match.route.resource
     pattern = resource.canonical if resource is not None else ""
@@ -211,6 +227,11 @@ def scope_allows(request: web.Request, account: str) -> bool:
     if account != DEFAULT_ACCOUNT:
         return False
     return pattern in DEFAULT_EXACT or any(pattern == t or pattern.startswith(t + "/") for t in DEFAULT_TREES)
+
+
+def metrics_public(request: web.Request) -> bool:
+    """GET /metrics without a key (or with a scoped one): only with WA_METRICS_PUBLIC=true."""
+    return request.path == METRICS_PATH and request.app[SETTINGS].metrics_public
 
 
 def forbidden(account: str) -> web.Response:
@@ -229,7 +250,7 @@ async def api_key(request: web.Request, handler):
     given = _presented(request)
     if given is None:
         request[AUTHENTICATED] = False
-        if request.path in OPEN_PATHS or request.path in PUBLIC_PAGES:
+        if request.path in OPEN_PATHS or request.path in PUBLIC_PAGES or metrics_public(request):
             return await handler(request)
         return unauthorized(invalid=False)
     keys = request.app[API_KEYS]
@@ -250,4 +271,22 @@ async def api_key(request: web.Request, handler):
     return await handler(request)
 
 
-MIDDLEWARES = (request_context, cors, errors, api_key)
+# While the gateway drains (SIGTERM, service/drain.py): the liveness probe stays 200 (the process is alive:
+# killing it early would cut the drain short) and the readiness probe answers its own 503 not_ready.
+DRAIN_EXEMPT = frozenset({"/health/live", "/health/ready"})
+
+
+@web.middleware
+async def shutting_down(request: web.Request, handler):
+    """From SIGTERM on, a new request is answered 503 ``shutting_down`` with Retry-After (and the connection
+    closed); the requests already past this point are counted, and the drain waits for them."""
+    drain = request.app.get(DRAIN)
+    if drain is None:
+        return await handler(request)
+    if drain.draining and request.path not in DRAIN_EXEMPT:
+        return drain.refusal()
+    with drain.request():
+        return await handler(request)
+
+
+MIDDLEWARES = (request_context, cors, shutting_down, errors, api_key)

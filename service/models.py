@@ -600,7 +600,8 @@ class LiveOut(BaseModel):
 
 
 class ReadyProblem(BaseModel):
-    code: Literal["worker_not_running", "whatsapp_not_connected", "whatsapp_link_dead", "whatsapp_events_stuck"]
+    code: Literal["worker_not_running", "whatsapp_not_connected", "whatsapp_link_dead", "whatsapp_events_stuck",
+                  "shutting_down"]
     message: str
 
 

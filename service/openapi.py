@@ -20,14 +20,17 @@ from pydantic import BaseModel
 
 from . import __version__, models
 from . import qr as qr_drawing
+from .drain import CODE as DRAIN_CODE
 from .middlewares import (
-    ADMIN_ONLY_PREFIXES, ADMIN_ONLY_ROUTES, ANY_KEY_PATHS, DEFAULT_EXACT, DEFAULT_TREES, OPEN_PATHS, PUBLIC_PAGES,
+    ADMIN_ONLY_PREFIXES, ADMIN_ONLY_ROUTES, ANY_KEY_PATHS, DEFAULT_EXACT, DEFAULT_TREES, DRAIN_EXEMPT, OPEN_PATHS,
+    PUBLIC_PAGES,
 )
 from .store import events as event_store
 from .store import outbox
 from .store import webhooks as webhook_store
 from .validation import ACCOUNT_NAME_EXAMPLE, PHONE_EXAMPLE
-from .views import accounts, docs, events, health, keys, messages, qr, session, stream, webhooks
+from .views import accounts, docs, events, health, keys, messages, qr, session, status_page, stream, webhooks
+from .views import metrics as metrics_view
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -97,11 +100,12 @@ OPERATIONS: dict[Callable, Op] = {
                                   "the gateway's database committed just now. Degraded is still 200."),
     health.live: Op("Liveness probe", "Health", {200: models.LiveOut}),
     health.ready: Op("Readiness probe", "Health", {200: models.ReadyOut, 503: models.ReadyOut},
-                     errors={404: ("account_not_found",)},
+                     errors={404: ("account_not_found",)}, headers={503: ("Retry-After",)},
                      params=(Param("account", "query", {"type": "string", "default": "default"},
                                    "Whose readiness (default: `default`)."),),
                      description="200 when the account's worker shard is RUNNING, WhatsApp is connected and the "
-                                 "link demonstrably works; else 503 with the reason as `error`."),
+                                 "link demonstrably works; else 503 with the reason as `error` (`shutting_down`, "
+                                 "with Retry-After, from SIGTERM on)."),
     # the session
     session.status: Op("The WhatsApp session's state", "Session", {200: models.SessionStatus}, worker=True,
                        description=_DEFAULT_NOTE),
@@ -234,9 +238,29 @@ OPERATIONS: dict[Callable, Op] = {
     # the contract itself
     docs.openapi_json: Op("This document", "Docs", {200: {JSON: {"schema": {"type": "object"}}}},
                           description="Any valid key, a scoped one too."),
+    # operations
+    metrics_view.metrics: Op(
+        "Prometheus metrics", "Operations",
+        {200: {"text/plain": {"schema": {"type": "string"},
+                              "example": "wa_gateway_outbox_queue_depth{account=\"default\"} 0.0\n"}}},
+        headers={200: ("Cache-Control",)},
+        description="The Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`): messages by account "
+                    "and status, queue depth and the oldest waiting message's age, send latency histograms "
+                    "(accepted to sent, sent to delivered), webhook deliveries by result and endpoint, dead "
+                    "letters, worker and watchdog restarts, WhatsApp connection state and reconnects per "
+                    "account, HTTP latency by route pattern and status. Needs the admin key, unless the gateway "
+                    "runs with WA_METRICS_PUBLIC=true: then anyone may read it (a wrong key is still 401)."),
     docs.page: Op("The API page", "Docs", {200: {"text/html": {"schema": {"type": "string"}}}},
                   description="A static page (no key needed to load it) that asks for a key and renders "
                               "/openapi.json."),
+    status_page.status_page: Op(
+        "The status page", "Docs", {200: {"text/html": {"schema": {"type": "string"}}}},
+        headers={200: ("Cache-Control",)},
+        description="A static page (no key needed to load it; no data in it) that asks for an API key once, keeps it "
+                    "in the browser tab (sessionStorage) and shows, through the API and its live event stream: the "
+                    "accounts with their state and phone number, the QR code to scan while an account waits for one, "
+                    "the health of every supervised program, recent messages in and out, a form to send a test "
+                    "message, and the failed webhook deliveries with a redrive button. It needs an admin key."),
 }
 
 WEBHOOK_EVENTS = (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
@@ -301,6 +325,8 @@ def _errors(method: str, path: str, op: Op) -> dict[int, list[str]]:
         add(WORKER_ERRORS)
     add(op.errors)
     add({500: ("internal_error",)})
+    if path not in DRAIN_EXEMPT:
+        add({503: (DRAIN_CODE,)})  # from SIGTERM on, until the process exits (service/drain.py)
     return {s: codes[s] for s in sorted(codes) if s not in op.ok}
 
 
@@ -346,9 +372,12 @@ def _operation(schemas: _Schemas, method: str, path: str, op: Op, op_id: str) ->
         responses[str(status)] = {"description": _STATUS_TEXT.get(status, "OK"), "content": _content(schemas, ok),
                                   "headers": _headers(op.headers.get(status, ()))}
     for status, names in _errors(method, path, op).items():
+        headers = op.headers.get(status, ())
+        if status == 503 and "Retry-After" not in headers:
+            headers = (*headers, "Retry-After")  # shutting_down sends it, outbox_full too
         responses[str(status)] = {
             "description": "Error codes: " + ", ".join(f"`{n}`" for n in names) + ".",
-            "headers": _headers(op.headers.get(status, ())),
+            "headers": _headers(headers),
             "content": {JSON: {"schema": {"allOf": [schemas.ref(models.ErrorResponse), {
                 "type": "object",
                 "properties": {"error": {"type": "object", "properties": {"code": {"enum": names}}}},
@@ -423,7 +452,11 @@ def build(router: web.UrlDispatcher, *, max_message_chars: int = 65536, send_wai
             "title": "wa-gateway", "version": __version__,
             "description": "A self-hosted WhatsApp gateway. Every error is `{\"error\": {\"code\", \"message\"}}` "
                            "(4xx: bad input, nothing changed; 5xx: our failure). Every endpoint but the probes "
-                           "and /docs needs a key (X-API-Key or Authorization: Bearer).",
+                           "and the pages (/ and /docs) needs a key (X-API-Key or Authorization: Bearer). "
+                           "From SIGTERM until the process exits (at most WA_SHUTDOWN_TIMEOUT) the gateway drains: "
+                           "every operation but /health/live answers 503 `shutting_down` with Retry-After (seconds), "
+                           "/health/ready 503 `not_ready`; requests already running finish, and a message accepted "
+                           "before is sent later, never lost. Retry after Retry-After.",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in dict.fromkeys(op.tag for op in OPERATIONS.values())],

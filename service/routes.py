@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .views import accounts, docs, events, health, keys, messages, qr, session, stream, webhooks
+from .views import (
+    accounts, docs, events, health, keys, messages, metrics, qr, session, status_page, stream, webhooks,
+)
 
 # (method, path, handler) of every route that acts on one account.
 PER_ACCOUNT = (
@@ -32,6 +34,8 @@ def setup_routes(app: web.Application) -> None:
     # The contract (service/openapi.py): every route here must have its Op there (tests/test_openapi.py).
     app.router.add_get("/openapi.json", docs.openapi_json)  # any valid key
     app.router.add_get("/docs", docs.page)  # open: a static page that asks for the key
+    app.router.add_get("/metrics", metrics.metrics)  # admin key, or anyone with WA_METRICS_PUBLIC=true
+    app.router.add_get("/", status_page.status_page)  # open: the status page, which asks for the key too
     for method, path, handler in PER_ACCOUNT:
         app.router.add_route(method, path, handler)
     app.router.add_get("/accounts", accounts.list_accounts)

@@ -40,6 +40,22 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: true/false, 1/0, yes/no, on/off (any case); unset or empty is ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     try:
         return parse_keys(env.get("WA_API_KEY"))
@@ -168,6 +184,7 @@ class Settings:
     webhook_concurrency: int = 4  # WA_WEBHOOK_CONCURRENCY: requests in flight per endpoint
     webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
     webhook_max_per_account: int = 10  # WA_WEBHOOK_MAX_PER_ACCOUNT: endpoints one account may add by API
+    metrics_public: bool = False  # WA_METRICS_PUBLIC: GET /metrics without a key (else the admin key only)
 
     @property
     def api_key(self) -> str | None:
@@ -251,4 +268,5 @@ class Settings:
             webhook_concurrency=_number(env, "WA_WEBHOOK_CONCURRENCY", 4, minimum=1, cast=int),
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
+            metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
         )

@@ -68,6 +68,26 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_sandbox.py::test_a_lookup_that_times_out_is_retried_not_failed_as_not_on_whatsapp
 - service/worker_client.py, no waiting for a worker that is starting:
     tests/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
+- service/middlewares.py, the drain's 503 gate removed, or /health/live gated too; service/drain.py, no Connection:
+  close; service/openapi.py, shutting_down documented only on the worker's routes:
+    tests/test_drain.py::test_draining_every_documented_operation_answers_503_shutting_down_as_documented
+    tests/test_drain.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- service/views/stream.py, an event stream that does not end when the drain begins (the drain waits it out):
+    tests/test_drain.py::test_a_request_in_flight_finishes_and_an_event_stream_ends_when_the_drain_begins
+- service/dispatch.py, the drain cancelling sends in flight at once instead of letting them finish:
+    tests/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
+    tests/test_drain.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- service/dispatch.py, claiming during the drain, or waiting callers answered only at its end:
+    tests/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
+- service/dispatch.py, a send cut off at the deadline failed, or left `sending`, instead of requeued:
+    tests/test_drain.py::test_a_send_still_running_at_the_deadline_goes_back_to_the_queue_and_goes_later_with_its_id
+- service/webhooks/delivery.py, cut-off attempts not released, marked delivered, or claiming during the drain:
+    tests/test_drain.py::test_webhook_attempts_in_flight_finish_or_stay_pending_with_their_attempt_counted
+    tests/test_drain.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- clients/python/src/wa_gateway_client/client.py, 503 not retried (shutting_down raised at once):
+    tests/test_drain.py::test_the_python_client_retries_shutting_down_after_retry_after
+- node_worker/src/accounts.js, SIGTERM logging the account out before closing it:
+    tests/test_drain.py::test_sigterm_to_the_whole_stack_with_sends_in_flight_then_back_connected_without_a_qr
 """
 
 from __future__ import annotations

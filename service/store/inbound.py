@@ -61,14 +61,18 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict, now: floa
 
 
 def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict:
-    """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row}."""
+    """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row},
+    and for a receipt that moved a message, "reached": the steps it filled (outbox.advance)."""
     kind = event.get("type")
     if kind == "message":
         return {"event": store_message(conn, account, event, now), "message": None}
     if kind == "message.status":
         status, wa_id = RECEIPT_STATUS.get(event.get("status", "")), _str(event.get("id"))
-        row = outbox.set_status(conn, account, None, status, now, wa_id=wa_id) if status and wa_id else None
-        return {"event": None, "message": row}
+        if not (status and wa_id):
+            return {"event": None, "message": None}
+        row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
+        # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
+        return {"event": None, "message": row, **({"reached": reached} if reached else {})}
     if kind == "session.status":
         data = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
                 "last_error": _str(event.get("last_error"))}

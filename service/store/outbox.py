@@ -156,6 +156,20 @@ def recover_sending(conn: sqlite3.Connection, now: float) -> int:
     return cur.rowcount
 
 
+def requeue_interrupted(conn: sqlite3.Connection, account: str, message_ids: list[str], now: float) -> list[str]:
+    """At a graceful stop: sends cut off at the drain's deadline go back to the queue, as ``recover_sending``
+    does at start after a crash (resent with the same WhatsApp id). Returns those that were ``sending``."""
+    back = []
+    for message_id in message_ids:
+        cur = conn.execute(
+            "UPDATE messages SET status = 'queued', wait_reason = 'resend_after_restart', next_attempt_at = ?"
+            " WHERE account = ? AND id = ? AND status = 'sending'", (now, account, message_id),
+        )
+        if cur.rowcount:
+            back.append(message_id)
+    return back
+
+
 def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_contact: bool) -> dict | None:
     """queued -> sending (one attempt spent); None if it is no longer queued (cancelled, receipted)."""
     cur = conn.execute(
@@ -172,12 +186,22 @@ def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, s
                wa_id: str | None = None) -> dict | None:
     """Move a message forward to ``status`` (sent, delivered, read), filling every skipped step's time.
     Never backwards; a receipt wins over ``failed`` (the recipient has it, whatever we believed)."""
+    return advance(conn, account, message_id, status, now, wa_id=wa_id)[0]
+
+
+def advance(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
+            wa_id: str | None = None) -> tuple[dict | None, tuple[str, ...]]:
+    """``set_status``, and the steps (sent, delivered, read) whose time this call filled: each step is
+    reached once per message, here and nowhere else, so the latency histograms (service/metrics.py)
+    observe each message once per step, whichever path (the dispatcher's ack, a receipt) got there first."""
     row = get(conn, account, message_id) if message_id else by_wa_id(conn, account, wa_id or "")
     if row is None or status not in RANK:
-        return None
+        return None, ()
     current = row["status"]
     if current != "failed" and RANK[current] >= RANK[status]:
-        return None
+        return None, ()
+    reached = tuple(step for step in ("sent", "delivered", "read")
+                    if RANK[step] <= RANK[status] and row[STEP_COLUMN[step]] is None)
     sets = ["status = ?", "reason = NULL", "wait_reason = NULL"]
     args: list[Any] = [status]
     for step in ("sent", "delivered", "read"):
@@ -190,7 +214,7 @@ def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, s
     conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE seq = ?", (*args, row["seq"]))
     updated = get(conn, account, row["id"])
     status_event(conn, updated, now)
-    return updated
+    return updated, reached
 
 
 def requeue(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, wait_reason: str,

@@ -237,6 +237,17 @@ def reset_leases(conn: sqlite3.Connection) -> int:
     return conn.execute("UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL").rowcount
 
 
+def release(conn: sqlite3.Connection, seqs: list[int], now: float) -> int:
+    """At a graceful stop: attempts the drain cut off stay pending and are due again at once (each stays
+    counted: the endpoint may have had it, and the next attempt carries the same webhook-id)."""
+    released = 0
+    for seq in seqs:
+        released += conn.execute("UPDATE webhook_deliveries SET lease_until = NULL, updated_at = ? "
+                                 "WHERE seq = ? AND status = 'pending' AND lease_until IS NOT NULL",
+                                 (now, seq)).rowcount
+    return released
+
+
 def _by_seq(conn: sqlite3.Connection, seq: int) -> dict:
     return dict(conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq = ?", (seq,)).fetchone())
 

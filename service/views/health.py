@@ -14,7 +14,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import ApiError, NotFound
 from ..accounts import Account
-from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, MONITOR, STARTED_AT, WEBHOOKS
+from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, STARTED_AT, WEBHOOKS
 from ..store import probe as store_probe
 from ..store.db import Database
 
@@ -201,12 +201,17 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """Ready when the gateway and ``default`` (or ``?account=NAME``) can send: its worker shard is
-    RUNNING, WhatsApp is connected and the link demonstrably works."""
+    RUNNING, WhatsApp is connected and the link demonstrably works. Never while the gateway drains."""
     name = request.query.get("account", "default")
     account = request.app[ACCOUNTS].get(name)
     if account is None:
         raise NotFound("No account with this name.", code="account_not_found")
     snap = request.app[MONITOR].shards[account.shard]
+    drain = request.app[DRAIN]
+    if drain.draining:  # SIGTERM: stop routing here at once (no need to ask the worker)
+        body = {"status": "not_ready", "worker": snap.state, "whatsapp": account.dispatcher.state or "unknown",
+                "error": {"code": "shutting_down", "message": "The gateway is shutting down."}}
+        return web.json_response(body, status=503, headers={"Retry-After": str(drain.retry_after)})
     wa_state, _, link = await _whatsapp_state(request, account)
     body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
     if snap.state != "RUNNING":

@@ -104,11 +104,12 @@ async def send(request: web.Request) -> web.Response:
     future = dispatcher.waiter(row["id"])  # before the dispatcher can see it: no status change is missed
     dispatcher.wake()
     try:
-        row = await asyncio.wait_for(future, wait)
+        done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
     except TimeoutError:
-        row = await db.run(outbox.get, name, row["id"]) or row
+        done = None
     finally:
         dispatcher.forget(row["id"], future)
+    row = done or await db.run(outbox.get, name, row["id"]) or row
     return _answer(row, replayed=not created)
 
 

@@ -4,7 +4,8 @@ Each SSE event is one log event: ``id`` is its ``seq``, ``event`` its type, ``da
 (the same body a webhook receives). A client that reconnects with ``Last-Event-ID`` (browsers do it
 by themselves) or ``?after=SEQ`` gets everything after it from the durable log, so it misses nothing
 across its own disconnects or a gateway restart; without either it gets only what happens from now
-on. ``?types=`` filters by event type. A comment line every 15 s keeps proxies from closing it.
+on. ``?types=`` filters by event type. A comment line every 15 s keeps proxies from closing it. On SIGTERM
+the stream ends (service/drain.py); the client resumes with Last-Event-ID once a gateway answers again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from ..errors import BadRequest
-from ..keys import DATABASE, NOTIFIER
+from ..keys import DATABASE, DRAIN, NOTIFIER
 from ..store import events
 from .context import account_of
 from .events import types_filter
@@ -35,11 +36,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     after = _start(request)
     types = types_filter(request.query.get("types"))
     db, notifier, name = request.app[DATABASE], request.app[NOTIFIER], account_of(request).name
+    drain = request.app[DRAIN]
     if after is None:
         after = await db.run(events.last_seq)
     async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
         resp.ping_interval = IDLE
-        while resp.is_connected():
+        while resp.is_connected() and not drain.draining:
             woken = notifier.current()
             rows = await db.run(events.after, after, account=name, types=types, limit=PAGE)
             for row in rows:

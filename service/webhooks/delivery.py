@@ -11,7 +11,8 @@ Each endpoint has its own worker, HTTP session and bounded number of requests in
 dead endpoint never delays another. Workers wake on ``notify()`` (called by whoever commits events)
 and also poll every ``poll_interval`` so that nothing depends on the notify. The body is the stored
 payload byte for byte; the headers are the signature's three, a content type and a user agent — never
-the API key, never a cookie.
+the API key, never a cookie. On SIGTERM (``drain``) nothing more is claimed; attempts in flight finish or
+are cut off at the deadline, staying pending with their attempt counted and their lease released.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import email.utils
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +67,12 @@ def public_url(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     netloc = ("***@" if "@" in parts.netloc else "") + host
     return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+
+
+def endpoint_label(endpoint_id: str, account: str | None) -> str:
+    """How metrics name an endpoint: a global one by its public URL (its id is the configured URL, which may
+    carry credentials), an account's by its id (whe_...: two accounts may add the same URL)."""
+    return public_url(endpoint_id) if account is None else endpoint_id
 
 
 def sign(secrets: tuple[str, ...], msg_id: str, timestamp: int, body: str) -> str:
@@ -145,12 +153,17 @@ class EndpointWorker:
     """Fans out and delivers the events of one endpoint."""
 
     def __init__(self, db: Database, url: str, types: tuple[str, ...], secrets: tuple[str, ...],
-                 policy: Policy, poll_interval: float, *, key: str | None = None, account: str | None = None):
+                 policy: Policy, poll_interval: float, *, key: str | None = None, account: str | None = None,
+                 on_outcome: Callable[[str, str], None] | None = None):
         self.db = db
         self.url = url
         self.key = key or url  # the endpoint's id: its URL when global, whe_<ULID> when an account's
         self.account = account  # None: every account's events; else only this account's
         self.name = public_url(url)
+        self.label = endpoint_label(self.key, account)
+        # (endpoint label, outcome) per decision, for GET /metrics: delivered, retry_scheduled or dead_lettered,
+        # named as the log events that say more.
+        self.on_outcome = on_outcome
         # How log lines name it: the URL as shown publicly, and for an account's endpoint its account and id.
         self.ident = {"endpoint": self.name} if account is None else \
             {"endpoint": self.name, "account": account, "webhook_id": self.key}
@@ -162,6 +175,8 @@ class EndpointWorker:
         self.in_flight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._draining = False  # SIGTERM: claim nothing more
+        self._seqs: dict[asyncio.Task, int] = {}  # attempt in flight -> its delivery's seq
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -179,8 +194,29 @@ class EndpointWorker:
         if self._session is not None:
             await self._session.close()
 
+    async def drain(self, deadline: float) -> tuple[int, int, list[int]]:
+        """SIGTERM (service/drain.py): claim nothing more; attempts in flight finish until ``deadline`` (the
+        loop's clock) and record their outcome as always; the rest are cut off and stay pending, their attempt
+        counted. Returns (in flight, finished, seqs cut off)."""
+        self._draining = True
+        self.wake.set()
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done():  # its round ends; what it claimed starts
+            await asyncio.wait([self._task], timeout=max(0.0, deadline - loop.time()))
+        tasks = list(self.in_flight)
+        finished = 0
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            finished = len(done)
+        late = [t for t in tasks if not t.done()]
+        cut = [self._seqs[t] for t in late]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        return len(tasks), finished, cut
+
     async def _run(self) -> None:
-        while True:
+        while not self._draining:
             self.wake.clear()  # before reading: a notify during the reads is not lost
             try:
                 await self._round()
@@ -199,19 +235,24 @@ class EndpointWorker:
                                               account=self.account)
             if not more:
                 break
+        if self._draining:
+            return
         free = self.policy.concurrency - len(self.in_flight)
         claimed, expired = await self.db.run(store.claim, self.key, time.time(), max(free, 0),
                                              self.policy.timeout + LEASE_MARGIN)
         for row in expired:
             log.warning("webhook.dead_lettered", **self.ident, delivery_id=row["id"], event_id=row["event_id"],
                         attempts=row["attempts"], reason=row["last_error"])
+            self._count("dead_lettered")
         for row in claimed:
             task = asyncio.create_task(self._attempt(row))
             self.in_flight.add(task)
+            self._seqs[task] = row["seq"]
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)
+        self._seqs.pop(task, None)
         self.wake.set()  # a slot is free, and the next event of that contact may go now
 
     async def _attempt(self, row: dict) -> None:
@@ -240,12 +281,20 @@ class EndpointWorker:
         if outcome == "delivered":
             await self.db.run(store.delivered, row["seq"], now, status_code)
             log.info("webhook.delivered", **context)
+            self._count("delivered")
         elif outcome == "retry":
             await self.db.run(store.retry_later, row["seq"], now, status_code, reason, next_at)
             log.info("webhook.retry_scheduled", **context, reason=reason, retry_in_s=round(next_at - now, 3))
+            self._count("retry_scheduled")
         else:
             await self.db.run(store.fail, row["seq"], now, status_code, reason)
             log.warning("webhook.dead_lettered", **context, reason=reason)
+            self._count("dead_lettered")
+
+    def _count(self, outcome: str) -> None:
+        """Counted after the store committed the decision, so the counter never runs ahead of the store."""
+        if self.on_outcome is not None:
+            self.on_outcome(self.label, outcome)
 
 
 class WebhookService:
@@ -259,8 +308,10 @@ class WebhookService:
     """
 
     def __init__(self, db: Database, urls: tuple[str, ...], types: tuple[str, ...], secrets: tuple[str, ...],
-                 policy: Policy, *, poll_interval: float = 1.0, resolve_secrets=None):
+                 policy: Policy, *, poll_interval: float = 1.0, resolve_secrets=None,
+                 on_outcome: Callable[[str, str], None] | None = None):
         self.db = db
+        self.on_outcome = on_outcome  # handed to every endpoint worker (EndpointWorker.on_outcome)
         self.urls = tuple(urls)
         self.types = tuple(types)
         self.secrets = tuple(secrets)
@@ -290,6 +341,17 @@ class WebhookService:
             self._start_worker(row["id"], row["url"], _types(row), row["account"])
         self._housekeeping = asyncio.create_task(self._prune_loop(), name="webhooks:prune")
 
+    async def drain(self, deadline: float) -> dict:
+        """SIGTERM (service/drain.py): every endpoint at once; attempts cut off at the deadline are released
+        (pending, due at once at the next start, their attempt counted); nothing is marked delivered unless
+        its endpoint answered 2xx and the store committed it."""
+        results = await asyncio.gather(*(w.drain(deadline) for w in list(self.workers.values())))
+        cut = [seq for _, _, seqs in results for seq in seqs]
+        if cut:
+            await self.db.run(store.release, cut, time.time())
+        return {"deliveries_in_flight": sum(r[0] for r in results),
+                "deliveries_finished": sum(r[1] for r in results), "deliveries_cut_off": len(cut)}
+
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -299,7 +361,7 @@ class WebhookService:
 
     def _start_worker(self, key: str, url: str, types: tuple[str, ...], account: str | None) -> None:
         worker = EndpointWorker(self.db, url, types, self.secrets, self.policy, self.poll_interval,
-                                key=key, account=account)
+                                key=key, account=account, on_outcome=self.on_outcome)
         self.workers[key] = worker
         worker.start()
 
@@ -400,7 +462,8 @@ def _types(row: dict) -> tuple[str, ...]:
     return tuple(t for t in (row.get("events") or "").split(",") if t)
 
 
-async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0) -> WebhookService:
+async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0,
+                         on_outcome: Callable[[str, str], None] | None = None) -> WebhookService:
     """The service for these settings, started. The signing secret is resolved only when an endpoint
     is configured (WA_WEBHOOK_URL, or an account's, stored or added later): ``WA_WEBHOOK_SECRET``, else
     the data dir's file (generated once, never logged). Account endpoints sign with the same secret(s)."""
@@ -420,6 +483,7 @@ async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0) 
 
     secrets: tuple[str, ...] = await resolve() if settings.webhook_urls else ()
     service = WebhookService(db, settings.webhook_urls, settings.webhook_events, secrets,
-                             Policy.from_settings(settings), poll_interval=poll_interval, resolve_secrets=resolve)
+                             Policy.from_settings(settings), poll_interval=poll_interval, resolve_secrets=resolve,
+                             on_outcome=on_outcome)
     await service.start()
     return service

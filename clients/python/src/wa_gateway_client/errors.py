@@ -206,6 +206,8 @@ WorkerUnavailable = _code("WorkerUnavailable", "worker_unavailable", ServiceUnav
                           "The worker is not running (restarting?): retry.")
 WorkerStopping = _code("WorkerStopping", "worker_stopping", ServiceUnavailableError, "The worker is stopping: retry.")
 OutboxFull = _code("OutboxFull", "outbox_full", ServiceUnavailableError, "The outbox is full: retry later.")
+ShuttingDown = _code("ShuttingDown", "shutting_down", ServiceUnavailableError,
+                     "The gateway is draining after SIGTERM: retry after Retry-After (the client does).")
 
 
 def from_response(status: int, body: Any, retry_after: float | None = None) -> GatewayError:
