@@ -31,7 +31,6 @@ import time
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -40,6 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.fuzzing import fuzz, operations
 from tests.stack import Stack
 from tests.test_sandbox import CONTACT, PHONE, pair
 
@@ -126,32 +126,15 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, ignored_auth, key_required]
 
 
-def operations(schema, *, only=None, skip=None):
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if only and not re.search(only, op.path):
-            continue
-        if skip and re.search(skip, op.path):
-            continue
-        yield op
-
-
-def fuzz(op, mode, examples):
-    """Run ``examples`` generated cases of ``mode`` against ``op``; the failure (shrunk) or None."""
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy(generation_mode=mode))
-    def run(case):
+def call(op):
+    """How a generated case of ``op`` is sent and checked."""
+    def send(case):
         if op.method.upper() == "DELETE" and op.path == "/accounts/{account}" \
                 and case.path_parameters.get("account") == "default":
             case.path_parameters["account"] = "fuzz-gone"
         case.call_and_validate(checks=CHECKS)
         SENT[op.label] = SENT.get(op.label, 0) + 1
-    try:
-        run()
-    except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup: reported with the operation
-        return exc
-    return None
+    return send
 
 
 def fuzz_all(schema, examples=MAX_EXAMPLES, **select):
@@ -159,7 +142,7 @@ def fuzz_all(schema, examples=MAX_EXAMPLES, **select):
     for op in operations(schema, **select):
         count = min(examples, STREAM_EXAMPLES) if re.search(STREAM, op.path) else examples
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            exc = fuzz(op, mode, count)
+            exc = fuzz(op, mode, count, call(op))
             if exc is not None:
                 failures.append(f"{op.label} [{mode.value}]: {exc}")
     return failures

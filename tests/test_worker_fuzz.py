@@ -40,8 +40,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
@@ -50,6 +48,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
+from tests.fuzzing import fuzz, operations
 from tests.stack import REPO, Stack, wait_for
 from tests.test_sandbox import CONTACT, PHONE, pair
 
@@ -213,42 +212,20 @@ def steer(case) -> None:
         case.body["wait_ms"] = tame(case.body["wait_ms"])
 
 
-def operations(schema, *, only=None, skip=None):
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if only and not re.search(only, op.path):
-            continue
-        if skip and re.search(skip, op.path):
-            continue
-        yield op
-
-
-def fuzz(op, mode, examples):
-    """Run ``examples`` generated cases of ``mode`` against ``op``; the failure (shrunk) or None."""
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy(generation_mode=mode))
-    def run(case):
-        steer(case)
-        response = case.call_and_validate(checks=CHECKS)
-        SENT[op.label] = SENT.get(op.label, 0) + 1
-        STATUSES.setdefault(op.label, Counter())[response.status_code] += 1
-    try:
-        run()
-    except Unsatisfiable:
-        if mode is GenerationMode.NEGATIVE:
-            return None  # nothing to violate: the operation has no parameters and no body
-        raise
-    except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup: reported with the operation
-        return exc
-    return None
+def send(case) -> None:
+    """A generated case, steered, sent and checked; counted by operation and status."""
+    steer(case)
+    response = case.call_and_validate(checks=CHECKS)
+    label = case.operation.label
+    SENT[label] = SENT.get(label, 0) + 1
+    STATUSES.setdefault(label, Counter())[response.status_code] += 1
 
 
 def fuzz_all(schema, examples=MAX_EXAMPLES, **select_ops) -> list[str]:
     failures = []
     for op in operations(schema, **select_ops):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            exc = fuzz(op, mode, examples)
+            exc = fuzz(op, mode, examples, send)
             if exc is not None:
                 failures.append(f"{op.label} [{mode.value}]: {exc}")
     return failures
