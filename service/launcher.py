@@ -164,7 +164,7 @@ def backup_command(command: str, args: list[str]) -> int:
             manifest = backup.backup(data_dir, socket_path, target)
             paused = manifest["worker_paused_seconds"]
             print(f"wa-gateway: backed up {data_dir} to {target}: {len(manifest['files'])} files"
-                  + (f", the worker paused {paused:.1f} s" if paused is not None else " (stack not running)"))
+                  + (f", the worker paused {paused:.2f} s" if paused is not None else " (stack not running)"))
         else:
             aside = backup.restore(data_dir, socket_path, target)
             print(f"wa-gateway: restored {target} into {data_dir}"
