@@ -225,7 +225,10 @@ class EndpointWorker:
             except Exception:
                 log.exception("webhook.round_failed", **self.ident)
             try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the event
+                # is set, and stop() would wait forever (seen in tests/test_drain.py). asyncio.timeout does not.
+                async with asyncio.timeout(self.poll_interval):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
 
