@@ -1,0 +1,125 @@
+"""End-to-end sends per second: ``POST /send`` on a paired sandbox stack to decrypted at an emulator
+contact, against a bare Baileys client sending straight into the same emulator (bench/bare-baileys.mjs),
+at concurrency 1 and 16, measured in the same run. Run with ``.venv/bin/python -m bench.e2e``.
+
+The gateway's send governor and jitter are turned off (WA_SEND_BURST, WA_SEND_RATE_PER_MINUTE,
+WA_SEND_JITTER) so that the pipeline is measured, not the pacing meant for the real WhatsApp. Every
+load is bounded (N messages, a deadline per wait); the numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.stack import Stack, wait_for
+from tests.test_sandbox import pair
+
+REPO = Path(__file__).resolve().parent.parent
+BARE = REPO / "bench" / "bare-baileys.mjs"
+GATEWAY_PHONE = "+15550007000"
+BARE_PHONE = "+15550007100"
+UNPACED = {"WA_SEND_BURST": "100000", "WA_SEND_RATE_PER_MINUTE": "1000000", "WA_SEND_JITTER": "0"}
+DEFAULT_RUNS = ((1, 40), (16, 100))  # (concurrency, messages)
+
+
+def wait_decrypted(stack: Stack, contact: str, texts: set[str], timeout: float) -> float:
+    """Polls the contact's inbox until every text arrived decrypted; the time it saw the last one."""
+    def done() -> bool:
+        got = {m["text"] for m in stack.emu("GET", f"/contacts/{contact}/messages").json()}
+        return texts <= got
+    wait_for(done, timeout, f"{len(texts)} messages decrypted at {contact}", interval=0.02)
+    return time.time()
+
+
+def gateway_rate(stack: Stack, contact: str, n: int, concurrency: int, timeout: float = 40) -> dict:
+    tag = f"gw-c{concurrency}"
+    stack.post("/send", {"phone_number": contact, "message": f"{tag} warm-up"})
+    wait_decrypted(stack, contact, {f"{tag} warm-up"}, 15)
+    texts = [f"{tag} {i}" for i in range(n)]
+    statuses: dict[int, int] = {}
+
+    def send(text: str) -> None:
+        res = stack.post("/send", {"phone_number": contact, "message": text}, timeout=30)
+        statuses[res.status] = statuses.get(res.status, 0) + 1
+
+    start = time.time()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, texts))
+    accepted = time.time()
+    end = wait_decrypted(stack, contact, set(texts), timeout)
+    return {"n": n, "concurrency": concurrency, "per_s": n / (end - start), "seconds": end - start,
+            "api_seconds": accepted - start, "http_statuses": statuses}
+
+
+def bare_rate(stack: Stack, phone: str, contact: str, n: int, concurrency: int, timeout: float = 40) -> dict:
+    tag = f"bare-c{concurrency}"
+    proc = subprocess.Popen(
+        ["node", str(BARE), stack.emulator, phone, contact, str(n), str(concurrency), tag],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        # the script gives up by itself after 60 s; anything Baileys prints before the result is skipped
+        skipped = []
+        for line in proc.stdout:
+            if line.startswith("BENCH "):
+                timing = json.loads(line[6:])
+                break
+            skipped.append(line)
+        else:
+            raise RuntimeError(f"bare-baileys.mjs exited {proc.wait(5)} without a result: {''.join(skipped)[-2000:]}")
+        end = wait_decrypted(stack, contact, {f"{tag} {i}" for i in range(n)}, timeout)
+        start = timing["send_start"]
+        return {"n": n, "concurrency": concurrency, "per_s": n / (end - start), "seconds": end - start,
+                "api_seconds": timing["send_end"] - start, "pair_seconds": timing["paired_s"],
+                "errors": timing["errors"]}
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def measure(runs=DEFAULT_RUNS) -> dict:
+    """{"e2e_per_s": {c: gateway rate}, "bare_per_s": {c: bare rate}, "e2e_ratio": {c: ratio}, "detail": ...}"""
+    stack = Stack(UNPACED, sandbox=True).start()
+    try:
+        pair(stack, GATEWAY_PHONE)
+        result: dict = {"e2e_per_s": {}, "bare_per_s": {}, "e2e_ratio": {}, "detail": {}}
+        for k, (concurrency, n) in enumerate(runs):
+            gw = gateway_rate(stack, f"+1555000800{k}", n, concurrency)
+            bare = bare_rate(stack, f"{BARE_PHONE[:-1]}{k}", f"+1555000810{k}", n, concurrency)
+            result["e2e_per_s"][concurrency] = round(gw["per_s"], 1)
+            result["bare_per_s"][concurrency] = round(bare["per_s"], 1)
+            result["e2e_ratio"][concurrency] = round(gw["per_s"] / bare["per_s"], 3)
+            result["detail"][concurrency] = {"gateway": gw, "bare": bare}
+        return result
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def print_table(result: dict) -> None:
+    print("end to end: send -> decrypted at an emulator contact (sandbox stack, governor off)")
+    print(f"{'concurrency':>11} {'N':>5} {'gateway/s':>10} {'bare/s':>8} {'ratio':>6} {'gw API s':>9} {'bare send s':>11}")
+    for c, d in result["detail"].items():
+        print(f"{c:>11} {d['gateway']['n']:>5} {d['gateway']['per_s']:>10.1f} {d['bare']['per_s']:>8.1f} "
+              f"{result['e2e_ratio'][c]:>6.2f} {d['gateway']['api_seconds']:>9.2f} {d['bare']['api_seconds']:>11.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n1", type=int, default=40, help="messages at concurrency 1")
+    parser.add_argument("--n16", type=int, default=100, help="messages at concurrency 16")
+    args = parser.parse_args()
+    print_table(measure(((1, args.n1), (16, args.n16))))
+
+
+if __name__ == "__main__":
+    main()
