@@ -55,20 +55,16 @@ def connected(stack: Stack) -> tuple[int, int]:
     return sum(a["state"] == "connected" for a in accounts), len(accounts)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,10,30")
-    parser.add_argument("--idle", type=float, default=10.0)
-    args = parser.parse_args()
-    levels = [int(x) for x in args.levels.split(",")]
-
+def measure(levels: tuple[int, ...] = (1, 10, 30), idle: float = 10.0) -> dict:
+    """Worker and gateway RSS with 0 and then ``levels`` linked accounts, and a whole restart to every
+    account connected again."""
     stack = Stack({"WA_MAX_ACCOUNTS": str(max(levels) + 1)}, sandbox=True)
     rows = []
     try:
         stack.start()
-        time.sleep(args.idle)
+        time.sleep(idle)
         base_worker, base_gateway = rss_mb(worker_pids(stack)), rss_mb([gateway_pid(stack)])
-        rows.append((0, base_worker, base_gateway, None, None, None))
+        rows.append({"accounts": 0, "worker_mb": base_worker, "gateway_mb": base_gateway})
         made = 0
         for level in levels:
             link_started = time.monotonic()
@@ -79,11 +75,11 @@ def main() -> None:
                 assert res.status == 201, res.raw
                 link(stack, name, f"+1555077{made:04d}")
             link_s = time.monotonic() - link_started
-            time.sleep(args.idle)
+            time.sleep(idle)
             worker, gateway = rss_mb(worker_pids(stack)), rss_mb([gateway_pid(stack)])
-            rows.append((level, worker, gateway, (worker - base_worker) / level, (gateway - base_gateway) / level,
-                         link_s))
-
+            rows.append({"accounts": level, "worker_mb": worker, "gateway_mb": gateway,
+                         "worker_mb_per_account": (worker - base_worker) / level,
+                         "gateway_mb_per_account": (gateway - base_gateway) / level, "link_s": link_s})
         # A whole restart: supervisord start to every account connected again.
         assert stack.stop() == 0
         started = time.monotonic()
@@ -93,14 +89,27 @@ def main() -> None:
         all_s = time.monotonic() - started
     finally:
         stack.cleanup()
+    return {"levels": rows, "restart_up_s": up, "restart_all_connected_s": all_s, "accounts_restarted": first_all[1]}
 
+
+def print_table(result: dict) -> None:
+    fmt = (lambda v: f"{v:.1f}" if v is not None else "-")
     print(f"{'linked':>6} {'worker MB':>10} {'gateway MB':>11} {'worker MB/acct':>15} {'gateway MB/acct':>16}"
           f" {'link s':>7}")
-    for level, worker, gateway, w_per, g_per, link_s in rows:
-        fmt = (lambda v: f"{v:.1f}" if v is not None else "-")
-        print(f"{level:>6} {worker:>10.1f} {gateway:>11.1f} {fmt(w_per):>15} {fmt(g_per):>16} {fmt(link_s):>7}")
-    print(f"restart (stack.stop(); stack.start()): supervisord start -> /health up {up:.1f} s; "
-          f"-> all {first_all[1]} created accounts connected {all_s:.1f} s")
+    for row in result["levels"]:
+        print(f"{row['accounts']:>6} {row['worker_mb']:>10.1f} {row['gateway_mb']:>11.1f} "
+              f"{fmt(row.get('worker_mb_per_account')):>15} {fmt(row.get('gateway_mb_per_account')):>16} "
+              f"{fmt(row.get('link_s')):>7}")
+    print(f"restart (stack.stop(); stack.start()): supervisord start -> /health up {result['restart_up_s']:.1f} s; "
+          f"-> all {result['accounts_restarted']} created accounts connected {result['restart_all_connected_s']:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,10,30")
+    parser.add_argument("--idle", type=float, default=10.0)
+    args = parser.parse_args()
+    print_table(measure(tuple(int(x) for x in args.levels.split(",")), args.idle))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,25 @@
-"""Benchmarks: start a real stack (sandbox: emulator, worker, gateway under supervisord), measure,
-print medians and ratios. Run with ``.venv/bin/python -m bench.run [--requests N]``.
+"""``make bench``: every benchmark against real sandbox stacks, one after the other; a table on stdout and
+every figure in ``bench/results.json`` (with the machine and the command).
 
-Numbers are printed, never asserted: this machine's load varies, ratios between endpoints measured
-in the same run are what to compare.
+Numbers are printed, never asserted: this machine's load varies, so each headline figure is a ratio against
+a limit measured in the same run (a bare Baileys client, a bare aiohttp endpoint, /health/live). Each
+benchmark starts and stops its own stack and is bounded in count and time; ``--only`` runs some of them.
+Run with ``.venv/bin/python -m bench.run [--only e2e,accept] [--requests N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import statistics
+import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
 
 from tests.stack import Stack, http, wait_for
 
@@ -31,28 +41,90 @@ def report(name: str, samples: list[float], baseline: float | None) -> float:
     return med
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=200)
-    args = parser.parse_args()
-    n = args.requests
+def latencies(n: int) -> dict:
+    """Sequential request latencies per endpoint, as ratios of GET /health/live's."""
+    rows: dict[str, float] = {}
     with Stack(sandbox=True) as stack:
         status = stack.post("/connect").json()
         stack.emu("POST", "/phone/scan", {"phone_number": "+15550001111", "qr": status["qr"]})
         stack.wait_state("connected", 30)
-        print(f"wa-gateway bench: {n} sequential requests per row, one run")
+        print(f"latencies: {n} sequential requests per row")
         base = report("GET /health/live (gateway only)", timed(n, lambda: stack.get("/health/live")), None)
-        report("GET /status (gateway -> worker)", timed(n, lambda: stack.get("/status")), base)
-        report("GET /health (+ supervisord, psutil)", timed(n, lambda: stack.get("/health")), base)
-        report("POST /send 400 (validation only)",
-               timed(n, lambda: stack.post("/send", {"phone_number": "x", "message": "y"})), base)
+        rows["health_live_ms"] = base
+        rows["status_ms"] = report("GET /status (gateway -> worker)", timed(n, lambda: stack.get("/status")), base)
+        rows["health_ms"] = report("GET /health (+ supervisord, psutil)", timed(n, lambda: stack.get("/health")), base)
+        rows["send_400_ms"] = report("POST /send 400 (validation only)",
+                                     timed(n, lambda: stack.post("/send", {"phone_number": "x", "message": "y"})), base)
         sends = max(10, n // 4)
         counter = iter(range(10**9))
-        report(f"POST /send to the emulator ({sends})",
-               timed(sends, lambda: stack.post("/send", {"phone_number": "+15550002222",
-                                                       "message": f"bench {next(counter)}"})), base)
+        rows["send_acked_ms"] = report(
+            f"POST /send to the emulator ({sends})",
+            timed(sends, lambda: stack.post("/send", {"phone_number": "+15550002222",
+                                                      "message": f"bench {next(counter)}"})), base)
         wait_for(lambda: len(http("GET", stack.emulator + "/contacts/+15550002222/messages").json()) >= sends,
                  60, "every benchmark message at the contact")
+    return rows
+
+
+def _benchmarks(requests: int) -> dict:
+    """name -> (measure, print_table); imported here so that one failing to import says which."""
+    from bench import accept, accounts, e2e, inbound, recovery
+
+    return {
+        "latency": (lambda: latencies(requests), lambda r: None),
+        "e2e": (e2e.measure, e2e.print_table),
+        "accept": (accept.measure, accept.print_table),
+        "inbound": (inbound.measure, inbound.print_table),
+        "recovery": (recovery.measure, recovery.print_table),
+        "accounts": (accounts.measure, accounts.print_table),
+    }
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": sys.version.split()[0],
+            "load_avg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _plain(value):
+    """What json can write: drop raw sample lists and other large detail."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not (isinstance(v, list) and len(v) > 20)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 4)
+    return value if isinstance(value, (int, str, bool, type(None))) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
+    parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
+    parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
+    args = parser.parse_args()
+    chosen = _benchmarks(args.requests)
+    if args.only:
+        unknown = set(args.only.split(",")) - set(chosen)
+        if unknown:
+            parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+        chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
+    results = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "machine": machine(),
+               "started_at": datetime.now(timezone.utc).isoformat(), "results": {}, "errors": {}}
+    for name, (measure, print_table) in chosen.items():
+        print(f"\n== {name} ==", flush=True)
+        started = time.monotonic()
+        try:
+            result = measure()
+        except Exception as exc:  # one broken benchmark must not lose the others' figures
+            results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            print(f"{name} failed: {exc}", flush=True)
+            continue
+        print_table(result)
+        results["results"][name] = _plain(result)
+        print(f"({name}: {time.monotonic() - started:.0f} s)", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":
