@@ -169,7 +169,6 @@ def measure(kills: int = 5, restarts: int = 3, cold: int = 2) -> dict:
         result["cold_start_s"] = round(statistics.median(colds), 3)
     finally:
         stack.cleanup()
-    result["rss_per_account"] = "run `python -m bench.accounts` (levels 1,10,30; minutes, no function to call)"
     return result
 
 
@@ -188,7 +187,6 @@ def print_table(r: dict) -> None:
     for name in idle:
         print(f"{name:<22} {idle[name] or 0:>8.1f} {load.get(name) or 0:>19.1f}")
     print(f"(load: {r['load'].get('count')} accepts at {r['load'].get('per_s')}/s)")
-    print(f"per account: {r['rss_per_account']}")
 
 
 def main() -> None:
