@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
+from tests.test_sandbox import CONTACT, PHONE, pair
+
 
 def operations(schema, *, only: str | None = None, skip: str | None = None) -> Iterator[Any]:
     """The schema's operations whose path matches ``only`` and not ``skip`` (regular expressions)."""
@@ -42,3 +44,14 @@ def fuzz(op, mode: GenerationMode, examples: int, call: Callable[[Any], None]) -
     except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup: reported with the operation
         return exc
     return None
+
+
+def seed(stack, text: str) -> None:
+    """Pair the sandbox stack and put one message each way behind it, so that listings, replays and the
+    worker's bookkeeping have something real to work on."""
+    pair(stack)
+    sent = stack.post("/send", {"phone_number": CONTACT, "message": text})
+    assert sent.status in (200, 202), sent.raw
+    inbound = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "seed back"})
+    assert inbound.status == 200, inbound.raw
+    stack.wait_event(lambda e: e["type"] == "message.received", 15, "the inbound seed")

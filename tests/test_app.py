@@ -10,21 +10,9 @@ import stat
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from tests.inprocess import AUTH, KEY, client, settings  # noqa: F401 (client is a fixture)
 
-KEY = "s3cret-key"
-AUTH = {"X-API-Key": KEY}
 ORIGIN = "https://app.example.com"
-
-
-def settings(tmp_path, **env) -> Settings:
-    base = {"WA_DATA_DIR": str(tmp_path / "data"), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY}
-    return Settings.from_env({**base, **env})
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(settings(tmp_path)))
 
 
 @pytest.fixture

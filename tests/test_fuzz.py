@@ -39,9 +39,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.fuzzing import fuzz, operations
+from tests.fuzzing import fuzz, operations, seed
 from tests.stack import Stack
-from tests.test_sandbox import CONTACT, PHONE, pair
 
 pytestmark = pytest.mark.system
 
@@ -68,13 +67,7 @@ def fuzz_config(stack: Stack) -> SchemathesisConfig:
 @pytest.fixture(scope="module")
 def fuzz_stack():
     with Stack(sandbox=True) as stack:
-        pair(stack)
-        # Something to list and replay: one message each way, so every event type is in the log.
-        sent = stack.post("/send", {"phone_number": CONTACT, "message": "fuzz seed"})
-        assert sent.status in (200, 202), sent.raw
-        inbound = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "seed back"})
-        assert inbound.status == 200, inbound.raw
-        stack.wait_event(lambda e: e["type"] == "message.received", 15, "the inbound seed")
+        seed(stack, "fuzz seed")  # something to list and replay: every event type is in the log
         stack.wait_event(lambda e: e["type"] == "message.status", 15, "a status of the sent seed")
         yield stack
 

@@ -22,26 +22,14 @@ from service.app import create_app
 from service.dispatch import Dispatcher
 from service.governor import Governor, GovernorPolicy
 from service.metrics import Metrics
-from service.settings import Settings, SettingsError
+from service.settings import SettingsError
 from service.store import inbound, outbox
 from service.store.db import Database
 from service.webhooks import secret as webhook_secret
 from tests.stack import Stack, free_port, wait_for
 from tests.test_sandbox import CONTACT, PHONE, pair
 from tests.webhook_receiver import Receiver
-
-KEY = "s3cret-key"
-AUTH = {"X-API-Key": KEY}
-
-
-def settings(tmp_path, **env) -> Settings:
-    base = {"WA_DATA_DIR": str(tmp_path / "data"), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY}
-    return Settings.from_env({**base, **env})
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(settings(tmp_path)))
+from tests.inprocess import AUTH, KEY, client, settings  # noqa: F401 (client is a fixture)
 
 
 def parse(text: str) -> dict[str, list]:

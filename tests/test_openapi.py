@@ -12,20 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from service.app import create_app
-from service.settings import Settings
-
-KEY = "s3cret-key"
-AUTH = {"X-API-Key": KEY}
-
-
-def settings(tmp_path, **env) -> Settings:
-    base = {"WA_DATA_DIR": str(tmp_path / "data"), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY}
-    return Settings.from_env({**base, **env})
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(settings(tmp_path)))
+from tests.inprocess import AUTH, client, settings  # noqa: F401 (client is a fixture)
 
 
 async def spec_of(client) -> dict:

@@ -48,9 +48,9 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from tests.fuzzing import fuzz, operations
+from tests.fuzzing import fuzz, operations, seed
 from tests.stack import REPO, Stack, wait_for
-from tests.test_sandbox import CONTACT, PHONE, pair
+from tests.test_sandbox import CONTACT
 
 pytestmark = pytest.mark.system
 
@@ -144,13 +144,7 @@ def worker_log(stack: Stack, *events: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def worker():
     with Stack(sandbox=True) as stack:
-        pair(stack)
-        # One message each way, so the worker has sent ids, statuses and an inbound message behind it.
-        sent = stack.post("/send", {"phone_number": CONTACT, "message": "worker fuzz seed"})
-        assert sent.status in (200, 202), sent.raw
-        inbound = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "seed back"})
-        assert inbound.status == 200, inbound.raw
-        stack.wait_event(lambda e: e["type"] == "message.received", 15, "the inbound seed")
+        seed(stack, "worker fuzz seed")  # the worker has sent ids, statuses and an inbound message behind it
         created = stack.post("/accounts", {"name": SPARE})
         assert created.status == 201, created.raw
         socket_path = stack.run_dir / "worker-0.sock"

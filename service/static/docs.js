@@ -1,16 +1,6 @@
-'use strict';
 // Renders /openapi.json with DOM calls only (textContent, never innerHTML): no text from the document is
 // ever parsed as HTML. No external resource is loaded.
 (function () {
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs, ...kids) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'text') node.textContent = v; else node.setAttribute(k, v);
-    }
-    for (const kid of kids) if (kid != null) node.append(kid);
-    return node;
-  };
   let spec = null;
 
   const refName = (ref) => ref.split('/').pop();

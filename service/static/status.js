@@ -1,4 +1,3 @@
-'use strict';
 // The status page. It reads this gateway's API with the key the user gives once (kept in this tab's
 // sessionStorage). Every call sends X-API-Key; the live event stream is read with fetch() and parsed here,
 // because an EventSource cannot send a header and the key must never go into a URL. Text from the API is
@@ -18,15 +17,6 @@
     offline: 'idle', stopped: 'idle', inactive: 'idle'
   };
 
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs, ...kids) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'text') node.textContent = v; else node.setAttribute(k, v);
-    }
-    for (const kid of kids) if (kid != null) node.append(kid);
-    return node;
-  };
   // A table body's rows, or one muted row saying there is nothing.
   const rowsOf = (id, rows, empty) => {
     const columns = $(id).closest('table').querySelectorAll('thead th').length;

@@ -1,5 +1,5 @@
-"""The shipped pages (``/`` and ``/docs``): one HTML file with its CSS and script inlined from service/static/,
-and a Content-Security-Policy that lets exactly that script and style run (by their sha256) and nothing
+"""The shipped pages (``/`` and ``/docs``): one HTML file with its CSS and script (dom.js, the shared DOM
+helpers, then the page's own) inlined from service/static/, and a Content-Security-Policy that lets exactly that script and style run (by their sha256) and nothing
 be loaded from elsewhere. Built once per process: the files do not change while it runs."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _sha256(text: str) -> str:
 def _build(name: str, img_src: str) -> tuple[str, str]:
     static = resources.files("service") / "static"
     css = (static / f"{name}.css").read_text(encoding="utf-8")
-    script = (static / f"{name}.js").read_text(encoding="utf-8")
+    script = (static / "dom.js").read_text(encoding="utf-8") + (static / f"{name}.js").read_text(encoding="utf-8")
     html = (static / f"{name}.html").read_text(encoding="utf-8").replace("/*CSS*/", css).replace("/*JS*/", script)
     csp = (f"default-src 'none'; script-src {_sha256(script)}; style-src {_sha256(css)}; connect-src 'self'; "
            f"img-src {img_src}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
