@@ -4,7 +4,9 @@
     dispatcher -> governor -> outbox: sending -> worker POST /send {id: wa_id} -> Baileys -> WhatsApp
     worker events (message.status, session.status, message) -> dispatcher -> outbox
 
-- Order: per recipient only its oldest waiting message may go; recipients go in parallel (a bound).
+- Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
+  through by the governor) in one worker request that sends them in order and stops at a failure;
+  recipients go in parallel (a bound). One round trip per run, not per message.
 - No connection: while WhatsApp is not connected (worker down, reconnecting) nothing is tried, and a
   send refused for that reason gives its attempt back.
 - Transient failures (5xx, timeouts) are retried with capped exponential backoff and jitter; permanent
@@ -42,6 +44,7 @@ class Dispatcher:
     def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
                  account: str = outbox.DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
+                 batch_size: int = 32,
                  clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random):
         self.db = db
         self.worker = worker
@@ -52,13 +55,14 @@ class Dispatcher:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.poll_interval = poll_interval
+        self.batch_size = max(1, batch_size)
         self.clock = clock
         self.rng = rng
         self.state: str | None = None  # the worker's WhatsApp state, None while unknown
         self._wake = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
-        self._inflight_ids: dict[str, str] = {}  # phone number -> the message being sent
+        self._inflight_ids: dict[str, list[str]] = {}  # phone number -> the messages being sent
         self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task] = []
@@ -106,7 +110,7 @@ class Dispatcher:
         off and their messages go back to ``queued``. Callers waiting on a message that will not go now are
         answered at once (POST /send: 202, queued)."""
         self._draining = True
-        sending = set(self._inflight_ids.values())
+        sending = {message_id for ids in self._inflight_ids.values() for message_id in ids}
         self._release_waiters(keep=sending)
         tasks = list(self._inflight.values())
         finished = 0
@@ -308,43 +312,96 @@ class Dispatcher:
             if self._draining:  # the drain began while this round was reading the store
                 break
             self.governor.record_send(self.account, phone, first_contact, now)
-            self._inflight[phone] = asyncio.create_task(self._send(head, first_contact, now),
+            run = [head]
+            if self.batch_size > 1:
+                run += await self._rest_of_run(head, first_contact, now)
+            self._inflight[phone] = asyncio.create_task(self._send(run, first_contact, now),
                                                         name=f"send-{head['id']}")
-            self._inflight_ids[phone] = head["id"]
+            self._inflight_ids[phone] = [r["id"] for r in run]
         return max(0.0, next_due - self.clock())
+
+    async def _rest_of_run(self, head: dict, first_contact: bool, now: float) -> list[dict]:
+        """The recipient's next messages that may go with its head, in order: each due now and let through
+        by the governor, up to the first that is not (a recipient's order is never broken)."""
+        run = []
+        for row in await self.db.run(outbox.next_queued, self.account, head["phone_number"], head["seq"],
+                                     self.batch_size - 1):
+            if row["status"] != "queued" or row["next_attempt_at"] > now:
+                break
+            delay, _ = self.governor.delay_for(self.account, row["phone_number"], first_contact, now)
+            if delay > 0:
+                break
+            self.governor.record_send(self.account, row["phone_number"], first_contact, now)
+            run.append(row)
+        return run
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.retry_max, self.retry_base * (2 ** max(0, attempts - 1)))
         return delay * (0.5 + self.rng() / 2)  # jitter: between half and all of it
 
-    async def _send(self, head: dict, first_contact: bool, now: float) -> None:
-        message_id = head["id"]
+    async def _send(self, run: list[dict], first_contact: bool, now: float) -> None:
+        """Send a recipient's run of messages (its head, and those that may follow it at once) in one
+        worker request: one round trip and two commits for the run instead of per message."""
+        phone = run[0]["phone_number"]
+        rows: list[dict] = []
         try:
-            row = await self.db.run(outbox.mark_sending, message_id, now, first_contact)
-            if row is None:
+            rows = await self.db.run(outbox.mark_sending_run, [r["id"] for r in run], now, first_contact)
+            if not rows:
                 return  # cancelled or receipted meanwhile
-            log.info("message.sending", message_id=message_id, whatsapp_id=row["wa_id"], attempt=row["attempts"])
+            for row in rows:
+                log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
+            results = await self._hand_over(rows)
+            sent = [row["id"] for row, error in zip(rows, results) if error is None]
+            if sent:
+                for row, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
+                    if row is not None:
+                        log.info("message.sent", message_id=row["id"], whatsapp_id=row["wa_id"])
+                        self._advanced(row, reached)
+                        self.changed(row)
+            failed = [(row, error) for row, error in zip(rows, results) if error is not None]
+            for row, error in failed:
+                if error.code == "not_attempted":
+                    await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock(),
+                                      wait_reason="retry_backoff", last_error=None, refund_attempt=True)
+                else:
+                    await self._failed(row, error)
+        except asyncio.CancelledError:
+            self._interrupted.update(r["id"] for r in rows)  # a stop cut it off: _cut_off puts it back
+            raise
+        except Exception:
+            log.exception("dispatch.send_failed", message_id=run[0]["id"], messages=len(run))
+            for row in rows:
+                await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock() + self.retry_base,
+                                  wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
+        finally:
+            self._inflight.pop(phone, None)
+            self._inflight_ids.pop(phone, None)
+            self.wake()
+
+    async def _hand_over(self, rows: list[dict]) -> list[ApiError | None]:
+        """The worker sends the rows in order: per row None (sent) or the error that kept it."""
+        if len(rows) == 1:
+            row = rows[0]
             try:
                 await self.worker.send_text(row["phone_number"], row["body"], message_id=row["wa_id"])
             except ApiError as exc:
-                await self._failed(row, exc)
-                return
-            row, reached = await self.db.run(outbox.advance, self.account, message_id, "sent", self.clock())
-            if row is not None:
-                log.info("message.sent", message_id=message_id, whatsapp_id=row["wa_id"])
-                self._advanced(row, reached)
-                self.changed(row)
-        except asyncio.CancelledError:
-            self._interrupted.add(message_id)  # a stop cut it off: _cut_off puts it back in the queue
-            raise
-        except Exception:
-            log.exception("dispatch.send_failed", message_id=message_id)
-            await self.db.run(outbox.requeue, message_id, next_attempt_at=self.clock() + self.retry_base,
-                              wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
-        finally:
-            self._inflight.pop(head["phone_number"], None)
-            self._inflight_ids.pop(head["phone_number"], None)
-            self.wake()
+                return [exc]
+            return [None]
+        try:
+            results = await self.worker.send_batch(
+                [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
+        except ApiError as exc:  # the request itself failed (the worker is down): nothing was attempted
+            return [exc] + [ApiError("not attempted", code="not_attempted", status=409)] * (len(rows) - 1)
+        errors: list[ApiError | None] = []
+        for result in results:
+            error = result.get("error")
+            if error is None:
+                errors.append(None)
+                continue
+            details = {k: v for k, v in error.items() if k not in ("status", "code", "message")}
+            errors.append(ApiError(error.get("message", ""), code=error.get("code"), status=error.get("status", 500),
+                                   details=details))
+        return errors
 
     async def _failed(self, row: dict, exc: ApiError) -> None:
         message_id, now = row["id"], self.clock()

@@ -25,7 +25,8 @@ class SettingsError(ValueError):
     """A ``WA_*`` variable has a value the gateway cannot run with."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast=float):
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast=float,
+            maximum: float | None = None):
     """A number from the environment; ``cast=int`` for whole numbers."""
     raw = env.get(name, "").strip()
     if not raw:
@@ -37,6 +38,8 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -169,6 +172,7 @@ class Settings:
     send_retry_base: float  # WA_SEND_RETRY_BASE / WA_SEND_RETRY_MAX: the retry backoff, capped
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
+    dispatch_batch: int  # WA_DISPATCH_BATCH: a recipient's messages handed to the worker in one request
     max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
     worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
@@ -254,6 +258,7 @@ class Settings:
             send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),
             dispatch_concurrency=_number(env, "WA_DISPATCH_CONCURRENCY", 4, minimum=1, cast=int),
+            dispatch_batch=_number(env, "WA_DISPATCH_BATCH", 32, minimum=1, maximum=64, cast=int),
             event_retention=_number(env, "WA_EVENT_RETENTION_DAYS", 30.0, minimum=0.01) * 86400.0,
             max_accounts=_number(env, "WA_MAX_ACCOUNTS", 100, minimum=1, cast=int),
             worker_shards=_shards(env),

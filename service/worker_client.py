@@ -47,6 +47,13 @@ class _WorkerApi:
             body["id"] = message_id
         return await self.request("POST", "/send", json=body)
 
+    async def send_batch(self, messages: list[dict]) -> list[dict]:
+        """Messages ``{phone_number, text, id}`` to one recipient, sent in this order in one request: one
+        result per message, ``{id, status}`` or ``{id, error: {status, code, message}}``; after a failure
+        other than not_on_whatsapp the rest are ``not_attempted`` (so none overtakes a retry)."""
+        answer = await self.request("POST", "/send/batch", json={"messages": messages})
+        return answer["results"]
+
     async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
         """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
         params = {"after": str(after), "wait_ms": str(int(wait * 1000))}

@@ -145,6 +145,50 @@ def test_a_full_outbox_refuses_and_frees_up_as_messages_go(db):
     accept(db, text="x", max_outbox=3)
 
 
+def test_the_outbox_depth_row_follows_every_path_out_of_the_queue(db):
+    """The limit reads one counter (outbox_depth) instead of counting the backlog: every way a message
+    enters or leaves queued/sending must keep it equal to the count, in any order."""
+    import random
+    rng = random.Random(13)
+    ids: list[str] = []
+    now = 2000.0
+    for step in range(400):
+        now += 1
+        op = rng.choice(["accept", "accept", "keyed", "sending", "requeue", "sent", "receipt", "fail", "cancel",
+                         "expire", "recover", "refail_receipt"])
+        pick = rng.choice(ids) if ids else None
+        try:
+            if op == "accept":
+                ids.append(accept(db, phone=rng.choice([P1, P2]), text=f"t{step}", now=now, ttl=rng.choice([5, 500]),
+                                  max_outbox=1000)[0]["id"])
+            elif op == "keyed":  # a replay adds nothing
+                accept(db, key=f"k{rng.randrange(5)}", text="same", now=now, max_outbox=1000)
+            elif op == "sending" and pick:
+                db.call(outbox.mark_sending, pick, now, False)
+            elif op == "requeue" and pick:
+                db.call(outbox.requeue, pick, next_attempt_at=now, wait_reason="retry_backoff", last_error=None,
+                        refund_attempt=True)
+            elif op == "sent" and pick:
+                db.call(outbox.advance_run, A, [pick], "sent", now)
+            elif op == "receipt" and pick:  # a receipt may come for a queued message (a resend pending)
+                db.call(outbox.set_status, A, None, rng.choice(["delivered", "read"]), now,
+                        wa_id=outbox.wa_id_for(pick))
+            elif op == "fail" and pick:
+                db.call(outbox.fail, pick, "rejected", now)
+            elif op == "cancel" and pick:
+                db.call(outbox.cancel, A, pick, now)
+            elif op == "expire":
+                db.call(outbox.expire, A, now)
+            elif op == "recover":
+                db.call(outbox.recover_sending, now)
+            elif op == "refail_receipt" and pick:  # a receipt wins over failed: not pending either way
+                db.call(outbox.set_status, A, pick, "delivered", now)
+        except outbox.NotCancellable:
+            pass
+        assert db.call(outbox.depth, A) == db.call(outbox.pending_count, A), (step, op)
+    assert db.call(outbox.pending_count, A) > 0  # the walk left some waiting (it exercised both sides)
+
+
 # --- listing -----------------------------------------------------------------------------------
 
 def test_cursor_pages_are_newest_first_without_gaps_or_repeats(db):
@@ -197,13 +241,16 @@ class FakeWorker:
         self.sent: list[tuple[str, str, str]] = []  # (phone, text, whatsapp id) per call
         self.script: list[Exception | None] = []  # next answers; None = accepted
         self.times: list[float] = []
+        self.requests: list[int] = []  # messages per request (1: POST /send, more: POST /send/batch)
 
     async def _request_once(self, method, path, **kw):
         if self.state is None:
             raise WorkerUnavailable("down")
         return {"state": self.state}
 
-    async def send_text(self, phone, text, message_id=None):
+    async def send_text(self, phone, text, message_id=None, *, batched=False):
+        if not batched:
+            self.requests.append(1)
         self.sent.append((phone, text, message_id))
         self.times.append(time.monotonic())
         if self.script:
@@ -214,6 +261,26 @@ class FakeWorker:
             raise ApiError("not connected", code="not_connected", status=409)
         await asyncio.sleep(0)
         return {"id": message_id, "status": "pending"}
+
+    async def send_batch(self, messages):
+        """The worker's POST /send/batch: in order; after a failure other than not_on_whatsapp the rest are
+        not attempted. A worker that is down fails the whole request (WorkerUnavailable)."""
+        self.requests.append(len(messages))
+        results, stopped = [], False
+        for m in messages:
+            if stopped:
+                results.append({"id": m["id"], "error": {"status": 409, "code": "not_attempted", "message": "-"}})
+                continue
+            try:
+                await self.send_text(m["phone_number"], m["text"], m["id"], batched=True)
+            except WorkerUnavailable:
+                raise
+            except ApiError as exc:
+                results.append({"id": m["id"], "error": {"status": exc.status, "code": exc.code, "message": "-"}})
+                stopped = exc.code != "not_on_whatsapp"
+            else:
+                results.append({"id": m["id"], "status": "pending"})
+        return results
 
 
 def make_dispatcher(db, worker, **kw):
@@ -248,6 +315,24 @@ async def test_in_order_per_recipient_with_the_derived_whatsapp_id(db):
     for phone in (P1, P2):
         assert [t for p, t, _ in worker.sent if p == phone] == [r["body"] for r in rows if r["phone_number"] == phone]
     assert {w for _, _, w in worker.sent} == {outbox.wa_id_for(r["id"]) for r in rows}
+
+
+async def test_a_recipients_waiting_messages_go_as_one_run_and_a_failure_inside_keeps_the_order(db):
+    worker = FakeWorker()
+    # The third fails transiently: it backs off, the two after it are given back unattempted and wait for it.
+    worker.script = [None, None, ApiError("boom", code="whatsapp_error", status=502)]
+    rows = [accept(db, phone=P1, text=f"r{i}")[0] for i in range(5)]
+    dispatcher = make_dispatcher(db, worker, batch_size=4)
+    await dispatcher.start()
+    try:
+        await until(lambda: all(status_of(db, r["id"])["status"] == "sent" for r in rows))
+    finally:
+        await dispatcher.stop()
+    assert worker.requests[0] == 4  # the head and the three after it, in one request (the batch bound is 4)
+    texts = [t for _, t, _ in worker.sent]
+    assert texts[:3] == ["r0", "r1", "r2"] and texts[3:] == ["r2", "r3", "r4"]  # r2 again first: none overtook it
+    attempts = [status_of(db, r["id"])["attempts"] for r in rows]
+    assert attempts == [1, 1, 2, 1, 1]  # r3 was never attempted in the first run: no attempt spent
 
 
 async def test_no_attempt_is_spent_while_whatsapp_is_not_connected(db):
@@ -418,6 +503,7 @@ class StandInWorker:
         for prefix in ("", "/accounts/{account}"):  # the gateway addresses /accounts/<name>/...
             app.router.add_get(prefix + "/status", self._status)
             app.router.add_post(prefix + "/send", self._send)
+            app.router.add_post(prefix + "/send/batch", self._send_batch)
             app.router.add_get(prefix + "/events", self._events)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -433,6 +519,15 @@ class StandInWorker:
             return web.json_response({"error": {"code": "not_connected", "message": "no"}}, status=409)
         self.sends.append(body)
         return web.json_response({"id": body["id"], "status": "pending"})
+
+    async def _send_batch(self, request):
+        messages = (await request.json())["messages"]
+        if self.state != "connected":
+            return web.json_response({"results": [
+                {"id": m["id"], "error": {"status": 409, "code": "not_connected" if i == 0 else "not_attempted",
+                                          "message": "no"}} for i, m in enumerate(messages)]})
+        self.sends.extend(messages)
+        return web.json_response({"results": [{"id": m["id"], "status": "pending"} for m in messages]})
 
     async def _events(self, request):
         await asyncio.sleep(0.05)

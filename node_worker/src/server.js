@@ -9,6 +9,7 @@ import { ACCOUNT_NAME, DEFAULT_ACCOUNT } from './accounts.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_WAIT_MS = 60000
+const MAX_BATCH = 64
 
 const BODY_ERRORS = {
   too_large: () => new WorkerError(413, 'payload_too_large', 'Request body too large.'),
@@ -61,6 +62,24 @@ export function makeRoutes () {
         throw new WorkerError(400, 'invalid_id', 'id must be 8 to 64 letters and digits.')
       }
       return session.sendText(body.phone_number, body.text, body.id ?? undefined)
+    },
+    // The outbox's messages to one recipient, in order, in one request: the dispatcher keeps a recipient's
+    // order by sending its next messages together instead of one round trip each (session.sendBatch).
+    'POST /send/batch': async (req, url, { session }) => {
+      const body = await readJson(req)
+      const items = body.messages
+      if (!Array.isArray(items) || items.length < 1 || items.length > MAX_BATCH) {
+        throw new WorkerError(400, 'invalid_batch', `messages must be an array of 1 to ${MAX_BATCH} messages.`)
+      }
+      for (const item of items) {
+        if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, 'invalid_batch', 'Each message must be an object.')
+        if (!isE164(item.phone_number)) throw new WorkerError(400, 'invalid_phone_number', 'phone_number must be +E.164.')
+        if (typeof item.text !== 'string' || !item.text.trim()) throw new WorkerError(400, 'invalid_message', 'text must be a non-empty string.')
+        if (typeof item.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(item.id)) {
+          throw new WorkerError(400, 'invalid_id', 'id must be 8 to 64 letters and digits.')
+        }
+      }
+      return session.sendBatch(items)
     },
     'GET /events': async (req, url, { journal }) => {
       const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)

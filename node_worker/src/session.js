@@ -757,6 +757,31 @@ export class WhatsAppSession extends EventEmitter {
       throw new WorkerError(502, 'whatsapp_error', `WhatsApp did not take the message: ${err.message}.`)
     }
   }
+
+  /**
+   * Messages to one recipient, in order (POST /send/batch). A message that cannot go for its own reason
+   * (not on WhatsApp) fails alone; any other failure stops the batch there, and the messages after it are
+   * `not_attempted`: sending them would overtake the one that will be retried.
+   */
+  async sendBatch (items) {
+    const results = []
+    let stopped = null
+    for (const item of items) {
+      if (stopped) {
+        results.push({ id: item.id, error: { status: 409, code: 'not_attempted', message: `Not sent: an earlier message of this batch failed (${stopped}).` } })
+        continue
+      }
+      try {
+        results.push(await this.sendText(item.phone_number, item.text, item.id))
+      } catch (err) {
+        const error = err instanceof WorkerError ? err : new WorkerError(500, 'worker_error', 'The worker failed while sending.')
+        if (!(err instanceof WorkerError)) this.log.error({ err, message_id: item.id }, 'message.send_failed')
+        results.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
+        if (error.code !== 'not_on_whatsapp') stopped = error.code
+      }
+    }
+    return { results }
+  }
 }
 
 function withTimeout (promise, ms) {

@@ -80,6 +80,31 @@ test('two accounts, two phones: each sends as itself, each journal holds only it
   assert.ok(fs.existsSync(path.join(dataDir, 'accounts', 'sales', 'events')))
 })
 
+test('POST /send/batch: a run to one recipient arrives in order; a number not on WhatsApp fails each alone', async () => {
+  // runs after the two-accounts test: `sales` is linked
+  const contact = '+15550005019'
+  const ids = ['BATCH0000001', 'BATCH0000002', 'BATCH0000003', 'BATCH0000004', 'BATCH0000005']
+  const sent = await call('POST', '/accounts/sales/send/batch', { messages: ids.map((id, i) => ({ phone_number: contact, text: `run ${i}`, id })) })
+  assert.deepEqual(sent.results, ids.map((id) => ({ id, status: 'pending' })))
+  const inbox = await until(async () => {
+    const got = (await emu.api('GET', `/contacts/${encodeURIComponent(contact)}/messages`)).body
+    return got.length === ids.length ? got : null
+  }, 10000, 'the run at the contact')
+  assert.deepEqual(inbox.map((m) => m.id), ids) // in the order given
+  assert.deepEqual(inbox.map((m) => m.text), ids.map((_, i) => `run ${i}`))
+
+  const nobody = '+15550005098'
+  assert.equal((await emu.api('POST', '/contacts', { phone_number: nobody, on_whatsapp: false })).status, 200)
+  const refused = await call('POST', '/accounts/sales/send/batch', { messages: [
+    { phone_number: nobody, text: 'a', id: 'NOBODY000001' }, { phone_number: nobody, text: 'b', id: 'NOBODY000002' }] })
+  assert.deepEqual(refused.results.map((r) => r.error?.code), ['not_on_whatsapp', 'not_on_whatsapp'])
+
+  await assert.rejects(call('POST', '/accounts/sales/send/batch', { messages: [] }), (err) => err.code === 'invalid_batch')
+  await assert.rejects(call('POST', '/accounts/sales/send/batch', { messages: Array.from({ length: 65 }, (_, i) => ({ phone_number: contact, text: 'x', id: `TOOMANY${String(i).padStart(5, '0')}` })) }),
+    (err) => err.code === 'invalid_batch')
+  await assert.rejects(call('POST', '/accounts/sales/send/batch', { messages: [{ phone_number: contact, text: 'x' }] }), (err) => err.code === 'invalid_id')
+})
+
 test('unknown, foreign and invalid accounts are refused; detach logs out and removes the data', async () => {
   await assert.rejects(call('GET', '/accounts/nobody/status'), (e) => e.status === 404 && e.code === 'account_not_found')
   await assert.rejects(call('POST', '/accounts/elsewhere/attach', {}), (e) => e.status === 409 && e.code === 'not_assigned')

@@ -81,11 +81,7 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
                 return original, False
         if found is not None:  # expired (or its message is gone): the key starts over
             conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
-    waiting = conn.execute(
-        "SELECT COUNT(*) FROM messages WHERE account = ? AND status IN ('queued', 'sending')", (account,)
-    ).fetchone()[0]
-    if waiting >= max_outbox:
-        raise OutboxFull()
+    _take_place(conn, account, max_outbox)
     message_id = new_id(now)
     conn.execute(
         "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
@@ -100,6 +96,22 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
             (account, idempotency_key, message_id, rhash, now),
         )
     return get(conn, account, message_id), True
+
+
+def _take_place(conn: sqlite3.Connection, account: str, max_outbox: int) -> None:
+    """One more waiting message for ``account``, or OutboxFull: one row read and written, whatever the
+    backlog (``outbox_depth``, kept by accept, advance and fail)."""
+    if conn.execute("UPDATE outbox_depth SET waiting = waiting + 1 WHERE account = ? AND waiting < ?",
+                    (account, max_outbox)).rowcount:
+        return
+    if conn.execute("SELECT 1 FROM outbox_depth WHERE account = ?", (account,)).fetchone() is not None or max_outbox < 1:
+        raise OutboxFull()
+    conn.execute("INSERT INTO outbox_depth (account, waiting) VALUES (?, 1)", (account,))
+
+
+def _left_queue(conn: sqlite3.Connection, account: str) -> None:
+    """A waiting message became sent, delivered, read or failed."""
+    conn.execute("UPDATE outbox_depth SET waiting = waiting - 1 WHERE account = ? AND waiting > 0", (account,))
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -128,9 +140,15 @@ def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "o
 
 
 def pending_count(conn: sqlite3.Connection, account: str) -> int:
+    """Counted, not read from ``outbox_depth``: the tests hold one against the other."""
     return conn.execute(
         "SELECT COUNT(*) FROM messages WHERE account = ? AND status IN ('queued', 'sending')", (account,)
     ).fetchone()[0]
+
+
+def depth(conn: sqlite3.Connection, account: str) -> int:
+    row = conn.execute("SELECT waiting FROM outbox_depth WHERE account = ?", (account,)).fetchone()
+    return 0 if row is None else row[0]
 
 
 def heads(conn: sqlite3.Connection, account: str) -> list[dict]:
@@ -182,6 +200,33 @@ def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_co
     return _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
 
 
+def mark_sending_run(conn: sqlite3.Connection, message_ids: list[str], now: float,
+                     first_contact: bool) -> list[dict]:
+    """``mark_sending`` for a recipient's next messages, in order, in one transaction: stops at the first
+    that is no longer queued (cancelled or receipted meanwhile), so the run sent never has a gap."""
+    rows = []
+    for message_id in message_ids:
+        row = mark_sending(conn, message_id, now, first_contact)
+        if row is None:
+            break
+        rows.append(row)
+    return rows
+
+
+def next_queued(conn: sqlite3.Connection, account: str, phone_number: str, after_seq: int, limit: int) -> list[dict]:
+    """The recipient's waiting messages after ``after_seq``, oldest first (the rest of a send run)."""
+    return [dict(r) for r in conn.execute(
+        "SELECT * FROM messages WHERE account = ? AND phone_number = ? AND seq > ?"
+        " AND status IN ('queued', 'sending') ORDER BY seq LIMIT ?", (account, phone_number, after_seq, limit),
+    )]
+
+
+def advance_run(conn: sqlite3.Connection, account: str, message_ids: list[str], status: str,
+                now: float) -> list[tuple[dict | None, tuple[str, ...]]]:
+    """``advance`` for several messages in one transaction (the worker took a run of them)."""
+    return [advance(conn, account, message_id, status, now) for message_id in message_ids]
+
+
 def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
                wa_id: str | None = None) -> dict | None:
     """Move a message forward to ``status`` (sent, delivered, read), filling every skipped step's time.
@@ -212,6 +257,8 @@ def advance(conn: sqlite3.Connection, account: str, message_id: str | None, stat
     if current == "failed":
         sets.append("failed_at = NULL")
     conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE seq = ?", (*args, row["seq"]))
+    if current in PENDING:
+        _left_queue(conn, row["account"])
     updated = get(conn, account, row["id"])
     status_event(conn, updated, now)
     return updated, reached
@@ -247,6 +294,7 @@ def fail(conn: sqlite3.Connection, message_id: str, reason: str, now: float, *,
     if cur.rowcount != 1:
         return None
     row = _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+    _left_queue(conn, row["account"])  # from_status is always a subset of PENDING
     status_event(conn, row, now)
     return row
 

@@ -79,8 +79,10 @@ async def send(request: web.Request) -> web.Response:
     account = account_of(request)
     db, dispatcher, name = request.app[DATABASE], account.dispatcher, account.name
     now = time.time()
-    replay = key is not None and await db.run(outbox.key_in_use, name, key, now)
-    if not replay and await dispatcher.not_linked():
+    # Connected means linked: the store is asked only otherwise (a replay of an accepted request is
+    # answered even when the account was unlinked since).
+    if not dispatcher.connected and not (key is not None and await db.run(outbox.key_in_use, name, key, now)) \
+            and await dispatcher.not_linked():
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
     try:
