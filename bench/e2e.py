@@ -24,7 +24,7 @@ BARE = REPO / "bench" / "bare-baileys.mjs"
 GATEWAY_PHONE = "+15550007000"
 BARE_PHONE = "+15550007100"
 UNPACED = {"WA_SEND_BURST": "100000", "WA_SEND_RATE_PER_MINUTE": "1000000", "WA_SEND_JITTER": "0"}
-DEFAULT_RUNS = ((1, 40), (16, 100))  # (concurrency, messages)
+DEFAULT_RUNS = ((1, 200), (16, 400))  # (concurrency, messages)
 
 
 def wait_decrypted(stack: Stack, contact: str, texts: set[str], timeout: float) -> float:
@@ -36,15 +36,18 @@ def wait_decrypted(stack: Stack, contact: str, texts: set[str], timeout: float) 
     return time.time()
 
 
-def gateway_rate(stack: Stack, contact: str, n: int, concurrency: int, timeout: float = 40) -> dict:
-    tag = f"gw-c{concurrency}"
+def gateway_rate(stack: Stack, contact: str, n: int, concurrency: int, timeout: float = 40, wait: str = "") -> dict:
+    """``wait=""``: POST /send as is (answers once the message is sent, or 202 after a short wait);
+    ``wait="0"``: durable acceptance (202 once committed), the dispatcher sends behind it."""
+    tag = f"gw-c{concurrency}{'-w' + wait if wait else ''}"
+    path = f"/send?wait={wait}" if wait else "/send"
     stack.post("/send", {"phone_number": contact, "message": f"{tag} warm-up"})
     wait_decrypted(stack, contact, {f"{tag} warm-up"}, 15)
     texts = [f"{tag} {i}" for i in range(n)]
     statuses: dict[int, int] = {}
 
     def send(text: str) -> None:
-        res = stack.post("/send", {"phone_number": contact, "message": text}, timeout=30)
+        res = stack.post(path, {"phone_number": contact, "message": text}, timeout=30)
         statuses[res.status] = statuses.get(res.status, 0) + 1
 
     start = time.time()
@@ -87,18 +90,25 @@ def bare_rate(stack: Stack, phone: str, contact: str, n: int, concurrency: int, 
 
 
 def measure(runs=DEFAULT_RUNS) -> dict:
-    """{"e2e_per_s": {c: gateway rate}, "bare_per_s": {c: bare rate}, "e2e_ratio": {c: ratio}, "detail": ...}"""
+    """Per concurrency: the bare Baileys rate, the gateway's rate with durable acceptance (``wait=0``, the
+    e2e figure) and with POST /send's default wait for ``sent`` (each caller waits for its message's round
+    trip), all in one run on one emulator.
+    {"e2e_per_s": {c: rate}, "bare_per_s": {c: rate}, "e2e_ratio": {c: ratio}, "e2e_wait_per_s": ..., "detail": ...}"""
     stack = Stack(UNPACED, sandbox=True).start()
     try:
         pair(stack, GATEWAY_PHONE)
-        result: dict = {"e2e_per_s": {}, "bare_per_s": {}, "e2e_ratio": {}, "detail": {}}
+        result: dict = {"e2e_per_s": {}, "bare_per_s": {}, "e2e_ratio": {}, "e2e_wait_per_s": {},
+                        "e2e_wait_ratio": {}, "detail": {}}
         for k, (concurrency, n) in enumerate(runs):
-            gw = gateway_rate(stack, f"+1555000800{k}", n, concurrency)
             bare = bare_rate(stack, f"{BARE_PHONE[:-1]}{k}", f"+1555000810{k}", n, concurrency)
+            gw = gateway_rate(stack, f"+1555000800{k}", n, concurrency, wait="0")
+            waited = gateway_rate(stack, f"+1555000820{k}", n, concurrency)
             result["e2e_per_s"][concurrency] = round(gw["per_s"], 1)
             result["bare_per_s"][concurrency] = round(bare["per_s"], 1)
             result["e2e_ratio"][concurrency] = round(gw["per_s"] / bare["per_s"], 3)
-            result["detail"][concurrency] = {"gateway": gw, "bare": bare}
+            result["e2e_wait_per_s"][concurrency] = round(waited["per_s"], 1)
+            result["e2e_wait_ratio"][concurrency] = round(waited["per_s"] / bare["per_s"], 3)
+            result["detail"][concurrency] = {"gateway": gw, "gateway_wait": waited, "bare": bare}
         return result
     finally:
         stack.stop()
@@ -107,16 +117,18 @@ def measure(runs=DEFAULT_RUNS) -> dict:
 
 def print_table(result: dict) -> None:
     print("end to end: send -> decrypted at an emulator contact (sandbox stack, governor off)")
-    print(f"{'concurrency':>11} {'N':>5} {'gateway/s':>10} {'bare/s':>8} {'ratio':>6} {'gw API s':>9} {'bare send s':>11}")
+    print(f"{'concurrency':>11} {'N':>5} {'bare/s':>8} {'wait=0/s':>9} {'ratio':>6} {'waited/s':>9} {'ratio':>6}"
+          f" {'wait=0 API s':>12}")
     for c, d in result["detail"].items():
-        print(f"{c:>11} {d['gateway']['n']:>5} {d['gateway']['per_s']:>10.1f} {d['bare']['per_s']:>8.1f} "
-              f"{result['e2e_ratio'][c]:>6.2f} {d['gateway']['api_seconds']:>9.2f} {d['bare']['api_seconds']:>11.2f}")
+        print(f"{c:>11} {d['gateway']['n']:>5} {d['bare']['per_s']:>8.1f} {d['gateway']['per_s']:>9.1f} "
+              f"{result['e2e_ratio'][c]:>6.2f} {d['gateway_wait']['per_s']:>9.1f} {result['e2e_wait_ratio'][c]:>6.2f}"
+              f" {d['gateway']['api_seconds']:>12.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n1", type=int, default=40, help="messages at concurrency 1")
-    parser.add_argument("--n16", type=int, default=100, help="messages at concurrency 16")
+    parser.add_argument("--n1", type=int, default=200, help="messages at concurrency 1")
+    parser.add_argument("--n16", type=int, default=400, help="messages at concurrency 16")
     args = parser.parse_args()
     print_table(measure(((1, args.n1), (16, args.n16))))
 

@@ -13,9 +13,10 @@ Pure standard library and no aiohttp: the launcher imports this before anything 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KEY_FILE_NAME = "api-key"
@@ -37,6 +38,11 @@ class ApiKeys:
     @property
     def first(self) -> str:
         return self.keys[0]
+    # sha256 of each key, computed once: compared in constant time with the presented key's (middlewares.py).
+    digests: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digests", tuple(hashlib.sha256(k.encode("ascii")).digest() for k in self.keys))
 
 
 def parse_keys(raw: str | None, *, where: str = "WA_API_KEY") -> tuple[str, ...]:

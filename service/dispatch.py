@@ -64,6 +64,7 @@ class Dispatcher:
         self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
         self._inflight_ids: dict[str, list[str]] = {}  # phone number -> the messages being sent
         self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
+        self._parked: set[str] = set()  # recipients the last round left waiting (a timer wakes the next)
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
@@ -143,7 +144,12 @@ class Dispatcher:
                 if not future.done():
                     future.set_result(None)
 
-    def wake(self) -> None:
+    def wake(self, phone: str | None = None) -> None:
+        """Run a round soon. A new message for a recipient that is being sent to, or that the last round saw
+        waiting (backoff, the governor), needs none: its turn comes when that send ends or that wait is
+        over. So a burst to one recipient costs one round per run, not one scan of the backlog per accept."""
+        if phone is not None and (phone in self._inflight or phone in self._parked):
+            return
         self._wake.set()
 
     @property
@@ -289,8 +295,10 @@ class Dispatcher:
                 log.info("message.failed", message_id=message_id, reason="expired")
                 self.changed(await self.db.run(outbox.get, self.account, message_id))
         if not self.connected or self._draining:
+            self._parked = set()
             return self.poll_interval
         next_due = now + self.poll_interval
+        parked: set[str] = set()
         for head in await self.db.run(outbox.heads, self.account):
             phone = head["phone_number"]
             if phone in self._inflight or head["status"] != "queued":
@@ -299,12 +307,14 @@ class Dispatcher:
                 break
             if head["next_attempt_at"] > now:
                 next_due = min(next_due, head["next_attempt_at"])
+                parked.add(phone)
                 continue
             first_contact = not await self.db.run(outbox.is_known_contact, self.account, phone)
             now = self.clock()
             delay, reason = self.governor.delay_for(self.account, phone, first_contact, now)
             if delay > 0:
                 next_due = min(next_due, now + delay)
+                parked.add(phone)
                 if head["wait_reason"] != reason:
                     await self.db.run(outbox.hold, head["id"], next_attempt_at=head["next_attempt_at"],
                                       wait_reason=reason)
@@ -318,6 +328,7 @@ class Dispatcher:
             self._inflight[phone] = asyncio.create_task(self._send(run, first_contact, now),
                                                         name=f"send-{head['id']}")
             self._inflight_ids[phone] = [r["id"] for r in run]
+        self._parked = parked
         return max(0.0, next_due - self.clock())
 
     async def _rest_of_run(self, head: dict, first_contact: bool, now: float) -> list[dict]:

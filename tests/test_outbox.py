@@ -457,6 +457,41 @@ async def test_the_governor_is_asked_before_every_send_and_its_reason_shows(db):
     assert status_of(db, known["id"])["first_contact"] == 0
 
 
+async def test_a_burst_to_a_waiting_recipient_does_not_rescan_the_backlog_per_message(db):
+    """Each accept wakes the dispatcher with its recipient; a recipient the last round left waiting (here the
+    governor's rate) needs no new round, so 40 accepts cost a handful of scans, not 40."""
+    worker = FakeWorker()
+    dispatcher = Dispatcher(db, worker, Governor(GovernorPolicy(burst=1, rate_per_minute=0.01, jitter=0)),
+                            poll_interval=5.0)
+    scans = 0
+    real_run = db.run
+
+    async def counting_run(fn, *args, **kwargs):
+        nonlocal scans
+        scans += fn is outbox.heads
+        return await real_run(fn, *args, **kwargs)
+
+    db.run = counting_run
+    first, _ = accept(db, phone=P1, text="first")
+    await dispatcher.start()
+    try:
+        await until(lambda: status_of(db, first["id"])["status"] == "sent")
+        second, _ = accept(db, phone=P1, text="second")
+        dispatcher.wake(P1)
+        await until(lambda: status_of(db, second["id"])["wait_reason"] == "rate_limited")
+        before = scans
+        for i in range(40):
+            accept(db, phone=P1, text=f"burst {i}")
+            dispatcher.wake(P1)
+            await asyncio.sleep(0.005)
+        assert scans - before <= 2, scans - before
+        other, _ = accept(db, phone=P2, text="another recipient")  # not waiting: it does get a round
+        dispatcher.wake(P2)
+        await until(lambda: scans > before + 0 and status_of(db, other["id"])["wait_reason"] == "rate_limited")
+    finally:
+        await dispatcher.stop()
+
+
 async def test_rate_limited_sends_wait_with_the_reason_shown(db):
     worker = FakeWorker()
     dispatcher = Dispatcher(db, worker, Governor(GovernorPolicy(burst=1, rate_per_minute=0.01, jitter=0)),

@@ -98,13 +98,15 @@ async def send(request: web.Request) -> web.Response:
         return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
                               headers={"Retry-After": str(RETRY_AFTER)})
     if created:
-        log.info("message.accepted", message_id=row["id"], whatsapp_id=row["wa_id"])
+        # One line per accepted message, not two: the request's own line (http.request) carries its ids.
+        structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])
+        log.debug("message.accepted")
     if row["status"] in DONE or wait <= 0:
         if created:
-            dispatcher.wake()
+            dispatcher.wake(row["phone_number"])
         return _answer(row, replayed=not created)
     future = dispatcher.waiter(row["id"])  # before the dispatcher can see it: no status change is missed
-    dispatcher.wake()
+    dispatcher.wake(row["phone_number"])
     try:
         done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
     except TimeoutError:
