@@ -36,6 +36,7 @@ await client.sock.sendMessage(jid, { text: `${tag} warm-up` })
 let next = 0
 let errors = 0
 const start = Date.now()
+const cpuStart = process.cpuUsage()
 const lane = async () => {
   while (next < n) {
     const i = next++
@@ -48,6 +49,9 @@ process.stdout.write('BENCH ' + JSON.stringify({ paired_s: pairedS, sent: n - er
 // Keep the socket open until the caller has seen every message decrypted at the contact: stdin closes then.
 process.stdin.resume()
 process.stdin.on('end', async () => {
+  // its CPU from the first send until every message was decrypted at the contact (acks and receipts included)
+  const cpu = process.cpuUsage(cpuStart)
+  process.stdout.write('CPU ' + JSON.stringify({ cpu_ms: (cpu.user + cpu.system) / 1000 }) + '\n')
   await client.end().catch(() => {})
   clearTimeout(hardStop)
   process.exit(0)

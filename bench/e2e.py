@@ -16,6 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
+
 from tests.stack import Stack, wait_for
 from tests.test_sandbox import pair
 
@@ -25,6 +27,22 @@ GATEWAY_PHONE = "+15550007000"
 BARE_PHONE = "+15550007100"
 UNPACED = {"WA_SEND_BURST": "100000", "WA_SEND_RATE_PER_MINUTE": "1000000", "WA_SEND_JITTER": "0"}
 DEFAULT_RUNS = ((1, 200), (16, 400))  # (concurrency, messages)
+
+
+PROGRAMS = ("gateway", "worker:worker-0", "emulator")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time (user + system) each program of the stack has used so far."""
+    out = {}
+    for name in PROGRAMS:
+        times = psutil.Process(stack.process_info(name)["pid"]).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+def cpu_ms_per_message(before: dict, after: dict, n: int) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) * 1000 / n, 2) for name in after if name in before}
 
 
 def wait_decrypted(stack: Stack, contact: str, texts: set[str], timeout: float) -> float:
@@ -50,13 +68,15 @@ def gateway_rate(stack: Stack, contact: str, n: int, concurrency: int, timeout: 
         res = stack.post(path, {"phone_number": contact, "message": text}, timeout=30)
         statuses[res.status] = statuses.get(res.status, 0) + 1
 
+    cpu_before = cpu_seconds(stack)
     start = time.time()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(send, texts))
     accepted = time.time()
     end = wait_decrypted(stack, contact, set(texts), timeout)
     return {"n": n, "concurrency": concurrency, "per_s": n / (end - start), "seconds": end - start,
-            "api_seconds": accepted - start, "http_statuses": statuses}
+            "api_seconds": accepted - start, "http_statuses": statuses,
+            "cpu_ms_per_message": cpu_ms_per_message(cpu_before, cpu_seconds(stack), n)}
 
 
 def bare_rate(stack: Stack, phone: str, contact: str, n: int, concurrency: int, timeout: float = 40) -> dict:
@@ -66,6 +86,7 @@ def bare_rate(stack: Stack, phone: str, contact: str, n: int, concurrency: int, 
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
+        cpu_before = cpu_seconds(stack)
         # the script gives up by itself after 60 s; anything Baileys prints before the result is skipped
         skipped = []
         for line in proc.stdout:
@@ -77,11 +98,18 @@ def bare_rate(stack: Stack, phone: str, contact: str, n: int, concurrency: int, 
             raise RuntimeError(f"bare-baileys.mjs exited {proc.wait(5)} without a result: {''.join(skipped)[-2000:]}")
         end = wait_decrypted(stack, contact, {f"{tag} {i}" for i in range(n)}, timeout)
         start = timing["send_start"]
+        cpu = cpu_ms_per_message(cpu_before, cpu_seconds(stack), n)
+        proc.stdin.close()  # the script reports its own CPU from its first send to now, then ends
+        for line in proc.stdout:
+            if line.startswith("CPU "):
+                cpu["bare"] = round(json.loads(line[4:])["cpu_ms"] / n, 2)
+                break
         return {"n": n, "concurrency": concurrency, "per_s": n / (end - start), "seconds": end - start,
                 "api_seconds": timing["send_end"] - start, "pair_seconds": timing["paired_s"],
-                "errors": timing["errors"]}
+                "errors": timing["errors"], "cpu_ms_per_message": cpu}
     finally:
-        proc.stdin.close()
+        if not proc.stdin.closed:
+            proc.stdin.close()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -123,6 +151,11 @@ def print_table(result: dict) -> None:
         print(f"{c:>11} {d['gateway']['n']:>5} {d['bare']['per_s']:>8.1f} {d['gateway']['per_s']:>9.1f} "
               f"{result['e2e_ratio'][c]:>6.2f} {d['gateway_wait']['per_s']:>9.1f} {result['e2e_wait_ratio'][c]:>6.2f}"
               f" {d['gateway']['api_seconds']:>12.2f}")
+    print("CPU ms per message (user+system), by process:")
+    for c, d in result["detail"].items():
+        for label, key in (("bare", "bare"), ("wait=0", "gateway"), ("waited", "gateway_wait")):
+            cpu = d[key].get("cpu_ms_per_message", {})
+            print(f"  c={c:<3} {label:<7} " + "  ".join(f"{k.split(':')[0]} {v:.2f}" for k, v in cpu.items()))
 
 
 def main() -> None:
