@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_MODULES := node_worker/node_modules/.package-lock.json
 
-.PHONY: run sandbox test test-python test-node ctl bench clean browser
+.PHONY: run sandbox test test-python test-node ctl bench clean browser postgres
 
 run: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway run
@@ -17,9 +17,14 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 # module's shared stack stays on one; most of a system test's time is waiting on real processes.
 TEST_WORKERS ?= 2
 
-test: $(BIN)/.installed-test $(NODE_MODULES) browser
+# Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
+# tests/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
+PG_TESTS := tests/test_outbox.py tests/test_outbox_chaos.py tests/test_inbound_chaos.py
+
+test: $(BIN)/.installed-test $(NODE_MODULES) browser postgres
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	WA_TEST_DATABASE=postgresql $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PG_TESTS)
 
 # The status page's test (tests/test_status_page.py) drives Debian's chromium through chromium-driver:
 # installed here when missing (root, or sudo), else that test skips and says why.
@@ -28,6 +33,13 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
 	    --no-install-recommends chromium chromium-driver; } || echo "chromium could not be installed: tests/test_status_page.py will skip"
+
+# The PostgreSQL tests (tests/postgres.py) need Debian's server binaries (initdb, postgres): installed
+# here when missing (root, or sudo), else those tests skip and say why. They start their own server.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends postgresql; } || echo "postgresql could not be installed: the PostgreSQL tests will skip"
 
 # `make ctl ARGS="status"`: supervisorctl against the running supervisord, same environment as `make run`.
 ctl: $(BIN)/.installed

@@ -15,6 +15,7 @@ from . import __version__, config_error, http_server
 from .app import create_app
 from .logging_setup import configure_logging
 from .settings import Settings, SettingsError
+from .store.db import DatabaseError
 
 PROGRAM = "gateway"
 # The store's writer thread (store/db.py) hands every commit back to the event loop. With CPython's default
@@ -43,6 +44,11 @@ def main() -> int:
             access_log=None,
             handle_signals=True,
         )
+    except DatabaseError as exc:
+        # The store cannot be opened (PostgreSQL unreachable, a newer schema): one record, no traceback;
+        # supervisord starts the gateway again. The message never holds the URL's password.
+        log.error("gateway.store_unavailable", error=str(exc))
+        return 1
     except OSError as exc:
         if exc.errno not in _BIND_ERRORS:
             raise

@@ -27,6 +27,9 @@ from .dispatch import Dispatcher
 from .events import EventConsumer
 from .governor import Governor, GovernorPolicy
 from .settings import Settings
+from . import pg_listener
+from .cluster import LeaseKeeper
+from .pg_listener import PgListener
 from .store import accounts as registry
 from .store.db import Database
 from .worker_client import AccountWorker, WorkerClient
@@ -45,11 +48,26 @@ class Account:
     dispatcher: Dispatcher
 
 
+@dataclass
+class Elsewhere:
+    """An account of the cluster that another instance serves (or, between owners, nobody): what needs no
+    WhatsApp session (the outbox, messages, events, webhooks) is answered here from the shared store; what
+    does is forwarded to its owner (views/context.py)."""
+    name: str
+    owner: str | None
+    owner_url: str | None
+
+
 def write_registry(data_dir: Path, rows: list[dict]) -> None:
-    """``accounts.json`` for the workers, replaced atomically (0600) and durably (the directory too)."""
+    """``accounts.json`` for the workers, replaced atomically (0600) and durably (the directory too). In a
+    cluster it lists only the accounts this instance holds a lease for, each with its generation."""
     path = Path(data_dir) / "accounts.json"
-    body = json.dumps({"version": 1, "accounts": {r["account"]: {"shard": r["shard"] or 0} for r in rows}},
-                      sort_keys=True, indent=1)
+    entries = {}
+    for r in rows:
+        entries[r["account"]] = {"shard": r["shard"] or 0}
+        if r.get("lease_generation") is not None:
+            entries[r["account"]]["lease_generation"] = r["lease_generation"]
+    body = json.dumps({"version": 1, "accounts": entries}, sort_keys=True, indent=1)
     write_private(path, body)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -71,10 +89,25 @@ class AccountRuntime:
         self._on_message_changed = on_message_changed
         self._accounts: dict[str, Account] = {}
         self._lock = asyncio.Lock()  # create and delete one at a time
+        # A cluster (WA_DATABASE_URL): this instance serves only the accounts it holds a lease for.
+        self.keeper: LeaseKeeper | None = None
+        self.listener: PgListener | None = None
+        self._generations: dict[str, int] = {}  # account -> the lease generation it is served under
+        self._known: set[str] = set()  # every account of the store, as of the keeper's last round
 
     # --- reading -----------------------------------------------------------------------------
     def get(self, name: str) -> Account | None:
+        """The account if this instance serves it."""
         return self._accounts.get(name)
+
+    def lookup(self, name: str) -> Account | Elsewhere | None:
+        """The account served here, one of the cluster served elsewhere, or None (no such account)."""
+        account = self._accounts.get(name)
+        if account is not None or self.keeper is None:
+            return account
+        if name not in self._known:
+            return None
+        return Elsewhere(name, self.owner(name), self.owner_url(name))
 
     def names(self) -> list[str]:
         return sorted(self._accounts)
@@ -92,9 +125,40 @@ class AccountRuntime:
                 load[row["shard"] or 0] += 1
         return min(load, key=lambda shard: (load[shard], shard))
 
+    @property
+    def clustered(self) -> bool:
+        return bool(self.settings.database_url)
+
+    async def registered(self) -> list[str]:
+        """Every account of the store (in a cluster, this instance serves only some of them)."""
+        names = [r["account"] for r in await self.db.run(registry.list_accounts)]
+        self._known = set(names)
+        return names
+
+    def owner(self, name: str) -> str | None:
+        """The instance that serves ``name`` as this instance last saw it (None: nobody, or no cluster)."""
+        if self.keeper is None:
+            return None
+        for lease in self.keeper.last_view.get("leases", []):
+            if lease["account"] == name:
+                return lease["owner"]
+        return None
+
+    def owner_url(self, name: str) -> str | None:
+        owner = self.owner(name)
+        if self.keeper is None or owner is None:
+            return None
+        for instance in self.keeper.last_view.get("instances", []):
+            if instance["id"] == owner:
+                return instance["api_url"] or None
+        return None
+
     async def start(self) -> None:
         now = time.time()
         await self.db.run(registry.ensure_default, now)
+        if self.clustered:
+            await self._start_cluster()
+            return
         rows = await self.db.run(registry.list_accounts)
         # Fewer shards than before (WA_WORKER_SHARDS lowered): their accounts move, once, for good.
         placed = [r for r in rows if (r["shard"] or 0) < len(self.workers)]
@@ -110,6 +174,10 @@ class AccountRuntime:
             await self._start_account(row["account"], row["shard"] or 0)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.keeper is not None:
+            await self.keeper.stop()  # hands every account off: sessions closed, leases released
         for account in list(self._accounts.values()):
             await self._stop_account(account)
         self._accounts.clear()
@@ -122,7 +190,64 @@ class AccountRuntime:
     def on_shard(self, shard: int) -> list[str]:
         return sorted(name for name, account in self._accounts.items() if account.shard == shard)
 
-    async def _start_account(self, name: str, shard: int) -> Account:
+    # --- a cluster: serving what this instance holds a lease for ---------------------------------
+    async def _start_cluster(self) -> None:
+        await asyncio.to_thread(write_registry, self.settings.data_dir, [])  # nothing held yet
+        self.keeper = LeaseKeeper(
+            self.db, instance=self.settings.instance_id, ttl=self.settings.lease_ttl, accounts=self.registered,
+            on_acquired=self.serve, on_lost=self.unserve, api_url=self.settings.instance_url or None)
+        await self.keeper.start()
+        self.listener = PgListener(self.settings.database_url, {
+            pg_listener.OUTBOX: self._outbox_signal, pg_listener.LEASES: lambda _payload: self.keeper.wake()})
+        self.listener.start()
+
+    def _outbox_signal(self, payload: str) -> None:
+        """A message was accepted (by any instance) for an account served here: send it now, not at the next
+        poll; as after a local accept, a recipient already being sent to needs no new round."""
+        account, _, phone = payload.partition("\t")
+        served = self._accounts.get(account)
+        if served is not None:
+            served.dispatcher.wake(phone or None)
+
+    async def _write_served(self) -> None:
+        rows = [{"account": name, "shard": account.shard, "lease_generation": self._generations.get(name)}
+                for name, account in self._accounts.items()]
+        await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
+
+    async def serve(self, name: str, generation: int) -> None:
+        """This instance took the account's lease at ``generation``: its sends left ``sending`` by the former
+        owner go back to the queue (the same WhatsApp ids: the recipient sees each once), its dispatcher
+        starts fenced by the generation, and the worker opens its session from the shared store."""
+        async with self._lock:
+            row = await self.db.run(registry.get, name)
+            shard = ((row or {}).get("shard") or 0) % len(self.workers)
+            self._generations[name] = generation
+            # (the dispatcher's start puts the former owner's sends left ``sending`` back in the queue)
+            account = await self._start_account(name, shard, fence=(self.settings.instance_id, generation))
+            await self._write_served()
+        try:
+            await account.worker.attach(lease_generation=generation)
+        except Exception as exc:  # the worker opens it from accounts.json at its next start
+            log.warning("account.attach_deferred", account=name, error=str(exc))
+        log.info("account.serving", account=name, generation=generation, shard=shard)
+
+    async def unserve(self, name: str) -> None:
+        """The lease is gone (handed off, taken over, stopping): stop sending, close the session here
+        without logging out; another instance opens it from the shared store."""
+        async with self._lock:
+            account = self._accounts.pop(name, None)
+            self._generations.pop(name, None)
+            await self._write_served()
+        if account is None:
+            return
+        await self._stop_account(account)
+        try:
+            await account.worker.release()
+        except Exception as exc:  # the fence stops it anyway: its writes and sends are refused
+            log.warning("account.release_failed", account=name, error=str(exc))
+        log.info("account.released", account=name)
+
+    async def _start_account(self, name: str, shard: int, fence: tuple[str, int] | None = None) -> Account:
         worker = self.workers[shard].account(name)
         events = EventConsumer(worker, self.db, account=name)
         events.on_stored.extend(self._on_event_stored)
@@ -131,7 +256,7 @@ class AccountRuntime:
             self.db, worker, Governor(policy), account=name,
             concurrency=self.settings.dispatch_concurrency, max_attempts=self.settings.send_max_attempts,
             retry_base=self.settings.send_retry_base, retry_max=self.settings.send_retry_max,
-            batch_size=self.settings.dispatch_batch,
+            batch_size=self.settings.dispatch_batch, fence=fence,
         )
         dispatcher.on_change.extend(self._on_message_changed)
         if self._on_message_advanced is not None:
@@ -148,8 +273,16 @@ class AccountRuntime:
         await account.events.stop()
 
     # --- changing ----------------------------------------------------------------------------
-    async def create(self, name: str) -> Account:
-        """Register ``name`` (AccountExists, TooManyAccounts from the store), tell the worker, serve it."""
+    async def create(self, name: str) -> Account | Elsewhere:
+        """Register ``name`` (AccountExists, TooManyAccounts from the store), tell the worker, serve it. In a
+        cluster the instance it hashes to takes its lease (this one at once when it is that instance)."""
+        if self.keeper is not None:
+            now = time.time()
+            shard = self._least_loaded(await self.db.run(registry.list_accounts))
+            await self.db.run(registry.create, name, shard, now, self.settings.max_accounts)
+            await self.keeper.round()
+            log.info("account.created", account=name, served_here=name in self._accounts)
+            return self.lookup(name) or Elsewhere(name, None, None)
         async with self._lock:
             now = time.time()
             shard = self._least_loaded(await self.db.run(registry.list_accounts))
@@ -173,16 +306,29 @@ class AccountRuntime:
             # Stop reading its events and take it out of accounts.json first: nothing may open the
             # account at the worker again once it is detached (a read would, while the file lists it).
             await self._stop_account(account)
-            rows = [r for r in await self.db.run(registry.list_accounts) if r["account"] != name]
-            await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
+            if self.keeper is not None:
+                del self._accounts[name]
+                await self._write_served()
+            else:
+                rows = [r for r in await self.db.run(registry.list_accounts) if r["account"] != name]
+                await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
             try:
                 detached = await account.worker.detach()  # raises (5xx) when the worker is away: try again
             except BaseException:
-                await asyncio.to_thread(write_registry, self.settings.data_dir,
-                                        await self.db.run(registry.list_accounts))
-                await self._start_account(name, account.shard)  # still served, as before the attempt
+                fence = None
+                if self.keeper is None:
+                    await asyncio.to_thread(write_registry, self.settings.data_dir,
+                                            await self.db.run(registry.list_accounts))
+                else:
+                    fence = (self.settings.instance_id, self._generations[name])
+                await self._start_account(name, account.shard, fence=fence)  # still served, as before the attempt
+                if self.keeper is not None:
+                    await self._write_served()
                 raise
-            del self._accounts[name]
+            self._accounts.pop(name, None)
+            self._generations.pop(name, None)
+            if self.keeper is not None:
+                self.keeper.held.pop(name, None)  # its lease row goes with the account's other rows
             await self.db.run(registry.delete, name)
             log.info("account.deleted", account=name, unlinked=detached.get("unlinked"))
             return {"unlinked": bool(detached.get("unlinked"))}

@@ -6,6 +6,7 @@ import asyncio
 import time
 from functools import partial
 
+import structlog
 from aiohttp import web
 
 from .accounts import AccountRuntime
@@ -17,10 +18,12 @@ from .notify import Notifier
 from .retention import retention_ctx
 from .routes import setup_routes
 from .settings import Settings
-from .store.db import Database
+from .store.db import open_database
 from .supervision import SupervisorMonitor
 from .webhooks.delivery import start_webhooks
 from .worker_client import WorkerClient
+
+log = structlog.get_logger("gateway")
 
 
 async def _accounts(app: web.Application):
@@ -59,8 +62,15 @@ async def _supervision(app: web.Application):
 
 
 async def _store(app: web.Application):
-    """The database, opened and migrated before anything is accepted or read from the worker."""
-    database = await asyncio.to_thread(Database(app[SETTINGS].db_path).open)
+    """The database, opened and migrated before anything is accepted or read from the worker: SQLite in
+    the data dir, or PostgreSQL when WA_DATABASE_URL is set (service/store/pg.py)."""
+    settings = app[SETTINGS]
+    # The data dir holds more than the SQLite file (key files, the accounts' shard map): made here on
+    # PostgreSQL too, as SQLite's open always did.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = await asyncio.to_thread(open_database(settings).open)
+    # database_label: the URL without its password, or the SQLite file.
+    log.info("store.opened", engine=database.dialect, location=settings.database_label, migrated=database.applied)
     app[DATABASE] = database
     yield
     await asyncio.to_thread(database.close)

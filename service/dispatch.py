@@ -29,7 +29,7 @@ import structlog
 
 from .errors import ApiError, WorkerUnavailable
 from .governor import DAY, Governor
-from .store import outbox
+from .store import leases, outbox
 from .store.db import Database
 from .worker_client import WorkerClient
 
@@ -44,7 +44,7 @@ class Dispatcher:
     def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
                  account: str = outbox.DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
-                 batch_size: int = 32,
+                 batch_size: int = 32, fence: tuple[str, int] | None = None,
                  clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random):
         self.db = db
         self.worker = worker
@@ -56,6 +56,10 @@ class Dispatcher:
         self.retry_max = retry_max
         self.poll_interval = poll_interval
         self.batch_size = max(1, batch_size)
+        # In a cluster: (instance, lease generation). Every claim checks it in its transaction, so a former
+        # owner (paused past its lease, partitioned) marks nothing ``sending`` once another took over.
+        self.fence = fence
+        self.fenced = False
         self.clock = clock
         self.rng = rng
         self.state: str | None = None  # the worker's WhatsApp state, None while unknown
@@ -81,7 +85,7 @@ class Dispatcher:
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
         now = self.clock()
-        resent = await self.db.run(outbox.recover_sending, now)
+        resent = await self.db.run(outbox.recover_sending, now, self.account)
         if resent:
             log.info("outbox.recovered", messages=resent, reason="sending_at_restart")
         sends = await self.db.run(outbox.first_contact_sends, self.account, now - DAY)
@@ -294,7 +298,7 @@ class Dispatcher:
             for message_id in await self.db.run(outbox.expire, self.account, now):
                 log.info("message.failed", message_id=message_id, reason="expired")
                 self.changed(await self.db.run(outbox.get, self.account, message_id))
-        if not self.connected or self._draining:
+        if not self.connected or self._draining or self.fenced:
             self._parked = set()
             return self.poll_interval
         next_due = now + self.poll_interval
@@ -356,7 +360,13 @@ class Dispatcher:
         phone = run[0]["phone_number"]
         rows: list[dict] = []
         try:
-            rows = await self.db.run(outbox.mark_sending_run, [r["id"] for r in run], now, first_contact)
+            fence = None if self.fence is None else (self.account, *self.fence)
+            try:
+                rows = await self.db.run(outbox.mark_sending_run, [r["id"] for r in run], now, first_contact, fence)
+            except leases.NotOwner:
+                self.fenced = True  # the lease keeper drops the account at its next round
+                log.warning("dispatch.not_owner", account=self.account, generation=self.fence[1])
+                return
             if not rows:
                 return  # cancelled or receipted meanwhile
             for row in rows:

@@ -156,6 +156,12 @@ def backup_command(command: str, args: list[str]) -> int:
         print(f"usage: wa-gateway {command} {'DEST' if command == 'backup' else 'SRC'} [--sandbox]", file=sys.stderr)
         return 2
     env = _base_env(sandbox=sandbox)
+    if env.get("WA_DATABASE_URL", "").strip():
+        # The store is not in the data dir: a copy of the data dir alone would not be a backup.
+        print(f"wa-gateway: {command} refused: the store is on PostgreSQL (WA_DATABASE_URL), and `wa-gateway "
+              f"{command}` copies the SQLite store in the data dir only. Back PostgreSQL up with its own tools "
+              "(pg_dump --format=custom, restored with pg_restore) or your provider's snapshots.", file=sys.stderr)
+        return 1
     data_dir = Path(env["WA_DATA_DIR"])
     socket_path = Path(env["WA_RUN_DIR"]) / "supervisor.sock"
     target = Path(paths[0]).resolve()

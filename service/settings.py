@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from collections.abc import Mapping
@@ -134,6 +135,43 @@ def _webhook_events(env: Mapping[str, str]) -> tuple[str, ...]:
     return chosen or EVENT_TYPES
 
 
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _instance_id(env: Mapping[str, str]) -> str:
+    """WA_INSTANCE_ID: unique per instance of a cluster; the host name by default."""
+    value = env.get("WA_INSTANCE_ID", "").strip() or socket.gethostname()
+    if not _INSTANCE_ID.fullmatch(value):
+        raise SettingsError("WA_INSTANCE_ID must be 1-63 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _instance_url(env: Mapping[str, str]) -> str:
+    """WA_INSTANCE_URL: http(s)://host:port where the other instances reach this one's API (optional)."""
+    value = env.get("WA_INSTANCE_URL", "").strip().rstrip("/")
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.username or parts.password:
+            raise SettingsError("WA_INSTANCE_URL must be http(s)://host[:port], without credentials")
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    """WA_DATABASE_URL: ``postgresql://user:password@host:port/db`` puts the store on PostgreSQL; empty
+    keeps it in SQLite in the data dir. The value is never echoed (it carries a password)."""
+    url = env.get("WA_DATABASE_URL", "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError("WA_DATABASE_URL is not a valid URL (expected postgresql://user:password@host/db)") from None
+    if parts.scheme not in {"postgresql", "postgres"}:
+        raise SettingsError("WA_DATABASE_URL must start with postgresql:// (or be empty for SQLite in the data dir)")
+    return url
+
+
 def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     try:
         return webhook_secret.parse(env.get("WA_WEBHOOK_SECRET"))
@@ -189,6 +227,15 @@ class Settings:
     webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
     webhook_max_per_account: int = 10  # WA_WEBHOOK_MAX_PER_ACCOUNT: endpoints one account may add by API
     metrics_public: bool = False  # WA_METRICS_PUBLIC: GET /metrics without a key (else the admin key only)
+    # WA_DATABASE_URL: postgresql://... puts the store on PostgreSQL (service/store/pg.py); empty: SQLite in
+    # the data dir. Kept out of repr (it holds a password): show ``database_label`` instead.
+    database_url: str = field(default="", repr=False)
+    # Several instances on one PostgreSQL (service/cluster.py): this instance's name (WA_INSTANCE_ID, default
+    # the host name: a StatefulSet pod's is stable), its account leases' TTL (WA_LEASE_TTL) and the URL the
+    # other instances reach its API at (WA_INSTANCE_URL: requests on an account it serves are forwarded there).
+    instance_id: str = ""
+    lease_ttl: float = 15.0
+    instance_url: str = ""
 
     @property
     def api_key(self) -> str | None:
@@ -214,6 +261,15 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "gateway.db"
+
+    @property
+    def database_label(self) -> str:
+        """Where the store is, safe to log: the PostgreSQL URL without its password, or the SQLite file."""
+        if self.database_url:
+            from .store.pg import redact_url
+
+            return redact_url(self.database_url)
+        return str(self.db_path)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -274,4 +330,8 @@ class Settings:
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
+            database_url=_database_url(env),
+            instance_id=_instance_id(env),
+            lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),
+            instance_url=_instance_url(env),
         )

@@ -164,8 +164,14 @@ class AccountWorker(_WorkerApi):
     async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self._client._request_once(method, self._prefix + path, **kwargs)
 
-    async def attach(self) -> dict:
-        return await self.request("POST", "/attach", json={})
+    async def attach(self, lease_generation: int | None = None) -> dict:
+        """Open the account here; with sessions in PostgreSQL, fenced by the lease generation held for it."""
+        body = {} if lease_generation is None else {"lease_generation": lease_generation}
+        return await self.request("POST", "/attach", json=body)
+
+    async def release(self) -> dict:
+        """Close the account's session here without logging out (its lease moves to another instance)."""
+        return await self.request("POST", "/release", json={})
 
     async def detach(self) -> dict:
         return await self.request("POST", "/detach", json={})

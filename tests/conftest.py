@@ -1,6 +1,35 @@
 import pytest
 
+from tests import postgres, stack as stack_module
 from tests.stack import BOUND_PORTS, STARTED_SESSIONS, Stack, listening, session_processes
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL for this test session (one per xdist worker), stopped at its end; the
+    tests that need it skip, saying why, when the server binaries are missing (tests/postgres.py)."""
+    try:
+        server = postgres.PostgresServer()
+    except postgres.PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_switch(request):
+    """WA_TEST_DATABASE=postgresql: every Stack and every ``postgres.store_database()`` gets a fresh
+    database on the session's PostgreSQL instead of SQLite in its data dir."""
+    if not postgres.wanted():
+        yield
+        return
+    server = request.getfixturevalue("postgres_server")
+    stack_module.DATABASE_FACTORY = server.create_database
+    postgres.SERVER = server
+    yield
+    stack_module.DATABASE_FACTORY = None
+    postgres.SERVER = None
 
 
 @pytest.fixture

@@ -39,6 +39,10 @@ class StackDied(AssertionError):
     """What a test waits for can no longer happen (supervisord is gone): fail now, not at the timeout."""
 
 
+# WA_TEST_DATABASE=postgresql (tests/conftest.py, tests/postgres.py): makes a fresh PostgreSQL database per
+# stack and returns its URL; None: every stack keeps SQLite in its data dir.
+DATABASE_FACTORY: Callable[[], str] | None = None
+
 # Every session (launcher process group leader) and port a test started, for the session-end check.
 STARTED_SESSIONS: set[int] = set()
 BOUND_PORTS: set[int] = set()
@@ -166,6 +170,8 @@ class Stack:
             self.env.setdefault("WA_RECONNECT_STABLE_MS", "1500")
         # One worker shard unless a test asks for more: stacks stay light on a 2-core machine.
         self.env.setdefault("WA_WORKER_SHARDS", "1")
+        if DATABASE_FACTORY is not None and "WA_DATABASE_URL" not in self.env:
+            self.env["WA_DATABASE_URL"] = DATABASE_FACTORY()
         self.proc: subprocess.Popen | None = None
 
     # --- lifecycle -------------------------------------------------------------------------

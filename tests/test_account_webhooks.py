@@ -209,6 +209,8 @@ class Runtime:
     def get(self, name):
         return FakeAccount(name) if name in self.names_ else None
 
+    lookup = get  # one instance: every account is served here
+
     def names(self):
         return sorted(self.names_)
 

@@ -18,6 +18,8 @@ from service.governor import Governor, GovernorPolicy
 from service.dispatch import Dispatcher
 from service.store import inbound, outbox
 from service.store.db import Database, DatabaseError, migrate, migrations
+from tests import postgres
+from tests.postgres import store_database
 
 A = outbox.DEFAULT_ACCOUNT
 P1, P2 = "+15550002222", "+15550003333"
@@ -25,7 +27,7 @@ P1, P2 = "+15550002222", "+15550003333"
 
 @pytest.fixture
 def db(tmp_path):
-    database = Database(tmp_path / "data" / "gateway.db").open()
+    database = store_database(tmp_path / "data" / "gateway.db").open()  # PostgreSQL with WA_TEST_DATABASE
     yield database
     database.close()
 
@@ -82,7 +84,7 @@ def test_a_failing_piece_rolls_back_alone_within_its_group(db):
 
 def test_accepts_that_arrive_together_share_one_commit(tmp_path):
     for grouped in (True, False):
-        database = Database(tmp_path / f"g{grouped}.db", group_commit=grouped).open()
+        database = store_database(tmp_path / f"g{grouped}.db", group_commit=grouped).open()
         futures = [database.submit(outbox.accept, account=A, phone_number=P1, body=str(i), idempotency_key=None,
                                    now=1.0, ttl=60.0, max_outbox=1000) for i in range(200)]
         for f in futures:
@@ -396,11 +398,11 @@ async def test_permanent_failures_expiry_and_cancel(db):
 
 async def test_a_message_left_sending_by_a_crash_is_resent_with_the_same_whatsapp_id(tmp_path):
     path = tmp_path / "gateway.db"
-    first = Database(path).open()
+    first = store_database(path).open()
     row, _ = accept(first)
     first.call(outbox.mark_sending, row["id"], 1001.0, False)  # the gateway dies during this send
     first.close()
-    again = Database(path).open()
+    again = store_database(path).open()
     worker = FakeWorker()
     dispatcher = make_dispatcher(again, worker)
     await dispatcher.start()
@@ -576,7 +578,7 @@ async def api(aiohttp_client, tmp_path):
     async def build(**env):
         settings = Settings.from_env({"WA_DATA_DIR": str(tmp_path / "data"), "WA_RUN_DIR": str(tmp_path / "run"),
                                       "WA_API_KEY": KEY, "WA_SEND_JITTER": "0", "WA_SEND_RATE_PER_MINUTE": "6000",
-                                      **env})
+                                      **postgres.database_env(), **env})
         worker = StandInWorker()
         await worker.start(settings.worker_socket)
         runners.append(worker.runner)
@@ -649,6 +651,9 @@ async def test_list_get_cancel_and_bad_input(api):
     assert [m["id"] for m in page["messages"]] == ids[:-3:-1] and page["next_cursor"]
     rest = await (await client.get(f"/messages?limit=10&cursor={page['next_cursor']}", headers=AUTH)).json()
     assert [m["id"] for m in rest["messages"]] == ids[2::-1] and rest["next_cursor"] is None
+    # The dispatcher still believed WhatsApp connected: it tries once, learns, and gives the attempt back.
+    await until(lambda: client.app[DATABASE].call(
+        lambda c: c.execute("SELECT COUNT(*) FROM messages WHERE status = 'sending'").fetchone()[0]) == 0)
     p1 = await (await client.get(f"/messages?phone_number={P1.replace('+', '%2B')}&status=queued", headers=AUTH)).json()
     assert [m["id"] for m in p1["messages"]] == [ids[3], ids[1]]
     cancelled = await client.delete(f"/messages/{ids[0]}", headers=AUTH)

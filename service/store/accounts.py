@@ -10,7 +10,7 @@ only saw a link event). ``get`` and ``list_accounts`` see registered accounts on
 
 ``delete`` removes every row of an account from every table that has an ``account`` column, found by
 introspection, so a table added by a later migration is covered without touching this file. On SQLite
-that is ``sqlite_master`` + ``PRAGMA table_info``; a PostgreSQL backend would ask
+that is ``sqlite_master`` + ``PRAGMA table_info``; on PostgreSQL (``conn.dialect``)
 ``information_schema.columns WHERE column_name = 'account' AND table_schema = current_schema()``.
 
 Keys: only the SHA-256 (hex) of a scoped key is stored, with a short prefix to recognise it in a
@@ -113,8 +113,15 @@ def _quote(identifier: str) -> str:
 
 def account_tables(conn: sqlite3.Connection) -> list[str]:
     """Every table with an ``account`` column, ``accounts`` last (children before the registry, so a
-    future foreign key to it is satisfied while deleting). Portable note: on PostgreSQL this is
-    ``SELECT table_name FROM information_schema.columns WHERE column_name = 'account'``."""
+    future foreign key to it is satisfied while deleting)."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        found = [r[0] for r in conn.execute(
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t"
+            " ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'"
+            " WHERE c.table_schema = current_schema() AND c.column_name = ? ORDER BY c.table_name",
+            (ACCOUNT_COLUMN,),
+        )]
+        return sorted(found, key=lambda t: t == "accounts")
     tables = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         " ORDER BY name"

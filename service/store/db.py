@@ -6,7 +6,8 @@ its own savepoint (one failing piece rolls back alone) and commits once, so acce
 one fsync per request. A caller's future resolves only after the commit that holds its work.
 
 Migrations are ``migrations/NNN_name.sql``, applied in order at open, each in its own transaction and
-recorded in ``schema_migrations``. The SQL is kept portable (a PostgreSQL backend follows).
+recorded in ``schema_migrations``. The SQL is kept portable: ``pg.py`` runs the same store functions and
+migrations on PostgreSQL (``WA_DATABASE_URL``). The few spots that differ branch on ``conn.dialect``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import queue
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +32,16 @@ _STOP = object()
 
 
 class DatabaseError(RuntimeError):
-    """The database cannot be opened or migrated (a newer schema, a broken file)."""
+    """The database cannot be opened or migrated (a newer schema, a broken file, PostgreSQL unreachable)."""
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a failing store raises, on either engine. The PostgreSQL driver's errors only once it is loaded
+    (nothing else can raise them): a gateway on SQLite never imports asyncpg (3 MB of its RSS)."""
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return (sqlite3.Error, DatabaseError)
+    return (sqlite3.Error, DatabaseError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def migrations(directory: Path = MIGRATIONS) -> list[tuple[int, str, str]]:
@@ -46,13 +57,35 @@ def migrations(directory: Path = MIGRATIONS) -> list[tuple[int, str, str]]:
     return found
 
 
+class SqliteConnection(sqlite3.Connection):
+    """A ``sqlite3.Connection`` that says which engine it is (``pg.PgConnection`` says ``postgresql``)."""
+
+    dialect = "sqlite"
+
+    def xact_lock(self, key: int) -> None:
+        """PostgreSQL's transaction-scoped advisory lock; nothing to do here (one writer holds the file)."""
+
+
+def open_database(settings_or_url, path: Path | None = None, **kwargs):
+    """``PostgresDatabase(url)`` when a PostgreSQL URL is given, else ``Database(path)`` (not yet opened).
+    Accepts a ``Settings`` (its ``database_url`` and ``db_path``) or a URL and a path."""
+    url = getattr(settings_or_url, "database_url", settings_or_url) or ""
+    if path is None:
+        path = getattr(settings_or_url, "db_path", None)
+    if url:
+        from .pg import PostgresDatabase
+
+        return PostgresDatabase(url, **kwargs)
+    return Database(path, **kwargs)
+
+
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection with the pragmas every connection needs; the file is created 0600."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=SqliteConnection)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")  # FULL: a commit survives a power cut too
@@ -90,6 +123,8 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS) -> list[int]
 class Database:
     """One writer thread with group commit. ``group_commit=False`` commits each piece alone (the
     benchmark's baseline)."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path, *, group_commit: bool = True, max_batch: int = 512,
                  synchronous: str = "FULL"):

@@ -22,6 +22,7 @@ from typing import Any
 from .ids import new_id
 
 TYPES = ("message.received", "message.status", "session.status")
+EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 
 def iso(ts: float | None) -> str | None:
@@ -43,11 +44,15 @@ def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, A
         {"id": event_id, "type": type_, "account": account, "timestamp": iso(now), "data": data},
         ensure_ascii=False, separators=(",", ":"),
     )
-    cur = conn.execute(
-        "INSERT INTO events (account, id, source_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    # PostgreSQL: event-writing transactions commit in seq order (store/pg.py), so a reader that moves a
+    # cursor to the highest seq it sees never skips one that commits later. SQLite: one writer, no-op.
+    conn.xact_lock(EVENTS_LOCK)
+    seq = conn.execute(
+        "INSERT INTO events (account, id, source_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING seq",
         (account, event_id, source_id, type_, subject, payload, now),
-    )
-    return {"seq": cur.lastrowid, "id": event_id, "account": account, "type": type_, "subject": subject,
+    ).fetchall()[0][0]
+    return {"seq": seq, "id": event_id, "account": account, "type": type_, "subject": subject,
             "payload": payload, "created_at": now}
 
 

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from . import events
+from . import events, leases
 from .ids import new_id
 from .paging import newest_first
 
@@ -90,6 +90,9 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
         (account, message_id, wa_id_for(message_id), phone_number, body, now + ttl,
          idempotency_key, rhash, now, now),
     )
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        # The instance serving the account hears of it when this commits (service/pg_listener.py).
+        conn.execute("SELECT pg_notify('wa_outbox', ?)", (f"{account}\t{phone_number}",))
     if idempotency_key is not None:
         conn.execute(
             "INSERT INTO idempotency_keys (account, key, message_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -164,12 +167,15 @@ def heads(conn: sqlite3.Connection, account: str) -> list[dict]:
 
 # --- dispatch bookkeeping ----------------------------------------------------------------------
 
-def recover_sending(conn: sqlite3.Connection, now: float) -> int:
-    """At start: messages that were being sent when the gateway stopped go back to the queue (resent
-    with the same WhatsApp id, so the recipient still sees one)."""
+def recover_sending(conn: sqlite3.Connection, now: float, account: str | None = None) -> int:
+    """At start (of the account's dispatcher): messages that were being sent when the gateway stopped, or
+    when the account's former owner lost it, go back to the queue (resent with the same WhatsApp id, so
+    the recipient still sees one). ``account`` None: every account's."""
+    where, args = ("status = 'sending'", [now]) if account is None else \
+        ("account = ? AND status = 'sending'", [now, account])
     cur = conn.execute(
         "UPDATE messages SET status = 'queued', wait_reason = 'resend_after_restart', next_attempt_at = ?"
-        " WHERE status = 'sending'", (now,),
+        f" WHERE {where}", args,
     )
     return cur.rowcount
 
@@ -201,9 +207,24 @@ def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_co
 
 
 def mark_sending_run(conn: sqlite3.Connection, message_ids: list[str], now: float,
-                     first_contact: bool) -> list[dict]:
+                     first_contact: bool, fence: tuple[str, str, int] | None = None) -> list[dict]:
     """``mark_sending`` for a recipient's next messages, in order, in one transaction: stops at the first
-    that is no longer queued (cancelled or receipted meanwhile), so the run sent never has a gap."""
+    that is no longer queued (cancelled or receipted meanwhile), so the run sent never has a gap.
+    ``fence`` (account, instance, generation): in a cluster, only while this instance holds the account's
+    lease at that generation (leases.NotOwner otherwise; nothing is marked)."""
+    if fence is not None:
+        leases.check(conn, *fence)
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        # Claimed with FOR UPDATE SKIP LOCKED: a row another transaction holds (a cancel, a receipt being
+        # stored) ends the run here instead of making the dispatcher wait on it.
+        free = {r[0] for r in conn.execute(
+            "SELECT id FROM messages WHERE id = ANY(?) AND status = 'queued' FOR UPDATE SKIP LOCKED",
+            (list(message_ids),))}
+        message_ids = list(message_ids)
+        for k, message_id in enumerate(message_ids):
+            if message_id not in free:
+                message_ids = message_ids[:k]
+                break
     rows = []
     for message_id in message_ids:
         row = mark_sending(conn, message_id, now, first_contact)

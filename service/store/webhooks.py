@@ -143,7 +143,8 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
 
     Runs on the database's one writer, so no event can commit under it: when fewer than ``limit``
     match, every event up to the current end of the log has been seen and the cursor moves there.
-    (A PostgreSQL backend, where sequence values commit out of order, must read under a lock.)
+    (On PostgreSQL, where sequence values commit out of order, ``events.append`` draws each seq under a
+    lock held to its commit, so the events this reads are a prefix of the log too: store/pg.py.)
     """
     found = conn.execute("SELECT cursor FROM webhook_endpoints WHERE id = ?", (url,)).fetchone()
     if found is None:

@@ -8,23 +8,27 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from ..accounts import DEFAULT, Account
+from ..accounts import DEFAULT, Account, Elsewhere
 from ..errors import ApiError, Conflict
 from ..keys import ACCOUNTS, DATABASE, SCOPED_KEYS, WEBHOOKS
 from ..models import AccountCreateRequest, parse
 from ..store import accounts as registry
 from ..store.events import iso
 from ..validation import json_object
-from .context import account_of
+from .context import account_of, on_owner
 
 log = structlog.get_logger("gateway.accounts")
 
 STATUS_TIMEOUT = 2.0
 
 
-async def _view(request: web.Request, account: Account) -> dict:
-    """The account with its WhatsApp state (null while its worker does not answer)."""
+async def _view(request: web.Request, account: Account | Elsewhere) -> dict:
+    """The account with its WhatsApp state (null while its worker does not answer, or, in a cluster, while
+    another instance serves it: ``instance`` names that one)."""
     row = await request.app[DATABASE].run(registry.get, account.name) or {}
+    if isinstance(account, Elsewhere):
+        return {"name": account.name, "shard": row.get("shard"), "created_at": iso(row.get("created_at")),
+                "state": None, "connected": None, "phone_number": None, "instance": account.owner}
     try:
         async with asyncio.timeout(STATUS_TIMEOUT):
             status = await account.worker.status()
@@ -39,7 +43,9 @@ async def _view(request: web.Request, account: Account) -> dict:
 
 async def list_accounts(request: web.Request) -> web.Response:
     runtime = request.app[ACCOUNTS]
-    views = await asyncio.gather(*(_view(request, runtime.get(n)) for n in runtime.names() if runtime.get(n)))
+    names = await runtime.registered() if runtime.clustered else runtime.names()
+    found = [a for a in (runtime.lookup(n) for n in names) if a is not None]
+    views = await asyncio.gather(*(_view(request, a) for a in found))
     return web.json_response({"accounts": list(views)})
 
 
@@ -56,10 +62,12 @@ async def create(request: web.Request) -> web.Response:
                              headers={"Location": f"/accounts/{account.name}"})
 
 
+@on_owner
 async def get(request: web.Request) -> web.Response:
     return web.json_response(await _view(request, account_of(request)))
 
 
+@on_owner
 async def delete(request: web.Request) -> web.Response:
     account = account_of(request)
     if account.name == DEFAULT:

@@ -13,10 +13,11 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import ApiError, NotFound
-from ..accounts import Account
+from ..accounts import Account, Elsewhere
+from .context import forward
 from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, STARTED_AT, WEBHOOKS
 from ..store import probe as store_probe
-from ..store.db import Database
+from ..store.db import Database, store_errors
 
 log = structlog.get_logger("gateway.health")
 
@@ -30,7 +31,9 @@ STORE_REUSE = 1.0
 async def _whatsapp_state(request: web.Request, account: Account | None = None) -> tuple[str, str | None, dict | None]:
     """An account's session state (``default`` unless given), its last error and, while connected, its
     link (see the worker's link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
-    account = account or request.app[ACCOUNTS].default
+    account = account or request.app[ACCOUNTS].get("default")
+    if account is None:  # a cluster: another instance serves default
+        return "elsewhere", None, None
     try:
         async with asyncio.timeout(STATUS_TIMEOUT):
             status = await account.worker.status()
@@ -72,7 +75,9 @@ class _StoreProbe:
         except sqlite3.Error as exc:  # the message names the problem (locked, read-only, full), never a path
             answer = {"writable": False, "error": (str(exc) or type(exc).__name__)[:200]}
         except Exception as exc:  # noqa: BLE001 - reported, not raised: /health answers regardless
-            answer = {"writable": False, "error": type(exc).__name__}
+            # PostgreSQL's messages may name a host or a server path: its SQLSTATE says what failed.
+            sqlstate = getattr(exc, "sqlstate", None)
+            answer = {"writable": False, "error": type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")}
         self.answer, self.ended = answer, time.monotonic()
         return answer
 
@@ -114,7 +119,7 @@ async def _webhook_summary(request: web.Request) -> dict | None:
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
             return await request.app[WEBHOOKS].summary()
-    except (TimeoutError, sqlite3.Error):
+    except (TimeoutError, *store_errors()):
         return None
 
 
@@ -128,11 +133,12 @@ async def health(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
     wa_state, wa_error, link = await _whatsapp_state(request)
+    runtime = request.app[ACCOUNTS]
     reasons = []
     if snap.state != "RUNNING":
         detail = (snap.error or snap.description or snap.spawn_error) if detailed else None
         reasons.append(f"worker is {snap.state}" + (f": {detail}" if detail else ""))
-    if wa_state != "connected":
+    if wa_state not in ("connected", "elsewhere"):
         detail = wa_error if detailed else None
         reasons.append(f"whatsapp is {wa_state}" + (f": {detail}" if detail else ""))
     problem = _link_problem(wa_state, link)
@@ -141,7 +147,6 @@ async def health(request: web.Request) -> web.Response:
     store_state = await store
     if not store_state["writable"]:
         reasons.append("store is not writable" + (f": {store_state['error']}" if detailed else ""))
-    runtime = request.app[ACCOUNTS]
     others = [runtime.get(n) for n in runtime.names() if n != "default" and runtime.get(n)]
     states = [wa_state, *[s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]]
     for n, shard in enumerate(monitor.shards[1:], start=1):
@@ -158,6 +163,11 @@ async def health(request: web.Request) -> web.Response:
         "accounts": dict(Counter(states)),
         "shards": [{"name": monitor.name(n), "state": shard.state} for n, shard in enumerate(monitor.shards)],
     }
+    if runtime.keeper is not None:  # a cluster: this instance, the accounts it serves, every instance
+        view = runtime.keeper.view()
+        body["instance"] = {"id": view["instance"], "accounts": view["owns"]}
+        if detailed:
+            body["cluster"] = {"lease_ttl_s": view["lease_ttl_s"], "instances": view["instances"]}
     if backlog is None:
         return web.json_response(body)
     rss, cpu = monitor.process_usage()
@@ -199,13 +209,36 @@ async def live(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _cluster_ready(request: web.Request) -> web.Response:
+    """In a cluster, an instance that does not serve ``default`` is ready when the accounts it serves are
+    connected (it takes any account's requests: sends go into the shared outbox)."""
+    runtime = request.app[ACCOUNTS]
+    if request.app[DRAIN].draining:
+        return web.json_response({"status": "not_ready", "error": {"code": "shutting_down",
+                                  "message": "The gateway is shutting down."}}, status=503,
+                                 headers={"Retry-After": str(request.app[DRAIN].retry_after)})
+    served = [runtime.get(n) for n in runtime.names()]
+    states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served if a is not None))
+    body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s for s, _, _ in states))}
+    if any(s != "connected" for s, _, _ in states):
+        body |= {"status": "not_ready", "error": {"code": "whatsapp_not_connected",
+                                                   "message": "an account this instance serves is not connected"}}
+        return web.json_response(body, status=503)
+    return web.json_response(body)
+
+
 async def ready(request: web.Request) -> web.Response:
     """Ready when the gateway and ``default`` (or ``?account=NAME``) can send: its worker shard is
     RUNNING, WhatsApp is connected and the link demonstrably works. Never while the gateway drains."""
     name = request.query.get("account", "default")
-    account = request.app[ACCOUNTS].get(name)
+    runtime = request.app[ACCOUNTS]
+    account = runtime.lookup(name)
     if account is None:
         raise NotFound("No account with this name.", code="account_not_found")
+    if isinstance(account, Elsewhere):
+        if "account" in request.query:  # asked about one account: its own instance answers
+            return await forward(request, account)
+        return await _cluster_ready(request)
     snap = request.app[MONITOR].shards[account.shard]
     drain = request.app[DRAIN]
     if drain.draining:  # SIGTERM: stop routing here at once (no need to ask the worker)

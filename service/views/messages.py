@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from . import paging
+from ..accounts import Account
 from .context import account_of
 from ..errors import ApiError, BadRequest, Conflict, NotFound, error_response
 from ..keys import DATABASE, SETTINGS
@@ -24,6 +25,7 @@ log = structlog.get_logger("gateway.messages")
 DONE = ("sent", "delivered", "read", "failed")
 MAX_LIMIT = 200
 RETRY_AFTER = 5  # seconds, on 503 outbox_full
+SETTLE_POLL = 0.05  # seconds between reads of a message another instance is sending
 
 
 def _key(request: web.Request) -> str | None:
@@ -77,12 +79,15 @@ async def send(request: web.Request) -> web.Response:
     body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
     wait = _wait(request)
     account = account_of(request)
-    db, dispatcher, name = request.app[DATABASE], account.dispatcher, account.name
+    db, name = request.app[DATABASE], account.name
+    dispatcher = account.dispatcher if isinstance(account, Account) else None  # None: served by another instance
     now = time.time()
     # Connected means linked: the store is asked only otherwise (a replay of an accepted request is
-    # answered even when the account was unlinked since).
-    if not dispatcher.connected and not (key is not None and await db.run(outbox.key_in_use, name, key, now)) \
-            and await dispatcher.not_linked():
+    # answered even when the account was unlinked since). Served elsewhere: the owner's last word in the store.
+    if (dispatcher is None or not dispatcher.connected) \
+            and not (key is not None and await db.run(outbox.key_in_use, name, key, now)) \
+            and (await dispatcher.not_linked() if dispatcher is not None
+                 else await db.run(outbox.is_linked, name) is False):
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
     try:
@@ -101,6 +106,10 @@ async def send(request: web.Request) -> web.Response:
         # One line per accepted message, not two: the request's own line (http.request) carries its ids.
         structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])
         log.debug("message.accepted")
+    if dispatcher is None:  # the owner's dispatcher sends it (it polls, and is woken through the store)
+        if row["status"] not in DONE and wait > 0:
+            row = await _settled(db, name, row, wait)
+        return _answer(row, replayed=not created)
     if row["status"] in DONE or wait <= 0:
         if created:
             dispatcher.wake(row["phone_number"])
@@ -115,6 +124,18 @@ async def send(request: web.Request) -> web.Response:
         dispatcher.forget(row["id"], future)
     row = done or await db.run(outbox.get, name, row["id"]) or row
     return _answer(row, replayed=not created)
+
+
+async def _settled(db, name: str, row: dict, wait: float) -> dict:
+    """The message once another instance's dispatcher sent it (or failed it), read from the shared store,
+    or as it is after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(SETTLE_POLL, max(0.0, deadline - time.monotonic())))
+        row = await db.run(outbox.get, name, row["id"]) or row
+        if row["status"] in DONE:
+            break
+    return row
 
 
 async def get_message(request: web.Request) -> web.Response:
@@ -185,5 +206,6 @@ async def cancel(request: web.Request) -> web.Response:
     if row is None:
         raise NotFound("No message with this id.", code="message_not_found")
     log.info("message.cancelled", message_id=message_id)
-    account.dispatcher.changed(row)
+    if isinstance(account, Account):  # served elsewhere: its dispatcher finds it cancelled in the store
+        account.dispatcher.changed(row)
     return web.json_response(MessageOut.from_row(row).public())

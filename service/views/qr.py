@@ -12,11 +12,12 @@ from aiohttp import web
 
 from .. import qr as drawing
 from ..errors import BadRequest, Conflict
-from .context import account_of
+from .context import account_of, on_owner
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+@on_owner
 async def qr(request: web.Request) -> web.Response:
     account = account_of(request)
     fmt = request.query.get("format", "png")

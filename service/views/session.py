@@ -7,13 +7,15 @@ from aiohttp import web
 from ..keys import SETTINGS
 from ..models import ConnectRequest, DisconnectRequest, parse
 from ..validation import json_object
-from .context import account_of
+from .context import account_of, on_owner
 
 
+@on_owner
 async def status(request: web.Request) -> web.Response:
     return web.json_response(await account_of(request).worker.status())
 
 
+@on_owner
 async def connect(request: web.Request) -> web.Response:
     # `curl -X POST .../connect` (no body, no Content-Type) is the original contract and stays valid.
     parse(ConnectRequest, await json_object(request, allow_empty=True))
@@ -21,6 +23,7 @@ async def connect(request: web.Request) -> web.Response:
     return web.json_response(await account_of(request).worker.connect(wait))
 
 
+@on_owner
 async def disconnect(request: web.Request) -> web.Response:
     parse(DisconnectRequest, await json_object(request, allow_empty=True))
     return web.json_response(await account_of(request).worker.disconnect())

@@ -1,0 +1,76 @@
+"""PostgreSQL's LISTEN/NOTIFY for a cluster of gateway instances: new work is signalled, not polled for.
+
+``outbox.accept`` notifies ``wa_outbox`` with the account (delivered when its transaction commits), so the
+instance that serves the account sends a message another instance accepted at once; releasing a lease
+notifies ``wa_leases``, so the other instances take it over at once instead of at their next round. The
+pollers stay as the fallback: a notification lost while this connection was down costs at most one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("gateway.pg_listener")
+
+OUTBOX = "wa_outbox"
+LEASES = "wa_leases"
+RECONNECT_MAX = 10.0
+
+
+class PgListener:
+    def __init__(self, url: str, handlers: dict[str, Callable[[str], None]]):
+        self._url = url  # holds the password: never logged
+        self._handlers = handlers
+        self._task: asyncio.Task | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pg-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def _dispatch(self, _conn, _pid, channel: str, payload: str) -> None:
+        handler = self._handlers.get(channel)
+        if handler is None:
+            return
+        try:
+            handler(payload)
+        except Exception:  # a handler's bug must not end the listener
+            log.exception("pg_listener.handler_failed", channel=channel)
+
+    async def _run(self) -> None:
+        import asyncpg  # only a cluster (WA_DATABASE_URL) loads the PostgreSQL driver
+
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._url, timeout=10)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _c: closed.set())
+                for channel in self._handlers:
+                    await conn.add_listener(channel, self._dispatch)
+                self.connected.set()
+                log.info("pg_listener.listening", channels=sorted(self._handlers))
+                delay = 0.5
+                await closed.wait()
+                log.warning("pg_listener.connection_lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarting, unreachable: retry with backoff
+                log.warning("pg_listener.connect_failed", error=type(exc).__name__, retry_in_s=delay)
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    await conn.close(timeout=5)
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_MAX, delay * 2)
