@@ -37,6 +37,7 @@ from .worker_client import AccountWorker, WorkerClient
 log = structlog.get_logger("gateway.accounts")
 
 DEFAULT = registry.DEFAULT_ACCOUNT
+RELEASE_DRAIN_S = 3.0  # seconds a released account's remaining worker events may take to reach the store
 
 
 @dataclass
@@ -79,10 +80,12 @@ def write_registry(data_dir: Path, rows: list[dict]) -> None:
 class AccountRuntime:
     def __init__(self, settings: Settings, db: Database, workers: list[WorkerClient], *,
                  on_event_stored: list[Callable[[], None]], on_message_changed: list[Callable[[], None]],
-                 on_message_advanced: Callable[[str, dict, tuple[str, ...]], None] | None = None):
+                 on_message_advanced: Callable[[str, dict, tuple[str, ...]], None] | None = None,
+                 on_keys_changed: Callable[[], None] | None = None):
         self.settings = settings
         # (account, row, steps reached) for every message a dispatcher moved forward (service/metrics.py)
         self._on_message_advanced = on_message_advanced
+        self._on_keys_changed = on_keys_changed  # in a cluster: another instance changed the scoped keys
         self.db = db
         self.workers = workers  # one client per worker shard
         self._on_event_stored = on_event_stored
@@ -197,8 +200,10 @@ class AccountRuntime:
             self.db, instance=self.settings.instance_id, ttl=self.settings.lease_ttl, accounts=self.registered,
             on_acquired=self.serve, on_lost=self.unserve, api_url=self.settings.instance_url or None)
         await self.keeper.start()
-        self.listener = PgListener(self.settings.database_url, {
-            pg_listener.OUTBOX: self._outbox_signal, pg_listener.LEASES: lambda _payload: self.keeper.wake()})
+        handlers = {pg_listener.OUTBOX: self._outbox_signal, pg_listener.LEASES: lambda _payload: self.keeper.wake()}
+        if self._on_keys_changed is not None:
+            handlers[pg_listener.KEYS] = lambda _payload: self._on_keys_changed()
+        self.listener = PgListener(self.settings.database_url, handlers)
         self.listener.start()
 
     def _outbox_signal(self, payload: str) -> None:
@@ -240,11 +245,14 @@ class AccountRuntime:
             await self._write_served()
         if account is None:
             return
-        await self._stop_account(account)
+        await account.dispatcher.stop()
         try:
             await account.worker.release()
         except Exception as exc:  # the fence stops it anyway: its writes and sends are refused
             log.warning("account.release_failed", account=name, error=str(exc))
+        # The session is closed: what it journaled until then goes into the shared store before the
+        # reader stops (it would otherwise wait on this machine's disk for this instance to serve it again).
+        await account.events.drain(RELEASE_DRAIN_S)
         log.info("account.released", account=name)
 
     async def _start_account(self, name: str, shard: int, fence: tuple[str, int] | None = None) -> Account:

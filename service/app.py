@@ -11,7 +11,8 @@ from aiohttp import web
 
 from .accounts import AccountRuntime
 from .drain import Drain
-from .keys import ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SETTINGS, STARTED_AT, WEBHOOKS, WORKER
+from .keys import (ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SCOPED_KEYS, SETTINGS, STARTED_AT,
+                   WEBHOOKS, WORKER)
 from .metrics import Metrics
 from .middlewares import MIDDLEWARES, setup_security
 from .notify import Notifier
@@ -43,7 +44,8 @@ async def _accounts(app: web.Application):
     # webhook workers at once.
     wake = [app[NOTIFIER].notify, app[WEBHOOKS].notify]
     runtime = AccountRuntime(settings, app[DATABASE], workers, on_event_stored=wake, on_message_changed=wake,
-                             on_message_advanced=app[METRICS].message_advanced)
+                             on_message_advanced=app[METRICS].message_advanced,
+                             on_keys_changed=app[SCOPED_KEYS].invalidate)
     app[ACCOUNTS] = runtime
     await runtime.start()
     app[DRAIN].add_hook("dispatch", runtime.drain)  # SIGTERM: sends in flight finish or go back to the queue

@@ -59,7 +59,9 @@ class LeaseKeeper:
 
     # --- life ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.round()
+        """Beat first; take leases only one interval later, once instances starting at the same time
+        have beaten too (else the first one up would take everything and hand most of it back)."""
+        await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
         self._task = asyncio.create_task(self._run(), name="lease-keeper")
 
     async def stop(self) -> None:
@@ -74,8 +76,8 @@ class LeaseKeeper:
         await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, stopping=True,
                           api_url=self.api_url)
         held, self.held = dict(self.held), {}
-        for account in held:
-            await self._lose(account, "stopping")
+        # every session at once: a stop must fit the gateway's stopwaitsecs whatever the number of accounts
+        await asyncio.gather(*(self._lose(account, "stopping") for account in held))
         released = await self.db.run(leases.release, self.instance, held)
         if released:
             log.info("lease.released", accounts=len(released), reason="stopping")
@@ -119,7 +121,7 @@ class LeaseKeeper:
                 if best is not None and best != self.instance and self._seen_live.get(best, 0) >= 2:
                     await self._hand_off(account, best)
                 continue
-            free = lease["owner"] is None or lease["expires_at"] < at
+            free = lease["owner"] is None or lease["expires_at"] < at or lease["owner"] == self.instance
             overdue = lease["owner"] is not None and lease["expires_at"] < at - self.ttl
             if free and (best == self.instance or overdue) and not self._stopping:
                 generation = await self.db.run(leases.acquire, account, self.instance, self.ttl)

@@ -430,6 +430,14 @@ class Dispatcher:
             self.changed(await self.db.run(outbox.fail, message_id, "not_on_whatsapp", now, last_error=exc.code))
             log.info("message.failed", message_id=message_id, reason="not_on_whatsapp")
             return
+        if exc.code == "not_owner":
+            # The worker refused: this instance lost the account's lease (service/cluster.py). The message
+            # goes back with its attempt; the new owner sends it (the same WhatsApp id).
+            self.fenced = True
+            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
+                              last_error=exc.code, refund_attempt=True)
+            log.warning("dispatch.not_owner", account=self.account, message_id=message_id)
+            return
         not_connected = exc.code == "not_connected" or (
             isinstance(exc, WorkerUnavailable) and exc.code != "worker_timeout")
         if not_connected:

@@ -58,8 +58,9 @@ class EventConsumer:
         with structlog.contextvars.bound_contextvars(**ids):
             log.info(f"whatsapp.{kind}", seq=event.get("seq"), **fields)
 
-    async def poll_once(self) -> None:
-        batch = await self._worker.events(self._after, _POLL_WAIT, self._boot_id)
+    async def poll_once(self, wait: float = _POLL_WAIT) -> int:
+        """Hand over one batch of the worker's events; returns how many there were."""
+        batch = await self._worker.events(self._after, wait, self._boot_id)
         if batch.get("boot_id") != self._boot_id:
             if self._boot_id is not None:
                 log.info("worker.new_boot", boot_id=batch.get("boot_id"))
@@ -69,7 +70,7 @@ class EventConsumer:
             self._boot_id = batch.get("boot_id")
         events = [e for e in batch.get("events", []) if isinstance(e, dict)]
         if not events:
-            return
+            return 0
         results = await self._db.run(inbound.store_worker_events, self._account, events, self._clock())
         upto = max(int(e.get("seq", 0)) for e in events)
         try:
@@ -91,6 +92,7 @@ class EventConsumer:
         if added:
             for notify in self.on_stored:
                 notify()
+        return len(events)
 
     async def run(self) -> None:
         while True:
@@ -104,6 +106,17 @@ class EventConsumer:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="worker-events")
+
+    async def drain(self, timeout: float) -> None:
+        """Stop reading in the background, then hand over what the worker still holds (its session was
+        closed: nothing new comes), within ``timeout``; what is left stays in the worker's journal."""
+        await self.stop()
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.poll_once(wait=0):
+                    pass
+        except (TimeoutError, ApiError) as exc:
+            log.warning("events.drain_incomplete", reason=type(exc).__name__)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -47,7 +47,7 @@ SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # The worker's session states (node_worker/src/session.js STATES), and `unknown`: the gateway does not know
 # (the worker did not answer, or said something else). Every state is exported, 1 for the current one.
-WHATSAPP_STATES = ("stopped", "connecting", "qr", "connected", "logged_out", "failed", "unknown")
+WHATSAPP_STATES = ("stopped", "connecting", "qr", "connected", "logged_out", "failed", "fenced", "unknown")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_ROUTE = "other"
 STORE_TIMEOUT = 2.0  # seconds a scrape waits for the store; then its metrics are left out of that scrape

@@ -36,6 +36,7 @@ METRICS_PATH = "/metrics"
 # Reading the contract is harmless: any valid key may, a key scoped to one account too.
 ANY_KEY_PATHS = frozenset({"/openapi.json"})
 REALM = 'Bearer realm="wa-gateway"'
+CLUSTER_KEYS_MAX_AGE = 5.0
 CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID, Idempotency-Key"
 CORS_ALLOW_METHODS = "GET, POST, DELETE"
 
@@ -58,7 +59,9 @@ def setup_security(app: web.Application) -> api_keys.ApiKeys:
     settings = app[SETTINGS]
     keys = api_keys.resolve(",".join(settings.api_keys), settings.data_dir)
     app[API_KEYS] = keys
-    app[SCOPED_KEYS] = ScopedKeys()  # keys scoped to one account: loaded from the store on first use
+    # Keys scoped to one account: loaded from the store on first use. In a cluster (WA_DATABASE_URL) another
+    # instance may change them: reloaded at least every CLUSTER_KEYS_MAX_AGE s besides its notifications.
+    app[SCOPED_KEYS] = ScopedKeys(max_age=CLUSTER_KEYS_MAX_AGE if settings.database_url else None)
     if keys.source == "env":
         log.info("gateway.api_key", source="WA_API_KEY", keys=len(keys.keys))
     else:

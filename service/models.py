@@ -332,7 +332,8 @@ class LinkState(BaseModel):
     message: str | None = None
 
 
-SessionState = Literal["stopped", "connecting", "qr", "connected", "logged_out", "failed"]
+# fenced: in a cluster, the account's lease moved to another instance; this one sends and writes nothing for it
+SessionState = Literal["stopped", "connecting", "qr", "connected", "logged_out", "failed", "fenced"]
 
 
 class SessionStatus(BaseModel):

@@ -17,6 +17,7 @@ log = structlog.get_logger("gateway.pg_listener")
 
 OUTBOX = "wa_outbox"
 LEASES = "wa_leases"
+KEYS = "wa_keys"
 RECONNECT_MAX = 10.0
 
 

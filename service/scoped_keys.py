@@ -55,8 +55,12 @@ def hash_key(key: str) -> str | None:
 class ScopedKeys:
     """digest -> (id, account) of every key that authenticates now."""
 
-    def __init__(self, touch_every: float = TOUCH_EVERY):
+    def __init__(self, touch_every: float = TOUCH_EVERY, max_age: float | None = None):
         self.touch_every = touch_every
+        # In a cluster another instance may change the keys: its NOTIFY invalidates the table here
+        # (service/pg_listener.py); ``max_age`` bounds how stale it can be if a notification was missed.
+        self.max_age = max_age
+        self._loaded_at = 0.0
         self.loads = 0  # table loads from the database (tests)
         self._table: dict[str, ScopedKey] | None = None
         self._generation = 0
@@ -73,10 +77,13 @@ class ScopedKeys:
             self.loads += 1
             if generation == self._generation:  # else a change landed meanwhile: read again
                 self._table = {digest: ScopedKey(key_id, account) for digest, key_id, account in rows}
+                self._loaded_at = time.monotonic()
         return self._table
 
     async def lookup(self, db: Database, presented: list[str]) -> ScopedKey | None:
         """The first presented value that is a live scoped key."""
+        if self._table is not None and self.max_age is not None and time.monotonic() - self._loaded_at > self.max_age:
+            self.invalidate()
         table = self._table if self._table is not None else await self._load(db)
         for value in presented:
             digest = hash_key(value) if value else None

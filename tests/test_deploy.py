@@ -460,3 +460,189 @@ def test_the_receiver_image_pins_a_verifier_the_gateway_allows():
     setup.read(REPO / "setup.cfg")
     (wanted,) = [r for r in setup["options"]["install_requires"].split() if r.startswith("standardwebhooks")]
     assert pinned and pinned.group(1) in SpecifierSet(wanted.removeprefix("standardwebhooks"))
+
+
+# --- Kubernetes: the cluster (several instances on one PostgreSQL) --------------------------------
+CLUSTER_FILE = DEPLOY / "kubernetes" / "wa-gateway-cluster.yaml"
+CLUSTER_SECRET_VARS = (*SECRET_VARS, "WA_DATABASE_URL")  # the database URL carries a password
+
+
+@pytest.fixture(scope="module")
+def cluster() -> list[dict]:
+    return [d for d in yaml.safe_load_all(CLUSTER_FILE.read_text()) if d]
+
+
+def cluster_services(objects: list[dict]) -> tuple[dict, dict]:
+    """(the headless Service the pods are named under, the Service clients call)."""
+    (headless,) = [o for o in objects if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"]
+    (clients,) = [o for o in objects if o["kind"] == "Service" and o is not headless]
+    return headless, clients
+
+
+def pod_labels(objects: list[dict]) -> dict[str, str]:
+    return one(objects, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+
+
+def pod_environment(objects: list[dict], secret: dict[str, str], ordinal: int = 0) -> dict[str, str]:
+    """The container's environment as pod ``<statefulset>-<ordinal>`` sees it: secretKeyRefs read from
+    ``secret``, the pod name from the downward API, and Kubernetes' ``$(VAR)`` expansion, which only knows
+    the variables defined earlier in the list (an unknown reference stays as it is; ``$$`` is a ``$``)."""
+    pod_name = f"{one(objects, 'StatefulSet')['metadata']['name']}-{ordinal}"
+    env: dict[str, str] = {}
+    for entry in container(objects).get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = re.sub(
+                r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), entry["value"])
+        elif "secretKeyRef" in entry["valueFrom"]:
+            env[entry["name"]] = secret[entry["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            assert entry["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", entry
+            env[entry["name"]] = pod_name
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster_secret(secrets) -> dict[str, str]:
+    """What the header's ``kubectl create secret`` puts in the Secret (generated values)."""
+    return {"api-key": secrets["WA_API_KEY"], "webhook-secret": secrets["WA_WEBHOOK_SECRET"],
+            "database-url": "postgresql://wa_gateway:pw@postgres.example.internal:5432/wa_gateway"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_cluster_object_validates_against_the_kubernetes_schema(cluster, version):
+    assert sorted(o["kind"] for o in cluster) == ["PodDisruptionBudget", "Service", "Service", "StatefulSet"]
+    for obj in cluster:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} at {where}: {exc.message}")
+
+
+# The single pod's checks hold for each cluster pod as they are: the stop budget, the probes' routes, only
+# WA_* names the programs read (WA_INSTANCE_ID, WA_INSTANCE_URL, WA_LEASE_TTL, WA_DATABASE_URL included),
+# the image's user on a read-only root, memory for the measured RSS.
+@pytest.mark.parametrize("check", [
+    test_kubernetes_waits_for_supervisord_to_stop_everything,
+    test_probes_hit_the_right_health_routes,
+    test_kubernetes_sets_only_variables_the_programs_read,
+    test_it_runs_as_the_images_user_on_a_read_only_root,
+    test_memory_covers_the_measured_rss,
+], ids=lambda check: check.__name__.removeprefix("test_"))
+def test_the_cluster_keeps_the_single_pods_guarantees(cluster, check):
+    check(cluster)
+
+
+def test_the_cluster_runs_several_instances_spread_over_nodes(cluster):
+    sts = one(cluster, "StatefulSet")
+    assert sts["spec"]["replicas"] >= 2  # one can stop or die while another serves its accounts
+    assert sts["spec"]["selector"]["matchLabels"].items() <= pod_labels(cluster).items()
+    # the instances' identity is in PostgreSQL: none waits for another to be ready before it starts
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    # A rolling update takes the next pod only once the new one has its share of the accounts back (the
+    # holders hand them off after seeing it live for two lease rounds) and readiness has looked at them.
+    ttl = float(container_env(container(cluster)).get("WA_LEASE_TTL", {}).get("value", Settings.from_env({}).lease_ttl))
+    readiness_period = container(cluster)["readinessProbe"].get("periodSeconds", 10)
+    assert sts["spec"].get("minReadySeconds", 0) >= 2 * min(2.0, ttl / 3) + readiness_period
+    pod = sts["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= pod_labels(cluster).items()
+    assert pod.get("enableServiceLinks") is False  # both Services are named wa-gateway*: WA_GATEWAY_*
+
+
+def test_the_disruption_budget_takes_one_instance_at_a_time(cluster):
+    pdb = one(cluster, "PodDisruptionBudget")
+    # it selects the StatefulSet's pods (every label it asks for, they carry)
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(cluster).items()
+    assert set(pdb["spec"]["selector"]) == {"matchLabels"}
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    # A pod not ready because an account of its waits for a QR must not block the drain of its node.
+    assert pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+
+
+def test_the_headless_service_names_the_pods(cluster):
+    sts, (headless, clients) = one(cluster, "StatefulSet"), cluster_services(cluster)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]  # <pod>.<serviceName> in DNS
+    assert headless["spec"]["selector"].items() <= pod_labels(cluster).items()
+    # The owner of an account waiting for its QR is not ready, and /qr is forwarded to it by name.
+    assert headless["spec"].get("publishNotReadyAddresses") is True
+    assert clients["spec"].get("clusterIP") != "None"
+    assert clients["metadata"]["name"] != headless["metadata"]["name"]
+
+
+def test_readiness_gates_the_clients_service(cluster):
+    c, (_, clients) = container(cluster), cluster_services(cluster)
+    assert route_table().get(("GET", c["readinessProbe"]["httpGet"]["path"])) is health.ready
+    # every instance answers for every account: clients go to the ready ones only
+    assert not clients["spec"].get("publishNotReadyAddresses", False)
+    assert clients["spec"]["selector"].items() <= pod_labels(cluster).items()
+    port_names = {p["name"]: p["containerPort"] for p in c["ports"]}
+    (service_port,) = clients["spec"]["ports"]
+    assert port_names.get(service_port["targetPort"], service_port["targetPort"]) == int(dockerfile_env()["WA_PORT"])
+
+
+def test_the_instance_id_is_the_pod_name_and_its_url_reaches_the_pod(cluster, cluster_secret):
+    sts, (headless, _) = one(cluster, "StatefulSet"), cluster_services(cluster)
+    raw = container_env(container(cluster))
+    assert "value" not in raw["WA_INSTANCE_ID"]
+    assert raw["WA_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    for ordinal in (0, 1):
+        env = pod_environment(cluster, cluster_secret, ordinal)
+        pod_name = f"{sts['metadata']['name']}-{ordinal}"
+        assert env["WA_INSTANCE_ID"] == pod_name
+        url = urlsplit(env["WA_INSTANCE_URL"])
+        assert "$" not in env["WA_INSTANCE_URL"], env["WA_INSTANCE_URL"]  # every reference expanded
+        # <pod>.<headless service>[.<namespace>.svc[.<cluster domain>]]: the pod's own DNS name
+        labels = url.hostname.split(".")
+        assert labels[:2] == [pod_name, headless["metadata"]["name"]], url.hostname
+        assert len(labels) <= 3 or labels[3] == "svc", url.hostname
+        container_ports = [p["containerPort"] for p in container(cluster)["ports"]]
+        assert url.scheme == "http" and url.port in container_ports and url.port == Settings.from_env({}).port
+
+
+def test_every_secret_comes_from_the_secret_the_header_creates(cluster):
+    env = container_env(container(cluster))
+    text = CLUSTER_FILE.read_text()
+    created = re.search(r"kubectl create secret generic (\S+)", text)
+    assert created, "the manifest does not say how to create its Secret"
+    literal_keys = set(re.findall(r"--from-(?:literal|file)=([A-Za-z0-9._-]+)=", text))
+    for name in CLUSTER_SECRET_VARS:
+        if name not in env:
+            continue
+        assert "value" not in env[name], f"{name} holds a literal value"
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == created.group(1) and ref["key"] in literal_keys, (name, ref)
+    assert all(o["kind"] != "Secret" for o in cluster)
+    # no database URL (and its password) inlined in any other variable either
+    assert not [e["name"] for e in env.values() if "postgres" in e.get("value", "")]
+
+
+def test_the_instances_share_the_store_the_api_key_and_the_webhook_secret(cluster):
+    """Several instances on one store need WA_DATABASE_URL, and WA_API_KEY and WA_WEBHOOK_SECRET from the
+    Secret: otherwise each pod generates its own in its data dir, a client's key works on one instance only
+    (and is forwarded to the owner, which does not know it), and webhooks are signed with several secrets."""
+    env = container_env(container(cluster))
+    for name in CLUSTER_SECRET_VARS:
+        assert name in env, f"{name} is not set"
+        assert not env[name]["valueFrom"]["secretKeyRef"].get("optional", False), f"{name} is optional"
+
+
+def test_the_pods_environment_is_a_valid_cluster_configuration(cluster, cluster_secret):
+    env = pod_environment(cluster, cluster_secret)
+    assert "WA_LEASE_TTL" in env  # set explicitly, with the trade-off beside it
+    settings = Settings.from_env(env)  # raises SettingsError on any bad value
+    assert settings.database_url == cluster_secret["database-url"]
+    assert settings.lease_ttl == float(env["WA_LEASE_TTL"])
+    assert settings.instance_id == env["WA_INSTANCE_ID"] and settings.instance_url == env["WA_INSTANCE_URL"]
+    assert settings.api_keys == (cluster_secret["api-key"],)
+    assert settings.webhook_secrets == (cluster_secret["webhook-secret"],)
+    # The data dir holds nothing the cluster needs (the store and the sessions are in PostgreSQL): a
+    # directory inside scratch space (the launcher chmods it, which a volume's root would refuse).
+    pod, c = one(cluster, "StatefulSet")["spec"]["template"]["spec"], container(cluster)
+    scratch = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    for directory in (env["WA_DATA_DIR"], env["WA_RUN_DIR"]):
+        assert any(below(directory, m) for m, name in mounts.items() if name in scratch), (directory, mounts)

@@ -174,3 +174,24 @@ def test_a_takeover_waits_for_a_fenced_write_in_flight_and_then_wins(database_ur
     finally:
         a.close()
         b.close()
+
+
+async def test_a_restarted_instance_takes_its_own_leases_back_at_once_and_fences_its_former_run(database_url):
+    first = Instance(database_url, "gw-a")
+    again = Instance(database_url, "gw-a")  # the same instance id after a crash (a StatefulSet pod's name)
+    try:
+        await first.keeper.start()
+        await until(lambda: set(first.serving) == set(ACCOUNTS), what="the first run serves everything")
+        first.keeper._task.cancel()  # kill -9: no release
+        old = dict(first.keeper.held)
+        started = time.monotonic()
+        await again.keeper.start()
+        await until(lambda: set(again.serving) == set(ACCOUNTS), what="the restarted run serves everything")
+        assert time.monotonic() - started < TTL  # no wait for its own leases to expire
+        assert all(again.serving[x] == old[x] + 1 for x in ACCOUNTS)
+        with pytest.raises(leases.NotOwner):
+            first.db.call(leases.check, "sales", "gw-a", old["sales"])
+    finally:
+        await again.keeper.stop()
+        first.close()
+        again.close()

@@ -11,6 +11,7 @@
 // under $WA_DATA_DIR/accounts/<name>/ (0700), removed whole when the account is deleted.
 import fs from 'node:fs'
 import path from 'node:path'
+import { makePool } from './auth-store-pg.js'
 import { EventJournal } from './events.js'
 import { WhatsAppSession } from './session.js'
 
@@ -49,12 +50,34 @@ export function readRegistry (dataDir) {
   return shards
 }
 
+/**
+ * With sessions in PostgreSQL the gateway also writes each account's lease generation into accounts.json
+ * ({"<name>": {"shard": N, "lease_generation": G}}): {name: generation} for the accounts that have one.
+ */
+export function readLeaseGenerations (dataDir) {
+  let accounts = {}
+  try {
+    accounts = JSON.parse(fs.readFileSync(path.join(dataDir, 'accounts.json'), 'utf8'))?.accounts ?? {}
+  } catch {
+    return new Map()
+  }
+  const generations = new Map()
+  for (const [name, entry] of Object.entries(accounts)) {
+    if (ACCOUNT_NAME.test(name) && Number.isSafeInteger(entry?.lease_generation) && entry.lease_generation >= 0) {
+      generations.set(name, entry.lease_generation)
+    }
+  }
+  return generations
+}
+
 export class AccountHost {
   constructor ({ settings, logger }) {
     this.settings = settings
     this.log = logger
     this.accounts = new Map() // name -> { name, session, journal }
     this.opening = new Map() // name -> Promise of the entry
+    // With WA_DATABASE_URL: sessions live in PostgreSQL (auth-store-pg.js), one pool for every account
+    this.pool = settings.databaseUrl ? makePool(settings.databaseUrl, { logger }) : null
   }
 
   get shard () { return this.settings.shard }
@@ -89,7 +112,8 @@ export class AccountHost {
     if (settings.accountDir) fs.mkdirSync(settings.accountDir, { recursive: true, mode: 0o700 })
     const logger = this.log.child({ account: name })
     const journal = await EventJournal.open({ dir: settings.eventsDir, capacity: settings.eventBufferSize, logger })
-    const session = new WhatsAppSession({ settings, logger, journal })
+    const pg = this.pool ? { pool: this.pool, instanceId: this.settings.instanceId, account: name } : null
+    const session = new WhatsAppSession({ settings, logger, journal, pg })
     const entry = { name, session, journal }
     this.accounts.set(name, entry)
     return entry
@@ -102,11 +126,14 @@ export class AccountHost {
   async resumeAll ({ concurrency = 4, jitterMs = 250 } = {}) {
     const mine = [...readRegistry(this.settings.dataDir)].filter(([, shard]) => shard === this.shard).map(([name]) => name)
     const queue = [...mine]
+    // sessions in PostgreSQL: only the accounts the gateway holds a lease for, at that generation
+    const generations = this.pool ? readLeaseGenerations(this.settings.dataDir) : new Map()
     const runOne = async () => {
       while (queue.length) {
         const name = queue.shift()
         try {
           const { session } = await this.open(name)
+          if (generations.has(name)) await session.adoptLease(generations.get(name))
           await session.resume()
         } catch (err) {
           this.log.error({ err, account: name }, 'account.resume_failed')
@@ -118,10 +145,27 @@ export class AccountHost {
     return mine
   }
 
-  /** The gateway created or moved an account here: open it (and log it in if it has a session). */
-  async attach (name) {
+  /**
+   * The gateway created or moved an account here: open it (and log it in if it has a session). With
+   * PostgreSQL, `leaseGeneration` is the generation of the lease the gateway holds for it: the session
+   * writes and sends only while the lease is still this instance's at that generation.
+   */
+  async attach (name, { leaseGeneration = null } = {}) {
     const entry = await this.open(name)
+    if (this.pool) await entry.session.adoptLease(leaseGeneration)
     await entry.session.resume()
+    return entry
+  }
+
+  /**
+   * The account's lease moved to another instance: close its session here without logging out (its data
+   * stays; the account stays open for its journal). Nothing to do for an account that is not open here.
+   */
+  async release (name) {
+    const entry = this.accounts.get(name) ?? await this.opening.get(name)
+    if (!entry) return null
+    await entry.session.release()
+    this.log.info({ account: name }, 'account.released')
     return entry
   }
 
@@ -143,6 +187,7 @@ export class AccountHost {
       await session.shutdown()
       await journal.close()
     }))
+    if (this.pool && !this.pool.ending) await this.pool.end().catch((err) => this.log.warn({ err }, 'pg.pool_close_failed'))
   }
 
   wakeAll () {

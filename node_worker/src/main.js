@@ -8,7 +8,7 @@ import { makeLogger, routeConsole, routeWarnings } from './logger.js'
 import { assertDurableReceiptHooks } from './baileys-patches.js'
 import { applySandboxTrust } from './sandbox-trust.js'
 import { makeHandler, startServer } from './server.js'
-import { readSettings, SettingsError } from './settings.js'
+import { readSettings, redactDatabaseUrl, SettingsError } from './settings.js'
 
 // Until the settings are read, a crash is still one contract record.
 let log = makeLogger({ format: resolveFormat(process.env.WA_LOG_FORMAT) })
@@ -50,7 +50,9 @@ async function main () {
   // not stored yet (from before a crash included).
   const host = new AccountHost({ settings, logger: log })
   const server = await startServer({ socketPath: settings.socketPath, handler: makeHandler({ host }), logger: log })
-  log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath, shard: settings.shard }, 'worker.started')
+  log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath, shard: settings.shard,
+    // sessions in PostgreSQL (the URL without its password) or null: local session directories
+    session_store: redactDatabaseUrl(settings.databaseUrl), instance_id: settings.instanceId }, 'worker.started')
 
   let stopping = false
   const stop = async (signal) => {

@@ -107,11 +107,29 @@ const HOST_ROUTES = {
 }
 const ACCOUNT_ROUTES = {
   'POST /attach': async (req, host, name) => {
-    await readJson(req)
+    const body = await readJson(req)
+    // With sessions in PostgreSQL the gateway names the lease generation it holds for the account (the fence).
+    const leaseGeneration = body.lease_generation ?? null
+    if (leaseGeneration !== null && (!Number.isSafeInteger(leaseGeneration) || leaseGeneration < 0)) {
+      throw new WorkerError(400, 'invalid_lease_generation', 'lease_generation must be a whole number >= 0.')
+    }
+    if (host.pool && leaseGeneration === null) {
+      throw new WorkerError(400, 'invalid_lease_generation', 'lease_generation is required: this worker keeps sessions in PostgreSQL, fenced by the account\'s lease.')
+    }
     if (!host.assigned(name)) throw new WorkerError(409, 'not_assigned', `Account ${name} is not assigned to shard ${host.shard}.`)
-    const { session } = await host.attach(name)
+    const { session } = await host.attach(name, { leaseGeneration })
     // `account`, not `name`: the session's status has a `name` of its own (the WhatsApp profile name)
     return { account: name, shard: host.shard, ...session.status() }
+  },
+  // The account's lease moved to another instance (sessions in PostgreSQL): close the session here
+  // without logging out. Idempotent; an account not open here answers with `released: false`.
+  'POST /release': async (req, host, name) => {
+    await readJson(req)
+    if (!host.pool) {
+      throw new WorkerError(409, 'not_clustered', 'Release is for sessions in PostgreSQL (WA_DATABASE_URL); without it use detach or disconnect.')
+    }
+    const entry = await host.release(name)
+    return entry ? { account: name, released: true, ...entry.session.status() } : { account: name, released: false }
   },
   'POST /detach': async (req, host, name) => {
     await readJson(req)

@@ -5,6 +5,8 @@
 //      │ QR refs ran out   │  └── backoff ◀──────────────┴─────────────────────┘
 //      └───────────────────┘                      401 / logout ──▶ logged_out
 //   forbidden / bad session that cannot recover ──▶ failed
+//   (sessions in PostgreSQL) lease lost: a write refused by the fence, a failed owner check, or 440
+//   (another instance connected with these credentials) ──▶ fenced, until an attach with a newer generation
 //
 // One lifecycle at a time: connect, disconnect, reconnect, the handling of a closed socket, resume
 // and shutdown run one after the other (serial.js), and only they open, close or delete the
@@ -20,6 +22,7 @@ import fs from 'node:fs'
 import makeWASocket, { Browsers, DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode, makeCacheableSignalKeyStore, proto, S_WHATSAPP_NET } from 'baileys'
 import QRCode from 'qrcode'
 import { openAuthStore, removeAuthStore } from './auth-store.js'
+import { checkLease, FencedError, hasPgSession, openPgAuthStore, removePgAuthStore, writtenAfter } from './auth-store-pg.js'
 import { Backoff } from './backoff.js'
 import { WorkerError } from './errors.js'
 import { makeBaileysLogger } from './logger.js'
@@ -30,7 +33,7 @@ import { SentMessages } from './sent-messages.js'
 import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
 
-export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed'])
+export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
 
 const STATUS_NAMES = {
   [proto.WebMessageInfo.Status.ERROR]: 'failed',
@@ -73,8 +76,11 @@ const textOf = (message) => message?.conversation ??
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
 export class WhatsAppSession extends EventEmitter {
-  constructor ({ settings, logger, journal }) {
+  constructor ({ settings, logger, journal, pg = null }) {
     super()
+    // Sessions in PostgreSQL (auth-store-pg.js): { pool, instanceId, account }, or null for the local store.
+    this.pg = pg
+    this.leaseGeneration = null // the lease generation the gateway attached the account with (PostgreSQL only)
     this.settings = settings
     this.log = logger.child({ component: 'session' })
     this.baileysLog = makeBaileysLogger(logger, settings.baileysLogLevel)
@@ -112,6 +118,8 @@ export class WhatsAppSession extends EventEmitter {
       qr: this.state === 'qr' ? this.qr : null,
       qr_image: this.state === 'qr' ? this.qrImage : null,
       last_error: this.lastError,
+      // sessions in PostgreSQL: the lease generation this session writes and sends under (null otherwise)
+      lease_generation: this.leaseGeneration,
       // while connected: whether the link demonstrably works (frames, pings answered, events flowing)
       link: this.state === 'connected' && this.link ? this.link.snapshot() : null,
       reconnect: {
@@ -146,12 +154,13 @@ export class WhatsAppSession extends EventEmitter {
    */
   resume () {
     return this.lifecycle.run('resume', async () => {
-      if (this.closing || ['connecting', 'qr', 'connected'].includes(this.state) || !this.storeExists()) return
+      if (this.closing || ['connecting', 'qr', 'connected', 'fenced'].includes(this.state) || !(await this.sessionExists())) return
       let store
       try {
         store = await this.openStore()
       } catch (err) {
-        if (err instanceof WorkerError) return // state failed, logged
+        // state failed, logged; with PostgreSQL, not_owner (fenced) and store_unavailable go to the caller (attach)
+        if (err instanceof WorkerError && err.code === 'session_store_error') return
         throw err
       }
       if (!store.isRegistered()) return
@@ -160,10 +169,56 @@ export class WhatsAppSession extends EventEmitter {
     })
   }
 
+  /**
+   * Attach with sessions in PostgreSQL: the lease generation the gateway holds for this account. The
+   * same generation again changes nothing; an older one is refused (409 stale_lease); a newer one is
+   * adopted in place while this session's memory is still the truth, or else (fenced, or another owner
+   * wrote since) the socket ends and the store is reloaded from PostgreSQL at the next resume.
+   */
+  adoptLease (generation) {
+    return this.lifecycle.run('lease', async () => {
+      const previous = this.leaseGeneration
+      if (previous !== null && generation < previous) {
+        throw new WorkerError(409, 'stale_lease', `The account is attached with lease generation ${previous}; ${generation} is older.`,
+          { lease_generation: previous })
+      }
+      if (generation === previous) return
+      this.leaseGeneration = generation
+      const store = this.store
+      if (store) {
+        // New writes go out under the new generation; one still in flight under the old one may be
+        // fenced now, which the checks below see.
+        store.setGeneration(generation)
+        await store.flush().catch(() => {})
+        const stale = this.state === 'fenced' || store.fenced ||
+          await writtenAfter(this.pg.pool, this.pg.account, previous).catch(() => true) // unknown: reload to be safe
+        if (!stale) {
+          this.log.info({ lease_generation: generation, previous }, 'session.lease_adopted')
+          return
+        }
+        this.generation += 1 // the current socket's events are ignored from now on
+        this.clearTimers()
+        this.endSocket()
+        this.store = null
+        await store.close()
+        this.lastError = null
+        this.log.info({ lease_generation: generation, previous, reload: true }, 'session.lease_adopted')
+        this.setState('stopped') // resume (attach) logs in again with what PostgreSQL holds
+        return
+      }
+      this.log.info({ lease_generation: generation, previous }, 'session.lease_adopted')
+      if (this.state === 'fenced') {
+        this.lastError = null
+        this.setState('stopped')
+      }
+    })
+  }
+
   /** POST /connect: start the session unless it is already running; resolves once the socket is being opened. */
   start () {
     return this.lifecycle.run('connect', async () => {
       if (this.closing) throw new WorkerError(503, 'worker_stopping', 'The worker is shutting down.')
+      if (this.pg && (this.leaseGeneration === null || this.state === 'fenced')) throw this.notOwner()
       if (['connecting', 'qr', 'connected'].includes(this.state)) return
       this.lastError = null
       this.backoff.reset()
@@ -174,12 +229,14 @@ export class WhatsAppSession extends EventEmitter {
   /** POST /disconnect: unlink the device at WhatsApp and forget it locally. */
   logout () {
     return this.lifecycle.run('disconnect', async () => {
+      // Sessions in PostgreSQL: only the owner may unlink the device and delete the session.
+      if (this.pg) await this.assertOwner()
       const sock = this.sock
       const open = sock !== null && this.state === 'connected'
       this.generation += 1 // the current socket's events (its own close included) are ignored now
       this.clearTimers()
       let registered = false
-      if (this.store || this.storeExists()) {
+      if (this.store || (await this.sessionExists())) {
         try {
           // In memory: Baileys sets creds.me before it answers pair-success, so a pairing that the
           // server may complete any moment already counts as registered here.
@@ -200,6 +257,30 @@ export class WhatsAppSession extends EventEmitter {
     })
   }
 
+  /**
+   * POST /release: the account's lease moves to another instance. Close the socket WITHOUT logging out
+   * (the device stays linked for the next owner), cancel reconnects and close the store (saving the
+   * creds first while still the owner; a fenced session writes nothing); state `stopped`. A later attach
+   * (a newer generation) opens the session again from the shared store.
+   */
+  release () {
+    return this.lifecycle.run('release', async () => {
+      this.generation += 1 // the current socket's events (its own close included) are ignored from now on
+      this.clearTimers()
+      this.endSocket()
+      const store = this.store
+      this.store = null
+      if (store) {
+        if (this.state !== 'fenced') await store.saveCreds().catch((err) => this.log.info({ err }, 'session.save_skipped'))
+        await store.close()
+      }
+      if (this.pg) this.decrypted = null // its rows belong to the store
+      this.lastError = null
+      this.log.info({ lease_generation: this.leaseGeneration }, 'session.released')
+      this.setState('stopped')
+    })
+  }
+
   /** SIGTERM: keep the device linked; save creds and close the socket. */
   async shutdown () {
     this.closing = true
@@ -212,7 +293,8 @@ export class WhatsAppSession extends EventEmitter {
       const store = this.store
       this.store = null
       if (store) {
-        await store.saveCreds().catch((err) => this.log.warn({ err }, 'session.save_failed'))
+        // a fenced session writes nothing (the creds are the new owner's now)
+        if (this.state !== 'fenced') await store.saveCreds().catch((err) => this.log.warn({ err }, 'session.save_failed'))
         await store.close()
       }
       const sent = this.sentMessages
@@ -234,18 +316,119 @@ export class WhatsAppSession extends EventEmitter {
     }
   }
 
+  // Whether there is a session to log in with: the local directory, or (PostgreSQL) the account's rows,
+  // or a local directory to import into them. Never before the gateway attached the account with a lease.
+  async sessionExists () {
+    if (!this.pg) return this.storeExists()
+    if (this.leaseGeneration === null) return false
+    if (this.store || this.storeExists()) return true
+    try {
+      return await hasPgSession(this.pg.pool, this.pg.account)
+    } catch (err) {
+      throw this.storeUnavailable(err)
+    }
+  }
+
+  // 503 store_unavailable: PostgreSQL cannot be reached (one log line; the caller may retry).
+  storeUnavailable (err) {
+    this.log.error({ err: { message: err.message, code: err.code } }, 'session.store_unavailable')
+    return new WorkerError(503, 'store_unavailable', `The session store (PostgreSQL) cannot be reached: ${err.message}`)
+  }
+
+  lease () {
+    return { account: this.pg.account, instanceId: this.pg.instanceId, generation: this.leaseGeneration }
+  }
+
+  // PostgreSQL only: the owner check (a read) before every (re)connect, send and logout. A lost lease
+  // fences the session and throws 409 not_owner; an unreachable database throws 503 store_unavailable.
+  async assertOwner () {
+    if (!this.pg) return
+    if (this.state === 'fenced' || this.leaseGeneration === null) throw this.notOwner()
+    try {
+      await checkLease(this.pg.pool, this.lease())
+    } catch (err) {
+      if (err instanceof FencedError) {
+        this.fence(err.message)
+        throw this.notOwner()
+      }
+      throw this.storeUnavailable(err)
+    }
+  }
+
+  // The lease is lost (PostgreSQL only): a write refused by the fence, a failed owner check, or 440.
+  // Stop at once WITHOUT logging out (the device stays linked, for the instance that owns the account
+  // now): the socket ends, no reconnect is scheduled, sends are refused with 409 not_owner, and nothing
+  // starts again until an attach with a newer generation (adoptLease). Synchronous, outside the
+  // lifecycle queue: it may be called from inside a lifecycle operation.
+  fence (reason) {
+    if (this.closing || this.state === 'fenced') return
+    this.generation += 1 // the current socket's events (its own close included) are ignored from now on
+    this.store?.markFenced?.(reason) // writes still coming from the retired socket are refused without a query
+    this.clearTimers()
+    this.endSocket()
+    this.lastError = `not_owner: ${reason}`
+    this.log.warn({ reason, lease_generation: this.leaseGeneration }, 'session.fenced')
+    this.setState('fenced', { lease_generation: this.leaseGeneration })
+  }
+
+  // A PostgreSQL write failed for another reason (connection lost, outcome of a COMMIT unknown): the
+  // store is read-only, so the socket ends and the next attempt reloads the store from the database.
+  onStoreFailed (err) {
+    if (this.closing || this.state === 'fenced') return
+    const store = this.store
+    this.store = null
+    store?.close().catch(() => {})
+    this.generation += 1
+    this.clearTimers()
+    this.endSocket()
+    this.lastError = `the session store failed: ${err.message}`
+    this.scheduleReconnect()
+  }
+
+  async openPgStore () {
+    if (this.leaseGeneration === null) throw this.notOwner()
+    const { pool, instanceId, account } = this.pg
+    let store = null
+    try {
+      store = await openPgAuthStore({
+        pool,
+        account,
+        instanceId,
+        generation: this.leaseGeneration,
+        logger: this.log,
+        // a session directory from before PostgreSQL is imported once (migration from one machine)
+        importDir: this.settings.sessionDir,
+        onFenced: (err) => { if (store === null || this.store === store) this.fence(err.message) },
+        onFailed: (err) => { if (store !== null && this.store === store) this.onStoreFailed(err) }
+      })
+    } catch (err) {
+      if (err instanceof FencedError) {
+        this.fence(err.message)
+        throw this.notOwner()
+      }
+      if (err instanceof SyntaxError) throw err // a row that is not BufferJSON: the store is unreadable
+      this.lastError = `the session store (PostgreSQL) cannot be reached: ${err.message}`
+      throw this.storeUnavailable(err)
+    }
+    return store
+  }
+
   async openStore () {
     if (this.store) return this.store
     try {
-      this.store = await openAuthStore(this.settings.sessionDir, { logger: this.log })
+      this.store = this.pg ? await this.openPgStore() : await openAuthStore(this.settings.sessionDir, { logger: this.log })
       this.sentMessages ??= await SentMessages.open({
         dir: this.settings.sentMessagesDir,
         maxAgeMs: this.settings.sentMessagesMaxAgeMs,
         maxEntries: this.settings.sentMessagesMax,
         logger: this.log
       })
-      this.decrypted ??= await DecryptCache.open({ dir: this.settings.decryptedDir, logger: this.log })
+      // With PostgreSQL the decryption results live beside the keys (they must move with them: a message
+      // redelivered after a crash is answered from there on whichever machine logs in next).
+      if (this.pg) this.decrypted = new DecryptCache(this.store.prefixed('decrypted/'), { maxAgeMs: 24 * 3600 * 1000, maxEntries: 20000 })
+      else this.decrypted ??= await DecryptCache.open({ dir: this.settings.decryptedDir, logger: this.log })
     } catch (err) {
+      if (err instanceof WorkerError) throw err // fenced (not_owner) or PostgreSQL unreachable: not a broken store
       this.lastError = `the session store cannot be read: ${err.message}`
       this.log.error({ err }, 'session.store_unreadable')
       this.setState('failed')
@@ -286,6 +469,9 @@ export class WhatsAppSession extends EventEmitter {
     this.setState('connecting')
     const store = await this.openStore()
     if (this.closing) return
+    // Sessions in PostgreSQL: still the owner? (a read; a lost lease fences and throws not_owner)
+    if (this.pg) await this.assertOwner()
+    if (this.closing || generation !== this.generation || this.state === 'fenced') return
     const sock = makeWASocket(this.socketConfig(store, this.baileysLog))
     this.sock = sock
     sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
@@ -443,7 +629,16 @@ export class WhatsAppSession extends EventEmitter {
     const store = this.store
     this.store = null
     if (store) await store.close() // waits for the writes in flight; later ones are refused
-    await removeAuthStore(this.settings.sessionDir)
+    if (this.pg && this.leaseGeneration !== null) {
+      try {
+        await removePgAuthStore(this.pg.pool, this.lease()) // behind the fence, like every write
+      } catch (err) {
+        if (!(err instanceof FencedError)) throw err
+        this.fence(err.message)
+        throw this.notOwner()
+      }
+    }
+    await removeAuthStore(this.settings.sessionDir) // with PostgreSQL too: a local session would be imported again
     this.sentMessages = null
     await SentMessages.remove(this.settings.sentMessagesDir)
     this.decrypted = null
@@ -530,9 +725,20 @@ export class WhatsAppSession extends EventEmitter {
     this.clearTimers()
     if (this.closing) return
     this.emit('closed', code)
+    if (this.pg && code === DisconnectReason.connectionReplaced) {
+      // Another instance connected with these credentials: it owns the account now. Without
+      // PostgreSQL a 440 reconnects like any other drop.
+      this.fence(`connection replaced (${code}): another instance connected with these credentials`)
+      return
+    }
     if (code === DisconnectReason.loggedOut) {
       this.lastError = 'logged out: the device was unlinked from the phone'
-      await this.clearSession()
+      try {
+        await this.clearSession()
+      } catch (err) {
+        if (this.state === 'fenced') return // not the owner any more: the rows are the new owner's
+        throw err
+      }
       this.setState('logged_out', { code })
       return
     }
@@ -578,7 +784,7 @@ export class WhatsAppSession extends EventEmitter {
         await this.openSocket()
       }).catch((err) => {
         this.log.error({ err }, 'session.reconnect_failed')
-        if (this.state !== 'failed' && !this.closing) {
+        if (this.state !== 'failed' && this.state !== 'fenced' && !this.closing) {
           this.lastError = `reconnect failed: ${err.message}`
           this.scheduleReconnect()
         }
@@ -679,8 +885,18 @@ export class WhatsAppSession extends EventEmitter {
 
   // ---- sending -------------------------------------------------------------------------------
 
+  /** 409 not_owner: sessions in PostgreSQL, and this instance does not (or no longer) hold the account's lease. */
+  notOwner () {
+    const message = this.leaseGeneration === null
+      ? 'This instance does not own the account: the gateway has not attached it with a lease generation.'
+      : `This instance no longer owns the account (its lease generation ${this.leaseGeneration} was taken over); nothing was sent. ` +
+        'It acts again only after an attach with a newer generation.'
+    return new WorkerError(409, 'not_owner', message, { state: this.state, lease_generation: this.leaseGeneration, last_error: this.lastError })
+  }
+
   /** 409 not_connected that says why: reconnecting (attempt, next try, last error), pairing, or stopped. */
   notConnected () {
+    if (this.state === 'fenced') return this.notOwner()
     const details = { state: this.state, attempt: this.backoff.attempt, last_error: this.lastError }
     const why = this.lastError ? `; last error: ${this.lastError}` : ''
     if (this.reconnectTimer !== null) {
@@ -743,11 +959,17 @@ export class WhatsAppSession extends EventEmitter {
           throw new WorkerError(500, 'store_error', 'The worker could not store the message before sending it; nothing was sent.')
         }
       }
+      // Sessions in PostgreSQL: a former owner hands nothing to Baileys (409 not_owner, session fenced).
+      if (this.pg) {
+        await this.assertOwner()
+        if (this.sock !== sock || this.state !== 'connected') throw this.notConnected()
+      }
       await sock.relayMessage(jid, message, { messageId: id })
       this.log.info({ message_id: id, length: text.length, resend }, 'message.sent')
       return { id, status: 'pending' }
     } catch (err) {
       if (err instanceof WorkerError) throw err
+      if (this.state === 'fenced') throw this.notOwner()
       if (this.sock !== sock || this.state !== 'connected' || err?.output?.statusCode === DisconnectReason.connectionClosed) {
         // The connection went away under the send (a disconnect, a drop): a state, not a failure.
         throw new WorkerError(409, 'not_connected', `The WhatsApp connection closed while sending: ${err.message}.`,

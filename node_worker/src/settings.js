@@ -1,5 +1,6 @@
 // Worker settings, read once from WA_* variables. A bad value ends the process with EX_CONFIG (78)
 // before anything starts, so supervisord's retries end in FATAL with the reason in the log.
+import os from 'node:os'
 import path from 'node:path'
 
 export class SettingsError extends Error {}
@@ -35,6 +36,34 @@ const choice = (env, name, fallback, allowed) => {
   return value
 }
 
+// WA_DATABASE_URL: empty keeps each account's session in its local directory (auth-store.js); a
+// postgresql:// URL keeps it in PostgreSQL, fenced by the account's lease (auth-store-pg.js).
+const databaseUrl = (raw) => {
+  raw = (raw || '').trim()
+  if (!raw) return null
+  let url
+  try {
+    url = new URL(raw)
+  } catch {
+    url = null
+  }
+  if (!url || (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')) {
+    // never echo the value: it may carry a password
+    throw new SettingsError('WA_DATABASE_URL must be a postgresql:// URL (or empty)')
+  }
+  return raw
+}
+
+/** The database URL without its password (and query), for logs. */
+export const redactDatabaseUrl = (raw) => {
+  if (!raw) return null
+  const url = new URL(raw)
+  return `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}`
+}
+
+// as the gateway's (service/settings.py): both name this instance in the leases table
+const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+
 // pino-style names, which Baileys reads from its logger
 const pinoLevel = (level) => (level === 'warning' ? 'warn' : level)
 
@@ -42,7 +71,16 @@ export function readSettings (env = process.env) {
   const dataDir = path.resolve(env.WA_DATA_DIR || 'data')
   const runDir = path.resolve(env.WA_RUN_DIR || path.join(dataDir, 'run'))
   const logLevel = choice(env, 'WA_LOG_LEVEL', 'info', ['debug', 'info', 'warning', 'warn', 'error'])
+  const dbUrl = databaseUrl(env.WA_DATABASE_URL)
+  const instanceId = (env.WA_INSTANCE_ID || '').trim() || os.hostname()
+  if (!INSTANCE_ID.test(instanceId)) {
+    throw new SettingsError(`WA_INSTANCE_ID must be 1-63 letters, digits, '.', '_' or '-', got ${JSON.stringify(instanceId)}`)
+  }
   return Object.freeze({
+    // sessions in PostgreSQL, owned through leases (issue 14), or null: local session directories
+    databaseUrl: dbUrl,
+    // this gateway instance (one supervisord stack), the owner name in the leases table; the gateway's default too
+    instanceId,
     dataDir,
     runDir,
     sessionDir: path.join(dataDir, 'session'),

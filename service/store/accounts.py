@@ -142,7 +142,14 @@ def delete(conn: sqlite3.Connection, name: str) -> dict[str, int]:
         # The table name comes from the schema, never from input; the account is a parameter.
         cur = conn.execute(f"DELETE FROM {_quote(table)} WHERE {ACCOUNT_COLUMN} = ?", (name,))
         removed[table] = cur.rowcount
+    _keys_changed(conn)
     return removed
+
+
+def _keys_changed(conn: sqlite3.Connection) -> None:
+    """In a cluster every instance caches the scoped keys (service/scoped_keys.py): tell them, at commit."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        conn.execute("SELECT pg_notify('wa_keys', '')")
 
 
 # --- scoped keys ---------------------------------------------------------------------------------
@@ -155,6 +162,7 @@ def create_key(conn: sqlite3.Connection, account: str, key_hash: str, prefix: st
         "INSERT INTO account_keys (id, account, hash, prefix, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (key_id, account, key_hash, prefix, label, now),
     )
+    _keys_changed(conn)
     return get_key(conn, account, key_id)
 
 
@@ -177,6 +185,7 @@ def revoke_key(conn: sqlite3.Connection, account: str, key_id: str, now: float) 
         "UPDATE account_keys SET revoked_at = ? WHERE account = ? AND id = ? AND revoked_at IS NULL",
         (now, account, key_id),
     )
+    _keys_changed(conn)
     return get_key(conn, account, key_id)
 
 

@@ -81,12 +81,14 @@ def all_leases(conn: Any) -> list[dict]:
 
 
 def acquire(conn: Any, account: str, instance: str, ttl: float) -> int | None:
-    """Take the account's lease if nobody holds it (free, or expired): the new generation, or None."""
+    """Take the account's lease if nobody holds it (free, or expired), or if an earlier run of this same
+    instance held it (it restarted: its leases need not wait for the TTL, and the new generation fences
+    whatever of the old run might remain): the new generation, or None."""
     t = now(conn)
     row = conn.execute(
         "UPDATE leases SET owner = ?, generation = generation + 1, expires_at = ?, updated_at = ?"
-        " WHERE account = ? AND (owner IS NULL OR expires_at < ?) RETURNING generation",
-        (instance, t + ttl, t, account, t),
+        " WHERE account = ? AND (owner IS NULL OR expires_at < ? OR owner = ?) RETURNING generation",
+        (instance, t + ttl, t, account, t, instance),
     ).fetchone()
     return None if row is None else int(row[0])
 

@@ -16,12 +16,14 @@ from ..errors import ApiError, NotFound
 from ..accounts import Account, Elsewhere
 from .context import forward
 from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, STARTED_AT, WEBHOOKS
+from ..store import outbox
 from ..store import probe as store_probe
 from ..store.db import Database, store_errors
 
 log = structlog.get_logger("gateway.health")
 
 STATUS_TIMEOUT = 3.0
+RECOVERING = ("connecting", "unknown", "stopped")  # a linked account in one of these is on its way back
 STORE_TIMEOUT = 2.0  # seconds the store's write probe may take to commit
 # A probe this recent (seconds) answers for the next /health calls too: the open endpoint must not turn
 # every request into a write. Callers that arrive while a probe is in flight share it.
@@ -210,34 +212,40 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def _cluster_ready(request: web.Request) -> web.Response:
-    """In a cluster, an instance that does not serve ``default`` is ready when the accounts it serves are
-    connected (it takes any account's requests: sends go into the shared outbox)."""
+    """In a cluster an instance is ready unless a linked account it serves is on its way back (its worker
+    reconnecting or restarting). It takes any account's requests (sends go into the shared outbox), so an
+    account waiting for a QR, logged out or failed must not take the instance, and with several such
+    accounts every instance, out of the load balancer."""
     runtime = request.app[ACCOUNTS]
     if request.app[DRAIN].draining:
         return web.json_response({"status": "not_ready", "error": {"code": "shutting_down",
                                   "message": "The gateway is shutting down."}}, status=503,
                                  headers={"Retry-After": str(request.app[DRAIN].retry_after)})
-    served = [runtime.get(n) for n in runtime.names()]
-    states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served if a is not None))
+    served = [a for a in (runtime.get(n) for n in runtime.names()) if a is not None]
+    states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served))
+    linked = await asyncio.gather(*(request.app[DATABASE].run(outbox.is_linked, a.name) for a in served))
     body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s for s, _, _ in states))}
-    if any(s != "connected" for s, _, _ in states):
+    returning = [a.name for a, (s, _, _), was in zip(served, states, linked) if was and s in RECOVERING]
+    if returning:
         body |= {"status": "not_ready", "error": {"code": "whatsapp_not_connected",
-                                                   "message": "an account this instance serves is not connected"}}
+                                                   "message": f"{len(returning)} linked account(s) reconnecting"}}
         return web.json_response(body, status=503)
     return web.json_response(body)
 
 
 async def ready(request: web.Request) -> web.Response:
     """Ready when the gateway and ``default`` (or ``?account=NAME``) can send: its worker shard is
-    RUNNING, WhatsApp is connected and the link demonstrably works. Never while the gateway drains."""
+    RUNNING, WhatsApp is connected and the link demonstrably works. Never while the gateway drains.
+    In a cluster without ``?account=``: the instance (``_cluster_ready``); with it, the account's own
+    instance answers."""
     name = request.query.get("account", "default")
     runtime = request.app[ACCOUNTS]
     account = runtime.lookup(name)
     if account is None:
         raise NotFound("No account with this name.", code="account_not_found")
-    if isinstance(account, Elsewhere):
-        if "account" in request.query:  # asked about one account: its own instance answers
-            return await forward(request, account)
+    if isinstance(account, Elsewhere) and "account" in request.query:  # its own instance answers
+        return await forward(request, account)
+    if runtime.keeper is not None and "account" not in request.query:
         return await _cluster_ready(request)
     snap = request.app[MONITOR].shards[account.shard]
     drain = request.app[DRAIN]
