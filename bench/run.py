@@ -68,7 +68,7 @@ def latencies(n: int) -> dict:
 
 def _benchmarks(requests: int) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, e2e, inbound, recovery
+    from bench import accept, accounts, e2e, inbound, postgresql, recovery
 
     return {
         "latency": (lambda: latencies(requests), lambda r: None),
@@ -77,6 +77,7 @@ def _benchmarks(requests: int) -> dict:
         "inbound": (inbound.measure, inbound.print_table),
         "recovery": (recovery.measure, recovery.print_table),
         "accounts": (accounts.measure, accounts.print_table),
+        "postgresql": (postgresql.measure, postgresql.print_table),
     }
 
 
@@ -100,7 +101,7 @@ def _plain(value):
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
-    parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts")
+    parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, postgresql")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
     chosen = _benchmarks(args.requests)

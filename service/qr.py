@@ -13,8 +13,10 @@ instead. Either way the code reads dark-on-light with its quiet zone, as scanner
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import segno
+if TYPE_CHECKING:  # loaded at the first drawing: most gateways never draw a QR once linked (0.8 MB of RSS)
+    import segno
 
 FORMATS = {"png": "image/png", "svg": "image/svg+xml", "terminal": "text/plain", "raw": "text/plain"}
 BACKGROUNDS = ("dark", "light")
@@ -25,6 +27,8 @@ _HALF_BLOCKS = {(True, True): "\u2588", (True, False): "\u2580", (False, True): 
 
 
 def _code(payload: str) -> segno.QRCode:
+    import segno
+
     return segno.make_qr(payload, error="l", boost_error=True)  # always a full QR code, never a Micro QR
 
 

@@ -137,3 +137,21 @@ async def test_ready_and_health_follow_the_link_of_a_connected_worker(aiohttp_cl
             assert ("link is dead" if case == "dead" else "held back events") in whatsapp_reasons[0]
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.system
+def test_ready_again_as_soon_as_a_killed_worker_is_connected_not_after_startsecs(make_stack):
+    """supervisord calls a restarted worker STARTING for its first startsecs (3 s); once that worker's
+    WhatsApp link is connected it can send, and readiness says so."""
+    import os
+    import signal
+
+    stack = make_stack(sandbox=True)
+    pair(stack)
+    wait_for(lambda: stack.get("/health/ready").status == 200, 30, "ready after pairing")
+    old = stack.process_info("worker:worker-0")["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: stack.process_info("worker:worker-0")["pid"] not in (0, old), 10, "a new worker")
+    wait_for(lambda: stack.get("/health/ready").status == 200, 30, "ready again")
+    # still inside startsecs: readiness did not wait for RUNNING (a reconnect takes about 0.5 s, startsecs 3 s)
+    assert stack.process_info("worker:worker-0")["statename"] == "STARTING"

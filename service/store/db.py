@@ -120,7 +120,35 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS) -> list[int]
     return applied
 
 
-class Database:
+class WriterQueue:
+    """How callers reach a store: work queued, in order, to the one thread that owns the connection
+    (``_queue``/``_thread``, set by the engine). ``Database`` (SQLite) and ``pg.PostgresDatabase`` differ
+    only in that thread."""
+
+    _queue: queue.SimpleQueue
+    _thread: threading.Thread | None
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+        """Queue ``fn(conn, *args, **kwargs)``; it runs in order with everything submitted before it."""
+        future: Future = Future()
+        self._queue.put((fn, args, kwargs, future))
+        return future
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking form of ``run`` (tests, scripts)."""
+        return self.submit(fn, *args, **kwargs).result()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+
+class Database(WriterQueue):
     """One writer thread with group commit. ``group_commit=False`` commits each piece alone (the
     benchmark's baseline)."""
 
@@ -148,26 +176,6 @@ class Database:
         self._thread = threading.Thread(target=self._run, name="gateway-db", daemon=True)
         self._thread.start()
         return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
-
-    # --- calling in --------------------------------------------------------------------------
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
-        """Queue ``fn(conn, *args, **kwargs)``; it runs in order with everything submitted before it."""
-        future: Future = Future()
-        self._queue.put((fn, args, kwargs, future))
-        return future
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Blocking form of ``run`` (tests, scripts)."""
-        return self.submit(fn, *args, **kwargs).result()
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     # --- the writer thread -------------------------------------------------------------------
     def _run(self) -> None:

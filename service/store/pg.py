@@ -63,15 +63,13 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .db import DatabaseError, migrations
+from .db import _STOP, DatabaseError, WriterQueue, migrations  # _STOP: what WriterQueue.close() queues
 
-T = TypeVar("T")
-_STOP = object()
 # pg_advisory_xact_lock key of the migrations ("wagw" 1); events.EVENTS_LOCK is "wagw" 2.
 MIGRATION_LOCK = 0x7761_6777_0001
 RETRIES = 30  # attempts of one batch on serialization failures / deadlocks before its callers get the error
@@ -255,7 +253,7 @@ def _connection_lost(exc: BaseException) -> bool:
 
 # --- the database ---------------------------------------------------------------------------------
 
-class PostgresDatabase:
+class PostgresDatabase(WriterQueue):
     """One writer thread with its own event loop and asyncpg connection; group commit; SERIALIZABLE."""
 
     dialect = "postgresql"
@@ -312,25 +310,6 @@ class PostgresDatabase:
             self._thread = None
             raise
         return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
-
-    # --- calling in --------------------------------------------------------------------------
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
-        """Queue ``fn(conn, *args, **kwargs)``; it runs in order with everything submitted before it."""
-        future: Future = Future()
-        self._queue.put((fn, args, kwargs, future))
-        return future
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return self.submit(fn, *args, **kwargs).result()
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     # --- the writer thread -------------------------------------------------------------------
     def _main(self, started: Future) -> None:

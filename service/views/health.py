@@ -255,7 +255,9 @@ async def ready(request: web.Request) -> web.Response:
         return web.json_response(body, status=503, headers={"Retry-After": str(drain.retry_after)})
     wa_state, _, link = await _whatsapp_state(request, account)
     body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
-    if snap.state != "RUNNING":
+    # STARTING is supervisord's first startsecs (3 s) of a worker that is up: once its WhatsApp link is
+    # connected and alive (checked below) it can send, so readiness does not wait those seconds out.
+    if snap.state not in ("RUNNING", "STARTING"):
         problem = ("worker_not_running", f"the worker is {snap.state}")
     elif wa_state != "connected":
         problem = ("whatsapp_not_connected", f"WhatsApp is {wa_state}")
