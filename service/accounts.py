@@ -196,6 +196,7 @@ class AccountRuntime:
     # --- a cluster: serving what this instance holds a lease for ---------------------------------
     async def _start_cluster(self) -> None:
         await asyncio.to_thread(write_registry, self.settings.data_dir, [])  # nothing held yet
+        await self.registered()  # every account is known (answered or forwarded) before the first round
         self.keeper = LeaseKeeper(
             self.db, instance=self.settings.instance_id, ttl=self.settings.lease_ttl, accounts=self.registered,
             on_acquired=self.serve, on_lost=self.unserve, api_url=self.settings.instance_url or None)

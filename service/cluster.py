@@ -59,9 +59,13 @@ class LeaseKeeper:
 
     # --- life ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Beat first; take leases only one interval later, once instances starting at the same time
-        have beaten too (else the first one up would take everything and hand most of it back)."""
-        await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
+        """Beat first. Alone (no other instance beat within the TTL: one machine, or the first up) take
+        leases at once; with others about, only at the next round, once instances restarting at the same
+        time have beaten too (else the first one back would take everything and hand most of it back)."""
+        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
+        others = [i for i in await self.db.run(leases.live, self.ttl, at) if i != self.instance]
+        if not others:
+            await self.round()
         self._task = asyncio.create_task(self._run(), name="lease-keeper")
 
     async def stop(self) -> None:
