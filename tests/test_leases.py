@@ -195,3 +195,32 @@ async def test_a_restarted_instance_takes_its_own_leases_back_at_once_and_fences
         await again.keeper.stop()
         first.close()
         again.close()
+
+
+async def test_listen_notify_carries_new_work_released_leases_new_accounts_and_key_changes(database_url):
+    """service/pg_listener.py: what other instances must hear of at once arrives, each on its channel."""
+    from service import pg_listener
+    from service.store import accounts as registry
+    from service.store import outbox
+
+    heard: list[tuple[str, str]] = []
+    listener = pg_listener.PgListener(database_url, {
+        channel: (lambda payload, channel=channel: heard.append((channel, payload)))
+        for channel in (pg_listener.OUTBOX, pg_listener.LEASES, pg_listener.KEYS)})
+    db = PostgresDatabase(database_url).open()
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        await db.run(registry.create, "sales", 0, time.time(), 10)
+        await db.run(outbox.accept, account="sales", phone_number="+15550002222", body="hi", idempotency_key=None,
+                     now=time.time(), ttl=60.0, max_outbox=10)
+        await db.run(registry.create_key, "sales", "h" * 64, "wak_abcd", None, time.time())
+        await db.run(leases.ensure, ["sales"])
+        generation = await db.run(leases.acquire, "sales", "gw-a", 5)
+        await db.run(leases.release, "gw-a", {"sales": generation})
+        await until(lambda: len(heard) >= 4, what="four notifications")
+        assert heard == [(pg_listener.LEASES, "sales"), (pg_listener.OUTBOX, "sales\t+15550002222"),
+                         (pg_listener.KEYS, ""), (pg_listener.LEASES, "sales")]
+    finally:
+        await listener.stop()
+        db.close()

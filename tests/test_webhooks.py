@@ -61,8 +61,10 @@ class Harness:
         self.receivers.append(rec)
         return rec
 
-    async def service(self, urls, *, policy=FAST, types=events.TYPES, secrets=(SECRET,), poll=0.05):
-        svc = WebhookService(self.db, tuple(urls), types, secrets, policy, poll_interval=poll)
+    async def service(self, urls, *, policy=FAST, types=events.TYPES, secrets=(SECRET,), poll=0.05,
+                      reset_leases=True):
+        svc = WebhookService(self.db, tuple(urls), types, secrets, policy, poll_interval=poll,
+                             reset_leases=reset_leases)
         await svc.start()
         self.services.append(svc)
         return svc
@@ -355,6 +357,19 @@ async def test_after_a_restart_pending_and_interrupted_deliveries_continue(h):
     ids = [r.id for r in rec.snapshot()]
     assert ids.count(e1["id"]) == 2  # at least once: the duplicate carries the same webhook-id
     assert_all_verified(rec)
+
+
+async def test_in_a_cluster_a_starting_instance_leaves_another_ones_attempt_in_flight_alone(h):
+    """Several instances share the deliveries: one that starts must not reset the lease of an attempt
+    another instance has in flight (that would deliver it twice at once); an expired lease is due anyway."""
+    rec = h.receiver(lambda r: HANG)
+    await h.service([rec.url], policy=Policy(timeout=60))  # instance A, its attempt hanging
+    ev = h.event()
+    await until(lambda: rec.snapshot(), what="A's attempt in flight")
+    await h.service([rec.url], policy=Policy(timeout=60), reset_leases=False)  # instance B starts
+    await asyncio.sleep(0.4)  # eight poll rounds of both
+    assert [r.id for r in rec.snapshot()] == [ev["id"]]  # still one attempt: B did not start it again
+    assert h.delivery(ev["id"])["lease_until"] is not None and h.delivery(ev["id"])["attempts"] == 1
 
 
 async def test_a_new_endpoint_starts_at_the_end_of_the_log_and_a_removed_one_is_not_attempted(h):

@@ -86,6 +86,10 @@ def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_acco
         " shard = excluded.shard",
         (name, now, now, shard),
     )
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        # Every instance's lease keeper runs a round now: the account is known everywhere at once, and the
+        # instance it belongs to takes it (service/cluster.py, service/pg_listener.py).
+        conn.execute("SELECT pg_notify('wa_leases', ?)", (name,))
     return get(conn, name)
 
 

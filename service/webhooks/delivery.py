@@ -312,8 +312,11 @@ class WebhookService:
 
     def __init__(self, db: Database, urls: tuple[str, ...], types: tuple[str, ...], secrets: tuple[str, ...],
                  policy: Policy, *, poll_interval: float = 1.0, resolve_secrets=None,
-                 on_outcome: Callable[[str, str], None] | None = None):
+                 on_outcome: Callable[[str, str], None] | None = None, reset_leases: bool = True):
         self.db = db
+        # At start, attempts in flight when this gateway stopped are due again at once. Not in a cluster:
+        # there the attempts in flight may be another instance's (an expired lease is due anyway).
+        self.reset_leases = reset_leases
         self.on_outcome = on_outcome  # handed to every endpoint worker (EndpointWorker.on_outcome)
         self.urls = tuple(urls)
         self.types = tuple(types)
@@ -330,7 +333,7 @@ class WebhookService:
         self._loop = asyncio.get_running_loop()
         now = time.time()
         await self.db.run(store.register, self.urls, now)
-        released = await self.db.run(store.reset_leases)
+        released = await self.db.run(store.reset_leases) if self.reset_leases else 0
         if self.urls and not self.secrets:
             raise ValueError("webhooks need a signing secret")
         mine = await self.db.run(store.account_endpoints)
@@ -487,6 +490,6 @@ async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0,
     secrets: tuple[str, ...] = await resolve() if settings.webhook_urls else ()
     service = WebhookService(db, settings.webhook_urls, settings.webhook_events, secrets,
                              Policy.from_settings(settings), poll_interval=poll_interval, resolve_secrets=resolve,
-                             on_outcome=on_outcome)
+                             on_outcome=on_outcome, reset_leases=not settings.database_url)
     await service.start()
     return service
