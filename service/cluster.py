@@ -104,7 +104,7 @@ class LeaseKeeper:
 
     # --- one round -----------------------------------------------------------------------------
     async def round(self) -> None:
-        await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
+        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
         kept = await self.db.run(leases.renew, self.instance, dict(self.held), self.ttl)
         for account in [a for a in self.held if a not in kept]:
             del self.held[account]
@@ -112,11 +112,12 @@ class LeaseKeeper:
             await self._lose(account, "taken_over")
         names = await self._accounts()
         await self.db.run(leases.ensure, names)
-        at = await self.db.run(leases.now)
         live = await self.db.run(leases.live, self.ttl, at)
         self._seen_live = {i: self._seen_live.get(i, 0) + 1 for i in live}
         wanted = set(names)
-        for lease in await self.db.run(leases.all_leases):
+        rows = await self.db.run(leases.all_leases)
+        changed = False  # a handoff or an acquisition below: the view reads the leases again
+        for lease in rows:
             account = lease["account"]
             if account not in wanted:
                 continue
@@ -124,12 +125,14 @@ class LeaseKeeper:
             if account in self.held:
                 if best is not None and best != self.instance and self._seen_live.get(best, 0) >= 2:
                     await self._hand_off(account, best)
+                    changed = True
                 continue
             free = lease["owner"] is None or lease["expires_at"] < at or lease["owner"] == self.instance
             overdue = lease["owner"] is not None and lease["expires_at"] < at - self.ttl
             if free and (best == self.instance or overdue) and not self._stopping:
                 generation = await self.db.run(leases.acquire, account, self.instance, self.ttl)
                 if generation is not None:
+                    changed = True
                     self.held[account] = generation
                     log.info("lease.acquired", account=account, generation=generation,
                              previous_owner=lease["owner"])
@@ -138,7 +141,7 @@ class LeaseKeeper:
                     except Exception:
                         log.exception("lease.serve_failed", account=account)
         self.last_view = {"instances": await self.db.run(leases.instances),
-                          "leases": await self.db.run(leases.all_leases), "at": at}
+                          "leases": await self.db.run(leases.all_leases) if changed else rows, "at": at}
 
     async def _hand_off(self, account: str, to: str) -> None:
         generation = self.held.pop(account)

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,6 +127,7 @@ class WriterQueue:
 
     _queue: queue.SimpleQueue
     _thread: threading.Thread | None
+    max_batch: int
 
     def close(self) -> None:
         if self._thread is not None:
@@ -146,6 +147,29 @@ class WriterQueue:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    def _batches(self) -> Iterator[list]:
+        """For the writer thread, until ``close()``: everything queued now (up to ``max_batch``) as one
+        batch, for one commit. A caller that gave up (its task was cancelled) is left out; every other future
+        is marked running, so it can no longer be cancelled under us and setting its result cannot fail."""
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                batch.append(more)
+            batch = [item for item in batch if item[-1].set_running_or_notify_cancel()]
+            if batch:
+                yield batch
 
 
 class Database(WriterQueue):
@@ -181,31 +205,12 @@ class Database(WriterQueue):
     def _run(self) -> None:
         conn = self._conn
         assert conn is not None
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                batch.append(more)
+        for batch in self._batches():
             self._run_batch(conn, batch)
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
         results: list[tuple[Future, bool, Any]] = []
-        # A caller that gave up (its task was cancelled) gets nothing run; every other future is marked
-        # running, so it can no longer be cancelled under us and setting its result cannot fail.
-        batch = [item for item in batch if item[-1].set_running_or_notify_cancel()]
-        if not batch:
-            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, kwargs, future in batch:

@@ -58,13 +58,6 @@ def live(conn: Any, ttl: float, at: float) -> list[str]:
         "SELECT id FROM instances WHERE heartbeat_at > ? AND stopping = 0 ORDER BY id", (at - ttl,))]
 
 
-def forget_instances(conn: Any, older_than: float) -> int:
-    """Instances silent since ``older_than`` that hold no lease: gone for good (the cluster view forgets them)."""
-    return conn.execute(
-        "DELETE FROM instances WHERE heartbeat_at < ? AND id NOT IN"
-        " (SELECT owner FROM leases WHERE owner IS NOT NULL)", (older_than,)).rowcount
-
-
 # --- leases ------------------------------------------------------------------------------------
 
 def ensure(conn: Any, accounts: list[str]) -> None:

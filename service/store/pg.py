@@ -68,7 +68,7 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .db import _STOP, DatabaseError, WriterQueue, migrations  # _STOP: what WriterQueue.close() queues
+from .db import DatabaseError, WriterQueue, migrations
 
 # pg_advisory_xact_lock key of the migrations ("wagw" 1); events.EVENTS_LOCK is "wagw" 2.
 MIGRATION_LOCK = 0x7761_6777_0001
@@ -337,27 +337,10 @@ class PostgresDatabase(WriterQueue):
             self._raw = None
 
     def _serve(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                batch.append(more)
+        for batch in self._batches():
             self._run_batch(batch)
 
     def _run_batch(self, batch: list) -> None:
-        batch = [item for item in batch if item[-1].set_running_or_notify_cancel()]
-        if not batch:
-            return
         error: BaseException | None = None
         reconnects = 0
         for attempt in range(RETRIES):

@@ -83,11 +83,10 @@ async def send(request: web.Request) -> web.Response:
     dispatcher = account.dispatcher if isinstance(account, Account) else None  # None: served by another instance
     now = time.time()
     # Connected means linked: the store is asked only otherwise (a replay of an accepted request is
-    # answered even when the account was unlinked since). Served elsewhere: the owner's last word in the store.
-    if (dispatcher is None or not dispatcher.connected) \
-            and not (key is not None and await db.run(outbox.key_in_use, name, key, now)) \
-            and (await dispatcher.not_linked() if dispatcher is not None
-                 else await db.run(outbox.is_linked, name) is False):
+    # answered even when the account was unlinked since).
+    connected = dispatcher is not None and dispatcher.connected
+    replay = not connected and key is not None and await db.run(outbox.key_in_use, name, key, now)
+    if not connected and not replay and await _not_linked(db, dispatcher, name):
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
     try:
@@ -124,6 +123,14 @@ async def send(request: web.Request) -> web.Response:
         dispatcher.forget(row["id"], future)
     row = done or await db.run(outbox.get, name, row["id"]) or row
     return _answer(row, replayed=not created)
+
+
+async def _not_linked(db, dispatcher, name: str) -> bool:
+    """Whether nothing would ever send for the account now: its dispatcher's judgement here, or, when
+    another instance serves it, that instance's last word in the store."""
+    if dispatcher is not None:
+        return await dispatcher.not_linked()
+    return await db.run(outbox.is_linked, name) is False
 
 
 async def _settled(db, name: str, row: dict, wait: float) -> dict:
