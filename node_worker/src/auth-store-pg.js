@@ -29,6 +29,7 @@
 import fs from 'node:fs'
 import pg from 'pg'
 import { BufferJSON, initAuthCreds, proto } from 'baileys'
+import { trackCreds } from './creds-record.js'
 import { openJournaledMap } from './journal.js'
 
 const CREDS_KEY = 'creds'
@@ -269,6 +270,14 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
     }
   }
 
+  const credsRecord = trackCreds(creds, encode, CREDS_KEY)
+  const commitWithCreds = async (ops) => {
+    const op = credsRecord.op()
+    if (op) ops.push(op)
+    await commit(ops)
+    credsRecord.committed(op)
+  }
+
   const keys = {
     async get (type, ids) {
       const out = {}
@@ -280,7 +289,8 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
       }
       return out
     },
-    // One call is one atomic batch. Falsy values delete, as in auth-store.js.
+    // One call is one atomic batch, with the creds when they changed (creds-record.js). Falsy values
+    // delete, as in auth-store.js.
     async set (values) {
       const ops = []
       for (const type in values) {
@@ -289,13 +299,13 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
           ops.push([keyOf(type, id), value ? encode(value) : null])
         }
       }
-      await commit(ops)
+      await commitWithCreds(ops)
     }
   }
 
   return {
     state: { creds, keys },
-    saveCreds: () => commit([[CREDS_KEY, encode(creds)]]),
+    saveCreds: () => commitWithCreds([]),
     isRegistered: () => !!creds.registered || !!creds.me,
     flush,
     async close () {

@@ -10,6 +10,7 @@
 import { rm } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { BufferJSON, initAuthCreds, proto } from 'baileys'
+import { trackCreds } from './creds-record.js'
 import { closeOpenMap, openJournaledMap, syncDir } from './journal.js'
 
 // No key type contains '/', so "type/id" cannot collide with another type or with "creds".
@@ -42,6 +43,14 @@ export async function openAuthStore (dir, { logger, compactBytes } = {}) {
     throw err
   }
 
+  const credsRecord = trackCreds(creds, encode, CREDS_KEY)
+  const commitWithCreds = async (ops) => {
+    const op = credsRecord.op()
+    if (op) ops.push(op)
+    await map.commit(ops) // nothing to write resolves at once (or rejects on a closed or failed store)
+    credsRecord.committed(op)
+  }
+
   const keys = {
     // Missing ids map to null, as in useMultiFileAuthState; callers test truthiness.
     async get (type, ids) {
@@ -56,7 +65,8 @@ export async function openAuthStore (dir, { logger, compactBytes } = {}) {
       }
       return out
     },
-    // One call is one atomic record. Falsy values delete, matching useMultiFileAuthState.
+    // One call is one atomic record, with the creds when they changed (creds-record.js). Falsy values
+    // delete, matching useMultiFileAuthState.
     async set (data) {
       const ops = []
       for (const type in data) {
@@ -65,14 +75,14 @@ export async function openAuthStore (dir, { logger, compactBytes } = {}) {
           ops.push([keyOf(type, id), value ? encode(value) : null])
         }
       }
-      await map.commit(ops)
+      await commitWithCreds(ops)
     }
   }
 
   return {
     state: { creds, keys },
     /** Call on every 'creds.update' (Baileys has already merged the update into state.creds). */
-    saveCreds: () => map.commit([[CREDS_KEY, encode(creds)]]),
+    saveCreds: () => commitWithCreds([]),
     /**
      * Whether these creds belong to a paired device. Baileys sends a login
      * (not a registration) exactly when creds.me is set; `registered` is set

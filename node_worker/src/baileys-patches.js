@@ -1,15 +1,23 @@
 // The worker depends on node_worker/patches/ being applied to the installed Baileys (patch-package at
 // `npm ci`). Without 002+durable-before-receipt, Baileys would acknowledge inbound messages and
-// receipts before the worker stored them, and a crash could lose them silently: refuse to start.
-// (001+server-auth is checked by sandbox-trust.js.)
+// receipts before the worker stored them; without 003+commit-before-frame, a message would leave before
+// the Signal state it advanced is on disk. A crash could then lose messages or break a conversation for
+// good: refuse to start. (001+server-auth is checked by sandbox-trust.js.)
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
+const source = (path) => readFileSync(fileURLToPath(new URL(path, import.meta.resolve('baileys'))), 'utf8')
+
 export function assertDurableReceiptHooks () {
-  const file = fileURLToPath(new URL('./Socket/messages-recv.js', import.meta.resolve('baileys')))
-  const source = readFileSync(file, 'utf8')
-  if (!source.includes('config.beforeMessageReceipt') || !source.includes('config.beforeReceiptAck')) {
+  const recv = source('./Socket/messages-recv.js')
+  if (!recv.includes('config.beforeMessageReceipt') || !recv.includes('config.beforeReceiptAck')) {
     throw new Error('Baileys is installed without node_worker/patches (durable before receipt); ' +
+      'reinstall with `npm ci` in node_worker')
+  }
+  const send = source('./Socket/messages-send.js')
+  const auth = source('./Utils/auth-utils.js')
+  if (!auth.includes('commitPending:') || !send.includes('keys.commitPending') || !recv.includes('keys.commitPending')) {
+    throw new Error('Baileys is installed without node_worker/patches (commit before the frame); ' +
       'reinstall with `npm ci` in node_worker')
   }
 }

@@ -426,3 +426,19 @@ test('kill -9 at random moments loses no acknowledged write and never half a bat
     `final generation ${generation}, torn tails cut ${tornTails}, kills mid-compaction ${midCompaction}, ${((performance.now() - t0) / 1000).toFixed(1)} s`
   t.diagnostic(msg)
 })
+
+test('a key commit carries the creds Baileys changed with it (a pre-key and its counter land together)', async () => {
+  const dir = await tempDir()
+  let store = await openAuthStore(dir)
+  const before = store.stats.records
+  await store.saveCreds() // nothing changed: nothing written
+  assert.equal(store.stats.records, before)
+  store.state.creds.nextPreKeyId = 4242 // what getNextPreKeys' creds.update merges, never saved by the app
+  await store.state.keys.set({ 'pre-key': { 4241: { public: Buffer.alloc(32, 1), private: Buffer.alloc(32, 2) } } })
+  await store.close()
+  store = await openAuthStore(dir)
+  assert.equal(store.state.creds.nextPreKeyId, 4242)
+  assert.ok((await store.state.keys.get('pre-key', ['4241']))['4241'])
+  await store.close()
+  await removeAuthStore(dir)
+})
