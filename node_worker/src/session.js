@@ -32,6 +32,7 @@ import { SentIds } from './sent-ids.js'
 import { SentMessages } from './sent-messages.js'
 import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
+import { ServerAcks } from './server-acks.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
 
@@ -100,6 +101,7 @@ export class WhatsAppSession extends EventEmitter {
     this.backoff = new Backoff({ baseMs: settings.reconnectBaseMs, maxMs: settings.reconnectMaxMs })
     this.onWhatsAppCache = new Map()
     this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
+    this.acks = new ServerAcks()
     this.sentMessages = null // SentMessages, opened with the session store
     this.decrypted = null // DecryptCache, opened with the session store
     this.statusRank = new Map() // id -> highest status reported (the journal gets each step once)
@@ -486,6 +488,7 @@ export class WhatsAppSession extends EventEmitter {
     sock.ws.on('CB:ack,class:message', (node) => {
       if (!live()) return
       const { id, error } = node.attrs
+      this.acks.settle(id, error)
       if (!this.sentIds.has(id)) return
       if (error) this.durably(this.recordStatus(id, proto.WebMessageInfo.Status.ERROR, { error: String(error) }))
       else this.durably(this.recordStatus(id, proto.WebMessageInfo.Status.SERVER_ACK))
@@ -722,6 +725,7 @@ export class WhatsAppSession extends EventEmitter {
     const code = error?.output?.statusCode
     const message = error?.message || 'connection closed'
     this.sock = null
+    this.acks.failAll(message)
     this.clearTimers()
     if (this.closing) return
     this.emit('closed', code)
@@ -932,7 +936,15 @@ export class WhatsAppSession extends EventEmitter {
     return exists
   }
 
+  /** Sends and waits for the server's ack (server-acks.js): `sent` means WhatsApp has it. */
   async sendText (phone, text, messageId) {
+    const { id, acked } = await this.relayText(phone, text, messageId)
+    await acked
+    return { id, status: 'sent' }
+  }
+
+  /** Hands the message to the socket; `acked` settles with the server's ack (never rejects unhandled). */
+  async relayText (phone, text, messageId) {
     const sock = this.sock
     if (this.state !== 'connected' || !sock) throw this.notConnected()
     const jid = phoneToJid(phone)
@@ -964,9 +976,16 @@ export class WhatsAppSession extends EventEmitter {
         await this.assertOwner()
         if (this.sock !== sock || this.state !== 'connected') throw this.notConnected()
       }
-      await sock.relayMessage(jid, message, { messageId: id })
-      this.log.info({ message_id: id, length: text.length, resend }, 'message.sent')
-      return { id, status: 'pending' }
+      const acked = this.acks.expect(id, this.settings.sendAckTimeoutMs)
+      acked.catch(() => {}) // awaited by the caller; a relay that throws below drops it
+      try {
+        await sock.relayMessage(jid, message, { messageId: id })
+      } catch (err) {
+        this.acks.forget(id)
+        throw err
+      }
+      this.log.info({ message_id: id, length: text.length, resend }, 'message.relayed')
+      return { id, acked: acked.then(() => this.log.info({ message_id: id }, 'message.sent')) }
     } catch (err) {
       if (err instanceof WorkerError) throw err
       if (this.state === 'fenced') throw this.notOwner()
@@ -986,23 +1005,40 @@ export class WhatsAppSession extends EventEmitter {
    * `not_attempted`: sending them would overtake the one that will be retried.
    */
   async sendBatch (items) {
-    const results = []
+    const relayed = [] // per item: { id, acked } or { id, error }, in order
     let stopped = null
     for (const item of items) {
       if (stopped) {
-        results.push({ id: item.id, error: { status: 409, code: 'not_attempted', message: `Not sent: an earlier message of this batch failed (${stopped}).` } })
+        relayed.push({ id: item.id, error: { status: 409, code: 'not_attempted', message: `Not sent: an earlier message of this batch failed (${stopped}).` } })
         continue
       }
       try {
-        results.push(await this.sendText(item.phone_number, item.text, item.id))
+        relayed.push(await this.relayText(item.phone_number, item.text, item.id))
       } catch (err) {
-        const error = err instanceof WorkerError ? err : new WorkerError(500, 'worker_error', 'The worker failed while sending.')
-        if (!(err instanceof WorkerError)) this.log.error({ err, message_id: item.id }, 'message.send_failed')
-        results.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
+        const error = this.asWorkerError(err, item.id)
+        relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
         if (error.code !== 'not_on_whatsapp') stopped = error.code
       }
     }
+    // All of the run is on the wire in order; now the server's acks, one round trip for the run.
+    const results = []
+    for (const r of relayed) {
+      if (!r.acked) { results.push(r); continue }
+      try {
+        await r.acked
+        results.push({ id: r.id, status: 'sent' })
+      } catch (err) {
+        const error = this.asWorkerError(err, r.id)
+        results.push({ id: r.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
+      }
+    }
     return { results }
+  }
+
+  asWorkerError (err, id) {
+    if (err instanceof WorkerError) return err
+    this.log.error({ err, message_id: id }, 'message.send_failed')
+    return new WorkerError(500, 'worker_error', 'The worker failed while sending.')
   }
 }
 

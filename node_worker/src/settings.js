@@ -107,6 +107,8 @@ export function readSettings (env = process.env) {
     qrTimeoutMs: int(env, 'WA_QR_TIMEOUT_MS', 0, 0) || undefined,
     keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
+    // How long a send waits for the server's ack before it is retried (same WhatsApp id) by the gateway.
+    sendAckTimeoutMs: int(env, 'WA_SEND_ACK_TIMEOUT_MS', 15000, 100),
     // link liveness (src/link-monitor.js): a ping after this much silence from the server, and the
     // link is dead (reconnect) when nothing at all arrives within the timeout after it
     linkProbeMs: int(env, 'WA_LINK_PROBE_MS', 10000, 100),

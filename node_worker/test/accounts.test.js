@@ -85,7 +85,7 @@ test('POST /send/batch: a run to one recipient arrives in order; a number not on
   const contact = '+15550005019'
   const ids = ['BATCH0000001', 'BATCH0000002', 'BATCH0000003', 'BATCH0000004', 'BATCH0000005']
   const sent = await call('POST', '/accounts/sales/send/batch', { messages: ids.map((id, i) => ({ phone_number: contact, text: `run ${i}`, id })) })
-  assert.deepEqual(sent.results, ids.map((id) => ({ id, status: 'pending' })))
+  assert.deepEqual(sent.results, ids.map((id) => ({ id, status: 'sent' })))
   const inbox = await until(async () => {
     const got = (await emu.api('GET', `/contacts/${encodeURIComponent(contact)}/messages`)).body
     return got.length === ids.length ? got : null

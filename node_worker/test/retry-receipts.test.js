@@ -93,7 +93,7 @@ test('a contact that cannot decrypt sends a retry receipt; the message is re-sen
   }
   const text = 'secret body: retry once 🔁'
   const sent = await w.session.sendText(phone, text, 'RETRYONCE0001')
-  assert.deepEqual(sent, { id: 'RETRYONCE0001', status: 'pending' })
+  assert.deepEqual(sent, { id: 'RETRYONCE0001', status: 'sent' })
   const entry = await inboxEntry(phone, 'RETRYONCE0001')
   assert.equal(entry.text, text)
   assert.equal(entry.retries, 1)

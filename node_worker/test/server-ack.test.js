@@ -1,0 +1,58 @@
+// "sent" means the server has it (src/server-acks.js): a send answers only on the server's ack. While the
+// server takes nothing (a blackhole fault: frames go out and vanish), the send fails instead of claiming
+// "sent"; sent again later with the same WhatsApp id, the contact gets it once. Real Baileys, emulator.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { startEmulator, trustEmulator, tmpDir, until } from './emulator-helpers.js'
+import { EventJournal } from '../src/events.js'
+import { makeLogger } from '../src/logger.js'
+import { WhatsAppSession } from '../src/session.js'
+import { readSettings } from '../src/settings.js'
+
+const ACCOUNT = '+15550007101'
+const CONTACT = '+15550007102'
+
+let emu
+let session
+let dataDir
+before(async () => {
+  emu = await startEmulator()
+  trustEmulator(emu)
+  dataDir = tmpDir('wa-ack-')
+  const settings = readSettings({
+    WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent',
+    WA_SEND_ACK_TIMEOUT_MS: '1500', WA_LINK_PROBE_MS: '60000', WA_LINK_TIMEOUT_MS: '60000'
+  })
+  session = new WhatsAppSession({ settings, logger: makeLogger({ level: 'error', write: () => {} }), journal: new EventJournal({ capacity: 1000 }) })
+  await session.start()
+  const qr = await until(() => session.state === 'qr' && session.qr, 15000, 'qr')
+  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
+  await until(() => session.state === 'connected', 20000, 'connected')
+})
+after(async () => {
+  await session?.shutdown().catch(() => {})
+  await emu?.stop()
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+})
+
+const inbox = async () => (await emu.api('GET', `/contacts/${encodeURIComponent(CONTACT)}/messages`)).body
+
+test('a send answers "sent" only on the server ack; without one it fails and its retry arrives once', async () => {
+  assert.deepEqual(await session.sendText(CONTACT, 'first', 'ACKTEST0000001'), { id: 'ACKTEST0000001', status: 'sent' })
+  assert.equal((await emu.api('POST', '/faults', { kind: 'blackhole', seconds: 3, phone_number: ACCOUNT })).status, 200)
+  await assert.rejects(session.sendText(CONTACT, 'lost in the hole', 'ACKTEST0000002'),
+    (err) => err.code === 'whatsapp_timeout' && err.status === 504, 'no ack, no "sent"')
+  const batch = await session.sendBatch([{ phone_number: CONTACT, text: 'batch in the hole', id: 'ACKTEST0000003' }])
+  assert.equal(batch.results[0].error?.code, 'whatsapp_timeout')
+  await until(async () => {
+    try { return (await session.sendText(CONTACT, 'lost in the hole', 'ACKTEST0000002')).status === 'sent' } catch { return false }
+  }, 20000, 'the retry acked after the blackhole')
+  const got = await until(async () => {
+    const m = await inbox()
+    return m.some((x) => x.id === 'ACKTEST0000002') ? m : null
+  }, 10000, 'the retried message at the contact')
+  const copies = got.filter((m) => m.id === 'ACKTEST0000002')
+  assert.equal(copies.length, 1)
+  assert.equal(copies[0].text, 'lost in the hole')
+})
