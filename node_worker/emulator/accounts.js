@@ -102,6 +102,9 @@ export class User {
     this.retryReceipt = 'at_once' // or 'next_login': queued for the sender device's next login
     this.retries = {} // "<from>|<id>" -> retry receipts this phone sent for that message
     this.retryReceiptsSent = 0
+    this.retryReceiptsReceived = 0 // retry receipts linked devices sent for this phone's messages
+    this.messagesResent = 0 // copies re-encrypted and sent again after a retry receipt
+    this.outbox = new Map() // id -> what this phone sent, kept for resends (see retries.js)
     // how this phone's messages to linked devices are addressed: 'pn' (from=<phone>@s.whatsapp.net with
     // sender_lid) or 'lid' (from=<lid>@lid with sender_pn and addressing_mode=lid, as WhatsApp increasingly does)
     this.addressing = 'pn'
@@ -130,6 +133,9 @@ export class User {
       retryReceipt: this.retryReceipt,
       retries: this.retries,
       retryReceiptsSent: this.retryReceiptsSent,
+      retryReceiptsReceived: this.retryReceiptsReceived,
+      messagesResent: this.messagesResent,
+      outbox: Object.fromEntries(this.outbox),
       addressing: this.addressing
     }
   }
@@ -151,6 +157,9 @@ export class User {
       retryReceipt: j.retryReceipt || 'at_once',
       retries: j.retries || {},
       retryReceiptsSent: j.retryReceiptsSent || 0,
+      retryReceiptsReceived: j.retryReceiptsReceived || 0,
+      messagesResent: j.messagesResent || 0,
+      outbox: new Map(Object.entries(j.outbox || {})),
       addressing: j.addressing === 'lid' ? 'lid' : 'pn'
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))

@@ -35,8 +35,13 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
-      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0 }))
+      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null }))
     }],
+    ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
+      const u = emu.directory.get(phoneParam(m[1]))
+      return u ? emu.retries.sentView(u) : []
+    }],
+    ['POST', /^\/contacts\/([^/]+)\/session$/, (m, body) => emu.faults.contactSession(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/messages$/, async (m, body) => emu.messaging.contactSends(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
     ['GET', /^\/contacts\/([^/]+)\/receipts-received$/, (m) => {

@@ -7,6 +7,8 @@ import { generateKeyPair } from './crypto.js'
 import { Pairing } from './pairing.js'
 import { Login } from './login.js'
 import { Messaging } from './messaging.js'
+import { Retries, RETRY_COUNTERS } from './retries.js'
+import { Lookups } from './lookups.js'
 import { Faults } from './faults.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
@@ -33,6 +35,8 @@ export class Emulator {
     this.pairing = new Pairing(this)
     this.login = new Login(this)
     this.messaging = new Messaging(this)
+    this.retries = new Retries(this)
+    this.lookups = new Lookups(this)
     this.faults = new Faults(this)
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
     const saved = loadState(this.settings.stateFile)
@@ -93,7 +97,7 @@ export class Emulator {
         case 'message':
           return await this.messaging.onClientMessage(conn, node)
         case 'receipt':
-          return this.messaging.onClientReceipt(conn, node)
+          return await this.messaging.onClientReceipt(conn, node)
         case 'ack':
           return this.onClientAck(conn, node)
         case 'presence':
@@ -116,7 +120,7 @@ export class Emulator {
     const type = iq.attrs.type
     if (type !== 'get' && type !== 'set') return // stray result/error for an iq we no longer wait for
     if (await this.login.handleIq(conn, iq)) return
-    if (await this.messaging.handleIq(conn, iq)) return
+    if (await this.lookups.handleIq(conn, iq)) return
     // anything else: a harmless empty result so the client never waits for its query timeout
     const first = Array.isArray(iq.content) ? iq.content[0]?.tag : undefined
     conn.log.info('iq.unhandled', { xmlns: iq.attrs.xmlns || null, type, child: first || null })
@@ -277,16 +281,19 @@ export class Emulator {
           lid: u.onWhatsApp ? u.lidJid : null,
           on_whatsapp: u.onWhatsApp,
           messages_received: u.inbox.length,
-          receipts_received: u.receiptsReceived.length,
+          receipts_received: u.receiptsReceived.filter((r) => r.type !== 'retry').length, // retries are no deliveries
           fail_decrypt_once: u.failDecryptOnce,
-          retry_receipts_sent: u.retryReceiptsSent,
+          ...this.retries.counters(u),
           addressing: u.addressing
         })
       }
     }
+    const retries = {} // the contacts' retry counters summed: how often broken sessions had to heal
+    for (const c of contacts) for (const k of RETRY_COUNTERS) retries[k] = (retries[k] || 0) + c[k]
     return {
       accounts,
       contacts,
+      retries,
       connections: [...this.connections.values()].map((c) => c.describe()),
       root_public_key: Buffer.from(this.rootKey.public).toString('base64'),
       cert_mode: this.certMode,

@@ -1,14 +1,58 @@
-// Fault injection: what a real network/WhatsApp does to a companion connection.
-import { normalizePhone } from './accounts.js'
+// Fault injection: what a real network/WhatsApp does to a companion connection, and what a
+// contact's phone can do to its Signal sessions (damaged ciphertexts, a lost or rolled-back session).
+import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 
-export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline']
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline', 'garble']
+export const SESSION_ACTIONS = ['snapshot', 'rollback', 'forget']
 
 export class Faults {
   constructor (emu) {
     this.emu = emu
     this.blackholes = [] // { until (ms), phone | null }
     this.offlineDelays = [] // { ms, phone | null }: one-shot, for the next login
+    this.garbles = new Map() // contact phone -> how many of its next messages are damaged in every copy
+    this.sessionSnapshots = new Map() // "<contact>|<peer>" -> the contact's serialised sessions with peer's devices
+  }
+
+  /** true when this message of `phone` must be damaged (a `garble` fault, used up here) */
+  takeGarble (phone) {
+    const left = this.garbles.get(phone) || 0
+    if (!left) return false
+    if (left > 1) this.garbles.set(phone, left - 1)
+    else this.garbles.delete(phone)
+    return true
+  }
+
+  /**
+   * POST /contacts/{phone}/session {action, peer}: the contact's phone saves (`snapshot`), restores
+   * (`rollback`: what a phone restored from an old backup has) or loses (`forget`) its Signal sessions
+   * with every device of `peer` (a phone number), as a test's way to break a session for real.
+   * Snapshots live in memory only.
+   */
+  contactSession (phoneInput, { action, peer }) {
+    const phone = normalizePhone(phoneInput)
+    const peerPhone = normalizePhone(peer)
+    if (!phone || !peerPhone) throw apiError(400, 'invalid_phone_number', 'the contact in the path and "peer" must be E.164 numbers')
+    if (!SESSION_ACTIONS.includes(action)) throw apiError(400, 'invalid_action', `action must be one of ${SESSION_ACTIONS.join(', ')}`)
+    const contact = this.emu.directory.get(phone)
+    if (!contact) throw apiError(404, 'contact_unknown', `${e164(phone)} is not known`)
+    const key = `${phone}|${peerPhone}`
+    let sessions
+    if (action === 'snapshot') {
+      sessions = contact.signal.sessionsOf(peerPhone)
+      this.sessionSnapshots.set(key, sessions)
+    } else if (action === 'rollback') {
+      sessions = this.sessionSnapshots.get(key)
+      if (!sessions) throw apiError(409, 'no_snapshot', 'take a snapshot of these sessions first')
+      contact.signal.restoreSessionsOf(peerPhone, sessions)
+    } else {
+      sessions = new Map()
+      contact.signal.restoreSessionsOf(peerPhone, sessions)
+    }
+    this.emu.log.info('fault.contact_session', { action, sessions: sessions.size })
+    this.emu.persist()
+    return { action, sessions: sessions.size }
   }
 
   /** ms by which this login's end-of-offline marker is late (a slow_offline fault, used up here), or 0 */
@@ -31,7 +75,7 @@ export class Faults {
   }
 
   /** POST /faults */
-  apply ({ kind, seconds, phone_number: phoneInput }) {
+  apply ({ kind, seconds, messages, phone_number: phoneInput }) {
     if (!FAULT_KINDS.includes(kind)) throw apiError(400, 'invalid_kind', `kind must be one of ${FAULT_KINDS.join(', ')}`)
     let phone = null
     if (phoneInput != null) {
@@ -78,6 +122,16 @@ export class Faults {
         if (!Number.isFinite(s) || s <= 0 || s > 3600) throw apiError(400, 'invalid_seconds', 'seconds must be a number between 0 and 3600')
         this.offlineDelays.push({ ms: Math.round(s * 1000), phone })
         applied = 1
+        break
+      }
+      case 'garble': {
+        // the next `messages` messages this contact's phone sends reach the devices damaged, every copy
+        // (resends after a retry receipt too): a message the devices can never decrypt
+        const n = messages == null ? 1 : Number(messages)
+        if (!phone) throw apiError(400, 'invalid_phone_number', 'garble needs the phone_number of a contact')
+        if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
+        this.garbles.set(phone, (this.garbles.get(phone) || 0) + n)
+        applied = n
         break
       }
       case 'blackhole': {

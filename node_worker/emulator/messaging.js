@@ -1,8 +1,8 @@
-// Messaging: usync (devices + lid + contact), prekey bundles, 1:1 message send with ack and
-// delivery receipt, device receipts, contact -> account messages, receipts from contacts,
-// the first-login history-sync notification, and routing to other companion devices.
+// Messaging: 1:1 message send with ack and delivery receipt, device receipts, contact -> account
+// messages, receipts from contacts, the first-login history-sync notification, and routing to other
+// companion devices. Lookups (usync, prekey bundles) are in lookups.js, retry receipts in retries.js.
 import { deflateSync } from 'node:zlib'
-import { proto, child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
+import { proto, child, childrenByTag, bytesOf, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
@@ -34,130 +34,6 @@ export class Messaging {
   }
 
   get dir () { return this.emu.directory }
-
-  async handleIq (conn, iq) {
-    const xmlns = iq.attrs.xmlns
-    const first = Array.isArray(iq.content) ? iq.content[0] : undefined
-    if (xmlns === 'usync' && first?.tag === 'usync') {
-      this.usync(conn, iq, first)
-      return true
-    }
-    if (xmlns === 'encrypt' && iq.attrs.type === 'get' && first?.tag === 'key') {
-      this.keyBundles(conn, iq, first)
-      return true
-    }
-    return false
-  }
-
-  // ---------------------------------------------------------------- usync
-  usync (conn, iq, usync) {
-    const protocols = children(child(usync, 'query')).map((c) => c.tag)
-    const users = childrenByTag(child(usync, 'list'), 'user')
-    const out = []
-    for (const u of users) {
-      let jid = u.attrs.jid
-      let user
-      const contactNode = child(u, 'contact')
-      if (!jid && contactNode) {
-        const phone = normalizePhone(bytesOf(contactNode)?.toString('utf8') || '')
-        if (!phone) continue
-        jid = `${phone}@s.whatsapp.net`
-      }
-      const d = safeDecode(jid)
-      if (!d?.user) continue
-      if (d.server === 'lid') user = this.dir.byLidUser(d.user)
-      else if (d.server === 's.whatsapp.net') user = normalizePhone(d.user) ? this.dir.ensure(d.user) : undefined // contacts exist on first use
-      const onWa = !!user && user.onWhatsApp
-      const content = []
-      for (const p of protocols) {
-        if (p === 'devices') {
-          const list = onWa
-            ? [{ tag: 'device', attrs: { id: '0' } }, ...[...user.devices.values()].map((dv) => ({ tag: 'device', attrs: { id: String(dv.id), 'key-index': String(dv.keyIndex) } }))]
-            : []
-          content.push({
-            tag: 'devices',
-            attrs: {},
-            content: [
-              { tag: 'device-list', attrs: {}, content: list },
-              ...(onWa ? [{ tag: 'key-index-list', attrs: { ts: String(this.keyIndexTs(user)) } }] : [])
-            ]
-          })
-        } else if (p === 'lid') {
-          if (onWa) content.push({ tag: 'lid', attrs: { val: user.lidJid } })
-        } else if (p === 'contact') {
-          content.push({ tag: 'contact', attrs: { type: onWa ? 'in' : 'out' }, ...(contactNode ? { content: bytesOf(contactNode) } : {}) })
-        }
-      }
-      out.push({ tag: 'user', attrs: { jid }, content })
-    }
-    conn.log.debug('usync.answered', { users: out.length, protocols })
-    conn.result(iq, [{
-      tag: 'usync',
-      attrs: { sid: usync.attrs.sid || randomId(4), index: '0', last: 'true', mode: usync.attrs.mode || 'query', context: usync.attrs.context || 'interactive' },
-      content: [
-        { tag: 'result', attrs: {}, content: protocols.map((p) => ({ tag: p, attrs: {} })) },
-        { tag: 'list', attrs: {}, content: out }
-      ]
-    }])
-    this.emu.persist()
-  }
-
-  keyIndexTs (user) {
-    let ts = 0
-    for (const d of user.devices.values()) ts = Math.max(ts, d.pairedAt || 0)
-    return ts || unixNow()
-  }
-
-  // ---------------------------------------------------------------- prekey bundles
-  keyBundles (conn, iq, keyNode) {
-    const list = []
-    for (const u of childrenByTag(keyNode, 'user')) {
-      const jid = u.attrs.jid
-      const d = safeDecode(jid)
-      const user = d ? this.dir.resolve(d) : undefined
-      const deviceId = d?.device || 0
-      let bundle
-      if (user && user.onWhatsApp) {
-        if (deviceId === 0) bundle = user.signal.takeBundle()
-        else bundle = user.devices.get(deviceId)?.takeBundle()
-      }
-      if (!bundle) {
-        list.push({ tag: 'user', attrs: { jid }, content: [{ tag: 'error', attrs: { code: '404', text: 'item-not-found' } }] })
-        continue
-      }
-      list.push({
-        tag: 'user',
-        attrs: { jid },
-        content: [
-          { tag: 'registration', attrs: {}, content: uintBytes(bundle.registrationId, 4) },
-          { tag: 'type', attrs: {}, content: Buffer.from([5]) },
-          { tag: 'identity', attrs: {}, content: Buffer.from(bundle.identityKey) },
-          {
-            tag: 'skey',
-            attrs: {},
-            content: [
-              { tag: 'id', attrs: {}, content: uintBytes(bundle.signedPreKey.keyId, 3) },
-              { tag: 'value', attrs: {}, content: Buffer.from(bundle.signedPreKey.publicKey) },
-              { tag: 'signature', attrs: {}, content: Buffer.from(bundle.signedPreKey.signature) }
-            ]
-          },
-          ...(bundle.preKey
-            ? [{
-                tag: 'key',
-                attrs: {},
-                content: [
-                  { tag: 'id', attrs: {}, content: uintBytes(bundle.preKey.keyId, 3) },
-                  { tag: 'value', attrs: {}, content: Buffer.from(bundle.preKey.publicKey) }
-                ]
-              }]
-            : [])
-        ]
-      })
-    }
-    conn.log.debug('prekeys.handed_out', { users: list.length })
-    conn.result(iq, [{ tag: 'list', attrs: {}, content: list }])
-    this.emu.persist()
-  }
 
   // ---------------------------------------------------------------- device -> network
   /** <message> sent by a logged-in companion */
@@ -213,7 +89,7 @@ export class Messaging {
     }
     if (retryFromContactPhone) {
       const t = node.attrs.t || String(unixNow())
-      const retry = () => this.sendRetryReceipt(chatUser, sender, senderDevice, id, t, chatForm)
+      const retry = () => this.emu.retries.sendRetryReceipt(chatUser, sender, senderDevice, id, t, chatForm)
       // queued at once for the device's next login, or sent live shortly after, like a delivery receipt
       if (chatUser.retryReceipt === 'next_login') retry()
       else setTimeout(retry, this.emu.settings.receiptDelayMs).unref?.()
@@ -229,7 +105,9 @@ export class Messaging {
 
   /**
    * the emulated primary phone (device 0) of `target` decrypts a message; returns 'stored' for a chat
-   * message, 'retry' when it plays a device that could not decrypt it (failDecryptOnce)
+   * message (or a repeat of one already read), 'retry' when it could not decrypt it and asks the sender
+   * for it again (a real failure, or the simulated one of failDecryptOnce), 'failed' when its retries
+   * are used up (the message stays unreadable in the inbox, with its error)
    */
   async phoneReceives (target, sender, senderDevice, node, enc, chatForm) {
     const addr = SignalParty.address(sender.phone, senderDevice.id)
@@ -262,9 +140,18 @@ export class Messaging {
     }
     const from = e164(sender.phone)
     const existing = target.inbox.find((m) => m.id === id && m.from === from)
-    if (existing) {
+    if (existing && !existing.error) {
+      // read before: a repeat (its Signal keys are used up, so it may not decrypt again; it needs no retry)
       existing.duplicate_count++
       this.emu.log.info('message.duplicate', { id, duplicate_count: existing.duplicate_count })
+      return 'stored'
+    }
+    if (error) return this.emu.retries.decryptFailed(target, { id, from, senderDevice, chatForm, error, existing })
+    if (existing) {
+      // the copy the sender sent again after a retry receipt: the unreadable entry becomes the readable one
+      Object.assign(existing, { text: textOf(msg), kind: kindOf(msg), retries: target.retries[retryKey] || existing.retries })
+      delete existing.error
+      this.emu.log.info('message.recovered', { id, retries: existing.retries })
       return 'stored'
     }
     target.inbox.push({
@@ -276,12 +163,11 @@ export class Messaging {
       duplicate_count: 0,
       sender_device: senderDevice.jid,
       chat_form: chatForm,
-      retries: target.retries[retryKey] || 0,
-      ...(error ? { error } : {})
+      retries: target.retries[retryKey] || 0
     })
     if (target.inbox.length > 10000) target.inbox.splice(0, target.inbox.length - 10000)
-    this.emu.log.info('message.delivered_to_phone', { id, enc: enc.attrs.type, decrypted: !error })
-    return error ? 'failed' : 'stored'
+    this.emu.log.info('message.delivered_to_phone', { id, enc: enc.attrs.type, decrypted: true })
+    return 'stored'
   }
 
   /** a message for another linked companion device (another gateway, or a second device of the same account) */
@@ -324,38 +210,8 @@ export class Messaging {
     return how
   }
 
-  /**
-   * The retry receipt of a phone that could not decrypt message `id` from `senderDevice`, shaped as
-   * Baileys' sendRetryRequest and whatsmeow's sendRetryReceipt send it: <receipt type=retry id to>
-   * with <retry count id t v=1 error=0> and the 4-byte <registration> id; the first retry carries
-   * no <keys> (both add the key bundle from count 2 on). Baileys answers by fetching a fresh prekey
-   * bundle and relaying the message (from its cache or getMessage) with the same id.
-   */
-  sendRetryReceipt (from, senderUser, senderDevice, id, t, chatForm) {
-    if (!senderUser.devices.get(senderDevice.id)) return 'unlinked'
-    const node = {
-      tag: 'receipt',
-      attrs: { from: chatForm === 'lid' ? from.lidJid : from.jid, id, t: String(unixNow()), type: 'retry' },
-      content: [
-        { tag: 'retry', attrs: { count: '1', id, t: String(t), v: '1', error: '0' } },
-        { tag: 'registration', attrs: {}, content: uintBytes(from.signal.registrationId, 4) }
-      ]
-    }
-    from.retryReceiptsSent++
-    let how
-    if (from.retryReceipt === 'next_login') {
-      // as if the sender's device had gone before the retry reached it: the server keeps it for its next login
-      this.emu.pushBounded(senderDevice, 'pending', node)
-      how = 'queued'
-    } else {
-      how = this.emu.deliverToDevice(senderUser, senderDevice, node)
-    }
-    this.emu.log.info('receipt.retry_sent', { id, count: 1, how })
-    return how
-  }
-
-  /** <receipt> sent by a companion for messages it received */
-  onClientReceipt (conn, node) {
+  /** <receipt> sent by a companion for messages it received; a retry receipt may make the contact send again */
+  async onClientReceipt (conn, node) {
     const id = node.attrs.id
     const to = node.attrs.to
     const type = node.attrs.type
@@ -378,6 +234,11 @@ export class Messaging {
     target.receiptsReceived.push(entry)
     if (target.receiptsReceived.length > 10000) target.receiptsReceived.splice(0, target.receiptsReceived.length - 10000)
     conn.log.info('receipt.received', { id, type: entry.type })
+    // a receipt for a message of the contact's phone: a retry asks for it again, a delivery ends the retries
+    if (!d.device) {
+      if (type === 'retry') await this.emu.retries.onRetryReceipt(conn, node, target)
+      else this.emu.retries.onReceipt(conn, target, ids, entry.type)
+    }
     // the receipt is for a message from another gateway's device: pass it on
     if (d.device && target.devices.get(d.device) && type !== 'retry') {
       const dev = target.devices.get(d.device)
@@ -406,18 +267,13 @@ export class Messaging {
     const contact = this.dir.ensure(contactPhone)
     const id = randomId(16)
     const t = unixNow()
-    const plaintext = padMessage(proto.Message.encode({ conversation: text }).finish())
+    const message = proto.Message.encode({ conversation: text }).finish()
+    const garbled = this.emu.faults.takeGarble(contact.phone) // a `garble` fault: every copy of it is damaged
+    this.emu.retries.remember(contact, { id, to: toPhone, t, message, garbled })
     let delivered = 0
     let queued = 0
     for (const dev of devices) {
-      const addr = SignalParty.address(account.phone, dev.id)
-      if (!contact.signal.hasSession(addr)) await contact.signal.initSession(addr, dev.takeBundle())
-      const { type, ciphertext } = await contact.signal.encrypt(addr, plaintext)
-      const how = this.emu.deliverToDevice(account, dev, {
-        tag: 'message',
-        attrs: { ...this.senderAttrs(contact), id, t: String(t), type: 'text', notify: contact.name },
-        content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
-      })
+      const how = await this.emu.retries.sendCopy(contact, account, dev, { id, t, message, garbled })
       if (how === 'sent') delivered++
       else queued++
     }

@@ -1,6 +1,7 @@
 // A simulated Signal endpoint (the primary device, device 0, of a phone number) built on the
 // real libsignal package with an in-memory store that can be serialised into the state file.
 import libsignal from 'libsignal'
+import queueJob from 'libsignal/src/queue_job.js'
 import { generateKeyPair, sign, toRawPub, toSignalPub } from './crypto.js'
 
 const b64 = (b) => Buffer.from(b).toString('base64')
@@ -102,6 +103,25 @@ export class SignalParty {
     return libsignal.SessionRecord.deserialize(s).haveOpenSession()
   }
 
+  /** the registration id the open session with `addr` was built for; undefined without one */
+  remoteRegistrationId (addr) {
+    const s = this.sessions.get(addr.toString())
+    if (!s) return undefined
+    const open = libsignal.SessionRecord.deserialize(s).getOpenSession()
+    return typeof open?.registrationId === 'number' ? open.registrationId : undefined
+  }
+
+  /** serialised sessions whose address names `name` (a phone number): for snapshots in tests */
+  sessionsOf (name) {
+    return new Map([...this.sessions].filter(([addr]) => addr.startsWith(`${name}.`)))
+  }
+
+  /** replaces the sessions with `name` by `saved` (a sessionsOf result; empty = forget them) */
+  restoreSessionsOf (name, saved) {
+    for (const addr of this.sessionsOf(name).keys()) this.sessions.delete(addr)
+    for (const [addr, s] of saved) this.sessions.set(addr, s)
+  }
+
   /** creates an outgoing session from a remote bundle ({registrationId, identityKey, signedPreKey, preKey?}; 32-byte keys) */
   async initSession (addr, bundle) {
     const builder = new libsignal.SessionBuilder(this.storage(), addr)
@@ -124,8 +144,46 @@ export class SignalParty {
     const cipher = new libsignal.SessionCipher(this.storage(), addr)
     const data = Buffer.from(ciphertext)
     if (type === 'pkmsg') return Buffer.from(await cipher.decryptPreKeyWhisperMessage(data))
-    if (type === 'msg') return Buffer.from(await cipher.decryptWhisperMessage(data))
+    if (type === 'msg') return this.decryptWhisper(cipher, addr, data)
     throw new Error(`unsupported enc type ${type}`)
+  }
+
+  /**
+   * A `msg` decrypted as the libsignal that phones run (Java/Rust) does it: the open session first,
+   * then the older ones, each tried on a fresh copy so that a failed attempt leaves nothing behind,
+   * and an older session that decrypts becomes the open one (promoted). libsignal-node's own
+   * decryptWhisperMessage tries them in place and stores, with the session that succeeded, the
+   * ratchet steps its failed attempts made on the others: when both sides had started a session at
+   * once, the phone's open session was corrupted and every later message it sent was unreadable.
+   * Same errors as libsignal-node ('No session record', 'No matching sessions found for message').
+   */
+  decryptWhisper (cipher, addr, data) {
+    const id = addr.toString()
+    return queueJob(id, async () => { // the bucket of libsignal's own jobs on this address (encrypt, session builds)
+      const saved = this.sessions.get(id)
+      if (!saved) throw new libsignal.SessionError('No session record')
+      const first = libsignal.SessionRecord.deserialize(saved)
+      const open = first.getOpenSession()
+      const order = [...(open ? [open] : []), ...first.getSessions().filter((x) => x !== open)].map((x) => x.indexInfo.baseKey.toString('base64'))
+      for (const key of order) {
+        const record = libsignal.SessionRecord.deserialize(saved)
+        const session = record.sessions[key]
+        try {
+          const plaintext = await cipher.doDecryptWhisperMessage(data, session)
+          session.indexInfo.used = Date.now()
+          if (record.isClosed(session)) {
+            const current = record.getOpenSession()
+            if (current) record.closeSession(current)
+            record.openSession(session)
+          }
+          this.sessions.set(id, record.serialize())
+          return Buffer.from(plaintext)
+        } catch {
+          // the next session; this attempt's changes are dropped with its copy of the record
+        }
+      }
+      throw new libsignal.SessionError('No matching sessions found for message')
+    })
   }
 
   get identityPublic () { return toRawPub(this.identity.public) }
