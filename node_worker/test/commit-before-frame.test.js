@@ -109,7 +109,7 @@ async function killDuringSend ({ contact, prefix, setup, freeze, whileDown }) {
   const wanted = [...(whileDown ? ['while the worker was down'] : []), 'later 0', 'later 1', 'later 2', 'later 3']
   const inbound = () => wanted.filter((text) => child.events.some((e) => e.event === 'inbound' && e.text === text))
   await until(() => inbound().length >= wanted.length, 15000, 'the contact\'s messages after the restart').catch(() => {})
-  const stats = (await emu.api('GET', `/contacts/${encodeURIComponent(contact)}`)).body
+  const stats = (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === contact)
   await child.kill()
   return { unreadable, retried, inbound: inbound(), wanted, victimArrived, stats }
 }
@@ -118,8 +118,9 @@ const check = (r) => {
   assert.deepEqual(r.unreadable, [], 'messages the contact could not decrypt after the restart')
   assert.deepEqual(r.retried, [], 'messages the contact decrypted only after retry receipts')
   assert.deepEqual(r.inbound, r.wanted, 'the contact\'s messages the restarted worker decrypted')
-  for (const key of ['retry_receipts_sent', 'retry_receipts_received']) {
-    if (r.stats?.[key] !== undefined) assert.equal(r.stats[key], 0, `${key}: the conversation needed healing`)
+  // The emulator's contacts heal a broken session with retry receipts (as real clients do): none was needed.
+  for (const key of ['retry_receipts_sent', 'retry_receipts_received', 'messages_resent']) {
+    assert.equal(r.stats[key], 0, `${key}: the conversation needed healing`)
   }
 }
 
