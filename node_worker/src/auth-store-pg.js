@@ -305,7 +305,12 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
 
   return {
     state: { creds, keys },
-    saveCreds: () => commitWithCreds([]),
+    // Always a fenced write (a former owner learns here that it lost the account), even with nothing new.
+    saveCreds: async () => {
+      const op = [CREDS_KEY, encode(creds)]
+      await commit([op])
+      credsRecord.committed(op)
+    },
     isRegistered: () => !!creds.registered || !!creds.me,
     flush,
     async close () {
