@@ -7,11 +7,13 @@ record and exits 78 without a traceback, and the watchdog stops the stack (see `
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import sys
 
 import structlog
 
-from . import __version__, config_error, http_server
+from . import __version__, config_error, http_server, orphans
 from .app import create_app
 from .logging_setup import configure_logging
 from .settings import Settings, SettingsError
@@ -26,6 +28,8 @@ _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def main() -> int:
+    # Exit with supervisord: SIGTERM (the drain) when it dies, so no gateway runs on without its stack.
+    parent = orphans.ParentWatch(signal.SIGTERM)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -34,9 +38,16 @@ def main() -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     log = structlog.get_logger(PROGRAM)
     log.info("gateway.starting", version=__version__, host=settings.host, port=settings.port)
+    app = create_app(settings)
+
+    def orphaned() -> None:
+        log.warning("gateway.orphaned", parent_at_start=parent.parent, parent_now=os.getppid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app.cleanup_ctx.append(orphans.exit_with_parent_ctx(parent, orphaned))
     try:
         http_server.run_app(  # aiohttp's run_app, but the HTTP parser's errors are JSON too
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout,

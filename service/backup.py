@@ -14,8 +14,9 @@ The worker is down for as long as step 2 and 3 take (the figure is printed). A s
 it is. ``backup.json`` lists every file with its size and sha256; ``restore`` checks them all before it
 touches anything, refuses while the stack runs, and moves what it replaces aside instead of deleting it.
 
-Not copied: ``run/`` (sockets and pids) and ``emulator/`` (the sandbox's simulated WhatsApp network is not
-the gateway's data).
+Not copied: ``run/`` (sockets and pids), ``emulator/`` (the sandbox's simulated WhatsApp network is not
+the gateway's data) and ``.lock`` (the data dir's lock, ``datalock.py``: ``restore`` holds it while it works,
+so it refuses under a running stack even one with a run dir of its own, and no stack starts mid-restore).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import xmlrpc.client
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from . import __version__, datalock
 from .config_error import write_private
 
 MANIFEST = "backup.json"
 DATABASE = "gateway.db"
-SKIP = {"run", "emulator"}  # top-level names never copied (see the docstring)
+SKIP = {"run", "emulator", datalock.LOCK_FILE}  # top-level names never copied (see the docstring)
 SQLITE_SIDECARS = (DATABASE, DATABASE + "-wal", DATABASE + "-shm", DATABASE + "-journal")
 
 
@@ -168,9 +169,19 @@ def restore(data_dir: Path, supervisor_socket: Path, src: Path) -> Path | None:
     """Put the backup ``src`` in place as ``data_dir``'s content; what it replaced is moved to a sibling
     directory, whose path is returned (None when there was nothing to replace)."""
     verify(src)
+    stop_first = "stop it first (SIGTERM to `wa-gateway run`, or docker stop)"
     if _supervisor(supervisor_socket) is not None:
-        raise BackupError("the stack is running: stop it first (SIGTERM to `wa-gateway run`, or docker stop)")
+        raise BackupError(f"the stack is running: {stop_first}")
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        lock = datalock.acquire(data_dir, command="restore")
+    except datalock.DataDirLocked as exc:
+        raise BackupError(f"the stack is running ({datalock.describe(exc.holder)}): {stop_first}") from None
+    with lock:
+        return _put_in_place(data_dir, src)
+
+
+def _put_in_place(data_dir: Path, src: Path) -> Path | None:
     current = [e for e in data_dir.iterdir() if e.name not in SKIP]
     aside = None
     if current:
@@ -179,7 +190,7 @@ def restore(data_dir: Path, supervisor_socket: Path, src: Path) -> Path | None:
         for entry in current:
             entry.rename(aside / entry.name)
     for entry in sorted(src.iterdir()):
-        if entry.name == MANIFEST:
+        if entry.name == MANIFEST or entry.name in SKIP:
             continue
         if entry.is_dir():
             shutil.copytree(entry, data_dir / entry.name)

@@ -6,8 +6,12 @@ before anything starts (a bad setting ends here with one line and exit 78), reso
 from the stream the operator sees (the programs only see supervisord's pipes), and puts this virtualenv
 first on PATH (the conf runs ``python`` and ``node`` from PATH).
 
+Before anything starts it takes the data dir's lock (``datalock.py``): a second stack on the same data dir
+refuses to start, naming the holder, and exits 75.
+
 It then runs supervisord as its only child instead of exec'ing it, because supervisord always exits 0:
-the launcher forwards the stop signals, reaps orphans when it is PID 1 in a container, and turns a
+the launcher forwards the stop signals, reaps orphans (as PID 1 in a container, and as a child subreaper
+anywhere: a dead supervisord's programs are waited for before the lock goes, ``orphans.py``), and turns a
 shutdown caused by a configuration error (``config_error.py``) into a clear line and exit code 78.
 """
 
@@ -21,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import api_keys, config_error
+from . import api_keys, config_error, datalock, orphans
 from .logging_setup import resolve_format
 from .settings import REPO_ROOT, Settings, SettingsError
 from .webhooks import secret as webhook_secret
@@ -59,6 +63,9 @@ def _prepare_dirs(env: dict[str, str]) -> None:
         path = Path(env[key])
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path, 0o700)
+
+
+def _clear_stale_reasons(env: dict[str, str]) -> None:
     run_dir = Path(env["WA_RUN_DIR"])
     # Reasons left by an earlier run must not stop this one.
     for stale in [*run_dir.glob("config-error.*"), run_dir / config_error.SHUTDOWN_REASON]:
@@ -213,9 +220,20 @@ def client_command(command: str, args: list[str]) -> int:
     return cli.main([command, *args], prog="wa-gateway")
 
 
-def supervise(argv: list[str], env: dict[str, str]) -> int:
+# How long the launcher waits for the programs of a supervisord that died (they stop by themselves within
+# about a second, or their own shutdown bound when busy) before it kills them (SIGKILL) and lets the lock go.
+ORPHAN_WAIT_SECONDS = 20.0
+
+
+def supervise(argv: list[str], env: dict[str, str], lock: datalock.DataDirLock | None = None) -> int:
     """Run supervisord as the only child, forward stop signals, reap orphans, report why it ended."""
-    child = subprocess.Popen(argv, env=env)
+    orphans.become_subreaper()
+    # supervisord inherits the lock (the kernel keeps it while either of us lives), and gets SIGTERM
+    # (stopping its programs) if this launcher dies first.
+    child = subprocess.Popen(argv, env=env, pass_fds=(lock.fd,) if lock else (),
+                             preexec_fn=orphans.signal_on_parent_death)
+    if lock is not None:
+        lock.record(supervisord_pid=child.pid)
 
     def forward(signum, _frame):
         try:
@@ -225,16 +243,47 @@ def supervise(argv: list[str], env: dict[str, str]) -> int:
 
     for signum in _FORWARDED:
         signal.signal(signum, forward)
+    ended: list[str] = []  # programs of a supervisord that died, reaped by us
     while True:
-        pid, status = os.waitpid(-1, 0)  # as PID 1 this also reaps orphans re-parented to us
+        pid, status = os.waitpid(-1, 0)  # as PID 1 or subreaper this also reaps orphans re-parented to us
         if pid == child.pid:
             break
+        if orphans.is_dead(child.pid):  # supervisord is gone already: this was one of its programs
+            ended.append(orphans.describe_end(pid, status))
+    # A supervisord that died (kill -9) leaves its programs to us: they exit on their own; wait for them.
+    ended += orphans.reap_children(ORPHAN_WAIT_SECONDS)
+    if ended:
+        print(f"wa-gateway: supervisord ended ({orphans.describe_end(child.pid, status)}) before its programs; "
+              "they stopped: " + "; ".join(ended), file=sys.stderr)
     code = os.waitstatus_to_exitcode(status)
     reason = config_error.read(Path(env["WA_RUN_DIR"]) / config_error.SHUTDOWN_REASON)
     if reason is not None:
         print(f"wa-gateway: stopped on a configuration error in {reason['reason']}", file=sys.stderr)
         return config_error.EX_CONFIG
     return code if code >= 0 else 128 - code
+
+
+def run_stack(command: str, args: list[str]) -> int:
+    """``wa-gateway run|sandbox``: dirs, the data dir's lock, the checks, then supervisord."""
+    env = _base_env(sandbox=command == "sandbox")
+    _prepare_dirs(env)
+    try:
+        lock = datalock.acquire(Path(env["WA_DATA_DIR"]), command=command, run_dir=env["WA_RUN_DIR"])
+    except datalock.DataDirLocked as exc:
+        print(f"wa-gateway: refusing to start: {exc}", file=sys.stderr)
+        return datalock.EX_LOCKED
+    _clear_stale_reasons(env)
+    env["WA_LOG_FORMAT"] = resolve_format(
+        env.get("WA_LOG_FORMAT", "").strip().lower() or "auto", sys.stdout.fileno())
+    problem = preflight(env) or ensure_api_key(env)
+    if problem is not None:
+        print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
+        return config_error.EX_CONFIG
+    if command == "sandbox":
+        env = _sandbox_env(env)
+    supervisord = str(Path(sys.executable).parent / "supervisord")
+    with lock:
+        return supervise([supervisord, "--nodaemon", "-c", str(CONF), *args], env, lock)
 
 
 def _running_run_dir() -> Path | None:
@@ -257,22 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args else "run"
     if command in {"run", "sandbox"}:
-        env = _base_env(sandbox=command == "sandbox")
-        _prepare_dirs(env)
-        env["WA_LOG_FORMAT"] = resolve_format(
-            env.get("WA_LOG_FORMAT", "").strip().lower() or "auto", sys.stdout.fileno())
-        problem = preflight(env)
-        if problem is not None:
-            print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
-            return config_error.EX_CONFIG
-        problem = ensure_api_key(env)
-        if problem is not None:
-            print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
-            return config_error.EX_CONFIG
-        if command == "sandbox":
-            env = _sandbox_env(env)
-        supervisord = str(Path(sys.executable).parent / "supervisord")
-        return supervise([supervisord, "--nodaemon", "-c", str(CONF), *args], env)
+        return run_stack(command, args)
     if command == "ctl":
         running = _running_run_dir()
         env = _base_env(sandbox=False)

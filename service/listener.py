@@ -4,7 +4,16 @@ supervisord restarts a program that exits while RUNNING, but after ``startretrie
 for good (FATAL). This listener, a program of its own under supervisord (so it survives any other program,
 the gateway included), brings a FATAL program back with ``startProcess`` after a delay that starts at
 ``WA_WATCHDOG_INITIAL_DELAY``, doubles per attempt and is capped at ``WA_WATCHDOG_MAX_DELAY``; a program
-that then stays up longer than the cap starts from the short delay again. A program the operator stopped
+that then stays up for the cap, counted from when it last entered RUNNING, starts from the short delay
+again. That is decided when the run ends (or on the timer while it lasts), not at the next FATAL: a storm
+usually begins with a few short runs (killed while RUNNING, supervisord restarts it at once), and each of
+them used to replace the long run that came before, so the delay almost never came back down.
+
+A program killed every few seconds is killed mostly inside its ``startsecs`` (2 s for the gateway, 3 s for
+a worker): to supervisord a failed start, four in a row make it FATAL, and neither supervisord nor this
+listener can tell that from a program crashing at start. So its delay grows to the cap like any crash
+loop's, and comes back to the short one once it has stayed up for the cap. Kills that land while it is
+RUNNING cost nothing here: supervisord restarts it at once. A program the operator stopped
 (STOPPED) is never restarted. A program that reports a configuration error (see ``config_error.py``) is
 never restarted either: the listener shuts supervisord down so the failure is visible.
 
@@ -26,7 +35,7 @@ from dataclasses import asdict, dataclass
 import structlog
 from supervisor import childutils
 
-from . import config_error
+from . import config_error, orphans
 from .logging_setup import configure_logging
 from .settings import Settings, SettingsError
 
@@ -75,17 +84,13 @@ class Watchdog:
         name = process if group == process else f"{group}:{process}"
         state = event_name.removeprefix("PROCESS_STATE_")
         policy = self.policy(name)
-        policy.state = state
         now = self.clock()
-        if state == "RUNNING":
-            policy.running_since = now
-        elif state in {"BACKOFF", "EXITED", "FATAL"} and self.config_error(group):
+        self.settle_uptime(name, policy, now)  # the run that ends here counts, however short the next
+        policy.state = state
+        policy.running_since = now if state == "RUNNING" else None
+        if state in {"BACKOFF", "EXITED", "FATAL"} and self.config_error(group):
             return
         if state == "FATAL":
-            stayed_up = policy.running_since is not None and now - policy.running_since > self.cap
-            if stayed_up:  # it ran well for a while: this is a new failure, not the same storm
-                policy.next_delay_seconds = self.initial
-            policy.running_since = None
             policy.next_attempt_at = now + policy.next_delay_seconds
             log.error("watchdog.program_fatal", target=name, retry_in_seconds=policy.next_delay_seconds)
         elif state in {"STOPPED", "RUNNING", "STARTING"} and policy.next_attempt_at is not None:
@@ -93,6 +98,19 @@ class Watchdog:
             policy.next_attempt_at = None
             log.info("watchdog.restart_cancelled", target=name, state=state)
         self.save()
+
+    def settle_uptime(self, name: str, policy: ProgramPolicy, now: float) -> bool:
+        """A program up for the cap since it last entered RUNNING is past its storm: the next FATAL waits
+        the short delay again. Checked on its every event (leaving RUNNING is one) and on the timer.
+        Whether it reset the delay now."""
+        if policy.running_since is None or now - policy.running_since < self.cap:
+            return False
+        if policy.next_delay_seconds == self.initial:
+            return False
+        policy.next_delay_seconds = self.initial
+        log.info("watchdog.delay_reset", target=name, up_seconds=round(now - policy.running_since, 1),
+                 next_delay_seconds=self.initial)
+        return True
 
     def config_error(self, name: str) -> bool:
         found = config_error.read(config_error.error_file(self.run_dir, name))
@@ -115,15 +133,21 @@ class Watchdog:
 
     # --- timers ------------------------------------------------------------------------------
     def next_due(self) -> float | None:
+        """When the loop must wake: a planned restart, or a long-running program's delay to reset."""
         due = [p.next_attempt_at for p in self.programs.values() if p.next_attempt_at is not None]
+        due += [p.running_since + self.cap for p in self.programs.values()
+                if p.running_since is not None and p.next_delay_seconds != self.initial]
         return min(due) if due else None
 
     def run_due(self) -> None:
         now = self.clock()
+        changed = False
         for name, policy in self.programs.items():
+            changed |= self.settle_uptime(name, policy, now)
             if policy.next_attempt_at is None or policy.next_attempt_at > now or self.shutting_down:
                 continue
             policy.next_attempt_at = None
+            changed = True
             try:
                 current = self.rpc.supervisor.getProcessInfo(name)["statename"]
             except Exception as exc:
@@ -143,7 +167,8 @@ class Watchdog:
             except Exception as exc:
                 policy.last_error = str(exc)[:200]
                 log.error("watchdog.restart_failed", target=name, error=policy.last_error)
-        self.save()
+        if changed:  # the loop also wakes just to check its parent: no write for nothing
+            self.save()
 
     def save(self) -> None:
         data = {name: asdict(p) for name, p in self.programs.items()}
@@ -193,6 +218,8 @@ class EventChannel:
 
 
 def main() -> int:
+    # With supervisord gone there is nothing to watch: SIGTERM from the kernel, else the poll below.
+    parent = orphans.ParentWatch(signal.SIGTERM)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -207,9 +234,11 @@ def main() -> int:
     log.info("watchdog.started", initial_delay_seconds=dog.initial, max_delay_seconds=dog.cap)
     channel.ready()
     try:
-        while True:
+        while not parent.orphaned():
             due = dog.next_due()
-            timeout = None if due is None else max(0.0, due - time.time())
+            timeout = orphans.POLL_SECONDS  # also how often it checks that supervisord is still its parent
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - time.time()))
             if channel.wait(timeout):
                 header, payload = channel.read_event()
                 try:
@@ -218,8 +247,13 @@ def main() -> int:
                     channel.ok()
                     channel.ready()
             dog.run_due()
+        log.warning("watchdog.orphaned", parent_at_start=parent.parent, parent_now=os.getppid())
     except EOFError:
-        return 0
+        pass  # supervisord closed the channel: it is stopping, or gone
+    # The kernel's SIGTERM for a dead supervisord may come while this exits; at interpreter shutdown the
+    # handler above is gone and it would end this clean exit as a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return 0
 
 
 if __name__ == "__main__":

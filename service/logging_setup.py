@@ -12,6 +12,7 @@ with ``"truncated": true``; a log line is the wrong place for a 5 KB value anywa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -35,7 +36,12 @@ class AtomicLineWriter:
     def msg(self, message: str) -> None:
         data = (message + "\n").encode("utf-8", "backslashreplace")
         while data:  # a blocking pipe takes <= PIPE_BUF bytes whole; the loop only guards odd fds
-            written = os.write(self._fd, data)
+            try:
+                written = os.write(self._fd, data)
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.EBADF):
+                    return  # nobody reads any more (supervisord died): drop it, as the worker does
+                raise
             data = data[written:]
 
     debug = info = warning = warn = error = critical = exception = fatal = failure = err = msg

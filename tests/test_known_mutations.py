@@ -88,6 +88,26 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_drain.py::test_the_python_client_retries_shutting_down_after_retry_after
 - node_worker/src/accounts.js, SIGTERM logging the account out before closing it:
     tests/test_drain.py::test_sigterm_to_the_whole_stack_with_sends_in_flight_then_back_connected_without_a_qr
+- service/launcher.py, the lock taken in the run dir instead of the data dir (a Kubernetes emptyDir apart):
+    tests/test_data_lock.py::test_a_second_stack_on_the_same_data_dir_refuses_to_start_and_the_first_keeps_serving
+- service/launcher.py, the lock not handed to supervisord (no pass_fds), or supervisord without PR_SET_PDEATHSIG:
+    tests/test_data_lock.py::test_the_lock_is_held_by_supervisord_too_not_by_its_programs
+- service/backup.py, restore without the data dir's lock (a stack with another run dir goes unnoticed):
+    tests/test_data_lock.py::test_restore_refuses_while_a_stack_holds_the_data_dir_even_with_another_run_dir
+- node_worker/src/main.js or node_worker/emulator/main.js, no watchParent (an orphaned worker or emulator runs on):
+    tests/test_orphans.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+    tests/test_orphans.py::test_kill_9_of_supervisord_with_the_launcher_leaves_no_program
+- service/orphans.py, no PR_SET_PDEATHSIG, or ParentWatch.orphaned() always False (each alone; the stack survives one):
+    tests/test_orphans.py::test_a_program_runs_while_its_parent_lives_and_exits_within_a_second_after
+- service/launcher.py, not a subreaper (it exits, and lets the lock go, before the programs have):
+    tests/test_orphans.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+- service/logging_setup.py, EPIPE raised from a log call (an orphaned gateway's drain dies on its first record):
+    tests/test_orphans.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+- service/listener.py, the uptime judged at FATAL from the last RUNNING (the old code), or not when a run ends:
+    tests/test_watchdog.py::test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs
+    tests/test_watchdog.py::test_the_cap_reached_in_one_run_counts_even_without_the_timer
+- service/listener.py, no reset on the timer while the program runs (/health shows the long delay):
+    tests/test_watchdog.py::test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs
 """
 
 from __future__ import annotations

@@ -107,6 +107,71 @@ def test_a_program_that_stayed_up_longer_than_the_cap_starts_from_the_short_dela
     assert advance_until_restart(dog, clock, supervisor) == 20
 
 
+def replay(dog, clock, supervisor, steps, name="worker"):
+    """supervisord's events in order, as it sends them; a number lets that many seconds pass first."""
+    for step in steps:
+        if isinstance(step, (int, float)):
+            clock.now += step
+            dog.run_due()
+        else:
+            supervisor.states[name] = step
+            dog.on_event(f"PROCESS_STATE_{step}", {"processname": name})
+
+
+# Killed while RUNNING: supervisord restarts it at once, and it stays up 3 s (a worker's startsecs) and a bit.
+SHORT_RUN = ["EXITED", "STARTING", 3.2, "RUNNING", 1.5]
+# Then four starts that die inside startsecs, with supervisord's backoff between them, and FATAL.
+FAILED_STARTS = ["EXITED", "STARTING", 0.3, "BACKOFF", 1, "STARTING", 0.3, "BACKOFF", 2, "STARTING", 0.3,
+                 "BACKOFF", 3, "STARTING", 0.3, "BACKOFF", "FATAL"]
+
+
+def grow_to_the_cap(dog, clock, supervisor):
+    for _ in range(3):  # a crash storm: FATAL, restarted by the watchdog, failing again
+        fatal(dog, supervisor)
+        advance_until_restart(dog, clock, supervisor)
+        replay(dog, clock, supervisor, ["STARTING", 0.3, "BACKOFF"])
+    assert dog.programs["worker"].next_delay_seconds == 40
+
+
+def test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs(dog):
+    """The storm of the issue: a long run, then kills while RUNNING (short runs), then failed starts. The
+    long run is what counts: measured per run from RUNNING, not from the last RUNNING before the FATAL."""
+    dog, clock, supervisor = dog
+    grow_to_the_cap(dog, clock, supervisor)
+    fatal(dog, supervisor)
+    advance_until_restart(dog, clock, supervisor)
+    replay(dog, clock, supervisor, ["STARTING", 3.2, "RUNNING", 45])  # up longer than the cap (40)
+    # Already while it runs: what /health shows is the short delay again.
+    assert json.loads((dog.run_dir / "watchdog.json").read_text())["worker"]["next_delay_seconds"] == 10
+    replay(dog, clock, supervisor, SHORT_RUN + SHORT_RUN + FAILED_STARTS)
+    assert advance_until_restart(dog, clock, supervisor) == 10
+
+
+def test_the_cap_reached_in_one_run_counts_even_without_the_timer(dog):
+    """No timer tick during the long run (the loop slept): the run is judged when it ends."""
+    dog, clock, supervisor = dog
+    grow_to_the_cap(dog, clock, supervisor)
+    fatal(dog, supervisor)
+    advance_until_restart(dog, clock, supervisor)
+    replay(dog, clock, supervisor, ["STARTING", "RUNNING"])
+    clock.now += 41  # no run_due meanwhile
+    replay(dog, clock, supervisor, SHORT_RUN + FAILED_STARTS)
+    assert advance_until_restart(dog, clock, supervisor) == 10
+
+
+def test_a_program_killed_every_two_seconds_keeps_backing_off(dog):
+    """Short runs never add up to a long one: a program killed every 2 s is, to supervisord, one whose
+    starts fail; its delay grows to the cap however long the kills go on, and resets once they stop."""
+    dog, clock, supervisor = dog
+    waited = []
+    for _ in range(4):
+        replay(dog, clock, supervisor, ["STARTING", 2.1, "RUNNING", 0.5] + SHORT_RUN * 10 + FAILED_STARTS)
+        waited.append(advance_until_restart(dog, clock, supervisor))
+    assert waited == [10, 20, 40, 40]
+    replay(dog, clock, supervisor, ["STARTING", 3.2, "RUNNING", 40] + FAILED_STARTS)
+    assert advance_until_restart(dog, clock, supervisor) == 10
+
+
 def test_a_program_the_operator_stopped_or_started_is_left_alone(dog):
     dog, clock, supervisor = dog
     fatal(dog, supervisor)

@@ -2,6 +2,7 @@
 // Entry point of the WhatsApp network emulator.
 //   node node_worker/emulator/main.js            start (settings from the environment)
 //   node node_worker/emulator/main.js root-key   print the base64 root public key (creates the key file)
+import { watchParent } from '../src/orphan.js' // first: notes the parent at start (exit with supervisord)
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { makeLogger, routeConsole } from './log.js'
@@ -105,6 +106,7 @@ const start = async (settings) => {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  watchParent(() => stop('orphaned')) // its supervisord died: stop as on SIGTERM
   process.on('uncaughtException', (err) => { log.error('emulator.uncaught', { err }) })
   process.on('unhandledRejection', (err) => { log.error('emulator.unhandled_rejection', { err }) })
 }

@@ -1,5 +1,7 @@
 // Worker entry point: settings -> logger -> sandbox trust -> session + internal API; SIGTERM/SIGINT
-// save credentials and close the WhatsApp socket without logging out.
+// save credentials and close the WhatsApp socket without logging out, and so does the death of the
+// supervisord that started it (./orphan.js).
+import { watchParent } from './orphan.js' // first: it notes the parent before the heavy imports load
 import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'
 import { exitOnConfigError } from './config-error.js'
 import { AccountHost } from './accounts.js'
@@ -19,7 +21,15 @@ const crash = (err) => {
   process.exit(1)
 }
 
+// How the worker stops; until it can stop gracefully (the server is up), an orphan just exits.
+let shutdown = null
+
 async function main () {
+  watchParent(({ parentAtStart, parentNow }) => {
+    log.warn({ parent_at_start: parentAtStart, parent_now: parentNow }, 'worker.orphaned')
+    if (shutdown) shutdown('orphaned')
+    else process.exit(1)
+  })
   let settings
   try {
     settings = readSettings()
@@ -71,6 +81,7 @@ async function main () {
     log.info('worker.stopped')
     process.exit(0)
   }
+  shutdown = stop
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
 

@@ -1,0 +1,131 @@
+"""One stack per data dir: the data dir's lock (service/datalock.py), on its own and through the launcher.
+
+A second stack on the same data dir, even with a run dir and a port of its own (what a Kubernetes emptyDir
+gives), refuses to start, names the holder and exits 75, while the first keeps serving; once the first has
+stopped the data dir is free again. After a kill -9 see tests/test_orphans.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service import backup, datalock
+from tests.stack import REPO, wait_for
+
+
+def holder_process(data_dir) -> subprocess.Popen:
+    """Another process holding the data dir's lock, until killed."""
+    code = ("import sys, time; from pathlib import Path; from service import datalock; "
+            "datalock.acquire(Path(sys.argv[1]), command='run', run_dir='/elsewhere/run'); "
+            "print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(data_dir)], cwd=REPO, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_the_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    holder = holder_process(data_dir)
+    try:
+        began = time.monotonic()
+        with pytest.raises(datalock.DataDirLocked) as refused:
+            datalock.acquire(data_dir, command="run")
+        assert time.monotonic() - began < 1  # refused at once, never waiting for the holder
+        message = str(refused.value)
+        assert f"pid {holder.pid}" in message and socket.gethostname() in message
+        assert "since 20" in message and "run dir /elsewhere/run" in message and str(data_dir) in message
+        assert stat.S_IMODE((data_dir / ".lock").stat().st_mode) == 0o600
+    finally:
+        holder.kill()  # kill -9: the kernel releases the lock, nothing is left to clean up
+        holder.wait()
+    with datalock.acquire(data_dir, command="run") as lock:
+        assert datalock.read_holder(lock.path)["pid"] == os.getpid()
+    # Released on close: taken again at once.
+    datalock.acquire(data_dir, command="run").release()
+
+
+def test_restore_refuses_while_a_stack_holds_the_data_dir_even_with_another_run_dir(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "api-key").write_text("k\n")
+    (data_dir / ".lock").write_text("{}")
+    made = tmp_path / "backup"
+    backup.backup(data_dir, tmp_path / "no-run" / "supervisor.sock", made)
+    assert ".lock" not in os.listdir(made)  # the lock is not data
+    holder = holder_process(data_dir)
+    try:
+        with pytest.raises(backup.BackupError, match=rf"running \(wa-gateway run \(pid {holder.pid}\)"):
+            backup.restore(data_dir, tmp_path / "no-run" / "supervisor.sock", made)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert backup.restore(data_dir, tmp_path / "no-run" / "supervisor.sock", made) is not None
+
+
+@pytest.mark.system
+def test_a_second_stack_on_the_same_data_dir_refuses_to_start_and_the_first_keeps_serving(make_stack):
+    first = make_stack()
+    worker_pid = first.health()["worker"]["pid"]
+    # Same data dir, its own run dir (an emptyDir) and its own port: nothing else would keep them apart.
+    second = make_stack({"WA_DATA_DIR": str(first.data_dir)}, start=False)
+    began = time.monotonic()
+    second.start(wait=False)
+    code = second.proc.wait(30)
+    refusal = second.logs()
+    assert code == datalock.EX_LOCKED, refusal
+    assert time.monotonic() - began < 10
+    assert "refusing to start" in refusal and str(first.data_dir) in refusal
+    assert f"pid {first.proc.pid}" in refusal and socket.gethostname() in refusal, refusal
+    assert f"run dir {first.run_dir}" in refusal
+    assert "spawned" not in refusal  # no supervisord, no program of the second stack ever ran
+    assert not (second.run_dir / "supervisor.sock").exists()
+    # The first never noticed.
+    assert first.get("/health").status == 200 and first.health()["worker"]["pid"] == worker_pid
+    assert first.ctl("status").returncode == 0
+
+    assert first.stop() == 0
+    second.start()  # the data dir is free again: the second stack comes up on it
+    assert second.get("/health").status == 200
+
+
+@pytest.mark.system
+def test_the_lock_is_held_by_supervisord_too_not_by_its_programs(make_stack):
+    stack = make_stack()
+    launcher_pid = stack.proc.pid
+    supervisord_pid = int((stack.run_dir / "supervisord.pid").read_text())
+    lock_path = str(stack.data_dir / ".lock")
+
+    def lock_fds(pid: int) -> list[int]:
+        fd_dir = f"/proc/{pid}/fd"
+        return [int(fd) for fd in os.listdir(fd_dir) if os.readlink(f"{fd_dir}/{fd}") == lock_path]
+
+    assert lock_fds(launcher_pid)
+    # Below 5: supervisord closes descriptors 5 and up when it reloads (SIGHUP), and must keep this one.
+    assert [fd for fd in lock_fds(supervisord_pid) if fd < 5]
+    for name in ("gateway", "worker:worker-0", "watchdog"):
+        assert not lock_fds(stack.process_info(name)["pid"]), name
+    assert datalock.read_holder(stack.data_dir / ".lock")["supervisord_pid"] == supervisord_pid
+    # The launcher gone (kill -9), supervisord alone still holds it, then stops its programs (SIGTERM from
+    # the kernel) and ends; the lock goes with it.
+    os.kill(launcher_pid, signal.SIGKILL)
+    stack.proc.wait(5)
+    wait_for(lambda: not _alive(supervisord_pid), 30, "supervisord to stop its programs and end")
+    datalock.acquire(stack.data_dir, command="run").release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
