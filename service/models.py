@@ -396,6 +396,16 @@ class SessionStatusData(BaseModel):
     last_error: str | None
 
 
+class MessageUndecryptableData(BaseModel):
+    whatsapp_id: str
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    timestamp: str | None  # the sender's
+    attempts: int  # copies that failed to decrypt (the first and the contact's resends)
+    error: str | None  # the last decryption error
+
+
 class _Event(BaseModel):
     id: str  # evt_...; also the webhook-id header
     account: str
@@ -423,6 +433,13 @@ class SessionStatusEvent(_Event):
     data: SessionStatusData
 
 
+class MessageUndecryptableEvent(_Event):
+    """A contact's message that could not be decrypted, even after retry receipts and resends."""
+
+    type: Literal["message.undecryptable"]
+    data: MessageUndecryptableData
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -435,10 +452,14 @@ class LoggedSessionStatus(SessionStatusEvent):
     seq: int
 
 
+class LoggedMessageUndecryptable(MessageUndecryptableEvent):
+    seq: int
+
+
 class EventPage(BaseModel):
     """``GET /events``: oldest first; ask again with ``after=next_after``."""
 
-    events: list[Annotated[LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus,
+    events: list[Annotated[LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable,
                            Field(discriminator="type")]]
     next_after: int
 

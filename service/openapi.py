@@ -179,7 +179,8 @@ OPERATIONS: dict[Callable, Op] = {
                 "event": {"enum": list(event_store.TYPES)},
                 "data": {"type": "string", "contentMediaType": JSON, "contentSchema": {
                     "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in
-                              (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent)]}},
+                              (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
+                               models.MessageUndecryptableEvent)]}},
             }}}}},
         params=(Param("after", "query", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
                       "Resume after this seq (as Last-Event-ID)."), TYPES,
@@ -264,7 +265,7 @@ OPERATIONS: dict[Callable, Op] = {
 }
 
 WEBHOOK_EVENTS = (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
-                  models.WebhookTestEvent)
+                  models.MessageUndecryptableEvent, models.WebhookTestEvent)
 RESPONSE_HEADERS = {
     "X-Request-ID": ("string", "Yours if you sent a valid one, else a new one."),
     "Location": ("string", "Where the created or accepted resource is."),

@@ -100,3 +100,27 @@ def test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store(sa
     assert any(e.get("event") == "message.retry_resent" and e.get("message_id") == "RETRYSYS0000002"
                for e in stack.log_events())
     assert text not in stack.logs()
+
+
+def test_a_message_no_copy_of_which_decrypts_is_a_message_undecryptable_event(make_stack):
+    """Never silent: a contact's message whose every copy (the retry receipts' resends included) fails to
+    decrypt ends as one durable ``message.undecryptable`` event in the log, and the next one is read."""
+    stack = make_stack({"WA_UNDECRYPTABLE_AFTER_MS": "1500"}, sandbox=True)
+    pair(stack)
+    contact = "+15550007773"
+    first = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "first"}).json()["id"]
+    wait_for(lambda: any(e["type"] == "message.received" and e["whatsapp_id"] == first
+                         for e in stack.events()), 20, "the first message")
+    assert stack.emu("POST", "/faults", {"kind": "garble", "phone_number": contact, "messages": 1}).status == 200
+    bad = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "garbled body"}).json()["id"]
+    event = wait_for(lambda: next((e for e in stack.events() if e["type"] == "message.undecryptable"), None), 40,
+                     "message.undecryptable")
+    assert event["whatsapp_id"] == bad
+    assert event["phone_number"] == contact
+    assert event["attempts"] >= 2 and event["error"]
+    after = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": "after"}).json()["id"]
+    wait_for(lambda: any(e["type"] == "message.received" and e["whatsapp_id"] == after
+                         for e in stack.events()), 20, "the next message")
+    assert not any(e["type"] == "message.received" and e["whatsapp_id"] == bad for e in stack.events())
+    assert len([e for e in stack.events() if e["type"] == "message.undecryptable"]) == 1
+    assert "garbled body" not in stack.logs()

@@ -33,6 +33,7 @@ import { SentMessages } from './sent-messages.js'
 import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
 import { ServerAcks } from './server-acks.js'
+import { UndecryptableMessages } from './undecryptable.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
 
@@ -102,6 +103,10 @@ export class WhatsAppSession extends EventEmitter {
     this.onWhatsAppCache = new Map()
     this.sentIds = new SentIds({ file: settings.sentIdsFile, logger: this.log })
     this.acks = new ServerAcks()
+    this.undecryptable = new UndecryptableMessages({
+      afterMs: settings.undecryptableAfterMs,
+      report: (msg, info) => this.durably(this.recordUndecryptable(msg, info))
+    })
     this.sentMessages = null // SentMessages, opened with the session store
     this.decrypted = null // DecryptCache, opened with the session store
     this.statusRank = new Map() // id -> highest status reported (the journal gets each step once)
@@ -286,6 +291,7 @@ export class WhatsAppSession extends EventEmitter {
   /** SIGTERM: keep the device linked; save creds and close the socket. */
   async shutdown () {
     this.closing = true
+    this.undecryptable.stop()
     this.unlinking?.abort()
     this.clearTimers()
     this.endSocket()
@@ -805,6 +811,11 @@ export class WhatsAppSession extends EventEmitter {
         if (this.sentIds.has(id) && msg.status != null && STATUS_NAMES[msg.status]) this.durably(this.recordStatus(id, msg.status))
         continue
       }
+      if (msg.messageStubType === proto.WebMessageInfo.StubType.CIPHERTEXT && !msg.message && msg.category !== 'peer' &&
+          /@(s\.whatsapp\.net|lid)$/.test(msg.key?.remoteJid ?? '')) {
+        this.undecryptable.failed(msg) // a retry receipt asked for it again: undecryptable only if none follows
+        continue
+      }
       // Normally journaled already by the beforeMessageReceipt hook (same event id, not repeated);
       // 'append' is what Baileys calls a message delivered while this device was offline.
       if (type === 'notify' || type === 'append') this.durably(this.recordInbound(msg, type))
@@ -815,6 +826,7 @@ export class WhatsAppSession extends EventEmitter {
   // same event). The sender is given by phone number (E.164) and, when known, LID.
   async recordInbound (msg, how) {
     if (!how || !msg?.key?.id || msg.key.fromMe || !msg.message) return null
+    this.undecryptable.decrypted(msg.key.remoteJid, msg.key.id)
     const content = contentOf(msg.message)
     if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
     const chat = msg.key.remoteJid ?? ''
@@ -837,6 +849,16 @@ export class WhatsAppSession extends EventEmitter {
       this.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline }, 'message.received')
     }
     return recorded
+  }
+
+  // One `message.undecryptable` event per message no readable copy followed (undecryptable.js).
+  async recordUndecryptable (msg, { stubs, error }) {
+    const chat = msg.key.remoteJid
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    this.log.warn({ message_id: msg.key.id, from: phone, lid, attempts: stubs, error }, 'message.undecryptable')
+    return this.journal.push('message.undecryptable', {
+      id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), attempts: stubs, error
+    }, `undecryptable:${chat}:${msg.key.id}`)
   }
 
   // The phone number and LID of a contact's chat jid: from the message itself (Baileys puts the

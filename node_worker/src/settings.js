@@ -109,6 +109,9 @@ export function readSettings (env = process.env) {
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),
     // How long a send waits for the server's ack before it is retried (same WhatsApp id) by the gateway.
     sendAckTimeoutMs: int(env, 'WA_SEND_ACK_TIMEOUT_MS', 15000, 100),
+    // A contact's message Baileys could not decrypt is reported undecryptable once no readable copy (the
+    // contact's resend after a retry receipt) followed its last failure for this long.
+    undecryptableAfterMs: int(env, 'WA_UNDECRYPTABLE_AFTER_MS', 30000, 100),
     // link liveness (src/link-monitor.js): a ping after this much silence from the server, and the
     // link is dead (reconnect) when nothing at all arrives within the timeout after it
     linkProbeMs: int(env, 'WA_LINK_PROBE_MS', 10000, 100),

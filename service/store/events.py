@@ -21,7 +21,7 @@ from typing import Any
 
 from .ids import new_id
 
-TYPES = ("message.received", "message.status", "session.status")
+TYPES = ("message.received", "message.status", "session.status", "message.undecryptable")
 EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 

@@ -60,6 +60,27 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict, now: floa
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
+def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict | None:
+    """A contact's message that could not be decrypted (the worker waited for its resends): one event, unless
+    a readable copy was stored meanwhile. Only the event: there is no message to list."""
+    wa_id, chat = _str(event.get("id")), _str(event.get("from_jid"))
+    if wa_id is None or chat is None:
+        return None
+    if conn.execute(
+        "SELECT 1 FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
+    ).fetchone() is not None:
+        return None
+    phone, lid = _str(event.get("from")), _str(event.get("lid"))
+    sent_at = event.get("timestamp")
+    attempts = event.get("attempts")
+    data = {"whatsapp_id": wa_id, "phone_number": phone, "lid": lid, "chat_jid": chat,
+            "timestamp": events.iso(float(sent_at)) if isinstance(sent_at, (int, float)) and sent_at > 0 else None,
+            "attempts": attempts if isinstance(attempts, int) and attempts > 0 else 1,
+            "error": _str(event.get("error"))}
+    return events.append(conn, account, "message.undecryptable", data, now,
+                         source_id=_str(event.get("event_id")), subject=phone or lid or chat)
+
+
 def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict:
     """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row},
     and for a receipt that moved a message, "reached": the steps it filled (outbox.advance)."""
@@ -73,6 +94,8 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now:
         row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
         # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
         return {"event": None, "message": row, **({"reached": reached} if reached else {})}
+    if kind == "message.undecryptable":
+        return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":
         data = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
                 "last_error": _str(event.get("last_error"))}

@@ -100,7 +100,7 @@ class Event(_Model):
     """One event of the durable log, as GET /events, the SSE stream and webhooks deliver it."""
 
     id: str
-    type: str  # message.received, message.status, session.status (webhook.test only to webhooks)
+    type: str  # message.received, message.status, session.status, message.undecryptable (webhook.test only to webhooks)
     account: str | None = None
     timestamp: str | None = None
     seq: int | None = None

@@ -1,0 +1,79 @@
+// A contact's message that cannot be decrypted is never silent (src/undecryptable.js): after Baileys'
+// retry receipts and the contact's resends all failed, one durable `message.undecryptable` event; a
+// message whose resend decrypts produces none. Real Baileys against the emulator (a `garble` fault damages
+// every copy of a contact's next message, resends included).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { startEmulator, trustEmulator, tmpDir, until, sleep } from './emulator-helpers.js'
+import { EventJournal } from '../src/events.js'
+import { makeLogger } from '../src/logger.js'
+import { WhatsAppSession } from '../src/session.js'
+import { readSettings } from '../src/settings.js'
+
+const ACCOUNT = '+15550007201'
+const CONTACT = '+15550007202'
+const AFTER_MS = 1500
+
+let emu
+let session
+let journal
+let dataDir
+before(async () => {
+  emu = await startEmulator()
+  trustEmulator(emu)
+  dataDir = tmpDir('wa-undecryptable-')
+  const settings = readSettings({
+    WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent',
+    WA_UNDECRYPTABLE_AFTER_MS: String(AFTER_MS)
+  })
+  journal = new EventJournal({ capacity: 1000 })
+  session = new WhatsAppSession({ settings, logger: makeLogger({ level: 'error', write: () => {} }), journal })
+  await session.start()
+  const qr = await until(() => session.state === 'qr' && session.qr, 15000, 'qr')
+  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
+  await until(() => session.state === 'connected', 20000, 'connected')
+})
+after(async () => {
+  await session?.shutdown().catch(() => {})
+  await emu?.stop()
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+})
+
+const write = async (text) => {
+  const res = await emu.api('POST', `/contacts/${encodeURIComponent(CONTACT)}/messages`, { to: ACCOUNT, text })
+  assert.equal(res.status, 200)
+  return res.body.id
+}
+const events = (type) => journal.after(0).filter((e) => e.type === type)
+
+test('a message no copy of which decrypts ends as one message.undecryptable event; the next is a message', async () => {
+  await session.sendText(CONTACT, 'hello', 'UNDECRYPT00001') // a session both ways first
+  await write('before')
+  await until(() => events('message').some((e) => e.text === 'before'), 10000, 'the first message')
+  assert.equal((await emu.api('POST', '/faults', { kind: 'garble', phone_number: CONTACT, messages: 1 })).status, 200)
+  const bad = await write('garbled')
+  const reported = await until(() => events('message.undecryptable').find((e) => e.id === bad), 30000, 'message.undecryptable')
+  assert.equal(reported.from, CONTACT)
+  assert.ok(reported.attempts >= 2, `the retries happened first (${reported.attempts} failed copies)`)
+  assert.equal(typeof reported.error, 'string')
+  const good = await write('after')
+  await until(() => events('message').some((e) => e.id === good && e.text === 'after'), 10000, 'the next message')
+  assert.equal(events('message').filter((e) => e.id === bad).length, 0)
+  assert.equal(events('message.undecryptable').length, 1)
+})
+
+test('a message whose resend decrypts is a message, never undecryptable', async () => {
+  // The contact's session rolled back: its next message fails once, its resend (on a rebuilt session) decrypts.
+  const snap = await emu.api('POST', `/contacts/${encodeURIComponent(CONTACT)}/session`, { action: 'snapshot', peer: ACCOUNT })
+  assert.equal(snap.status, 200, JSON.stringify(snap.body))
+  await session.sendText(CONTACT, 'move the ratchet', 'UNDECRYPT00002')
+  await write('moves it too')
+  await until(() => events('message').some((e) => e.text === 'moves it too'), 10000, 'a message on the new state')
+  assert.equal((await emu.api('POST', `/contacts/${encodeURIComponent(CONTACT)}/session`, { action: 'rollback', peer: ACCOUNT })).status, 200)
+  const healed = await write('healed by a retry')
+  await until(() => events('message').some((e) => e.id === healed), 15000, 'the resent copy')
+  await sleep(AFTER_MS + 500)
+  assert.equal(events('message.undecryptable').filter((e) => e.id === healed).length, 0)
+  assert.ok(session.undecryptable.stats.healed >= 1, 'its failed copy was seen, then healed')
+})
