@@ -265,7 +265,7 @@ class AccountRuntime:
             self.db, worker, Governor(policy), account=name,
             concurrency=self.settings.dispatch_concurrency, max_attempts=self.settings.send_max_attempts,
             retry_base=self.settings.send_retry_base, retry_max=self.settings.send_retry_max,
-            batch_size=self.settings.dispatch_batch, fence=fence,
+            batch_size=self.settings.dispatch_batch, fence=fence, receipt_bound=self.settings.delivery_receipt_bound,
         )
         dispatcher.on_change.extend(self._on_message_changed)
         if self._on_message_advanced is not None:

@@ -44,7 +44,7 @@ class Dispatcher:
     def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
                  account: str = outbox.DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
-                 batch_size: int = 32, fence: tuple[str, int] | None = None,
+                 batch_size: int = 32, fence: tuple[str, int] | None = None, receipt_bound: float = 600.0,
                  clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random):
         self.db = db
         self.worker = worker
@@ -72,6 +72,7 @@ class Dispatcher:
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
+        self.receipt_bound = receipt_bound  # seconds after `sent` without a delivery receipt: flagged
         self._stopping = False
         self.on_change: list[Callable[[], None]] = []
         # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
@@ -298,6 +299,10 @@ class Dispatcher:
             for message_id in await self.db.run(outbox.expire, self.account, now):
                 log.info("message.failed", message_id=message_id, reason="expired")
                 self.changed(await self.db.run(outbox.get, self.account, message_id))
+            for row in await self.db.run(outbox.flag_undelivered, self.account, now - self.receipt_bound, now):
+                log.warning("message.no_delivery_receipt", message_id=row["id"], whatsapp_id=row["wa_id"],
+                            bound_s=self.receipt_bound)
+                self.changed(row)
         if not self.connected or self._draining or self.fenced:
             self._parked = set()
             return self.poll_interval

@@ -124,6 +124,20 @@ class StateCollector:
             depth.add_metric([account], waiting)
             age.add_metric([account], max(0.0, now - oldest) if oldest is not None else 0.0)
         yield from (messages, depth, age)
+        undecryptable = GaugeMetricFamily(
+            PREFIX + "messages_undecryptable_last_hour",
+            "Contacts' messages reported undecryptable (message.undecryptable) in the last hour, by account.",
+            labels=["account"])
+        unreceipted = GaugeMetricFamily(
+            PREFIX + "outbox_sent_without_receipt",
+            "Sent messages still without a delivery receipt WA_DELIVERY_RECEIPT_BOUND after the server took them.",
+            labels=["account"])
+        problems = snap.get("problems", {})
+        for account in sorted(accounts | set(problems)):
+            found = problems.get(account, {})
+            undecryptable.add_metric([account], found.get("undecryptable_last_hour", 0))
+            unreceipted.add_metric([account], found.get("sent_without_receipt", 0))
+        yield from (undecryptable, unreceipted)
         # Two configured URLs that differ only in credentials or query show as one endpoint: their numbers add up.
         held: dict[str, dict[str, int]] = {}
         for endpoint, account in snap["endpoints"]:  # an active endpoint shows, with 0 when nothing is held

@@ -121,7 +121,8 @@ class MessageOut(BaseModel):
     direction: str
     phone_number: str
     status: str  # queued, sending, sent, delivered, read, failed
-    reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected
+    reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected; while
+    # sent: no_delivery_receipt (no receipt WA_DELIVERY_RECEIPT_BOUND after the server took it)
     wait_reason: str | None  # why still queued: not_connected, retry_backoff, rate_limited, new_contact_budget, ...
     attempts: int
     whatsapp_id: str

@@ -211,6 +211,8 @@ class Settings:
     send_retry_max: float
     dispatch_concurrency: int  # WA_DISPATCH_CONCURRENCY: recipients sent to in parallel
     dispatch_batch: int  # WA_DISPATCH_BATCH: a recipient's messages handed to the worker in one request
+    # WA_DELIVERY_RECEIPT_BOUND: seconds after `sent` without a delivery receipt before a message is flagged
+    delivery_receipt_bound: float = 600.0
     max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
     worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
@@ -310,6 +312,7 @@ class Settings:
             send_wait_max=_number(env, "WA_SEND_WAIT_MAX", 60.0),
             outbox_max=_number(env, "WA_OUTBOX_MAX", 10000, minimum=1, cast=int),
             message_ttl=_number(env, "WA_MESSAGE_TTL", 86400.0, minimum=1),
+            delivery_receipt_bound=_number(env, "WA_DELIVERY_RECEIPT_BOUND", 600.0, minimum=1),
             send_max_attempts=_number(env, "WA_SEND_MAX_ATTEMPTS", 10, minimum=1, cast=int),
             send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from service.retention import prune_events, prune_once
-from service.store import events, inbound, outbox
+from service.store import events, inbound, outbox, stats
 from service.store.db import Database
 
 A = outbox.DEFAULT_ACCOUNT
@@ -102,3 +102,40 @@ def test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_c
     assert asyncio.run(prune_once(db, 30 * 86400)) == 2
     fresh = db.call(events.append, A, "session.status", {"state": "new"}, time.time())
     assert fresh["seq"] == 6  # AUTOINCREMENT: a reader's cursor never points at a different event
+
+
+def test_undecryptable_is_one_event_unless_a_readable_copy_was_stored(db):
+    now = time.time()
+    report = {"type": "message.undecryptable", "event_id": "undecryptable:x:WA9", "id": "WA9", "from": "+15550008801",
+              "lid": None, "from_jid": PN, "timestamp": 1764000000, "attempts": 5, "error": "Bad MAC"}
+    stored = db.call(inbound.store_worker_events, A, [report, report], now)
+    assert stored[0]["event"] is not None and stored[1]["event"] is None
+    data = json.loads(db.call(events.after, 0)[0]["payload"])["data"]
+    assert data == {"whatsapp_id": "WA9", "phone_number": "+15550008801", "lid": None, "chat_jid": PN,
+                    "timestamp": events.iso(1764000000), "attempts": 5, "error": "Bad MAC"}
+    # A readable copy stored first (the resend decrypted): a late report of the same message is no event.
+    db.call(inbound.store_worker_event, A, message(id="WA10", event_id="in:x:WA10"), now)
+    late = report | {"id": "WA10", "event_id": "undecryptable:x:WA10"}
+    assert db.call(inbound.store_worker_event, A, late, now)["event"] is None
+    assert db.call(stats.conversation_problems, now)[A]["undecryptable_last_hour"] == 1
+    assert db.call(stats.conversation_problems, now + 2 * 3600) == {}  # an hour later it is history
+
+
+def test_sent_without_a_delivery_receipt_past_the_bound_is_flagged_and_a_late_receipt_clears_it(db):
+    now = time.time()
+    rows = [db.call(lambda c, n=n: outbox.accept(c, account=A, phone_number="+15550008803", body=f"x{n}",
+                                                 idempotency_key=None, now=now, ttl=60, max_outbox=10))[0]
+            for n in range(2)]
+    db.call(outbox.advance, A, rows[0]["id"], "sent", now)
+    db.call(outbox.advance, A, rows[1]["id"], "sent", now + 500)
+    flagged = db.call(outbox.flag_undelivered, A, now + 100, now + 700)  # only the first is past the bound
+    assert [r["id"] for r in flagged] == [rows[0]["id"]]
+    assert flagged[0]["status"] == "sent" and flagged[0]["reason"] == "no_delivery_receipt"
+    assert db.call(outbox.flag_undelivered, A, now + 100, now + 701) == []  # flagged once
+    log = [json.loads(e["payload"])["data"] for e in db.call(events.after, 0, types=("message.status",))]
+    assert [(d["status"], d["reason"]) for d in log][-1] == ("sent", "no_delivery_receipt")
+    assert db.call(stats.conversation_problems, now + 700)[A]["sent_without_receipt"] == 1
+    receipt = {"type": "message.status", "id": rows[0]["wa_id"], "status": "delivered", "event_id": "status:late"}
+    moved = db.call(inbound.store_worker_event, A, receipt, now + 800)["message"]
+    assert moved["status"] == "delivered" and moved["reason"] is None
+    assert db.call(stats.conversation_problems, now + 800) == {}

@@ -295,3 +295,39 @@ def test_a_scrape_agrees_with_the_api_after_real_traffic():
             assert value(families, "wa_gateway_whatsapp_reconnects_total", account="default") == 1
     finally:
         receiver.stop()
+
+
+async def test_broken_conversations_show_in_the_metrics_and_in_health(client):
+    from service.keys import DATABASE
+    db, now = client.app[DATABASE], time.time()
+    report = {"type": "message.undecryptable", "event_id": "undecryptable:x:WA9", "id": "WA9", "from": "+15550003334",
+              "lid": None, "from_jid": "15550003334@s.whatsapp.net", "timestamp": now, "attempts": 5, "error": "Bad MAC"}
+    await db.run(inbound.store_worker_event, "default", report, now)
+    row, _ = await db.run(lambda c: outbox.accept(c, account="default", phone_number="+15550003335", body="x",
+                                                  idempotency_key=None, now=now - 900, ttl=3600, max_outbox=10))
+    await db.run(outbox.advance, "default", row["id"], "sent", now - 800)
+    await db.run(outbox.flag_undelivered, "default", now - 600, now)
+    families = await scrape(client)
+    assert value(families, "wa_gateway_messages_undecryptable_last_hour", account="default") == 1
+    assert value(families, "wa_gateway_outbox_sent_without_receipt", account="default") == 1
+    detailed = await (await client.get("/health", headers=AUTH)).json()
+    assert detailed["conversations"] == {"default": {"undecryptable_last_hour": 1, "sent_without_receipt": 1}}
+    assert any("could not be decrypted" in r and "default" in r for r in detailed["reasons"])
+    anonymous = await (await client.get("/health")).json()
+    assert "conversations" not in anonymous and anonymous["status"] == "degraded"
+    assert any("could not be decrypted" in r and "default" not in r for r in anonymous["reasons"])
+    message = await (await client.get(f"/messages/{row['id']}", headers=AUTH)).json()
+    assert (message["status"], message["reason"]) == ("sent", "no_delivery_receipt")
+
+
+async def test_the_dispatcher_flags_a_sent_message_without_a_receipt_past_the_bound(dispatcher):
+    db, now = dispatcher.db, time.time()
+    dispatcher.receipt_bound = 60.0
+    notified = []
+    dispatcher.on_change.append(lambda: notified.append(1))
+    row, _ = db.call(lambda c: outbox.accept(c, account="default", phone_number="+15550004445", body="x",
+                                             idempotency_key=None, now=now - 100, ttl=3600, max_outbox=10))
+    db.call(outbox.advance, "default", row["id"], "sent", now - 90)
+    await dispatcher._round()
+    assert db.call(outbox.get, "default", row["id"])["reason"] == "no_delivery_receipt"
+    assert notified == [1]  # its message.status event is in the log: the readers (SSE, webhooks) wake up

@@ -342,6 +342,24 @@ def expire(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
     return ids
 
 
+def flag_undelivered(conn: sqlite3.Connection, account: str, sent_before: float, now: float) -> list[dict]:
+    """Sent messages still without a delivery receipt long after the server took them get the reason
+    ``no_delivery_receipt`` (the contact's phone may be off, or could not decrypt them and its retries were
+    not answered), with a ``message.status`` event saying so; a receipt that still comes clears it (advance).
+    Returns the flagged rows."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM messages WHERE account = ? AND status = 'sent' AND sent_at < ? AND reason IS NULL",
+        (account, sent_before),
+    )]
+    rows = []
+    for message_id in ids:
+        conn.execute("UPDATE messages SET reason = 'no_delivery_receipt' WHERE id = ?", (message_id,))
+        row = get(conn, account, message_id)
+        status_event(conn, row, now)
+        rows.append(row)
+    return rows
+
+
 def first_contact_sends(conn: sqlite3.Connection, account: str, since: float) -> list[float]:
     """When the first messages to unknown numbers went, for the governor's daily budget after a restart."""
     return [r[0] for r in conn.execute(

@@ -9,9 +9,30 @@ answered from an index (``messages_pending``, ``webhook_deliveries_list``) plus 
 from __future__ import annotations
 
 import sqlite3
+import time
 
 
-def snapshot(conn: sqlite3.Connection) -> dict:
+UNDECRYPTABLE_WINDOW = 3600.0  # seconds: how far back /health and the metrics count undecryptable messages
+
+
+def conversation_problems(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, int]]:
+    """Per account, signs of a broken conversation: contacts' messages reported undecryptable in the last
+    hour (``message.undecryptable`` events), and sent messages flagged ``no_delivery_receipt``."""
+    found: dict[str, dict[str, int]] = {}
+    for account, n in conn.execute(
+        "SELECT account, COUNT(*) FROM events WHERE created_at > ? AND type = 'message.undecryptable' GROUP BY account",
+        (now - UNDECRYPTABLE_WINDOW,),
+    ):
+        found.setdefault(account, {"undecryptable_last_hour": 0, "sent_without_receipt": 0})["undecryptable_last_hour"] = n
+    for account, n in conn.execute(
+        "SELECT account, COUNT(*) FROM messages WHERE status = 'sent' AND reason = 'no_delivery_receipt' "
+        "AND sent_at IS NOT NULL GROUP BY account"
+    ):
+        found.setdefault(account, {"undecryptable_last_hour": 0, "sent_without_receipt": 0})["sent_without_receipt"] = n
+    return found
+
+
+def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict:
     """``{"messages": [(account, status, count)], "waiting": {account: (count, oldest created_at)},
     "deliveries": [(endpoint id, endpoint account or None, status, count)] for pending and failed ones,
     "endpoints": [(id, account or None)] of the active endpoints}``."""
@@ -26,4 +47,6 @@ def snapshot(conn: sqlite3.Connection) -> dict:
         "LEFT JOIN webhook_endpoints e ON e.id = d.endpoint "
         "WHERE d.status IN ('pending', 'failed') GROUP BY d.endpoint, e.account, d.status")]
     endpoints = [(r[0], r[1]) for r in conn.execute("SELECT id, account FROM webhook_endpoints WHERE active = 1")]
-    return {"messages": messages, "waiting": waiting, "deliveries": deliveries, "endpoints": endpoints}
+    problems = conversation_problems(conn, time.time() if now is None else now)
+    return {"messages": messages, "waiting": waiting, "deliveries": deliveries, "endpoints": endpoints,
+            "problems": problems}

@@ -18,6 +18,7 @@ from .context import forward
 from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, STARTED_AT, WEBHOOKS
 from ..store import outbox
 from ..store import probe as store_probe
+from ..store import stats as store_stats
 from ..store.db import Database, store_errors
 
 log = structlog.get_logger("gateway.health")
@@ -125,6 +126,16 @@ async def _webhook_summary(request: web.Request) -> dict | None:
         return None
 
 
+async def _conversation_problems(request: web.Request) -> dict | None:
+    """Accounts whose conversations show damage (store/stats.py): contacts' messages undecryptable in the
+    last hour, sent messages without a delivery receipt past the bound. None when the store is slow."""
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            return await request.app[DATABASE].run(store_stats.conversation_problems, time.time())
+    except (TimeoutError, *store_errors()):
+        return None
+
+
 async def health(request: web.Request) -> web.Response:
     """Open to anyone, so without a valid API key it says only states, never details: no phone
     number, no QR, no error text (an error message can carry a number or a path)."""
@@ -132,6 +143,7 @@ async def health(request: web.Request) -> web.Response:
     # The store's probe (and, for details, the webhook backlog) run beside the worker and supervisord look-ups.
     store = asyncio.create_task(_store_state(request))
     backlog = asyncio.create_task(_webhook_summary(request)) if detailed else None
+    problems = asyncio.create_task(_conversation_problems(request))
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
     wa_state, wa_error, link = await _whatsapp_state(request)
@@ -154,6 +166,11 @@ async def health(request: web.Request) -> web.Response:
     for n, shard in enumerate(monitor.shards[1:], start=1):
         if shard.state != "RUNNING":
             reasons.append(f"worker shard {n} is {shard.state}")
+    conversations = await problems or {}
+    broken = sorted(a for a, found in conversations.items() if found["undecryptable_last_hour"])
+    if broken:
+        reasons.append(f"{len(broken)} account(s) received messages that could not be decrypted in the last hour"
+                       + (f": {', '.join(broken)}" if detailed else ""))
     body = {
         "status": "ok" if not reasons else "degraded",
         "reasons": reasons,
@@ -203,6 +220,8 @@ async def health(request: web.Request) -> web.Response:
         "store": store_state,
         # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
         "webhooks": await backlog,  # None when the store did not answer in time
+        # Accounts with undecryptable messages (last hour) or sent messages without a delivery receipt.
+        "conversations": conversations,
     }
     return web.json_response(body)
 
