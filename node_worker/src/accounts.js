@@ -111,7 +111,9 @@ export class AccountHost {
     const settings = accountSettings(this.settings, name)
     if (settings.accountDir) fs.mkdirSync(settings.accountDir, { recursive: true, mode: 0o700 })
     const logger = this.log.child({ account: name })
-    const journal = await EventJournal.open({ dir: settings.eventsDir, capacity: settings.eventBufferSize, logger })
+    // With sessions in PostgreSQL the journal moves into the account's rows when its session store opens
+    // (WhatsAppSession.openStore, EventJournal.attach); until then nothing WhatsApp is told depends on it.
+    const journal = await EventJournal.open({ dir: this.pool ? null : settings.eventsDir, capacity: settings.eventBufferSize, logger })
     const pg = this.pool ? { pool: this.pool, instanceId: this.settings.instanceId, account: name } : null
     const session = new WhatsAppSession({ settings, logger, journal, pg })
     const entry = { name, session, journal }

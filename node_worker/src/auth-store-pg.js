@@ -197,7 +197,7 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
   let closed = false
 
   const commit = (ops) => {
-    if (closed) return Promise.reject(new Error('auth store: closed'))
+    if (closed) return Promise.reject(Object.assign(new Error('auth store: closed'), { code: 'store_closed' }))
     if (fenced) return Promise.reject(fenced)
     if (failed) return Promise.reject(failed)
     if (ops.length === 0) return Promise.resolve()

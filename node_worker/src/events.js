@@ -13,6 +13,10 @@
 //
 // Layout: a JournaledMap in $WA_DATA_DIR/events/ (0700, files 0600) with keys `e:<seq>` (the event)
 // and `acked` (the highest acknowledged seq). Values hold message bodies: never log them.
+//
+// With sessions in PostgreSQL (a cluster) the journal lives in the account's own rows instead, beside its
+// session and fenced like it (`attach`): an instance killed or lost with events it had already acknowledged
+// to WhatsApp strands nothing, since the account's next owner takes them over.
 import { randomUUID } from 'node:crypto'
 import { openJournaledMap } from './journal.js'
 
@@ -24,6 +28,8 @@ export class EventJournal {
   #capacity
   #byId = new Map() // event_id -> seq, for unacknowledged events
   #recent = new Set() // event_ids acknowledged lately (bounded, oldest first)
+  #attaching = null // a move into another map in progress: pushes and acks wait for it
+  #attached = new WeakSet() // maps given to attach(): their closing or fencing detaches the journal
 
   constructor ({ map, capacity, logger }) {
     this.#map = map
@@ -58,6 +64,7 @@ export class EventJournal {
    * which is not recorded twice). The event is visible to readers only once it is on disk.
    */
   async push (type, fields, eventId = randomUUID()) {
+    while (this.#attaching) await this.#attaching.catch(() => {}) // its failure is its caller's
     if (this.#byId.has(eventId) || this.#recent.has(eventId)) {
       return this.events.find((e) => e.event_id === eventId) ?? null
     }
@@ -70,7 +77,7 @@ export class EventJournal {
     const over = this.events.length + 1 - this.#capacity
     const dropped = over > 0 ? this.events.slice(0, over) : []
     for (const old of dropped) ops.push([`e:${old.seq}`, null])
-    if (this.#map) await this.#map.commit(ops)
+    if (this.#map) await this.#commit(ops) // in memory only: visible at once, as before
     if (dropped.length) {
       this.events.splice(0, dropped.length)
       for (const old of dropped) this.#byId.delete(old.event_id)
@@ -85,12 +92,13 @@ export class EventJournal {
 
   /** Forgets every event up to `upto` (the gateway stored them). */
   async ack (upto) {
+    while (this.#attaching) await this.#attaching.catch(() => {}) // its failure is its caller's
     upto = Math.min(Number(upto) || 0, this.seq)
     if (upto <= this.acked) return { acked: this.acked, pending: this.events.length }
     const done = this.events.filter((e) => e.seq <= upto)
     const ops = done.map((e) => [`e:${e.seq}`, null])
     ops.push(['acked', String(upto)])
-    if (this.#map) await this.#map.commit(ops)
+    if (this.#map) await this.#commit(ops)
     this.acked = Math.max(this.acked, upto)
     this.events = this.events.filter((e) => e.seq > upto)
     for (const e of done) {
@@ -99,6 +107,24 @@ export class EventJournal {
     }
     while (this.#recent.size > RECENT_IDS) this.#recent.delete(this.#recent.values().next().value)
     return { acked: this.acked, pending: this.events.length }
+  }
+
+  // A journal attached to an account's rows in PostgreSQL outlives them: once its session store is closed
+  // (shutdown, logout, a failed store being reopened) or fenced (another instance owns the account), the
+  // journal goes on in memory for the events still to hand over (no socket is open then: nothing is told
+  // to WhatsApp on their strength), until the next store attaches it again. Any other failed write throws:
+  // the caller stops the worker (fail-stop) rather than acknowledge what is not durable.
+  async #commit (ops) {
+    const map = this.#map
+    try {
+      await map.commit(ops)
+    } catch (err) {
+      if (!this.#attached.has(map) || !['store_closed', 'not_owner'].includes(err?.code)) throw err
+      if (this.#map === map) { // writes in flight together fail together: the first one detaches
+        this.#map = null
+        this.#log?.info({ reason: err.code, pending: this.events.length }, 'events.detached')
+      }
+    }
   }
 
   after (seq) {
@@ -118,6 +144,39 @@ export class EventJournal {
     })
     found = this.after(seq)
     return found
+  }
+
+  /**
+   * Moves the journal into `map` (the account's rows in PostgreSQL, fenced with its session: the map's
+   * commits throw once another instance owns the account). Events a former owner journaled there and never
+   * saw acknowledged are taken over (their event ids kept, so the gateway stores each once), followed by
+   * this process's own unacknowledged ones, all renumbered after what was acknowledged here; a new boot id
+   * makes the gateway's reader start over. Resolves once the merged journal is committed in `map`.
+   */
+  attach (map) {
+    const moving = (async () => {
+      const stranded = []
+      for (const key of map.keys()) if (key.startsWith('e:')) stranded.push(JSON.parse(map.get(key)))
+      stranded.sort((a, b) => a.seq - b.seq)
+      const ours = new Set(this.events.map((e) => e.event_id))
+      const merged = [...stranded.filter((e) => !ours.has(e.event_id) && !this.#recent.has(e.event_id)), ...this.events]
+      let seq = this.acked
+      const renumbered = merged.map((e) => ({ ...e, seq: ++seq }))
+      const ops = stranded.map((e) => [`e:${e.seq}`, null]) // later writes of a key win within one commit
+      for (const e of renumbered) ops.push([`e:${e.seq}`, JSON.stringify(e)])
+      ops.push(['acked', String(this.acked)])
+      await map.commit(ops)
+      this.#map = map
+      this.#attached.add(map)
+      this.events = renumbered
+      this.seq = seq
+      this.#byId = new Map(renumbered.map((e) => [e.event_id, e.seq]))
+      this.bootId = randomUUID()
+      if (stranded.length) this.#log?.info({ taken_over: stranded.length, pending: renumbered.length }, 'events.taken_over')
+      this.wakeAll()
+    })()
+    this.#attaching = moving.finally(() => { this.#attaching = null })
+    return this.#attaching
   }
 
   wakeAll () {

@@ -32,7 +32,12 @@ export class SentMessages {
   }
 
   static async open ({ dir, maxAgeMs, maxEntries, logger }) {
-    const store = new SentMessages(await openJournaledMap(dir, { logger, compactBytes: 8 * 1024 * 1024 }), { maxAgeMs, maxEntries })
+    return SentMessages.inMap(await openJournaledMap(dir, { logger, compactBytes: 8 * 1024 * 1024 }), { maxAgeMs, maxEntries })
+  }
+
+  /** In a given map: with sessions in PostgreSQL, the account's own rows (they move with the session). */
+  static async inMap (map, { maxAgeMs, maxEntries }) {
+    const store = new SentMessages(map, { maxAgeMs, maxEntries })
     await store.#map.commit(store.#expired(Date.now(), 0))
     return store
   }

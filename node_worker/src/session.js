@@ -425,18 +425,25 @@ export class WhatsAppSession extends EventEmitter {
     if (this.store) return this.store
     try {
       this.store = this.pg ? await this.openPgStore() : await openAuthStore(this.settings.sessionDir, { logger: this.log })
-      this.sentMessages ??= await SentMessages.open({
-        dir: this.settings.sentMessagesDir,
-        maxAgeMs: this.settings.sentMessagesMaxAgeMs,
-        maxEntries: this.settings.sentMessagesMax,
-        logger: this.log
-      })
-      // With PostgreSQL the decryption results live beside the keys (they must move with them: a message
-      // redelivered after a crash is answered from there on whichever machine logs in next).
-      if (this.pg) this.decrypted = new DecryptCache(this.store.prefixed('decrypted/'), { maxAgeMs: 24 * 3600 * 1000, maxEntries: 20000 })
-      else this.decrypted ??= await DecryptCache.open({ dir: this.settings.decryptedDir, logger: this.log })
+      const sent = { maxAgeMs: this.settings.sentMessagesMaxAgeMs, maxEntries: this.settings.sentMessagesMax }
+      if (this.pg) {
+        // With PostgreSQL everything that must move with the keys lives beside them, fenced like them: the
+        // decryption results (a message redelivered after a crash is answered from there), the sent messages
+        // (the next owner answers retry receipts for them) and the event journal (what a dead instance had
+        // acknowledged to WhatsApp but not handed to the gateway is taken over, not stranded on its disk).
+        this.decrypted = new DecryptCache(this.store.prefixed('decrypted/'), { maxAgeMs: 24 * 3600 * 1000, maxEntries: 20000 })
+        this.sentMessages = await SentMessages.inMap(this.store.prefixed('sent/'), sent)
+        await this.journal.attach(this.store.prefixed('events/'))
+      } else {
+        this.sentMessages ??= await SentMessages.open({ dir: this.settings.sentMessagesDir, ...sent, logger: this.log })
+        this.decrypted ??= await DecryptCache.open({ dir: this.settings.decryptedDir, logger: this.log })
+      }
     } catch (err) {
       if (err instanceof WorkerError) throw err // fenced (not_owner) or PostgreSQL unreachable: not a broken store
+      if (err instanceof FencedError) { // the journal's or the sent messages' first write under a lost lease
+        this.fence(err.message)
+        throw this.notOwner()
+      }
       this.lastError = `the session store cannot be read: ${err.message}`
       this.log.error({ err }, 'session.store_unreadable')
       this.setState('failed')
@@ -980,6 +987,8 @@ export class WhatsAppSession extends EventEmitter {
       const id = messageId ?? generateMessageIDV2(sock.user?.id)
       const sentStore = this.sentMessages
       if (!sentStore) throw this.notConnected()
+      // Sessions in PostgreSQL: a former owner stores and hands nothing to Baileys (409 not_owner, fenced).
+      if (this.pg) await this.assertOwner()
       this.sentIds.add(id)
       const stored = sentStore.get(id)
       const resend = !!stored && jidDecode(stored.jid)?.user === jidDecode(jid)?.user
@@ -989,15 +998,15 @@ export class WhatsAppSession extends EventEmitter {
         try {
           await sentStore.put(id, jid, message)
         } catch (err) {
+          if (err?.code === 'not_owner') { // the sent messages are fenced with the session (PostgreSQL)
+            this.fence(err.message)
+            throw this.notOwner()
+          }
           this.log.error({ err, message_id: id }, 'message.store_failed')
           throw new WorkerError(500, 'store_error', 'The worker could not store the message before sending it; nothing was sent.')
         }
       }
-      // Sessions in PostgreSQL: a former owner hands nothing to Baileys (409 not_owner, session fenced).
-      if (this.pg) {
-        await this.assertOwner()
-        if (this.sock !== sock || this.state !== 'connected') throw this.notConnected()
-      }
+      if (this.pg && (this.sock !== sock || this.state !== 'connected')) throw this.notConnected()
       const acked = this.acks.expect(id, this.settings.sendAckTimeoutMs)
       acked.catch(() => {}) // awaited by the caller; a relay that throws below drops it
       try {
