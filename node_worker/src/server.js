@@ -81,10 +81,12 @@ export function makeRoutes () {
       }
       return session.sendBatch(items)
     },
+    // One page: a backlog of many thousands (the gateway was away) is handed over in pages, never in one reply.
     'GET /events': async (req, url, { journal }) => {
       const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
+      const limit = Math.min(EVENTS_PAGE_MAX, Math.max(1, Number.parseInt(url.searchParams.get('limit') ?? '', 10) || EVENTS_PAGE))
       const events = await journal.read(after, clampWait(url.searchParams.get('wait_ms')), url.searchParams.get('boot_id'))
-      return { boot_id: journal.bootId, last_seq: journal.seq, acked: journal.acked, events }
+      return { boot_id: journal.bootId, last_seq: journal.seq, acked: journal.acked, events: events.slice(0, limit), more: events.length > limit }
     },
     // The gateway stored every event up to `upto`: the worker may forget them.
     'POST /events/ack': async (req, url, { journal }) => {
@@ -208,6 +210,10 @@ const requestUrl = (req) => {
 
 // What Node's HTTP parser refuses before a request exists (bad framing, a body cut short, headers too
 // large, too slow): the same JSON error shape, then the connection closes.
+// Events per GET /events reply: the gateway reads the next page at once (its `after` is the last seq it got).
+const EVENTS_PAGE = 500
+const EVENTS_PAGE_MAX = 1000
+
 const CLIENT_ERRORS = {
   HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'The request headers are too large.'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took too long to arrive.']
@@ -236,11 +242,18 @@ export async function startServer ({ socketPath, handler, logger }) {
       } else {
         status = 500
         logger.error({ err, method: req.method, path: url?.pathname ?? null }, 'api.failed')
-        body = { error: { code: 'worker_error', message: `The worker failed: ${err.message}` } }
+        body = { error: { code: 'worker_error', message: 'The worker failed; the detail is in its log (api.failed).' } }
       }
     }
     if (res.destroyed) return // the client went away (a body cut short): nobody to answer
-    const payload = JSON.stringify(body)
+    let payload
+    try {
+      payload = JSON.stringify(body)
+    } catch (err) { // an answer that cannot be serialised is a failure of ours, answered like any other
+      logger.error({ err, method: req.method, path: url?.pathname ?? null }, 'api.serialise_failed')
+      status = 500
+      payload = JSON.stringify({ error: { code: 'worker_error', message: 'The worker failed; the detail is in its log (api.serialise_failed).' } })
+    }
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) })
     res.end(payload)
   })
