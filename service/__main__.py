@@ -51,6 +51,7 @@ def main() -> int:
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout,
+            idle_timeout=settings.idle_timeout,
             print=None,
             access_log=None,
             handle_signals=True,

@@ -123,12 +123,14 @@ async def _serve(app: web.Application, host: str, port: int, *, handle_signals: 
 
 
 def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
-            handle_signals: bool = True, access_log=None, **_ignored) -> None:
-    """``web.run_app(app, host=, port=, shutdown_timeout=, ...)`` with the JSON error handler."""
+            handle_signals: bool = True, access_log=None, idle_timeout: float = 30.0, **_ignored) -> None:
+    """``web.run_app(app, host=, port=, shutdown_timeout=, ...)`` with the JSON error handler. A connection
+    with no whole request for ``idle_timeout`` seconds (idle from its start or between requests, or its
+    headers trickling in) is closed: aiohttp's keep-alive timer, which defaults to an hour."""
     loop = asyncio.new_event_loop()
     main = loop.create_task(_serve(
         app, host, port, handle_signals=handle_signals, access_log=access_log,
-        shutdown_timeout=shutdown_timeout,
+        shutdown_timeout=shutdown_timeout, keepalive_timeout=idle_timeout,
     ))
     try:
         asyncio.set_event_loop(loop)

@@ -229,6 +229,8 @@ class Settings:
     webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
     webhook_max_per_account: int = 10  # WA_WEBHOOK_MAX_PER_ACCOUNT: endpoints one account may add by API
     metrics_public: bool = False  # WA_METRICS_PUBLIC: GET /metrics without a key (else the admin key only)
+    # WA_IDLE_TIMEOUT: seconds a connection may sit without a whole request (idle, or headers trickling in)
+    idle_timeout: float = 30.0
     # WA_DATABASE_URL: postgresql://... puts the store on PostgreSQL (service/store/pg.py); empty: SQLite in
     # the data dir. Kept out of repr (it holds a password): show ``database_label`` instead.
     database_url: str = field(default="", repr=False)
@@ -333,6 +335,7 @@ class Settings:
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
+            idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
             database_url=_database_url(env),
             instance_id=_instance_id(env),
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),

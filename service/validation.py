@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from .errors import BadRequest, ClientAborted, RequestTimeout, UnsupportedMediaType
+from .errors import ApiError, BadRequest, ClientAborted, RequestTimeout, UnsupportedMediaType
 from .keys import SETTINGS
 
 MAX_JSON_DEPTH = 32
@@ -57,8 +57,21 @@ def _require_json_content_type(request: web.Request) -> None:
         raise UnsupportedMediaType("JSON bodies must be UTF-8 (charset=utf-8 or none).")
 
 
+def _check_transfer_coding(request: web.Request) -> None:
+    """Only ``chunked`` is a transfer coding here: aiohttp reads ``gzip, chunked`` as plain chunked, so a
+    compressed body would be taken for the JSON itself. Any other coding is refused, never ignored: 400, as
+    aiohttp's parser answers ``Transfer-Encoding: gzip`` alone (a client's request we do not take, no failure
+    of ours)."""
+    codings = [c.strip().lower() for value in request.headers.getall("Transfer-Encoding", []) for c in value.split(",")]
+    unknown = [c for c in codings if c not in ("chunked", "")]
+    if unknown:
+        raise ApiError("Only Transfer-Encoding: chunked is supported; compress with Content-Encoding instead.",
+                       code="unsupported_transfer_encoding", status=400)
+
+
 async def _read_body(request: web.Request) -> bytes:
     """The whole body within ``WA_BODY_TIMEOUT`` seconds, or a clean 408/400/413/abort."""
+    _check_transfer_coding(request)
     timeout = request.app[SETTINGS].body_timeout
     try:
         async with asyncio.timeout(timeout):

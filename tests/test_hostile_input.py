@@ -22,13 +22,14 @@ from tests.stack import API_KEY, Stack, wait_for
 pytestmark = pytest.mark.system
 
 BODY_TIMEOUT = 1.5  # WA_BODY_TIMEOUT of this stack, so that the trickle rows stay quick
+IDLE_TIMEOUT = 2.0  # WA_IDLE_TIMEOUT of this stack: connections without a whole request are closed after it
 KEY = API_KEY.encode()
 JSON = b"application/json"
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with Stack({"WA_BODY_TIMEOUT": str(BODY_TIMEOUT)}) as running:
+    with Stack({"WA_BODY_TIMEOUT": str(BODY_TIMEOUT), "WA_IDLE_TIMEOUT": str(IDLE_TIMEOUT)}) as running:
         yield running
 
 
@@ -99,6 +100,10 @@ def send_body(phone: str | bytes = b'"+1234567890"', message: bytes = b'"hi"') -
     if isinstance(phone, str):
         phone = json.dumps(phone).encode()
     return b'{"phone_number": ' + phone + b', "message": ' + message + b"}"
+
+
+def chunked(body: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
 
 
 def nested(depth: int) -> bytes:
@@ -246,6 +251,9 @@ C: list[tuple[str, bytes, int, str]] = [
     ("send two lengths", req("POST", "/send", b"{}", extra=(b"Content-Length: 5",)), 400, "bad_request"),
     ("send unknown transfer-encoding", req("POST", "/send", b"{}", length=False,
                                            extra=(b"Transfer-Encoding: gzip",)), 400, "bad_request"),
+    *[(f"send {te.decode()}", req("POST", "/send", chunked(gzip.compress(send_body())), length=False,
+                                   extra=(b"Transfer-Encoding: " + te,)), 400, "unsupported_transfer_encoding")
+      for te in (b"gzip, chunked", b"deflate,chunked", b"x-custom, chunked", b"GZIP , chunked")],
     # --- request line and headers (aiohttp's parser answers these; the JSON is ours) -------------
     ("header 9000 bytes", req("GET", "/status", extra=(b"X-Foo: " + b"a" * 9000,)), 431, "header_too_large"),
     ("header name 9000 bytes", req("GET", "/status", extra=(b"X-" + b"a" * 9000 + b": 1",)), 431, "header_too_large"),
@@ -373,3 +381,50 @@ def test_the_table_left_no_error_in_the_gateway_log(stack):
     bad = [e for e in events if e.get("level") in ("error", "critical") or "exception" in e]
     assert not bad, bad[:3]
     assert "Traceback" not in stack.logs()
+
+
+def closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> float | None:
+    """Seconds until the server closed the connection without an answer (None: still open after ``seconds``),
+    sending ``trickle`` one byte every 0.2 s meanwhile."""
+    started = time.monotonic()
+    sock.settimeout(0.2)
+    sent = 0
+    while time.monotonic() - started < seconds:
+        try:
+            data = sock.recv(65536)
+            if data == b"":
+                return time.monotonic() - started
+            raise AssertionError(f"an answer to an incomplete request: {data[:80]!r}")
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - started
+        if sent < len(trickle):
+            try:
+                sock.sendall(trickle[sent:sent + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+            sent += 1
+    return None
+
+
+@pytest.mark.parametrize("how", ["idle", "slow headers", "idle after a request"])
+def test_connections_without_a_whole_request_are_closed_after_the_idle_bound(stack, how):
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        trickle = b""
+        if how == "slow headers":  # a header line every few bytes, never the blank line that ends them
+            trickle = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+        if how == "idle after a request":  # keep-alive: answered, then nothing
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock).status == 200
+        took = closed_within(sock, IDLE_TIMEOUT * 4, trickle)
+    assert took is not None, f"{how}: still open after {IDLE_TIMEOUT * 4:g} s"
+
+
+def test_readiness_of_a_named_account_needs_a_key_for_it(stack):
+    """An open probe must not tell which account names exist."""
+    for name in ("default", "no-such-account"):
+        res = send(stack, req("GET", f"/health/ready?account={name}", key=None))
+        assert_error_shape(res, 401, "unauthorized")
+    assert send(stack, req("GET", "/health/ready?account=no-such-account")).status == 404  # the admin may know
+    assert send(stack, req("GET", "/health/ready", key=None)).status in (200, 503)  # the plain probe stays open

@@ -12,10 +12,10 @@ import structlog
 from aiohttp import web
 
 from .. import __version__
-from ..errors import ApiError, NotFound
+from ..errors import ApiError, Forbidden, NotFound, Unauthorized
 from ..accounts import Account, Elsewhere
 from .context import forward
-from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, STARTED_AT, WEBHOOKS
+from ..keys import ACCOUNTS, AUTHENTICATED, DATABASE, DRAIN, MONITOR, SCOPE, STARTED_AT, WEBHOOKS
 from ..store import outbox
 from ..store import probe as store_probe
 from ..store import stats as store_stats
@@ -258,6 +258,13 @@ async def ready(request: web.Request) -> web.Response:
     In a cluster without ``?account=``: the instance (``_cluster_ready``); with it, the account's own
     instance answers."""
     name = request.query.get("account", "default")
+    if "account" in request.query:
+        # Naming an account needs a key for it: an open probe must not tell which account names exist.
+        scope = request.get(SCOPE)
+        if scope is None and not request.get(AUTHENTICATED, False):
+            raise Unauthorized("?account= needs an API key for that account (the plain probe needs none).")
+        if scope is not None and scope != name:
+            raise Forbidden("This API key is scoped to another account.")
     runtime = request.app[ACCOUNTS]
     account = runtime.lookup(name)
     if account is None:
