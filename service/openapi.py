@@ -83,7 +83,7 @@ WORKER_ERRORS = {
     504: ("worker_timeout",),
 }
 BODY_ERRORS = {
-    400: ("invalid_json", "invalid_body"),
+    400: ("invalid_json", "invalid_body", "unsupported_transfer_encoding"),
     408: ("request_timeout",),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
@@ -100,9 +100,9 @@ OPERATIONS: dict[Callable, Op] = {
                                   "the gateway's database committed just now. Degraded is still 200."),
     health.live: Op("Liveness probe", "Health", {200: models.LiveOut}),
     health.ready: Op("Readiness probe", "Health", {200: models.ReadyOut, 503: models.ReadyOut},
-                     errors={404: ("account_not_found",)}, headers={503: ("Retry-After",)},
+                     errors={403: ("forbidden",), 404: ("account_not_found",)}, headers={503: ("Retry-After",)},
                      params=(Param("account", "query", {"type": "string", "default": "default"},
-                                   "Whose readiness (default: `default`)."),),
+                                   "Whose readiness (default: `default`); naming one needs a key for it."),),
                      description="200 when the account's worker shard is RUNNING, WhatsApp is connected and the "
                                  "link demonstrably works; else 503 with the reason as `error` (`shutting_down`, "
                                  "with Retry-After, from SIGTERM on)."),
