@@ -20,6 +20,15 @@ from .errors import ApiError, WorkerUnavailable
 log = structlog.get_logger("gateway.worker_client")
 
 
+# What a client reads for the worker's 5xx codes: what happened in general terms, never the worker's text.
+_WORKER_5XX = {
+    "whatsapp_error": "WhatsApp did not take the request; it is retried where that is safe.",
+    "whatsapp_timeout": "WhatsApp did not answer in time; retry later.",
+    "session_store_error": "The WhatsApp session store failed; the gateway log has the detail.",
+    "store_error": "The worker could not store the message; nothing was sent.",
+}
+
+
 class _WorkerApi:
     """The worker's internal API, for whichever account ``request`` addresses."""
 
@@ -126,9 +135,17 @@ class WorkerClient(_WorkerApi):
                 body = await resp.json(content_type=None)
                 if resp.status >= 400:
                     err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+                    code = err.get("code", "worker_error")
+                    if resp.status >= 500:
+                        # The worker's own words (a library's error, a path, a database's message) stay in
+                        # the log; the client gets the code, and finds the line by its X-Request-ID.
+                        log.warning("worker.failed", method=method, path=path, status=resp.status, code=code,
+                                    detail=str(err.get("message", ""))[:300])
+                        raise ApiError(_WORKER_5XX.get(code, "The WhatsApp worker failed; its log has the detail."),
+                                       code=code, status=resp.status)
                     raise ApiError(
                         err.get("message", "The worker refused the request."),
-                        code=err.get("code", "worker_error"),
+                        code=code,
                         status=resp.status,
                         details={k: v for k, v in err.items() if k not in ("code", "message")},
                     )
