@@ -108,8 +108,10 @@ def cluster(postgres_server, make_stack):
     ).stdout.strip()
 
     def make_b() -> Stack:
-        b = make_stack({**common, "WA_INSTANCE_ID": b_id, "WA_SANDBOX_ROOT_KEY": root_key,
-                        "WA_SERVER_URL": f"ws://127.0.0.1:{a.emulator_port}/ws/chat"}, start=False)
+        # a sandbox too: the worker refuses WA_SANDBOX_ROOT_KEY outside one (issue 21); it is pointed at A's
+        # emulator (its own idles), so both instances share one WhatsApp network
+        b = make_stack({**common, "WA_INSTANCE_ID": b_id, "WA_SANDBOX_ROOT_KEY": root_key}, sandbox=True, start=False)
+        b.env["WA_SERVER_URL"] = f"ws://127.0.0.1:{a.emulator_port}/ws/chat"
         b.env["WA_INSTANCE_URL"] = b.base
         return b.start()
 

@@ -108,6 +108,17 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/test_watchdog.py::test_the_cap_reached_in_one_run_counts_even_without_the_timer
 - service/listener.py, no reset on the timer while the program runs (/health shows the long delay):
     tests/test_watchdog.py::test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs
+- node_worker/src/settings.js, WA_SANDBOX_ROOT_KEY honoured without WA_SANDBOX=true (issue 21):
+    node_worker/test/trust.test.js::refused without WA_SANDBOX=true (what `wa-gateway sandbox` sets)
+    tests/test_readme_claims.py::test_a_sandbox_root_key_outside_the_sandbox_stops_the_stack_with_exit_78
+- node_worker/src/settings.js, WA_SANDBOX_ROOT_KEY honoured for a server URL that is not loopback:
+    node_worker/test/trust.test.js::refused in the sandbox for a server that is not loopback
+- node_worker/patches/libsignal+6.0.0.patch, initOutgoing's signed pre-key check back to rc's (isInit, result ignored):
+    node_worker/test/trust.test.js::a bad signature is refused before any session is built
+    node_worker/test/trust.test.js::the send fails with a clear error, no session is built and nothing arrives
+- node_worker/patches/*005+adv-hmac-constant-time*, the ADV HMAC compared with Buffer.compare again:
+    node_worker/test/trust.test.js::the comparison is crypto.timingSafeEqual, over the received and the expected HMAC
+    node_worker/test/trust.test.js::a wrong, short, long or missing HMAC refuses pairing (Invalid account signature)
 """
 
 from __future__ import annotations

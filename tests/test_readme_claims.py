@@ -127,3 +127,20 @@ def test_a_bad_sandbox_root_key_stops_the_stack_with_exit_78(root_key):
     assert result.returncode == 78, result.stdout[-2000:]
     assert "worker" in result.stderr and "WA_SANDBOX_ROOT_KEY" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("extra", [{}, {"WA_SANDBOX": "true"}])  # `run` sets WA_SANDBOX=false whatever the env says
+def test_a_sandbox_root_key_outside_the_sandbox_stops_the_stack_with_exit_78(extra):
+    from tests.stack import BIN, Stack
+
+    # a leaked sandbox setting on a production stack (its WA_SERVER_URL is even loopback): refused (issue 21)
+    stack = Stack({"WA_SANDBOX_ROOT_KEY": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=", **extra})
+    try:
+        result = subprocess.run([str(BIN / "wa-gateway"), "run"], env=stack.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=90)
+    finally:
+        stack.cleanup()
+    assert result.returncode == 78, result.stdout[-2000:]
+    assert "worker" in result.stderr and "WA_SANDBOX_ROOT_KEY" in result.stderr and "not the sandbox" in result.stderr
+    assert "sandbox.trust_enabled" not in result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

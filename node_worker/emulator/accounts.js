@@ -100,6 +100,9 @@ export class User {
     // devices do, and decrypts the copy the sender sends again
     this.failDecryptOnce = false
     this.retryReceipt = 'at_once' // or 'next_login': queued for the sender device's next login
+    // 'bad': the pre-key bundles of this phone (key fetches, retry receipts) carry a signed pre-key
+    // signature with one bit flipped, as a server handing out keys the contact never signed would
+    this.signedPreKeySignature = 'valid'
     this.retries = {} // "<from>|<id>" -> retry receipts this phone sent for that message
     this.retryReceiptsSent = 0
     this.retryReceiptsReceived = 0 // retry receipts linked devices sent for this phone's messages
@@ -131,6 +134,7 @@ export class User {
       sent: this.sent,
       failDecryptOnce: this.failDecryptOnce,
       retryReceipt: this.retryReceipt,
+      signedPreKeySignature: this.signedPreKeySignature,
       retries: this.retries,
       retryReceiptsSent: this.retryReceiptsSent,
       retryReceiptsReceived: this.retryReceiptsReceived,
@@ -155,6 +159,7 @@ export class User {
       sent: j.sent || [],
       failDecryptOnce: !!j.failDecryptOnce,
       retryReceipt: j.retryReceipt || 'at_once',
+      signedPreKeySignature: j.signedPreKeySignature === 'bad' ? 'bad' : 'valid',
       retries: j.retries || {},
       retryReceiptsSent: j.retryReceiptsSent || 0,
       retryReceiptsReceived: j.retryReceiptsReceived || 0,

@@ -55,6 +55,7 @@ export const makeControlApi = (emu) => {
       if (body.fail_decrypt_once != null && typeof body.fail_decrypt_once !== 'boolean') throw apiError(400, 'invalid_fail_decrypt_once', 'fail_decrypt_once must be a boolean')
       if (body.retry_receipt != null && !RETRY_RECEIPT_MODES.includes(body.retry_receipt)) throw apiError(400, 'invalid_retry_receipt', `retry_receipt must be one of ${RETRY_RECEIPT_MODES.join(', ')}`)
       if (body.addressing != null && !ADDRESSING_MODES.includes(body.addressing)) throw apiError(400, 'invalid_addressing', `addressing must be one of ${ADDRESSING_MODES.join(', ')}`)
+      if (body.signed_prekey_signature != null && !['valid', 'bad'].includes(body.signed_prekey_signature)) throw apiError(400, 'invalid_signed_prekey_signature', 'signed_prekey_signature must be one of valid, bad')
       const existing = emu.directory.get(phone)
       if (body.on_whatsapp === false && existing?.devices.size) throw apiError(409, 'has_linked_devices', 'this number has linked devices; log them out first')
       const u = emu.directory.ensure(phone)
@@ -63,6 +64,7 @@ export const makeControlApi = (emu) => {
       if (body.fail_decrypt_once != null) u.failDecryptOnce = body.fail_decrypt_once
       if (body.retry_receipt != null) u.retryReceipt = body.retry_receipt
       if (body.addressing != null) u.addressing = body.addressing
+      if (body.signed_prekey_signature != null) u.signedPreKeySignature = body.signed_prekey_signature
       emu.persist()
       return {
         phone_number: e164(u.phone),
@@ -70,7 +72,8 @@ export const makeControlApi = (emu) => {
         on_whatsapp: u.onWhatsApp,
         fail_decrypt_once: u.failDecryptOnce,
         retry_receipt: u.retryReceipt,
-        addressing: u.addressing
+        addressing: u.addressing,
+        signed_prekey_signature: u.signedPreKeySignature
       }
     }],
     ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)],

@@ -284,7 +284,8 @@ export class Emulator {
           receipts_received: u.receiptsReceived.filter((r) => r.type !== 'retry').length, // retries are no deliveries
           fail_decrypt_once: u.failDecryptOnce,
           ...this.retries.counters(u),
-          addressing: u.addressing
+          addressing: u.addressing,
+          signed_prekey_signature: u.signedPreKeySignature
         })
       }
     }

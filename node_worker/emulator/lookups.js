@@ -98,7 +98,7 @@ export class Lookups {
       const deviceId = d?.device || 0
       let bundle
       if (user && user.onWhatsApp) {
-        if (deviceId === 0) bundle = user.signal.takeBundle()
+        if (deviceId === 0) bundle = user.signal.takeBundle({ badSignature: user.signedPreKeySignature === 'bad' })
         else bundle = user.devices.get(deviceId)?.takeBundle()
       }
       if (!bundle) {

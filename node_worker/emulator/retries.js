@@ -154,7 +154,7 @@ export class Retries {
    * (extractE2ESessionFromRetryReceipt) and whatsmeow read the bundle without checking it.
    */
   keysNode (user) {
-    const bundle = user.signal.takeBundle()
+    const bundle = user.signal.takeBundle({ badSignature: user.signedPreKeySignature === 'bad' })
     const details = Buffer.from(proto.ADVDeviceIdentity.encode({ rawId: user.advRawId || 0, timestamp: unixNow(), keyIndex: 0 }).finish())
     const identity = user.signal.identityPublic
     const deviceIdentity = Buffer.from(proto.ADVSignedDeviceIdentity.encode({

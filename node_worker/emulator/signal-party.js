@@ -6,6 +6,8 @@ import { generateKeyPair, sign, toRawPub, toSignalPub } from './crypto.js'
 
 const b64 = (b) => Buffer.from(b).toString('base64')
 const unb64 = (s) => Buffer.from(s, 'base64')
+/** a copy of `sig` with one bit flipped: a signature that no longer verifies */
+const flipBit = (sig) => { const bad = Buffer.from(sig); bad[0] ^= 0x01; return bad }
 
 export class SignalParty {
   /** creates fresh keys: identity, registration id, signed prekey; one-time prekeys are generated on demand */
@@ -55,8 +57,11 @@ export class SignalParty {
     }
   }
 
-  /** hands out a bundle with a FRESH one-time prekey (each call generates a new one) */
-  takeBundle () {
+  /**
+   * hands out a bundle with a FRESH one-time prekey (each call generates a new one); `badSignature`:
+   * its signed pre-key signature has one bit flipped (a contact's `signed_prekey_signature: "bad"`)
+   */
+  takeBundle ({ badSignature = false } = {}) {
     const id = this.nextPreKeyId
     this.nextPreKeyId = (this.nextPreKeyId % 0xfffffe) + 1
     const kp = generateKeyPair()
@@ -66,7 +71,7 @@ export class SignalParty {
     return {
       registrationId: this.registrationId,
       identityKey: this.identity.public,
-      signedPreKey: { keyId: this.signedPreKey.keyId, publicKey: this.signedPreKey.keyPair.public, signature: this.signedPreKey.signature },
+      signedPreKey: { keyId: this.signedPreKey.keyId, publicKey: this.signedPreKey.keyPair.public, signature: badSignature ? flipBit(this.signedPreKey.signature) : this.signedPreKey.signature },
       preKey: { keyId: id, publicKey: kp.public }
     }
   }

@@ -7,8 +7,16 @@
 //
 // The one place that can make the worker trust a server other than WhatsApp is the sandbox emulator:
 // WA_CERT_DETAILS is an exported, mutable object, and replacing PUBLIC_KEY with the emulator's test
-// root is how a test CA is trusted. It is off unless WA_SANDBOX_ROOT_KEY is set, and it is logged
-// loudly when it is on.
+// root is how a test CA is trusted. It is off unless WA_SANDBOX_ROOT_KEY is set, which settings.js
+// refuses (exit 78) outside the sandbox (WA_SANDBOX=true) or for a server URL that is not loopback, and
+// it is logged loudly when it is on.
+//
+// The keys of contacts and of the phone are trusted only when signed (issue 21): libsignal+6.0.0.patch
+// verifies a bundle's signed pre-key signature before a session is built from it, and
+// baileys+7.0.0-rc14+005+adv-hmac-constant-time.patch compares the pairing HMAC in constant time. The
+// worker refuses to start without them (assertStrictKeyChecks).
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import * as baileys from 'baileys'
 
 const { Curve, WA_CERT_DETAILS } = baileys
@@ -25,8 +33,23 @@ export function assertStrictServerAuth () {
   }
 }
 
+const source = (path, pkg) => readFileSync(fileURLToPath(new URL(path, import.meta.resolve(pkg))), 'utf8')
+
+/** throws unless the installed libsignal verifies signed pre-keys and Baileys compares the ADV HMAC in constant time */
+export function assertStrictKeyChecks () {
+  if (!source('./src/session_builder.js', 'libsignal').includes('throw new errors.SessionError("Invalid signed pre-key signature")')) {
+    throw new Error('libsignal is installed without node_worker/patches (signed pre-key signatures); ' +
+      'reinstall with `npm ci` in node_worker')
+  }
+  if (!source('./Utils/validate-connection.js', 'baileys').includes('timingSafeEqual(Buffer.from(hmac), advSign)')) {
+    throw new Error('Baileys is installed without node_worker/patches (ADV HMAC in constant time); ' +
+      'reinstall with `npm ci` in node_worker')
+  }
+}
+
 export function applySandboxTrust (rootKeyB64, logger) {
   assertStrictServerAuth()
+  assertStrictKeyChecks()
   if (!rootKeyB64) return false
   const key = Buffer.from(rootKeyB64, 'base64')
   if (key.length !== WA_CERT_DETAILS.PUBLIC_KEY.length) {

@@ -61,6 +61,26 @@ export const redactDatabaseUrl = (raw) => {
   return `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}`
 }
 
+// WA_SANDBOX_ROOT_KEY makes the worker trust the emulator's test root instead of WhatsApp's
+// (src/sandbox-trust.js). A leaked sandbox setting must not do that to a production worker: it is refused
+// (exit 78) unless this stack runs as the sandbox (WA_SANDBOX=true, set by `wa-gateway sandbox` for
+// conf/modes/sandbox-true.conf) and the server is on this machine (a loopback WA_SERVER_URL host).
+const LOOPBACK_HOST = /^(localhost|\[::1\]|127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/
+export const isLoopbackServerUrl = (url) => LOOPBACK_HOST.test(new URL(url).hostname)
+const sandboxRootKey = (env, server) => {
+  const key = (env.WA_SANDBOX_ROOT_KEY || '').trim()
+  if (!key) return null
+  if ((env.WA_SANDBOX || '').trim() !== 'true') {
+    throw new SettingsError('WA_SANDBOX_ROOT_KEY is set but this stack is not the sandbox (WA_SANDBOX is not true): ' +
+      'refusing to trust a test server root instead of WhatsApp; unset WA_SANDBOX_ROOT_KEY')
+  }
+  if (!isLoopbackServerUrl(server)) {
+    throw new SettingsError('WA_SANDBOX_ROOT_KEY needs a loopback WA_SERVER_URL (ws://127.0.0.1, ws://[::1] or ' +
+      `ws://localhost), got host ${JSON.stringify(new URL(server).hostname)}: refusing to trust a test root for it`)
+  }
+  return key
+}
+
 // as the gateway's (service/settings.py): both name this instance in the leases table
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
@@ -76,6 +96,7 @@ export function readSettings (env = process.env) {
   if (!INSTANCE_ID.test(instanceId)) {
     throw new SettingsError(`WA_INSTANCE_ID must be 1-63 letters, digits, '.', '_' or '-', got ${JSON.stringify(instanceId)}`)
   }
+  const server = serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat')
   return Object.freeze({
     // sessions in PostgreSQL, owned through leases (issue 14), or null: local session directories
     databaseUrl: dbUrl,
@@ -87,8 +108,8 @@ export function readSettings (env = process.env) {
     // this worker's shard (supervisord's process_num): it holds the accounts accounts.json assigns to it
     shard: int(env, 'WA_SHARD', 0, 0),
     socketPath: path.join(runDir, `worker-${int(env, 'WA_SHARD', 0, 0)}.sock`),
-    serverUrl: serverUrl(env.WA_SERVER_URL || 'wss://web.whatsapp.com/ws/chat'),
-    sandboxRootKey: (env.WA_SANDBOX_ROOT_KEY || '').trim() || null,
+    serverUrl: server,
+    sandboxRootKey: sandboxRootKey(env, server),
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
     // contents of sent messages, for Baileys' getMessage (retry receipts); see sent-messages.js
     sentMessagesDir: path.join(dataDir, 'sent-messages'),

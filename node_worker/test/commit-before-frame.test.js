@@ -27,7 +27,7 @@ after(async () => {
 
 function startChild (dataDir) {
   const proc = spawn(process.execPath, [CHILD], {
-    env: { ...process.env, WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_SANDBOX_ROOT_KEY: emu.rootPublicKey },
+    env: { ...process.env, WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_SANDBOX: 'true', WA_SANDBOX_ROOT_KEY: emu.rootPublicKey },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   const events = []

@@ -43,6 +43,7 @@ function startWorker (instanceId) {
       ...process.env,
       WA_DATA_DIR: dataDir,
       WA_SERVER_URL: emu.wsUrl,
+      WA_SANDBOX: 'true', // what `wa-gateway sandbox` sets: the root key is refused without it
       WA_SANDBOX_ROOT_KEY: emu.rootPublicKey,
       WA_DATABASE_URL: pg.url,
       WA_INSTANCE_ID: instanceId,
