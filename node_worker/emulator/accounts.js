@@ -111,6 +111,12 @@ export class User {
     // how this phone's messages to linked devices are addressed: 'pn' (from=<phone>@s.whatsapp.net with
     // sender_lid) or 'lid' (from=<lid>@lid with sender_pn and addressing_mode=lid, as WhatsApp increasingly does)
     this.addressing = 'pn'
+    // messages this (account's) phone got whose linked devices got only an <unavailable> stub: id ->
+    // { from, t, message (base64) }, for their placeholder resend requests (placeholders.js)
+    this.phoneHeld = new Map()
+    this.placeholderRequests = 0 // messages its linked devices asked it to resend
+    this.placeholderAnswers = 0 // messages it resent to them
+    this.placeholderUnknown = 0 // requests for messages it does not hold
     Object.assign(this, fields)
   }
 
@@ -140,7 +146,11 @@ export class User {
       retryReceiptsReceived: this.retryReceiptsReceived,
       messagesResent: this.messagesResent,
       outbox: Object.fromEntries(this.outbox),
-      addressing: this.addressing
+      addressing: this.addressing,
+      phoneHeld: Object.fromEntries(this.phoneHeld),
+      placeholderRequests: this.placeholderRequests,
+      placeholderAnswers: this.placeholderAnswers,
+      placeholderUnknown: this.placeholderUnknown
     }
   }
 
@@ -165,7 +175,11 @@ export class User {
       retryReceiptsReceived: j.retryReceiptsReceived || 0,
       messagesResent: j.messagesResent || 0,
       outbox: new Map(Object.entries(j.outbox || {})),
-      addressing: j.addressing === 'lid' ? 'lid' : 'pn'
+      addressing: j.addressing === 'lid' ? 'lid' : 'pn',
+      phoneHeld: new Map(Object.entries(j.phoneHeld || {})),
+      placeholderRequests: j.placeholderRequests || 0,
+      placeholderAnswers: j.placeholderAnswers || 0,
+      placeholderUnknown: j.placeholderUnknown || 0
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

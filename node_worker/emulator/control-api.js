@@ -33,6 +33,7 @@ export const makeControlApi = (emu) => {
     ['GET', /^\/$/, () => emu.overview()],
     ['GET', /^\/healthz$/, () => ({ ok: true })],
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
+    ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
       return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null }))

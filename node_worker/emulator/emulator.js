@@ -8,6 +8,7 @@ import { Pairing } from './pairing.js'
 import { Login } from './login.js'
 import { Messaging } from './messaging.js'
 import { Retries, RETRY_COUNTERS } from './retries.js'
+import { Placeholders } from './placeholders.js'
 import { Lookups } from './lookups.js'
 import { Faults } from './faults.js'
 import { StateSaver, loadState } from './state-file.js'
@@ -36,6 +37,7 @@ export class Emulator {
     this.login = new Login(this)
     this.messaging = new Messaging(this)
     this.retries = new Retries(this)
+    this.placeholders = new Placeholders(this)
     this.lookups = new Lookups(this)
     this.faults = new Faults(this)
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
@@ -273,7 +275,8 @@ export class Emulator {
             prekeys: d.preKeys.size,
             queued: d.pending.length,
             unacked: d.unacked.length
-          }))
+          })),
+          ...this.placeholders.counters(u)
         })
       } else {
         contacts.push({

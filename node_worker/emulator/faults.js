@@ -3,7 +3,7 @@
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 
-export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline', 'garble']
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline', 'garble', 'unavailable']
 export const SESSION_ACTIONS = ['snapshot', 'rollback', 'forget']
 
 export class Faults {
@@ -12,6 +12,7 @@ export class Faults {
     this.blackholes = [] // { until (ms), phone | null }
     this.offlineDelays = [] // { ms, phone | null }: one-shot, for the next login
     this.garbles = new Map() // contact phone -> how many of its next messages are damaged in every copy
+    this.unavailables = new Map() // contact phone -> how many of its next messages devices get as <unavailable> stubs
     this.sessionSnapshots = new Map() // "<contact>|<peer>" -> the contact's serialised sessions with peer's devices
   }
 
@@ -53,6 +54,15 @@ export class Faults {
     this.emu.log.info('fault.contact_session', { action, sessions: sessions.size })
     this.emu.persist()
     return { action, sessions: sessions.size }
+  }
+
+  /** true when this message of `phone` must reach the devices as an <unavailable> stub (an `unavailable` fault, used up here) */
+  takeUnavailable (phone) {
+    const left = this.unavailables.get(phone) || 0
+    if (!left) return false
+    if (left > 1) this.unavailables.set(phone, left - 1)
+    else this.unavailables.delete(phone)
+    return true
   }
 
   /** ms by which this login's end-of-offline marker is late (a slow_offline fault, used up here), or 0 */
@@ -131,6 +141,16 @@ export class Faults {
         if (!phone) throw apiError(400, 'invalid_phone_number', 'garble needs the phone_number of a contact')
         if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
         this.garbles.set(phone, (this.garbles.get(phone) || 0) + n)
+        applied = n
+        break
+      }
+      case 'unavailable': {
+        // the next `messages` messages of this contact reach the account's linked devices as <unavailable>
+        // stubs: only a placeholder resend of the account's phone gives them the content (placeholders.js)
+        const n = messages == null ? 1 : Number(messages)
+        if (!phone) throw apiError(400, 'invalid_phone_number', 'unavailable needs the phone_number of a contact')
+        if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
+        this.unavailables.set(phone, (this.unavailables.get(phone) || 0) + n)
         applied = n
         break
       }

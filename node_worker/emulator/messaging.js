@@ -129,6 +129,14 @@ export class Messaging {
       error = err.message || String(err)
       this.emu.log.warn('message.decrypt_failed', { id, to_suffix: target.phone.slice(-4), ...errorFields(err) })
     }
+    if (target === sender && node.attrs.category === 'peer') {
+      // a companion's peer message to its own phone (Baileys wraps it as a device-sent message): a
+      // placeholder resend request is answered (placeholders.js)
+      const inner = msg?.deviceSentMessage?.message || msg
+      this.emu.log.debug('message.peer', { id, kind: kindOf(inner) })
+      if (inner) await this.emu.placeholders.onPeerMessage(sender, senderDevice, node, inner)
+      return 'peer'
+    }
     if (msg?.deviceSentMessage) {
       // the copy for the sender's own phone: accepted (and proven decryptable)
       this.emu.log.debug('message.own_phone_copy', { id })
@@ -252,13 +260,16 @@ export class Messaging {
 
   // ---------------------------------------------------------------- contact -> account
   /** POST /contacts/{phone}/messages */
-  async contactSends (contactPhoneInput, { to, text }) {
+  async contactSends (contactPhoneInput, { to, text, unavailable }) {
     const contactPhone = normalizePhone(contactPhoneInput)
     if (!contactPhone) throw apiError(400, 'invalid_phone_number', 'the contact phone number in the path is not an E.164 number')
     const toPhone = normalizePhone(to)
     if (!toPhone) throw apiError(400, 'invalid_phone_number', '"to" must be an E.164 phone number such as +15550001111')
     if (typeof text !== 'string' || !text.length) throw apiError(400, 'invalid_text', '"text" must be a non-empty string')
     if (toPhone === contactPhone) throw apiError(400, 'invalid_recipient', 'a contact cannot send to itself')
+    if (unavailable != null && typeof unavailable !== 'boolean' && (typeof unavailable !== 'string' || !/^[a-z_]{1,64}$/.test(unavailable))) {
+      throw apiError(400, 'invalid_unavailable', '"unavailable" must be a boolean or an <unavailable> type such as "view_once"')
+    }
     const existing = this.dir.get(contactPhone)
     if (existing && !existing.onWhatsApp) throw apiError(409, 'not_on_whatsapp', `${e164(contactPhone)} is declared as not on WhatsApp`)
     const account = this.dir.get(toPhone)
@@ -268,20 +279,26 @@ export class Messaging {
     const id = randomId(16)
     const t = unixNow()
     const message = proto.Message.encode({ conversation: text }).finish()
-    const garbled = this.emu.faults.takeGarble(contact.phone) // a `garble` fault: every copy of it is damaged
-    this.emu.retries.remember(contact, { id, to: toPhone, t, message, garbled })
+    // the devices get only an <unavailable> stub and must ask the account's phone (placeholders.js)
+    const stub = unavailable == null ? this.emu.faults.takeUnavailable(contact.phone) : unavailable
     let delivered = 0
     let queued = 0
-    for (const dev of devices) {
-      const how = await this.emu.retries.sendCopy(contact, account, dev, { id, t, message, garbled })
-      if (how === 'sent') delivered++
-      else queued++
+    if (stub) {
+      ({ delivered, queued } = this.emu.placeholders.sendUnavailable(contact, account, devices, { id, t, message, type: typeof stub === 'string' ? stub : null }))
+    } else {
+      const garbled = this.emu.faults.takeGarble(contact.phone) // a `garble` fault: every copy of it is damaged
+      this.emu.retries.remember(contact, { id, to: toPhone, t, message, garbled })
+      for (const dev of devices) {
+        const how = await this.emu.retries.sendCopy(contact, account, dev, { id, t, message, garbled })
+        if (how === 'sent') delivered++
+        else queued++
+      }
+      this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
     }
     contact.sent.push({ id, to: e164(toPhone), timestamp: t })
     if (contact.sent.length > 10000) contact.sent.splice(0, contact.sent.length - 10000)
-    this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
     this.emu.persist()
-    return { id, timestamp: t, delivered_to: delivered, queued_for: queued }
+    return { id, timestamp: t, delivered_to: delivered, queued_for: queued, ...(stub ? { unavailable: true } : {}) }
   }
 
   /**

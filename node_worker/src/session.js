@@ -34,6 +34,8 @@ import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
 import { ServerAcks } from './server-acks.js'
 import { UndecryptableMessages } from './undecryptable.js'
+import { Placeholders } from './placeholders.js'
+import { PeerMessages } from './peer-messages.js'
 
 export const STATES = Object.freeze(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
 
@@ -110,6 +112,18 @@ export class WhatsAppSession extends EventEmitter {
     this.sentMessages = null // SentMessages, opened with the session store
     this.decrypted = null // DecryptCache, opened with the session store
     this.statusRank = new Map() // id -> highest status reported (the journal gets each step once)
+    // Placeholder resends and our own devices' protocol messages, durable before their acks (placeholders.js, peer-messages.js)
+    this.placeholders = new Placeholders({
+      keys: () => this.store?.state.keys ?? null,
+      logger: this.log,
+      abandoned: (stub, info) => this.mustPersist(this.recordUndecryptable(stub, info))
+    })
+    this.peerMessages = new PeerMessages({
+      sock: () => this.sock,
+      placeholders: this.placeholders,
+      record: (msg, how) => this.mustPersist(this.recordInbound(msg, how)),
+      logger: this.log
+    })
     this.lifecycle = new SerialQueue()
     this.unlinking = null
     this.closing = false
@@ -473,7 +487,9 @@ export class WhatsAppSession extends EventEmitter {
       // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
       // a decrypted message and a receipt are in the event journal before WhatsApp hears of them.
       beforeMessageReceipt: (msg, node) => this.onDecrypted(msg, node),
-      beforeReceiptAck: (node) => this.onReceiptNode(node)
+      beforeReceiptAck: (node) => this.onReceiptNode(node),
+      // patches/*004*: an <unavailable> stub's key is in the session store before its ack (placeholders.js)
+      beforePlaceholderAck: (msg, node) => this.placeholders.remember(msg, node)
     }
   }
 
@@ -491,6 +507,7 @@ export class WhatsAppSession extends EventEmitter {
     this.sock = sock
     sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
     this.watchStatuses(sock, generation)
+    this.placeholders.attach(sock, () => generation === this.generation && !this.closing)
   }
 
   // The server ack ('sent') straight from the socket: rc14 emits no status at all for it. The
@@ -549,6 +566,8 @@ export class WhatsAppSession extends EventEmitter {
 
   // beforeMessageReceipt: a contact's decrypted message, journaled before the receipt goes out.
   async onDecrypted (msg, node) {
+    // our own devices' key shares, LID mappings and placeholder answers: applied (and journaled) first
+    if (this.peerMessages.handles(msg)) return this.peerMessages.apply(msg, node)
     const how = msg.key?.fromMe ? null : (node?.attrs?.offline ? 'append' : 'live')
     await this.mustPersist(this.recordInbound(msg, how))
   }
@@ -812,6 +831,7 @@ export class WhatsAppSession extends EventEmitter {
   onUpsert ({ messages, type }) {
     for (const msg of messages) {
       const id = msg.key?.id
+      if (this.placeholders.isResolved(id)) continue // a placeholder's stub or Baileys' upsert of its journaled content
       if (msg.key?.fromMe) {
         // Only messages this worker sent have a status to report; the phone's own messages and
         // history syncs (type 'append') are not ours.
