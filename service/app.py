@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .accounts import AccountRuntime
 from .drain import Drain
-from .keys import (ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SCOPED_KEYS, SETTINGS, STARTED_AT,
+from .keys import (ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SCOPED_KEYS, SETTINGS, STARTED_AT, STREAMS,
                    WEBHOOKS, WORKER)
 from .metrics import Metrics
 from .middlewares import MIDDLEWARES, setup_security
@@ -19,6 +19,7 @@ from .notify import Notifier
 from .retention import retention_ctx
 from .routes import setup_routes
 from .settings import Settings
+from .sse_hub import EventHub
 from .store.db import open_database
 from .supervision import SupervisorMonitor
 from .webhooks.delivery import start_webhooks
@@ -53,6 +54,17 @@ async def _accounts(app: web.Application):
     await runtime.stop()
     for worker in workers:
         await worker.close()
+
+
+async def _streams(app: web.Application):
+    """The SSE streams' one reader of the event log (service/sse_hub.py); SIGTERM ends every stream."""
+    settings = app[SETTINGS]
+    hub = EventHub(app[DATABASE].run, app[NOTIFIER], max_total=settings.sse_max, max_per_key=settings.sse_max_per_key)
+    await hub.start()
+    app[STREAMS] = hub
+    app[DRAIN].on_begin.append(hub.close_all)
+    yield
+    await hub.stop()
 
 
 async def _supervision(app: web.Application):
@@ -104,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_streams)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_accounts)

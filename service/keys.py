@@ -10,6 +10,7 @@ from .drain import Drain
 from .metrics import Metrics
 from .notify import Notifier
 from .scoped_keys import ScopedKeys
+from .sse_hub import EventHub
 from .settings import Settings
 from .store.db import Database
 from .supervision import SupervisorMonitor
@@ -25,6 +26,8 @@ DATABASE = web.AppKey("database", Database)
 ACCOUNTS = web.AppKey("accounts", AccountRuntime)
 # Rung after every commit that added to the event log (the SSE stream and webhooks wait on it).
 NOTIFIER = web.AppKey("notifier", Notifier)
+# The one reader of the event log for every SSE stream, and the streams' caps (service/sse_hub.py).
+STREAMS = web.AppKey("streams", EventHub)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 # SIGTERM's drain (service/drain.py): set from the signal on, new requests are answered 503 shutting_down.
 DRAIN = web.AppKey("drain", Drain)

@@ -186,9 +186,12 @@ OPERATIONS: dict[Callable, Op] = {
                       "Resume after this seq (as Last-Event-ID)."), TYPES,
                 Param("Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{0,18}$"},
                       "Resume after this seq; browsers send it by themselves.")),
-        errors={400: ("invalid_last_event_id", "invalid_types")},
+        errors={400: ("invalid_last_event_id", "invalid_types"), 429: ("too_many_streams",)},
+        headers={429: ("Retry-After",)},
         description="Each SSE event: `id` is the seq, `event` the type, `data` the event JSON (the webhook body). "
-                    "Without Last-Event-ID or after: only new events. " + _DEFAULT_NOTE),
+                    "Without Last-Event-ID or after: only new events. At most WA_SSE_MAX_PER_KEY streams per API key "
+                    "and WA_SSE_MAX in all: one more is 429 `too_many_streams` with Retry-After. A stream whose client "
+                    "falls far behind is ended; it resumes with Last-Event-ID. " + _DEFAULT_NOTE),
     # accounts and their keys
     accounts.list_accounts: Op("List the accounts", "Accounts", {200: models.AccountList}),
     accounts.create: Op("Create an account", "Accounts", {201: models.AccountOut}, body=models.AccountCreateRequest,

@@ -215,6 +215,8 @@ class Settings:
     delivery_receipt_bound: float = 600.0
     max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
     worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
+    sse_max: int = 100  # WA_SSE_MAX: event streams (GET /events/stream) open at once, all keys together
+    sse_max_per_key: int = 5  # WA_SSE_MAX_PER_KEY: event streams one API key may hold open
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
     # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
     webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
@@ -336,6 +338,8 @@ class Settings:
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
             idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
+            sse_max=_number(env, "WA_SSE_MAX", 100, minimum=1, cast=int),
+            sse_max_per_key=_number(env, "WA_SSE_MAX_PER_KEY", 5, minimum=1, cast=int),
             database_url=_database_url(env),
             instance_id=_instance_id(env),
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),

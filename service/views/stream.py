@@ -6,15 +6,23 @@ by themselves) or ``?after=SEQ`` gets everything after it from the durable log, 
 across its own disconnects or a gateway restart; without either it gets only what happens from now
 on. ``?types=`` filters by event type. A comment line every 15 s keeps proxies from closing it. On SIGTERM
 the stream ends (service/drain.py); the client resumes with Last-Event-ID once a gateway answers again.
+
+Live events come from the one reader of the log (service/sse_hub.py), not from a query per stream; a
+backlog (a resume) is read from the log by the stream itself, up to where its live view starts. Streams are
+capped per API key (``WA_SSE_MAX_PER_KEY``) and in total (``WA_SSE_MAX``): one more is 429.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from ..errors import BadRequest
-from ..keys import DATABASE, DRAIN, NOTIFIER
+from ..errors import BadRequest, error_response
+from ..keys import DATABASE, DRAIN, STREAMS
+from ..sse_hub import RETRY_AFTER, TooManyStreams
 from ..store import events
 from .context import account_of
 from .events import types_filter
@@ -32,21 +40,43 @@ def _start(request: web.Request) -> int | None:
     return int(raw)
 
 
+def _key_of(request: web.Request) -> str:
+    """Which API key the stream counts against: a digest of the credential presented (never the key)."""
+    presented = request.headers.get("X-API-Key") or request.headers.get("Authorization") or ""
+    return hashlib.sha256(presented.encode()).hexdigest()[:16]
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
     after = _start(request)
     types = types_filter(request.query.get("types"))
-    db, notifier, name = request.app[DATABASE], request.app[NOTIFIER], account_of(request).name
-    drain = request.app[DRAIN]
-    if after is None:
-        after = await db.run(events.last_seq)
-    async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
-        resp.ping_interval = IDLE
-        while resp.is_connected() and not drain.draining:
-            woken = notifier.current()
-            rows = await db.run(events.after, after, account=name, types=types, limit=PAGE)
-            for row in rows:
-                await resp.send(row["payload"], id=str(row["seq"]), event=row["type"])
-                after = row["seq"]
-            if len(rows) < PAGE:
-                await notifier.wait(IDLE, woken)
+    db, hub, name, drain = request.app[DATABASE], request.app[STREAMS], account_of(request).name, request.app[DRAIN]
+    try:
+        live = hub.subscribe(_key_of(request), name, types)
+    except TooManyStreams as exc:
+        return error_response(exc.status, exc.code, exc.message, headers={"Retry-After": str(RETRY_AFTER)})
+    try:
+        after = live.start if after is None else after
+        async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
+            resp.ping_interval = IDLE
+            while after < live.start and resp.is_connected() and not drain.draining:  # the backlog
+                rows = [r for r in await db.run(events.after, after, account=name, types=types, limit=PAGE)
+                        if r["seq"] <= live.start]
+                if not rows:
+                    break
+                for row in rows:
+                    await resp.send(row["payload"], id=str(row["seq"]), event=row["type"])
+                    after = row["seq"]
+            while resp.is_connected() and not drain.draining:  # live, from the hub
+                try:
+                    async with asyncio.timeout(IDLE):  # then look again whether the client is still there
+                        row = await live.queue.get()
+                except TimeoutError:
+                    continue
+                if row is None:  # ended: SIGTERM, or this client fell too far behind (it resumes)
+                    break
+                if row["seq"] > after:
+                    await resp.send(row["payload"], id=str(row["seq"]), event=row["type"])
+                    after = row["seq"]
+    finally:
+        hub.unsubscribe(live)
     return resp

@@ -131,6 +131,8 @@ def _code(name: str, code: str, family: type[GatewayError], doc: str) -> type[Ga
 # 400
 InvalidJson = _code("InvalidJson", "invalid_json", BadRequestError, "The body is not a JSON object.")
 InvalidBody = _code("InvalidBody", "invalid_body", BadRequestError, "The body has unknown or wrongly typed fields.")
+UnsupportedTransferEncoding = _code("UnsupportedTransferEncoding", "unsupported_transfer_encoding", BadRequestError,
+                                    "A transfer coding other than chunked (compress with Content-Encoding).")
 InvalidPhoneNumber = _code("InvalidPhoneNumber", "invalid_phone_number", BadRequestError,
                            "phone_number is not a valid international number.")
 InvalidMessage = _code("InvalidMessage", "invalid_message", BadRequestError, "message is empty or not text.")
@@ -181,6 +183,8 @@ IdempotencyKeyReused = _code("IdempotencyKeyReused", "idempotency_key_reused", C
                              "This Idempotency-Key was used with a different request.")
 NotCancellable = _code("NotCancellable", "not_cancellable", ConflictError, "Only a queued message can be cancelled.")
 NotFailed = _code("NotFailed", "not_failed", ConflictError, "Only a failed delivery can be redriven.")
+TooManyStreams = _code("TooManyStreams", "too_many_streams", RateLimitedError,
+                       "Too many event streams open (per key or in all): close one or retry after Retry-After.")
 AccountExists = _code("AccountExists", "account_exists", ConflictError, "An account with this name exists.")
 DefaultAccount = _code("DefaultAccount", "default_account", ConflictError, "The default account cannot be deleted.")
 TooManyAccounts = _code("TooManyAccounts", "too_many_accounts", ConflictError, "WA_MAX_ACCOUNTS is reached.")
