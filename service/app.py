@@ -12,7 +12,7 @@ from aiohttp import web
 from .accounts import AccountRuntime
 from .drain import Drain
 from .keys import (ACCOUNTS, DATABASE, DRAIN, METRICS, MONITOR, NOTIFIER, SCOPED_KEYS, SETTINGS, STARTED_AT, STREAMS,
-                   WEBHOOKS, WORKER)
+                   WEBHOOK_LOOKUP, WEBHOOKS, WORKER)
 from .metrics import Metrics
 from .middlewares import MIDDLEWARES, setup_security
 from .notify import Notifier
@@ -92,19 +92,24 @@ async def _store(app: web.Application):
 
 async def _webhooks(app: web.Application):
     """Webhook delivery (service/webhooks/): persisted, so it resumes where the last run stopped."""
-    service = await start_webhooks(app[SETTINGS], app[DATABASE], on_outcome=app[METRICS].webhook_outcome)
+    service = await start_webhooks(app[SETTINGS], app[DATABASE], on_outcome=app[METRICS].webhook_outcome,
+                                   lookup=app.get(WEBHOOK_LOOKUP))
     app[WEBHOOKS] = service
     app[DRAIN].add_hook("webhooks", service.drain)  # SIGTERM: attempts in flight finish or stay pending
     yield
     await service.stop()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, webhook_lookup=None) -> web.Application:
+    """``webhook_lookup``: the resolver seam of the webhook address policy (tests inject names that resolve
+    inside); None: the system's resolver."""
     app = web.Application(
         middlewares=MIDDLEWARES,
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    if webhook_lookup is not None:
+        app[WEBHOOK_LOOKUP] = webhook_lookup
     app[STARTED_AT] = time.monotonic()
     app[NOTIFIER] = Notifier()
     # SIGTERM (service/drain.py, run by http_server.py): new requests 503, in-flight work finishes or is put back.

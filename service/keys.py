@@ -29,6 +29,8 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 # The one reader of the event log for every SSE stream, and the streams' caps (service/sse_hub.py).
 STREAMS = web.AppKey("streams", EventHub)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
+# The webhook address policy's resolver seam (service/webhooks/address.py): set by tests only.
+WEBHOOK_LOOKUP = web.AppKey("webhook_lookup", object)
 # SIGTERM's drain (service/drain.py): set from the signal on, new requests are answered 503 shutting_down.
 DRAIN = web.AppKey("drain", Drain)
 # The app's own Prometheus registry and instruments (service/metrics.py): per app, never process-global.

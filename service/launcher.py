@@ -80,6 +80,8 @@ def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
     env.setdefault("WA_EMULATOR_STATE_FILE", str(emulator_dir / "state.json"))
     env.setdefault("WA_EMULATOR_ROOT_KEY_FILE", str(emulator_dir / "root-key.json"))
     env.setdefault("WA_EMULATOR_GATEWAY_URL", f"http://127.0.0.1:{env.get('WA_PORT', '3001')}")
+    # The sandbox's receivers (selftest, the examples, the bench) listen on loopback: let webhooks reach them.
+    env.setdefault("WA_WEBHOOK_ALLOW_PRIVATE", "127.0.0.0/8,::1")
     if not env.get("WA_SANDBOX_ROOT_KEY"):
         env["WA_SANDBOX_ROOT_KEY"] = subprocess.run(
             ["node", str(EMULATOR), "root-key"], env=env, check=True, capture_output=True, text=True

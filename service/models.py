@@ -169,8 +169,10 @@ class DeliveryOut(BaseModel):
     attempts: int
     next_attempt_at: str | None  # pending only
     last_attempt_at: str | None
-    last_status_code: int | None
-    last_error: str | None  # why the last attempt failed, or why it was dead-lettered
+    last_status_code: int | None  # always null for a key scoped to an account
+    # Why the last attempt failed, or why it was dead-lettered; a scoped key sees only "address not allowed"
+    # (the gateway refused the address) or "not delivered", never what a receiver answered.
+    last_error: str | None
     created_at: str
     delivered_at: str | None
     failed_at: str | None
@@ -500,6 +502,31 @@ class WebhookOut(BaseModel):
     active: bool
 
 
+class WebhookCreated(WebhookOut):
+    """``POST /accounts/{account}/webhooks``: the webhook and its signing secret, shown this once."""
+
+    secret: str = Field(json_schema_extra={"examples": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]})
+
+
+class WebhookRotateRequest(RequestModel):
+    """``POST /accounts/{account}/webhooks/{id}/rotate-secret``: how long (seconds) the old secret keeps
+    signing beside the new one (0: it stops at once)."""
+
+    overlap: int = Field(default=86400, ge=0, le=7 * 86400)
+
+    field_codes: ClassVar[dict[str, str]] = {"overlap": "invalid_overlap"}
+    field_hints: ClassVar[dict[str, str]] = {"overlap": "whole seconds from 0 to 604800"}
+
+
+class WebhookSecretOut(BaseModel):
+    """A webhook's new signing secret, shown this once; until ``previous_valid_until`` every delivery carries
+    a signature with the old one too (``webhook-signature: v1,<new> v1,<old>``)."""
+
+    id: str
+    secret: str
+    previous_valid_until: str | None
+
+
 class WebhookList(BaseModel):
     webhooks: list[WebhookOut]
 
@@ -522,14 +549,16 @@ class WebhookTestRequest(RequestModel):
 
 
 class WebhookTestResult(BaseModel):
-    """What one endpoint answered to its test ping (sent once, not stored, never retried)."""
+    """Whether one endpoint took its test ping (sent once, not stored, never retried). ``status_code``,
+    ``error`` and ``elapsed_ms`` come with the admin key only: a key scoped to an account learns delivered
+    (``ok``) or not, never what a receiver answered."""
 
     endpoint: str  # the URL with credentials and query values hidden
     id: str | None  # the account webhook's id (whe_...); null for a WA_WEBHOOK_URL endpoint or a given url
-    ok: bool  # the endpoint answered 2xx
-    status_code: int | None  # null when no answer came (connection refused, timeout, ...)
-    error: str | None  # why not ok: HTTP <status>, connect: <reason>, timeout, ...
-    elapsed_ms: float
+    ok: bool  # delivered: the endpoint answered 2xx
+    status_code: int | None = None  # admin only; null when no answer came (refused address, timeout, ...)
+    error: str | None = None  # admin only: HTTP <status>, address not allowed, connect: <reason>, timeout, ...
+    elapsed_ms: float | None = None  # admin only
     webhook_id: str  # the webhook-id header of the ping
 
 

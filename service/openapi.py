@@ -210,9 +210,20 @@ OPERATIONS: dict[Callable, Op] = {
     # webhooks
     webhooks.list_account_webhooks: Op("List the account's webhooks", "Webhooks", {200: models.WebhookList}),
     webhooks.create_account_webhook: Op(
-        "Add a webhook for the account's events", "Webhooks", {201: models.WebhookOut},
-        body=models.WebhookCreateRequest, headers={201: ("Location",)},
-        errors={400: ("invalid_url", "invalid_events"), 409: ("webhook_exists", "too_many_webhooks")}),
+        "Add a webhook for the account's events", "Webhooks", {201: models.WebhookCreated},
+        body=models.WebhookCreateRequest, headers={201: ("Location", "Cache-Control")},
+        errors={400: ("invalid_url", "invalid_events", "webhook_url_not_allowed"),
+                409: ("webhook_exists", "too_many_webhooks")},
+        description="Its host is resolved and every address checked: loopback, private, link-local, unique-local, "
+                    "carrier-grade NAT, multicast and the IPv6 forms of those are 400 `webhook_url_not_allowed` "
+                    "(unless the operator allows them: WA_WEBHOOK_ALLOW_PRIVATE), as again at every delivery; "
+                    "redirects are not followed. The answer shows the webhook's own signing `secret` this once."),
+    webhooks.rotate_account_webhook_secret: Op(
+        "Rotate a webhook's signing secret", "Webhooks", {200: models.WebhookSecretOut},
+        body=models.WebhookRotateRequest, body_optional=True, headers={200: ("Cache-Control",)},
+        errors={400: ("invalid_overlap",), 404: ("webhook_not_found",)},
+        description="A new secret, shown this once; the old one keeps signing beside it (two signatures in "
+                    "`webhook-signature`) for `overlap` seconds (default 86400), so a receiver can switch."),
     webhooks.delete_account_webhook: Op("Remove a webhook", "Webhooks", {200: models.WebhookDeleted},
                                         errors={404: ("webhook_not_found",)}),
     webhooks.ping_webhooks: Op(
@@ -222,7 +233,9 @@ OPERATIONS: dict[Callable, Op] = {
                 404: ("webhook_not_found",)},
         description="One `webhook.test` event (see `webhooks`) to each target, signed like a real delivery, sent "
                     "at once and only once (not queued, not stored, not retried), with WA_WEBHOOK_TIMEOUT; "
-                    "`ok` when it answered 2xx. Targets: `url` (POST /webhooks/test only), or the configured "
+                    "`ok` when it answered 2xx; `status_code`, `error` and `elapsed_ms` with the admin key only "
+                    "(a scoped key learns delivered or not). Account webhooks and `url` go only to addresses the "
+                    "address policy permits. Targets: `url` (POST /webhooks/test only), or the configured "
                     "`endpoint` (an id, or the URL as configured or listed), or with neither every configured "
                     "webhook: WA_WEBHOOK_URL's and every account's at /webhooks/test, the account's own under "
                     "/accounts/{account}. No webhook at all: empty `results`."),
@@ -413,7 +426,9 @@ def _webhook(schemas: _Schemas, model: type[BaseModel]) -> dict:
             {"name": "webhook-timestamp", "in": "header", "required": True, "schema": header,
              "description": "Seconds since the epoch of this attempt."},
             {"name": "webhook-signature", "in": "header", "required": True, "schema": header,
-             "description": "`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` with the webhook secret."},
+             "description": "`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` with the webhook's secret (an account "
+                            "webhook's own; WA_WEBHOOK_SECRET for WA_WEBHOOK_URL); `v1,<a> v1,<b>` while two sign "
+                            "(a rotation's overlap)."},
         ],
         "requestBody": {"required": True, "content": {JSON: {"schema": schemas.ref(model)}}},
         "responses": {"2XX": {"description": "Delivered."}},

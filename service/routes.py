@@ -57,6 +57,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/accounts/{account}/webhooks/deliveries/{id}", webhooks.get_delivery)
     app.router.add_post("/accounts/{account}/webhooks/deliveries/{id}/retry", webhooks.retry_delivery)
     app.router.add_delete("/accounts/{account}/webhooks/{id}", webhooks.delete_account_webhook)
+    app.router.add_post("/accounts/{account}/webhooks/{id}/rotate-secret", webhooks.rotate_account_webhook_secret)
     app.router.add_post("/webhooks/test", webhooks.ping_webhooks)  # admin key only (middlewares.py)
     app.router.add_get("/webhooks/deliveries", webhooks.list_deliveries)
     app.router.add_post("/webhooks/deliveries/retry", webhooks.retry_failed)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from .api_keys import ApiKeyError, parse_keys
 from .governor import GovernorPolicy
 from .store.events import TYPES as EVENT_TYPES
+from .webhooks import address as webhook_address
 from .webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +173,14 @@ def _database_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _webhook_allow_private(env: Mapping[str, str]) -> tuple[str, ...]:
+    """WA_WEBHOOK_ALLOW_PRIVATE: networks (CIDRs) and host names API-made webhooks may reach though internal."""
+    try:
+        return webhook_address.parse_allowlist(env.get("WA_WEBHOOK_ALLOW_PRIVATE"))
+    except ValueError as exc:
+        raise SettingsError(f"WA_WEBHOOK_ALLOW_PRIVATE: {exc}") from None
+
+
 def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     try:
         return webhook_secret.parse(env.get("WA_WEBHOOK_SECRET"))
@@ -230,6 +239,8 @@ class Settings:
     webhook_concurrency: int = 4  # WA_WEBHOOK_CONCURRENCY: requests in flight per endpoint
     webhook_keep: float = 7 * 86400.0  # WA_WEBHOOK_KEEP: seconds a delivered delivery stays listed
     webhook_max_per_account: int = 10  # WA_WEBHOOK_MAX_PER_ACCOUNT: endpoints one account may add by API
+    # WA_WEBHOOK_ALLOW_PRIVATE: CIDRs and host names an API-made webhook may reach though internal (none)
+    webhook_allow_private: tuple[str, ...] = ()
     metrics_public: bool = False  # WA_METRICS_PUBLIC: GET /metrics without a key (else the admin key only)
     # WA_IDLE_TIMEOUT: seconds a connection may sit without a whole request (idle, or headers trickling in)
     idle_timeout: float = 30.0
@@ -336,6 +347,7 @@ class Settings:
             webhook_concurrency=_number(env, "WA_WEBHOOK_CONCURRENCY", 4, minimum=1, cast=int),
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
+            webhook_allow_private=_webhook_allow_private(env),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
             idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
             sse_max=_number(env, "WA_SSE_MAX", 100, minimum=1, cast=int),

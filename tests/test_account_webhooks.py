@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook
 
 from service.keys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
 from service.middlewares import MIDDLEWARES, setup_security
@@ -52,6 +53,13 @@ def deliveries(h: Harness, **where) -> list[dict]:
     return h.db.call(lambda c: [dict(r) for r in c.execute(sql + " ORDER BY seq", tuple(where.values()))])
 
 
+async def add(svc, account: str, rec, types=events.TYPES, limit: int = 10) -> dict:
+    """An account endpoint to ``rec``, which then verifies with the endpoint's own secret (shown at creation)."""
+    ep = await svc.add_account_endpoint(account, rec.url, types, limit)
+    rec.trust(ep["secret"])
+    return ep
+
+
 def delivered_ids(rec) -> set[str]:
     return {r.id for r in rec.delivered()}
 
@@ -62,7 +70,7 @@ async def test_an_account_endpoint_gets_only_its_accounts_events_from_now_on(h):
     rec_global, rec_sales = h.receiver(), h.receiver()
     svc = await h.service([rec_global.url])
     before = event(h, SALES)  # history: not sent to an endpoint added later
-    ep = await svc.add_account_endpoint(SALES, rec_sales.url, events.TYPES, 10)
+    ep = await add(svc, SALES, rec_sales, events.TYPES, 10)
     evs = {a: event(h, a) for a in ("default", SALES, SUPPORT)}
     await until(lambda: delivered_ids(rec_global) >= {before["id"], *(e["id"] for e in evs.values())},
                 what="the global endpoint gets every account's events")
@@ -78,8 +86,8 @@ async def test_an_account_endpoint_gets_only_its_accounts_events_from_now_on(h):
 async def test_the_same_url_for_two_accounts_and_globally_is_three_independent_endpoints(h):
     rec = h.receiver()
     svc = await h.service([rec.url])
-    ep_sales = await svc.add_account_endpoint(SALES, rec.url, events.TYPES, 10)
-    ep_support = await svc.add_account_endpoint(SUPPORT, rec.url, events.TYPES, 10)
+    ep_sales = await add(svc, SALES, rec, events.TYPES, 10)
+    ep_support = await add(svc, SUPPORT, rec, events.TYPES, 10)
     assert len({ep_sales["id"], ep_support["id"], rec.url}) == 3 and len(svc.workers) == 3
     e_sales, e_support = event(h, SALES), event(h, SUPPORT)
     await until(lambda: len(rec.delivered()) == 4, what="four deliveries")
@@ -100,7 +108,7 @@ async def test_a_removed_endpoint_gets_nothing_more_and_its_pending_delivery_sta
     answer = {"code": 500}
     rec_sales, rec_control = h.receiver(lambda r: answer["code"]), h.receiver()
     svc = await h.service([rec_control.url])
-    ep = await svc.add_account_endpoint(SALES, rec_sales.url, events.TYPES, 10)
+    ep = await add(svc, SALES, rec_sales, events.TYPES, 10)
     first = event(h, SALES)
     await until(lambda: rec_sales.snapshot(), what="a first (failing) attempt")
     removed = await svc.remove_account_endpoint(SALES, ep["id"])
@@ -122,8 +130,8 @@ async def test_a_removed_endpoint_gets_nothing_more_and_its_pending_delivery_sta
 async def test_deleting_the_account_removes_its_endpoints_and_stops_their_workers(h):
     rec_sales, rec_support = h.receiver(), h.receiver()
     svc = await h.service([])
-    ep_sales = await svc.add_account_endpoint(SALES, rec_sales.url, events.TYPES, 10)
-    ep_support = await svc.add_account_endpoint(SUPPORT, rec_support.url, events.TYPES, 10)
+    ep_sales = await add(svc, SALES, rec_sales, events.TYPES, 10)
+    ep_support = await add(svc, SUPPORT, rec_support, events.TYPES, 10)
     h.db.call(registry.delete, SALES)
     assert await svc.forget_account(SALES) == 1
     assert set(svc.workers) == {ep_support["id"]}
@@ -135,14 +143,14 @@ async def test_deleting_the_account_removes_its_endpoints_and_stops_their_worker
     assert rec_sales.snapshot() == [] and deliveries(h, endpoint=ep_sales["id"]) == []
     # Adding one to a deleted account is refused in the same transaction as the insert.
     with pytest.raises(store.NoAccount):
-        await svc.add_account_endpoint(SALES, rec_sales.url, events.TYPES, 10)
+        await add(svc, SALES, rec_sales, events.TYPES, 10)
 
 
 async def test_account_endpoints_resume_from_the_database_after_a_restart(h):
     rec, rec_gone = h.receiver(), h.receiver()
     svc = await h.service([])
-    ep = await svc.add_account_endpoint(SALES, rec.url, ("message.received",), 10)
-    gone = await svc.add_account_endpoint(SALES, rec_gone.url, events.TYPES, 10)
+    ep = await add(svc, SALES, rec, ("message.received",), 10)
+    gone = await add(svc, SALES, rec_gone, events.TYPES, 10)
     await svc.remove_account_endpoint(SALES, gone["id"])
     first = event(h, SALES)
     await h.status(first["id"], "delivered", url=ep["id"])
@@ -161,7 +169,7 @@ async def test_account_endpoints_resume_from_the_database_after_a_restart(h):
 async def test_a_global_url_restart_does_not_touch_account_endpoints(h):
     rec = h.receiver()
     svc = await h.service([rec.url])
-    ep = await svc.add_account_endpoint(SALES, rec.url, events.TYPES, 10)
+    ep = await add(svc, SALES, rec, events.TYPES, 10)
     await h.stop_services()
     await h.service([])  # the URL left WA_WEBHOOK_URL: only the global endpoint goes
     rows = {r["id"]: r for r in h.db.call(store.endpoints)}
@@ -252,9 +260,12 @@ async def test_manage_an_accounts_webhooks_by_api(h, api):
     assert made["id"].startswith("whe_") and made["url"] == rec.url + "?***" and made["active"] is True
     assert made["events"] == ["message.received"] and made["created_at"].endswith("Z")
     assert res.headers["Location"] == f"/accounts/sales/webhooks/{made['id']}"
-    assert SECRET not in await res.text()
+    assert SECRET not in await res.text()  # the global secret is not an account's
+    own = made.pop("secret")  # its own, shown this once
+    assert own.startswith("whsec_") and res.headers["Cache-Control"] == "no-store"
+    rec.trust(own)
     res = await client.get("/accounts/sales/webhooks", headers=AUTH)
-    assert await res.json() == {"webhooks": [made]}
+    assert await res.json() == {"webhooks": [made]} and own not in await res.text()
     assert (await (await client.get("/accounts/support/webhooks", headers=AUTH)).json()) == {"webhooks": []}
 
     ev = event(h, SALES)
@@ -325,6 +336,7 @@ async def test_a_scoped_key_manages_its_own_accounts_webhooks_only(h, api):
     res = await client.post("/accounts/sales/webhooks", json={"url": rec.url}, headers=sales)
     assert res.status == 201
     mine = (await res.json())["id"]
+    rec.trust((await res.json())["secret"])
     res = await client.post("/accounts/support/webhooks", json={"url": rec.url}, headers=support)
     theirs = (await res.json())["id"]
     e_sales, e_support = event(h, SALES), event(h, SUPPORT)
@@ -371,31 +383,36 @@ async def test_account_deletion_through_the_api_stops_its_webhook_workers(h, api
     assert h.db.call(store.get_endpoint, ep) is None
 
 
-async def test_through_the_app_an_account_webhook_is_signed_with_the_generated_secret_made_on_first_use(
+async def test_through_the_app_an_account_webhook_is_signed_with_its_own_secret_not_the_global_one(
         aiohttp_client, tmp_path):
-    """The whole app (no worker runs): no WA_WEBHOOK_URL, so no secret is made at start; the first account
-    webhook makes the data dir's secret file, which then signs its deliveries like the global ones."""
+    """The whole app (no worker runs), the receiver allowed by WA_WEBHOOK_ALLOW_PRIVATE: an account webhook
+    signs with the secret its creation showed; the data dir's global secret (made for the admin's test ping)
+    does not verify it."""
     from service.app import create_app
     from service.webhooks import secret as webhook_secret
     from tests.webhook_receiver import Receiver
 
     data = tmp_path / "data"
-    settings = Settings.from_env({"WA_DATA_DIR": str(data), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY})
+    settings = Settings.from_env({"WA_DATA_DIR": str(data), "WA_RUN_DIR": str(tmp_path / "run"), "WA_API_KEY": KEY,
+                                  "WA_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1"})
     app = create_app(settings)
     client = await aiohttp_client(app)
-    assert not (data / webhook_secret.FILE_NAME).exists()
-    res = await client.post("/accounts/default/webhooks", json={"url": "http://127.0.0.1:9/never"}, headers=AUTH)
-    assert res.status == 201
-    secret = webhook_secret.load_or_create(data).first
-    rec = Receiver(secret, None).start()
+    rec = Receiver(webhook_secret.generate(), None).start()
     try:
         res = await client.post("/accounts/default/webhooks", json={"url": rec.url}, headers=AUTH)
         assert res.status == 201
+        own = (await res.json())["secret"]
+        assert not (data / webhook_secret.FILE_NAME).exists()  # no global secret was needed for it
+        rec.trust(own)
         ev = app[DATABASE].call(events.append, "default", "message.received", {"text": "hi"}, time.time(),
                                 subject=P1)
         app[WEBHOOKS].notify()
         await until(lambda: rec.delivered(), what="the delivery")
         assert [r.id for r in rec.delivered()] == [ev["id"]]
         assert_all_verified(rec)
+        [req] = rec.snapshot()
+        glob = webhook_secret.load_or_create(data).first
+        with pytest.raises(Exception):
+            Webhook(glob).verify(req.body, req.headers)
     finally:
         rec.stop()

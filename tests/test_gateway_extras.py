@@ -249,6 +249,7 @@ async def test_configured_endpoints_and_who_may_ping_them(h, api):
         res = await client.post(f"/accounts/{account}/webhooks", json={"url": rec.url + "?k=v"}, headers=ADMIN)
         assert res.status == 201
         made[account] = (await res.json())["id"]
+        rec.trust((await res.json())["secret"])  # an account webhook signs with its own secret
 
     res = await client.post("/webhooks/test", data=b"", headers=ADMIN)  # no body at all: every endpoint
     results = (await res.json())["results"]

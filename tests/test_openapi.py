@@ -161,9 +161,16 @@ async def test_created_resources_validate_against_the_documented_schema(client):
     assert len((await conforms(doc, res, "GET", "/accounts/{account}/keys"))["keys"]) == 1
     res = await client.delete(f"/accounts/default/keys/{created['id']}", headers=AUTH)
     await conforms(doc, res, "DELETE", "/accounts/{account}/keys/{id}")
-    res = await client.post("/accounts/default/webhooks", json={"url": "https://example.com/hook"}, headers=AUTH)
+    # A public address (no DNS here); nothing is sent at creation.
+    res = await client.post("/accounts/default/webhooks", json={"url": "https://93.184.215.14/hook"}, headers=AUTH)
     hook = await conforms(doc, res, "POST", "/accounts/{account}/webhooks")
     assert res.status == 201
+    res = await client.post(f"/accounts/default/webhooks/{hook['id']}/rotate-secret", json={"overlap": 60},
+                            headers=AUTH)
+    await conforms(doc, res, "POST", "/accounts/{account}/webhooks/{id}/rotate-secret")
+    res = await client.post("/accounts/default/webhooks", json={"url": "http://127.0.0.1:9/"}, headers=AUTH)
+    assert (await conforms(doc, res, "POST", "/accounts/{account}/webhooks"))["error"]["code"] == \
+        "webhook_url_not_allowed"
     res = await client.get("/accounts/default/webhooks", headers=AUTH)
     await conforms(doc, res, "GET", "/accounts/{account}/webhooks")
     res = await client.delete(f"/accounts/default/webhooks/{hook['id']}", headers=AUTH)

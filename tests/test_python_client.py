@@ -38,9 +38,9 @@ SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
 
-def verified(receiver: Receiver) -> list[wgc.models.Event]:
+def verified(receiver: Receiver, secret: str = SECRET) -> list[wgc.models.Event]:
     """Every delivery the receiver got, each verified with the client's verifier (raises on a bad one)."""
-    return [WebhookVerifier(SECRET).verify(r.body, r.headers) for r in receiver.snapshot()]
+    return [WebhookVerifier(secret).verify(r.body, r.headers) for r in receiver.snapshot()]
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +187,19 @@ def test_sync_client_covers_accounts_keys_and_webhooks(linked):
             with wgc.Client(stack.base, api_key=key.key) as revoked, pytest.raises(errors.Unauthorized):
                 revoked.account("clientacct").status()
 
-            hook = wa.add_webhook(receiver.url, events=["message.received"])
-            assert [h.id for h in wa.webhooks()] == [hook.id]
+            hook = wa.add_webhook(receiver.url, events=["message.received"])  # loopback: the sandbox allows it
+            assert [h.id for h in wa.webhooks()] == [hook.id] and hook.secret.startswith("whsec_")
+            assert wa.webhooks()[0].secret is None  # shown once
+            rotated = wa.rotate_webhook_secret(hook.id, overlap=600)
+            assert rotated.id == hook.id and rotated.secret != hook.secret and rotated.previous_valid_until
+            receiver.trust(rotated.secret)
             res = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "to the webhook"})
             assert res.status == 200, res.raw
-            event = wait_for(lambda: next((e for e in verified(receiver) if e.type == "message.received"), None),
-                             20, "a verified delivery")
+            event = wait_for(lambda: next((e for e in verified(receiver, rotated.secret)
+                                           if e.type == "message.received"), None), 20, "a verified delivery")
+            assert verified(receiver, hook.secret)  # the old secret verifies too during the overlap
+            with pytest.raises(InvalidSignature):
+                verified(receiver, SECRET)  # the global secret signs only WA_WEBHOOK_URL's
             assert event.message.text == "to the webhook"
             page = wait_for(lambda: (p := wa.deliveries(status="delivered")).items and p, 10, "a delivered delivery")
             assert page.items[0].event_type == "message.received"
@@ -351,6 +358,7 @@ async def test_the_aiohttp_backend_example_serves_a_frontend(linked, aiohttp_cli
     backend = await aiohttp_client(example.create_app(stack.base, stack.api_key, SECRET))
     async with wgc.AsyncClient(stack.base, api_key=stack.api_key) as wa:
         hook = await wa.add_webhook(str(backend.make_url("/webhooks/whatsapp")), events=["message.received"])
+        backend.server.app[example.VERIFIER].add(hook.secret)  # its own secret, shown once
         try:
             assert (await (await backend.get("/api/whatsapp/status")).json())["state"] == "connected"
             res = await backend.post("/api/whatsapp/send", json={"phone_number": CONTACT, "message": "via backend"},

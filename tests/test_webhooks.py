@@ -26,6 +26,7 @@ from service.store import webhooks as store
 from service.store.db import Database
 from service.views import webhooks as views
 from service.webhooks import secret as webhook_secret
+from service.webhooks.address import AddressPolicy, system_lookup
 from service.webhooks.delivery import Policy, WebhookService, backoff, public_url, retry_after
 from tests.stack import API_KEY, wait_for
 from tests.test_sandbox import CONTACT, PHONE, pair
@@ -34,6 +35,9 @@ from tests.webhook_receiver import HANG, Receiver
 SECRET = webhook_secret.generate()
 A = "default"
 P1, P2 = "+15550002222", "+15550003333"
+# The receivers listen on loopback: account endpoints (address-checked) may reach them only when the allowlist
+# says so, as WA_WEBHOOK_ALLOW_PRIVATE would. Tests of the address policy pass allow_private=() instead.
+LOOPBACK = ("127.0.0.0/8",)
 FAST = Policy(timeout=2.0, max_attempts=12, max_age=3600.0, retry_base=0.05, retry_max=0.2, concurrency=4)
 
 
@@ -62,9 +66,9 @@ class Harness:
         return rec
 
     async def service(self, urls, *, policy=FAST, types=events.TYPES, secrets=(SECRET,), poll=0.05,
-                      reset_leases=True):
+                      reset_leases=True, allow_private=LOOPBACK, lookup=system_lookup):
         svc = WebhookService(self.db, tuple(urls), types, secrets, policy, poll_interval=poll,
-                             reset_leases=reset_leases)
+                             reset_leases=reset_leases, egress=AddressPolicy(allow_private, lookup))
         await svc.start()
         self.services.append(svc)
         return svc

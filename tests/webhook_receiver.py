@@ -3,6 +3,7 @@ both async tests and the blocking whole-stack tests can use it), that verifies e
 ``standardwebhooks`` reference package exactly as a receiver would and records what it saw.
 
 ``script(record)`` decides each answer: an int status, ``(status, headers)``, or ``HANG`` (never answer).
+``trust(secret)`` adds a secret it verifies with (an account webhook's own, shown at its creation).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Receiver:
     records: list[Record] = field(default_factory=list)
 
     def __post_init__(self):
+        self.secrets = [self.secret]
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,11 +99,13 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            event = Webhook(self.secret).verify(body, headers)
-            error = None
-        except (WebhookVerificationError, ValueError) as exc:
-            event, error = None, f"{type(exc).__name__}: {exc}"
+        event, error = None, None
+        for secret in list(self.secrets):
+            try:
+                event, error = Webhook(secret).verify(body, headers), None
+                break
+            except (WebhookVerificationError, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             n = 1 + sum(1 for r in self.records if r.id == headers.get("webhook-id"))
             record = Record(n=n, index=len(self.records), at=time.monotonic(), headers=headers, body=body,
@@ -115,6 +119,10 @@ class Receiver:
         return web.Response(status=status, headers=extra, text="ok" if status < 300 else "no")
 
     # --- for the tests -----------------------------------------------------------------------
+    def trust(self, secret: str) -> None:
+        if secret not in self.secrets:
+            self.secrets.append(secret)
+
     def snapshot(self) -> list[Record]:
         with self._lock:
             return list(self.records)

@@ -104,10 +104,10 @@ def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> l
 
 
 def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types: tuple[str, ...], now: float,
-                         max_per_account: int) -> dict:
-    """A new endpoint for ``account`` only, starting at the current end of the log (no history).
-    ``EndpointExists`` when the URL is configured for the account already, ``TooManyEndpoints`` at the limit;
-    both checked in this transaction."""
+                         max_per_account: int, secret: str | None = None) -> dict:
+    """A new endpoint for ``account`` only, starting at the current end of the log (no history), signed with
+    its own ``secret`` (never returned by a listing). ``EndpointExists`` when the URL is configured for the
+    account already, ``TooManyEndpoints`` at the limit; both checked in this transaction."""
     if conn.execute("SELECT 1 FROM accounts WHERE account = ? AND registered = 1", (account,)).fetchone() is None:
         raise NoAccount(account)  # deleted meanwhile: no endpoint may outlive its account
     live = account_endpoints(conn, account)
@@ -116,10 +116,45 @@ def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types
     if len(live) >= max_per_account:
         raise TooManyEndpoints(max_per_account)
     endpoint_id = "whe_" + new_id(now)
-    conn.execute("INSERT INTO webhook_endpoints (id, url, account, events, cursor, active, created_at, updated_at) "
-                 "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-                 (endpoint_id, url, account, ",".join(types), events.last_seq(conn), now, now))
+    conn.execute("INSERT INTO webhook_endpoints (id, url, account, events, cursor, active, created_at, updated_at, "
+                 "secret) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                 (endpoint_id, url, account, ",".join(types), events.last_seq(conn), now, now, secret))
     return get_endpoint(conn, endpoint_id)
+
+
+# --- an account endpoint's signing secret (read only to sign; shown once by the API) ---------------------
+
+def signing_secrets(conn: sqlite3.Connection, account: str | None = None) -> dict[str, dict]:
+    """Endpoint id -> {secret, secret_previous, secret_previous_until} of the live account endpoints."""
+    sql = ("SELECT id, secret, secret_previous, secret_previous_until FROM webhook_endpoints "
+           "WHERE account IS NOT NULL AND deleted_at IS NULL")
+    args: list = []
+    if account is not None:
+        sql += " AND account = ?"
+        args.append(account)
+    return {r["id"]: dict(r) for r in conn.execute(sql, args)}
+
+
+def fill_missing_secrets(conn: sqlite3.Connection, make, now: float) -> int:
+    """Give each account endpoint without a secret (made before secrets were per endpoint) one of its own."""
+    ids = [r["id"] for r in conn.execute(
+        "SELECT id FROM webhook_endpoints WHERE account IS NOT NULL AND secret IS NULL")]
+    for endpoint_id in ids:
+        conn.execute("UPDATE webhook_endpoints SET secret = ?, updated_at = ? WHERE id = ? AND secret IS NULL",
+                     (make(), now, endpoint_id))
+    return len(ids)
+
+
+def rotate_secret(conn: sqlite3.Connection, account: str, endpoint_id: str, new: str, now: float,
+                  overlap: float) -> dict | None:
+    """``new`` becomes the endpoint's secret; the one it replaces signs beside it until ``now + overlap``
+    (not at all when 0). None when ``account`` has no such live endpoint."""
+    previous = "secret" if overlap > 0 else "NULL"
+    cur = conn.execute(
+        f"UPDATE webhook_endpoints SET secret_previous = {previous}, secret_previous_until = ?, secret = ?, "
+        "updated_at = ? WHERE id = ? AND account = ? AND deleted_at IS NULL",
+        (now + overlap if overlap > 0 else None, new, now, endpoint_id, account))
+    return signing_secrets(conn, account).get(endpoint_id) if cur.rowcount else None
 
 
 def get_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> dict | None:

@@ -13,7 +13,11 @@ Per account (the admin key or a key scoped to that account): ``GET|POST /account
 
 Test pings: ``POST /webhooks/test`` (admin key: a given URL, or configured endpoints of any kind) and
 ``POST /accounts/{account}/webhooks/test`` (that account's own endpoints): one signed ``webhook.test`` each,
-sent now (service/webhooks/ping.py), never stored as a delivery."""
+sent now (service/webhooks/ping.py), never stored as a delivery.
+
+Tenants (keys scoped to an account) never learn what a receiver answered: a ping says delivered or not, and
+a delivery's status code and error text are hidden from them (``_tenant_safe``). An endpoint's secret is in
+the creation and rotation answers only (``POST /accounts/{account}/webhooks/{id}/rotate-secret``)."""
 
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ from aiohttp import web
 
 from . import paging
 from ..errors import BadRequest, Conflict, NotFound
-from ..keys import DATABASE, SETTINGS, WEBHOOKS
+from ..keys import DATABASE, SCOPE, SETTINGS, WEBHOOKS
 from ..models import (
-    DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, WebhookCreateRequest, WebhookTestRequest, parse,
+    DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest, WebhookCreateRequest, WebhookRotateRequest,
+    WebhookTestRequest, parse,
 )
 from ..settings import is_webhook_url
 from ..store import webhooks as store
@@ -34,6 +39,7 @@ from ..store.events import TYPES as EVENT_TYPES
 from ..store.events import iso
 from ..validation import json_object
 from ..webhooks import ping
+from ..webhooks.address import REFUSED_REASON, AddressRefused
 from ..webhooks.delivery import public_url
 from .context import account_of
 
@@ -56,9 +62,23 @@ async def _urls(request: web.Request) -> dict[str, str]:
     return {r["id"]: r["url"] for r in await request.app[DATABASE].run(store.endpoints)}
 
 
+def _tenant(request: web.Request) -> bool:
+    """A key scoped to an account (not the admin's): it never learns what a receiver answered."""
+    return request.get(SCOPE) is not None
+
+
+def _tenant_safe(row: dict) -> dict:
+    """A delivery as a tenant sees it: no status code, and no error text beyond the gateway's own refusal."""
+    error = row["last_error"]
+    if error is not None:
+        error = REFUSED_REASON if REFUSED_REASON in error else "not delivered"
+    return {**row, "last_status_code": None, "last_error": error}
+
+
 def _out(request: web.Request, row: dict, urls: dict[str, str], *, with_event: bool = False) -> DeliveryOut:
     active = row["endpoint"] in request.app[WEBHOOKS].workers
     url = urls.get(row["endpoint"], row["endpoint"])
+    row = _tenant_safe(row) if _tenant(request) else row
     return DeliveryOut.from_row(row, endpoint=public_url(url), active=active, with_event=with_event)
 
 
@@ -160,6 +180,10 @@ async def create_account_webhook(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].webhook_max_per_account
     try:
         row = await request.app[WEBHOOKS].add_account_endpoint(account.name, body.url, types, limit)
+    except (AddressRefused, TimeoutError):
+        raise BadRequest("url must reach a public address: its host is, or resolves to, a loopback, private, "
+                         "link-local or otherwise internal address (or it does not resolve). The operator may "
+                         "allow internal receivers (WA_WEBHOOK_ALLOW_PRIVATE).", code="webhook_url_not_allowed") from None
     except store.EndpointExists:
         raise Conflict("This URL is already a webhook of this account.", code="webhook_exists") from None
     except store.NoAccount:
@@ -167,8 +191,24 @@ async def create_account_webhook(request: web.Request) -> web.Response:
     except store.TooManyEndpoints as exc:
         raise Conflict(f"An account has at most {exc.limit} webhooks (WA_WEBHOOK_MAX_PER_ACCOUNT).",
                        code="too_many_webhooks") from None
-    return web.json_response(_webhook(request, row), status=201,
-                             headers={"Location": f"/accounts/{account.name}/webhooks/{row['id']}"})
+    # The only answer with the secret (with the rotation's): no cache keeps it.
+    return web.json_response({**_webhook(request, row), "secret": row["secret"]}, status=201,
+                             headers={"Location": f"/accounts/{account.name}/webhooks/{row['id']}",
+                                      "Cache-Control": "no-store"})
+
+
+async def rotate_account_webhook_secret(request: web.Request) -> web.Response:
+    """A new secret for one of the account's webhooks; the old one signs beside it for ``overlap`` seconds."""
+    account = account_of(request)
+    body = parse(WebhookRotateRequest, await json_object(request, allow_empty=True))
+    endpoint_id = request.match_info["id"]
+    done = await request.app[WEBHOOKS].rotate_secret(account.name, endpoint_id, body.overlap)
+    if done is None:
+        raise NotFound("This account has no webhook with this id.", code="webhook_not_found")
+    secret, until = done
+    return web.json_response({"id": endpoint_id, "secret": secret,
+                              "previous_valid_until": iso(until) if until is not None else None},
+                             headers={"Cache-Control": "no-store"})
 
 
 async def delete_account_webhook(request: web.Request) -> web.Response:
@@ -193,11 +233,16 @@ async def _ping_targets(request: web.Request, body: WebhookTestRequest, account:
         if len(body.url) > MAX_URL_LENGTH or not is_webhook_url(body.url):
             raise BadRequest(f"url must be an http:// or https:// URL with a host, no fragment and no whitespace "
                              f"(at most {MAX_URL_LENGTH} characters).", code="invalid_url")  # never echoed
-        return [ping.Target(body.url, None, None)]
+        # The admin's URL: signed with the global secret, checked like an account's endpoint.
+        return [ping.Target(body.url, None, None, await request.app[WEBHOOKS].signing_secrets())]
     service = request.app[WEBHOOKS]
-    targets = [] if account is not None else [ping.Target(url, None, None) for url in service.urls]
+    targets = []
+    if account is None and service.urls:
+        secrets = await service.signing_secrets()
+        targets = [ping.Target(url, None, None, secrets, trusted=True) for url in service.urls]
     rows = await request.app[DATABASE].run(store.account_endpoints, account)
-    targets += [ping.Target(r["url"], r["id"], r["account"]) for r in rows]
+    own = await service.endpoint_secrets(account)
+    targets += [ping.Target(r["url"], r["id"], r["account"], own[r["id"]]) for r in rows if r["id"] in own]
     if body.endpoint is None:
         return targets
     given = body.endpoint
@@ -213,6 +258,7 @@ async def ping_webhooks(request: web.Request) -> web.Response:
     account = _scope(request)
     body = parse(WebhookTestRequest, await json_object(request, allow_empty=True))
     targets = await _ping_targets(request, body, account)
-    secrets = await request.app[WEBHOOKS].signing_secrets() if targets else ()
-    results = await ping.ping(targets, secrets, request.app[SETTINGS].webhook_timeout)
+    results = await ping.ping(targets, request.app[WEBHOOKS].egress, request.app[SETTINGS].webhook_timeout)
+    if _tenant(request):
+        results = [ping.tenant_view(r) for r in results]
     return web.json_response({"results": results})

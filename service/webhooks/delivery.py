@@ -33,6 +33,8 @@ from standardwebhooks import Webhook
 from .. import __version__
 from ..store import webhooks as store
 from ..store.db import Database
+from .address import REFUSED_REASON, AddressPolicy, AddressRefused, guarded_connector, system_lookup
+from .secret import EndpointSecret, generate, signing
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -140,6 +142,8 @@ def decide(row: dict, status_code: int | None, error: str | None, retry_after_s:
 
 def _describe(exc: BaseException) -> str:
     """A short reason for a failed request, without the URL (it may carry credentials)."""
+    if isinstance(exc, AddressRefused) or isinstance(getattr(exc, "os_error", None), AddressRefused):
+        return REFUSED_REASON  # generic: never which address, nor what it is
     if isinstance(exc, asyncio.TimeoutError):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -152,11 +156,13 @@ def _describe(exc: BaseException) -> str:
 class EndpointWorker:
     """Fans out and delivers the events of one endpoint."""
 
-    def __init__(self, db: Database, url: str, types: tuple[str, ...], secrets: tuple[str, ...],
+    def __init__(self, db: Database, url: str, types: tuple[str, ...], secrets: tuple[str, ...] | EndpointSecret,
                  policy: Policy, poll_interval: float, *, key: str | None = None, account: str | None = None,
-                 on_outcome: Callable[[str, str], None] | None = None):
+                 on_outcome: Callable[[str, str], None] | None = None, egress: AddressPolicy | None = None):
         self.db = db
         self.url = url
+        # Where it may connect (service/webhooks/address.py): None for the operator's WA_WEBHOOK_URL (trusted).
+        self.egress = egress
         self.key = key or url  # the endpoint's id: its URL when global, whe_<ULID> when an account's
         self.account = account  # None: every account's events; else only this account's
         self.name = public_url(url)
@@ -180,7 +186,7 @@ class EndpointWorker:
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.policy.concurrency),
+            connector=guarded_connector(self.egress, self.policy.concurrency),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=self.policy.timeout),
         )
@@ -262,12 +268,14 @@ class EndpointWorker:
         assert self._session is not None
         timestamp = int(time.time())
         body = row["payload"]
-        headers = headers_for(self.secrets, row["event_id"], timestamp, body)
+        headers = headers_for(signing(self.secrets, time.time()), row["event_id"], timestamp, body)
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
         wait_hint: float | None = None
         try:
+            if self.egress is not None:
+                self.egress.check_literal(self.url)  # an IP literal never reaches the pinned resolver
             async with self._session.post(self.url, data=body.encode("utf-8"), headers=headers,
                                           allow_redirects=False) as resp:
                 status_code = resp.status
@@ -306,14 +314,18 @@ class WebhookService:
     Global endpoints come from ``urls`` (WA_WEBHOOK_URL, every account's events, ``types``); account
     endpoints from the database (``add_account_endpoint``, only their account's events, their own types).
     Every worker is keyed by its endpoint id, so one URL configured globally and for accounts is that many
-    independent endpoints. All sign with ``secrets``; when none were given and an account endpoint is
-    needed, ``resolve_secrets`` (an async callable) provides them once.
+    independent endpoints. Global endpoints sign with ``secrets`` (WA_WEBHOOK_SECRET; when none were given,
+    ``resolve_secrets``, an async callable, provides them once) and are trusted; an account endpoint signs with
+    its own secret (stored with it) and reaches only what ``egress`` permits, checked at creation and at
+    every connection (service/webhooks/address.py).
     """
 
     def __init__(self, db: Database, urls: tuple[str, ...], types: tuple[str, ...], secrets: tuple[str, ...],
                  policy: Policy, *, poll_interval: float = 1.0, resolve_secrets=None,
-                 on_outcome: Callable[[str, str], None] | None = None, reset_leases: bool = True):
+                 on_outcome: Callable[[str, str], None] | None = None, reset_leases: bool = True,
+                 egress: AddressPolicy | None = None):
         self.db = db
+        self.egress = egress if egress is not None else AddressPolicy()  # no allowlist: public addresses only
         # At start, attempts in flight when this gateway stopped are due again at once. Not in a cluster:
         # there the attempts in flight may be another instance's (an expired lease is due anyway).
         self.reset_leases = reset_leases
@@ -337,14 +349,18 @@ class WebhookService:
         if self.urls and not self.secrets:
             raise ValueError("webhooks need a signing secret")
         mine = await self.db.run(store.account_endpoints)
-        if mine:
-            await self._ensure_secrets()
+        filled = await self.db.run(store.fill_missing_secrets, generate, now)
+        if filled:  # made before secrets were per endpoint: the global one no longer signs them
+            log.warning("webhook.endpoint_secrets_made", endpoints=filled,
+                        hint="rotate each account webhook's secret (POST .../rotate-secret) to learn it")
+        own = await self.db.run(store.signing_secrets)
         log.info("webhook.endpoints", endpoints=[public_url(u) for u in self.urls], events=list(self.types),
                  account_endpoints=len(mine), interrupted_attempts=released)
         for url in self.urls:
             self._start_worker(url, url, self.types, None)
         for row in mine:
-            self._start_worker(row["id"], row["url"], _types(row), row["account"])
+            self._start_worker(row["id"], row["url"], _types(row), row["account"],
+                               EndpointSecret.from_row(own[row["id"]]))
         self._housekeeping = asyncio.create_task(self._prune_loop(), name="webhooks:prune")
 
     async def drain(self, deadline: float) -> dict:
@@ -365,9 +381,11 @@ class WebhookService:
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         self.workers.clear()
 
-    def _start_worker(self, key: str, url: str, types: tuple[str, ...], account: str | None) -> None:
-        worker = EndpointWorker(self.db, url, types, self.secrets, self.policy, self.poll_interval,
-                                key=key, account=account, on_outcome=self.on_outcome)
+    def _start_worker(self, key: str, url: str, types: tuple[str, ...], account: str | None,
+                      own: EndpointSecret | None = None) -> None:
+        worker = EndpointWorker(self.db, url, types, own if own is not None else self.secrets, self.policy,
+                                self.poll_interval, key=key, account=account, on_outcome=self.on_outcome,
+                                egress=self.egress if account is not None else None)
         self.workers[key] = worker
         worker.start()
 
@@ -385,16 +403,38 @@ class WebhookService:
     # --- account endpoints ------------------------------------------------------------------------
 
     async def add_account_endpoint(self, account: str, url: str, types: tuple[str, ...], max_per_account: int) -> dict:
-        """Store a new endpoint of ``account`` and start its worker (from the current end of the log).
-        Raises ``store.EndpointExists`` / ``store.TooManyEndpoints``."""
+        """Store a new endpoint of ``account`` with a new secret of its own (in the returned row as ``secret``,
+        never listed) and start its worker (from the current end of the log). Raises ``AddressRefused`` (its
+        host is or resolves to an address it may not reach), ``store.EndpointExists`` / ``TooManyEndpoints``."""
+        async with asyncio.timeout(self.policy.timeout):
+            await self.egress.check_url(url)
+        secret = generate()
         async with self._lock:
-            await self._ensure_secrets()
             row = await self.db.run(store.add_account_endpoint, account, url, tuple(types), time.time(),
-                                    max_per_account)
-            self._start_worker(row["id"], row["url"], _types(row), account)
+                                    max_per_account, secret)
+            self._start_worker(row["id"], row["url"], _types(row), account, EndpointSecret(secret))
         log.info("webhook.endpoint_added", account=account, webhook_id=row["id"], endpoint=public_url(url),
                  events=list(_types(row)))
-        return row
+        return {**row, "secret": secret}
+
+    async def rotate_secret(self, account: str, endpoint_id: str, overlap: float) -> tuple[str, float | None] | None:
+        """A new secret for one endpoint of ``account``; the replaced one keeps signing beside it for ``overlap``
+        seconds. Returns (new secret, until when the old one signs too) or None for no such endpoint."""
+        secret = generate()
+        async with self._lock:
+            row = await self.db.run(store.rotate_secret, account, endpoint_id, secret, time.time(), overlap)
+            if row is None:
+                return None
+            worker = self.workers.get(endpoint_id)
+            if worker is not None:
+                worker.secrets = EndpointSecret.from_row(row)
+        log.info("webhook.secret_rotated", account=account, webhook_id=endpoint_id, overlap_s=overlap)
+        return secret, row["secret_previous_until"]
+
+    async def endpoint_secrets(self, account: str | None = None) -> dict[str, EndpointSecret]:
+        """Each live account endpoint's signing secrets (of ``account``, or of all): for test pings."""
+        rows = await self.db.run(store.signing_secrets, account)
+        return {k: EndpointSecret.from_row(r) for k, r in rows.items() if r["secret"]}
 
     async def remove_account_endpoint(self, account: str, endpoint_id: str) -> dict | None:
         """Stop deliveries to one endpoint of ``account``; None when it has no such endpoint."""
@@ -469,10 +509,10 @@ def _types(row: dict) -> tuple[str, ...]:
 
 
 async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0,
-                         on_outcome: Callable[[str, str], None] | None = None) -> WebhookService:
-    """The service for these settings, started. The signing secret is resolved only when an endpoint
-    is configured (WA_WEBHOOK_URL, or an account's, stored or added later): ``WA_WEBHOOK_SECRET``, else
-    the data dir's file (generated once, never logged). Account endpoints sign with the same secret(s)."""
+                         on_outcome: Callable[[str, str], None] | None = None, lookup=None) -> WebhookService:
+    """The service for these settings, started. The global signing secret is resolved only when it is needed
+    (WA_WEBHOOK_URL, a test ping): ``WA_WEBHOOK_SECRET``, else the data dir's file (generated once, never
+    logged). Account endpoints sign with their own. ``lookup``: the resolver seam (tests), else the system's."""
     from . import secret
 
     async def resolve() -> tuple[str, ...]:
@@ -488,8 +528,9 @@ async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0,
         return resolved.values
 
     secrets: tuple[str, ...] = await resolve() if settings.webhook_urls else ()
+    egress = AddressPolicy(settings.webhook_allow_private, lookup or system_lookup)
     service = WebhookService(db, settings.webhook_urls, settings.webhook_events, secrets,
                              Policy.from_settings(settings), poll_interval=poll_interval, resolve_secrets=resolve,
-                             on_outcome=on_outcome, reset_leases=not settings.database_url)
+                             on_outcome=on_outcome, reset_leases=not settings.database_url, egress=egress)
     await service.start()
     return service

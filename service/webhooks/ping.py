@@ -3,7 +3,10 @@
 A ping is signed exactly like a real delivery (``headers_for``: the Standard Webhooks headers with every
 signing secret) and carries the same envelope as the stored events (``id``, ``type``, ``account``,
 ``timestamp``, ``data``), so a receiver that verifies and parses real deliveries takes it the same way.
-It is not queued, not stored and never retried: the answer says what the endpoint answered this once.
+It is not queued, not stored and never retried. An account's endpoint (and a URL the admin gives) goes only
+where the address policy permits (service/webhooks/address.py: resolved once, checked, pinned, no redirect);
+the operator's WA_WEBHOOK_URL endpoints are trusted. The admin learns what the endpoint answered; a key scoped
+to an account only whether it was delivered (``tenant_view``): no status, no error text, no timing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import structlog
 
 from ..store.events import iso
 from ..store.ids import new_id
+from .address import AddressPolicy, guarded_connector
 from .delivery import _describe, headers_for, public_url
+from .secret import EndpointSecret, signing
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -31,6 +36,8 @@ class Target:
     url: str  # as configured (may carry credentials: never shown or logged as is)
     id: str | None  # an account endpoint's whe_...; None for a global endpoint (its id is its URL) or a given URL
     account: str | None  # the endpoint's account; None for a global endpoint or a given URL
+    secrets: tuple[str, ...] | EndpointSecret = ()  # what it is signed with (an account endpoint: its own)
+    trusted: bool = False  # a WA_WEBHOOK_URL endpoint: not checked against the address policy
 
 
 def payload(target: Target, now: float) -> tuple[str, str]:
@@ -44,14 +51,16 @@ def payload(target: Target, now: float) -> tuple[str, str]:
     return msg_id, body
 
 
-async def _one(session: aiohttp.ClientSession, target: Target, secrets: tuple[str, ...]) -> dict:
+async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPolicy | None) -> dict:
     now = time.time()
     msg_id, body = payload(target, now)
-    headers = headers_for(secrets, msg_id, int(now), body)
+    headers = headers_for(signing(target.secrets, now), msg_id, int(now), body)
     status_code: int | None = None
     error: str | None = None
     started = time.monotonic()
     try:
+        if egress is not None:
+            egress.check_literal(target.url)
         async with session.post(target.url, data=body.encode("utf-8"), headers=headers,
                                 allow_redirects=False) as resp:
             status_code = resp.status
@@ -71,16 +80,27 @@ async def _one(session: aiohttp.ClientSession, target: Target, secrets: tuple[st
             "elapsed_ms": elapsed_ms, "webhook_id": msg_id}
 
 
-async def ping(targets: list[Target], secrets: tuple[str, ...], timeout: float) -> list[dict]:
-    """One signed ``webhook.test`` POST to each target (``timeout`` seconds each), in the given order."""
+def tenant_view(result: dict) -> dict:
+    """What a key scoped to an account learns of a ping: delivered or not, nothing the receiver answered."""
+    return {k: result[k] for k in ("endpoint", "id", "ok", "webhook_id")}
+
+
+async def ping(targets: list[Target], egress: AddressPolicy, timeout: float) -> list[dict]:
+    """One signed ``webhook.test`` POST to each target (``timeout`` seconds each), in the given order: the
+    trusted ones directly, the others through ``egress`` (checked, pinned)."""
     if not targets:
         return []
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def bounded(target: Target) -> dict:
-        async with gate:
-            return await _one(session, target, secrets)
+    def session(policy: AddressPolicy | None) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=guarded_connector(policy), cookie_jar=aiohttp.DummyCookieJar(),
+                                     timeout=aiohttp.ClientTimeout(total=timeout))
 
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
-                                     timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with session(None) as trusted, session(egress) as guarded:
+        async def bounded(target: Target) -> dict:
+            async with gate:
+                if target.trusted:
+                    return await _one(trusted, target, None)
+                return await _one(guarded, target, egress)
+
         return list(await asyncio.gather(*(bounded(t) for t in targets)))

@@ -1,5 +1,6 @@
-"""The webhook signing secret: ``WA_WEBHOOK_SECRET``, else one generated once into
-``$WA_DATA_DIR/webhook-secret``.
+"""The webhook signing secrets. The operator's ``WA_WEBHOOK_URL`` endpoints sign with ``WA_WEBHOOK_SECRET``,
+else one generated once into ``$WA_DATA_DIR/webhook-secret``; each account webhook signs with its own
+(``EndpointSecret``, made at its creation, stored with it, rotatable with an overlap).
 
 A secret is ``whsec_`` + base64 of 24 to 64 random bytes (the Standard Webhooks format); several,
 comma-separated, sign every delivery with each (``webhook-signature: v1,<a> v1,<b>``) so a receiver
@@ -102,3 +103,27 @@ def resolve(configured: tuple[str, ...], data_dir: Path) -> Secrets:
 
 def file_is_private(path: Path) -> bool:
     return not (path.stat().st_mode & 0o077)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSecret:
+    """An account webhook's own secret and, for a while after a rotation, the one it replaced: deliveries are
+    signed with both (``webhook-signature: v1,<new> v1,<old>``) until ``previous_until``."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> EndpointSecret:
+        return cls(row["secret"], row.get("secret_previous"), row.get("secret_previous_until"))
+
+    def values(self, now: float) -> tuple[str, ...]:
+        if self.previous and self.previous_until is not None and now < self.previous_until:
+            return (self.current, self.previous)
+        return (self.current,)
+
+
+def signing(secrets: tuple[str, ...] | EndpointSecret, now: float) -> tuple[str, ...]:
+    """The secrets to sign with now: a global endpoint's fixed ones, or an account endpoint's."""
+    return secrets.values(now) if isinstance(secrets, EndpointSecret) else tuple(secrets)

@@ -7,6 +7,9 @@ stored once per ``webhook-id`` (deliveries are at least once).
     WA_GATEWAY_URL=http://127.0.0.1:3001 WA_API_KEY=... WA_WEBHOOK_SECRET=whsec_... \\
         python examples/aiohttp_backend.py          # then point a webhook at http://<this host>:8080/webhooks/whatsapp
 
+WA_WEBHOOK_SECRET here is the secret the webhook's creation showed (an account webhook's own), or the
+gateway's WA_WEBHOOK_SECRET for a WA_WEBHOOK_URL endpoint.
+
 Tested by tests/test_python_client.py against a running sandbox gateway.
 """
 

@@ -32,7 +32,7 @@ import aiohttp
 from . import errors
 from .models import (
     Account, AccountDeleted, Delivery, Disconnected, Event, EventPage, Health, InboundMessage, Key, KeyCreated,
-    Message, Page, Ready, Status, Webhook, WebhookTestResult, message_of,
+    Message, Page, Ready, Status, Webhook, WebhookSecret, WebhookTestResult, message_of,
 )
 from .sse import parse_sse
 
@@ -189,10 +189,18 @@ class AsyncAccount:
         return [Webhook.model_validate(w) for w in data["webhooks"]]
 
     async def add_webhook(self, url: str, events: list[str] | None = None) -> Webhook:
+        """A webhook for this account's events; its ``secret`` (verify deliveries with it) is shown only here.
+        An internal address is refused (``WebhookUrlNotAllowed``) unless the operator allows it."""
         body: dict[str, Any] = {"url": url}
         if events is not None:
             body["events"] = events
         return Webhook.model_validate(await self._client.request("POST", self._webhooks, json=body))
+
+    async def rotate_webhook_secret(self, webhook_id: str, overlap: int | None = None) -> WebhookSecret:
+        """A new signing secret for one webhook; the old one keeps signing beside it for ``overlap`` seconds
+        (the gateway's default: a day), so verify with both meanwhile (``WebhookVerifier([new, old])``)."""
+        return WebhookSecret.model_validate(await self._client.request(
+            "POST", f"{self._webhooks}/{quote(webhook_id, safe='')}/rotate-secret", json={} if overlap is None else {"overlap": overlap}))
 
     async def remove_webhook(self, webhook_id: str) -> Webhook:
         return Webhook.model_validate(

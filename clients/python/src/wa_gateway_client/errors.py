@@ -158,6 +158,9 @@ ReservedAccountName = _code("ReservedAccountName", "reserved_account_name", BadR
 InvalidFormat = _code("InvalidFormat", "invalid_format", BadRequestError, "Unknown QR format.")
 InvalidBackground = _code("InvalidBackground", "invalid_background", BadRequestError,
                           "background is not dark or light.")
+WebhookUrlNotAllowed = _code("WebhookUrlNotAllowed", "webhook_url_not_allowed", BadRequestError,
+                             "The webhook URL is, or resolves to, an internal address.")
+InvalidOverlap = _code("InvalidOverlap", "invalid_overlap", BadRequestError, "overlap must be 0 to 604800 seconds.")
 UrlNotAllowed = _code("UrlNotAllowed", "url_not_allowed", BadRequestError,
                       "An account's webhook test cannot name a URL (the admin's route can).")
 InvalidRequest = _code("InvalidRequest", "invalid_request", BadRequestError, "Fields that exclude each other.")

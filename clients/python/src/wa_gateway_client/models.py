@@ -158,6 +158,16 @@ class Webhook(_Model):
     created_at: str | None = None
     active: bool = True
     deleted: bool | None = None
+    secret: str | None = None  # its own signing secret: in add_webhook's answer only (shown once)
+
+
+class WebhookSecret(_Model):
+    """A webhook's new signing secret (rotate_webhook_secret), shown once; the old one signs beside it until
+    ``previous_valid_until``."""
+
+    id: str
+    secret: str
+    previous_valid_until: str | None = None
 
 
 class WebhookTestResult(_Model):

@@ -1,13 +1,15 @@
 """Verifying the gateway's webhooks in a backend: Standard Webhooks signatures (standardwebhooks.com).
 
-The gateway signs ``{webhook-id}.{webhook-timestamp}.{body}`` with HMAC-SHA256 under each of its secrets
-(``whsec_`` + base64) and sends ``webhook-signature: v1,<base64> [v1,<base64> ...]``. A receiver checks
+The gateway signs ``{webhook-id}.{webhook-timestamp}.{body}`` with HMAC-SHA256 under the endpoint's secret
+(``whsec_`` + base64: an account webhook's own, shown by ``add_webhook`` / ``rotate_webhook_secret``;
+``WA_WEBHOOK_SECRET`` for the operator's ``WA_WEBHOOK_URL``) and sends ``webhook-signature: v1,<base64>``;
+during a rotation's overlap two (``v1,<new> v1,<old>``): a verifier holding either accepts it. A receiver checks
 one signature matches, and that the timestamp is recent (a replayed old request is refused). Delivery
 is at least once: a retried delivery keeps its ``webhook-id``, so store it and skip repeats.
 
 Standard library only (the test suite checks it against the ``standardwebhooks`` reference package):
 
-    verifier = WebhookVerifier(os.environ["WA_WEBHOOK_SECRET"])
+    verifier = WebhookVerifier(hook.secret)   # the secret add_webhook showed; [new, old] while rotating
     event = verifier.verify(body_bytes, request.headers)   # raises InvalidSignature
 """
 
@@ -56,6 +58,12 @@ class WebhookVerifier:
         if not self._keys:
             raise ValueError("no webhook secret given")
         self.tolerance = tolerance
+
+    def add(self, secret: str) -> None:
+        """Accept one more secret too (e.g. the new one of a rotation, before the old one ends)."""
+        key = _key(secret.strip())
+        if key not in self._keys:
+            self._keys.append(key)
 
     def verify(self, body: bytes | str, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """The event of a genuine, recent delivery; :class:`InvalidSignature` otherwise."""
