@@ -69,6 +69,11 @@ def write_registry(data_dir: Path, rows: list[dict]) -> None:
         if r.get("lease_generation") is not None:
             entries[r["account"]]["lease_generation"] = r["lease_generation"]
     body = json.dumps({"version": 1, "accounts": entries}, sort_keys=True, indent=1)
+    try:
+        if path.read_text() == body:
+            return  # as it is: a gateway that starts on a full disk must not fail on a file it need not write
+    except (OSError, UnicodeDecodeError):
+        pass
     write_private(path, body)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -297,7 +302,11 @@ class AccountRuntime:
             shard = self._least_loaded(await self.db.run(registry.list_accounts))
             row = await self.db.run(registry.create, name, shard, now, self.settings.max_accounts)
             rows = await self.db.run(registry.list_accounts)
-            await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
+            try:
+                await asyncio.to_thread(write_registry, self.settings.data_dir, rows)
+            except OSError:
+                await self._undo_create(name)  # no worker would take it: not created (507 on a full disk)
+                raise
             account = await self._start_account(name, row["shard"] or 0)
             try:
                 await account.worker.attach()
@@ -305,6 +314,14 @@ class AccountRuntime:
                 log.warning("account.attach_deferred", account=name, error=str(exc))
             log.info("account.created", account=name, shard=account.shard)
             return account
+
+    async def _undo_create(self, name: str) -> None:
+        """The account's row goes again when accounts.json could not name it: the workers refuse an account the
+        file does not list, so the client's retry must find no account, not 409 account_exists."""
+        try:
+            await self.db.run(registry.delete, name)
+        except Exception as exc:  # noqa: BLE001 - the next start writes accounts.json from the store anyway
+            log.error("account.create_undo_failed", account=name, error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def delete(self, name: str) -> dict:
         """Log the account out at WhatsApp, remove its data at the worker and every row in the store."""

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import structlog
 
 from .errors import ApiError, WorkerUnavailable
+from .full_disk import FullDiskLog, storage_full
 from .governor import DAY, Governor
 from .store import leases, outbox
 from .store.db import Database
@@ -72,6 +73,7 @@ class Dispatcher:
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task] = []
         self._expired_at = 0.0
+        self._full = FullDiskLog(log, "dispatch.store_full")  # a full disk: one line now and then, not per round
         self.receipt_bound = receipt_bound  # seconds after `sent` without a delivery receipt: flagged
         self._stopping = False
         self.on_change: list[Callable[[], None]] = []
@@ -281,8 +283,11 @@ class Dispatcher:
             timeout = self.poll_interval
             try:
                 timeout = await self._round()
-            except Exception:
-                log.exception("dispatch.round_failed")
+            except Exception as exc:
+                if storage_full(exc):
+                    self._full.failed(exc, account=self.account)
+                else:
+                    log.exception("dispatch.round_failed")
             try:
                 # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the
                 # event is set, and stop() would wait forever. asyncio.timeout does not.
@@ -310,7 +315,14 @@ class Dispatcher:
         parked: set[str] = set()
         for head in await self.db.run(outbox.heads, self.account):
             phone = head["phone_number"]
-            if phone in self._inflight or head["status"] != "queued":
+            if phone in self._inflight:
+                continue
+            if head["status"] == "sending":
+                # Nobody sends it: a send whose outcome the store could not take (a full disk) left it so. Back
+                # to the queue, to go again with the same WhatsApp id (what a restart does for every such message).
+                for message_id in await self.db.run(outbox.requeue_interrupted, self.account, [head["id"]], now):
+                    log.info("message.requeued", message_id=message_id, reason="outcome_not_stored")
+                    next_due = now
                 continue
             if len(self._inflight) >= self.concurrency:
                 break
@@ -374,6 +386,7 @@ class Dispatcher:
                 return
             if not rows:
                 return  # cancelled or receipted meanwhile
+            self._full.ok()  # a write went through (it says so once, if the disk had been full)
             for row in rows:
                 log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
             results = await self._hand_over(rows)
@@ -394,11 +407,18 @@ class Dispatcher:
         except asyncio.CancelledError:
             self._interrupted.update(r["id"] for r in rows)  # a stop cut it off: _cut_off puts it back
             raise
-        except Exception:
-            log.exception("dispatch.send_failed", message_id=run[0]["id"], messages=len(run))
-            for row in rows:
-                await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock() + self.retry_base,
-                                  wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
+        except Exception as exc:
+            if storage_full(exc):
+                self._full.failed(exc, account=self.account, message_id=run[0]["id"], messages=len(run))
+            else:
+                log.exception("dispatch.send_failed", message_id=run[0]["id"], messages=len(run))
+            try:
+                for row in rows:
+                    await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock() + self.retry_base,
+                                      wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
+            except Exception as again:  # noqa: BLE001 - left `sending`: a later round puts them back (_round)
+                if not storage_full(again):
+                    log.exception("dispatch.requeue_failed", message_id=run[0]["id"])
         finally:
             self._inflight.pop(phone, None)
             self._inflight_ids.pop(phone, None)

@@ -70,6 +70,19 @@ class UpstreamError(ApiError):
     code = "whatsapp_error"
 
 
+class InsufficientStorage(ApiError):
+    """507: a write the request needed failed because the disk is full (or over quota): nothing of the request
+    was stored, and the same request can work once space is freed. The middleware answers it for any store
+    error that ``store.db.storage_full`` recognises, with ``Retry-After: STORAGE_RETRY_AFTER``."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+# Seconds a client should wait before it retries a 507: freeing space is an operator's task, not a moment's.
+STORAGE_RETRY_AFTER = 30
+
+
 class ClientAborted(Exception):
     """The client went away before its request body arrived: nothing to answer, nothing to blame.
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import structlog
 
 from .errors import ApiError
+from .full_disk import FullDiskLog, storage_full
 from .store import inbound
 from .store.db import Database
 from .store.outbox import DEFAULT_ACCOUNT
@@ -95,13 +96,19 @@ class EventConsumer:
         return len(events)
 
     async def run(self) -> None:
+        full = FullDiskLog(log, "events.store_full")
         while True:
             try:
-                await self.poll_once()
+                if await self.poll_once():
+                    full.ok()
             except ApiError:
                 await asyncio.sleep(1.0)  # worker restarting: the monitor reports it
-            except Exception:
-                log.exception("events.poll_failed")
+            except Exception as exc:
+                if storage_full(exc):
+                    # Not acknowledged: the worker keeps the batch on its disk, and it is stored once there is room.
+                    full.failed(exc, account=self._account)
+                else:
+                    log.exception("events.poll_failed")
                 await asyncio.sleep(1.0)
 
     def start(self) -> None:

@@ -17,10 +17,11 @@ import structlog
 from aiohttp import web
 
 from . import api_keys
-from .errors import ApiError, ClientAborted, error_response
+from .errors import STORAGE_RETRY_AFTER, ApiError, ClientAborted, InsufficientStorage, error_response
 from .keys import API_KEYS, AUTHENTICATED, DATABASE, DRAIN, METRICS, SCOPE, SCOPED_KEYS, SETTINGS
 from .scoped_keys import ScopedKeys
 from .store.accounts import DEFAULT_ACCOUNT
+from .store.db import storage_full
 
 log = structlog.get_logger("gateway.http")
 
@@ -154,9 +155,29 @@ async def errors(request: web.Request, handler):
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if storage_full(exc):
+            return insufficient_storage(request, exc)
         log.exception("http.unhandled", method=request.method, path=request.path)
         return error_response(500, "internal_error", "The gateway failed; see its logs.")
+
+
+def insufficient_storage(request: web.Request, exc: BaseException) -> web.Response:
+    """507 for a write the disk had no room for (SQLite's SQLITE_FULL, ENOSPC/EDQUOT from a file, PostgreSQL's
+    disk_full), from any route: the request changed nothing, so the client may retry it as it is (with its
+    Idempotency-Key). One log line with where it happened and what the store said, never a body."""
+    resource = request.match_info.route.resource
+    log.error("http.insufficient_storage", method=request.method, path=request.path,
+              route=resource.canonical if resource is not None else None,
+              account=request.match_info.get("account"), error=_describe(exc))
+    error = InsufficientStorage("The gateway's disk is full: nothing of this request was stored. Retry once space "
+                                "is freed.")
+    return error_response(error.status, error.code, error.message, headers={"Retry-After": str(STORAGE_RETRY_AFTER)})
+
+
+def _describe(exc: BaseException) -> str:
+    """The store's own words (``database or disk is full``, ``[Errno 28] No space left on device: 'path'``)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _presented(request: web.Request) -> list[str] | None:

@@ -55,6 +55,7 @@ class Op:
     body_optional: bool = False  # no body at all (or an empty one) is {}
     params: tuple[Param, ...] = ()
     worker: bool = False  # asks the account's worker: its outages and errors pass through
+    writes: bool = False  # writes the store (or a file): 507 insufficient_storage while the disk is full
     description: str = ""
     headers: dict[int, tuple[str, ...]] = field(default_factory=dict)  # response headers by status
 
@@ -147,9 +148,11 @@ OPERATIONS: dict[Callable, Op] = {
                 409: ("not_linked", "idempotency_key_reused"), 422: FAILED_SEND, 503: ("outbox_full",)},
         headers={200: ("Location", "Idempotent-Replayed"), 202: ("Location", "Idempotent-Replayed"),
                  503: ("Retry-After",)},
+        writes=True,
         description="Commits the message to the outbox, then waits briefly: 200 once WhatsApp acked it, 202 "
-                    "while queued. A message that failed is 422 with its reason as the code and its `id`. "
-                    + _DEFAULT_NOTE),
+                    "while queued. A message that failed is 422 with its reason as the code and its `id`. 507 "
+                    "`insufficient_storage` (with Retry-After) while the gateway's disk is full: nothing was "
+                    "stored; send the same request again later (with its Idempotency-Key). " + _DEFAULT_NOTE),
     messages.list_messages: Op(
         "List messages", "Messages", {200: models.MessageList},
         params=(Param("direction", "query", {"type": "string", "enum": ["out", "in"], "default": "out"}),
@@ -163,7 +166,8 @@ OPERATIONS: dict[Callable, Op] = {
                              {200: [models.MessageOut, models.InboundMessageOut]},
                              errors={404: ("message_not_found",)}, description=_DEFAULT_NOTE),
     messages.cancel: Op("Cancel a queued message", "Messages", {200: models.MessageOut},
-                        errors={404: ("message_not_found",), 409: ("not_cancellable",)}, description=_DEFAULT_NOTE),
+                        errors={404: ("message_not_found",), 409: ("not_cancellable",)}, writes=True,
+                        description=_DEFAULT_NOTE),
     # events
     events.list_events: Op("Replay the event log", "Events", {200: models.EventPage},
                            params=(AFTER, _limit(events.MAX_LIMIT, 100), TYPES),
@@ -196,22 +200,22 @@ OPERATIONS: dict[Callable, Op] = {
     accounts.list_accounts: Op("List the accounts", "Accounts", {200: models.AccountList}),
     accounts.create: Op("Create an account", "Accounts", {201: models.AccountOut}, body=models.AccountCreateRequest,
                         errors={400: ("invalid_account_name", "reserved_account_name"),
-                                409: ("account_exists", "too_many_accounts")},
+                                409: ("account_exists", "too_many_accounts")}, writes=True,
                         headers={201: ("Location",)}, description="Then POST /accounts/{account}/connect for its QR."),
     accounts.get: Op("One account", "Accounts", {200: models.AccountOut}),
-    accounts.delete: Op("Delete an account", "Accounts", {200: models.AccountDeleted}, worker=True,
+    accounts.delete: Op("Delete an account", "Accounts", {200: models.AccountDeleted}, worker=True, writes=True,
                         errors={409: ("default_account",)},
                         description="Logs it out at WhatsApp, removes its data and every row it has in the store."),
     keys.create_key: Op("Make a key scoped to the account", "Keys", {201: models.KeyCreated},
-                        body=models.KeyCreateRequest, body_optional=True, errors={400: ("invalid_label",)},
+                        body=models.KeyCreateRequest, body_optional=True, errors={400: ("invalid_label",)}, writes=True,
                         headers={201: ("Cache-Control",)}, description="The only answer that shows the key."),
     keys.list_keys: Op("List the account's keys", "Keys", {200: models.KeyList}),
-    keys.revoke_key: Op("Revoke a key", "Keys", {200: models.KeyOut}, errors={404: ("key_not_found",)}),
+    keys.revoke_key: Op("Revoke a key", "Keys", {200: models.KeyOut}, errors={404: ("key_not_found",)}, writes=True),
     # webhooks
     webhooks.list_account_webhooks: Op("List the account's webhooks", "Webhooks", {200: models.WebhookList}),
     webhooks.create_account_webhook: Op(
         "Add a webhook for the account's events", "Webhooks", {201: models.WebhookCreated},
-        body=models.WebhookCreateRequest, headers={201: ("Location", "Cache-Control")},
+        body=models.WebhookCreateRequest, headers={201: ("Location", "Cache-Control")}, writes=True,
         errors={400: ("invalid_url", "invalid_events", "webhook_url_not_allowed"),
                 409: ("webhook_exists", "too_many_webhooks")},
         description="Its host is resolved and every address checked: loopback, private, link-local, unique-local, "
@@ -220,12 +224,12 @@ OPERATIONS: dict[Callable, Op] = {
                     "redirects are not followed. The answer shows the webhook's own signing `secret` this once."),
     webhooks.rotate_account_webhook_secret: Op(
         "Rotate a webhook's signing secret", "Webhooks", {200: models.WebhookSecretOut},
-        body=models.WebhookRotateRequest, body_optional=True, headers={200: ("Cache-Control",)},
+        body=models.WebhookRotateRequest, body_optional=True, headers={200: ("Cache-Control",)}, writes=True,
         errors={400: ("invalid_overlap",), 404: ("webhook_not_found",)},
         description="A new secret, shown this once; the old one keeps signing beside it (two signatures in "
                     "`webhook-signature`) for `overlap` seconds (default 86400), so a receiver can switch."),
     webhooks.delete_account_webhook: Op("Remove a webhook", "Webhooks", {200: models.WebhookDeleted},
-                                        errors={404: ("webhook_not_found",)}),
+                                        errors={404: ("webhook_not_found",)}, writes=True),
     webhooks.ping_webhooks: Op(
         "Send a signed test event to webhooks now", "Webhooks", {200: models.WebhookTestOut},
         body=models.WebhookTestRequest, body_optional=True,
@@ -246,12 +250,12 @@ OPERATIONS: dict[Callable, Op] = {
                                  description="Newest first. /webhooks/...: every delivery (admin key); under "
                                              "/accounts/{account}: that account's own webhooks only."),
     webhooks.retry_failed: Op("Redrive every failed delivery", "Webhooks", {200: models.RedriveOut},
-                              body=models.RedriveRequest, body_optional=True,
+                              body=models.RedriveRequest, body_optional=True, writes=True,
                               errors={400: ("invalid_endpoint",), 404: ("endpoint_not_found",)}),
     webhooks.get_delivery: Op("One delivery, with the body sent", "Webhooks", {200: models.DeliveryOut},
                               errors={404: ("delivery_not_found",)}),
     webhooks.retry_delivery: Op("Redrive one failed delivery", "Webhooks", {200: models.DeliveryOut},
-                                errors={404: ("delivery_not_found",), 409: ("not_failed",)}),
+                                errors={404: ("delivery_not_found",), 409: ("not_failed",)}, writes=True),
     # the contract itself
     docs.openapi_json: Op("This document", "Docs", {200: {JSON: {"schema": {"type": "object"}}}},
                           description="Any valid key, a scoped one too."),
@@ -342,6 +346,8 @@ def _errors(method: str, path: str, op: Op) -> dict[int, list[str]]:
         add(WORKER_ERRORS)
     add(op.errors)
     add({500: ("internal_error",)})
+    if op.writes:
+        add({507: ("insufficient_storage",)})  # the disk is full: nothing stored (middlewares.py)
     if path not in DRAIN_EXEMPT:
         add({503: (DRAIN_CODE,)})  # from SIGTERM on, until the process exits (service/drain.py)
     return {s: codes[s] for s in sorted(codes) if s not in op.ok}
@@ -390,8 +396,8 @@ def _operation(schemas: _Schemas, method: str, path: str, op: Op, op_id: str) ->
                                   "headers": _headers(op.headers.get(status, ()))}
     for status, names in _errors(method, path, op).items():
         headers = op.headers.get(status, ())
-        if status == 503 and "Retry-After" not in headers:
-            headers = (*headers, "Retry-After")  # shutting_down sends it, outbox_full too
+        if status in (503, 507) and "Retry-After" not in headers:
+            headers = (*headers, "Retry-After")  # shutting_down sends it, outbox_full and insufficient_storage too
         responses[str(status)] = {
             "description": "Error codes: " + ", ".join(f"`{n}`" for n in names) + ".",
             "headers": _headers(headers),
@@ -475,7 +481,9 @@ def build(router: web.UrlDispatcher, *, max_message_chars: int = 65536, send_wai
                            "From SIGTERM until the process exits (at most WA_SHUTDOWN_TIMEOUT) the gateway drains: "
                            "every operation but /health/live answers 503 `shutting_down` with Retry-After (seconds), "
                            "/health/ready 503 `not_ready`; requests already running finish, and a message accepted "
-                           "before is sent later, never lost. Retry after Retry-After.",
+                           "before is sent later, never lost. Retry after Retry-After. While the gateway's disk is "
+                           "full, an operation that must write answers 507 `insufficient_storage` with Retry-After: "
+                           "nothing of it was stored.",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in dict.fromkeys(op.tag for op in OPERATIONS.values())],

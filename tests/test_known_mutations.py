@@ -119,6 +119,26 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - node_worker/patches/*005+adv-hmac-constant-time*, the ADV HMAC compared with Buffer.compare again:
     node_worker/test/trust.test.js::the comparison is crypto.timingSafeEqual, over the received and the expected HMAC
     node_worker/test/trust.test.js::a wrong, short, long or missing HMAC refuses pairing (Invalid account signature)
+- service/middlewares.py, a full disk's store error answered 500 (no ``storage_full`` branch); service/openapi.py,
+  507 not documented (``writes`` ignored):
+    tests/test_full_disk.py::test_writes_answer_507_while_the_disk_is_full_and_work_once_space_is_back
+    tests/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- service/store/db.py, "no such savepoint" instead of SQLITE_FULL when SQLite dropped the transaction, a read failed
+  with the writes of its batch, or SQLite's I/O error on a full disk not told apart:
+    tests/test_full_disk.py::test_a_batch_the_disk_filled_under_fails_with_sqlites_own_error_and_spares_its_reads
+    tests/test_full_disk.py::test_an_io_error_on_a_full_disk_is_a_full_disk_and_on_a_working_one_stays_an_io_error
+- service/dispatch.py, a message left `sending` by an outcome the full disk refused never put back:
+    tests/test_full_disk.py::test_a_message_whose_outcome_the_full_disk_refused_goes_again_with_its_id
+    tests/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- node_worker/src/journal.js or sent-ids.js, a failed write not reported (the worker runs on with a read-only store):
+    node_worker/test/storage.test.js::every store of the worker reports a failed write to the handler before its caller hears of it
+- node_worker/src/journal.js and main.js, no fail-stop at all (neither the report nor the storage guard):
+    tests/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- node_worker/src/main.js, no start-up probe, or no probe while it runs:
+    node_worker/test/storage.test.js::a worker on a full data dir exits at start, before it listens or dials WhatsApp
+    node_worker/test/storage.test.js::a running worker whose data dir fills up exits within its probe interval
+- node_worker/src/session.js, a session store a full disk keeps from opening taken as broken (state `failed`):
+    node_worker/test/storage.test.js::a session store the full disk keeps from opening stops the worker instead of failing the session
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, chmod, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { crc32 } from 'node:zlib'
+import { writeFailed } from './storage.js'
 
 const HEADER_BYTES = 8
 const FILE_MODE = 0o600
@@ -228,10 +229,13 @@ export class JournaledMap {
   /**
    * Fail-stop: after a failed write or fsync the kernel may have dropped dirty
    * pages, so nothing later could be acknowledged honestly. Reopening (which
-   * replays the journal and cuts any torn tail) is the recovery.
+   * replays the journal and cuts any torn tail) is the recovery. In the worker process the recovery is
+   * taken at once: the handler (storage.js) ends the process before any caller learns of the failure, so
+   * nothing can act on a write that did not happen.
    */
   #fail (err, batch) {
     this.#failed = new Error(`auth store: write failed, store is now read-only until reopened: ${err.message}`, { cause: err })
+    writeFailed(err, this.#dir)
     this.#logger?.error({ err, dir: this.#dir }, 'auth_store.write_failed')
     for (const { reject } of [...batch, ...this.#pending.splice(0)]) reject(this.#failed)
   }

@@ -2,6 +2,7 @@
 // save credentials and close the WhatsApp socket without logging out, and so does the death of the
 // supervisord that started it (./orphan.js).
 import { watchParent } from './orphan.js' // first: it notes the parent before the heavy imports load
+import { mkdir } from 'node:fs/promises'
 import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'
 import { exitOnConfigError } from './config-error.js'
 import { AccountHost } from './accounts.js'
@@ -11,6 +12,7 @@ import { assertDurableReceiptHooks } from './baileys-patches.js'
 import { applySandboxTrust } from './sandbox-trust.js'
 import { makeHandler, startServer } from './server.js'
 import { readSettings, redactDatabaseUrl, SettingsError } from './settings.js'
+import { onWriteFailure, probeWritable, watchStorage } from './storage.js'
 
 // Until the settings are read, a crash is still one contract record.
 let log = makeLogger({ format: resolveFormat(process.env.WA_LOG_FORMAT) })
@@ -56,6 +58,7 @@ async function main () {
   } catch (err) {
     exitOnConfigError('worker', err.message)
   }
+  await guardStorage(settings)
   // The accounts of this shard, each with its session and its journal of events the gateway has
   // not stored yet (from before a crash included).
   const host = new AccountHost({ settings, logger: log })
@@ -87,6 +90,26 @@ async function main () {
 
   // A linked device logs straight back in after any restart; a new one waits for POST /connect.
   await host.resumeAll()
+}
+
+// A write the data dir refuses stops the worker (src/storage.js): from every store, at start (before any
+// store opens or WhatsApp is dialled) and every WA_STORAGE_PROBE_MS while it runs. Exit 1, not 78: the disk
+// is no setting, so supervisord and the watchdog keep starting the worker until it has space again.
+async function guardStorage (settings) {
+  const stop = (event) => (err, path) => {
+    log.fatal({ err, path }, event)
+    process.exit(1)
+  }
+  onWriteFailure(stop('worker.storage_write_failed'))
+  const unwritable = stop('worker.storage_unwritable')
+  const name = `.storage-probe-${settings.shard}`
+  try {
+    await mkdir(settings.dataDir, { recursive: true, mode: 0o700 })
+    await probeWritable(settings.dataDir, { name })
+  } catch (err) {
+    unwritable(err, settings.dataDir)
+  }
+  watchStorage({ dir: settings.dataDir, everyMs: settings.storageProbeMs, name, onFailure: (err) => unwritable(err, settings.dataDir) })
 }
 
 main().catch(crash)

@@ -3,6 +3,7 @@
 // look like ours. Bounded (the most recent `capacity` ids) and kept in a small append-only file in
 // the data dir, so that receipts arriving after a worker restart are still reported.
 import fs from 'node:fs'
+import { writeFailed } from './storage.js'
 
 export class SentIds {
   constructor ({ file, capacity = 10000, logger }) {
@@ -40,6 +41,9 @@ export class SentIds {
       this.lines += 1
       if (this.lines > this.capacity * 2) this.compact()
     } catch (err) {
+      // Added before the message leaves: an id missing after a restart would hide its receipts, so in the
+      // worker the failure stops it (storage.js) before the message is handed to Baileys.
+      writeFailed(err, this.file)
       this.log?.warn({ err, file: this.file }, 'session.sent_ids_write_failed')
     }
   }

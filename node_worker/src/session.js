@@ -32,6 +32,7 @@ import { SentIds } from './sent-ids.js'
 import { SentMessages } from './sent-messages.js'
 import { DecryptCache, makeDurableSignalRepository } from './decrypt-cache.js'
 import { SerialQueue } from './serial.js'
+import { isStorageError, storageRefusal, writeFailed } from './storage.js'
 import { ServerAcks } from './server-acks.js'
 import { UndecryptableMessages } from './undecryptable.js'
 import { Placeholders } from './placeholders.js'
@@ -458,6 +459,9 @@ export class WhatsAppSession extends EventEmitter {
         this.fence(err.message)
         throw this.notOwner()
       }
+      // A full (or failing) disk is no broken store: the worker stops and opens it again later (storage.js).
+      const disk = isStorageError(err) ? err : await storageRefusal(this.settings.dataDir)
+      if (disk) writeFailed(disk, this.settings.sessionDir)
       this.lastError = `the session store cannot be read: ${err.message}`
       this.log.error({ err }, 'session.store_unreadable')
       this.setState('failed')

@@ -138,6 +138,8 @@ export function readSettings (env = process.env) {
     linkProbeMs: int(env, 'WA_LINK_PROBE_MS', 10000, 100),
     linkTimeoutMs: int(env, 'WA_LINK_TIMEOUT_MS', 10000, 100),
     shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
+    // how often the worker checks that the data dir takes a write (src/storage.js); 0: only at start
+    storageProbeMs: int(env, 'WA_STORAGE_PROBE_MS', 5000, 0),
     // events the gateway has not acknowledged yet, on disk (src/events.js); past the bound the oldest go
     eventsDir: path.join(dataDir, 'events'),
     eventBufferSize: int(env, 'WA_EVENT_BUFFER', 100000, 10),

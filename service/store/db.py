@@ -13,6 +13,7 @@ migrations on PostgreSQL (``WA_DATABASE_URL``). The few spots that differ branch
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import queue
 import re
@@ -33,6 +34,57 @@ _STOP = object()
 
 class DatabaseError(RuntimeError):
     """The database cannot be opened or migrated (a newer schema, a broken file, PostgreSQL unreachable)."""
+
+
+class StorageFull(DatabaseError):
+    """A write failed for lack of space (or quota) that SQLite reported only as an I/O error (EDQUOT is
+    ``SQLITE_IOERR_WRITE`` to it, not ``SQLITE_FULL``); the original error is its ``__cause__``."""
+
+
+SQLITE_FULL = 13  # primary result codes: the extended ones carry them in their low byte
+SQLITE_IOERR = 10
+DISK_FULL_SQLSTATE = "53100"  # PostgreSQL's disk_full
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+PROBE_BYTES = 64 * 1024
+
+
+def storage_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or what it was raised from, says the disk is full or over quota: SQLite's
+    SQLITE_FULL ("database or disk is full"), an ``OSError`` ENOSPC/EDQUOT (any other file the gateway
+    writes), PostgreSQL's disk_full, or ``StorageFull``. Such a write can work again later, unlike a bug:
+    callers answer 507 and retry, instead of 500 and a traceback."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StorageFull) or (isinstance(exc, OSError) and exc.errno in NO_SPACE):
+            return True
+        if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL:
+            return True
+        if getattr(exc, "sqlstate", None) == DISK_FULL_SQLSTATE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def out_of_space(directory: Path) -> bool:
+    """Whether ``directory``'s file system refuses a small write for lack of space or quota: tells a full disk
+    from a failing one when SQLite says only "disk I/O error". Only called after such an error."""
+    probe = directory / ".storage-probe-gateway"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, os.urandom(PROBE_BYTES))
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return exc.errno in NO_SPACE
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return False
 
 
 def store_errors() -> tuple[type[BaseException], ...]:
@@ -210,27 +262,20 @@ class Database(WriterQueue):
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
-        results: list[tuple[Future, bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, args, kwargs, future in batch:
-                conn.execute("SAVEPOINT piece")
-                try:
-                    value = fn(conn, *args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    conn.execute("ROLLBACK TO piece")
-                    conn.execute("RELEASE piece")
-                    results.append((future, False, exc))
-                else:
-                    conn.execute("RELEASE piece")
-                    results.append((future, True, value))
-            conn.execute("COMMIT")
-            self.commits += 1
+            results = self._transaction(conn, batch)
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing of the batch holds
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            exc = self._classify(exc)
+            if len(batch) > 1 and storage_full(exc):
+                # The disk filled under the batch: each piece alone, so that a read, or a write that still fits,
+                # is not failed for another's sake (the transaction was rolled back: running them again is safe).
+                for item in batch:
+                    self._run_batch(conn, [item])
+                return
             for *_call, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -240,3 +285,36 @@ class Database(WriterQueue):
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list) -> list[tuple[Future, bool, Any]]:
+        """The batch in one transaction, each piece in its own savepoint; raises when the batch failed whole."""
+        results: list[tuple[Future, bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, args, kwargs, future in batch:
+            conn.execute("SAVEPOINT piece")
+            try:
+                value = fn(conn, *args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (SQLITE_FULL and some I/O errors do): the pieces
+                    # before this one are gone too, and this error, not a missing savepoint, is the batch's.
+                    raise
+                conn.execute("ROLLBACK TO piece")
+                conn.execute("RELEASE piece")
+                results.append((future, False, self._classify(exc)))
+            else:
+                conn.execute("RELEASE piece")
+                results.append((future, True, value))
+        conn.execute("COMMIT")
+        self.commits += 1
+        return results
+
+    def _classify(self, exc: BaseException) -> BaseException:
+        """SQLite's "disk I/O error" is a full disk when the data dir refuses a probe write for lack of space
+        (EDQUOT, and ENOSPC in some places): then ``StorageFull``, so that callers answer 507, not 500."""
+        code = getattr(exc, "sqlite_errorcode", 0) or 0
+        if isinstance(exc, sqlite3.Error) and code & 0xFF == SQLITE_IOERR and out_of_space(self.path.parent):
+            full = StorageFull(f"the disk is full or over quota: {exc}")
+            full.__cause__ = exc
+            return full
+        return exc

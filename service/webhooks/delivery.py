@@ -31,6 +31,7 @@ import structlog
 from standardwebhooks import Webhook
 
 from .. import __version__
+from ..full_disk import FullDiskLog, storage_full
 from ..store import webhooks as store
 from ..store.db import Database
 from .address import REFUSED_REASON, AddressPolicy, AddressRefused, guarded_connector, system_lookup
@@ -183,6 +184,9 @@ class EndpointWorker:
         self._session: aiohttp.ClientSession | None = None
         self._draining = False  # SIGTERM: claim nothing more
         self._seqs: dict[asyncio.Task, int] = {}  # attempt in flight -> its delivery's seq
+        # A full disk: one line now and then. A delivery whose outcome could not be stored stays claimed until its
+        # lease runs out, then goes again (the same webhook-id): at least once, as after a crash.
+        self._full = FullDiskLog(log, "webhook.store_full")
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -228,8 +232,11 @@ class EndpointWorker:
                 await self._round()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("webhook.round_failed", **self.ident)
+            except Exception as exc:
+                if storage_full(exc):
+                    self._full.failed(exc, **self.ident)
+                else:
+                    log.exception("webhook.round_failed", **self.ident)
             try:
                 # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the event
                 # is set, and stop() would wait forever (seen in tests/test_drain.py). asyncio.timeout does not.
@@ -262,6 +269,11 @@ class EndpointWorker:
     def _done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)
         self._seqs.pop(task, None)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and storage_full(failure):
+            self._full.failed(failure, **self.ident)
+        elif failure is not None:
+            log.error("webhook.attempt_failed", **self.ident, exc_info=failure)
         self.wake.set()  # a slot is free, and the next event of that contact may go now
 
     async def _attempt(self, row: dict) -> None:

@@ -28,7 +28,7 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.details = details or {}
-        self.retry_after = retry_after  # seconds, from a 429/503's Retry-After header
+        self.retry_after = retry_after  # seconds, from a 429/503/507's Retry-After header
 
     def __str__(self) -> str:
         return f"{self.code} ({self.status}): {self.message}" if self.status else f"{self.code}: {self.message}"
@@ -111,10 +111,18 @@ class ServiceUnavailableError(ServerError):
     code = "service_unavailable"
 
 
+class InsufficientStorageError(ServerError):
+    """507: the gateway's disk is full; nothing of the request was stored. Not retried by the client (freeing
+    space takes an operator): send the same request again later, ``retry_after`` says when to try."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 FAMILIES: dict[int, type[GatewayError]] = {
     400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
     408: RequestTimeoutError, 409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError,
-    422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError,
+    422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError, 507: InsufficientStorageError,
 }
 
 # code -> class; filled by _code() below. tests/test_python_client.py fails when /openapi.json documents a
@@ -213,6 +221,8 @@ WorkerUnavailable = _code("WorkerUnavailable", "worker_unavailable", ServiceUnav
                           "The worker is not running (restarting?): retry.")
 WorkerStopping = _code("WorkerStopping", "worker_stopping", ServiceUnavailableError, "The worker is stopping: retry.")
 OutboxFull = _code("OutboxFull", "outbox_full", ServiceUnavailableError, "The outbox is full: retry later.")
+InsufficientStorage = _code("InsufficientStorage", "insufficient_storage", InsufficientStorageError,
+                            "The gateway's disk is full: nothing was stored; retry later.")
 ShuttingDown = _code("ShuttingDown", "shutting_down", ServiceUnavailableError,
                      "The gateway is draining after SIGTERM: retry after Retry-After (the client does).")
 
