@@ -84,7 +84,7 @@ test('a contact that cannot decrypt sends a retry receipt; the message is re-sen
   const w = await pairedWorker()
   const phone = '+15550004441'
   assert.deepEqual(await contact(phone, { fail_decrypt_once: true }), {
-    phone_number: phone, lid: (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === phone).lid, on_whatsapp: true, fail_decrypt_once: true, retry_receipt: 'at_once', addressing: 'pn'
+    phone_number: phone, lid: (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === phone).lid, on_whatsapp: true, fail_decrypt_once: true, retry_receipt: 'at_once', addressing: 'pn', signed_prekey_signature: 'valid'
   })
   for (const [body, code] of [[{ fail_decrypt_once: 'yes' }, 'invalid_fail_decrypt_once'], [{ retry_receipt: 'later' }, 'invalid_retry_receipt']]) {
     const bad = await emu.api('POST', '/contacts', { phone_number: phone, ...body })
