@@ -117,7 +117,7 @@ def create_app(settings: Settings, *, webhook_lookup=None) -> web.Application:
     app[DRAIN].on_begin.append(app[NOTIFIER].notify)  # the SSE streams wake up and end
     # GET /metrics: read at scrape time from what the cleanup contexts below open (absent until then).
     app[METRICS] = Metrics(database=lambda: app.get(DATABASE), accounts=lambda: app.get(ACCOUNTS),
-                           monitor=lambda: app.get(MONITOR))
+                           monitor=lambda: app.get(MONITOR), streams=lambda: app.get(STREAMS))
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)

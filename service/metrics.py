@@ -67,10 +67,12 @@ class StateCollector:
     does, through ``asyncio.to_thread`` in the view)."""
 
     def __init__(self, *, database: Callable[[], object], accounts: Callable[[], object],
-                 monitor: Callable[[], object], store_timeout: float = STORE_TIMEOUT):
+                 monitor: Callable[[], object], streams: Callable[[], object] = lambda: None,
+                 store_timeout: float = STORE_TIMEOUT):
         self._database = database
         self._accounts = accounts
         self._monitor = monitor
+        self._streams = streams
         self._store_timeout = store_timeout
 
     def describe(self) -> list[Metric]:
@@ -78,6 +80,7 @@ class StateCollector:
 
     def collect(self) -> Iterable[Metric]:
         yield from self._store_metrics()
+        yield from self._stream_metrics()
         yield from self._account_metrics()
         yield from self._supervision_metrics()
 
@@ -179,6 +182,17 @@ class StateCollector:
             reconnects.add_metric([name], dispatcher.reconnects)
         yield from (state, reconnects)
 
+    # --- the SSE streams (service/sse_hub.py) -------------------------------------------------------------
+    def _stream_metrics(self) -> Iterable[Metric]:
+        hub = self._streams()
+        if hub is None:
+            return
+        open_ = GaugeMetricFamily(PREFIX + "sse_streams", "Event streams (GET /events/stream) open now.")
+        open_.add_metric([], hub.streams)
+        cap = GaugeMetricFamily(PREFIX + "sse_streams_max", "The most event streams open at once (WA_SSE_MAX).")
+        cap.add_metric([], hub.max_total)
+        yield from (open_, cap)
+
     # --- supervisord -----------------------------------------------------------------------------------
     def _supervision_metrics(self) -> Iterable[Metric]:
         monitor = self._monitor()
@@ -201,7 +215,8 @@ class Metrics:
     """The app's registry, its instruments, and the hooks the app wires to them (see the module doc)."""
 
     def __init__(self, *, database: Callable[[], object] = lambda: None,
-                 accounts: Callable[[], object] = lambda: None, monitor: Callable[[], object] = lambda: None):
+                 accounts: Callable[[], object] = lambda: None, monitor: Callable[[], object] = lambda: None,
+                 streams: Callable[[], object] = lambda: None):
         self.registry = CollectorRegistry(auto_describe=False)
         self.http_duration = Histogram(
             PREFIX + "http_request_duration_seconds", "HTTP requests by route pattern, method and status code.",
@@ -219,7 +234,7 @@ class Metrics:
             "Webhook delivery decisions by endpoint and result: delivered, retry_scheduled (an attempt failed and "
             "will be tried again), dead_lettered.",
             ["endpoint", "result"], registry=self.registry)
-        self.state = StateCollector(database=database, accounts=accounts, monitor=monitor)
+        self.state = StateCollector(database=database, accounts=accounts, monitor=monitor, streams=streams)
         self.registry.register(self.state)
         ProcessCollector(registry=self.registry)  # the gateway process: CPU, memory, open fds (Linux)
 

@@ -29,6 +29,8 @@ async def test_streams_are_capped_per_key_and_in_total(aiohttp_client, tmp_path)
     scoped = {"X-API-Key": key}
     assert (await open_stream(client, scoped)).status == 200  # another key has its own share
     assert (await open_stream(client, scoped)).status == 429  # ... up to the total
+    metrics = await (await client.get("/metrics", headers=AUTH)).text()
+    assert "wa_gateway_sse_streams 3.0" in metrics and "wa_gateway_sse_streams_max 3.0" in metrics
     first[0].close()
     await asyncio.sleep(0.05)  # the server notices the closed stream at its next wake-up at the latest
     hub = client.app[STREAMS]

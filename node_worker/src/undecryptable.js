@@ -6,18 +6,22 @@
 // copy followed its last stub for `afterMs`: then one durable `message.undecryptable` event says so
 // (sender, id, time, the decryption error), and a readable copy that still arrives later is an ordinary
 // message. Stubs seen meanwhile are counted; a worker restart forgets the ones still waiting (the contact
-// resends to the new worker if it asked, and a new failure starts a new wait).
+// resends to the new worker if it asked, and a new failure starts a new wait). The wait is bounded: past
+// `maxWaiting` messages (a flood of undecryptable ones) the oldest is reported at once.
 export class UndecryptableMessages {
   #pending = new Map() // "<chat>|<id>" -> { msg, stubs, timer }
   #afterMs
   #report
 
   /**
-   * @param {{ afterMs: number, report: (msg: object, info: { stubs: number, error: string|null }) => Promise<unknown> }} o
+   * @param {{ afterMs: number, report: (msg: object, info: { stubs: number, error: string|null }) => Promise<unknown>, maxWaiting?: number }} o
    */
-  constructor ({ afterMs, report }) {
+  #maxWaiting
+
+  constructor ({ afterMs, report, maxWaiting = 10000 }) {
     this.#afterMs = afterMs
     this.#report = report
+    this.#maxWaiting = maxWaiting
     this.stats = { stubs: 0, reported: 0, healed: 0 }
   }
 
@@ -33,7 +37,13 @@ export class UndecryptableMessages {
     this.stats.stubs++
     entry.timer = setTimeout(() => this.#expire(key), this.#afterMs)
     entry.timer.unref?.()
+    this.#pending.delete(key) // re-inserted: the map stays ordered by latest failure
     this.#pending.set(key, entry)
+    while (this.#pending.size > this.#maxWaiting) {
+      const oldest = this.#pending.keys().next().value
+      clearTimeout(this.#pending.get(oldest).timer)
+      this.#expire(oldest)
+    }
   }
 
   /** a readable copy of the message arrived */

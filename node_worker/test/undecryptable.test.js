@@ -77,3 +77,14 @@ test('a message whose resend decrypts is a message, never undecryptable', async 
   assert.equal(events('message.undecryptable').filter((e) => e.id === healed).length, 0)
   assert.ok(session.undecryptable.stats.healed >= 1, 'its failed copy was seen, then healed')
 })
+
+test('the wait for readable copies is bounded: past maxWaiting the oldest is reported at once', async () => {
+  const { UndecryptableMessages } = await import('../src/undecryptable.js')
+  const reported = []
+  const waiting = new UndecryptableMessages({ afterMs: 60000, maxWaiting: 3, report: (msg) => reported.push(msg.key.id) })
+  const stub = (id) => ({ key: { remoteJid: '1@s.whatsapp.net', id }, messageStubParameters: ['Bad MAC'] })
+  for (const id of ['A', 'B', 'C', 'D', 'E']) waiting.failed(stub(id))
+  assert.deepEqual(reported, ['A', 'B'])
+  assert.equal(waiting.waiting, 3)
+  waiting.stop()
+})
