@@ -3,37 +3,25 @@
 // "sent"; sent again later with the same WhatsApp id, the contact gets it once. Real Baileys, emulator.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
-import { startEmulator, trustEmulator, tmpDir, until } from './emulator-helpers.js'
-import { EventJournal } from '../src/events.js'
-import { makeLogger } from '../src/logger.js'
-import { WhatsAppSession } from '../src/session.js'
-import { readSettings } from '../src/settings.js'
+import { startEmulator, until } from './emulator-helpers.js'
+import { pairedSession } from './session-helpers.js'
 
 const ACCOUNT = '+15550007101'
 const CONTACT = '+15550007102'
 
 let emu
+let paired
 let session
-let dataDir
 before(async () => {
   emu = await startEmulator()
-  trustEmulator(emu)
-  dataDir = tmpDir('wa-ack-')
-  const settings = readSettings({
-    WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent',
-    WA_SEND_ACK_TIMEOUT_MS: '1500', WA_LINK_PROBE_MS: '60000', WA_LINK_TIMEOUT_MS: '60000'
+  paired = await pairedSession(emu, ACCOUNT, {
+    prefix: 'wa-ack-', env: { WA_SEND_ACK_TIMEOUT_MS: '1500', WA_LINK_PROBE_MS: '60000', WA_LINK_TIMEOUT_MS: '60000' }
   })
-  session = new WhatsAppSession({ settings, logger: makeLogger({ level: 'error', write: () => {} }), journal: new EventJournal({ capacity: 1000 }) })
-  await session.start()
-  const qr = await until(() => session.state === 'qr' && session.qr, 15000, 'qr')
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
-  await until(() => session.state === 'connected', 20000, 'connected')
+  session = paired.session
 })
 after(async () => {
-  await session?.shutdown().catch(() => {})
+  await paired?.stop()
   await emu?.stop()
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
 })
 
 const inbox = async () => (await emu.api('GET', `/contacts/${encodeURIComponent(CONTACT)}/messages`)).body

@@ -4,40 +4,25 @@
 // every copy of a contact's next message, resends included).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
-import { startEmulator, trustEmulator, tmpDir, until, sleep } from './emulator-helpers.js'
-import { EventJournal } from '../src/events.js'
-import { makeLogger } from '../src/logger.js'
-import { WhatsAppSession } from '../src/session.js'
-import { readSettings } from '../src/settings.js'
+import { startEmulator, until, sleep } from './emulator-helpers.js'
+import { pairedSession } from './session-helpers.js'
 
 const ACCOUNT = '+15550007201'
 const CONTACT = '+15550007202'
 const AFTER_MS = 1500
 
 let emu
+let paired
 let session
 let journal
-let dataDir
 before(async () => {
   emu = await startEmulator()
-  trustEmulator(emu)
-  dataDir = tmpDir('wa-undecryptable-')
-  const settings = readSettings({
-    WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_LOG_FORMAT: 'json', WA_BAILEYS_LOG_LEVEL: 'silent',
-    WA_UNDECRYPTABLE_AFTER_MS: String(AFTER_MS)
-  })
-  journal = new EventJournal({ capacity: 1000 })
-  session = new WhatsAppSession({ settings, logger: makeLogger({ level: 'error', write: () => {} }), journal })
-  await session.start()
-  const qr = await until(() => session.state === 'qr' && session.qr, 15000, 'qr')
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
-  await until(() => session.state === 'connected', 20000, 'connected')
+  paired = await pairedSession(emu, ACCOUNT, { prefix: 'wa-undecryptable-', env: { WA_UNDECRYPTABLE_AFTER_MS: String(AFTER_MS) } })
+  ;({ session, journal } = paired)
 })
 after(async () => {
-  await session?.shutdown().catch(() => {})
+  await paired?.stop()
   await emu?.stop()
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
 })
 
 const write = async (text) => {
