@@ -68,11 +68,12 @@ class StateCollector:
 
     def __init__(self, *, database: Callable[[], object], accounts: Callable[[], object],
                  monitor: Callable[[], object], streams: Callable[[], object] = lambda: None,
-                 store_timeout: float = STORE_TIMEOUT):
+                 queues: Callable[[], dict] = dict, store_timeout: float = STORE_TIMEOUT):
         self._database = database
         self._accounts = accounts
         self._monitor = monitor
         self._streams = streams
+        self._queues = queues
         self._store_timeout = store_timeout
 
     def describe(self) -> list[Metric]:
@@ -81,6 +82,7 @@ class StateCollector:
     def collect(self) -> Iterable[Metric]:
         yield from self._store_metrics()
         yield from self._stream_metrics()
+        yield from self._queue_metrics()
         yield from self._account_metrics()
         yield from self._supervision_metrics()
 
@@ -193,6 +195,25 @@ class StateCollector:
         cap.add_metric([], hub.max_total)
         yield from (open_, cap)
 
+    # --- the workers' in-memory queues (their GET /accounts, read by the view before this) -------------------
+    def _queue_metrics(self) -> Iterable[Metric]:
+        by_account = self._queues()
+        if not by_account:
+            return
+        size = GaugeMetricFamily(PREFIX + "worker_queue_size",
+                                 "What a worker holds per account in memory or in a bounded store, by queue.",
+                                 labels=["account", "queue"])
+        bound = GaugeMetricFamily(PREFIX + "worker_queue_bound", "The bound of that queue (absent: none of its own).",
+                                  labels=["account", "queue"])
+        for account in sorted(by_account):
+            for queue, value in sorted(by_account[account].items()):
+                if not isinstance(value, dict) or not isinstance(value.get("size"), int):
+                    continue
+                size.add_metric([account, queue], value["size"])
+                if isinstance(value.get("bound"), int):
+                    bound.add_metric([account, queue], value["bound"])
+        yield from (size, bound)
+
     # --- supervisord -----------------------------------------------------------------------------------
     def _supervision_metrics(self) -> Iterable[Metric]:
         monitor = self._monitor()
@@ -234,7 +255,10 @@ class Metrics:
             "Webhook delivery decisions by endpoint and result: delivered, retry_scheduled (an attempt failed and "
             "will be tried again), dead_lettered.",
             ["endpoint", "result"], registry=self.registry)
-        self.state = StateCollector(database=database, accounts=accounts, monitor=monitor, streams=streams)
+        # Set by the /metrics view before each render (service/views/metrics.py): {account: {queue: {size, bound}}}.
+        self.worker_queues: dict[str, dict] = {}
+        self.state = StateCollector(database=database, accounts=accounts, monitor=monitor, streams=streams,
+                                    queues=lambda: self.worker_queues)
         self.registry.register(self.state)
         ProcessCollector(registry=self.registry)  # the gateway process: CPU, memory, open fds (Linux)
 

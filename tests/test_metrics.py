@@ -273,6 +273,12 @@ def test_a_scrape_agrees_with_the_api_after_real_traffic():
             assert value(families, "wa_gateway_webhook_pending_deliveries", endpoint=endpoint) == 0
             assert value(families, "wa_gateway_whatsapp_connection_state", account="default", state="connected") == 1
             assert sum(s.value for s in families["wa_gateway_whatsapp_connection_state"]) == 1
+            # The worker's in-memory queues, with their bounds: what it sent is remembered, nothing waits.
+            assert value(families, "wa_gateway_worker_queue_size", account="default", queue="sent_ids") >= SENDS
+            assert value(families, "wa_gateway_worker_queue_bound", account="default", queue="sent_ids") == 10000
+            assert value(families, "wa_gateway_worker_queue_size", account="default", queue="acks_waiting") == 0
+            assert value(families, "wa_gateway_worker_queue_bound", account="default",
+                         queue="undecryptable_waiting") == 10000
             assert value(families, "wa_gateway_whatsapp_reconnects_total", account="default") == 0
             assert value(families, "wa_gateway_outbox_queue_depth", account="default") == 0
             assert value(families, "wa_gateway_outbox_oldest_queued_age_seconds", account="default") == 0

@@ -70,6 +70,8 @@ export class Placeholders {
 
   get pending () { return this.#entries.size }
 
+  static get maxPending () { return MAX_PENDING }
+
   /** whether the content of message `id` was journaled lately (its stub or Baileys' own upsert is no news) */
   isResolved (id) { return !!id && this.#resolved.has(id) }
 

@@ -104,8 +104,13 @@ export function makeRoutes () {
 // Routes of the worker itself, and routes on an account as such (not on its session), called with
 // (req, host) and (req, host, name): these run before the account is opened.
 const HOST_ROUTES = {
-  'GET /accounts': async (req, host) =>
-    ({ shard: host.shard, accounts: host.names().map((name) => ({ name, state: host.get(name).session.state })) })
+  'GET /accounts': async (req, host) => ({
+    shard: host.shard,
+    accounts: host.names().map((name) => {
+      const { session } = host.get(name)
+      return { name, state: session.state, queues: session.queueSizes() }
+    })
+  })
 }
 const ACCOUNT_ROUTES = {
   'POST /attach': async (req, host, name) => {

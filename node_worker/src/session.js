@@ -150,7 +150,24 @@ export class WhatsAppSession extends EventEmitter {
         next_retry_ms: nextMs,
         next_retry_at: nextMs === null ? null : new Date(this.reconnectAt).toISOString(),
         delays_ms: [...this.backoff.history]
-      }
+      },
+      // What this session holds in memory (or in its bounded stores), each with its bound: /metrics shows them.
+      queues: this.queueSizes()
+    }
+  }
+
+  queueSizes () {
+    const q = (size, bound) => ({ size, bound })
+    return {
+      events_pending: q(this.journal.pending, this.settings.eventBufferSize),
+      acks_waiting: q(this.acks.size, null), // sends in flight: bounded by the gateway's dispatch concurrency
+      undecryptable_waiting: q(this.undecryptable.waiting, this.undecryptable.maxWaiting),
+      placeholders_pending: q(this.placeholders.pending, Placeholders.maxPending),
+      sent_ids: q(this.sentIds.ids.size, this.sentIds.capacity),
+      status_memory: q(this.statusRank.size, STATUS_MEMORY),
+      on_whatsapp_cache: q(this.onWhatsAppCache.size, ON_WHATSAPP_CACHE_SIZE),
+      sent_messages: q(this.sentMessages?.size ?? 0, this.settings.sentMessagesMax),
+      decrypted: q(this.decrypted?.size ?? 0, 20000)
     }
   }
 

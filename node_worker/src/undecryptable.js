@@ -67,6 +67,8 @@ export class UndecryptableMessages {
 
   get waiting () { return this.#pending.size }
 
+  get maxWaiting () { return this.#maxWaiting }
+
   stop () {
     for (const entry of this.#pending.values()) clearTimeout(entry.timer)
     this.#pending.clear()
