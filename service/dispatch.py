@@ -181,6 +181,12 @@ class Dispatcher:
             if not waiting:
                 del self._waiters[message_id]
 
+    @property
+    def waiting_callers(self) -> int:
+        """POST /send callers waiting for their message's outcome (bounded by WA_OUTBOX_MAX: each waits on
+        one accepted message), for /metrics."""
+        return sum(len(futures) for futures in self._waiters.values())
+
     def changed(self, row: dict | None) -> None:
         if row is None:
             return

@@ -173,6 +173,9 @@ class StateCollector:
             "Times the account's WhatsApp connection came back: the worker's session events into connected after "
             "another state, for an account that was connected before (a QR or a logout starts over).",
             labels=["account"])
+        waiting = GaugeMetricFamily(PREFIX + "send_waiting_callers",
+                                    "POST /send callers waiting for their message's outcome (?wait), per account.",
+                                    labels=["account"])
         for name in runtime.names():
             account = runtime.get(name)
             if account is None:
@@ -182,7 +185,8 @@ class StateCollector:
             for option in WHATSAPP_STATES:
                 state.add_metric([name, option], 1 if option == current else 0)
             reconnects.add_metric([name], dispatcher.reconnects)
-        yield from (state, reconnects)
+            waiting.add_metric([name], dispatcher.waiting_callers)
+        yield from (state, reconnects, waiting)
 
     # --- the SSE streams (service/sse_hub.py) -------------------------------------------------------------
     def _stream_metrics(self) -> Iterable[Metric]:

@@ -277,6 +277,7 @@ def test_a_scrape_agrees_with_the_api_after_real_traffic():
             assert value(families, "wa_gateway_worker_queue_size", account="default", queue="sent_ids") >= SENDS
             assert value(families, "wa_gateway_worker_queue_bound", account="default", queue="sent_ids") == 10000
             assert value(families, "wa_gateway_worker_queue_size", account="default", queue="acks_waiting") == 0
+            assert value(families, "wa_gateway_send_waiting_callers", account="default") == 0
             assert value(families, "wa_gateway_worker_queue_bound", account="default",
                          queue="undecryptable_waiting") == 10000
             assert value(families, "wa_gateway_whatsapp_reconnects_total", account="default") == 0
@@ -337,3 +338,13 @@ async def test_the_dispatcher_flags_a_sent_message_without_a_receipt_past_the_bo
     await dispatcher._round()
     assert db.call(outbox.get, "default", row["id"])["reason"] == "no_delivery_receipt"
     assert notified == [1]  # its message.status event is in the log: the readers (SSE, webhooks) wake up
+
+
+async def test_waiting_callers_are_counted_until_their_message_is_done(dispatcher):
+    db, now = dispatcher.db, time.time()
+    row, _ = db.call(lambda c: outbox.accept(c, account="default", phone_number="+15550004446", body="x",
+                                             idempotency_key=None, now=now, ttl=3600, max_outbox=10))
+    first, second = dispatcher.waiter(row["id"]), dispatcher.waiter(row["id"])
+    assert dispatcher.waiting_callers == 2
+    dispatcher.changed(db.call(outbox.advance, "default", row["id"], "sent", now)[0])
+    assert first.done() and second.done() and dispatcher.waiting_callers == 0
