@@ -146,10 +146,12 @@ async def errors(request: web.Request, handler):
     except ClientAborted:
         raise
     except ApiError as exc:
+        details = exc.details
         if exc.status >= 500:
             log.error("http.error", code=exc.code, status=exc.status, detail=exc.message)
+            details = {**details, **_request_id()}
         headers = {"WWW-Authenticate": REALM} if exc.status == 401 else None
-        return error_response(exc.status, exc.code, exc.message, headers=headers, details=exc.details)
+        return error_response(exc.status, exc.code, exc.message, headers=headers, details=details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -159,7 +161,14 @@ async def errors(request: web.Request, handler):
         if storage_full(exc):
             return insufficient_storage(request, exc)
         log.exception("http.unhandled", method=request.method, path=request.path)
-        return error_response(500, "internal_error", "The gateway failed; see its logs.")
+        return error_response(500, "internal_error", "The gateway failed; see its logs.", details=_request_id())
+
+
+def _request_id() -> dict:
+    """A failure of ours names the request (also the X-Request-ID header): the log line with the detail
+    carries the same id, and the client sees nothing of the detail itself."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {"request_id": request_id} if request_id else {}
 
 
 def insufficient_storage(request: web.Request, exc: BaseException) -> web.Response:
@@ -172,7 +181,8 @@ def insufficient_storage(request: web.Request, exc: BaseException) -> web.Respon
               account=request.match_info.get("account"), error=_describe(exc))
     error = InsufficientStorage("The gateway's disk is full: nothing of this request was stored. Retry once space "
                                 "is freed.")
-    return error_response(error.status, error.code, error.message, headers={"Retry-After": str(STORAGE_RETRY_AFTER)})
+    return error_response(error.status, error.code, error.message, headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+                          details=_request_id())
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,6 +34,7 @@ async def test_worker_down_is_503_in_the_error_shape(client):
             "error": {
                 "code": "worker_unavailable",
                 "message": "The WhatsApp worker is not reachable right now; it is restarted automatically.",
+                "request_id": res.headers["X-Request-ID"],  # a 5xx names its request, whose log line has the detail
             }
         }
 

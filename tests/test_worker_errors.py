@@ -42,3 +42,16 @@ async def test_a_worker_5xx_keeps_its_code_and_loses_its_words(tmp_path):
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_a_5xx_of_the_gateway_names_its_request_id_and_nothing_else(aiohttp_client, tmp_path):
+    """No worker runs here: /status is 503 worker_unavailable, a failure the caller can quote by its id."""
+    from service.app import create_app
+    from tests.inprocess import AUTH, settings
+    client = await aiohttp_client(create_app(settings(tmp_path)))
+    res = await client.get("/status", headers={**AUTH, "X-Request-ID": "req-5xx-check"})
+    body = await res.json()
+    assert res.status == 503 and body["error"]["code"] == "worker_unavailable"
+    assert body["error"]["request_id"] == res.headers["X-Request-ID"] == "req-5xx-check"
+    bad = await client.post("/send", json={"phone_number": "nope", "message": "x"}, headers=AUTH)
+    assert "request_id" not in (await bad.json())["error"]  # a 4xx is the client's own: no id needed
