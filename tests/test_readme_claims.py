@@ -36,7 +36,8 @@ def test_a_worker_that_does_not_answer_is_504_worker_timeout_after_WA_WORKER_TIM
     finally:
         os.kill(pid, signal.SIGCONT)
     assert res.status == 504
-    assert res.json() == {"error": {"code": "worker_timeout", "message": res.json()["error"]["message"]}}
+    assert res.json() == {"error": {"code": "worker_timeout", "message": res.json()["error"]["message"],
+                                    "request_id": "frozen-1"}}  # a 5xx names its request
     assert res.headers["X-Request-ID"] == "frozen-1"
     assert 1 <= waited < 10
     # One error line with context, bound to the request.
