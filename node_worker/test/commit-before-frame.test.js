@@ -10,44 +10,19 @@
 // cannot be decrypted).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { startEmulator, tmpDir, until, sleep } from './emulator-helpers.js'
+import { SessionChildren } from './child-session.js'
 
 const CHILD = fileURLToPath(new URL('./fixtures/crash-session.js', import.meta.url))
 const ACCOUNT = '+15550006001'
 
 let emu
-const children = new Set()
+let children
 after(async () => {
-  for (const c of children) c.proc.kill('SIGKILL')
+  await children?.killAll()
   await emu?.stop()
 })
-
-function startChild (dataDir) {
-  const proc = spawn(process.execPath, [CHILD], {
-    env: { ...process.env, WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_SANDBOX: 'true', WA_SANDBOX_ROOT_KEY: emu.rootPublicKey },
-    stdio: ['pipe', 'pipe', 'pipe']
-  })
-  const events = []
-  const stderr = []
-  readline.createInterface({ input: proc.stdout }).on('line', (l) => { try { events.push(JSON.parse(l)) } catch {} })
-  proc.stderr.on('data', (d) => stderr.push(String(d)))
-  const exited = new Promise((resolve) => proc.on('exit', resolve))
-  const child = {
-    proc,
-    events,
-    send: (cmd) => proc.stdin.write(JSON.stringify(cmd) + '\n'),
-    waitFor: (pred, what, ms = 20000) => until(() => {
-      if (proc.exitCode !== null) throw new Error(`worker exited: ${stderr.join('').slice(-1500)}`)
-      return events.find(pred)
-    }, ms, what),
-    async kill () { proc.kill('SIGKILL'); await exited; children.delete(child) }
-  }
-  children.add(child)
-  return child
-}
 
 const inbox = async (contact) => (await emu.api('GET', `/contacts/${encodeURIComponent(contact)}/messages`)).body
 const fromContact = (contact, text) => emu.api('POST', `/contacts/${encodeURIComponent(contact)}/messages`, { to: ACCOUNT, text })
@@ -64,12 +39,9 @@ const readableAt = (contact, ids) => until(async () => {
 let dataDir
 before(async () => {
   emu = await startEmulator()
+  children = new SessionChildren(CHILD, emu)
   dataDir = tmpDir('wa-commit-frame-')
-  const child = startChild(dataDir)
-  const { qr } = await child.waitFor((e) => e.event === 'qr', 'qr')
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
-  await child.waitFor((e) => e.event === 'connected', 'connected')
-  await child.kill()
+  await children.pair(dataDir, ACCOUNT)
 })
 
 /**
@@ -78,7 +50,7 @@ before(async () => {
  * the contact never got it (as the gateway's outbox does: it was never acked), then both sides write.
  */
 async function killDuringSend ({ contact, prefix, setup, freeze, whileDown }) {
-  let child = startChild(dataDir)
+  let child = children.start(dataDir)
   await child.waitFor((e) => e.event === 'connected', 'connected')
   for (let n = 0; n < setup; n++) {
     await sendAndWait(child, contact, `${prefix}S${n}`, `setup ${n}`)
@@ -94,7 +66,7 @@ async function killDuringSend ({ contact, prefix, setup, freeze, whileDown }) {
   // ratchet step that would hide a reused counter, and the test of a session the worker must still have.
   if (whileDown) await fromContact(contact, 'while the worker was down')
 
-  child = startChild(dataDir)
+  child = children.start(dataDir)
   await child.waitFor((e) => e.event === 'connected', 'connected again')
   if (!victimArrived) await sendAndWait(child, contact, `${prefix}V`, 'victim')
   const after = []

@@ -11,11 +11,10 @@
 // DEBUG_CHILD=1 (with FIXTURE_LOG_LEVEL=info) shows the workers' logs.
 import { test, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import path from 'node:path'
-import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { startEmulator, tmpDir, until } from './emulator-helpers.js'
+import { SessionChildren } from './child-session.js'
 import { EventJournal } from '../src/events.js'
 import { openAuthStore } from '../src/auth-store.js'
 
@@ -24,35 +23,15 @@ const ACCOUNT = '+15550007001'
 const CONTACT = '+15550007011'
 
 let emu
-const children = new Set()
+let children
 after(async () => {
-  for (const c of children) c.proc.kill('SIGKILL')
+  await children?.killAll()
   await emu?.stop()
 })
-afterEach(async () => { for (const c of [...children]) await c.kill() }) // a failed test leaves no worker behind
+afterEach(async () => { await children?.killAll() }) // a failed test leaves no worker behind
 
-function startChild (dataDir, freeze = '') {
-  const proc = spawn(process.execPath, [CHILD], {
-    env: { ...process.env, WA_DATA_DIR: dataDir, WA_SERVER_URL: emu.wsUrl, WA_SANDBOX: 'true', WA_SANDBOX_ROOT_KEY: emu.rootPublicKey, FREEZE: freeze },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const events = []
-  const stderr = []
-  readline.createInterface({ input: proc.stdout }).on('line', (l) => { try { events.push(JSON.parse(l)) } catch {} })
-  proc.stderr.on('data', (d) => { stderr.push(String(d)); if (process.env.DEBUG_CHILD) process.stderr.write(d) })
-  const exited = new Promise((resolve) => proc.on('exit', resolve))
-  const child = {
-    proc,
-    events,
-    waitFor: (pred, what, ms = 20000) => until(() => {
-      if (proc.exitCode !== null) throw new Error(`worker exited: ${stderr.join('').slice(-1500)}`)
-      return events.find(pred)
-    }, ms, what),
-    async kill () { proc.kill('SIGKILL'); await exited; children.delete(child) }
-  }
-  children.add(child)
-  return child
-}
+// FREEZE (fixtures/placeholder-session.js): the instant the child stops writing and waits to be killed.
+const startChild = (dataDir, freeze = '') => children.start(dataDir, { FREEZE: freeze })
 
 const account = async () => (await emu.api('GET', '/')).body.accounts.find((a) => a.phone_number === ACCOUNT)
 const sendUnavailable = async (text) => {
@@ -80,12 +59,9 @@ const exactlyOnce = async (dataDir, id, text) => {
 let dataDir
 before(async () => {
   emu = await startEmulator()
+  children = new SessionChildren(CHILD, emu)
   dataDir = tmpDir('wa-placeholder-')
-  const child = startChild(dataDir)
-  const { qr } = await child.waitFor((e) => e.event === 'qr', 'qr')
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr })).status, 200)
-  await child.waitFor((e) => e.event === 'connected', 'connected')
-  await child.kill()
+  await children.pair(dataDir, ACCOUNT)
 })
 
 /**
