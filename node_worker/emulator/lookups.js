@@ -1,6 +1,6 @@
 // Lookups a companion makes before it sends: usync (devices, LID, "on WhatsApp") and prekey bundles.
 // Split from messaging.js: what the server answers about users, not what it routes.
-import { child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode } from './wa.js'
+import { child, children, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, preKeyNode, signedPreKeyNode } from './wa.js'
 import { randomId } from './crypto.js'
 import { normalizePhone } from './accounts.js'
 
@@ -112,25 +112,8 @@ export class Lookups {
           { tag: 'registration', attrs: {}, content: uintBytes(bundle.registrationId, 4) },
           { tag: 'type', attrs: {}, content: Buffer.from([5]) },
           { tag: 'identity', attrs: {}, content: Buffer.from(bundle.identityKey) },
-          {
-            tag: 'skey',
-            attrs: {},
-            content: [
-              { tag: 'id', attrs: {}, content: uintBytes(bundle.signedPreKey.keyId, 3) },
-              { tag: 'value', attrs: {}, content: Buffer.from(bundle.signedPreKey.publicKey) },
-              { tag: 'signature', attrs: {}, content: Buffer.from(bundle.signedPreKey.signature) }
-            ]
-          },
-          ...(bundle.preKey
-            ? [{
-                tag: 'key',
-                attrs: {},
-                content: [
-                  { tag: 'id', attrs: {}, content: uintBytes(bundle.preKey.keyId, 3) },
-                  { tag: 'value', attrs: {}, content: Buffer.from(bundle.preKey.publicKey) }
-                ]
-              }]
-            : [])
+          signedPreKeyNode(bundle.signedPreKey),
+          ...(bundle.preKey ? [preKeyNode(bundle.preKey)] : [])
         ]
       })
     }

@@ -18,7 +18,7 @@
 // Retry receipts are never deliveries: a sent message counts as undecryptable at a device from its
 // retry receipt until that device's delivery (or read) receipt for it.
 import libsignalProtobufs from 'libsignal/src/protobufs.js'
-import { proto, child, bytesOf, uintOf, uintBytes, unixNow, padMessage } from './wa.js'
+import { proto, child, bytesOf, uintOf, uintBytes, unixNow, padMessage, preKeyNode, signedPreKeyNode } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { sign, toSignalPub, verifyStrict } from './crypto.js'
 import { accountSignatureMessage } from './pairing.js'
@@ -168,23 +168,8 @@ export class Retries {
       content: [
         { tag: 'type', attrs: {}, content: KEY_BUNDLE_TYPE },
         { tag: 'identity', attrs: {}, content: Buffer.from(identity) },
-        {
-          tag: 'key',
-          attrs: {},
-          content: [
-            { tag: 'id', attrs: {}, content: uintBytes(bundle.preKey.keyId, 3) },
-            { tag: 'value', attrs: {}, content: Buffer.from(bundle.preKey.publicKey) }
-          ]
-        },
-        {
-          tag: 'skey',
-          attrs: {},
-          content: [
-            { tag: 'id', attrs: {}, content: uintBytes(bundle.signedPreKey.keyId, 3) },
-            { tag: 'value', attrs: {}, content: Buffer.from(bundle.signedPreKey.publicKey) },
-            { tag: 'signature', attrs: {}, content: Buffer.from(bundle.signedPreKey.signature) }
-          ]
-        },
+        preKeyNode(bundle.preKey),
+        signedPreKeyNode(bundle.signedPreKey),
         { tag: 'device-identity', attrs: {}, content: deviceIdentity }
       ]
     }

@@ -38,6 +38,27 @@ export const uintBytes = (n, len) => {
   return b
 }
 
+/** a bundle's one-time pre-key as `<key><id/><value/></key>` (a key fetch, a retry receipt's keys) */
+export const preKeyNode = ({ keyId, publicKey }) => ({
+  tag: 'key',
+  attrs: {},
+  content: [
+    { tag: 'id', attrs: {}, content: uintBytes(keyId, 3) },
+    { tag: 'value', attrs: {}, content: Buffer.from(publicKey) }
+  ]
+})
+
+/** a bundle's signed pre-key as `<skey><id/><value/><signature/></skey>` */
+export const signedPreKeyNode = ({ keyId, publicKey, signature }) => ({
+  tag: 'skey',
+  attrs: {},
+  content: [
+    { tag: 'id', attrs: {}, content: uintBytes(keyId, 3) },
+    { tag: 'value', attrs: {}, content: Buffer.from(publicKey) },
+    { tag: 'signature', attrs: {}, content: Buffer.from(signature) }
+  ]
+})
+
 /** JSON form of a binary node (bytes as base64) for the offline queue in the state file */
 export const nodeToJSON = (node) => {
   const out = { tag: node.tag, attrs: { ...node.attrs } }
