@@ -20,13 +20,12 @@ from service.keys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
 from service.middlewares import MIDDLEWARES, setup_security
 from service.routes import setup_routes
 from service.settings import Settings, SettingsError
-from service.store import accounts as registry
 from service.store import events
 from service.store import webhooks as store
 from service.webhooks.address import AddressPolicy, forbidden, parse_allowlist, system_lookup
 from service.webhooks.secret import generate
-from tests.test_account_webhooks import AUTH, KEY, SALES, SUPPORT, Runtime, event, scoped_key
-from tests.test_webhooks import Harness, until
+from tests.test_account_webhooks import AUTH, KEY, SALES, SUPPORT, Runtime, event, h, scoped_key  # noqa: F401 (h: the fixture)
+from tests.test_webhooks import until
 
 PUBLIC = "93.184.215.14"  # a global address; nothing here ever answers on it
 
@@ -45,20 +44,6 @@ class FakeDNS:
             found = self.table[host]
             return list(found() if callable(found) else found)
         return await system_lookup(host, port)
-
-
-@pytest.fixture
-async def h(tmp_path):
-    harness = Harness(tmp_path)
-    now = time.time()
-    harness.db.call(registry.ensure_default, now)
-    for name in (SALES, SUPPORT):
-        harness.db.call(registry.create, name, 0, now, 100)
-    yield harness
-    await harness.stop_services()
-    harness.db.close()
-    for rec in harness.receivers:
-        rec.stop()
 
 
 @pytest.fixture
