@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
-from collections.abc import Mapping
 
-from .api_keys import ApiKeyError, parse_keys
-from .governor import GovernorPolicy
-from .store.events import TYPES as EVENT_TYPES
-from .webhooks import address as webhook_address
-from .webhooks import secret as webhook_secret
+from service.auth.admin_key import ApiKeyError, parse_keys
+from service.runtime.governor import GovernorPolicy
+from service.store.event_log import TYPES as EVENT_TYPES
+from service.webhooks import address as webhook_address
+from service.webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,7 @@ def _shards(env: Mapping[str, str]) -> int:
 
 
 def _governor(env: Mapping[str, str]) -> GovernorPolicy:
-    """The send governor's policy (service/governor.py): WA_SEND_* and WA_NEW_CONTACTS_PER_DAY."""
+    """The send governor's policy (service/runtime/governor.py): WA_SEND_* and WA_NEW_CONTACTS_PER_DAY."""
     budget_raw = env.get("WA_NEW_CONTACTS_PER_DAY", "").strip()
     return GovernorPolicy(
         burst=_number(env, "WA_SEND_BURST", 10, minimum=1, cast=int),
@@ -210,7 +210,7 @@ class Settings:
     body_timeout: float
     cors_origins: tuple[str, ...]
     governor: GovernorPolicy
-    # The outbox (service/store, service/dispatch.py)
+    # The outbox (service/store, service/runtime/dispatch.py)
     send_wait: float  # WA_SEND_WAIT: how long POST /send waits for the server ack before answering 202
     send_wait_max: float  # WA_SEND_WAIT_MAX: the largest ?wait= a caller may ask for
     outbox_max: int  # WA_OUTBOX_MAX: messages waiting (queued/sending) before 503 outbox_full
@@ -247,7 +247,7 @@ class Settings:
     # WA_DATABASE_URL: postgresql://... puts the store on PostgreSQL (service/store/pg.py); empty: SQLite in
     # the data dir. Kept out of repr (it holds a password): show ``database_label`` instead.
     database_url: str = field(default="", repr=False)
-    # Several instances on one PostgreSQL (service/cluster.py): this instance's name (WA_INSTANCE_ID, default
+    # Several instances on one PostgreSQL (service/cluster/lease_keeper.py): this instance's name (WA_INSTANCE_ID, default
     # the host name: a StatefulSet pod's is stable), its account leases' TTL (WA_LEASE_TTL) and the URL the
     # other instances reach its API at (WA_INSTANCE_URL: requests on an account it serves are forwarded there).
     instance_id: str = ""
@@ -283,7 +283,7 @@ class Settings:
     def database_label(self) -> str:
         """Where the store is, safe to log: the PostgreSQL URL without its password, or the SQLite file."""
         if self.database_url:
-            from .store.pg import redact_url
+            from service.store.pg import redact_url
 
             return redact_url(self.database_url)
         return str(self.db_path)

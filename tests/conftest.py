@@ -1,7 +1,14 @@
 import pytest
 
-from tests import postgres, stack as stack_module
-from tests.stack import BOUND_PORTS, STARTED_SESSIONS, Stack, listening, session_processes
+from tests import postgres
+from tests import stack as stack_module
+from tests.stack import (
+    BOUND_PORTS,
+    STARTED_SESSIONS,
+    Stack,
+    listening,
+    session_processes,
+)
 
 
 @pytest.fixture(scope="session")

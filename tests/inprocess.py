@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 KEY = "s3cret-key"

@@ -16,11 +16,11 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
-
-import psutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from service.keys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
-from service.middlewares import MIDDLEWARES, setup_security
-from service.routes import setup_routes
-from service.scoped_keys import new_key
+from service.auth.scoped_keys import new_key
+from service.http.appkeys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
+from service.http.middlewares import MIDDLEWARES, setup_security
+from service.http.routes import setup_routes
 from service.settings import Settings
 from service.store import accounts as registry
-from service.store import events
+from service.store import event_log as events
 from service.store import webhooks as store
 from service.store.db import Database
 from tests.test_webhooks import SECRET, Harness, assert_all_verified, until
@@ -208,7 +208,7 @@ class FakeAccount:
 
 
 class Runtime:
-    """Stands in for service.accounts.AccountRuntime (which needs a worker) in the views' lookups."""
+    """Stands in for service.runtime.accounts.AccountRuntime (which needs a worker) in the views' lookups."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -388,7 +388,7 @@ async def test_through_the_app_an_account_webhook_is_signed_with_its_own_secret_
     """The whole app (no worker runs), the receiver allowed by WA_WEBHOOK_ALLOW_PRIVATE: an account webhook
     signs with the secret its creation showed; the data dir's global secret (made for the admin's test ping)
     does not verify it."""
-    from service.app import create_app
+    from service.http.app import create_app
     from service.webhooks import secret as webhook_secret
     from tests.webhook_receiver import Receiver
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.routes import PER_ACCOUNT
+from service.http.routes import PER_ACCOUNT
 from service.webhooks import secret as webhook_secret
 from tests.stack import wait_for
 from tests.webhook_receiver import Receiver

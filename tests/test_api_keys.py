@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from service import api_keys
+from service.auth import admin_key as api_keys
 from tests.stack import BIN, REPO, wait_for
 
 
@@ -62,7 +62,7 @@ def test_racing_processes_create_one_key(tmp_path):
     script = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from service import api_keys\n"
+        "from service.auth import admin_key as api_keys\n"
         f"Path({str(tmp_path)!r}, 'ready-' + sys.argv[1]).touch()\n"
         f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
         f"print(api_keys.load_or_create(Path({str(data)!r})).first)\n"

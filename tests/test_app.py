@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.inprocess import AUTH, KEY, client, settings  # noqa: F401 (client is a fixture)
 
 ORIGIN = "https://app.example.com"
@@ -228,7 +228,7 @@ async def test_validation_happens_before_the_worker_is_asked(client):
 ])
 def test_json_limits_say_why(raw, why):
     from service.errors import BadRequest
-    from service.validation import parse_json
+    from service.http.validation import parse_json
 
     with pytest.raises(BadRequest, match=why) as info:
         parse_json(raw)
@@ -236,7 +236,7 @@ def test_json_limits_say_why(raw, why):
 
 
 def test_json_within_limits_parses():
-    from service.validation import parse_json
+    from service.http.validation import parse_json
 
     value = parse_json(b'{"a": ' + b"[" * 31 + b"]" * 31 + b', "n": 9223372036854775807, "f": 1.5, "s": "\\ud83d\\ude00"}')
     assert value["n"] == 2**63 - 1 and value["s"] == "\U0001f600"

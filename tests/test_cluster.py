@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from service.cluster import preferred
+from service.cluster.lease_keeper import preferred
 from service.store import leases
 from service.store.pg import PostgresDatabase
 from tests.stack import REPO, Stack, session_processes, wait_for

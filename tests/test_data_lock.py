@@ -1,4 +1,4 @@
-"""One stack per data dir: the data dir's lock (service/datalock.py), on its own and through the launcher.
+"""One stack per data dir: the data dir's lock (service/programs/datalock.py), on its own and through the launcher.
 
 A second stack on the same data dir, even with a run dir and a port of its own (what a Kubernetes emptyDir
 gives), refuses to start, names the holder and exits 75, while the first keeps serving; once the first has
@@ -17,13 +17,13 @@ import time
 
 import pytest
 
-from service import backup, datalock
+from service.programs import backup, datalock
 from tests.stack import REPO, wait_for
 
 
 def holder_process(data_dir) -> subprocess.Popen:
     """Another process holding the data dir's lock, until killed."""
-    code = ("import sys, time; from pathlib import Path; from service import datalock; "
+    code = ("import sys, time; from pathlib import Path; from service.programs import datalock; "
             "datalock.acquire(Path(sys.argv[1]), command='run', run_dir='/elsewhere/run'); "
             "print('held', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(data_dir)], cwd=REPO, stdout=subprocess.PIPE,

@@ -32,9 +32,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from service.routes import setup_routes
+from service.http.routes import setup_routes
+from service.http.views import health
 from service.settings import Settings, is_webhook_url
-from service.views import health
 from service.webhooks import secret as webhook_secret
 from service.webhooks.delivery import headers_for
 from tests.stack import REPO

@@ -1,4 +1,4 @@
-"""Graceful drain (issue 12, item 4; service/drain.py): what SIGTERM does to the gateway, and to the stack.
+"""Graceful drain (issue 12, item 4; service/http/drain.py): what SIGTERM does to the gateway, and to the stack.
 
 In-process (fast): the gate (every documented operation answers 503 shutting_down with Retry-After, as the
 document says; /health/live stays 200, /health/ready is 503 not_ready), the dispatcher's drain (a send in
@@ -27,11 +27,11 @@ import jsonschema
 import pytest
 import wa_gateway_client as wgc
 
-from service.app import create_app
-from service.drain import CODE
-from service.keys import DRAIN
+from service.http.app import create_app
+from service.http.appkeys import DRAIN
+from service.http.drain import CODE
 from service.settings import Settings
-from service.store import events as event_store
+from service.store import event_log as event_store
 from service.store import outbox
 from service.store.db import Database
 from service.webhooks import secret as webhook_secret

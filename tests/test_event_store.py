@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from service.retention import prune_events, prune_once
-from service.store import events, inbound, outbox, stats
+from service.runtime.retention import prune_events, prune_once
+from service.store import event_log as events
+from service.store import inbound, outbox, stats
 from service.store.db import Database
 
 A = outbox.DEFAULT_ACCOUNT

@@ -14,8 +14,8 @@ import sqlite3
 import pytest
 import structlog
 
-from service.dispatch import Dispatcher
-from service.governor import Governor, GovernorPolicy
+from service.runtime.dispatch import Dispatcher
+from service.runtime.governor import Governor, GovernorPolicy
 from service.store import outbox
 from service.store.db import Database, StorageFull, storage_full
 from tests.full_disk import KINDS, fill, free, mounted

@@ -31,11 +31,14 @@ import time
 import pytest
 import requests
 import schemathesis
-from schemathesis.config import SchemathesisConfig
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, ignored_auth, response_headers_conformance, response_schema_conformance,
+    content_type_conformance,
+    ignored_auth,
+    response_headers_conformance,
+    response_schema_conformance,
     status_code_conformance,
 )
 

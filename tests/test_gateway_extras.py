@@ -23,10 +23,10 @@ import pytest
 import zxingcpp
 from standardwebhooks import Webhook
 
-from service.app import create_app
-from service.keys import DATABASE
+from service.http.app import create_app
+from service.http.appkeys import DATABASE
+from service.http.views import health as health_view
 from service.settings import Settings
-from service.views import health as health_view
 from tests.stack import Stack, free_port
 from tests.test_account_webhooks import KEY as HOOK_KEY
 from tests.test_account_webhooks import SALES, SUPPORT, api, h, scoped_key  # noqa: F401 - fixtures

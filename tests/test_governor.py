@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from service.governor import DAY, NEW_CONTACT_BUDGET, RATE_LIMITED, Governor, GovernorPolicy
+from service.runtime.governor import (
+    DAY,
+    NEW_CONTACT_BUDGET,
+    RATE_LIMITED,
+    Governor,
+    GovernorPolicy,
+)
 from service.settings import Settings, SettingsError
 
 

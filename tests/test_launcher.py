@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from service import launcher
+from service.programs import launcher
 
 
 @pytest.mark.parametrize("data", ["data", "sandbox_data"])

@@ -1,4 +1,4 @@
-"""Leases (service/store/leases.py) and the lease keeper (service/cluster.py) against a real PostgreSQL:
+"""Leases (service/store/leases.py) and the lease keeper (service/cluster/lease_keeper.py) against a real PostgreSQL:
 several keepers in this process stand for several gateway instances sharing one database."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from service.cluster import LeaseKeeper, preferred
+from service.cluster.lease_keeper import LeaseKeeper, preferred
 from service.store import leases
 from service.store.pg import PostgresDatabase
 
@@ -198,8 +198,8 @@ async def test_a_restarted_instance_takes_its_own_leases_back_at_once_and_fences
 
 
 async def test_listen_notify_carries_new_work_released_leases_new_accounts_and_key_changes(database_url):
-    """service/pg_listener.py: what other instances must hear of at once arrives, each on its channel."""
-    from service import pg_listener
+    """service/cluster/pg_notify.py: what other instances must hear of at once arrives, each on its channel."""
+    from service.cluster import pg_notify as pg_listener
     from service.store import accounts as registry
     from service.store import outbox
 

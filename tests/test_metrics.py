@@ -1,4 +1,4 @@
-"""GET /metrics (service/metrics.py): who may read it, that it is valid Prometheus text with bounded labels,
+"""GET /metrics (service/http/metrics.py): who may read it, that it is valid Prometheus text with bounded labels,
 and, against a real sandbox stack, that its numbers agree with what the API says.
 
 In-process (no worker, as in test_app.py): the key rules and WA_METRICS_PUBLIC, the exposition parsed with
@@ -18,18 +18,18 @@ from functools import partial
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
-from service.dispatch import Dispatcher
-from service.governor import Governor, GovernorPolicy
-from service.metrics import Metrics
+from service.http.app import create_app
+from service.http.metrics import Metrics
+from service.runtime.dispatch import Dispatcher
+from service.runtime.governor import Governor, GovernorPolicy
 from service.settings import SettingsError
 from service.store import inbound, outbox
 from service.store.db import Database
 from service.webhooks import secret as webhook_secret
+from tests.inprocess import AUTH, KEY, client, settings  # noqa: F401 (client is a fixture)
 from tests.stack import Stack, free_port, wait_for
 from tests.test_sandbox import CONTACT, PHONE, pair
 from tests.webhook_receiver import Receiver
-from tests.inprocess import AUTH, KEY, client, settings  # noqa: F401 (client is a fixture)
 
 
 def parse(text: str) -> dict[str, list]:
@@ -305,7 +305,7 @@ def test_a_scrape_agrees_with_the_api_after_real_traffic():
 
 
 async def test_broken_conversations_show_in_the_metrics_and_in_health(client):
-    from service.keys import DATABASE
+    from service.http.appkeys import DATABASE
     db, now = client.app[DATABASE], time.time()
     report = {"type": "message.undecryptable", "event_id": "undecryptable:x:WA9", "id": "WA9", "from": "+15550003334",
               "lid": None, "from_jid": "15550003334@s.whatsapp.net", "timestamp": now, "attempts": 5, "error": "Bad MAC"}

@@ -1,4 +1,4 @@
-"""The published contract (service/openapi.py), in-process: /openapi.json is a valid OpenAPI 3.1 document,
+"""The published contract (service/http/openapi.py), in-process: /openapi.json is a valid OpenAPI 3.1 document,
 every registered route is in it, real answers match what it says (status, schema, error code), and /docs
 is a self-contained page.
 
@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.inprocess import AUTH, client, settings  # noqa: F401 (client is a fixture)
 
 
@@ -52,7 +52,7 @@ async def test_every_registered_route_is_documented_and_nothing_else(client):
             if route.method not in ("HEAD", "OPTIONS"):
                 registered.add((route.method.lower(), resource.canonical))
     documented_ops = {(m, p) for p, ops in doc["paths"].items() for m in ops}
-    assert registered - documented_ops == set(), "routes without documentation (add an Op in service/openapi.py)"
+    assert registered - documented_ops == set(), "routes without documentation (add an Op in service/http/openapi.py)"
     assert documented_ops - registered == set(), "documented operations that are not routes"
     # Both forms of a per-account route are there.
     assert "post" in doc["paths"]["/send"] and "post" in doc["paths"]["/accounts/{account}/send"]

@@ -1,5 +1,5 @@
 """No orphans: when supervisord dies without stopping its programs (kill -9, the OOM killer), every program
-exits by itself within about a second (service/orphans.py, node_worker/src/orphan.js), the API port is
+exits by itself within about a second (service/programs/orphans.py, node_worker/src/orphan.js), the API port is
 free, and the data dir's lock goes with the last of them, so the next stack starts on the same data dir."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from service import datalock
+from service.programs import datalock
 from tests.stack import REPO, listening, wait_for
 
 # Measured about 0.3 to 0.6 s; the bound leaves room for a loaded 2-core machine.
@@ -85,7 +85,7 @@ def test_kill_9_of_supervisord_with_the_launcher_leaves_no_program(make_stack):
 # --- each mechanism on its own, under a parent the test controls ----------------------------------
 PYTHON_PROGRAM = """
 import signal, sys, time
-from service.orphans import ParentWatch
+from service.programs.orphans import ParentWatch
 watch = ParentWatch(signal.SIGTERM if sys.argv[1] == 'prctl' else None)
 print('up', flush=True)
 while sys.argv[1] == 'prctl' or not watch.orphaned():  # with prctl, only the kernel's SIGTERM ends it

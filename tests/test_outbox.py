@@ -14,8 +14,8 @@ import time
 import pytest
 
 from service.errors import ApiError, WorkerUnavailable
-from service.governor import Governor, GovernorPolicy
-from service.dispatch import Dispatcher
+from service.runtime.dispatch import Dispatcher
+from service.runtime.governor import Governor, GovernorPolicy
 from service.store import inbound, outbox
 from service.store.db import Database, DatabaseError, migrate, migrations
 from tests import postgres
@@ -520,8 +520,8 @@ def test_retry_backoff_is_exponential_capped_and_jittered(db):
 
 from aiohttp import web  # noqa: E402
 
-from service.app import create_app  # noqa: E402
-from service.keys import DATABASE  # noqa: E402
+from service.http.app import create_app  # noqa: E402
+from service.http.appkeys import DATABASE  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 KEY = "outbox-test-key"

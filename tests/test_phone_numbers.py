@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.validation import InvalidInput, country_calling_codes, phone_number
+from service.http.validation import InvalidInput, country_calling_codes, phone_number
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = json.loads((REPO / "tests" / "fixtures" / "phone_numbers.json").read_text())["vectors"]

@@ -14,9 +14,16 @@ import time
 import pytest
 
 from service.settings import Settings, SettingsError
-from service.store import accounts, events, outbox
+from service.store import accounts, outbox
+from service.store import event_log as events
 from service.store.db import Database, DatabaseError, migrations
-from service.store.pg import PostgresDatabase, redact_url, split_password, to_dollar, translate_ddl
+from service.store.pg import (
+    PostgresDatabase,
+    redact_url,
+    split_password,
+    to_dollar,
+    translate_ddl,
+)
 from tests.stack import BIN, REPO, Stack, free_port, wait_for
 
 A = outbox.DEFAULT_ACCOUNT

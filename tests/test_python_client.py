@@ -19,18 +19,17 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+import wa_gateway_client as wgc
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
-
-import wa_gateway_client as wgc
 from wa_gateway_client import errors
 from wa_gateway_client.client import retry_after_seconds
 from wa_gateway_client.webhooks import InvalidSignature, WebhookVerifier, sign
 
-from service.openapi import document
+from service.http.openapi import document
 from tests.stack import BIN, REPO, Stack, free_port, wait_for
-from tests.webhook_receiver import Receiver
 from tests.test_sandbox import CONTACT, PHONE, pair
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.system
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from aiohttp import web
 
-from service.app import create_app
-from service.keys import MONITOR
+from service.http.app import create_app
+from service.http.appkeys import MONITOR
 from service.settings import Settings
 from tests.stack import wait_for
 from tests.test_sandbox import pair

@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from service.app import create_app
 from service.errors import BadRequest
-from service.keys import DATABASE, SCOPED_KEYS
-from service.models import AccountCreateRequest, parse
+from service.http.app import create_app
+from service.http.appkeys import DATABASE, SCOPED_KEYS
+from service.http.models import AccountCreateRequest, parse
+from service.http.validation import RESERVED_ACCOUNT_NAMES
 from service.store import accounts as store
 from service.store import outbox
 from service.store.db import Database
-from service.validation import RESERVED_ACCOUNT_NAMES
 from tests.test_app import AUTH, settings
 
 STATES_ONLY = {"status", "reasons", "uptime_seconds", "version", "worker", "whatsapp", "accounts", "shards"}

@@ -1,4 +1,4 @@
-"""The SSE streams are bounded (service/sse_hub.py, service/views/stream.py): capped per API key and in total
+"""The SSE streams are bounded (service/http/sse_hub.py, service/http/views/stream.py): capped per API key and in total
 (429 too_many_streams with Retry-After), fed from one reader of the event log instead of one query per
 stream per event, and a stream ends (to be resumed from the log) rather than queue without bound."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service.app import create_app
-from service.keys import DATABASE, NOTIFIER, STREAMS
-from service.store import events
+from service.http.app import create_app
+from service.http.appkeys import DATABASE, NOTIFIER, STREAMS
+from service.store import event_log as events
 from tests.inprocess import AUTH, settings
 
 

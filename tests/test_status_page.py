@@ -1,4 +1,4 @@
-"""The status page at ``/`` (service/static/status.*) in a real headless Chromium against a sandbox stack.
+"""The status page at ``/`` (service/http/static/status.*) in a real headless Chromium against a sandbox stack.
 
 Debian's ``chromium`` driven by Selenium through Debian's ``chromium-driver`` (``make test`` installs both
 when missing; without them these tests skip and say so). One sandbox stack and one browser serve the module:
@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import zxingcpp
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 from tests.stack import REPO, Stack, wait_for
 from tests.test_sandbox import CONTACT, PHONE

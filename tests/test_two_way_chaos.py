@@ -21,7 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.stack import wait_for
-from tests.test_outbox_chaos import FAST, Killer, check_exactly_once_in_order, inbox, kill_gateway, post_until_accepted
+from tests.test_outbox_chaos import (
+    FAST,
+    Killer,
+    check_exactly_once_in_order,
+    inbox,
+    kill_gateway,
+    post_until_accepted,
+)
 from tests.test_sandbox import PHONE, pair
 
 pytestmark = pytest.mark.system

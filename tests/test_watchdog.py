@@ -17,7 +17,7 @@ from datetime import datetime
 
 import pytest
 
-from service.listener import Watchdog
+from service.programs.watchdog import Watchdog
 from service.settings import Settings
 from tests.stack import BIN, REPO, Stack, wait_for
 

@@ -16,15 +16,29 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from service.keys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
-from service.middlewares import MIDDLEWARES, setup_security
-from service.routes import setup_routes
+from service.http.appkeys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
+from service.http.middlewares import MIDDLEWARES, setup_security
+from service.http.routes import setup_routes
 from service.settings import Settings, SettingsError
-from service.store import events
+from service.store import event_log as events
 from service.store import webhooks as store
-from service.webhooks.address import AddressPolicy, forbidden, parse_allowlist, system_lookup
+from service.webhooks.address import (
+    AddressPolicy,
+    forbidden,
+    parse_allowlist,
+    system_lookup,
+)
 from service.webhooks.secret import generate
-from tests.test_account_webhooks import AUTH, KEY, SALES, SUPPORT, Runtime, event, h, scoped_key  # noqa: F401 (h: the fixture)
+from tests.test_account_webhooks import (  # noqa: F401 (h: the fixture)
+    AUTH,
+    KEY,
+    SALES,
+    SUPPORT,
+    Runtime,
+    event,
+    h,
+    scoped_key,
+)
 from tests.test_webhooks import until
 
 PUBLIC = "93.184.215.14"  # a global address; nothing here ever answers on it

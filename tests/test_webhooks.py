@@ -17,17 +17,23 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from service import launcher
-from service.keys import DATABASE, SETTINGS, WEBHOOKS
-from service.middlewares import MIDDLEWARES, setup_security
+from service.http.appkeys import DATABASE, SETTINGS, WEBHOOKS
+from service.http.middlewares import MIDDLEWARES, setup_security
+from service.http.views import webhooks as views
+from service.programs import launcher
 from service.settings import Settings, SettingsError
-from service.store import events
+from service.store import event_log as events
 from service.store import webhooks as store
 from service.store.db import Database
-from service.views import webhooks as views
 from service.webhooks import secret as webhook_secret
 from service.webhooks.address import AddressPolicy, system_lookup
-from service.webhooks.delivery import Policy, WebhookService, backoff, public_url, retry_after
+from service.webhooks.delivery import (
+    Policy,
+    WebhookService,
+    backoff,
+    public_url,
+    retry_after,
+)
 from tests.stack import API_KEY, wait_for
 from tests.test_sandbox import CONTACT, PHONE, pair
 from tests.webhook_receiver import HANG, Receiver

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.errors import ApiError
-from service.worker_client import WorkerClient
+from service.runtime.worker_client import WorkerClient
 
 
 async def test_a_worker_5xx_keeps_its_code_and_loses_its_words(tmp_path):
@@ -46,7 +46,7 @@ async def test_a_worker_5xx_keeps_its_code_and_loses_its_words(tmp_path):
 
 async def test_a_5xx_of_the_gateway_names_its_request_id_and_nothing_else(aiohttp_client, tmp_path):
     """No worker runs here: /status is 503 worker_unavailable, a failure the caller can quote by its id."""
-    from service.app import create_app
+    from service.http.app import create_app
     from tests.inprocess import AUTH, settings
     client = await aiohttp_client(create_app(settings(tmp_path)))
     res = await client.get("/status", headers={**AUTH, "X-Request-ID": "req-5xx-check"})

@@ -1,7 +1,7 @@
 """Fuzzing the worker's internal API against its own document (issue 11, item 2): no input may crash it.
 
 The worker's API (node_worker/src/server.js) is the gateway's only way in, documented in
-node_worker/api/openapi.json: the contract service/worker_client.py relies on. One sandbox stack
+node_worker/api/openapi.json: the contract service/runtime/worker_client.py relies on. One sandbox stack
 (supervisord, gateway, the worker with the real Baileys, the emulator) is paired, so the routes do real
 work; schemathesis sends a bounded, derandomized number of generated requests (schema-valid, then
 schema-violating) to every operation, through a loopback TCP -> unix socket byte proxy (schemathesis
@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 import re
 import select
 import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from tests.fuzzing import fuzz, operations, seed

@@ -22,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .ids import new_id
+from service.store.ids import new_id
 
 DEFAULT_ACCOUNT = "default"
 DEFAULT_SHARD = 0
@@ -88,7 +88,7 @@ def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_acco
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # Every instance's lease keeper runs a round now: the account is known everywhere at once, and the
-        # instance it belongs to takes it (service/cluster.py, service/pg_listener.py).
+        # instance it belongs to takes it (service/cluster/lease_keeper.py, service/cluster/pg_notify.py).
         conn.execute("SELECT pg_notify('wa_leases', ?)", (name,))
     return get(conn, name)
 
@@ -151,7 +151,7 @@ def delete(conn: sqlite3.Connection, name: str) -> dict[str, int]:
 
 
 def _keys_changed(conn: sqlite3.Connection) -> None:
-    """In a cluster every instance caches the scoped keys (service/scoped_keys.py): tell them, at commit."""
+    """In a cluster every instance caches the scoped keys (service/auth/scoped_keys.py): tell them, at commit."""
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         conn.execute("SELECT pg_notify('wa_keys', '')")
 

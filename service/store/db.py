@@ -125,7 +125,7 @@ def open_database(settings_or_url, path: Path | None = None, **kwargs):
     if path is None:
         path = getattr(settings_or_url, "db_path", None)
     if url:
-        from .pg import PostgresDatabase
+        from service.store.pg import PostgresDatabase
 
         return PostgresDatabase(url, **kwargs)
     return Database(path, **kwargs)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from . import events, outbox
-from .ids import new_id
-from .paging import newest_first
+from service.store import event_log as events
+from service.store import outbox
+from service.store.ids import new_id
+from service.store.paging import newest_first
 
 # What a worker's message.status says about our outbox message.
 RECEIPT_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read"}

@@ -12,9 +12,10 @@ import json
 import sqlite3
 from typing import Any
 
-from . import events, leases
-from .ids import new_id
-from .paging import newest_first
+from service.store import event_log as events
+from service.store import leases
+from service.store.ids import new_id
+from service.store.paging import newest_first
 
 DEFAULT_ACCOUNT = "default"
 IDEMPOTENCY_WINDOW = 24 * 3600.0
@@ -91,7 +92,7 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
          idempotency_key, rhash, now, now),
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
-        # The instance serving the account hears of it when this commits (service/pg_listener.py).
+        # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).
         conn.execute("SELECT pg_notify('wa_outbox', ?)", (f"{account}\t{phone_number}",))
     if idempotency_key is not None:
         conn.execute(
@@ -258,7 +259,7 @@ def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, s
 def advance(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
             wa_id: str | None = None) -> tuple[dict | None, tuple[str, ...]]:
     """``set_status``, and the steps (sent, delivered, read) whose time this call filled: each step is
-    reached once per message, here and nowhere else, so the latency histograms (service/metrics.py)
+    reached once per message, here and nowhere else, so the latency histograms (service/http/metrics.py)
     observe each message once per step, whichever path (the dispatcher's ack, a receipt) got there first."""
     row = get(conn, account, message_id) if message_id else by_wa_id(conn, account, wa_id or "")
     if row is None or status not in RANK:

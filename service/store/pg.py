@@ -68,7 +68,7 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .db import DatabaseError, WriterQueue, migrations
+from service.store.db import DatabaseError, WriterQueue, migrations
 
 # pg_advisory_xact_lock key of the migrations ("wagw" 1); events.EVENTS_LOCK is "wagw" 2.
 MIGRATION_LOCK = 0x7761_6777_0001

@@ -1,4 +1,4 @@
-"""What GET /metrics reads from the store at scrape time: SQL only (service/metrics.py turns it into metrics).
+"""What GET /metrics reads from the store at scrape time: SQL only (service/http/metrics.py turns it into metrics).
 
 The store is the truth for how many messages are in each status, how many wait and for how long, and how
 many webhook deliveries are pending or dead-lettered; reading it at each scrape (one transaction, so the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-
 
 UNDECRYPTABLE_WINDOW = 3600.0  # seconds: how far back /health and the metrics count undecryptable messages
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import events
-from .ids import new_id
-from .paging import newest_first
+from service.store import event_log as events
+from service.store.ids import new_id
+from service.store.paging import newest_first
 
 STATUSES = ("pending", "delivered", "failed")
 _COLUMNS = ("seq, id, endpoint, event_seq, event_id, event_type, account, subject, payload, status, attempts, "

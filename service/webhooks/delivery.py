@@ -1,6 +1,6 @@
 """Persisted webhook delivery: one worker per configured endpoint, everything it knows in the database.
 
-Event path: an event commits to the log (``service/store/events.py``) -> the endpoint's worker turns
+Event path: an event commits to the log (``service/store/event_log.py``) -> the endpoint's worker turns
 it into a ``pending`` delivery (``store.webhooks.fan_out``; the cursor moves in the same transaction)
 -> ``claim`` leases the oldest pending delivery of each contact that is due -> one POST, signed per the
 Standard Webhooks specification -> ``delivered`` | retry later (capped exponential backoff with
@@ -30,12 +30,18 @@ import aiohttp
 import structlog
 from standardwebhooks import Webhook
 
-from .. import __version__
-from ..full_disk import FullDiskLog, storage_full
-from ..store import webhooks as store
-from ..store.db import Database
-from .address import REFUSED_REASON, AddressPolicy, AddressRefused, guarded_connector, system_lookup
-from .secret import EndpointSecret, generate, signing
+from service import __version__
+from service.store import webhooks as store
+from service.store.db import Database
+from service.store.full_disk import FullDiskLog, storage_full
+from service.webhooks.address import (
+    REFUSED_REASON,
+    AddressPolicy,
+    AddressRefused,
+    guarded_connector,
+    system_lookup,
+)
+from service.webhooks.secret import EndpointSecret, generate, signing
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -205,7 +211,7 @@ class EndpointWorker:
             await self._session.close()
 
     async def drain(self, deadline: float) -> tuple[int, int, list[int]]:
-        """SIGTERM (service/drain.py): claim nothing more; attempts in flight finish until ``deadline`` (the
+        """SIGTERM (service/http/drain.py): claim nothing more; attempts in flight finish until ``deadline`` (the
         loop's clock) and record their outcome as always; the rest are cut off and stay pending, their attempt
         counted. Returns (in flight, finished, seqs cut off)."""
         self._draining = True
@@ -376,7 +382,7 @@ class WebhookService:
         self._housekeeping = asyncio.create_task(self._prune_loop(), name="webhooks:prune")
 
     async def drain(self, deadline: float) -> dict:
-        """SIGTERM (service/drain.py): every endpoint at once; attempts cut off at the deadline are released
+        """SIGTERM (service/http/drain.py): every endpoint at once; attempts cut off at the deadline are released
         (pending, due at once at the next start, their attempt counted); nothing is marked delivered unless
         its endpoint answered 2xx and the store committed it."""
         results = await asyncio.gather(*(w.drain(deadline) for w in list(self.workers.values())))
@@ -525,7 +531,7 @@ async def start_webhooks(settings, db: Database, *, poll_interval: float = 1.0,
     """The service for these settings, started. The global signing secret is resolved only when it is needed
     (WA_WEBHOOK_URL, a test ping): ``WA_WEBHOOK_SECRET``, else the data dir's file (generated once, never
     logged). Account endpoints sign with their own. ``lookup``: the resolver seam (tests), else the system's."""
-    from . import secret
+    from service.webhooks import secret
 
     async def resolve() -> tuple[str, ...]:
         resolved = await asyncio.to_thread(secret.resolve, settings.webhook_secrets, settings.data_dir)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
-from ..store.events import iso
-from ..store.ids import new_id
-from .address import AddressPolicy, guarded_connector
-from .delivery import _describe, headers_for, public_url
-from .secret import EndpointSecret, signing
+from service.store.event_log import iso
+from service.store.ids import new_id
+from service.webhooks.address import AddressPolicy, guarded_connector
+from service.webhooks.delivery import _describe, headers_for, public_url
+from service.webhooks.secret import EndpointSecret, signing
 
 log = structlog.get_logger("gateway.webhooks")
 

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..api_keys import _create_exclusive
+from service.auth.admin_key import _create_exclusive
 
 PREFIX = "whsec_"
 FILE_NAME = "webhook-secret"

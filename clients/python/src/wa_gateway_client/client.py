@@ -31,8 +31,24 @@ import aiohttp
 
 from . import errors
 from .models import (
-    Account, AccountDeleted, Delivery, Disconnected, Event, EventPage, Health, InboundMessage, Key, KeyCreated,
-    Message, Page, Ready, Status, Webhook, WebhookSecret, WebhookTestResult, message_of,
+    Account,
+    AccountDeleted,
+    Delivery,
+    Disconnected,
+    Event,
+    EventPage,
+    Health,
+    InboundMessage,
+    Key,
+    KeyCreated,
+    Message,
+    Page,
+    Ready,
+    Status,
+    Webhook,
+    WebhookSecret,
+    WebhookTestResult,
+    message_of,
 )
 from .sse import parse_sse
 

@@ -1,0 +1,53 @@
+"""Keys scoped to one account (admin key only): ``POST /accounts/{account}/keys`` makes one and shows its
+value this once, ``GET /accounts/{account}/keys`` lists them without values, ``DELETE
+/accounts/{account}/keys/{id}`` revokes one (at once: the middleware's table is invalidated)."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+
+from service.auth.scoped_keys import new_key
+from service.errors import NotFound
+from service.http.appkeys import DATABASE, SCOPED_KEYS
+from service.http.models import KeyCreated, KeyCreateRequest, KeyOut, parse
+from service.http.validation import json_object
+from service.store import accounts as store
+
+log = structlog.get_logger("gateway.keys")
+
+
+async def _account(request: web.Request) -> str:
+    name = request.match_info["account"]
+    if await request.app[DATABASE].run(store.get, name) is None:
+        raise NotFound("No account with this name.", code="account_not_found")
+    return name
+
+
+async def create_key(request: web.Request) -> web.Response:
+    account = await _account(request)
+    body = parse(KeyCreateRequest, await json_object(request, allow_empty=True))
+    key, digest, prefix = new_key()
+    row = await request.app[DATABASE].run(store.create_key, account, digest, prefix, body.label, time.time())
+    request.app[SCOPED_KEYS].invalidate()
+    log.info("account_key.created", account=account, key_id=row["id"])  # never the key or its prefix
+    return web.json_response(KeyCreated.from_row(row, key=key).model_dump(), status=201,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    account = await _account(request)
+    rows = await request.app[DATABASE].run(store.list_keys, account)
+    return web.json_response({"keys": [KeyOut.from_row(r).model_dump() for r in rows]})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    account = await _account(request)
+    row = await request.app[DATABASE].run(store.revoke_key, account, request.match_info["id"], time.time())
+    if row is None:
+        raise NotFound("This account has no key with this id.", code="key_not_found")
+    request.app[SCOPED_KEYS].invalidate()
+    log.info("account_key.revoked", account=account, key_id=row["id"])
+    return web.json_response(KeyOut.from_row(row).model_dump())

@@ -1,0 +1,223 @@
+"""Messages: ``POST /send`` (commit to the outbox, then wait briefly for the server ack),
+``GET /messages`` (``direction=out``: the outbox; ``direction=in``: what contacts sent),
+``GET /messages/{id}`` (either), ``DELETE /messages/{id}``."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import structlog
+from aiohttp import web
+
+from service.errors import ApiError, BadRequest, Conflict, NotFound, error_response
+from service.http.appkeys import DATABASE, SETTINGS
+from service.http.models import MessageOut, MessagePage, SendRequest, parse
+from service.http.validation import (
+    InvalidInput,
+    idempotency_key,
+    json_object,
+    phone_number,
+)
+from service.http.views import paging
+from service.http.views.context import account_of
+from service.runtime.accounts import Account
+from service.store import inbound, outbox
+
+log = structlog.get_logger("gateway.messages")
+
+DONE = ("sent", "delivered", "read", "failed")
+MAX_LIMIT = 200
+RETRY_AFTER = 5  # seconds, on 503 outbox_full
+SETTLE_POLL = 0.05  # seconds between reads of a message another instance is sending
+
+
+def _key(request: web.Request) -> str | None:
+    if "Idempotency-Key" not in request.headers:
+        return None
+    try:
+        return idempotency_key(request.headers["Idempotency-Key"])
+    except InvalidInput as exc:
+        raise BadRequest(exc.message, code="invalid_idempotency_key") from None
+
+
+def _wait(request: web.Request) -> float:
+    settings = request.app[SETTINGS]
+    raw = request.query.get("wait")
+    if raw is None:
+        return settings.send_wait
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or value > settings.send_wait_max:
+        raise BadRequest(f"wait must be a number of seconds from 0 to {settings.send_wait_max:g}.",
+                         code="invalid_wait")
+    return value
+
+
+def _answer(row: dict, *, replayed: bool) -> web.Response:
+    message = MessageOut.from_row(row, with_body=False)
+    if row["status"] == "failed":
+        raise ApiError(_FAILED.get(row["reason"], "The message could not be sent."), code=row["reason"] or "failed",
+                       status=422, details={"id": row["id"]})
+    headers = {"Location": f"/messages/{row['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    status = 200 if row["status"] in DONE else 202
+    return web.json_response(message.public(), status=status, headers=headers)
+
+
+_FAILED = {
+    "not_on_whatsapp": "The phone number is not on WhatsApp.",
+    "expired": "The message waited longer than WA_MESSAGE_TTL and was not sent.",
+    "too_many_attempts": "Sending failed too many times; the message was given up.",
+    "cancelled": "The message was cancelled before it was sent.",
+    "rejected": "The worker refused the message.",
+}
+
+
+async def send(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    key = _key(request)
+    body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
+    wait = _wait(request)
+    account = account_of(request)
+    db, name = request.app[DATABASE], account.name
+    dispatcher = account.dispatcher if isinstance(account, Account) else None  # None: served by another instance
+    now = time.time()
+    # Connected means linked: the store is asked only otherwise (a replay of an accepted request is
+    # answered even when the account was unlinked since).
+    connected = dispatcher is not None and dispatcher.connected
+    replay = not connected and key is not None and await db.run(outbox.key_in_use, name, key, now)
+    if not connected and not replay and await _not_linked(db, dispatcher, name):
+        raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
+                       code="not_linked")
+    try:
+        row, created = await db.run(
+            outbox.accept, account=name, phone_number=body.phone_number, body=body.message,
+            idempotency_key=key, now=now, ttl=settings.message_ttl, max_outbox=settings.outbox_max,
+        )
+    except outbox.KeyReused:
+        raise Conflict("This Idempotency-Key was used with a different request within 24 hours.",
+                       code="idempotency_key_reused") from None
+    except outbox.OutboxFull:
+        log.warning("outbox.full", limit=settings.outbox_max)
+        return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
+                              headers={"Retry-After": str(RETRY_AFTER)})
+    if created:
+        # One line per accepted message, not two: the request's own line (http.request) carries its ids.
+        structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])
+        log.debug("message.accepted")
+    if dispatcher is None:  # the owner's dispatcher sends it (it polls, and is woken through the store)
+        if row["status"] not in DONE and wait > 0:
+            row = await _settled(db, name, row, wait)
+        return _answer(row, replayed=not created)
+    if row["status"] in DONE or wait <= 0:
+        if created:
+            dispatcher.wake(row["phone_number"])
+        return _answer(row, replayed=not created)
+    future = dispatcher.waiter(row["id"])  # before the dispatcher can see it: no status change is missed
+    dispatcher.wake(row["phone_number"])
+    try:
+        done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
+    except TimeoutError:
+        done = None
+    finally:
+        dispatcher.forget(row["id"], future)
+    row = done or await db.run(outbox.get, name, row["id"]) or row
+    return _answer(row, replayed=not created)
+
+
+async def _not_linked(db, dispatcher, name: str) -> bool:
+    """Whether nothing would ever send for the account now: its dispatcher's judgement here, or, when
+    another instance serves it, that instance's last word in the store."""
+    if dispatcher is not None:
+        return await dispatcher.not_linked()
+    return await db.run(outbox.is_linked, name) is False
+
+
+async def _settled(db, name: str, row: dict, wait: float) -> dict:
+    """The message once another instance's dispatcher sent it (or failed it), read from the shared store,
+    or as it is after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(SETTLE_POLL, max(0.0, deadline - time.monotonic())))
+        row = await db.run(outbox.get, name, row["id"]) or row
+        if row["status"] in DONE:
+            break
+    return row
+
+
+async def get_message(request: web.Request) -> web.Response:
+    db, name = request.app[DATABASE], account_of(request).name
+    row = await db.run(outbox.get, name, request.match_info["id"])
+    if row is not None:
+        return web.json_response(MessageOut.from_row(row).public())
+    received = await db.run(inbound.get, name, request.match_info["id"])
+    if received is None:
+        raise NotFound("No message with this id.", code="message_not_found")
+    return web.json_response(inbound.public_message(received))
+
+
+def _cursor(seq: int) -> str:
+    return paging.encode("m1", seq)
+
+
+def _seq(cursor: str) -> int:
+    return paging.decode("m1", cursor)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    name = account_of(request).name
+    query = request.query
+    direction = query.get("direction", "out")
+    if direction not in ("out", "in"):
+        raise BadRequest("direction must be out or in.", code="invalid_direction")
+    status = query.get("status")
+    if status is not None and direction == "in":
+        raise BadRequest("status applies to direction=out only.", code="invalid_status")
+    if status is not None and status not in outbox.STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(outbox.STATUSES)}.", code="invalid_status")
+    phone = query.get("phone_number")
+    if phone is not None:
+        try:
+            phone = phone_number(phone)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, code=exc.code or "invalid_phone_number") from None
+    limit = paging.limit(query, MAX_LIMIT)
+    before = _seq(query["cursor"]) if "cursor" in query else None
+    if direction == "in":
+        rows = await request.app[DATABASE].run(
+            inbound.list_messages, name, phone_number=phone, limit=limit + 1, before_seq=before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return web.json_response({"messages": [inbound.public_message(r) for r in rows],
+                                  "next_cursor": _cursor(rows[-1]["seq"]) if more else None})
+    rows = await request.app[DATABASE].run(
+        outbox.list_messages, name, direction=direction, status=status, phone_number=phone,
+        limit=limit + 1, before_seq=before,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    page = MessagePage(messages=[MessageOut.from_row(r) for r in rows],
+                       next_cursor=_cursor(rows[-1]["seq"]) if more else None)
+    return web.json_response({"messages": [m.public() for m in page.messages], "next_cursor": page.next_cursor})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    account = account_of(request)
+    name = account.name
+    message_id = request.match_info["id"]
+    try:
+        row = await request.app[DATABASE].run(outbox.cancel, name, message_id, time.time())
+    except outbox.NotCancellable as exc:
+        raise Conflict(f"The message is {exc.status} already; only a queued message can be cancelled.",
+                       code="not_cancellable") from None
+    if row is None:
+        raise NotFound("No message with this id.", code="message_not_found")
+    log.info("message.cancelled", message_id=message_id)
+    if isinstance(account, Account):  # served elsewhere: its dispatcher finds it cancelled in the store
+        account.dispatcher.changed(row)
+    return web.json_response(MessageOut.from_row(row).public())

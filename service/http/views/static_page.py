@@ -1,0 +1,35 @@
+"""The shipped pages (``/`` and ``/docs``): one HTML file with its CSS and script (dom.js, the shared DOM
+helpers, then the page's own) inlined from service/http/static/, and a Content-Security-Policy that lets exactly that script and style run (by their sha256) and nothing
+be loaded from elsewhere. Built once per process: the files do not change while it runs."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from importlib import resources
+
+from aiohttp import web
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+@functools.lru_cache(maxsize=None)
+def _build(name: str, img_src: str) -> tuple[str, str]:
+    static = resources.files("service.http") / "static"
+    css = (static / f"{name}.css").read_text(encoding="utf-8")
+    script = (static / "dom.js").read_text(encoding="utf-8") + (static / f"{name}.js").read_text(encoding="utf-8")
+    html = (static / f"{name}.html").read_text(encoding="utf-8").replace("/*CSS*/", css).replace("/*JS*/", script)
+    csp = (f"default-src 'none'; script-src {_sha256(script)}; style-src {_sha256(css)}; connect-src 'self'; "
+           f"img-src {img_src}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return html, csp
+
+
+def respond(name: str, *, img_src: str = "'self'") -> web.Response:
+    """``service/http/static/<name>.{html,css,js}`` as one page; ``img_src`` widens images (e.g. ``blob:``)."""
+    html, csp = _build(name, img_src)
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
+                                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})

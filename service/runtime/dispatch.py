@@ -1,0 +1,496 @@
+"""The dispatcher: sends the outbox through the worker, in order per recipient, exactly once per id.
+
+    POST /send -> view -> outbox commit -> (wait briefly) -> 200/202
+    dispatcher -> governor -> outbox: sending -> worker POST /send {id: wa_id} -> Baileys -> WhatsApp
+    worker events (message.status, session.status, message) -> dispatcher -> outbox
+
+- Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
+  through by the governor) in one worker request that sends them in order and stops at a failure;
+  recipients go in parallel (a bound). One round trip per run, not per message.
+- No connection: while WhatsApp is not connected (worker down, reconnecting) nothing is tried, and a
+  send refused for that reason gives its attempt back.
+- Transient failures (5xx, timeouts) are retried with capped exponential backoff and jitter; permanent
+  ones fail with a reason: not_on_whatsapp, rejected, expired (TTL), too_many_attempts, cancelled.
+- A message found in ``sending`` at start (the gateway died mid-send) is resent with the same WhatsApp
+  id, which the recipient treats as the same message.
+- Drain (SIGTERM, service/http/drain.py): nothing more is claimed; a send in flight at the worker finishes (its
+  result recorded) or, at the drain's deadline, is cut off and its message goes back to ``queued`` (the same
+  WhatsApp id next time, as after a crash); callers waiting on a message that will not go now get it as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+import structlog
+
+from service.errors import ApiError, WorkerUnavailable
+from service.runtime.governor import DAY, Governor
+from service.runtime.worker_client import WorkerClient
+from service.store import leases, outbox
+from service.store.db import Database
+from service.store.full_disk import FullDiskLog, storage_full
+
+log = structlog.get_logger("gateway.dispatch")
+
+DONE = ("sent", "delivered", "read", "failed")
+# Worker states in which nothing will ever be sent until someone pairs (again).
+UNLINKED_STATES = ("logged_out", "qr")
+
+
+class Dispatcher:
+    def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
+                 account: str = outbox.DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
+                 retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
+                 batch_size: int = 32, fence: tuple[str, int] | None = None, receipt_bound: float = 600.0,
+                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random):
+        self.db = db
+        self.worker = worker
+        self.governor = governor
+        self.account = account
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max(1, max_attempts)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.poll_interval = poll_interval
+        self.batch_size = max(1, batch_size)
+        # In a cluster: (instance, lease generation). Every claim checks it in its transaction, so a former
+        # owner (paused past its lease, partitioned) marks nothing ``sending`` once another took over.
+        self.fence = fence
+        self.fenced = False
+        self.clock = clock
+        self.rng = rng
+        self.state: str | None = None  # the worker's WhatsApp state, None while unknown
+        self._wake = asyncio.Event()
+        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
+        self._inflight_ids: dict[str, list[str]] = {}  # phone number -> the messages being sent
+        self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
+        self._parked: set[str] = set()  # recipients the last round left waiting (a timer wakes the next)
+        self._draining = False  # SIGTERM: claim nothing more
+        self._tasks: list[asyncio.Task] = []
+        self._expired_at = 0.0
+        self._full = FullDiskLog(log, "dispatch.store_full")  # a full disk: one line now and then, not per round
+        self.receipt_bound = receipt_bound  # seconds after `sent` without a delivery receipt: flagged
+        self._stopping = False
+        self.on_change: list[Callable[[], None]] = []
+        # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
+        # "delivered", "read"; outbox.advance), whether by the worker's ack or a receipt: once per step.
+        self.on_advance: list[Callable[[dict, tuple[str, ...]], None]] = []
+        # Times the WhatsApp link came back (GET /metrics): see _count_reconnect.
+        self.reconnects = 0
+        self._was_connected = False  # linked and seen connected: the next return to connected is a reconnect
+        self._event_state: str | None = None  # the state of the last session.status event
+
+    # --- life ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        now = self.clock()
+        resent = await self.db.run(outbox.recover_sending, now, self.account)
+        if resent:
+            log.info("outbox.recovered", messages=resent, reason="sending_at_restart")
+        sends = await self.db.run(outbox.first_contact_sends, self.account, now - DAY)
+        restore = getattr(self.governor, "restore", None)
+        if restore is not None:
+            restore(self.account, sends, now)
+        self._tasks = [asyncio.create_task(self._run(), name="dispatcher"),
+                       asyncio.create_task(self._watch_state(), name="dispatcher-state")]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._draining = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._cut_off()
+        self._release_waiters()
+
+    async def drain(self, deadline: float) -> dict:
+        """SIGTERM (service/http/drain.py): claim nothing more; the sends in flight at the worker may finish until
+        ``deadline`` (the loop's clock), their result recorded as always; those still running then are cut
+        off and their messages go back to ``queued``. Callers waiting on a message that will not go now are
+        answered at once (POST /send: 202, queued)."""
+        self._draining = True
+        sending = {message_id for ids in self._inflight_ids.values() for message_id in ids}
+        self._release_waiters(keep=sending)
+        tasks = list(self._inflight.values())
+        finished = 0
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+            finished = len(done)
+        requeued = await self._cut_off()
+        self._release_waiters()
+        return {"sends_in_flight": len(tasks), "sends_finished": finished, "sends_requeued": requeued}
+
+    async def _cut_off(self) -> int:
+        """Cancel the sends still in flight; their messages go back to the queue (a send cut off may have
+        reached WhatsApp: the resend carries the same id, which the recipient treats as the same message)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        ids, self._interrupted = sorted(self._interrupted), set()
+        if not ids:
+            return 0
+        back = await self.db.run(outbox.requeue_interrupted, self.account, ids, self.clock())
+        for message_id in back:
+            log.info("message.requeued", message_id=message_id, reason="shutdown")
+        return len(back)
+
+    def _release_waiters(self, keep: set[str] = frozenset()) -> None:
+        """Answer the callers waiting on messages that this process will not send (None: read it as it is)."""
+        for message_id in [m for m in self._waiters if m not in keep]:
+            for future in self._waiters.pop(message_id):
+                if not future.done():
+                    future.set_result(None)
+
+    def wake(self, phone: str | None = None) -> None:
+        """Run a round soon. A new message for a recipient that is being sent to, or that the last round saw
+        waiting (backoff, the governor), needs none: its turn comes when that send ends or that wait is
+        over. So a burst to one recipient costs one round per run, not one scan of the backlog per accept."""
+        if phone is not None and (phone in self._inflight or phone in self._parked):
+            return
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    # --- callers waiting for a status ----------------------------------------------------
+    def waiter(self, message_id: str) -> asyncio.Future:
+        """A future resolved with the message once it is sent (or further, or failed); with None when this
+        process will not send it (draining: the caller reads the message as it is)."""
+        future = asyncio.get_running_loop().create_future()
+        if self._draining:
+            future.set_result(None)
+            return future
+        self._waiters.setdefault(message_id, set()).add(future)
+        return future
+
+    def forget(self, message_id: str, future: asyncio.Future) -> None:
+        waiting = self._waiters.get(message_id)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self._waiters[message_id]
+
+    @property
+    def waiting_callers(self) -> int:
+        """POST /send callers waiting for their message's outcome (bounded by WA_OUTBOX_MAX: each waits on
+        one accepted message), for /metrics."""
+        return sum(len(futures) for futures in self._waiters.values())
+
+    def changed(self, row: dict | None) -> None:
+        if row is None:
+            return
+        for notify in self.on_change:  # the change added to the event log: its readers wake up
+            notify()
+        if row["status"] not in DONE:
+            return
+        for future in self._waiters.pop(row["id"], set()):
+            if not future.done():
+                future.set_result(row)
+
+    def _advanced(self, row: dict, reached: tuple[str, ...]) -> None:
+        if not reached:
+            return
+        for observe in self.on_advance:
+            try:
+                observe(row, reached)
+            except Exception:  # an observer's bug must not stop the dispatcher
+                log.exception("dispatch.observer_failed", message_id=row["id"])
+
+    # --- whether anything can be sent at all -----------------------------------------------
+    async def not_linked(self) -> bool:
+        """True when nothing would ever send a message now: the account is logged out, or was never
+        paired (the worker shows a QR or is stopped and this gateway never saw it connected)."""
+        state = self.state
+        if state != "connected":
+            try:  # the cache may be stale (a pairing just finished, a logout): ask before deciding
+                state = await self._refresh_state()
+            except ApiError:
+                return False  # the worker is restarting: accept, the message waits
+        if state in UNLINKED_STATES:
+            return True
+        if state == "stopped":
+            return not await self.db.run(outbox.is_linked, self.account)
+        return False
+
+    async def _refresh_state(self) -> str | None:
+        status = await self.worker._request_once("GET", "/status", timeout=5.0)
+        self._set_state(status.get("state"))
+        return self.state
+
+    def _set_state(self, state: str | None) -> None:
+        if state == self.state:
+            return
+        was = self.state
+        self.state = state
+        log.info("dispatch.whatsapp_state", state=state, was=was)
+        if state == "connected":
+            if self._event_state is None:  # no event yet: it was connected before this gateway started
+                self._was_connected = True
+            self.db.submit(outbox.set_linked, self.account, True, self.clock())
+            self.wake()
+        elif state == "logged_out":
+            self.db.submit(outbox.set_linked, self.account, False, self.clock())
+
+    def _count_reconnect(self, state: str | None) -> None:
+        """A reconnect is a ``session.status`` event into ``connected`` after another state, for an account
+        that was connected before (by an earlier event, or by the first poll when no event came yet); a QR or
+        a logout starts over (not linked: the next connect is a pairing). Counted from the worker's journal
+        only, each event once (repeats are not stored): the state poll may see a worker that came back (or a
+        pairing that finished) before its events arrive, and a poll gap (the worker did not answer) is no
+        reconnect at all."""
+        if state == "connected":
+            if self._was_connected and self._event_state != "connected":
+                self.reconnects += 1
+            self._was_connected = True
+        elif state in ("logged_out", "qr"):
+            self._was_connected = False
+        self._event_state = state
+
+    async def _watch_state(self) -> None:
+        """Poll the worker's state (events bring changes sooner; this covers a worker that died)."""
+        while not self._stopping:
+            try:
+                await self._refresh_state()
+            except ApiError:
+                self._set_state(None)
+            except Exception:
+                log.exception("dispatch.state_poll_failed")
+            await asyncio.sleep(self.poll_interval if not self.connected else self.poll_interval * 5)
+
+    # --- the worker's events (called by EventConsumer, in journal order) ---------------------
+    def on_event(self, event: dict, result: dict) -> None:
+        """A worker event, already stored (service/runtime/worker_events.py): follow the state, release waiters."""
+        if event.get("type") == "session.status":
+            if result.get("event") is not None:  # stored just now: not a repeat of the hand-over
+                self._count_reconnect(event.get("state"))
+            self._set_state(event.get("state"))
+        row = result.get("message")
+        if row is not None:
+            log.info("message.status", message_id=row["id"], status=row["status"])
+            self._advanced(row, result.get("reached", ()))
+            self.changed(row)
+            self.wake()  # a receipted message that was waiting to be resent no longer blocks its recipient
+
+    # --- the loop --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            timeout = self.poll_interval
+            try:
+                timeout = await self._round()
+            except Exception as exc:
+                if storage_full(exc):
+                    self._full.failed(exc, account=self.account)
+                else:
+                    log.exception("dispatch.round_failed")
+            try:
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the
+                # event is set, and stop() would wait forever. asyncio.timeout does not.
+                async with asyncio.timeout(max(0.01, timeout)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _round(self) -> float:
+        """Start every send that may go now; returns how long to sleep unless woken."""
+        now = self.clock()
+        if now - self._expired_at >= 1.0:
+            self._expired_at = now
+            for message_id in await self.db.run(outbox.expire, self.account, now):
+                log.info("message.failed", message_id=message_id, reason="expired")
+                self.changed(await self.db.run(outbox.get, self.account, message_id))
+            for row in await self.db.run(outbox.flag_undelivered, self.account, now - self.receipt_bound, now):
+                log.warning("message.no_delivery_receipt", message_id=row["id"], whatsapp_id=row["wa_id"],
+                            bound_s=self.receipt_bound)
+                self.changed(row)
+        if not self.connected or self._draining or self.fenced:
+            self._parked = set()
+            return self.poll_interval
+        next_due = now + self.poll_interval
+        parked: set[str] = set()
+        for head in await self.db.run(outbox.heads, self.account):
+            phone = head["phone_number"]
+            if phone in self._inflight:
+                continue
+            if head["status"] == "sending":
+                # Nobody sends it: a send whose outcome the store could not take (a full disk) left it so. Back
+                # to the queue, to go again with the same WhatsApp id (what a restart does for every such message).
+                for message_id in await self.db.run(outbox.requeue_interrupted, self.account, [head["id"]], now):
+                    log.info("message.requeued", message_id=message_id, reason="outcome_not_stored")
+                    next_due = now
+                continue
+            if len(self._inflight) >= self.concurrency:
+                break
+            if head["next_attempt_at"] > now:
+                next_due = min(next_due, head["next_attempt_at"])
+                parked.add(phone)
+                continue
+            first_contact = not await self.db.run(outbox.is_known_contact, self.account, phone)
+            now = self.clock()
+            delay, reason = self.governor.delay_for(self.account, phone, first_contact, now)
+            if delay > 0:
+                next_due = min(next_due, now + delay)
+                parked.add(phone)
+                if head["wait_reason"] != reason:
+                    await self.db.run(outbox.hold, head["id"], next_attempt_at=head["next_attempt_at"],
+                                      wait_reason=reason)
+                continue
+            if self._draining:  # the drain began while this round was reading the store
+                break
+            self.governor.record_send(self.account, phone, first_contact, now)
+            run = [head]
+            if self.batch_size > 1:
+                run += await self._rest_of_run(head, first_contact, now)
+            self._inflight[phone] = asyncio.create_task(self._send(run, first_contact, now),
+                                                        name=f"send-{head['id']}")
+            self._inflight_ids[phone] = [r["id"] for r in run]
+        self._parked = parked
+        return max(0.0, next_due - self.clock())
+
+    async def _rest_of_run(self, head: dict, first_contact: bool, now: float) -> list[dict]:
+        """The recipient's next messages that may go with its head, in order: each due now and let through
+        by the governor, up to the first that is not (a recipient's order is never broken)."""
+        run = []
+        for row in await self.db.run(outbox.next_queued, self.account, head["phone_number"], head["seq"],
+                                     self.batch_size - 1):
+            if row["status"] != "queued" or row["next_attempt_at"] > now:
+                break
+            delay, _ = self.governor.delay_for(self.account, row["phone_number"], first_contact, now)
+            if delay > 0:
+                break
+            self.governor.record_send(self.account, row["phone_number"], first_contact, now)
+            run.append(row)
+        return run
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.retry_max, self.retry_base * (2 ** max(0, attempts - 1)))
+        return delay * (0.5 + self.rng() / 2)  # jitter: between half and all of it
+
+    async def _send(self, run: list[dict], first_contact: bool, now: float) -> None:
+        """Send a recipient's run of messages (its head, and those that may follow it at once) in one
+        worker request: one round trip and two commits for the run instead of per message."""
+        phone = run[0]["phone_number"]
+        rows: list[dict] = []
+        try:
+            fence = None if self.fence is None else (self.account, *self.fence)
+            try:
+                rows = await self.db.run(outbox.mark_sending_run, [r["id"] for r in run], now, first_contact, fence)
+            except leases.NotOwner:
+                self.fenced = True  # the lease keeper drops the account at its next round
+                log.warning("dispatch.not_owner", account=self.account, generation=self.fence[1])
+                return
+            if not rows:
+                return  # cancelled or receipted meanwhile
+            self._full.ok()  # a write went through (it says so once, if the disk had been full)
+            for row in rows:
+                log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
+            results = await self._hand_over(rows)
+            sent = [row["id"] for row, error in zip(rows, results) if error is None]
+            if sent:
+                for row, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
+                    if row is not None:
+                        log.info("message.sent", message_id=row["id"], whatsapp_id=row["wa_id"])
+                        self._advanced(row, reached)
+                        self.changed(row)
+            failed = [(row, error) for row, error in zip(rows, results) if error is not None]
+            for row, error in failed:
+                if error.code == "not_attempted":
+                    await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock(),
+                                      wait_reason="retry_backoff", last_error=None, refund_attempt=True)
+                else:
+                    await self._failed(row, error)
+        except asyncio.CancelledError:
+            self._interrupted.update(r["id"] for r in rows)  # a stop cut it off: _cut_off puts it back
+            raise
+        except Exception as exc:
+            if storage_full(exc):
+                self._full.failed(exc, account=self.account, message_id=run[0]["id"], messages=len(run))
+            else:
+                log.exception("dispatch.send_failed", message_id=run[0]["id"], messages=len(run))
+            try:
+                for row in rows:
+                    await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock() + self.retry_base,
+                                      wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
+            except Exception as again:  # noqa: BLE001 - left `sending`: a later round puts them back (_round)
+                if not storage_full(again):
+                    log.exception("dispatch.requeue_failed", message_id=run[0]["id"])
+        finally:
+            self._inflight.pop(phone, None)
+            self._inflight_ids.pop(phone, None)
+            self.wake()
+
+    async def _hand_over(self, rows: list[dict]) -> list[ApiError | None]:
+        """The worker sends the rows in order: per row None (sent) or the error that kept it."""
+        if len(rows) == 1:
+            row = rows[0]
+            try:
+                await self.worker.send_text(row["phone_number"], row["body"], message_id=row["wa_id"])
+            except ApiError as exc:
+                return [exc]
+            return [None]
+        try:
+            results = await self.worker.send_batch(
+                [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
+        except ApiError as exc:  # the request itself failed (the worker is down): nothing was attempted
+            return [exc] + [ApiError("not attempted", code="not_attempted", status=409)] * (len(rows) - 1)
+        errors: list[ApiError | None] = []
+        for result in results:
+            error = result.get("error")
+            if error is None:
+                errors.append(None)
+                continue
+            details = {k: v for k, v in error.items() if k not in ("status", "code", "message")}
+            errors.append(ApiError(error.get("message", ""), code=error.get("code"), status=error.get("status", 500),
+                                   details=details))
+        return errors
+
+    async def _failed(self, row: dict, exc: ApiError) -> None:
+        message_id, now = row["id"], self.clock()
+        if exc.code == "not_on_whatsapp":
+            self.changed(await self.db.run(outbox.fail, message_id, "not_on_whatsapp", now, last_error=exc.code))
+            log.info("message.failed", message_id=message_id, reason="not_on_whatsapp")
+            return
+        if exc.code == "not_owner":
+            # The worker refused: this instance lost the account's lease (service/cluster/lease_keeper.py). The message
+            # goes back with its attempt; the new owner sends it (the same WhatsApp id).
+            self.fenced = True
+            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
+                              last_error=exc.code, refund_attempt=True)
+            log.warning("dispatch.not_owner", account=self.account, message_id=message_id)
+            return
+        not_connected = exc.code == "not_connected" or (
+            isinstance(exc, WorkerUnavailable) and exc.code != "worker_timeout")
+        if not_connected:
+            # Not the message's fault: the attempt is given back and the dispatcher waits for the connection.
+            if exc.code != "not_connected":
+                self._set_state(None)
+            elif self.state == "connected":
+                self._set_state("connecting")
+            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
+                              last_error=exc.code, refund_attempt=True)
+            log.info("message.waiting", message_id=message_id, reason=exc.code)
+            return
+        if 400 <= exc.status < 500 and exc.status not in (408, 409, 429):
+            self.changed(await self.db.run(outbox.fail, message_id, "rejected", now, last_error=exc.code))
+            log.warning("message.failed", message_id=message_id, reason="rejected", code=exc.code)
+            return
+        if row["attempts"] >= self.max_attempts:
+            self.changed(await self.db.run(outbox.fail, message_id, "too_many_attempts", now, last_error=exc.code))
+            log.warning("message.failed", message_id=message_id, reason="too_many_attempts", code=exc.code)
+            return
+        delay = self._backoff(row["attempts"])
+        await self.db.run(outbox.requeue, message_id, next_attempt_at=now + delay, wait_reason="retry_backoff",
+                          last_error=exc.code, refund_attempt=False)
+        log.info("message.retry_scheduled", message_id=message_id, attempt=row["attempts"], code=exc.code,
+                 delay_s=round(delay, 3))

@@ -1,0 +1,194 @@
+"""The gateway's only door to the worker: HTTP over the worker's unix socket in the private run dir.
+
+The socket lives in a 0700 directory, so only the gateway's user can reach the worker; no secret
+travels and nothing listens on a network port. Errors from the worker keep their shape and
+status, so one error vocabulary spans both sides of the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+
+from service.errors import ApiError, WorkerUnavailable
+
+log = structlog.get_logger("gateway.worker_client")
+
+
+# What a client reads for the worker's 5xx codes: what happened in general terms, never the worker's text.
+_WORKER_5XX = {
+    "whatsapp_error": "WhatsApp did not take the request; it is retried where that is safe.",
+    "whatsapp_timeout": "WhatsApp did not answer in time; retry later.",
+    "session_store_error": "The WhatsApp session store failed; the gateway log has the detail.",
+    "store_error": "The worker could not store the message; nothing was sent.",
+}
+
+
+class _WorkerApi:
+    """The worker's internal API, for whichever account ``request`` addresses."""
+
+    _timeout: float
+
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                      timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    async def status(self) -> dict:
+        return await self.request("GET", "/status")
+
+    async def connect(self, wait_qr: float) -> dict:
+        return await self.request(
+            "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
+        )
+
+    async def disconnect(self) -> dict:
+        return await self.request("POST", "/disconnect")
+
+    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict:
+        """``message_id`` becomes the WhatsApp message id (the outbox derives it from its own id)."""
+        body = {"phone_number": phone_number, "text": text}
+        if message_id is not None:
+            body["id"] = message_id
+        return await self.request("POST", "/send", json=body)
+
+    async def send_batch(self, messages: list[dict]) -> list[dict]:
+        """Messages ``{phone_number, text, id}`` to one recipient, sent in this order in one request: one
+        result per message, ``{id, status}`` or ``{id, error: {status, code, message}}``; after a failure
+        other than not_on_whatsapp the rest are ``not_attempted`` (so none overtakes a retry)."""
+        answer = await self.request("POST", "/send/batch", json={"messages": messages})
+        return answer["results"]
+
+    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
+        """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
+        params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
+        if boot_id:
+            params["boot_id"] = boot_id
+        return await self.request(
+            "GET", "/events", params=params,
+            timeout=wait + self._timeout,
+        )
+
+    async def ack_events(self, upto: int, boot_id: str | None) -> dict:
+        """The gateway stored every event up to ``upto``: the worker may forget them."""
+        return await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id})
+
+
+class WorkerClient(_WorkerApi):
+    """``start_wait`` bounds how long a request waits for a worker that is starting (``may_come_up``
+    says so): in the first second after a (re)start its socket is not there yet, and a caller is better
+    served by a short wait than by a 503. Only connection failures are retried: such a request never
+    reached the worker, so retrying cannot send anything twice."""
+
+    def __init__(self, socket_path: str, timeout: float, *, start_wait: float = 0.0,
+                 may_come_up: Callable[[], Awaitable[bool]] | None = None):
+        self._socket_path = socket_path
+        self._timeout = timeout
+        self._start_wait = start_wait
+        self._may_come_up = may_come_up
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # No keep-alive: a pooled connection to a worker that has just died would fail the next request
+        # after it was (maybe) sent, which cannot be retried safely; a unix connect costs microseconds.
+        connector = aiohttp.UnixConnector(path=self._socket_path, force_close=True)
+        self._session = aiohttp.ClientSession(
+            base_url="http://worker", connector=connector, raise_for_status=False
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + self._start_wait
+        while True:
+            try:
+                return await self._request_once(method, path, json=json, params=params, timeout=timeout)
+            except WorkerUnavailable as exc:
+                starting = isinstance(exc.__cause__, aiohttp.ClientConnectorError | FileNotFoundError
+                                      | ConnectionRefusedError)
+                if not starting or time.monotonic() >= deadline or self._may_come_up is None:
+                    raise
+                if not await self._may_come_up():
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _request_once(
+        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        assert self._session is not None, "WorkerClient.start() was not awaited"
+        total = self._timeout if timeout is None else timeout
+        try:
+            async with self._session.request(
+                method, path, json=json, params=params,
+                timeout=aiohttp.ClientTimeout(total=total),
+            ) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+                    code = err.get("code", "worker_error")
+                    if resp.status >= 500:
+                        # The worker's own words (a library's error, a path, a database's message) stay in
+                        # the log; the client gets the code, and finds the line by its X-Request-ID.
+                        log.warning("worker.failed", method=method, path=path, status=resp.status, code=code,
+                                    detail=str(err.get("message", ""))[:300])
+                        raise ApiError(_WORKER_5XX.get(code, "The WhatsApp worker failed; its log has the detail."),
+                                       code=code, status=resp.status)
+                    raise ApiError(
+                        err.get("message", "The worker refused the request."),
+                        code=code,
+                        status=resp.status,
+                        details={k: v for k, v in err.items() if k not in ("code", "message")},
+                    )
+                return body
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise WorkerUnavailable(
+                "The WhatsApp worker is not reachable right now; it is restarted automatically."
+            ) from exc
+        except TimeoutError as exc:
+            raise WorkerUnavailable(
+                "The WhatsApp worker did not answer in time.", code="worker_timeout", status=504
+            ) from exc
+        except (aiohttp.ContentTypeError, ValueError) as exc:
+            raise ApiError("The worker sent an unreadable answer.", code="worker_protocol") from exc
+
+    def account(self, name: str) -> AccountWorker:
+        """The same connection, addressing one account (``/accounts/<name>/...`` at the worker)."""
+        return AccountWorker(self, name)
+
+
+class AccountWorker(_WorkerApi):
+    """One account's view of the worker: every path is prefixed with ``/accounts/<name>``."""
+
+    def __init__(self, client: WorkerClient, name: str):
+        self._client = client
+        self._timeout = client._timeout
+        self.name = name
+        self._prefix = f"/accounts/{name}"
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._client.request(method, self._prefix + path, **kwargs)
+
+    async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._client._request_once(method, self._prefix + path, **kwargs)
+
+    async def attach(self, lease_generation: int | None = None) -> dict:
+        """Open the account here; with sessions in PostgreSQL, fenced by the lease generation held for it."""
+        body = {} if lease_generation is None else {"lease_generation": lease_generation}
+        return await self.request("POST", "/attach", json=body)
+
+    async def release(self) -> dict:
+        """Close the account's session here without logging out (its lease moves to another instance)."""
+        return await self.request("POST", "/release", json={})
+
+    async def detach(self) -> dict:
+        return await self.request("POST", "/detach", json={})
