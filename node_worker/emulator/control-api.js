@@ -1,7 +1,7 @@
 // HTTP/JSON control API (every path except the WebSocket endpoint /ws/chat).
 import { ApiError, apiError } from './errors.js'
 import { normalizePhone, e164 } from './accounts.js'
-import { readJsonObject } from '../src/json-body.js'
+import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024

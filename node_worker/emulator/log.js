@@ -1,9 +1,9 @@
-// The emulator's logger: the same contract records as the worker's (../src/log-record.js), with
+// The emulator's logger: the same contract records as the worker's (../lib/log-record.js), with
 // program "emulator", one write(2) per record. Call style: log.info('event.name', { fields }).
 // Never pass message bodies, QR strings or keys: `sanitize` removes bytes, key-named fields and
 // blobs, but the call sites are where bodies are kept out.
-import { makeSink, THRESHOLDS } from '../src/log-record.js'
-import { routeConsole as routeWorkerConsole, Logger } from '../src/logger.js'
+import { makeSink, THRESHOLDS } from '../lib/log-record.js'
+import { routeConsole as routeWorkerConsole, Logger } from '../lib/logger.js'
 
 export function makeLogger ({ level = 'info', format = 'json', write, base = {}, sink } = {}) {
   const name = String(level).toLowerCase()

@@ -2,12 +2,12 @@
 // Entry point of the WhatsApp network emulator.
 //   node node_worker/emulator/main.js            start (settings from the environment)
 //   node node_worker/emulator/main.js root-key   print the base64 root public key (creates the key file)
-import { watchParent } from '../src/orphan.js' // first: notes the parent at start (exit with supervisord)
+import { watchParent } from '../lib/orphan.js' // first: notes the parent at start (exit with supervisord)
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { makeLogger, routeConsole } from './log.js'
-import { exitOnConfigError } from '../src/config-error.js'
-import { makeSink, resolveFormat, THRESHOLDS, verbatim } from '../src/log-record.js'
+import { exitOnConfigError } from '../lib/config-error.js'
+import { makeSink, resolveFormat, THRESHOLDS, verbatim } from '../lib/log-record.js'
 import { CERT_MODES, loadOrCreateRootKey } from './certs.js'
 
 const env = process.env
@@ -78,7 +78,7 @@ const rootKeyCommand = (settings) => {
 const start = async (settings) => {
   const log = makeLogger({ level: settings.logLevel, format: settings.logFormat })
   // libsignal prints whole session objects (private keys included) with console.*: keep the first
-  // words only, as debug records (see ../src/logger.js routeConsole).
+  // words only, as debug records (see ../lib/logger.js routeConsole).
   routeConsole(log)
   const { Emulator } = await import('./emulator.js')
   const { startServer } = await import('./server.js')

@@ -14,8 +14,9 @@ import path from 'node:path'
 import { makePool } from './auth-store-pg.js'
 import { EventJournal } from './events.js'
 import { WhatsAppSession } from './session.js'
+import { DEFAULT_ACCOUNT } from './states.js'
 
-export const DEFAULT_ACCOUNT = 'default'
+export { DEFAULT_ACCOUNT } // where it was first defined; states.js holds it now
 export const ACCOUNT_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/
 
 /** The settings of one account: the worker's, with that account's own data paths. */

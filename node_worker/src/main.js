@@ -1,13 +1,13 @@
 // Worker entry point: settings -> logger -> sandbox trust -> session + internal API; SIGTERM/SIGINT
 // save credentials and close the WhatsApp socket without logging out, and so does the death of the
 // supervisord that started it (./orphan.js).
-import { watchParent } from './orphan.js' // first: it notes the parent before the heavy imports load
+import { watchParent } from '../lib/orphan.js' // first: it notes the parent before the heavy imports load
 import { mkdir } from 'node:fs/promises'
 import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'
-import { exitOnConfigError } from './config-error.js'
+import { exitOnConfigError } from '../lib/config-error.js'
 import { AccountHost } from './accounts.js'
-import { resolveFormat } from './log-record.js'
-import { makeLogger, routeConsole, routeWarnings } from './logger.js'
+import { resolveFormat } from '../lib/log-record.js'
+import { makeLogger, routeConsole, routeWarnings } from '../lib/logger.js'
 import { assertDurableReceiptHooks } from './baileys-patches.js'
 import { applySandboxTrust } from './sandbox-trust.js'
 import { makeHandler, startServer } from './server.js'

@@ -7,6 +7,7 @@
 // timeout) is retried by the gateway with the same WhatsApp id, which the recipient treats as the same
 // message. An ack that carries an error is the server refusing the message.
 import { WorkerError } from './errors.js'
+import { SEND_RETRY } from './states.js'
 
 export class ServerAcks {
   #waiting = new Map() // WhatsApp id -> { resolve, reject, timer }
@@ -16,11 +17,11 @@ export class ServerAcks {
    * @returns {Promise<void>} resolves on the ack, rejects with a WorkerError on an error ack or timeout
    */
   expect (id, timeoutMs) {
-    this.#waiting.get(id)?.reject(new WorkerError(409, 'superseded', 'The same message was sent again; its first attempt is no longer awaited.'))
+    this.#waiting.get(id)?.reject(new WorkerError(409, SEND_RETRY.SUPERSEDED, 'The same message was sent again; its first attempt is no longer awaited.'))
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(id)
-        reject(new WorkerError(504, 'whatsapp_timeout',
+        reject(new WorkerError(504, SEND_RETRY.WHATSAPP_TIMEOUT,
           `WhatsApp did not acknowledge the message within ${timeoutMs} ms; it is retried with the same id.`))
       }, timeoutMs)
       timer.unref?.()
@@ -34,13 +35,13 @@ export class ServerAcks {
     const waiter = this.#waiting.get(id)
     if (!waiter) return
     if (!error) return waiter.resolve()
-    waiter.reject(new WorkerError(502, 'whatsapp_rejected', `WhatsApp refused the message (error ${error}).`, { server_error: String(error) }))
+    waiter.reject(new WorkerError(502, SEND_RETRY.WHATSAPP_REJECTED, `WhatsApp refused the message (error ${error}).`, { server_error: String(error) }))
   }
 
   /** the connection went away: no ack will come on it, the sends are retried on the next one */
   failAll (reason) {
     for (const waiter of [...this.#waiting.values()]) {
-      waiter.reject(new WorkerError(409, 'not_connected', `The WhatsApp connection closed before the server acknowledged the message (${reason}).`))
+      waiter.reject(new WorkerError(409, SEND_RETRY.NOT_CONNECTED, `The WhatsApp connection closed before the server acknowledged the message (${reason}).`))
     }
   }
 

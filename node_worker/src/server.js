@@ -3,22 +3,23 @@
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import { WorkerError } from './errors.js'
-import { readJsonObject } from './json-body.js'
+import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
-import { ACCOUNT_NAME, DEFAULT_ACCOUNT } from './accounts.js'
+import { ACCOUNT_NAME } from './accounts.js'
+import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_WAIT_MS = 60000
 const MAX_BATCH = 64
 
 const BODY_ERRORS = {
-  too_large: () => new WorkerError(413, 'payload_too_large', 'Request body too large.'),
+  too_large: () => new WorkerError(413, SEND_FAILURE.PAYLOAD_TOO_LARGE, 'Request body too large.'),
   incomplete: () => new WorkerError(400, 'incomplete_body', 'The request body ended early.')
 }
 const readJson = (req) => readJsonObject(req, {
   maxBytes: MAX_BODY,
   fail: (why) => BODY_ERRORS[why]?.() ??
-    new WorkerError(400, 'invalid_json', 'The request body must be a JSON object (UTF-8).')
+    new WorkerError(400, SEND_FAILURE.INVALID_JSON, 'The request body must be a JSON object (UTF-8).')
 })
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
@@ -26,8 +27,8 @@ const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(N
 // Wait (bounded) until the session leaves `connecting` or its attempt fails, so that /connect can
 // answer with the QR, or with the error that keeps it from connecting.
 const settled = (session, waitMs) => new Promise((resolve) => {
-  if (session.state !== 'connecting' || waitMs <= 0) return resolve()
-  const onState = (state) => { if (state !== 'connecting') done() }
+  if (session.state !== STATE.CONNECTING || waitMs <= 0) return resolve()
+  const onState = (state) => { if (state !== STATE.CONNECTING) done() }
   const timer = setTimeout(() => done(), waitMs)
   const done = () => {
     clearTimeout(timer)
@@ -56,10 +57,10 @@ export function makeRoutes () {
     },
     'POST /send': async (req, url, { session }) => {
       const body = await readJson(req)
-      if (!isE164(body.phone_number)) throw new WorkerError(400, 'invalid_phone_number', 'phone_number must be +E.164.')
-      if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, 'invalid_message', 'text must be a non-empty string.')
+      if (!isE164(body.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
+      if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
       if (body.id != null && (typeof body.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(body.id))) {
-        throw new WorkerError(400, 'invalid_id', 'id must be 8 to 64 letters and digits.')
+        throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
       }
       return session.sendText(body.phone_number, body.text, body.id ?? undefined)
     },
@@ -69,14 +70,14 @@ export function makeRoutes () {
       const body = await readJson(req)
       const items = body.messages
       if (!Array.isArray(items) || items.length < 1 || items.length > MAX_BATCH) {
-        throw new WorkerError(400, 'invalid_batch', `messages must be an array of 1 to ${MAX_BATCH} messages.`)
+        throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, `messages must be an array of 1 to ${MAX_BATCH} messages.`)
       }
       for (const item of items) {
-        if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, 'invalid_batch', 'Each message must be an object.')
-        if (!isE164(item.phone_number)) throw new WorkerError(400, 'invalid_phone_number', 'phone_number must be +E.164.')
-        if (typeof item.text !== 'string' || !item.text.trim()) throw new WorkerError(400, 'invalid_message', 'text must be a non-empty string.')
+        if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, 'Each message must be an object.')
+        if (!isE164(item.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
+        if (typeof item.text !== 'string' || !item.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
         if (typeof item.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(item.id)) {
-          throw new WorkerError(400, 'invalid_id', 'id must be 8 to 64 letters and digits.')
+          throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
         }
       }
       return session.sendBatch(items)

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { startEmulator, trustEmulator, tmpDir, until } from './emulator-helpers.js'
 import { AccountHost, accountSettings, readRegistry } from '../src/accounts.js'
-import { makeLogger } from '../src/logger.js'
+import { makeLogger } from '../lib/logger.js'
 import { makeHandler } from '../src/server.js'
 import { readSettings } from '../src/settings.js'
 

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { startEmulator, trustEmulator, tmpDir, until, sleep } from './emulator-helpers.js'
 import { EventJournal } from '../src/events.js'
-import { makeLogger } from '../src/logger.js'
+import { makeLogger } from '../lib/logger.js'
 import { WhatsAppSession } from '../src/session.js'
 import { readSettings } from '../src/settings.js'
 

@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import fs from 'node:fs'
 import { EventJournal } from '../src/events.js'
-import { makeLogger } from '../src/logger.js'
+import { makeLogger } from '../lib/logger.js'
 import { makeHandler, makeRoutes, startServer } from '../src/server.js'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-paging-'))

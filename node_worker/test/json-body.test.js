@@ -1,12 +1,12 @@
 // The JSON body reader shared by the worker's internal API and the emulator's control API
-// (src/json-body.js): UTF-8 only, one object, bounded; an oversized body is answered (413) rather than
+// (lib/json-body.js): UTF-8 only, one object, bounded; an oversized body is answered (413) rather than
 // cut off mid-upload, and a client that goes away mid-body settles the read instead of leaving it open.
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
-import { readJsonObject } from '../src/json-body.js'
+import { readJsonObject } from '../lib/json-body.js'
 
 const fail = (why) => Object.assign(new Error(why), { why })
 const read = (chunks, maxBytes = 1024) => readJsonObject(Readable.from(chunks.map((c) => Buffer.from(c))), { maxBytes, fail })

@@ -6,8 +6,8 @@ import fs from 'node:fs'
 import { test } from 'node:test'
 import libsignal from 'libsignal'
 import { makeLogger as makeEmulatorLogger } from '../emulator/log.js'
-import { fitRecord, MAX_RECORD_BYTES, renderConsole, scrubString, writeLine } from '../src/log-record.js'
-import { makeBaileysLogger, makeLogger, routeConsole } from '../src/logger.js'
+import { fitRecord, MAX_RECORD_BYTES, renderConsole, scrubString, writeLine } from '../lib/log-record.js'
+import { makeBaileysLogger, makeLogger, routeConsole } from '../lib/logger.js'
 
 const capture = (options = {}) => {
   const lines = []
@@ -226,7 +226,7 @@ test('the worker process: a crash is one critical record, and nothing bypasses t
     assert.equal(crash.err.code, 'ERR_FS_EISDIR') // the error (and its stack, when it has one) in one record
     // Process warnings and console output are records too.
     const script = `
-      import { makeLogger, routeConsole, routeWarnings } from './src/logger.js'
+      import { makeLogger, routeConsole, routeWarnings } from './lib/logger.js'
       const log = makeLogger({ level: 'debug' })
       routeConsole(log); routeWarnings(log)
       console.log('Opening session:', { privKey: Buffer.alloc(32, 7) })

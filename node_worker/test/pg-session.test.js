@@ -20,7 +20,7 @@ import { Readable } from 'node:stream'
 import { startEmulator, trustEmulator, tmpDir, until } from './emulator-helpers.js'
 import { pgMissing, startPostgres } from './pg-helpers.js'
 import { AccountHost, accountSettings } from '../src/accounts.js'
-import { makeLogger } from '../src/logger.js'
+import { makeLogger } from '../lib/logger.js'
 import { makeHandler } from '../src/server.js'
 import { readSettings } from '../src/settings.js'
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { startEmulator, trustEmulator, tmpDir, until } from './emulator-helpers.js'
 import { EventJournal } from '../src/events.js'
-import { makeLogger } from '../src/logger.js'
+import { makeLogger } from '../lib/logger.js'
 import { WhatsAppSession } from '../src/session.js'
 import { readSettings } from '../src/settings.js'
 

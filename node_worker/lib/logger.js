@@ -1,4 +1,5 @@
-// The worker's logger: contract records (see log-record.js) on stdout, one write(2) each.
+// The logger of the Node programs (the worker's; the emulator wraps it in emulator/log.js): contract
+// records (see log-record.js) on stdout, one write(2) each.
 //
 // It has pino's calling convention, because Baileys takes a pino-style logger and checks
 // `logger.level`: `log.info({ fields }, 'event.name')`, `log.info('event.name')`,

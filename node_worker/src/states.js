@@ -1,0 +1,44 @@
+// The worker's states and reasons, in one place: what a session's state can be, which statuses the
+// worker reports for a message it sent, and with which codes it answers a send. The gateway keeps its
+// own copies of these lists (service/); a Python test compares them with the frozen arrays below
+// (`WORKER_STATES`, `MESSAGE_STATUSES`, `SEND_FAILURES`), so each list is complete: every value the
+// worker emits is here, and nothing it never emits. Code compares and emits the named values (STATE.*,
+// STATUS.*, ...), never string literals.
+
+const frozen = (names) => Object.freeze(Object.fromEntries(names.map((name) => [name.toUpperCase(), name])))
+
+// A session's state (session/lifecycle.js has the state machine; GET /status, `session.status` events).
+export const STATE = frozen(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
+export const WORKER_STATES = Object.freeze(Object.values(STATE))
+
+// The statuses of a message this worker sent, as `message.status` events (session/statuses.js) and the
+// `status` of a send's answer (`sent`). In the order WhatsApp reports them; `failed` is the server's ack
+// with an error. WhatsApp's `pending` (not yet at the server) is no status the worker reports.
+export const STATUS = frozen(['sent', 'delivered', 'read', 'played', 'failed'])
+export const MESSAGE_STATUSES = Object.freeze(Object.values(STATUS))
+
+// The codes of a send that failed for good: the same request gets the same answer, so the gateway fails
+// the message instead of retrying it. `not_on_whatsapp` (422) is the recipient's; the others (400, 413)
+// refuse the request as given (server.js). A request cut off mid-body (`incomplete_body`) and an unknown
+// account or route are no failures of a send and are not listed.
+export const SEND_FAILURE = frozen([
+  'not_on_whatsapp',
+  'invalid_phone_number', 'invalid_message', 'invalid_id', 'invalid_batch', 'invalid_json', 'payload_too_large'
+])
+export const SEND_FAILURES = Object.freeze(Object.values(SEND_FAILURE))
+
+// The codes of a send that did not go now but may later (409, 5xx): the gateway keeps the message.
+//   not_connected: no open connection (or it closed under the send); not_owner: this instance lost the
+//   account's lease; not_attempted: an earlier message of the batch failed; superseded: the same id was
+//   sent again; whatsapp_timeout / whatsapp_rejected / whatsapp_error: WhatsApp did not answer, refused
+//   the message (an error ack) or failed the relay; store_error: the message could not be stored before
+//   it left; worker_error: a bug; store_unavailable: PostgreSQL unreachable.
+export const SEND_RETRY = frozen([
+  'not_connected', 'not_owner', 'not_attempted', 'superseded',
+  'whatsapp_timeout', 'whatsapp_rejected', 'whatsapp_error',
+  'store_error', 'worker_error', 'store_unavailable'
+])
+export const SEND_RETRY_CODES = Object.freeze(Object.values(SEND_RETRY))
+
+// The account a worker without WA_ACCOUNTS serves, and the one its un-prefixed routes mean.
+export const DEFAULT_ACCOUNT = 'default'
