@@ -38,8 +38,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from service.states import GATEWAY_STATES, MESSAGE_STATUSES, UNKNOWN_STATE
 from service.store import stats
-from service.store.outbox import STATUSES
 from service.webhooks.delivery import endpoint_label
 
 log = structlog.get_logger("gateway.metrics")
@@ -50,9 +50,6 @@ PREFIX = "wa_gateway_"
 # for the governor, a reconnect or a retry, so the buckets reach minutes.
 SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-# The worker's session states (node_worker/src/session.js STATES), and `unknown`: the gateway does not know
-# (the worker did not answer, or said something else). Every state is exported, 1 for the current one.
-WHATSAPP_STATES = ("stopped", "connecting", "qr", "connected", "logged_out", "failed", "fenced", "unknown")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_ROUTE = "other"
 STORE_TIMEOUT = 2.0  # seconds a scrape waits for the store; then its metrics are left out of that scrape
@@ -128,7 +125,7 @@ class StateCollector:
                                 labels=["account"])
         now = time.time()
         for account in sorted(accounts):
-            for status in STATUSES:
+            for status in MESSAGE_STATUSES:
                 messages.add_metric([account, status], counts.get((account, status), 0))
             waiting, oldest = snap["waiting"].get(account, (0, None))
             depth.add_metric([account], waiting)
@@ -186,8 +183,8 @@ class StateCollector:
             if account is None:
                 continue
             dispatcher = account.dispatcher
-            current = dispatcher.state if dispatcher.state in WHATSAPP_STATES else "unknown"
-            for option in WHATSAPP_STATES:
+            current = dispatcher.state if dispatcher.state in GATEWAY_STATES else UNKNOWN_STATE
+            for option in GATEWAY_STATES:
                 state.add_metric([name, option], 1 if option == current else 0)
             reconnects.add_metric([name], dispatcher.reconnects)
             waiting.add_metric([name], dispatcher.waiting_callers)

@@ -35,7 +35,7 @@ from service.http.appkeys import (
     SCOPED_KEYS,
     SETTINGS,
 )
-from service.store.accounts import DEFAULT_ACCOUNT
+from service.states import DEFAULT_ACCOUNT
 from service.store.db import storage_full
 
 log = structlog.get_logger("gateway.http")

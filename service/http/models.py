@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import BadRequest
 from service.http import validation
+from service.states import WorkerState
 from service.store.event_log import TYPES as EVENT_TYPES
 
 M = TypeVar("M", bound="RequestModel")
@@ -344,7 +345,6 @@ class LinkState(BaseModel):
 
 
 # fenced: in a cluster, the account's lease moved to another instance; this one sends and writes nothing for it
-SessionState = Literal["stopped", "connecting", "qr", "connected", "logged_out", "failed", "fenced"]
 
 
 class SessionStatus(BaseModel):
@@ -353,7 +353,7 @@ class SessionStatus(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     connected: bool
-    state: SessionState
+    state: WorkerState
     phone_number: str | None
     name: str | None
     qr: str | None = Field(description="the raw QR string while state is qr")

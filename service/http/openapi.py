@@ -47,9 +47,13 @@ from service.http.views import (
     webhooks,
 )
 from service.http.views import metrics as metrics_view
+from service.states import (
+    DELIVERY_STATUSES,
+    FAILURE_REASONS,
+    MESSAGE_STATUSES,
+    MessageStatus,
+)
 from service.store import event_log as event_store
-from service.store import outbox
-from service.store import webhooks as webhook_store
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -92,7 +96,7 @@ TYPES = Param("types", "query", {"type": "string", "examples": [",".join(event_s
 AFTER = Param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
               "The seq of the last event handled: only later events.")
 DELIVERY_QUERY = (
-    Param("status", "query", {"type": "string", "enum": list(webhook_store.STATUSES)}),
+    Param("status", "query", {"type": "string", "enum": list(DELIVERY_STATUSES)}),
     Param("endpoint", "query", {"type": "string"}, "A webhook id (whe_...) or URL, as configured or as listed."),
     _limit(webhooks.MAX_LIMIT, 50), CURSOR,
 )
@@ -108,7 +112,7 @@ BODY_ERRORS = {
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
 }
-FAILED_SEND = ("not_on_whatsapp", "expired", "too_many_attempts", "cancelled", "rejected", "failed")
+FAILED_SEND = (*FAILURE_REASONS, MessageStatus.FAILED)
 
 _DEFAULT_NOTE = "At its original path it acts on the `default` account; under `/accounts/{account}` on that one."
 
@@ -175,7 +179,7 @@ OPERATIONS: dict[Callable, Op] = {
     messages.list_messages: Op(
         "List messages", "Messages", {200: models.MessageList},
         params=(Param("direction", "query", {"type": "string", "enum": ["out", "in"], "default": "out"}),
-                Param("status", "query", {"type": "string", "enum": list(outbox.STATUSES)}, "direction=out only."),
+                Param("status", "query", {"type": "string", "enum": list(MESSAGE_STATUSES)}, "direction=out only."),
                 Param("phone_number", "query", {"type": "string", "examples": [PHONE_EXAMPLE]}),
                 _limit(messages.MAX_LIMIT, 50), CURSOR),
         errors={400: ("invalid_direction", "invalid_status", "invalid_phone_number", "invalid_limit",

@@ -31,12 +31,13 @@ from service.runtime.governor import Governor, GovernorPolicy
 from service.runtime.worker_client import AccountWorker, WorkerClient
 from service.runtime.worker_events import EventConsumer
 from service.settings import Settings
+from service.states import DEFAULT_ACCOUNT
 from service.store import accounts as registry
 from service.store.db import Database
 
 log = structlog.get_logger("gateway.accounts")
 
-DEFAULT = registry.DEFAULT_ACCOUNT
+DEFAULT = DEFAULT_ACCOUNT
 RELEASE_DRAIN_S = 3.0  # seconds a released account's remaining worker events may take to reach the store
 
 

@@ -30,15 +30,14 @@ import structlog
 from service.errors import ApiError, WorkerUnavailable
 from service.runtime.governor import DAY, Governor
 from service.runtime.worker_client import WorkerClient
+from service.states import DONE, UNLINKED
 from service.store import leases, outbox
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
 
 log = structlog.get_logger("gateway.dispatch")
 
-DONE = ("sent", "delivered", "read", "failed")
 # Worker states in which nothing will ever be sent until someone pairs (again).
-UNLINKED_STATES = ("logged_out", "qr")
 
 
 class Dispatcher:
@@ -217,7 +216,7 @@ class Dispatcher:
                 state = await self._refresh_state()
             except ApiError:
                 return False  # the worker is restarting: accept, the message waits
-        if state in UNLINKED_STATES:
+        if state in UNLINKED:
             return True
         if state == "stopped":
             return not await self.db.run(outbox.is_linked, self.account)

@@ -19,9 +19,11 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from service.states import WaitReason
+
 DAY = 24 * 3600.0
-RATE_LIMITED = "rate_limited"
-NEW_CONTACT_BUDGET = "new_contact_budget"
+RATE_LIMITED = WaitReason.RATE_LIMITED
+NEW_CONTACT_BUDGET = WaitReason.NEW_CONTACT_BUDGET
 _EPSILON = 1e-9  # float refills never quite reach a whole token: close enough is a token
 
 

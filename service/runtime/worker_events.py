@@ -22,10 +22,10 @@ import structlog
 
 from service.errors import ApiError
 from service.runtime.worker_client import WorkerClient
+from service.states import DEFAULT_ACCOUNT
 from service.store import inbound
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
-from service.store.outbox import DEFAULT_ACCOUNT
 
 log = structlog.get_logger("gateway.events")
 

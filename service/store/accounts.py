@@ -22,9 +22,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from service.states import DEFAULT_ACCOUNT
 from service.store.ids import new_id
 
-DEFAULT_ACCOUNT = "default"
 DEFAULT_SHARD = 0
 ACCOUNT_COLUMN = "account"
 _KEY_COLUMNS = "id, account, prefix, label, created_at, revoked_at, last_used_at"

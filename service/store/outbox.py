@@ -12,20 +12,18 @@ import json
 import sqlite3
 from typing import Any
 
+from service.states import DEFAULT_ACCOUNT  # noqa: F401  (TODO: tests still read outbox.DEFAULT_ACCOUNT)
 from service.store import event_log as events
 from service.store import leases
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
-DEFAULT_ACCOUNT = "default"
 IDEMPOTENCY_WINDOW = 24 * 3600.0
 
 PENDING = ("queued", "sending")
-STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed")
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 STEP_COLUMN = {"queued": "queued_at", "sending": "sending_at", "sent": "sent_at",
                "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
-REASONS = ("not_on_whatsapp", "expired", "too_many_attempts", "cancelled", "rejected")
 
 class KeyReused(Exception):
     """The idempotency key names a message with another body."""

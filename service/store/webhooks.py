@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 
+from service.states import DELIVERY_STATUSES
 from service.store import event_log as events
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = DELIVERY_STATUSES
 _COLUMNS = ("seq, id, endpoint, event_seq, event_id, event_type, account, subject, payload, status, attempts, "
             "next_attempt_at, lease_until, expires_at, last_attempt_at, last_status_code, last_error, "
             "created_at, delivered_at, failed_at, updated_at")

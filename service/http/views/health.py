@@ -25,6 +25,7 @@ from service.http.appkeys import (
 )
 from service.http.views.context import forward
 from service.runtime.accounts import Account, Elsewhere
+from service.states import RECOVERING
 from service.store import outbox
 from service.store import probe as store_probe
 from service.store import stats as store_stats
@@ -33,7 +34,6 @@ from service.store.db import Database, store_errors
 log = structlog.get_logger("gateway.health")
 
 STATUS_TIMEOUT = 3.0
-RECOVERING = ("connecting", "unknown", "stopped")  # a linked account in one of these is on its way back
 STORE_TIMEOUT = 2.0  # seconds the store's write probe may take to commit
 # A probe this recent (seconds) answers for the next /health calls too: the open endpoint must not turn
 # every request into a write. Callers that arrive while a probe is in flight share it.

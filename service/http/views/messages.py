@@ -23,11 +23,11 @@ from service.http.validation import (
 from service.http.views import paging
 from service.http.views.context import account_of
 from service.runtime.accounts import Account
+from service.states import DONE, FAILURE_MESSAGES, MESSAGE_STATUSES
 from service.store import inbound, outbox
 
 log = structlog.get_logger("gateway.messages")
 
-DONE = ("sent", "delivered", "read", "failed")
 MAX_LIMIT = 200
 RETRY_AFTER = 5  # seconds, on 503 outbox_full
 SETTLE_POLL = 0.05  # seconds between reads of a message another instance is sending
@@ -60,22 +60,13 @@ def _wait(request: web.Request) -> float:
 def _answer(row: dict, *, replayed: bool) -> web.Response:
     message = MessageOut.from_row(row, with_body=False)
     if row["status"] == "failed":
-        raise ApiError(_FAILED.get(row["reason"], "The message could not be sent."), code=row["reason"] or "failed",
+        raise ApiError(FAILURE_MESSAGES.get(row["reason"], "The message could not be sent."), code=row["reason"] or "failed",
                        status=422, details={"id": row["id"]})
     headers = {"Location": f"/messages/{row['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     status = 200 if row["status"] in DONE else 202
     return web.json_response(message.public(), status=status, headers=headers)
-
-
-_FAILED = {
-    "not_on_whatsapp": "The phone number is not on WhatsApp.",
-    "expired": "The message waited longer than WA_MESSAGE_TTL and was not sent.",
-    "too_many_attempts": "Sending failed too many times; the message was given up.",
-    "cancelled": "The message was cancelled before it was sent.",
-    "rejected": "The worker refused the message.",
-}
 
 
 async def send(request: web.Request) -> web.Response:
@@ -178,8 +169,8 @@ async def list_messages(request: web.Request) -> web.Response:
     status = query.get("status")
     if status is not None and direction == "in":
         raise BadRequest("status applies to direction=out only.", code="invalid_status")
-    if status is not None and status not in outbox.STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(outbox.STATUSES)}.", code="invalid_status")
+    if status is not None and status not in MESSAGE_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(MESSAGE_STATUSES)}.", code="invalid_status")
     phone = query.get("phone_number")
     if phone is not None:
         try:

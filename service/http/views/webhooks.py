@@ -42,6 +42,7 @@ from service.http.validation import json_object
 from service.http.views import paging
 from service.http.views.context import account_of
 from service.settings import is_webhook_url
+from service.states import DELIVERY_STATUSES
 from service.store import webhooks as store
 from service.store.event_log import TYPES as EVENT_TYPES
 from service.store.event_log import iso
@@ -107,8 +108,8 @@ def _scope(request: web.Request) -> str | None:
 async def list_deliveries(request: web.Request) -> web.Response:
     query = request.query
     status = query.get("status")
-    if status is not None and status not in store.STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(store.STATUSES)}.", code="invalid_status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(DELIVERY_STATUSES)}.", code="invalid_status")
     limit = paging.limit(query, MAX_LIMIT)
     before = _seq(query["cursor"]) if "cursor" in query else None
     account = _scope(request)

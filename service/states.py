@@ -1,0 +1,100 @@
+"""Every state and reason the gateway reads, stores or answers, declared once.
+
+The worker's own list is ``node_worker/src/states.js``; ``tests/unit/test_states.py`` fails when the worker
+can report a state, status or send failure this module does not know. The OpenAPI document, the metrics'
+labels, the store's checks and the views all take their values from here, so a new state is one edit.
+
+They are ``StrEnum``s: a member *is* its string (``WorkerState.QR == "qr"``), so values read from the worker
+or the store compare and serialize as they are.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+DEFAULT_ACCOUNT = "default"  # the account the unprefixed routes act on (/send, /status, ...)
+
+
+class WorkerState(StrEnum):
+    """An account's WhatsApp session as the worker reports it (``GET /status``, ``session.status``)."""
+
+    STOPPED = "stopped"  # not started, or stopped by POST /disconnect
+    CONNECTING = "connecting"  # opening (or re-opening after a drop, with backoff) the WhatsApp connection
+    QR = "qr"  # not linked: waiting for a QR scan (or a pairing code)
+    CONNECTED = "connected"  # linked and online: sends go out
+    LOGGED_OUT = "logged_out"  # the phone unlinked this device: a new QR scan is needed
+    FAILED = "failed"  # the session cannot run (a broken store): needs an operator
+    FENCED = "fenced"  # cluster mode: another instance owns the account's lease now
+
+
+# What the gateway shows when it cannot ask the worker (not running, not answering): not a worker state.
+UNKNOWN_STATE = "unknown"
+WORKER_STATES: tuple[str, ...] = tuple(WorkerState)
+# Every value of an account's state on the gateway side (metrics' labels, /status while the worker is down).
+GATEWAY_STATES: tuple[str, ...] = (*WORKER_STATES, UNKNOWN_STATE)
+# Not linked: sends are refused (409 not_linked) instead of queued for a connection that will not come.
+UNLINKED: tuple[str, ...] = (WorkerState.LOGGED_OUT, WorkerState.QR)
+# A linked account in one of these is on its way back (``/health``'s ``returning``).
+RECOVERING: tuple[str, ...] = (WorkerState.CONNECTING, UNKNOWN_STATE, WorkerState.STOPPED)
+
+
+class MessageStatus(StrEnum):
+    """An outbound message's status in the outbox (``message.status`` events, ``GET /messages/{id}``)."""
+
+    QUEUED = "queued"  # accepted and durable, waiting for its turn (``wait_reason`` says why it waits)
+    SENDING = "sending"  # claimed by a dispatcher, at the worker now
+    SENT = "sent"  # WhatsApp's server acknowledged it
+    DELIVERED = "delivered"  # the contact's phone received it
+    READ = "read"  # the contact read it
+    FAILED = "failed"  # given up for good (``reason`` says why)
+
+
+MESSAGE_STATUSES: tuple[str, ...] = tuple(MessageStatus)
+# Final for the sender: the send's HTTP wait ends (200 instead of 202) and the dispatcher is done with it.
+DONE: tuple[str, ...] = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED)
+# What the worker reports for a message already out (receipts), in the order they advance.
+WORKER_MESSAGE_STATUSES: tuple[str, ...] = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+
+
+class FailureReason(StrEnum):
+    """Why an outbound message failed for good (``reason``), with the sentence the API shows for it."""
+
+    NOT_ON_WHATSAPP = "not_on_whatsapp"
+    EXPIRED = "expired"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+FAILURE_REASONS: tuple[str, ...] = tuple(FailureReason)
+FAILURE_MESSAGES: dict[str, str] = {
+    FailureReason.NOT_ON_WHATSAPP: "The phone number is not on WhatsApp.",
+    FailureReason.EXPIRED: "The message waited longer than WA_MESSAGE_TTL and was not sent.",
+    FailureReason.TOO_MANY_ATTEMPTS: "Sending failed too many times; the message was given up.",
+    FailureReason.CANCELLED: "The message was cancelled before it was sent.",
+    FailureReason.REJECTED: "The worker refused the message.",
+}
+
+
+class WaitReason(StrEnum):
+    """Why a queued message still waits (``wait_reason``)."""
+
+    NOT_CONNECTED = "not_connected"  # the account is not connected to WhatsApp now
+    RETRY_BACKOFF = "retry_backoff"  # a try failed; the next one is scheduled
+    RATE_LIMITED = "rate_limited"  # the governor's per-account rate (WA_SEND_RATE_*)
+    NEW_CONTACT_BUDGET = "new_contact_budget"  # the governor's daily budget of first messages to new contacts
+    RESEND_AFTER_RESTART = "resend_after_restart"  # was at the worker when the gateway stopped: sent again
+
+
+WAIT_REASONS: tuple[str, ...] = tuple(WaitReason)
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's status (``GET /webhooks/deliveries``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+DELIVERY_STATUSES: tuple[str, ...] = tuple(DeliveryStatus)
