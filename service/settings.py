@@ -167,7 +167,8 @@ def _database_url(env: Mapping[str, str]) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise SettingsError("WA_DATABASE_URL is not a valid URL (expected postgresql://user:password@host/db)") from None
+        raise SettingsError(
+            "WA_DATABASE_URL is not a valid URL (expected postgresql://user:password@host/db)") from None
     if parts.scheme not in {"postgresql", "postgres"}:
         raise SettingsError("WA_DATABASE_URL must start with postgresql:// (or be empty for SQLite in the data dir)")
     return url
@@ -247,8 +248,8 @@ class Settings:
     # WA_DATABASE_URL: postgresql://... puts the store on PostgreSQL (service/store/pg.py); empty: SQLite in
     # the data dir. Kept out of repr (it holds a password): show ``database_label`` instead.
     database_url: str = field(default="", repr=False)
-    # Several instances on one PostgreSQL (service/cluster/lease_keeper.py): this instance's name (WA_INSTANCE_ID, default
-    # the host name: a StatefulSet pod's is stable), its account leases' TTL (WA_LEASE_TTL) and the URL the
+    # Several instances on one PostgreSQL (service/cluster/lease_keeper.py): this instance's name (WA_INSTANCE_ID,
+    # default the host name: a StatefulSet pod's is stable), its account leases' TTL (WA_LEASE_TTL) and the URL the
     # other instances reach its API at (WA_INSTANCE_URL: requests on an account it serves are forwarded there).
     instance_id: str = ""
     lease_ttl: float = 15.0

@@ -261,7 +261,8 @@ class Metrics:
             "Webhook delivery decisions by endpoint and result: delivered, retry_scheduled (an attempt failed and "
             "will be tried again), dead_lettered.",
             ["endpoint", "result"], registry=self.registry)
-        # Set by the /metrics view before each render (service/http/views/metrics.py): {account: {queue: {size, bound}}}.
+        # Set by the /metrics view before each render (service/http/views/metrics.py):
+        # {account: {queue: {size, bound}}}.
         self.worker_queues: dict[str, dict] = {}
         self.state = StateCollector(database=database, accounts=accounts, monitor=monitor, streams=streams,
                                     queues=lambda: self.worker_queues)

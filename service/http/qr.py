@@ -39,8 +39,8 @@ def terminal(code: segno.QRCode, background: str = "dark") -> str:
     if len(rows) % 2:
         rows.append([False] * len(rows[0]))  # below the code: the terminal's own background
     return "".join(
-        "".join(_HALF_BLOCKS[pair] for pair in zip(upper, lower)) + "\n"
-        for upper, lower in zip(rows[0::2], rows[1::2])
+        "".join(_HALF_BLOCKS[pair] for pair in zip(upper, lower, strict=True)) + "\n"
+        for upper, lower in zip(rows[0::2], rows[1::2], strict=True)
     )
 
 

@@ -28,7 +28,7 @@ import shutil
 import sqlite3
 import time
 import xmlrpc.client
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from service import __version__
@@ -110,7 +110,7 @@ def _copy_database(data_dir: Path, dest: Path) -> None:
 def _manifest(dest: Path, worker_paused_s: float | None) -> dict:
     files = {str(p.relative_to(dest)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(dest.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    return {"format": 1, "version": __version__, "created_at": datetime.now(timezone.utc).isoformat(),
+    return {"format": 1, "version": __version__, "created_at": datetime.now(UTC).isoformat(),
             "worker_paused_seconds": worker_paused_s, "files": files}
 
 
@@ -186,7 +186,7 @@ def _put_in_place(data_dir: Path, src: Path) -> Path | None:
     current = [e for e in data_dir.iterdir() if e.name not in SKIP]
     aside = None
     if current:
-        aside = data_dir.parent / f"{data_dir.name}.replaced-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        aside = data_dir.parent / f"{data_dir.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         aside.mkdir(mode=0o700)
         for entry in current:
             entry.rename(aside / entry.name)

@@ -26,7 +26,7 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 LOCK_FILE = ".lock"
@@ -101,7 +101,7 @@ def acquire(data_dir: Path, *, command: str, run_dir: str | Path | None = None) 
         raise
     lock = DataDirLock(fd, path, {
         "command": command, "pid": os.getpid(), "host": socket.gethostname(),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_dir": str(run_dir) if run_dir else None,
     })
     lock.record()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service.store.ids import new_id
@@ -29,7 +29,7 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO-8601 UTC with milliseconds (the format of every time in the API)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, Any], now: float, *,

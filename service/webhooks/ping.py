@@ -66,7 +66,7 @@ async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPo
             status_code = resp.status
     except asyncio.CancelledError:
         raise
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         error = _describe(exc)
     elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     ok = status_code is not None and 200 <= status_code < 300

@@ -19,6 +19,7 @@ import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
 from wa_gateway_client import AsyncClient, InvalidSignature, WebhookVerifier, errors
 
 GATEWAY = web.AppKey("gateway", AsyncClient)

@@ -38,6 +38,7 @@ async def list_events(request: web.Request) -> web.Response:
     after = _whole(request.query, "after", 0, 0, 2**62)
     limit = _whole(request.query, "limit", 100, 1, MAX_LIMIT)
     types = types_filter(request.query.get("types"))
-    rows = await request.app[DATABASE].run(events.after, after, account=account_of(request).name, types=types, limit=limit)
+    rows = await request.app[DATABASE].run(
+        events.after, after, account=account_of(request).name, types=types, limit=limit)
     items = [events.public(r) for r in rows]
     return web.json_response({"events": items, "next_after": items[-1]["seq"] if items else after})

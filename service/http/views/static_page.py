@@ -1,6 +1,7 @@
 """The shipped pages (``/`` and ``/docs``): one HTML file with its CSS and script (dom.js, the shared DOM
-helpers, then the page's own) inlined from service/http/static/, and a Content-Security-Policy that lets exactly that script and style run (by their sha256) and nothing
-be loaded from elsewhere. Built once per process: the files do not change while it runs."""
+helpers, then the page's own) inlined from service/http/static/, and a Content-Security-Policy that lets exactly
+that script and style run (by their sha256) and nothing be loaded from elsewhere. Built once per process: the
+files do not change while it runs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _sha256(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(name: str, img_src: str) -> tuple[str, str]:
     static = resources.files("service.http") / "static"
     css = (static / f"{name}.css").read_text(encoding="utf-8")

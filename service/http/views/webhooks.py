@@ -190,7 +190,8 @@ async def create_account_webhook(request: web.Request) -> web.Response:
     except (AddressRefused, TimeoutError):
         raise BadRequest("url must reach a public address: its host is, or resolves to, a loopback, private, "
                          "link-local or otherwise internal address (or it does not resolve). The operator may "
-                         "allow internal receivers (WA_WEBHOOK_ALLOW_PRIVATE).", code="webhook_url_not_allowed") from None
+                         "allow internal receivers (WA_WEBHOOK_ALLOW_PRIVATE).",
+                         code="webhook_url_not_allowed") from None
     except store.EndpointExists:
         raise Conflict("This URL is already a webhook of this account.", code="webhook_exists") from None
     except store.NoAccount:

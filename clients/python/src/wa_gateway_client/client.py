@@ -188,8 +188,9 @@ class AsyncAccount:
                         if event.seq is not None:
                             last = event.seq
                         yield event
-            except (aiohttp.ClientError, asyncio.TimeoutError, errors.GatewayUnreachable,
-                    errors.ServiceUnavailableError) as exc:
+            except (
+                TimeoutError, aiohttp.ClientError, errors.GatewayUnreachable, errors.ServiceUnavailableError
+            ) as exc:
                 if not reconnect:
                     raise errors.GatewayUnreachable(f"the event stream ended: {exc}") from exc
                 retry_after = getattr(exc, "retry_after", None)
@@ -215,8 +216,9 @@ class AsyncAccount:
     async def rotate_webhook_secret(self, webhook_id: str, overlap: int | None = None) -> WebhookSecret:
         """A new signing secret for one webhook; the old one keeps signing beside it for ``overlap`` seconds
         (the gateway's default: a day), so verify with both meanwhile (``WebhookVerifier([new, old])``)."""
+        body = {} if overlap is None else {"overlap": overlap}
         return WebhookSecret.model_validate(await self._client.request(
-            "POST", f"{self._webhooks}/{quote(webhook_id, safe='')}/rotate-secret", json={} if overlap is None else {"overlap": overlap}))
+            "POST", f"{self._webhooks}/{quote(webhook_id, safe='')}/rotate-secret", json=body))
 
     async def remove_webhook(self, webhook_id: str) -> Webhook:
         return Webhook.model_validate(
@@ -313,7 +315,7 @@ class AsyncClient(AsyncAccount):
                         return (result, resp.headers) if with_headers else result
                     error = errors.from_response(resp.status, _json_or_none(body),
                                                  retry_after_seconds(resp.headers.get("Retry-After")))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 error = errors.GatewayUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": "))
                 if not safe:  # the gateway may have acted: only the caller knows whether to repeat
                     raise error from exc
