@@ -16,7 +16,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 EX_CONFIG = 78
 SHUTDOWN_REASON = "shutdown-reason"
@@ -26,7 +28,7 @@ def error_file(run_dir: Path, program: str) -> Path:
     return run_dir / f"config-error.{program}"
 
 
-def run_dir_from_env(env=None) -> Path | None:
+def run_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     if env.get("WA_RUN_DIR"):
         return Path(env["WA_RUN_DIR"])
@@ -72,7 +74,7 @@ def report(program: str, reason: str, run_dir: Path | None = None) -> int:
     return EX_CONFIG
 
 
-def read(path: Path) -> dict | None:
+def read(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

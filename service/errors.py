@@ -6,6 +6,8 @@ status so that views never pick numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 
@@ -14,7 +16,7 @@ class ApiError(Exception):
     code = "internal_error"
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: dict | None = None):
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         # Extra machine-readable fields beside code and message (e.g. a 409's retry schedule).
@@ -91,7 +93,7 @@ class ClientAborted(Exception):
     """
 
 
-def error_response(status: int, code: str, message: str, *, headers: dict | None = None,
-                   details: dict | None = None) -> web.Response:
+def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                   details: dict[str, Any] | None = None) -> web.Response:
     body = {**(details or {}), "code": code, "message": message}
     return web.json_response({"error": body}, status=status, headers=headers)

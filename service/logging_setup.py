@@ -18,9 +18,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 MAX_RECORD_BYTES = 4096  # PIPE_BUF on Linux, newline included
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -47,9 +48,9 @@ class AtomicLineWriter:
     debug = info = warning = warn = error = critical = exception = fatal = failure = err = msg
 
 
-def _longest_string(value: Any, path: tuple = ()) -> tuple[int, tuple] | None:
+def _longest_string(value: Any, path: tuple[Any, ...] = ()) -> tuple[int, tuple[Any, ...]] | None:
     """The path to the longest string inside ``value`` (dicts and lists are searched)."""
-    best: tuple[int, tuple] | None = None
+    best: tuple[int, tuple[Any, ...]] | None = None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         found = (len(item), (*path, key)) if isinstance(item, str) else _longest_string(item, (*path, key))
@@ -58,7 +59,7 @@ def _longest_string(value: Any, path: tuple = ()) -> tuple[int, tuple] | None:
     return best
 
 
-def fit_record(event_dict: dict, render: Callable[[dict], str], limit: int = MAX_RECORD_BYTES) -> str:
+def fit_record(event_dict: EventDict, render: Callable[[EventDict], str], limit: int = MAX_RECORD_BYTES) -> str:
     """Render ``event_dict``; while the line is over ``limit`` bytes, halve its longest string."""
     line = render(event_dict)
     for _ in range(64):
@@ -85,10 +86,10 @@ def fit_record(event_dict: dict, render: Callable[[dict], str], limit: int = MAX
 class _Fitting:
     """The final processor: render and cut to one PIPE_BUF-sized line."""
 
-    def __init__(self, renderer: Callable):
+    def __init__(self, renderer: Callable[[WrappedLogger, str, EventDict], str]):
         self._renderer = renderer
 
-    def __call__(self, logger, method_name, event_dict):
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
         return fit_record(event_dict, lambda d: self._renderer(logger, method_name, dict(d)))
 
 
@@ -98,7 +99,7 @@ def _console_value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
-def console_line(_, __, event_dict: dict) -> str:
+def console_line(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     """``<timestamp> <level> [<program>] <event> key=value ...``: the same line shape in every program."""
     fields = dict(event_dict)
     head = (f"{fields.pop('timestamp', '')} {fields.pop('level', ''):<8} [{fields.pop('program', '')}] "
@@ -107,15 +108,15 @@ def console_line(_, __, event_dict: dict) -> str:
     return f"{head} {tail}".rstrip()
 
 
-def _normalise_level(_, method_name, event_dict):
+def _normalise_level(_: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     level = event_dict.get("level", method_name)
     event_dict["level"] = {"warn": "warning", "exception": "error", "fatal": "critical",
                            "notset": "info"}.get(level, level)
     return event_dict
 
 
-def _ordered(program: str):
-    def processor(_, __, event_dict):
+def _ordered(program: str) -> Processor:
+    def processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         head = {
             "timestamp": event_dict.pop("timestamp", None),
             "level": event_dict.pop("level", "info"),
@@ -127,7 +128,7 @@ def _ordered(program: str):
     return processor
 
 
-def _stdlib_event(_, __, event_dict):
+def _stdlib_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Records from the standard library (aiohttp, asyncio): their logger name is the dotted event."""
     record = event_dict.get("_record")
     if record is not None:
@@ -150,9 +151,11 @@ def configure_logging(*, program: str, log_format: str, log_level: str, fd: int 
     """Route structlog and the standard library into one stream of contract records on ``fd``."""
     fd = sys.stdout.fileno() if fd is None else fd
     fmt = resolve_format(log_format, fd)
-    renderer = console_line if fmt == "console" else structlog.processors.JSONRenderer(ensure_ascii=False)
+    # JSONRenderer's default serializer is json.dumps: it renders str (its type says str | bytes for orjson).
+    renderer = console_line if fmt == "console" else cast(
+        Callable[[WrappedLogger, str, EventDict], str], structlog.processors.JSONRenderer(ensure_ascii=False))
     level = getattr(logging, log_level.upper())
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _normalise_level,

@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -37,7 +38,7 @@ MESSAGE = "The gateway is shutting down; retry after Retry-After seconds."
 HOOK_GRACE = 1.0
 
 # hook(deadline) -> a summary for the log line; deadline is on the loop's clock (loop.time()).
-Hook = Callable[[float], Awaitable[dict | None]]
+Hook = Callable[[float], Awaitable[dict[str, Any] | None]]
 
 
 class Drain:
@@ -100,7 +101,7 @@ class Drain:
             except Exception:
                 log.exception("gateway.drain_notify_failed")
         hooks = {asyncio.create_task(hook(deadline), name=f"drain:{name}"): name for name, hook in self.hooks}
-        summary: dict = {}
+        summary: dict[str, Any] = {}
         if hooks:
             done, pending = await asyncio.wait(hooks, timeout=max(0.0, deadline - loop.time()) + HOOK_GRACE)
             for task in done:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -89,7 +90,7 @@ class StateCollector:
         yield from self._supervision_metrics()
 
     # --- the store --------------------------------------------------------------------------------
-    def _snapshot(self) -> dict | None:
+    def _snapshot(self) -> dict[str, Any] | None:
         database = self._database()
         if database is None:
             return None
@@ -274,7 +275,7 @@ class Metrics:
         method = request.method if request.method in METHODS else "other"
         self.http_duration.labels(route_of(request), method, str(status)).observe(seconds)
 
-    def message_advanced(self, account: str, row: dict, reached: tuple[str, ...]) -> None:
+    def message_advanced(self, account: str, row: dict[str, Any], reached: tuple[str, ...]) -> None:
         """A dispatcher's ``on_advance``: ``row`` reached ``reached`` just now (service/store/outbox.py advance)."""
         if "sent" in reached and row.get("sent_at") is not None:
             self.accepted_to_sent.labels(account).observe(max(0.0, row["sent_at"] - row["created_at"]))

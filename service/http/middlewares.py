@@ -12,6 +12,7 @@ import hmac
 import random
 import re
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -179,7 +180,7 @@ async def errors(request: web.Request, handler):
         return error_response(500, "internal_error", "The gateway failed; see its logs.", details=_request_id())
 
 
-def _request_id() -> dict:
+def _request_id() -> dict[str, Any]:
     """A failure of ours names the request (also the X-Request-ID header): the log line with the detail
     carries the same id, and the client sees nothing of the detail itself."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")

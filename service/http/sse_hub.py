@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -40,10 +41,10 @@ class Subscription:
 
     def __init__(self, account: str, types: tuple[str, ...] | None, start: int):
         self.account, self.types, self.start = account, types, start
-        self.queue: asyncio.Queue[dict | None] = asyncio.Queue(QUEUE)
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE)
         self.overflowed = False
 
-    def offer(self, row: dict) -> None:
+    def offer(self, row: dict[str, Any]) -> None:
         if row["account"] != self.account or (self.types and row["type"] not in self.types):
             return
         try:

@@ -30,6 +30,7 @@ import time
 import xmlrpc.client
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from service import __version__
 from service.config_error import write_private
@@ -107,14 +108,14 @@ def _copy_database(data_dir: Path, dest: Path) -> None:
         source.close()
 
 
-def _manifest(dest: Path, worker_paused_s: float | None) -> dict:
+def _manifest(dest: Path, worker_paused_s: float | None) -> dict[str, Any]:
     files = {str(p.relative_to(dest)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(dest.rglob("*")) if p.is_file() and p.name != MANIFEST}
     return {"format": 1, "version": __version__, "created_at": datetime.now(UTC).isoformat(),
             "worker_paused_seconds": worker_paused_s, "files": files}
 
 
-def backup(data_dir: Path, supervisor_socket: Path, dest: Path) -> dict:
+def backup(data_dir: Path, supervisor_socket: Path, dest: Path) -> dict[str, Any]:
     """Copy ``data_dir`` into the new directory ``dest`` (see the module docstring); the manifest."""
     if not data_dir.is_dir():
         raise BackupError(f"no data dir at {data_dir}")
@@ -150,7 +151,7 @@ def backup(data_dir: Path, supervisor_socket: Path, dest: Path) -> dict:
         raise
 
 
-def verify(src: Path) -> dict:
+def verify(src: Path) -> dict[str, Any]:
     """The manifest of a complete, unaltered backup; BackupError naming the first file that differs."""
     try:
         manifest = json.loads((src / MANIFEST).read_text())

@@ -28,6 +28,7 @@ import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 LOCK_FILE = ".lock"
 EX_LOCKED = 75  # EX_TEMPFAIL: the data dir is in use now; start again once the other stack has stopped
@@ -36,14 +37,14 @@ EX_LOCKED = 75  # EX_TEMPFAIL: the data dir is in use now; start again once the 
 class DataDirLocked(Exception):
     """Another process holds the data dir's lock; the message names it."""
 
-    def __init__(self, data_dir: Path, holder: dict | None):
+    def __init__(self, data_dir: Path, holder: dict[str, Any] | None):
         self.data_dir = data_dir
         self.holder = holder or {}
         super().__init__(f"the data dir {data_dir} is in use by {describe(self.holder)}; stop that stack "
                          "first, or give this one a WA_DATA_DIR of its own")
 
 
-def describe(holder: dict) -> str:
+def describe(holder: dict[str, Any]) -> str:
     """``wa-gateway run (pid 12, supervisord pid 13) on host h since <time>, run dir /r``, as far as known."""
     if not holder.get("pid"):
         return "another wa-gateway stack (its lock file does not say which yet)"
@@ -60,7 +61,7 @@ def describe(holder: dict) -> str:
 class DataDirLock:
     """The held lock: ``fd`` is the open lock file (pass it on to keep the lock in a child)."""
 
-    def __init__(self, fd: int, path: Path, details: dict):
+    def __init__(self, fd: int, path: Path, details: dict[str, Any]):
         self.fd, self.path, self.details = fd, path, details
 
     def record(self, **more) -> None:
@@ -108,7 +109,7 @@ def acquire(data_dir: Path, *, command: str, run_dir: str | Path | None = None) 
     return lock
 
 
-def read_holder(path: Path, attempts: int = 3) -> dict | None:
+def read_holder(path: Path, attempts: int = 3) -> dict[str, Any] | None:
     """The details the holder wrote; None when unreadable (it may be between truncating and writing)."""
     for attempt in range(attempts):
         try:

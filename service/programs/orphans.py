@@ -24,15 +24,19 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 POLL_SECONDS = 0.5
 
 
-def _load_prctl():
+def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -75,12 +79,14 @@ class ParentWatch:
             await asyncio.sleep(interval)
 
 
-def exit_with_parent_ctx(watch: ParentWatch, on_orphan: Callable[[], None]):
+def exit_with_parent_ctx(
+    watch: ParentWatch, on_orphan: Callable[[], None]
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """An aiohttp cleanup context that calls ``on_orphan`` once the parent is gone (the fallback for
     when no signal came: another OS, or a parent that died before the prctl)."""
 
-    async def ctx(_app):
-        async def run():
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        async def run() -> None:
             await watch.wait_orphaned()
             on_orphan()
 

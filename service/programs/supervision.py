@@ -11,6 +11,7 @@ import json
 import time
 import xmlrpc.client
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import structlog
@@ -101,7 +102,7 @@ class SupervisorMonitor:
             snap.watchdog = self._plan(plans.get(self._names[shard]) or {})
         return self.snapshot
 
-    def _update(self, shard: int, snap: WorkerSnapshot, info: dict) -> None:
+    def _update(self, shard: int, snap: WorkerSnapshot, info: dict[str, Any]) -> None:
         snap.error = None
         snap.state = info["statename"]
         snap.pid = info["pid"] or None
@@ -116,14 +117,14 @@ class SupervisorMonitor:
         if snap.pid:
             self._last_pid[shard] = snap.pid
 
-    def _watchdog_plans(self) -> dict:
+    def _watchdog_plans(self) -> dict[str, Any]:
         try:
             plans = json.loads((self._settings.run_dir / "watchdog.json").read_text())
             return plans if isinstance(plans, dict) else {}
         except (OSError, ValueError):
             return {}
 
-    def _plan(self, plan: dict) -> WatchdogState:
+    def _plan(self, plan: dict[str, Any]) -> WatchdogState:
         return WatchdogState(
             restarts=int(plan.get("restarts", 0)),
             next_delay=float(plan.get("next_delay_seconds", self._settings.watchdog_initial_delay)),

@@ -33,7 +33,7 @@ def iso(ts: float | None) -> str | None:
 
 
 def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, Any], now: float, *,
-           source_id: str | None = None, subject: str | None = None) -> dict | None:
+           source_id: str | None = None, subject: str | None = None) -> dict[str, Any] | None:
     """Store one event; None when ``source_id`` was stored already (a repeated hand-over)."""
     if source_id is not None and conn.execute(
         "SELECT 1 FROM events WHERE account = ? AND source_id = ?", (account, source_id)
@@ -46,7 +46,7 @@ def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, A
     )
     # PostgreSQL: event-writing transactions commit in seq order (store/pg.py), so a reader that moves a
     # cursor to the highest seq it sees never skips one that commits later. SQLite: one writer, no-op.
-    conn.xact_lock(EVENTS_LOCK)
+    conn.xact_lock(EVENTS_LOCK)  # type: ignore[attr-defined]  # store.db's SqliteConnection and pg's PgConnection have it
     seq = conn.execute(
         "INSERT INTO events (account, id, source_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
         " RETURNING seq",
@@ -57,7 +57,7 @@ def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, A
 
 
 def after(conn: sqlite3.Connection, seq: int, *, account: str | None = None, types: tuple[str, ...] | None = None,
-          limit: int = 100) -> list[dict]:
+          limit: int = 100) -> list[dict[str, Any]]:
     """Events with a cursor beyond ``seq``, oldest first."""
     sql = "SELECT seq, id, account, type, subject, payload, created_at FROM events WHERE seq > ?"
     args: list[Any] = [seq]
@@ -73,12 +73,14 @@ def after(conn: sqlite3.Connection, seq: int, *, account: str | None = None, typ
 
 
 def last_seq(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    seq: int = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    return seq
 
 
 def first_seq(conn: sqlite3.Connection) -> int:
     """The oldest cursor still kept (0 for an empty log): a reader behind it has missed pruned events."""
-    return conn.execute("SELECT COALESCE(MIN(seq), 0) FROM events").fetchone()[0]
+    seq: int = conn.execute("SELECT COALESCE(MIN(seq), 0) FROM events").fetchone()[0]
+    return seq
 
 
 def prune(conn: sqlite3.Connection, older_than: float, read_upto: int | None = None) -> int:
@@ -92,6 +94,6 @@ def prune(conn: sqlite3.Connection, older_than: float, read_upto: int | None = N
     return conn.execute(sql, args).rowcount
 
 
-def public(row: dict) -> dict:
+def public(row: dict[str, Any]) -> dict[str, Any]:
     """The event as the API shows it: its payload plus its cursor."""
     return {"seq": row["seq"], **json.loads(row["payload"])}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from service.store.db import storage_full
 
@@ -19,7 +20,7 @@ __all__ = ["FullDiskLog", "storage_full"]
 
 
 class FullDiskLog:
-    def __init__(self, logger, event: str, *, repeat: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, logger: Any, event: str, *, repeat: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self._log = logger
         self._event = event  # e.g. "events.store_full": the loop and the condition in one name
         self._repeat = repeat
@@ -32,7 +33,7 @@ class FullDiskLog:
     def full(self) -> bool:
         return self._since is not None
 
-    def failed(self, exc: BaseException, **context) -> None:
+    def failed(self, exc: BaseException, **context: Any) -> None:
         """A write of the loop failed for lack of space: logged if it is the first or ``repeat`` s passed."""
         now = self._clock()
         if self._since is None:

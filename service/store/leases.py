@@ -47,7 +47,7 @@ def heartbeat(conn: Any, instance: str, *, started_at: float, stopping: bool = F
     return t
 
 
-def instances(conn: Any) -> list[dict]:
+def instances(conn: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT id, started_at, heartbeat_at, stopping, api_url FROM instances ORDER BY id")]
 
@@ -68,7 +68,7 @@ def ensure(conn: Any, accounts: list[str]) -> None:
             " ON CONFLICT (account) DO NOTHING", (account,))
 
 
-def all_leases(conn: Any) -> list[dict]:
+def all_leases(conn: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT account, owner, generation, expires_at, updated_at FROM leases ORDER BY account")]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def newest_first(conn: sqlite3.Connection, select: str, filters: dict[str, Any], *, limit: int,
-                 before_seq: int | None = None) -> list[dict]:
+                 before_seq: int | None = None) -> list[dict[str, Any]]:
     """``select`` (``SELECT ... FROM t``) with ``column = value`` for each filter that is not None,
     rows before ``before_seq`` (the last row of the previous page), newest first."""
     clauses, args = [], []

@@ -17,4 +17,5 @@ def write(conn: sqlite3.Connection, now: float) -> int:
         "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, writes = health_probe.writes + 1",
         (now,),
     )
-    return conn.execute("SELECT writes FROM health_probe WHERE id = 1").fetchone()[0]
+    writes: int = conn.execute("SELECT writes FROM health_probe WHERE id = 1").fetchone()[0]
+    return writes

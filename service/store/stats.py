@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 UNDECRYPTABLE_WINDOW = 3600.0  # seconds: how far back /health and the metrics count undecryptable messages
+
+
+def _no_problems() -> dict[str, int]:
+    return {"undecryptable_last_hour": 0, "sent_without_receipt": 0}
 
 
 def conversation_problems(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, int]]:
@@ -22,16 +27,16 @@ def conversation_problems(conn: sqlite3.Connection, now: float) -> dict[str, dic
         "SELECT account, COUNT(*) FROM events WHERE created_at > ? AND type = 'message.undecryptable' GROUP BY account",
         (now - UNDECRYPTABLE_WINDOW,),
     ):
-        found.setdefault(account, {"undecryptable_last_hour": 0, "sent_without_receipt": 0})["undecryptable_last_hour"] = n
+        found.setdefault(account, _no_problems())["undecryptable_last_hour"] = n
     for account, n in conn.execute(
         "SELECT account, COUNT(*) FROM messages WHERE status = 'sent' AND reason = 'no_delivery_receipt' "
         "AND sent_at IS NOT NULL GROUP BY account"
     ):
-        found.setdefault(account, {"undecryptable_last_hour": 0, "sent_without_receipt": 0})["sent_without_receipt"] = n
+        found.setdefault(account, _no_problems())["sent_without_receipt"] = n
     return found
 
 
-def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict:
+def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
     """``{"messages": [(account, status, count)], "waiting": {account: (count, oldest created_at)},
     "deliveries": [(endpoint id, endpoint account or None, status, count)] for pending and failed ones,
     "endpoints": [(id, account or None)] of the active endpoints}``."""

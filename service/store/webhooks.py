@@ -14,6 +14,7 @@ Statuses: ``pending`` -> ``delivered`` | ``failed`` (dead-lettered); ``retry`` p
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from service.states import DELIVERY_STATUSES
 from service.store import event_log as events
@@ -66,7 +67,7 @@ def min_cursor(conn: sqlite3.Connection) -> int | None:
     return conn.execute("SELECT MIN(cursor) FROM webhook_endpoints WHERE active = 1").fetchone()[0]
 
 
-def endpoints(conn: sqlite3.Connection) -> list[dict]:
+def endpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every endpoint ever configured (global and account ones, removed ones too)."""
     return [dict(r) for r in conn.execute(
         "SELECT id, url, account, events, cursor, active, created_at, deleted_at FROM webhook_endpoints "
@@ -94,7 +95,7 @@ class TooManyEndpoints(Exception):
 _ENDPOINT_COLUMNS = "id, url, account, events, cursor, active, created_at, updated_at, deleted_at"
 
 
-def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> list[dict]:
+def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> list[dict[str, Any]]:
     """The account endpoints not deleted (of ``account``, or of every account), oldest first."""
     sql = f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account IS NOT NULL AND deleted_at IS NULL"
     args: list = []
@@ -105,7 +106,7 @@ def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> l
 
 
 def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types: tuple[str, ...], now: float,
-                         max_per_account: int, secret: str | None = None) -> dict:
+                         max_per_account: int, secret: str | None = None) -> dict[str, Any]:
     """A new endpoint for ``account`` only, starting at the current end of the log (no history), signed with
     its own ``secret`` (never returned by a listing). ``EndpointExists`` when the URL is configured for the
     account already, ``TooManyEndpoints`` at the limit; both checked in this transaction."""
@@ -147,7 +148,7 @@ def fill_missing_secrets(conn: sqlite3.Connection, make, now: float) -> int:
 
 
 def rotate_secret(conn: sqlite3.Connection, account: str, endpoint_id: str, new: str, now: float,
-                  overlap: float) -> dict | None:
+                  overlap: float) -> dict[str, Any] | None:
     """``new`` becomes the endpoint's secret; the one it replaces signs beside it until ``now + overlap``
     (not at all when 0). None when ``account`` has no such live endpoint."""
     previous = "secret" if overlap > 0 else "NULL"
@@ -158,12 +159,14 @@ def rotate_secret(conn: sqlite3.Connection, account: str, endpoint_id: str, new:
     return signing_secrets(conn, account).get(endpoint_id) if cur.rowcount else None
 
 
-def get_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> dict | None:
+def get_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).fetchone()
     return dict(row) if row is not None else None
 
 
-def remove_account_endpoint(conn: sqlite3.Connection, account: str, endpoint_id: str, now: float) -> dict | None:
+def remove_account_endpoint(
+    conn: sqlite3.Connection, account: str, endpoint_id: str, now: float
+) -> dict[str, Any] | None:
     """Stop an account endpoint: it gets no more deliveries and its pending ones are not attempted (they
     stay listed, like a URL removed from WA_WEBHOOK_URL). None when the account has no such endpoint."""
     cur = conn.execute("UPDATE webhook_endpoints SET active = 0, deleted_at = ?, updated_at = ? "
@@ -202,7 +205,7 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
     return len(rows), more
 
 
-def _heads(conn: sqlite3.Connection, url: str) -> list[dict]:
+def _heads(conn: sqlite3.Connection, url: str) -> list[dict[str, Any]]:
     """The oldest pending delivery of each (account, subject) of ``url``; a NULL subject is one group."""
     return [dict(r) for r in conn.execute(
         f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq IN ("
@@ -210,15 +213,17 @@ def _heads(conn: sqlite3.Connection, url: str) -> list[dict]:
         " GROUP BY account, subject) ORDER BY next_attempt_at, seq", (url,))]
 
 
-def claim(conn: sqlite3.Connection, url: str, now: float, limit: int, lease: float) -> tuple[list[dict], list[dict]]:
+def claim(
+    conn: sqlite3.Connection, url: str, now: float, limit: int, lease: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(deliveries to attempt now, deliveries dead-lettered now because they outlived ``expires_at``).
 
     Each claimed delivery counts one attempt and is leased for ``lease`` seconds. One that was
     attempted before is attempted once more even past its age (``decide`` then dead-letters it); one
     never attempted that waited behind an older delivery of its contact past its age fails here.
     """
-    claimed: list[dict] = []
-    expired: list[dict] = []
+    claimed: list[dict[str, Any]] = []
+    expired: list[dict[str, Any]] = []
     for _ in range(100):  # an expired head makes way for the next of its subject: look again
         expired_now = False
         for row in _heads(conn, url):
@@ -246,7 +251,7 @@ def _aged(last_error: str | None) -> str:
     return "max_age" + (f" (last: {last_error})" if last_error else "")
 
 
-def delivered(conn: sqlite3.Connection, seq: int, now: float, status_code: int) -> dict:
+def delivered(conn: sqlite3.Connection, seq: int, now: float, status_code: int) -> dict[str, Any]:
     conn.execute("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, lease_until = NULL, "
                  "last_status_code = ?, last_error = NULL, updated_at = ? WHERE seq = ? AND status = 'pending'",
                  (now, status_code, now, seq))
@@ -254,14 +259,14 @@ def delivered(conn: sqlite3.Connection, seq: int, now: float, status_code: int) 
 
 
 def retry_later(conn: sqlite3.Connection, seq: int, now: float, status_code: int | None, error: str,
-                next_attempt_at: float) -> dict:
+                next_attempt_at: float) -> dict[str, Any]:
     conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ?, lease_until = NULL, last_status_code = ?, "
                  "last_error = ?, updated_at = ? WHERE seq = ? AND status = 'pending'",
                  (next_attempt_at, status_code, error, now, seq))
     return _by_seq(conn, seq)
 
 
-def fail(conn: sqlite3.Connection, seq: int, now: float, status_code: int | None, error: str) -> dict:
+def fail(conn: sqlite3.Connection, seq: int, now: float, status_code: int | None, error: str) -> dict[str, Any]:
     """Dead-letter a delivery: it is not attempted again unless retried, and no longer blocks its subject."""
     conn.execute("UPDATE webhook_deliveries SET status = 'failed', failed_at = ?, lease_until = NULL, "
                  "last_status_code = ?, last_error = ?, updated_at = ? WHERE seq = ? AND status = 'pending'",
@@ -285,14 +290,14 @@ def release(conn: sqlite3.Connection, seqs: list[int], now: float) -> int:
     return released
 
 
-def _by_seq(conn: sqlite3.Connection, seq: int) -> dict:
+def _by_seq(conn: sqlite3.Connection, seq: int) -> dict[str, Any]:
     return dict(conn.execute(f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE seq = ?", (seq,)).fetchone())
 
 
 _OF_ACCOUNT = "endpoint IN (SELECT id FROM webhook_endpoints WHERE account = ?)"
 
 
-def get(conn: sqlite3.Connection, delivery_id: str, account: str | None = None) -> dict | None:
+def get(conn: sqlite3.Connection, delivery_id: str, account: str | None = None) -> dict[str, Any] | None:
     """One delivery; with ``account``, only one to that account's own endpoints."""
     sql, args = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", [delivery_id]
     if account is not None:
@@ -304,7 +309,7 @@ def get(conn: sqlite3.Connection, delivery_id: str, account: str | None = None) 
 
 def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endpoint: str | None = None,
                     limit: int = 50, before_seq: int | None = None, endpoints: list[str] | None = None,
-                    account: str | None = None) -> list[dict]:
+                    account: str | None = None) -> list[dict[str, Any]]:
     """Newest first; ``before_seq`` continues a page. ``endpoints``: to any of these endpoint ids;
     ``account``: to that account's own endpoints only (not the global ones)."""
     if endpoints is None and account is None:
@@ -320,7 +325,7 @@ def list_deliveries(conn: sqlite3.Connection, *, status: str | None = None, endp
 
 
 def retry(conn: sqlite3.Connection, delivery_id: str, now: float, max_age: float,
-          account: str | None = None) -> dict | None:
+          account: str | None = None) -> dict[str, Any] | None:
     """Put one failed delivery back to pending with its attempts reset; None if unknown (to ``account``'s
     endpoints, when given), NotFailed if not failed."""
     row = get(conn, delivery_id, account)

@@ -23,8 +23,13 @@ import ipaddress
 import re
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp.abc import AbstractResolver, ResolveResult
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Lookup = Callable[[str, int], Awaitable[list[str]]]
@@ -122,6 +127,9 @@ class AddressPolicy:
 
     allow: tuple[str, ...] = ()  # normalized WA_WEBHOOK_ALLOW_PRIVATE entries
     lookup: Lookup = system_lookup  # the resolver seam (tests inject names that resolve inside)
+    # Derived from ``allow`` by __post_init__: its networks, and its host names.
+    _nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
+    _hosts: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nets = tuple(ipaddress.ip_network(a) for a in self.allow if _ip(a.split("/")[0]) is not None)
@@ -146,8 +154,9 @@ class AddressPolicy:
             found = await self.lookup(name, port)
         except (OSError, UnicodeError):
             raise AddressRefused() from None
-        ips = [_ip(a) for a in found]
-        if not ips or any(ip is None for ip in ips):
+        parsed = [_ip(a) for a in found]
+        ips = [ip for ip in parsed if ip is not None]
+        if not ips or len(ips) != len(parsed):
             raise AddressRefused()
         if name not in self._hosts and not all(self.permits(ip) for ip in ips):
             raise AddressRefused()
@@ -166,12 +175,14 @@ class AddressPolicy:
             raise AddressRefused()
 
 
-def guarded_resolver(policy: AddressPolicy):
+def guarded_resolver(policy: AddressPolicy) -> AbstractResolver:
     """An aiohttp resolver that resolves once, checks, and hands the connector exactly the checked addresses."""
     from aiohttp.abc import AbstractResolver
 
     class GuardedResolver(AbstractResolver):
-        async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
             checked = await policy.addresses(host, port)
             return [{"hostname": host, "host": a, "port": port, "proto": 0,
                      "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
@@ -183,7 +194,7 @@ def guarded_resolver(policy: AddressPolicy):
     return GuardedResolver()
 
 
-def guarded_connector(policy: AddressPolicy | None, limit: int = 100):
+def guarded_connector(policy: AddressPolicy | None, limit: int = 100) -> aiohttp.TCPConnector:
     """The connector of an endpoint's session: pinned to checked addresses, no DNS cache (each new connection
     resolves and checks again: DNS changes). ``policy`` None: a trusted (WA_WEBHOOK_URL) endpoint."""
     import aiohttp

@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -51,7 +52,7 @@ def payload(target: Target, now: float) -> tuple[str, str]:
     return msg_id, body
 
 
-async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPolicy | None) -> dict:
+async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPolicy | None) -> dict[str, Any]:
     now = time.time()
     msg_id, body = payload(target, now)
     headers = headers_for(signing(target.secrets, now), msg_id, int(now), body)
@@ -80,12 +81,12 @@ async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPo
             "elapsed_ms": elapsed_ms, "webhook_id": msg_id}
 
 
-def tenant_view(result: dict) -> dict:
+def tenant_view(result: dict[str, Any]) -> dict[str, Any]:
     """What a key scoped to an account learns of a ping: delivered or not, nothing the receiver answered."""
     return {k: result[k] for k in ("endpoint", "id", "ok", "webhook_id")}
 
 
-async def ping(targets: list[Target], egress: AddressPolicy, timeout: float) -> list[dict]:
+async def ping(targets: list[Target], egress: AddressPolicy, timeout: float) -> list[dict[str, Any]]:
     """One signed ``webhook.test`` POST to each target (``timeout`` seconds each), in the given order: the
     trusted ones directly, the others through ``egress`` (checked, pinned)."""
     if not targets:
@@ -97,7 +98,7 @@ async def ping(targets: list[Target], egress: AddressPolicy, timeout: float) -> 
                                      timeout=aiohttp.ClientTimeout(total=timeout))
 
     async with session(None) as trusted, session(egress) as guarded:
-        async def bounded(target: Target) -> dict:
+        async def bounded(target: Target) -> dict[str, Any]:
             async with gate:
                 if target.trusted:
                     return await _one(trusted, target, None)

@@ -19,6 +19,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.auth.admin_key import _create_exclusive
 
@@ -115,7 +116,7 @@ class EndpointSecret:
     previous_until: float | None = None
 
     @classmethod
-    def from_row(cls, row: dict) -> EndpointSecret:
+    def from_row(cls, row: dict[str, Any]) -> EndpointSecret:
         return cls(row["secret"], row.get("secret_previous"), row.get("secret_previous_until"))
 
     def values(self, now: float) -> tuple[str, ...]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,7 +23,7 @@ log = structlog.get_logger("gateway.accounts")
 STATUS_TIMEOUT = 2.0
 
 
-async def _view(request: web.Request, account: Account | Elsewhere) -> dict:
+async def _view(request: web.Request, account: Account | Elsewhere) -> dict[str, Any]:
     """The account with its WhatsApp state (null while its worker does not answer, or, in a cluster, while
     another instance serves it: ``instance`` names that one)."""
     row = await request.app[DATABASE].run(registry.get, account.name) or {}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ async def _worker_queues(request: web.Request) -> dict[str, dict]:
     if runtime is None:
         return {}
 
-    async def shard(worker) -> list[dict]:
+    async def shard(worker) -> list[dict[str, Any]]:
         try:
             async with asyncio.timeout(SHARD_TIMEOUT):
                 return (await worker.request("GET", "/accounts")).get("accounts") or []

@@ -22,6 +22,7 @@ the creation and rotation answers only (``POST /accounts/{account}/webhooks/{id}
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -74,7 +75,7 @@ def _tenant(request: web.Request) -> bool:
     return request.get(SCOPE) is not None
 
 
-def _tenant_safe(row: dict) -> dict:
+def _tenant_safe(row: dict[str, Any]) -> dict[str, Any]:
     """A delivery as a tenant sees it: no status code, and no error text beyond the gateway's own refusal."""
     error = row["last_error"]
     if error is not None:
@@ -82,7 +83,7 @@ def _tenant_safe(row: dict) -> dict:
     return {**row, "last_status_code": None, "last_error": error}
 
 
-def _out(request: web.Request, row: dict, urls: dict[str, str], *, with_event: bool = False) -> DeliveryOut:
+def _out(request: web.Request, row: dict[str, Any], urls: dict[str, str], *, with_event: bool = False) -> DeliveryOut:
     active = row["endpoint"] in request.app[WEBHOOKS].workers
     url = urls.get(row["endpoint"], row["endpoint"])
     row = _tenant_safe(row) if _tenant(request) else row
@@ -162,7 +163,7 @@ async def retry_failed(request: web.Request) -> web.Response:
 
 # --- an account's own endpoints --------------------------------------------------------------------
 
-def _webhook(request: web.Request, row: dict) -> dict:
+def _webhook(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
     """An endpoint as the API shows it: the URL with credentials and query values hidden, never the secret."""
     return {"id": row["id"], "url": public_url(row["url"]), "events": [t for t in row["events"].split(",") if t],
             "created_at": iso(row["created_at"]), "active": row["id"] in request.app[WEBHOOKS].workers}

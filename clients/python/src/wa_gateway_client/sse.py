@@ -19,7 +19,8 @@ class ServerSentEvent:
 
 async def parse_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
     buffer = b""
-    event, data, last_id = "message", [], None
+    event, last_id = "message", None
+    data: list[str] = []
     async for chunk in chunks:
         buffer += chunk
         while True:
