@@ -1,0 +1,94 @@
+"""The public API's bodies as pydantic v2 models (strict: a number is no string), one module per resource.
+
+They validate requests (``parse``) and they are the contract: ``service/http/openapi/`` builds the
+document from them. Each response model mirrors what its view returns; tests/test_openapi.py validates
+real answers against that document. Import from here (``from service.http.models import SendRequest``):
+which module holds a model is an arrangement, not part of its name.
+"""
+
+from __future__ import annotations
+
+from service.http.models.accounts import (
+    AccountCreateRequest,
+    AccountDeleted,
+    AccountList,
+    AccountOut,
+    KeyCreated,
+    KeyCreateRequest,
+    KeyList,
+    KeyOut,
+)
+from service.http.models.base import RequestModel, iso, parse
+from service.http.models.deliveries import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest
+from service.http.models.errors import ErrorDetail, ErrorResponse
+from service.http.models.events import (
+    EventPage,
+    LoggedMessageReceived,
+    LoggedMessageStatus,
+    LoggedMessageUndecryptable,
+    LoggedSessionStatus,
+    MessageReceivedEvent,
+    MessageStatusData,
+    MessageStatusEvent,
+    MessageUndecryptableData,
+    MessageUndecryptableEvent,
+    SessionStatusData,
+    SessionStatusEvent,
+)
+from service.http.models.health import (
+    HealthOut,
+    HealthShard,
+    HealthStore,
+    HealthWatchdog,
+    HealthWebhook,
+    HealthWhatsApp,
+    HealthWorker,
+    LiveOut,
+    ReadyOut,
+    ReadyProblem,
+)
+from service.http.models.messages import (
+    InboundMessageOut,
+    MessageList,
+    MessageOut,
+    MessagePage,
+    MessageTimes,
+    SendRequest,
+)
+from service.http.models.session import (
+    ConnectRequest,
+    DisconnectOut,
+    DisconnectRequest,
+    LinkState,
+    Reconnect,
+    SessionStatus,
+)
+from service.http.models.webhooks import (
+    WebhookCreated,
+    WebhookCreateRequest,
+    WebhookDeleted,
+    WebhookList,
+    WebhookOut,
+    WebhookRotateRequest,
+    WebhookSecretOut,
+    WebhookTestData,
+    WebhookTestEvent,
+    WebhookTestOut,
+    WebhookTestRequest,
+    WebhookTestResult,
+)
+
+__all__ = [
+    "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "ConnectRequest", "DeliveryOut",
+    "DeliveryPage", "DisconnectOut", "DisconnectRequest", "ErrorDetail", "ErrorResponse", "EventPage",
+    "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp",
+    "HealthWorker", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",
+    "LiveOut", "LoggedMessageReceived", "LoggedMessageStatus", "LoggedMessageUndecryptable",
+    "LoggedSessionStatus", "MessageList", "MessageOut", "MessagePage", "MessageReceivedEvent",
+    "MessageStatusData", "MessageStatusEvent", "MessageTimes", "MessageUndecryptableData",
+    "MessageUndecryptableEvent", "ReadyOut", "ReadyProblem", "Reconnect", "RedriveOut", "RedriveRequest",
+    "RequestModel", "SendRequest", "SessionStatus", "SessionStatusData", "SessionStatusEvent", "WebhookCreateRequest",
+    "WebhookCreated", "WebhookDeleted", "WebhookList", "WebhookOut", "WebhookRotateRequest", "WebhookSecretOut",
+    "WebhookTestData", "WebhookTestEvent", "WebhookTestOut", "WebhookTestRequest", "WebhookTestResult", "iso",
+    "parse",
+]

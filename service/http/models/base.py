@@ -1,0 +1,75 @@
+"""What every request model shares: strict parsing into the API's one error shape, and the time format.
+
+A model only describes; the rules themselves live in ``service/http/validation.py`` so that they can be
+shared with tests and the worker's vectors. ``parse`` turns the first problem into the API's one error
+shape, with a code per field (``invalid_phone_number``, ``invalid_message``, ...) and a message that
+never echoes the input back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
+
+from service.errors import BadRequest
+from service.http import validation
+
+M = TypeVar("M", bound="RequestModel")
+T = TypeVar("T")
+
+
+class RequestModel(BaseModel):
+    # Unknown fields are ignored (clients may send more than we read); known ones are strict.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # The error code for a problem with each field, and how to describe the expected type.
+    field_codes: ClassVar[dict[str, str]] = {}
+    field_hints: ClassVar[dict[str, str]] = {}
+
+
+_OURS = "wa:"  # prefix of the error types our rules raise, followed by an optional code
+
+
+def checked(rule: Callable[..., T], value: Any, *args: Any) -> T:
+    """``rule(value, *args)`` inside a field validator: its ``InvalidInput`` becomes a pydantic error that
+    carries our code, so that ``parse`` answers with it."""
+    try:
+        return rule(value, *args)
+    except validation.InvalidInput as exc:
+        # The error type carries our code; the message is ours, never pydantic's or the input.
+        raise PydanticCustomError(_OURS + (exc.code or ""), exc.message) from None
+
+
+def parse(model: type[M], body: dict[str, Any], **context: Any) -> M:
+    """Validate ``body`` against ``model`` or raise a 400 for its first problem."""
+    try:
+        return model.model_validate(body, strict=True, context=context)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        code = model.field_codes.get(field, "invalid_request")
+        kind = first["type"]
+        if kind.startswith(_OURS):  # one of ours, raised by a rule in validation.py
+            message = first["msg"]
+            code = kind.removeprefix(_OURS) or code
+        elif kind == "missing":
+            message = f"{field} is required."
+        else:  # a wrong type (strict: no coercion), or a string pydantic cannot take
+            message = f"{field} must be {model.field_hints.get(field, 'valid')}."
+        raise BadRequest(message, code=code) from None
+
+
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: None) -> None: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
+def iso(ts: float | None) -> str | None:
+    """A stored timestamp (seconds since the epoch) as the API shows it: ISO-8601 UTC, milliseconds, ``Z``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,98 @@
+"""The events of the log: each as a webhook body and an SSE event's data, and as ``GET /events`` replays them
+(with their ``seq``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from service.http.models.messages import InboundMessageOut
+
+
+class MessageStatusData(BaseModel):
+    id: str
+    whatsapp_id: str
+    phone_number: str
+    status: str  # sent, delivered, read or failed
+    reason: str | None
+
+
+class SessionStatusData(BaseModel):
+    state: str | None
+    phone_number: str | None
+    last_error: str | None
+
+
+class MessageUndecryptableData(BaseModel):
+    whatsapp_id: str
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    timestamp: str | None  # the sender's
+    attempts: int  # copies that failed to decrypt (the first and the contact's resends)
+    error: str | None  # the last decryption error
+
+
+class _Event(BaseModel):
+    id: str  # evt_...; also the webhook-id header
+    account: str
+    timestamp: str
+
+
+class MessageReceivedEvent(_Event):
+    """A contact's message, once."""
+
+    type: Literal["message.received"]
+    data: InboundMessageOut
+
+
+class MessageStatusEvent(_Event):
+    """A message we sent became sent, delivered, read or failed."""
+
+    type: Literal["message.status"]
+    data: MessageStatusData
+
+
+class SessionStatusEvent(_Event):
+    """The WhatsApp session changed state."""
+
+    type: Literal["session.status"]
+    data: SessionStatusData
+
+
+class MessageUndecryptableEvent(_Event):
+    """A contact's message that could not be decrypted, even after retry receipts and resends."""
+
+    type: Literal["message.undecryptable"]
+    data: MessageUndecryptableData
+
+
+class LoggedMessageReceived(MessageReceivedEvent):
+    seq: int
+
+
+class LoggedMessageStatus(MessageStatusEvent):
+    seq: int
+
+
+class LoggedSessionStatus(SessionStatusEvent):
+    seq: int
+
+
+class LoggedMessageUndecryptable(MessageUndecryptableEvent):
+    seq: int
+
+
+# One replayed event, told apart by its ``type``.
+LoggedEvent = Annotated[
+    LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable,
+    Field(discriminator="type"),
+]
+
+
+class EventPage(BaseModel):
+    """``GET /events``: oldest first; ask again with ``after=next_after``."""
+
+    events: list[LoggedEvent]
+    next_after: int

@@ -1,0 +1,68 @@
+"""The WhatsApp session of an account: ``/connect``, ``/disconnect`` and ``/status`` (the worker's answer).
+
+The responses mirror what the views return (they pass the worker's status on); tests/test_openapi.py
+validates real answers against the document built from these models.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.http.models.base import RequestModel
+from service.states import WorkerState
+
+
+class ConnectRequest(RequestModel):
+    """``POST /connect``: no fields yet; the body, if any, must be a JSON object."""
+
+
+class DisconnectRequest(RequestModel):
+    """``POST /disconnect``: no fields yet; the body, if any, must be a JSON object."""
+
+
+class Reconnect(BaseModel):
+    attempt: int
+    scheduled: bool
+    next_retry_ms: int | None
+    next_retry_at: str | None
+    delays_ms: list[int]
+
+
+class LinkState(BaseModel):
+    """While connected: whether the link demonstrably works (the worker's link-monitor.js)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    alive: bool
+    last_frame_age_ms: int
+    probe_pending_ms: int | None
+    probes: int
+    buffering_ms: int
+    events_stuck: bool
+    reason: str | None = None  # when dead
+    message: str | None = None
+
+
+# fenced: in a cluster, the account's lease moved to another instance; this one sends and writes nothing for it
+
+
+class SessionStatus(BaseModel):
+    """``GET /status``, ``POST /connect``: the account's WhatsApp session (from its worker)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    connected: bool
+    state: WorkerState
+    phone_number: str | None
+    name: str | None
+    qr: str | None = Field(description="the raw QR string while state is qr")
+    qr_image: str | None = Field(description="the QR as a PNG data URL while state is qr")
+    last_error: str | None
+    link: LinkState | None = None
+    reconnect: Reconnect
+
+
+class DisconnectOut(SessionStatus):
+    """``POST /disconnect``: the status after the logout, and whether WhatsApp unlinked the device."""
+
+    unlinked: bool
