@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 from service.auth.admin_key import ApiKeyError, parse_keys
@@ -27,8 +28,14 @@ class SettingsError(ValueError):
     """A ``WA_*`` variable has a value the gateway cannot run with."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast=float,
-            maximum: float | None = None):
+@overload
+def _number(env: Mapping[str, str], name: str, default: int, minimum: float = 0, *, cast: type[int],
+            maximum: float | None = None) -> int: ...
+@overload
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast: type[float] = float,
+            maximum: float | None = None) -> float: ...
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0,
+            cast: Callable[[str], float] = float, maximum: float | None = None) -> float:
     """A number from the environment; ``cast=int`` for whole numbers."""
     raw = env.get(name, "").strip()
     if not raw:

@@ -40,8 +40,8 @@ class ScopedKey:
 
 def new_key() -> tuple[str, str, str]:
     """(key, sha256 hex, prefix) of a fresh key."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, hash_key(key), key[:PREFIX_CHARS]
+    key = KEY_PREFIX + secrets.token_urlsafe(32)  # ASCII: hash_key's digest, never its None
+    return key, hashlib.sha256(key.encode("ascii")).hexdigest(), key[:PREFIX_CHARS]
 
 
 def hash_key(key: str) -> str | None:
@@ -91,7 +91,7 @@ class ScopedKeys:
                 return table[digest]
         return None
 
-    def touch(self, db: Database, key: ScopedKey, now: float | None = None) -> Future | None:
+    def touch(self, db: Database, key: ScopedKey, now: float | None = None) -> Future[None] | None:
         """Record a use, at most once per ``touch_every`` per key; fire and forget (the write joins the
         next group commit, the request does not wait for it)."""
         now = time.time() if now is None else now
@@ -104,6 +104,6 @@ class ScopedKeys:
         return future
 
 
-def _log_touch_failure(future: Future) -> None:
+def _log_touch_failure(future: Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("account_key.touch_failed", error=type(future.exception()).__name__)

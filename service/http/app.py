@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from functools import partial
 
 import structlog
@@ -36,12 +37,13 @@ from service.runtime.retention import run_retention
 from service.runtime.worker_client import WorkerClient
 from service.settings import Settings
 from service.store.db import open_database
+from service.webhooks.address import Lookup
 from service.webhooks.delivery import start_webhooks
 
 log = structlog.get_logger("gateway")
 
 
-async def _accounts(app: web.Application):
+async def _accounts(app: web.Application) -> AsyncIterator[None]:
     """The worker shards' links and every account's event reader and dispatcher (service/runtime/accounts.py)."""
     settings = app[SETTINGS]
     monitor = app[MONITOR]
@@ -69,7 +71,7 @@ async def _accounts(app: web.Application):
         await worker.close()
 
 
-async def _streams(app: web.Application):
+async def _streams(app: web.Application) -> AsyncIterator[None]:
     """The SSE streams' one reader of the event log (service/http/sse_hub.py); SIGTERM ends every stream."""
     settings = app[SETTINGS]
     hub = EventHub(app[DATABASE].run, app[NOTIFIER], max_total=settings.sse_max, max_per_key=settings.sse_max_per_key)
@@ -80,7 +82,7 @@ async def _streams(app: web.Application):
     await hub.stop()
 
 
-async def _supervision(app: web.Application):
+async def _supervision(app: web.Application) -> AsyncIterator[None]:
     monitor = SupervisorMonitor(app[SETTINGS])
     app[MONITOR] = monitor
     monitor.start()
@@ -88,7 +90,7 @@ async def _supervision(app: web.Application):
     await monitor.stop()
 
 
-async def _store(app: web.Application):
+async def _store(app: web.Application) -> AsyncIterator[None]:
     """The database, opened and migrated before anything is accepted or read from the worker: SQLite in
     the data dir, or PostgreSQL when WA_DATABASE_URL is set (service/store/pg.py)."""
     settings = app[SETTINGS]
@@ -103,7 +105,7 @@ async def _store(app: web.Application):
     await asyncio.to_thread(database.close)
 
 
-async def _retention(app: web.Application):
+async def _retention(app: web.Application) -> AsyncIterator[None]:
     """The event log kept bounded (service/runtime/retention.py), hourly."""
     task = asyncio.create_task(run_retention(app[DATABASE], app[SETTINGS].event_retention), name="event-retention")
     yield
@@ -114,7 +116,7 @@ async def _retention(app: web.Application):
         pass
 
 
-async def _webhooks(app: web.Application):
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     """Webhook delivery (service/webhooks/): persisted, so it resumes where the last run stopped."""
     service = await start_webhooks(app[SETTINGS], app[DATABASE], on_outcome=app[METRICS].webhook_outcome,
                                    lookup=app.get(WEBHOOK_LOOKUP))
@@ -124,7 +126,7 @@ async def _webhooks(app: web.Application):
     await service.stop()
 
 
-def create_app(settings: Settings, *, webhook_lookup=None) -> web.Application:
+def create_app(settings: Settings, *, webhook_lookup: Lookup | None = None) -> web.Application:
     """``webhook_lookup``: the resolver seam of the webhook address policy (tests inject names that resolve
     inside); None: the system's resolver."""
     app = web.Application(

@@ -15,6 +15,7 @@ from service.runtime.notify import Notifier
 from service.runtime.worker_client import WorkerClient
 from service.settings import Settings
 from service.store.db import Database
+from service.webhooks.address import Lookup
 from service.webhooks.delivery import WebhookService
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,7 +31,7 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 STREAMS = web.AppKey("streams", EventHub)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 # The webhook address policy's resolver seam (service/webhooks/address.py): set by tests only.
-WEBHOOK_LOOKUP = web.AppKey("webhook_lookup", object)
+WEBHOOK_LOOKUP = web.AppKey[Lookup]("webhook_lookup")
 # SIGTERM's drain (service/http/drain.py): set from the signal on, new requests are answered 503 shutting_down.
 DRAIN = web.AppKey("drain", Drain)
 # The app's own Prometheus registry and instruments (service/http/metrics.py): per app, never process-global.
@@ -44,4 +45,4 @@ AUTHENTICATED = web.RequestKey("authenticated", bool)
 # Per request with a valid key: the account its key is scoped to, or None for an admin key. Not set
 # on an open probe called without a key: read it with request.get(SCOPE) only behind AUTHENTICATED,
 # or on routes that require a key (all but /health, /health/live, /health/ready).
-SCOPE = web.RequestKey("scope", str)
+SCOPE = web.RequestKey[str | None]("scope")

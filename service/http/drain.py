@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,7 +38,7 @@ MESSAGE = "The gateway is shutting down; retry after Retry-After seconds."
 HOOK_GRACE = 1.0
 
 # hook(deadline) -> a summary for the log line; deadline is on the loop's clock (loop.time()).
-Hook = Callable[[float], Awaitable[dict[str, Any] | None]]
+Hook = Callable[[float], Coroutine[Any, Any, dict[str, Any] | None]]
 
 
 class Drain:
@@ -61,7 +61,7 @@ class Drain:
 
     # --- the middleware's side ------------------------------------------------------------------------
     @contextmanager
-    def request(self):
+    def request(self) -> Iterator[None]:
         """Around one handler let through: counted until it returns."""
         self.requests += 1
         try:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -43,6 +43,12 @@ from service.states import GATEWAY_STATES, MESSAGE_STATUSES, UNKNOWN_STATE
 from service.store import stats
 from service.webhooks.delivery import endpoint_label
 
+if TYPE_CHECKING:  # the app's parts the collector reads, named for the types only (no import of the whole app)
+    from service.http.sse_hub import EventHub
+    from service.programs.supervision import SupervisorMonitor
+    from service.runtime.accounts import AccountRuntime
+    from service.store.db import Database
+
 log = structlog.get_logger("gateway.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # text/plain; version=0.0.4; charset=utf-8
@@ -53,6 +59,8 @@ SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_ROUTE = "other"
+# What the workers hold in memory, as their GET /accounts lists it: {account: {queue: {size, bound}}}.
+WorkerQueues = dict[str, dict[str, Any]]
 STORE_TIMEOUT = 2.0  # seconds a scrape waits for the store; then its metrics are left out of that scrape
 
 
@@ -69,9 +77,9 @@ class StateCollector:
     not open yet is left out. ``collect`` blocks on the store: call it off the event loop (``Metrics.render``
     does, through ``asyncio.to_thread`` in the view)."""
 
-    def __init__(self, *, database: Callable[[], object], accounts: Callable[[], object],
-                 monitor: Callable[[], object], streams: Callable[[], object] = lambda: None,
-                 queues: Callable[[], dict] = dict, store_timeout: float = STORE_TIMEOUT):
+    def __init__(self, *, database: Callable[[], Database | None], accounts: Callable[[], AccountRuntime | None],
+                 monitor: Callable[[], SupervisorMonitor | None], streams: Callable[[], EventHub | None] = lambda: None,
+                 queues: Callable[[], WorkerQueues] = dict, store_timeout: float = STORE_TIMEOUT):
         self._database = database
         self._accounts = accounts
         self._monitor = monitor
@@ -96,7 +104,8 @@ class StateCollector:
             return None
         future = database.submit(stats.snapshot)
         try:
-            return future.result(self._store_timeout)
+            snapshot: dict[str, Any] = future.result(self._store_timeout)
+            return snapshot
         except (FutureTimeout, CancelledError):
             future.cancel()  # not run at all if the writer thread has not taken it yet
             log.warning("metrics.store_timeout", timeout_s=self._store_timeout)
@@ -242,9 +251,10 @@ class StateCollector:
 class Metrics:
     """The app's registry, its instruments, and the hooks the app wires to them (see the module doc)."""
 
-    def __init__(self, *, database: Callable[[], object] = lambda: None,
-                 accounts: Callable[[], object] = lambda: None, monitor: Callable[[], object] = lambda: None,
-                 streams: Callable[[], object] = lambda: None):
+    def __init__(self, *, database: Callable[[], Database | None] = lambda: None,
+                 accounts: Callable[[], AccountRuntime | None] = lambda: None,
+                 monitor: Callable[[], SupervisorMonitor | None] = lambda: None,
+                 streams: Callable[[], EventHub | None] = lambda: None):
         self.registry = CollectorRegistry(auto_describe=False)
         self.http_duration = Histogram(
             PREFIX + "http_request_duration_seconds", "HTTP requests by route pattern, method and status code.",
@@ -262,9 +272,8 @@ class Metrics:
             "Webhook delivery decisions by endpoint and result: delivered, retry_scheduled (an attempt failed and "
             "will be tried again), dead_lettered.",
             ["endpoint", "result"], registry=self.registry)
-        # Set by the /metrics view before each render (service/http/views/metrics.py):
-        # {account: {queue: {size, bound}}}.
-        self.worker_queues: dict[str, dict] = {}
+        # Set by the /metrics view before each render (service/http/views/metrics.py).
+        self.worker_queues: WorkerQueues = {}
         self.state = StateCollector(database=database, accounts=accounts, monitor=monitor, streams=streams,
                                     queues=lambda: self.worker_queues)
         self.registry.register(self.state)

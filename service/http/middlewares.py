@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from service.auth import admin_key as api_keys
 from service.auth.scoped_keys import ScopedKeys
@@ -85,14 +86,14 @@ def setup_security(app: web.Application) -> api_keys.ApiKeys:
         # Where, never what: `wa-gateway api-key` prints the value for the operator.
         log.info("gateway.api_key", source="file", path=str(keys.path), keys=len(keys.keys),
                  created=keys.created)
-        if not api_keys.file_is_private(keys.path):
+        if keys.path is not None and not api_keys.file_is_private(keys.path):
             log.warning("gateway.api_key_file_readable", path=str(keys.path),
                         hint="chmod 600 the file: other users can read the API key")
     return keys
 
 
 @web.middleware
-async def request_context(request: web.Request, handler):
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to every log line of this request and echo it to the caller; time it for
     GET /metrics (by route pattern, never the raw path: service/http/metrics.py)."""
     incoming = request.headers.get("X-Request-ID", "")
@@ -130,16 +131,16 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
 
 
 @web.middleware
-async def cors(request: web.Request, handler):
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No CORS at all unless ``WA_CORS_ORIGINS`` lists origins; then only for exactly those."""
     origins = request.app[SETTINGS].cors_origins
     if not origins:
         return await handler(request)
     origin = request.headers.get("Origin")
-    listed = origin is not None and origin in origins
+    listed = origin if origin is not None and origin in origins else None  # the origin, when it is listed
     if listed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         # A preflight carries no credentials by design: answer it before the key check.
-        response = web.Response(status=204, headers={
+        response: web.StreamResponse = web.Response(status=204, headers={
             "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
             "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
             "Access-Control-Max-Age": "600",
@@ -147,7 +148,7 @@ async def cors(request: web.Request, handler):
     else:
         response = await handler(request)
     if listed:
-        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Origin"] = listed
         response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
     # Answers differ by Origin, so any cache between must key on it (listed or not).
     response.headers.add("Vary", "Origin")
@@ -155,7 +156,7 @@ async def cors(request: web.Request, handler):
 
 
 @web.middleware
-async def errors(request: web.Request, handler):
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into the one JSON error shape; never leak a traceback or echo input."""
     try:
         return await handler(request)
@@ -294,7 +295,7 @@ def forbidden(account: str) -> web.Response:
 
 
 @web.middleware
-async def api_key(request: web.Request, handler):
+async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every endpoint but the probes and /docs needs a key; a wrong key is refused everywhere, probes too.
     An admin key (WA_API_KEY or the key file) may call everything; a key scoped to one account only
     what ``scope_allows`` lets it (else 403); a revoked or unknown key is 401."""
@@ -311,7 +312,7 @@ async def api_key(request: web.Request, handler):
         return await handler(request)
     database = request.app.get(DATABASE)
     scoped = await request.app[SCOPED_KEYS].lookup(database, given) if database is not None else None
-    if scoped is None:
+    if database is None or scoped is None:  # no database: no scoped key either
         return unauthorized(invalid=True)
     request.app[SCOPED_KEYS].touch(database, scoped)
     structlog.contextvars.bind_contextvars(key_id=scoped.id)  # which key, never its value
@@ -328,7 +329,7 @@ DRAIN_EXEMPT = frozenset({"/health/live", "/health/ready"})
 
 
 @web.middleware
-async def shutting_down(request: web.Request, handler):
+async def shutting_down(request: web.Request, handler: Handler) -> web.StreamResponse:
     """From SIGTERM on, a new request is answered 503 ``shutting_down`` with Retry-After (and the connection
     closed); the requests already past this point are counted, and the drain waits for them."""
     drain = request.app.get(DRAIN)

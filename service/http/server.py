@@ -19,13 +19,16 @@ WA_SHUTDOWN_TIMEOUT (tests/test_drain.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from contextlib import suppress
+from typing import Any
 
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from service.errors import error_response
 from service.http.appkeys import DRAIN
@@ -56,7 +59,8 @@ def describe_parse_error(status: int, exc: BaseException | None) -> tuple[int, s
 class JsonErrorRequestHandler(RequestHandler):
     __slots__ = ()
 
-    def handle_error(self, request, status=500, exc=None, message=None):  # noqa: D401
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:  # noqa: D401
         """Like aiohttp's, but the body is the API's JSON error shape and a client's garbage is
         one info line without a traceback."""
         if request.writer.output_size > 0:
@@ -87,7 +91,7 @@ class GatewayRunner(web.AppRunner):
 
 
 async def _serve(app: web.Application, host: str, port: int, *, handle_signals: bool,
-                 shutdown_timeout: float, **runner_kwargs) -> None:
+                 shutdown_timeout: float, **runner_kwargs: Any) -> None:
     """Serve until SIGTERM or SIGINT, then drain (service/http/drain.py) with the listener still open, so that a
     new request is answered 503 shutting_down instead of refused; then close as aiohttp does, cutting off
     whatever still runs after the drain's deadline."""
@@ -108,10 +112,10 @@ async def _serve(app: web.Application, host: str, port: int, *, handle_signals: 
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
-            signum = await signalled
+            received = await signalled
             drain = app.get(DRAIN)
             if drain is not None:
-                left = await drain.run(signal.Signals(signum).name)
+                left = await drain.run(signal.Signals(received).name)
                 # What still runs now is past the deadline: the cleanup below cancels it at once.
                 runner._shutdown_timeout = max(CUTOFF, left)
         finally:
@@ -123,7 +127,8 @@ async def _serve(app: web.Application, host: str, port: int, *, handle_signals: 
 
 
 def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
-            handle_signals: bool = True, access_log=None, idle_timeout: float = 30.0, **_ignored) -> None:
+            handle_signals: bool = True, access_log: logging.Logger | None = None, idle_timeout: float = 30.0,
+            **_ignored: Any) -> None:
     """``web.run_app(app, host=, port=, shutdown_timeout=, ...)`` with the JSON error handler. A connection
     with no whole request for ``idle_timeout`` seconds (idle from its start or between requests, or its
     headers trickling in) is closed: aiohttp's keep-alive timer, which defaults to an hour."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -64,12 +64,13 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, run: Callable, notifier: Notifier, *, max_total: int, max_per_key: int):
+    # run: the database's ``run`` (store.db.Database.run): a store function and its arguments -> its result.
+    def __init__(self, run: Callable[..., Awaitable[Any]], notifier: Notifier, *, max_total: int, max_per_key: int):
         self._run_db, self._notifier = run, notifier
         self.max_total, self.max_per_key = max_total, max_per_key
         self.head = 0  # the last seq the reader has handed out
         self._subs: dict[Subscription, str] = {}  # subscription -> the key it counts against
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.head = await self._run_db(events.last_seq)

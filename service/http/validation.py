@@ -229,7 +229,8 @@ def phone_number(value: str) -> str:
         parsed = phonenumbers.parse(compact, None)
     except phonenumbers.NumberParseException:
         parsed = None
-    if parsed is None or phonenumbers.region_code_for_country_code(parsed.country_code) == "ZZ":
+    if (parsed is None or parsed.country_code is None
+            or phonenumbers.region_code_for_country_code(parsed.country_code) == "ZZ"):
         raise InvalidInput("phone_number does not start with a known country calling code.")
     return compact
 

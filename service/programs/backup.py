@@ -30,7 +30,7 @@ import time
 import xmlrpc.client
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from service import __version__
 from service.config_error import write_private
@@ -127,7 +127,9 @@ def backup(data_dir: Path, supervisor_socket: Path, dest: Path) -> dict[str, Any
     try:
         if proxy is not None:
             # Only the shards that run now: one the operator stopped stays stopped.
-            running = [f"{p['group']}:{p['name']}" for p in proxy.supervisor.getAllProcessInfo()
+            # XML-RPC answers are typed as any marshallable value; supervisord's is a list of process dicts.
+            processes = cast(list[dict[str, Any]], proxy.supervisor.getAllProcessInfo())
+            running = [f"{p['group']}:{p['name']}" for p in processes
                        if p["group"] == "worker" and p["statename"] in ("RUNNING", "STARTING", "BACKOFF")]
             started = time.monotonic()
             try:
@@ -154,7 +156,7 @@ def backup(data_dir: Path, supervisor_socket: Path, dest: Path) -> dict[str, Any
 def verify(src: Path) -> dict[str, Any]:
     """The manifest of a complete, unaltered backup; BackupError naming the first file that differs."""
     try:
-        manifest = json.loads((src / MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads((src / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BackupError(f"{src} is not a wa-gateway backup ({MANIFEST}: {exc})") from None
     present = {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() and p.name != MANIFEST}

@@ -64,7 +64,7 @@ class DataDirLock:
     def __init__(self, fd: int, path: Path, details: dict[str, Any]):
         self.fd, self.path, self.details = fd, path, details
 
-    def record(self, **more) -> None:
+    def record(self, **more: Any) -> None:
         """Write who holds the lock (and ``more``, such as supervisord's pid) into the lock file."""
         self.details.update(more)
         data = (json.dumps(self.details, sort_keys=True) + "\n").encode()
@@ -82,7 +82,7 @@ class DataDirLock:
     def __enter__(self) -> DataDirLock:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 from service import config_error
 from service.auth import admin_key as api_keys
@@ -239,7 +240,7 @@ def supervise(argv: list[str], env: dict[str, str], lock: datalock.DataDirLock |
     if lock is not None:
         lock.record(supervisord_pid=child.pid)
 
-    def forward(signum, _frame):
+    def forward(signum: int, _frame: FrameType | None) -> None:
         try:
             child.send_signal(signum)
         except ProcessLookupError:

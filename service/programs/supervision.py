@@ -60,7 +60,7 @@ class SupervisorMonitor:
             snap.watchdog.next_delay = settings.watchdog_initial_delay
         self._last_pid: list[int | None] = [None] * count
         self._process: list[psutil.Process | None] = [None] * count
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._refreshed_at = 0.0
 
     @property
@@ -76,8 +76,9 @@ class SupervisorMonitor:
             "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self._socket}")
         )
 
-    async def _call(self, method: str, *args):
-        def call():
+    async def _call(self, method: str, *args: Any) -> Any:
+        """supervisord's answer to ``method``: a value of XML-RPC's (untyped) marshalling."""
+        def call() -> Any:
             return getattr(self._proxy().supervisor, method)(*args)
 
         return await asyncio.to_thread(call)

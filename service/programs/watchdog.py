@@ -30,7 +30,9 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import structlog
 from supervisor import childutils
@@ -59,7 +61,8 @@ class ProgramPolicy:
 
 
 class Watchdog:
-    def __init__(self, settings: Settings, rpc, clock=time.time):
+    # rpc: supervisord's XML-RPC proxy (childutils.getRPCInterface; supervisor is untyped).
+    def __init__(self, settings: Settings, rpc: Any, clock: Callable[[], float] = time.time):
         self.initial = settings.watchdog_initial_delay
         self.cap = settings.watchdog_max_delay
         self.run_dir = settings.run_dir

@@ -8,6 +8,7 @@ out, are not pruned here: they are the app's records.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import structlog
@@ -21,7 +22,7 @@ log = structlog.get_logger("gateway.retention")
 INTERVAL = 3600.0
 
 
-def prune_events(conn, older_than: float) -> int:
+def prune_events(conn: sqlite3.Connection, older_than: float) -> int:
     return events.prune(conn, older_than, read_upto=webhooks.min_cursor(conn))
 
 

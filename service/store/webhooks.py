@@ -14,6 +14,7 @@ Statuses: ``pending`` -> ``delivered`` | ``failed`` (dead-lettered); ``retry`` p
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from service.states import DELIVERY_STATUSES
@@ -64,7 +65,8 @@ def register(conn: sqlite3.Connection, urls: tuple[str, ...] | list[str], now: f
 
 def min_cursor(conn: sqlite3.Connection) -> int | None:
     """The oldest event seq an active endpoint still has to read past (pruning the log must keep it)."""
-    return conn.execute("SELECT MIN(cursor) FROM webhook_endpoints WHERE active = 1").fetchone()[0]
+    cursor: int | None = conn.execute("SELECT MIN(cursor) FROM webhook_endpoints WHERE active = 1").fetchone()[0]
+    return cursor
 
 
 def endpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -98,7 +100,7 @@ _ENDPOINT_COLUMNS = "id, url, account, events, cursor, active, created_at, updat
 def account_endpoints(conn: sqlite3.Connection, account: str | None = None) -> list[dict[str, Any]]:
     """The account endpoints not deleted (of ``account``, or of every account), oldest first."""
     sql = f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account IS NOT NULL AND deleted_at IS NULL"
-    args: list = []
+    args: list[Any] = []
     if account is not None:
         sql += " AND account = ?"
         args.append(account)
@@ -121,23 +123,25 @@ def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types
     conn.execute("INSERT INTO webhook_endpoints (id, url, account, events, cursor, active, created_at, updated_at, "
                  "secret) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
                  (endpoint_id, url, account, ",".join(types), events.last_seq(conn), now, now, secret))
-    return get_endpoint(conn, endpoint_id)
+    row = get_endpoint(conn, endpoint_id)
+    assert row is not None  # inserted just above, in this transaction
+    return row
 
 
 # --- an account endpoint's signing secret (read only to sign; shown once by the API) ---------------------
 
-def signing_secrets(conn: sqlite3.Connection, account: str | None = None) -> dict[str, dict]:
+def signing_secrets(conn: sqlite3.Connection, account: str | None = None) -> dict[str, dict[str, Any]]:
     """Endpoint id -> {secret, secret_previous, secret_previous_until} of the live account endpoints."""
     sql = ("SELECT id, secret, secret_previous, secret_previous_until FROM webhook_endpoints "
            "WHERE account IS NOT NULL AND deleted_at IS NULL")
-    args: list = []
+    args: list[Any] = []
     if account is not None:
         sql += " AND account = ?"
         args.append(account)
     return {r["id"]: dict(r) for r in conn.execute(sql, args)}
 
 
-def fill_missing_secrets(conn: sqlite3.Connection, make, now: float) -> int:
+def fill_missing_secrets(conn: sqlite3.Connection, make: Callable[[], str], now: float) -> int:
     """Give each account endpoint without a secret (made before secrets were per endpoint) one of its own."""
     ids = [r["id"] for r in conn.execute(
         "SELECT id FROM webhook_endpoints WHERE account IS NOT NULL AND secret IS NULL")]
@@ -346,7 +350,7 @@ def retry_failed(conn: sqlite3.Connection, now: float, max_age: float, endpoint:
 
 
 def _delivery_filters(*, status: str | None, endpoint: str | None, endpoints: list[str] | None,
-                      account: str | None) -> tuple[list[str], list]:
+                      account: str | None) -> tuple[list[str], list[Any]]:
     """WHERE clauses and arguments selecting deliveries by status, endpoint, endpoint list, account."""
     clauses, args = [], []
     for column, value in (("status", status), ("endpoint", endpoint)):
@@ -362,7 +366,7 @@ def _delivery_filters(*, status: str | None, endpoint: str | None, endpoints: li
     return clauses, args
 
 
-def _redrive(conn: sqlite3.Connection, where: str, args: list, now: float, max_age: float) -> int:
+def _redrive(conn: sqlite3.Connection, where: str, args: list[Any], now: float, max_age: float) -> int:
     return conn.execute(
         "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, "
         f"expires_at = ?, failed_at = NULL, updated_at = ? WHERE status = 'failed' AND {where}",

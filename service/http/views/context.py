@@ -5,6 +5,7 @@ instance: ``on_owner`` forwards the routes that need its WhatsApp session there.
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -57,7 +58,17 @@ async def forward(request: web.Request, account: Elsewhere) -> web.Response:
                        details={"instance": account.owner}) from None
 
 
-def on_owner(view):
+def served_here(request: web.Request) -> Account:
+    """The account of a view wrapped in ``on_owner``: one served here (the wrapper forwarded any other)."""
+    account = account_of(request)
+    assert isinstance(account, Account), "on_owner forwards a request on an account served elsewhere"
+    return account
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def on_owner(view: Handler) -> Handler:
     """A view that needs the account's WhatsApp session runs where the session is: here, or forwarded."""
     @functools.wraps(view)
     async def wrapper(request: web.Request) -> web.Response:

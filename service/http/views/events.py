@@ -7,6 +7,8 @@ the retention, WA_EVENT_RETENTION_DAYS).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from service.errors import BadRequest
@@ -17,7 +19,7 @@ from service.store import event_log as events
 MAX_LIMIT = 500
 
 
-def _whole(query, name: str, default: int, low: int, high: int) -> int:
+def _whole(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name, str(default))
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}.", code=f"invalid_{name}")

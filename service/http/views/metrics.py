@@ -10,22 +10,24 @@ from aiohttp import web
 
 from service.errors import ApiError
 from service.http.appkeys import ACCOUNTS, METRICS
-from service.http.metrics import CONTENT_TYPE
+from service.http.metrics import CONTENT_TYPE, WorkerQueues
+from service.runtime.worker_client import WorkerClient
 
 SHARD_TIMEOUT = 1.0  # seconds a worker shard may take to list its accounts' queues for a scrape
 
 
-async def _worker_queues(request: web.Request) -> dict[str, dict]:
+async def _worker_queues(request: web.Request) -> WorkerQueues:
     """Every served account's in-memory queues with their bounds (the worker's GET /accounts: one request per
     shard, not per account); a shard that does not answer in time is left out of this scrape."""
     runtime = request.app.get(ACCOUNTS)
     if runtime is None:
         return {}
 
-    async def shard(worker) -> list[dict[str, Any]]:
+    async def shard(worker: WorkerClient) -> list[dict[str, Any]]:
         try:
             async with asyncio.timeout(SHARD_TIMEOUT):
-                return (await worker.request("GET", "/accounts")).get("accounts") or []
+                accounts: list[dict[str, Any]] = (await worker.request("GET", "/accounts")).get("accounts") or []
+                return accounts
         except (ApiError, TimeoutError):
             return []
     listed = await asyncio.gather(*(shard(w) for w in runtime.workers))

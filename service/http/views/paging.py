@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 from service.errors import BadRequest
 
@@ -27,7 +28,7 @@ def decode(prefix: str, cursor: str) -> int:
         raise BadRequest("cursor must be a next_cursor from an earlier page.", code="invalid_cursor") from None
 
 
-def limit(query, maximum: int, default: int = 50) -> int:
+def limit(query: Mapping[str, str], maximum: int, default: int = 50) -> int:
     raw = query.get("limit", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise BadRequest(f"limit must be a whole number from 1 to {maximum}.", code="invalid_limit")

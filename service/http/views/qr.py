@@ -12,14 +12,14 @@ from aiohttp import web
 
 from service.errors import BadRequest, Conflict
 from service.http import qr as drawing
-from service.http.views.context import account_of, on_owner
+from service.http.views.context import on_owner, served_here
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
 @on_owner
 async def qr(request: web.Request) -> web.Response:
-    account = account_of(request)
+    account = served_here(request)
     fmt = request.query.get("format", "png")
     if fmt not in drawing.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(drawing.FORMATS)}.", code="invalid_format")

@@ -7,12 +7,12 @@ from aiohttp import web
 from service.http.appkeys import SETTINGS
 from service.http.models import ConnectRequest, DisconnectRequest, parse
 from service.http.validation import json_object
-from service.http.views.context import account_of, on_owner
+from service.http.views.context import on_owner, served_here
 
 
 @on_owner
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await account_of(request).worker.status())
+    return web.json_response(await served_here(request).worker.status())
 
 
 @on_owner
@@ -20,10 +20,10 @@ async def connect(request: web.Request) -> web.Response:
     # `curl -X POST .../connect` (no body, no Content-Type) is the original contract and stays valid.
     parse(ConnectRequest, await json_object(request, allow_empty=True))
     wait = request.app[SETTINGS].connect_qr_wait
-    return web.json_response(await account_of(request).worker.connect(wait))
+    return web.json_response(await served_here(request).worker.connect(wait))
 
 
 @on_owner
 async def disconnect(request: web.Request) -> web.Response:
     parse(DisconnectRequest, await json_object(request, allow_empty=True))
-    return web.json_response(await account_of(request).worker.disconnect())
+    return web.json_response(await served_here(request).worker.disconnect())

@@ -69,14 +69,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
             while resp.is_connected() and not drain.draining:  # live, from the hub
                 try:
                     async with asyncio.timeout(IDLE):  # then look again whether the client is still there
-                        row = await live.queue.get()
+                        item = await live.queue.get()
                 except TimeoutError:
                     continue
-                if row is None:  # ended: SIGTERM, or this client fell too far behind (it resumes)
+                if item is None:  # ended: SIGTERM, or this client fell too far behind (it resumes)
                     break
-                if row["seq"] > after:
-                    await resp.send(row["payload"], id=str(row["seq"]), event=row["type"])
-                    after = row["seq"]
+                if item["seq"] > after:
+                    await resp.send(item["payload"], id=str(item["seq"]), event=item["type"])
+                    after = item["seq"]
     finally:
         hub.unsubscribe(live)
     return resp
