@@ -19,7 +19,7 @@ TEST_WORKERS ?= 2
 
 # Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
 # tests/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
-PG_TESTS := tests/test_outbox.py tests/test_outbox_chaos.py tests/test_inbound_chaos.py
+PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
 test: $(BIN)/.installed-test $(NODE_MODULES) browser postgres
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js

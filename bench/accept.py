@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from tests.stack import REPO, Stack, free_port, listening, wait_for
-from tests.test_sandbox import CONTACT, pair
+from tests.helpers.sandbox import CONTACT, pair
+from tests.helpers.stack import REPO, Stack, free_port, listening, wait_for
 
 PYTHON = sys.executable
 

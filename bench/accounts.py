@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from tests.stack import Stack, wait_for
+from tests.helpers.stack import Stack, wait_for
 
 
 def link(stack: Stack, name: str, phone: str) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.stack import Stack, wait_for
-from tests.test_sandbox import pair
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import Stack, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BARE = REPO / "bench" / "bare-baileys.mjs"

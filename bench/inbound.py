@@ -17,10 +17,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
-from wa_gateway_client.webhooks import InvalidSignature, WebhookVerifier
 
-from tests.stack import Stack, free_port, wait_for
-from tests.test_sandbox import pair
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import Stack, free_port, wait_for
+from wa_gateway_client.webhooks import InvalidSignature, WebhookVerifier
 
 PHONE = "+15550007200"
 CONTACTS = [f"+155500073{k:02d}" for k in range(4)]

@@ -49,7 +49,7 @@ async def run(args) -> dict:
                 async with session.post(args.url, json=body, headers=headers) as res:
                     await res.read()
                     statuses[str(res.status)] = statuses.get(str(res.status), 0) + 1
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 errors += 1
                 continue
             latencies.append((time.perf_counter() - started) * 1000)

@@ -1,6 +1,6 @@
 """Durable acceptance on PostgreSQL against SQLite, in the same run: ``POST /send?wait=0`` at 16 connections
 (the load from a separate process, bench/load.py) on a paired sandbox stack whose store is SQLite in its data
-dir, then on one whose store is a throwaway PostgreSQL on this machine (tests/postgres.py: Debian's
+dir, then on one whose store is a throwaway PostgreSQL on this machine (tests/helpers/postgres.py: Debian's
 binaries, a temp dir, fsync on, over TCP on 127.0.0.1). The PostgreSQL stack runs in cluster mode (one
 instance holding every lease), as it would in production. Prints, never asserts.
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 
 from bench.accept import finish_load, send_load
-from tests.postgres import PostgresServer, PostgresUnavailable
-from tests.stack import Stack
-from tests.test_sandbox import pair
+from tests.helpers.postgres import PostgresServer, PostgresUnavailable
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import Stack
 
 
 def _accept(stack: Stack, requests: int) -> dict:

@@ -34,8 +34,8 @@ import xmlrpc.client
 import psutil
 
 from bench.accept import finish_load, send_load
-from tests.stack import Stack, wait_for
-from tests.test_sandbox import pair
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import Stack, wait_for
 
 POLL = 0.02
 

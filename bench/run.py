@@ -16,12 +16,12 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
-from tests.stack import Stack, http, wait_for
+from tests.helpers.stack import Stack, http, wait_for
 
 
 def timed(n: int, call) -> list[float]:
@@ -111,7 +111,7 @@ def main() -> None:
             parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
     results = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "machine": machine(),
-               "started_at": datetime.now(timezone.utc).isoformat(), "results": {}, "errors": {}}
+               "started_at": datetime.now(UTC).isoformat(), "results": {}, "errors": {}}
     for name, (measure, print_table) in chosen.items():
         print(f"\n== {name} ==", flush=True)
         started = time.monotonic()

@@ -8,7 +8,7 @@ an emulated phone; then SIGTERM to supervisord, as `docker stop` or the launcher
 - sends in flight: during a burst of 30 POST /send from threads (the gateway drains them);
 - a webhook attempt hanging: an endpoint that never answers, so the gateway's drain runs to its deadline.
 Prints, per run, the total and when each program was reported stopped (supervisord's log), and the gateway's
-own drain (its ``gateway.drained`` record). Asserts nothing; not part of ``make test`` (tests/test_drain.py
+own drain (its ``gateway.drained`` record). Asserts nothing; not part of ``make test`` (tests/system/test_drain_stack.py
 checks the same stops for correctness and that they stay under stopwaitsecs).
 """
 
@@ -21,9 +21,9 @@ import time
 from datetime import datetime
 
 from service.webhooks import secret as webhook_secret
-from tests.stack import Stack, wait_for
-from tests.test_sandbox import pair
-from tests.webhook_receiver import HANG, Receiver
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import Stack, wait_for
+from tests.helpers.webhook_receiver import HANG, Receiver
 
 FAST = {"WA_SEND_BURST": "1000", "WA_SEND_RATE_PER_MINUTE": "600000", "WA_SEND_JITTER": "0"}
 STOPPED = re.compile(r"^(\S+ \S+) INFO stopped: (\S+) \(exit status (\d+)\)")

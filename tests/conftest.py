@@ -1,8 +1,8 @@
 import pytest
 
-from tests import postgres
-from tests import stack as stack_module
-from tests.stack import (
+from tests.helpers import postgres
+from tests.helpers import stack as stack_module
+from tests.helpers.stack import (
     BOUND_PORTS,
     STARTED_SESSIONS,
     Stack,
@@ -14,7 +14,7 @@ from tests.stack import (
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL for this test session (one per xdist worker), stopped at its end; the
-    tests that need it skip, saying why, when the server binaries are missing (tests/postgres.py)."""
+    tests that need it skip, saying why, when the server binaries are missing (tests/helpers/postgres.py)."""
     try:
         server = postgres.PostgresServer()
     except postgres.PostgresUnavailable as exc:
@@ -37,6 +37,20 @@ def _database_switch(request):
     yield
     stack_module.DATABASE_FACTORY = None
     postgres.SERVER = None
+
+
+@pytest.fixture
+def url(postgres_server):
+    """A fresh database on the session's PostgreSQL: its URL (the store tests and the stack on PostgreSQL)."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(scope="module")
+def secrets() -> dict[str, str]:
+    """A generated API key and webhook secret, as the deploy docs tell an operator to make (tests/helpers/deploy.py)."""
+    from tests.helpers.deploy import generated_secrets  # imported here: only the deploy tests need its libraries
+
+    return generated_secrets()
 
 
 @pytest.fixture

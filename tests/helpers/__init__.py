@@ -1,0 +1,1 @@
+"""Shared code of the tests and the benchmarks: stacks, in-process apps, fakes, harnesses (no tests here)."""

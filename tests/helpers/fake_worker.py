@@ -1,0 +1,156 @@
+"""Stand-ins for the worker in the outbox tests: ``FakeWorker`` (the worker's HTTP API as the dispatcher sees
+it, with scripted answers), ``StandInWorker`` (a real aiohttp server on the worker's unix socket for the
+in-process app), and the small steps those tests share (accept, status_of, until, hand_over)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from service.errors import ApiError, WorkerUnavailable
+from service.runtime.dispatch import Dispatcher
+from service.runtime.governor import Governor, GovernorPolicy
+from service.store import inbound, outbox
+
+A = outbox.DEFAULT_ACCOUNT
+
+
+P1, P2 = "+15550002222", "+15550003333"
+
+
+def accept(db, phone=P1, text="hi", key=None, now=None, ttl=3600.0, max_outbox=100):
+    return db.call(outbox.accept, account=A, phone_number=phone, body=text, idempotency_key=key,
+                   now=time.time() if now is None else now, ttl=ttl, max_outbox=max_outbox)
+
+
+
+class FakeWorker:
+    """The worker's HTTP API as the dispatcher sees it: a state and a scripted answer per send."""
+
+    def __init__(self, state="connected"):
+        self.state = state
+        self.sent: list[tuple[str, str, str]] = []  # (phone, text, whatsapp id) per call
+        self.script: list[Exception | None] = []  # next answers; None = accepted
+        self.times: list[float] = []
+        self.requests: list[int] = []  # messages per request (1: POST /send, more: POST /send/batch)
+
+    async def _request_once(self, method, path, **kw):
+        if self.state is None:
+            raise WorkerUnavailable("down")
+        return {"state": self.state}
+
+    async def send_text(self, phone, text, message_id=None, *, batched=False):
+        if not batched:
+            self.requests.append(1)
+        self.sent.append((phone, text, message_id))
+        self.times.append(time.monotonic())
+        if self.script:
+            failure = self.script.pop(0)
+            if failure is not None:
+                raise failure
+        if self.state != "connected":
+            raise ApiError("not connected", code="not_connected", status=409)
+        await asyncio.sleep(0)
+        return {"id": message_id, "status": "pending"}
+
+    async def send_batch(self, messages):
+        """The worker's POST /send/batch: in order; after a failure other than not_on_whatsapp the rest are
+        not attempted. A worker that is down fails the whole request (WorkerUnavailable)."""
+        self.requests.append(len(messages))
+        results, stopped = [], False
+        for m in messages:
+            if stopped:
+                results.append({"id": m["id"], "error": {"status": 409, "code": "not_attempted", "message": "-"}})
+                continue
+            try:
+                await self.send_text(m["phone_number"], m["text"], m["id"], batched=True)
+            except WorkerUnavailable:
+                raise
+            except ApiError as exc:
+                results.append({"id": m["id"], "error": {"status": exc.status, "code": exc.code, "message": "-"}})
+                stopped = exc.code != "not_on_whatsapp"
+            else:
+                results.append({"id": m["id"], "status": "pending"})
+        return results
+
+
+def make_dispatcher(db, worker, **kw):
+    policy = GovernorPolicy(burst=1000, rate_per_minute=60000, jitter=0)
+    kw.setdefault("retry_base", 0.01)
+    kw.setdefault("retry_max", 0.05)
+    return Dispatcher(db, worker, Governor(policy), poll_interval=0.02, **kw)
+
+
+async def until(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+def status_of(db, message_id):
+    return db.call(outbox.get, A, message_id)
+
+
+def hand_over(db, dispatcher, event):
+    """What EventConsumer does with a worker event: store it, then tell the dispatcher."""
+    dispatcher.on_event(event, db.call(inbound.store_worker_event, A, event, time.time()))
+
+
+KEY = "outbox-test-key"
+
+
+AUTH = {"X-API-Key": KEY}
+
+
+class StandInWorker:
+    """Answers GET /status and POST /send on the worker's socket like the worker does."""
+
+    def __init__(self):
+        self.state = "connected"
+        self.sends: list[dict] = []
+
+    async def start(self, socket_path):
+        app = web.Application()
+        for prefix in ("", "/accounts/{account}"):  # the gateway addresses /accounts/<name>/...
+            app.router.add_get(prefix + "/status", self._status)
+            app.router.add_post(prefix + "/send", self._send)
+            app.router.add_post(prefix + "/send/batch", self._send_batch)
+            app.router.add_get(prefix + "/events", self._events)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await web.UnixSite(self.runner, str(socket_path)).start()
+
+    async def _status(self, request):
+        return web.json_response({"state": self.state, "connected": self.state == "connected"})
+
+    async def _send(self, request):
+        body = await request.json()
+        if self.state != "connected":
+            return web.json_response({"error": {"code": "not_connected", "message": "no"}}, status=409)
+        self.sends.append(body)
+        return web.json_response({"id": body["id"], "status": "pending"})
+
+    async def _send_batch(self, request):
+        messages = (await request.json())["messages"]
+        if self.state != "connected":
+            return web.json_response({"results": [
+                {"id": m["id"], "error": {"status": 409, "code": "not_connected" if i == 0 else "not_attempted",
+                                          "message": "no"}} for i, m in enumerate(messages)]})
+        self.sends.extend(messages)
+        return web.json_response({"results": [{"id": m["id"], "status": "pending"} for m in messages]})
+
+    async def _events(self, request):
+        await asyncio.sleep(0.05)
+        return web.json_response({"boot_id": "b", "last_seq": 0, "events": []})
+
+
+async def error_of(res, status, code):
+    body = await res.json()
+    assert res.status == status, body
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    return body["error"]

@@ -1,0 +1,57 @@
+"""What both fuzz tests (the gateway's contract, tests/system/test_fuzz.py, and the worker's, tests/system/test_worker_fuzz.py)
+share: picking operations from a loaded schema and running a bounded, derandomized number of generated cases
+of one mode against one, through schemathesis' Python API with hypothesis (its pytest plugin does not work
+with pytest 9.2)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.generation import GenerationMode
+
+from tests.helpers.sandbox import CONTACT, PHONE, pair
+
+
+def operations(schema, *, only: str | None = None, skip: str | None = None) -> Iterator[Any]:
+    """The schema's operations whose path matches ``only`` and not ``skip`` (regular expressions)."""
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if only and not re.search(only, op.path):
+            continue
+        if skip and re.search(skip, op.path):
+            continue
+        yield op
+
+
+def fuzz(op, mode: GenerationMode, examples: int, call: Callable[[Any], None]) -> BaseException | None:
+    """Run ``examples`` generated cases of ``mode`` against ``op``, each through ``call(case)``; the failure
+    (shrunk by hypothesis) or None. An operation with nothing to violate passes its negative mode."""
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case):
+        call(case)
+    try:
+        run()
+    except Unsatisfiable:
+        if mode is GenerationMode.NEGATIVE:
+            return None  # no parameters and no body: nothing to violate
+        raise
+    except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup: reported with the operation
+        return exc
+    return None
+
+
+def seed(stack, text: str) -> None:
+    """Pair the sandbox stack and put one message each way behind it, so that listings, replays and the
+    worker's bookkeeping have something real to work on."""
+    pair(stack)
+    sent = stack.post("/send", {"phone_number": CONTACT, "message": text})
+    assert sent.status in (200, 202), sent.raw
+    inbound = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "seed back"})
+    assert inbound.status == 200, inbound.raw
+    stack.wait_event(lambda e: e["type"] == "message.received", 15, "the inbound seed")

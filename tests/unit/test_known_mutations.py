@@ -1,0 +1,166 @@
+"""Known mutations, and the tests that catch them (issue 7).
+
+Each line is a deliberate bug that was applied by hand to the code, and the tests that then failed. Rerun
+them after changing the code they name: apply the bug, run the tests, see them fail, revert.
+
+- service/programs/watchdog.py, the watchdog ignoring its delay (``next_attempt_at = now``):
+    tests/unit/test_watchdog.py::test_fatal_program_is_restarted_after_a_doubling_capped_delay
+    tests/system/test_watchdog_stack.py::test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule
+    tests/system/test_watchdog_stack.py::test_gateway_killed_five_times_inside_its_startsecs_serves_again
+- service/programs/watchdog.py, the watchdog's cap removed (``next_delay * 2`` without ``min``):
+    tests/unit/test_watchdog.py::test_fatal_program_is_restarted_after_a_doubling_capped_delay
+    tests/system/test_watchdog_stack.py::test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule
+- service/programs/watchdog.py, the watchdog restarting a program the operator stopped or started:
+    tests/unit/test_watchdog.py::test_a_program_the_operator_stopped_or_started_is_left_alone
+    tests/system/test_watchdog_stack.py::test_a_worker_the_operator_stopped_is_not_restarted
+- service/runtime/worker_events.py, the event reader not resetting its cursor on a new worker boot:
+    tests/system/test_sandbox.py::test_restarts_come_back_connected_without_a_qr
+- service/http/views/messages.py, the message body logged at info level:
+    tests/system/test_log_secrets.py::test_a_whole_sandbox_flow_at_debug_logs_no_secret
+- node_worker/src/journal.js, the fdatasync removed from the append path:
+    node_worker/test/durability-contract.test.js::journal: commit() resolves only after its fsync has completed
+- node_worker/src/events.js, the long-poll wake removed from push():
+    node_worker/test/durability-contract.test.js::event journal: a pushed event wakes a waiting reader at once
+- service/logging_setup.py, a record written in two write(2) calls, or not cut to PIPE_BUF:
+    tests/app/test_log_contract.py::test_every_record_is_one_write_call
+    tests/app/test_log_contract.py::test_concurrent_writers_on_one_pipe_never_merge_or_split_records
+- node_worker/src/session.js, getMessage returning undefined (retry receipts unanswered after a restart):
+    tests/system/test_retry_receipts.py::test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store
+    node_worker/test/retry-receipts.test.js::a retry receipt that reaches the worker only after its restart is answered from the durable store
+- node_worker/src/session.js, the beforeReceiptAck hook (receipt statuses straight from the socket) removed:
+    node_worker/test/retry-receipts.test.js::sent and delivered reach the journal promptly right after a reconnect, with the caller's id
+- node_worker/patches/*002+durable-before-receipt*, the beforeMessageReceipt hook not called (receipt before durable):
+    node_worker/test/durable-receipt.test.js::the receipt for a contact's message goes out only after the message is in the journal on disk
+- service/http/views/stream.py, Last-Event-ID ignored (a resumed SSE stream starts from now):
+    tests/system/test_event_stream.py::test_sse_resumes_with_last_event_id_and_misses_nothing
+- service/runtime/retention.py, pruning events a webhook endpoint has not read; service/store/inbound.py, no dedupe:
+    tests/app/test_event_store.py::test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_cursor
+    tests/app/test_event_store.py::test_a_repeated_worker_event_is_stored_once
+- service/http/middlewares.py, ``scope_allows`` returning True for any ``{account}``:
+    tests/app/test_scoped_keys.py::test_a_key_works_on_its_own_account_and_is_403_everywhere_else
+- node_worker/src/session.js, no decrypt cache (makeSignalRepository unset): a message decrypted before a crash is lost:
+    node_worker/test/durable-receipt.test.js::a worker that dies between decrypting a message and journaling it gets the message again after its restart
+- node_worker/src/session.js, no journaling in the hook and ``append`` upserts ignored (offline messages lost):
+    tests/system/test_inbound_chaos.py::test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver
+- service/store/inbound.py, no dedupe of a repeated hand-over:
+    tests/system/test_inbound_chaos.py::test_a_hand_over_repeated_after_a_lost_ack_is_stored_once
+- service/store/webhooks.py, fan-out ignoring an account endpoint's account (it gets every account's events):
+    tests/app/account_webhooks/test_account_webhook_delivery.py::test_an_account_endpoint_gets_only_its_accounts_events_from_now_on
+    tests/app/account_webhooks/test_account_webhook_delivery.py::test_the_same_url_for_two_accounts_and_globally_is_three_independent_endpoints
+- service/runtime/accounts.py, every new account on shard 0 (no spreading):
+    tests/system/test_shards.py::test_a_killed_shard_takes_down_only_its_accounts_and_loses_no_message
+- node_worker/src/decrypt-cache.js, decrypting under the sender's lock instead of the send lock (rc14's race):
+    node_worker/test/two-way.test.js::messages both ways on one session at once: every one decrypts on both sides
+- service/http/views/context.py, every account routed to default; service/http/middlewares.py, no scope check:
+    tests/system/test_accounts.py::test_three_accounts_send_and_receive_concurrently_and_nothing_crosses_between_them
+    tests/system/test_accounts.py::test_a_scoped_key_works_only_on_its_account_until_revoked_and_the_admin_key_works_everywhere
+- service/http/views/messages.py, a 500 for a long phone number; service/http/middlewares.py, no key needed on one route:
+    tests/system/test_fuzz.py::test_every_operation_holds_to_the_document
+- service/http/openapi.py, a route without its documentation:
+    tests/app/test_openapi.py::test_every_registered_route_is_documented_and_nothing_else
+- service/runtime/governor.py, the token check removed, through the whole stack:
+    tests/system/test_governor_stack.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
+- service/runtime/governor.py, the token check, the jitter or the budget restore removed:
+    tests/unit/test_governor.py::test_the_rate_holds_over_200_sends
+    tests/unit/test_governor.py::test_jitter_spreads_consecutive_sends_within_its_bound
+    tests/unit/test_governor.py::test_the_budget_survives_a_restart_through_restore
+- node_worker/src/session.js, a timed-out "on WhatsApp?" lookup taken as "not on WhatsApp":
+    tests/system/test_sandbox.py::test_a_lookup_that_times_out_is_retried_not_failed_as_not_on_whatsapp
+- service/runtime/worker_client.py, no waiting for a worker that is starting:
+    tests/system/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
+- service/http/middlewares.py, the drain's 503 gate removed, or /health/live gated too; service/http/drain.py, no Connection:
+  close; service/http/openapi.py, shutting_down documented only on the worker's routes:
+    tests/app/test_drain.py::test_draining_every_documented_operation_answers_503_shutting_down_as_documented
+    tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- service/http/views/stream.py, an event stream that does not end when the drain begins (the drain waits it out):
+    tests/app/test_drain.py::test_a_request_in_flight_finishes_and_an_event_stream_ends_when_the_drain_begins
+- service/runtime/dispatch.py, the drain cancelling sends in flight at once instead of letting them finish:
+    tests/app/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
+    tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- service/runtime/dispatch.py, claiming during the drain, or waiting callers answered only at its end:
+    tests/app/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
+- service/runtime/dispatch.py, a send cut off at the deadline failed, or left `sending`, instead of requeued:
+    tests/app/test_drain.py::test_a_send_still_running_at_the_deadline_goes_back_to_the_queue_and_goes_later_with_its_id
+- service/webhooks/delivery.py, cut-off attempts not released, marked delivered, or claiming during the drain:
+    tests/app/test_drain.py::test_webhook_attempts_in_flight_finish_or_stay_pending_with_their_attempt_counted
+    tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
+- clients/python/src/wa_gateway_client/client.py, 503 not retried (shutting_down raised at once):
+    tests/app/test_drain.py::test_the_python_client_retries_shutting_down_after_retry_after
+- node_worker/src/accounts.js, SIGTERM logging the account out before closing it:
+    tests/system/test_drain_stack.py::test_sigterm_to_the_whole_stack_with_sends_in_flight_then_back_connected_without_a_qr
+- service/programs/launcher.py, the lock taken in the run dir instead of the data dir (a Kubernetes emptyDir apart):
+    tests/system/test_data_lock_stack.py::test_a_second_stack_on_the_same_data_dir_refuses_to_start_and_the_first_keeps_serving
+- service/programs/launcher.py, the lock not handed to supervisord (no pass_fds), or supervisord without PR_SET_PDEATHSIG:
+    tests/system/test_data_lock_stack.py::test_the_lock_is_held_by_supervisord_too_not_by_its_programs
+- service/programs/backup.py, restore without the data dir's lock (a stack with another run dir goes unnoticed):
+    tests/app/test_data_lock.py::test_restore_refuses_while_a_stack_holds_the_data_dir_even_with_another_run_dir
+- node_worker/src/main.js or node_worker/emulator/main.js, no watchParent (an orphaned worker or emulator runs on):
+    tests/system/test_orphans_stack.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+    tests/system/test_orphans_stack.py::test_kill_9_of_supervisord_with_the_launcher_leaves_no_program
+- service/programs/orphans.py, no PR_SET_PDEATHSIG, or ParentWatch.orphaned() always False (each alone; the stack survives one):
+    tests/app/test_orphans.py::test_a_program_runs_while_its_parent_lives_and_exits_within_a_second_after
+- service/programs/launcher.py, not a subreaper (it exits, and lets the lock go, before the programs have):
+    tests/system/test_orphans_stack.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+- service/logging_setup.py, EPIPE raised from a log call (an orphaned gateway's drain dies on its first record):
+    tests/system/test_orphans_stack.py::test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free
+- service/programs/watchdog.py, the uptime judged at FATAL from the last RUNNING (the old code), or not when a run ends:
+    tests/unit/test_watchdog.py::test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs
+    tests/unit/test_watchdog.py::test_the_cap_reached_in_one_run_counts_even_without_the_timer
+- service/programs/watchdog.py, no reset on the timer while the program runs (/health shows the long delay):
+    tests/unit/test_watchdog.py::test_a_storm_long_after_the_last_starts_short_even_when_it_begins_with_short_runs
+- node_worker/src/settings.js, WA_SANDBOX_ROOT_KEY honoured without WA_SANDBOX=true (issue 21):
+    node_worker/test/trust.test.js::refused without WA_SANDBOX=true (what `wa-gateway sandbox` sets)
+    tests/system/test_readme_claims.py::test_a_sandbox_root_key_outside_the_sandbox_stops_the_stack_with_exit_78
+- node_worker/src/settings.js, WA_SANDBOX_ROOT_KEY honoured for a server URL that is not loopback:
+    node_worker/test/trust.test.js::refused in the sandbox for a server that is not loopback
+- node_worker/patches/libsignal+6.0.0.patch, initOutgoing's signed pre-key check back to rc's (isInit, result ignored):
+    node_worker/test/trust.test.js::a bad signature is refused before any session is built
+    node_worker/test/trust.test.js::the send fails with a clear error, no session is built and nothing arrives
+- node_worker/patches/*005+adv-hmac-constant-time*, the ADV HMAC compared with Buffer.compare again:
+    node_worker/test/trust.test.js::the comparison is crypto.timingSafeEqual, over the received and the expected HMAC
+    node_worker/test/trust.test.js::a wrong, short, long or missing HMAC refuses pairing (Invalid account signature)
+- service/http/middlewares.py, a full disk's store error answered 500 (no ``storage_full`` branch); service/http/openapi.py,
+  507 not documented (``writes`` ignored):
+    tests/app/outbox/test_full_disk.py::test_writes_answer_507_while_the_disk_is_full_and_work_once_space_is_back
+    tests/system/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- service/store/db.py, "no such savepoint" instead of SQLITE_FULL when SQLite dropped the transaction, a read failed
+  with the writes of its batch, or SQLite's I/O error on a full disk not told apart:
+    tests/app/outbox/test_full_disk.py::test_a_batch_the_disk_filled_under_fails_with_sqlites_own_error_and_spares_its_reads
+    tests/app/outbox/test_full_disk.py::test_an_io_error_on_a_full_disk_is_a_full_disk_and_on_a_working_one_stays_an_io_error
+- service/runtime/dispatch.py, a message left `sending` by an outcome the full disk refused never put back:
+    tests/app/outbox/test_full_disk.py::test_a_message_whose_outcome_the_full_disk_refused_goes_again_with_its_id
+    tests/system/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- node_worker/src/journal.js or sent-ids.js, a failed write not reported (the worker runs on with a read-only store):
+    node_worker/test/storage.test.js::every store of the worker reports a failed write to the handler before its caller hears of it
+- node_worker/src/journal.js and main.js, no fail-stop at all (neither the report nor the storage guard):
+    tests/system/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
+- node_worker/src/main.js, no start-up probe, or no probe while it runs:
+    node_worker/test/storage.test.js::a worker on a full data dir exits at start, before it listens or dials WhatsApp
+    node_worker/test/storage.test.js::a running worker whose data dir fills up exits within its probe interval
+- node_worker/src/session.js, a session store a full disk keeps from opening taken as broken (state `failed`):
+    node_worker/test/storage.test.js::a session store the full disk keeps from opening stops the worker instead of failing the session
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers.stack import REPO
+
+
+def listed() -> list[tuple[str, str]]:
+    return re.findall(r"^    ((?:tests|node_worker/test)/\S+?)::(.+)$", __doc__, re.M)
+
+
+def test_the_list_is_not_empty():
+    assert len(listed()) >= 14
+
+
+def test_every_test_the_list_names_exists():
+    """A renamed or deleted test would silently drop a mutation from the list."""
+    for path, name in listed():
+        source = (REPO / path).read_text()
+        if path.endswith(".py"):
+            assert re.search(rf"^(async )?def {re.escape(name)}\(", source, re.M), f"{path}::{name}"
+        else:
+            assert name in source.replace("\\'", "'"), f"{path}::{name}"
