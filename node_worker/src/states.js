@@ -42,3 +42,7 @@ export const SEND_RETRY_CODES = Object.freeze(Object.values(SEND_RETRY))
 
 // The account a worker without WA_ACCOUNTS serves, and the one its un-prefixed routes mean.
 export const DEFAULT_ACCOUNT = 'default'
+
+// The codes of the session's own refusals (besides a send's): a session store that cannot be read
+// (resume leaves it `failed`), POST /connect during shutdown, an attach with an older lease generation.
+export const SESSION_ERROR = frozen(['session_store_error', 'worker_stopping', 'stale_lease'])

@@ -155,10 +155,10 @@ test('a repeated id goes out with the protobuf stored the first time; getMessage
   const entry = await inboxEntry(phone, 'SAMEIDTWICE01', (m) => m.duplicate_count === 1)
   assert.equal(entry.text, 'first copy')
 
-  const asked = await w.session.storedMessage({ remoteJid: '15550004444@s.whatsapp.net', id: 'SAMEIDTWICE01', fromMe: true })
+  const asked = await w.session.sender.storedMessage({ remoteJid: '15550004444@s.whatsapp.net', id: 'SAMEIDTWICE01', fromMe: true })
   assert.equal(asked.extendedTextMessage.text, 'first copy')
-  assert.equal(await w.session.storedMessage({ remoteJid: '15550009999@s.whatsapp.net', id: 'SAMEIDTWICE01', fromMe: true }), undefined)
-  assert.equal(await w.session.storedMessage({ remoteJid: '15550004444@s.whatsapp.net', id: 'NEVERSENT0001', fromMe: true }), undefined)
+  assert.equal(await w.session.sender.storedMessage({ remoteJid: '15550009999@s.whatsapp.net', id: 'SAMEIDTWICE01', fromMe: true }), undefined)
+  assert.equal(await w.session.sender.storedMessage({ remoteJid: '15550004444@s.whatsapp.net', id: 'NEVERSENT0001', fromMe: true }), undefined)
 })
 
 test('logout removes the stored message contents with the session', async () => {

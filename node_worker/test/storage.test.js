@@ -151,7 +151,7 @@ function startWorker (dataDir, env = {}) {
     while ((nl = text.indexOf('\n')) >= 0) {
       const line = text.slice(0, nl)
       text = text.slice(nl + 1)
-      try { records.push(JSON.parse(line)) } catch {}
+      try { records.push(JSON.parse(line)) } catch { /* not a record */ }
     }
   })
   child.stderr.resume()
@@ -241,7 +241,7 @@ test('a session store the full disk keeps from opening stops the worker instead 
     }
     const journal = await EventJournal.open({ dir: null, capacity: 10 })
     const session = new WhatsAppSession({ settings, logger: makeLogger({ level: 'error', write: () => {} }), journal })
-    await session.openStore().catch(() => {})
+    await session.stores.openStore().catch(() => {})
     // In the worker the report ends the process there: the session never turns `failed` (which would wait
     // for an operator's POST /connect even after space came back).
     assert.deepEqual(reported, [{ code: 'ENOSPC', where: 'session' }])

@@ -127,12 +127,12 @@ test('message.status only for ids this worker sent: not for the phone\'s message
     session.sentIds.add('OURS0001')
     const { DELIVERY_ACK, SERVER_ACK, READ } = proto.WebMessageInfo.Status
     // The shapes Baileys emits: history sync and our own sends come as fromMe upserts of type 'append'.
-    session.onUpsert({ type: 'append', messages: [
+    session.inbound.onUpsert({ type: 'append', messages: [
       { key: { id: 'PHONE0001', fromMe: true, remoteJid: '15550002222@s.whatsapp.net' }, status: READ },
       { key: { id: 'OURS0001', fromMe: true, remoteJid: '15550002222@s.whatsapp.net' }, status: SERVER_ACK }
     ] })
-    session.onUpsert({ type: 'notify', messages: [{ key: { id: 'PHONE0002', fromMe: true }, status: DELIVERY_ACK }] })
-    session.onMessagesUpdate([
+    session.inbound.onUpsert({ type: 'notify', messages: [{ key: { id: 'PHONE0002', fromMe: true }, status: DELIVERY_ACK }] })
+    session.statuses.onMessagesUpdate([
       { key: { id: 'PHONE0001', fromMe: true }, update: { status: READ } },
       { key: { id: 'OURS0001', fromMe: true }, update: { status: DELIVERY_ACK } },
       { key: { id: 'OURS0001', fromMe: false }, update: { status: READ } }
@@ -149,13 +149,13 @@ test('409 not_connected says why: reconnecting (attempt, next try, last error), 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wa-409-'))
   try {
     const { session } = makeSession(dir)
-    assert.match(session.notConnected().message, /not connected \(state: stopped\); POST \/connect first/)
+    assert.match(session.lifecycle.notConnected().message, /not connected \(state: stopped\); POST \/connect first/)
     session.state = 'connecting'
     session.lastError = 'Connection Terminated (428)'
     session.backoff.next()
     session.reconnectAt = Date.now() + 2500
     session.reconnectTimer = setTimeout(() => {}, 0)
-    const err = session.notConnected()
+    const err = session.lifecycle.notConnected()
     clearTimeout(session.reconnectTimer)
     assert.equal(err.status, 409)
     assert.equal(err.code, 'not_connected')
@@ -165,7 +165,7 @@ test('409 not_connected says why: reconnecting (attempt, next try, last error), 
     assert.ok(err.details.next_retry_ms > 2000 && err.details.next_retry_ms <= 2500)
     assert.ok(Date.parse(err.details.next_retry_at) > Date.now())
     session.reconnectTimer = null
-    assert.match(session.notConnected().message, /^WhatsApp is connecting \(attempt 1\); last error/)
+    assert.match(session.lifecycle.notConnected().message, /^WhatsApp is connecting \(attempt 1\); last error/)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

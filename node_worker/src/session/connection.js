@@ -1,0 +1,123 @@
+// The Baileys socket of the session: its configuration (with the durability hooks), its opening, its
+// events, its end. Every socket has a generation number; events of an older one are ignored, so a
+// retired socket never writes into a store that was closed or deleted after it.
+import makeWASocket, { Browsers, makeCacheableSignalKeyStore } from 'baileys'
+import { makeDurableSignalRepository } from '../decrypt-cache.js'
+import { jidToPhone } from '../phone.js'
+import { STATE } from '../states.js'
+
+export class Connection {
+  constructor (session) {
+    this.session = session
+  }
+
+  socketConfig (store, logger) {
+    const s = this.session
+    return {
+      waWebSocketUrl: s.settings.serverUrl,
+      auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, logger) },
+      logger,
+      browser: Browsers.ubuntu('wa-gateway'),
+      printQRInTerminal: false,
+      markOnlineOnConnect: false,
+      syncFullHistory: false,
+      qrTimeout: s.settings.qrTimeoutMs,
+      keepAliveIntervalMs: s.settings.keepAliveMs,
+      connectTimeoutMs: s.settings.connectTimeoutMs,
+      defaultQueryTimeoutMs: s.settings.connectTimeoutMs,
+      // A recipient device that could not decrypt sends a retry receipt; Baileys resends what this
+      // returns (its own recent-message cache only covers the socket that sent the message).
+      getMessage: async (key) => s.sender.storedMessage(key),
+      // Decryption results on disk before the key change that produced them (src/decrypt-cache.js).
+      makeSignalRepository: makeDurableSignalRepository(() => s.decrypted),
+      // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
+      // a decrypted message and a receipt are in the event journal before WhatsApp hears of them.
+      beforeMessageReceipt: (msg, node) => s.inbound.onDecrypted(msg, node),
+      beforeReceiptAck: (node) => s.statuses.onReceiptNode(node),
+      // patches/*004*: an <unavailable> stub's key is in the session store before its ack (placeholders.js)
+      beforePlaceholderAck: (msg, node) => s.placeholders.remember(msg, node)
+    }
+  }
+
+  // Call only from inside a lifecycle operation (serial.js).
+  async openSocket () {
+    const s = this.session
+    this.clearTimers()
+    this.endSocket()
+    const generation = ++s.generation
+    s.lifecycle.setState(STATE.CONNECTING)
+    const store = await s.stores.openStore()
+    if (s.closing) return
+    // Sessions in PostgreSQL: still the owner? (a read; a lost lease fences and throws not_owner)
+    if (s.pg) await s.fencing.assertOwner()
+    if (s.closing || generation !== s.generation || s.state === STATE.FENCED) return
+    const sock = makeWASocket(this.socketConfig(store, s.baileysLog))
+    s.sock = sock
+    const live = () => generation === s.generation && !s.closing
+    sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
+    s.statuses.watchAcks(sock, live)
+    s.placeholders.attach(sock, live)
+  }
+
+  async onEvents ({ sock, store, generation }, events) {
+    const s = this.session
+    const live = () => generation === s.generation && !s.closing
+    if (!live()) return
+    try {
+      if (events['creds.update']) await store.saveCreds()
+      if (events['connection.update'] && live()) await this.onConnectionUpdate(sock, generation, events['connection.update'])
+      if (events['messages.upsert'] && live()) s.inbound.onUpsert(events['messages.upsert'])
+      if (events['messages.update'] && live()) s.statuses.onMessagesUpdate(events['messages.update'])
+    } catch (err) {
+      // A socket that was just retired may still try to save into its (now closed) store.
+      if (live()) s.log.error({ err }, 'session.event_handler_failed')
+      else s.log.debug({ err }, 'session.retired_socket_event_dropped')
+    }
+  }
+
+  async onConnectionUpdate (sock, generation, update) {
+    const s = this.session
+    const { connection, lastDisconnect, qr } = update
+    if (qr && !(await s.link.showQr(qr, generation))) return // a newer socket since
+    if (connection === 'open') {
+      s.me = sock.user ? { id: sock.user.id, name: sock.user.name ?? sock.user.verifiedName ?? null } : null
+      s.lastError = null
+      s.lifecycle.setState(STATE.CONNECTED, { phone_number: s.me ? jidToPhone(s.me.id) : null })
+      s.link.watchLink(sock, generation)
+      s.stableTimer = setTimeout(() => {
+        s.stableTimer = null
+        s.backoff.reset()
+      }, s.settings.reconnectStableMs)
+    }
+    if (connection === 'close') {
+      await s.serial.run('close', async () => {
+        if (generation !== s.generation || s.closing) return
+        await s.lifecycle.onClose(lastDisconnect?.error)
+      })
+    }
+  }
+
+  clearTimers () {
+    const s = this.session
+    s.linkMonitor?.stop()
+    s.linkMonitor = null
+    if (s.reconnectTimer) clearTimeout(s.reconnectTimer)
+    if (s.stableTimer) clearTimeout(s.stableTimer)
+    s.reconnectTimer = null
+    s.reconnectAt = null
+    s.stableTimer = null
+  }
+
+  endSocket () {
+    const s = this.session
+    const sock = s.sock
+    s.sock = null
+    if (!sock) return
+    s.generation += 1
+    try {
+      sock.end(undefined)
+    } catch (err) {
+      s.log.debug({ err }, 'session.end_failed')
+    }
+  }
+}

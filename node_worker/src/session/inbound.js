@@ -1,0 +1,124 @@
+// What contacts send: one `message` event per message a contact sent, one `message.undecryptable`
+// event per message no readable copy followed, journaled before WhatsApp is told it arrived.
+import { proto } from 'baileys'
+import { jidToPhone } from '../phone.js'
+
+// What kind of message a contact sent: the first content field of the proto.Message, unwrapped from
+// the containers (ephemeral, view once, edited, device-sent); null for protocol-only messages.
+const WRAPPERS = ['ephemeralMessage', 'viewOnceMessage', 'viewOnceMessageV2', 'viewOnceMessageV2Extension', 'documentWithCaptionMessage', 'editedMessage']
+const NOT_CONTENT = new Set(['messageContextInfo', 'senderKeyDistributionMessage', 'protocolMessage', 'deviceSentMessage'])
+const contentOf = (message) => {
+  for (const wrapper of WRAPPERS) if (message?.[wrapper]?.message) return contentOf(message[wrapper].message)
+  for (const [key, value] of Object.entries(message ?? {})) {
+    if (value != null && !NOT_CONTENT.has(key)) return key === 'extendedTextMessage' ? 'text' : key === 'conversation' ? 'text' : key.replace(/Message$/, '')
+  }
+  return null
+}
+
+const textOf = (message) => message?.conversation ??
+  message?.extendedTextMessage?.text ??
+  message?.ephemeralMessage?.message?.extendedTextMessage?.text ??
+  null
+
+const CONTACT_CHAT = /@(s\.whatsapp\.net|lid)$/
+
+export class Inbound {
+  constructor (session) {
+    this.session = session
+  }
+
+  // beforeMessageReceipt: a contact's decrypted message, journaled before the receipt goes out.
+  async onDecrypted (msg, node) {
+    const s = this.session
+    // our own devices' key shares, LID mappings and placeholder answers: applied (and journaled) first
+    if (s.peerMessages.handles(msg)) return s.peerMessages.apply(msg, node)
+    const how = msg.key?.fromMe ? null : (node?.attrs?.offline ? 'append' : 'live')
+    await s.mustPersist(this.recordInbound(msg, how))
+  }
+
+  onUpsert ({ messages, type }) {
+    const s = this.session
+    for (const msg of messages) {
+      const id = msg.key?.id
+      if (s.placeholders.isResolved(id)) continue // a placeholder's stub or Baileys' upsert of its journaled content
+      if (msg.key?.fromMe) {
+        s.statuses.onOwnUpsert(msg)
+        continue
+      }
+      if (msg.messageStubType === proto.WebMessageInfo.StubType.CIPHERTEXT && !msg.message && msg.category !== 'peer' &&
+          CONTACT_CHAT.test(msg.key?.remoteJid ?? '')) {
+        s.undecryptable.failed(msg) // a retry receipt asked for it again: undecryptable only if none follows
+        continue
+      }
+      // Normally journaled already by the beforeMessageReceipt hook (same event id, not repeated);
+      // 'append' is what Baileys calls a message delivered while this device was offline.
+      if (type === 'notify' || type === 'append') s.durably(this.recordInbound(msg, type))
+    }
+  }
+
+  // One `message` event per message a contact sent (the event id is stable, so a redelivery is the
+  // same event). The sender is given by phone number (E.164) and, when known, LID.
+  async recordInbound (msg, how) {
+    const s = this.session
+    if (!how || !msg?.key?.id || msg.key.fromMe || !msg.message) return null
+    s.undecryptable.decrypted(msg.key.remoteJid, msg.key.id)
+    const content = contentOf(msg.message)
+    if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
+    const chat = msg.key.remoteJid ?? ''
+    if (!CONTACT_CHAT.test(chat)) return null // groups, broadcasts, newsletters: not yet
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    const text = textOf(msg.message)
+    const event = {
+      id: msg.key.id,
+      from: phone,
+      lid,
+      from_jid: chat,
+      push_name: msg.pushName ?? null,
+      timestamp: Number(msg.messageTimestamp ?? 0),
+      kind: content,
+      text,
+      offline: how === 'append'
+    }
+    const recorded = await s.journal.push('message', event, `in:${chat}:${msg.key.id}`)
+    if (recorded && recorded.seq === s.journal.seq) {
+      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline }, 'message.received')
+    }
+    return recorded
+  }
+
+  // One `message.undecryptable` event per message no readable copy followed (undecryptable.js).
+  async recordUndecryptable (msg, { stubs, error }) {
+    const s = this.session
+    const chat = msg.key.remoteJid
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    s.log.warn({ message_id: msg.key.id, from: phone, lid, attempts: stubs, error }, 'message.undecryptable')
+    return s.journal.push('message.undecryptable', {
+      id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), attempts: stubs, error
+    }, `undecryptable:${chat}:${msg.key.id}`)
+  }
+
+  // The phone number and LID of a contact's chat jid: from the message itself (Baileys puts the
+  // other address in remoteJidAlt) or from Baileys' LID mapping store.
+  async identify (chat, alt) {
+    const s = this.session
+    const mapping = s.sock?.signalRepository?.lidMapping
+    let phone = null
+    let lid = null
+    const pnOf = (jid) => (jid && jid.endsWith('@s.whatsapp.net')) ? jidToPhone(jid) : null
+    const lidOf = (jid) => (jid && jid.endsWith('@lid')) ? jid.replace(/:\d+@/, '@') : null
+    if (chat.endsWith('@lid')) {
+      lid = lidOf(chat)
+      phone = pnOf(alt)
+      if (!phone && mapping) {
+        try { phone = pnOf(await mapping.getPNForLID(chat)) } catch (err) { s.log.debug({ err }, 'lid.lookup_failed') }
+      }
+    } else {
+      phone = pnOf(chat)
+      lid = lidOf(alt)
+      if (!lid && mapping) {
+        try { lid = lidOf(await mapping.getLIDForPN(chat)) } catch (err) { s.log.debug({ err }, 'lid.lookup_failed') }
+      }
+    }
+    return { phone, lid }
+  }
+}

@@ -1,0 +1,176 @@
+// Sending: one message or a batch to one recipient, each answered once the server has it (server-acks.js),
+// and the stored copy of a sent message for a recipient's retry receipt (Baileys' getMessage).
+import { DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode } from 'baileys'
+import { WorkerError } from '../errors.js'
+import { phoneToJid } from '../phone.js'
+import { SEND_FAILURE, SEND_RETRY, STATE, STATUS } from '../states.js'
+
+export const ON_WHATSAPP_CACHE_SIZE = 10000
+
+export class Sender {
+  constructor (session) {
+    this.session = session
+    this.onWhatsAppCache = new Map()
+  }
+
+  async isOnWhatsApp (sock, jid) {
+    const { settings } = this.session
+    const now = Date.now()
+    const cached = this.onWhatsAppCache.get(jid)
+    if (cached && cached.until > now) return cached.exists
+    const results = await sock.onWhatsApp(jid)
+    if (results === undefined) {
+      // Baileys answers undefined when the query timed out: unknown, not "not on WhatsApp"; never cached.
+      throw new WorkerError(504, SEND_RETRY.WHATSAPP_TIMEOUT, 'WhatsApp did not answer whether the number is on WhatsApp; retry later.')
+    }
+    const exists = !!results[0]?.exists
+    const ttl = exists ? settings.onWhatsAppTtlMs : settings.notOnWhatsAppTtlMs
+    this.onWhatsAppCache.delete(jid)
+    if (ttl > 0) this.onWhatsAppCache.set(jid, { exists, until: now + ttl })
+    if (this.onWhatsAppCache.size > ON_WHATSAPP_CACHE_SIZE) this.onWhatsAppCache.delete(this.onWhatsAppCache.keys().next().value)
+    return exists
+  }
+
+  /** Sends and waits for the server's ack (server-acks.js): `sent` means WhatsApp has it. */
+  async sendText (phone, text, messageId) {
+    const { id, acked } = await this.relayText(phone, text, messageId)
+    await acked
+    return { id, status: STATUS.SENT }
+  }
+
+  /** Hands the message to the socket; `acked` settles with the server's ack (never rejects unhandled). */
+  async relayText (phone, text, messageId) {
+    const s = this.session
+    const sock = s.sock
+    if (s.state !== STATE.CONNECTED || !sock) throw s.lifecycle.notConnected()
+    const jid = phoneToJid(phone)
+    try {
+      if (!(await this.isOnWhatsApp(sock, jid))) {
+        throw new WorkerError(422, SEND_FAILURE.NOT_ON_WHATSAPP, `${phone} is not on WhatsApp.`)
+      }
+      const { id, message, resend } = await this.storeBeforeSending(sock, jid, text, messageId)
+      if (s.pg && (s.sock !== sock || s.state !== STATE.CONNECTED)) throw s.lifecycle.notConnected()
+      const acked = s.acks.expect(id, s.settings.sendAckTimeoutMs)
+      acked.catch(() => {}) // awaited by the caller; a relay that throws below drops it
+      try {
+        await sock.relayMessage(jid, message, { messageId: id })
+      } catch (err) {
+        s.acks.forget(id)
+        throw err
+      }
+      s.log.info({ message_id: id, length: text.length, resend }, 'message.relayed')
+      return { id, acked: acked.then(() => s.log.info({ message_id: id }, 'message.sent')) }
+    } catch (err) {
+      throw this.relayFailure(err, sock)
+    }
+  }
+
+  // Known before the server acks it, and its content stored (fsync'ed) before it leaves, so that a
+  // retry receipt is answered even after a crash. A repeated id (a resend after a crash) goes out
+  // with the very protobuf stored the first time: the recipient sees one message.
+  async storeBeforeSending (sock, jid, text, messageId) {
+    const s = this.session
+    const id = messageId ?? generateMessageIDV2(sock.user?.id)
+    const sentStore = s.sentMessages
+    if (!sentStore) throw s.lifecycle.notConnected()
+    // Sessions in PostgreSQL: a former owner stores and hands nothing to Baileys (409 not_owner, fenced).
+    if (s.pg) await s.fencing.assertOwner()
+    s.sentIds.add(id)
+    const stored = sentStore.get(id)
+    const resend = !!stored && jidDecode(stored.jid)?.user === jidDecode(jid)?.user
+    let message = resend ? stored.message : null
+    if (!message) {
+      message = (await generateWAMessage(jid, { text }, { userJid: sock.user?.id, messageId: id, logger: s.baileysLog })).message
+      try {
+        await sentStore.put(id, jid, message)
+      } catch (err) {
+        if (err?.code === SEND_RETRY.NOT_OWNER) { // the sent messages are fenced with the session (PostgreSQL)
+          s.fencing.fence(err.message)
+          throw s.fencing.notOwner()
+        }
+        s.log.error({ err, message_id: id }, 'message.store_failed')
+        throw new WorkerError(500, SEND_RETRY.STORE_ERROR, 'The worker could not store the message before sending it; nothing was sent.')
+      }
+    }
+    return { id, message, resend }
+  }
+
+  // What a send that threw answers: its own WorkerError, not_owner once fenced, not_connected when the
+  // connection went away under it, else WhatsApp's failure.
+  relayFailure (err, sock) {
+    const s = this.session
+    if (err instanceof WorkerError) return err
+    if (s.state === STATE.FENCED) return s.fencing.notOwner()
+    if (s.sock !== sock || s.state !== STATE.CONNECTED || err?.output?.statusCode === DisconnectReason.connectionClosed) {
+      // The connection went away under the send (a disconnect, a drop): a state, not a failure.
+      return new WorkerError(409, SEND_RETRY.NOT_CONNECTED, `The WhatsApp connection closed while sending: ${err.message}.`,
+        { state: s.state, last_error: s.lastError })
+    }
+    s.log.warn({ err }, 'message.send_failed')
+    return new WorkerError(502, SEND_RETRY.WHATSAPP_ERROR, `WhatsApp did not take the message: ${err.message}.`)
+  }
+
+  /**
+   * Messages to one recipient, in order (POST /send/batch). A message that cannot go for its own reason
+   * (not on WhatsApp) fails alone; any other failure stops the batch there, and the messages after it are
+   * `not_attempted`: sending them would overtake the one that will be retried.
+   */
+  async sendBatch (items) {
+    const relayed = [] // per item: { id, acked } or { id, error }, in order
+    let stopped = null
+    for (const item of items) {
+      if (stopped) {
+        relayed.push({ id: item.id, error: { status: 409, code: SEND_RETRY.NOT_ATTEMPTED, message: `Not sent: an earlier message of this batch failed (${stopped}).` } })
+        continue
+      }
+      try {
+        relayed.push(await this.relayText(item.phone_number, item.text, item.id))
+      } catch (err) {
+        const error = this.asWorkerError(err, item.id)
+        relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
+        if (error.code !== SEND_FAILURE.NOT_ON_WHATSAPP) stopped = error.code
+      }
+    }
+    // All of the run is on the wire in order; now the server's acks, one round trip for the run.
+    const results = []
+    for (const r of relayed) {
+      if (!r.acked) { results.push(r); continue }
+      try {
+        await r.acked
+        results.push({ id: r.id, status: STATUS.SENT })
+      } catch (err) {
+        const error = this.asWorkerError(err, r.id)
+        results.push({ id: r.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
+      }
+    }
+    return { results }
+  }
+
+  asWorkerError (err, id) {
+    if (err instanceof WorkerError) return err
+    this.session.log.error({ err, message_id: id }, 'message.send_failed')
+    return new WorkerError(500, SEND_RETRY.WORKER_ERROR, 'The worker failed while sending.')
+  }
+
+  // getMessage: the stored copy of a message this worker sent, for the recipient it was sent to.
+  async storedMessage (key) {
+    const s = this.session
+    const entry = s.sentMessages?.get(key?.id)
+    if (!entry) {
+      s.log.info({ message_id: key?.id ?? null }, 'message.retry_not_found')
+      return undefined
+    }
+    const asker = jidDecode(key.remoteJid ?? '')
+    let askerPhone = asker?.server === 's.whatsapp.net' ? asker.user : null
+    if (asker?.server === 'lid') {
+      const pn = await s.sock?.signalRepository?.lidMapping?.getPNForLID(key.remoteJid).catch(() => null)
+      askerPhone = pn ? jidDecode(pn)?.user : null
+    }
+    if (askerPhone && askerPhone !== jidDecode(entry.jid)?.user) {
+      s.log.warn({ message_id: key.id }, 'message.retry_refused_other_recipient')
+      return undefined
+    }
+    s.log.info({ message_id: key.id }, 'message.retry_resent')
+    return entry.message
+  }
+}
