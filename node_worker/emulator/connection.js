@@ -205,13 +205,13 @@ export class Connection {
   close () {
     if (this.state === 'closed') return
     this.markClosed()
-    setTimeout(() => { try { this.ws.close() } catch {} }, 20)
+    setTimeout(() => { try { this.ws.close() } catch { /* already closed */ } }, 20)
   }
 
   /** abrupt close without any stream end */
   terminate () {
     if (this.state !== 'closed') this.markClosed()
-    try { this.ws.terminate() } catch {}
+    try { this.ws.terminate() } catch { /* already gone */ }
   }
 
   markClosed () {

@@ -98,7 +98,7 @@ export class Faults {
     let applied = 0
     switch (kind) {
       case 'disconnect':
-        for (const c of targets) { c.log.info('fault.disconnect'); c.markClosed(); try { c.ws.close() } catch {} applied++ }
+        for (const c of targets) { c.log.info('fault.disconnect'); c.markClosed(); try { c.ws.close() } catch { /* already closed */ } applied++ }
         break
       case 'restart_required':
         for (const c of targets) { c.log.info('fault.restart_required'); c.streamError({ code: '515' }); applied++ }

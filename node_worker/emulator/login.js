@@ -246,7 +246,7 @@ export class Login {
     try {
       const d = node.attrs.jid ? jidDecode(node.attrs.jid) : null
       if (d && conn.user) target = conn.user.devices.get(d.device || 0) || target
-    } catch {}
+    } catch { /* an unparsable jid: the target stays the account */ }
     if (conn.user && target) {
       conn.log.info('device.removed_by_client', { jid: target.jid, reason: node.attrs.reason || null })
       emu.unlinkDevice(conn.user, target, { notify: false })

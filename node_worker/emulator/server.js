@@ -24,7 +24,7 @@ export const startServer = ({ emu, host, port }) => new Promise((resolve, reject
     server.off('error', reject)
     const stop = () => new Promise((resolve) => {
       emu.shutdown()
-      for (const ws of wss.clients) { try { ws.terminate() } catch {} }
+      for (const ws of wss.clients) { try { ws.terminate() } catch { /* already gone */ } }
       wss.close()
       server.close(() => resolve())
       server.closeAllConnections?.()

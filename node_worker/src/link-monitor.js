@@ -64,7 +64,7 @@ export class LinkMonitor {
     if (this.dead) return
     const t = this.now()
     let buffering = false
-    try { buffering = !!this.isBuffering() } catch {}
+    try { buffering = !!this.isBuffering() } catch { /* unknown: taken as not buffering */ }
     if (buffering) this.bufferingSince ??= t
     else this.bufferingSince = null
     const quietMs = t - this.lastFrameAt

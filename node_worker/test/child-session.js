@@ -22,7 +22,7 @@ export class SessionChildren {
     })
     const events = []
     const stderr = []
-    readline.createInterface({ input: proc.stdout }).on('line', (l) => { try { events.push(JSON.parse(l)) } catch {} })
+    readline.createInterface({ input: proc.stdout }).on('line', (l) => { try { events.push(JSON.parse(l)) } catch { /* not an event line */ } })
     proc.stderr.on('data', (d) => { stderr.push(String(d)); if (process.env.DEBUG_CHILD) process.stderr.write(d) })
     const exited = new Promise((resolve) => proc.on('exit', resolve))
     const live = this.#live

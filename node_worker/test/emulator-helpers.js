@@ -36,7 +36,7 @@ export const until = async (predicate, timeoutMs, what) => {
 
 const createdDirs = []
 process.on('exit', () => {
-  for (const d of createdDirs) { try { fs.rmSync(d, { recursive: true, force: true }) } catch {} }
+  for (const d of createdDirs) { try { fs.rmSync(d, { recursive: true, force: true }) } catch { /* best effort at exit */ } }
 })
 /** a temporary directory, removed when the test process exits */
 export const tmpDir = (prefix = 'wa-emu-test-') => {
@@ -49,7 +49,7 @@ export const tmpDir = (prefix = 'wa-emu-test-') => {
 // e.g. after a test timed out before its clean-up ran.
 const liveEmulators = new Set()
 process.on('exit', () => {
-  for (const proc of liveEmulators) { try { proc.kill('SIGKILL') } catch {} }
+  for (const proc of liveEmulators) { try { proc.kill('SIGKILL') } catch { /* already dead */ } }
 })
 
 /**
@@ -191,7 +191,7 @@ export const openClient = async (emu, authDir, config = {}) => {
     flushCreds: () => saving,
     async end () {
       if (!rec.closed) {
-        try { sock.end(undefined) } catch {}
+        try { sock.end(undefined) } catch { /* already ended */ }
         await waitFor((r) => r.closed, 3000, 'close after end').catch(() => {})
       }
       await saving

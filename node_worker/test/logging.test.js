@@ -162,7 +162,7 @@ test('console format: one readable line per record, same cap', () => {
   const { log, lines } = capture({ format: 'console' })
   log.warn({ state: 'qr', last_error: 'two words', n: 3 }, 'session.state')
   log.info({ text: 'hidden', long: 'z'.repeat(9000) }, 'test.long')
-  assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warning  \[worker\] session\.state state=qr last_error="two words" n=3$/)
+  assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warning {2}\[worker\] session\.state state=qr last_error="two words" n=3$/)
   assert.ok(!lines[1].includes('hidden') && !lines[1].includes('\n'))
   assert.ok(Buffer.byteLength(lines[1]) < MAX_RECORD_BYTES)
   assert.equal(renderConsole({ timestamp: 't', level: 'critical', event: 'x.y', program: 'emulator' }), 't critical [emulator] x.y')

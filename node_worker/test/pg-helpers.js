@@ -20,7 +20,7 @@ const pgBin = () => {
   let versions = []
   try {
     versions = fs.readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a)
-  } catch {}
+  } catch { /* no PostgreSQL there */ }
   const found = versions.includes('15') ? '15' : versions.find((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
   return path.join(root, found ?? '15', 'bin')
 }

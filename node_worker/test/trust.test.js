@@ -72,7 +72,7 @@ describe('WA_SANDBOX_ROOT_KEY only in the sandbox, with a loopback server', () =
     proc.on('close', (code) => {
       clearTimeout(timer)
       let recorded = null
-      try { recorded = JSON.parse(fs.readFileSync(path.join(dataDir, 'run', 'config-error.worker'), 'utf8')) } catch {}
+      try { recorded = JSON.parse(fs.readFileSync(path.join(dataDir, 'run', 'config-error.worker'), 'utf8')) } catch { /* no record: asserted below */ }
       resolve({ code, out, recorded })
     })
   })
@@ -244,7 +244,7 @@ describe('the pairing HMAC (ADVSignedDeviceIdentityHMAC), patched to a constant-
       cjsCrypto.timingSafeEqual = real
       syncBuiltinESMExports()
     }
-    const hmacCalls = calls.filter(([a, b]) => b.equals(rightHmac))
+    const hmacCalls = calls.filter(([, b]) => b.equals(rightHmac))
     assert.equal(hmacCalls.length, 2, 'one constant-time compare per pairing')
     assert.ok(hmacCalls[0][0].equals(rightHmac))
   })
