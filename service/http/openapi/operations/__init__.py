@@ -1,0 +1,22 @@
+"""Every documented operation, by handler: one module per resource, merged here in the order the document
+lists its tags (Health, Session, Messages, Events, Accounts, Keys, Webhooks, Docs, Operations).
+
+A route whose handler has no ``Op`` is left out of the document, and tests/test_openapi.py fails:
+document a route when you add it.
+"""
+
+from __future__ import annotations
+
+from service.http.openapi.operations import accounts, docs, events, health, messages, session, webhooks
+from service.http.openapi.spec import Op
+from service.http.route_table import Handler
+
+OPERATIONS: dict[Handler, Op] = {
+    **health.OPERATIONS,
+    **session.OPERATIONS,
+    **messages.OPERATIONS,
+    **events.OPERATIONS,
+    **accounts.OPERATIONS,
+    **webhooks.OPERATIONS,
+    **docs.OPERATIONS,
+}

@@ -1,0 +1,26 @@
+"""The documentation of accounts (``/accounts``) and their scoped keys (``/accounts/{account}/keys``)."""
+
+from __future__ import annotations
+
+from service.http import models
+from service.http.openapi.spec import Op
+from service.http.route_table import Handler
+from service.http.views import account_keys as keys
+from service.http.views import accounts
+
+OPERATIONS: dict[Handler, Op] = {
+    accounts.list_accounts: Op("List the accounts", "Accounts", {200: models.AccountList}),
+    accounts.create: Op("Create an account", "Accounts", {201: models.AccountOut}, body=models.AccountCreateRequest,
+                        errors={400: ("invalid_account_name", "reserved_account_name"),
+                                409: ("account_exists", "too_many_accounts")}, writes=True,
+                        headers={201: ("Location",)}, description="Then POST /accounts/{account}/connect for its QR."),
+    accounts.get: Op("One account", "Accounts", {200: models.AccountOut}),
+    accounts.delete: Op("Delete an account", "Accounts", {200: models.AccountDeleted}, worker=True, writes=True,
+                        errors={409: ("default_account",)},
+                        description="Logs it out at WhatsApp, removes its data and every row it has in the store."),
+    keys.create_key: Op("Make a key scoped to the account", "Keys", {201: models.KeyCreated},
+                        body=models.KeyCreateRequest, body_optional=True, errors={400: ("invalid_label",)}, writes=True,
+                        headers={201: ("Cache-Control",)}, description="The only answer that shows the key."),
+    keys.list_keys: Op("List the account's keys", "Keys", {200: models.KeyList}),
+    keys.revoke_key: Op("Revoke a key", "Keys", {200: models.KeyOut}, errors={404: ("key_not_found",)}, writes=True),
+}
