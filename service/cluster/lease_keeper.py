@@ -155,6 +155,25 @@ class LeaseKeeper:
         except Exception:
             log.exception("lease.unserve_failed", account=account, reason=reason)
 
+    # --- what it knows -------------------------------------------------------------------------
+    def owner_of(self, account: str) -> str | None:
+        """The instance serving ``account`` as of the last round (None: nobody between owners)."""
+        for lease in self.last_view.get("leases", []):
+            if lease["account"] == account:
+                return lease["owner"]
+        return None
+
+    def url_of(self, instance: str) -> str | None:
+        """Where ``instance`` answers the API (``WA_INSTANCE_URL``), as it announced it; None when it did not."""
+        for row in self.last_view.get("instances", []):
+            if row["id"] == instance:
+                return row["api_url"] or None
+        return None
+
+    def forget(self, account: str) -> None:
+        """The account was deleted: its lease row went with its other rows, so there is nothing to release."""
+        self.held.pop(account, None)
+
     # --- the view for /health ------------------------------------------------------------------
     def view(self) -> dict:
         at = self.last_view.get("at", 0.0)

@@ -7,7 +7,7 @@ Two kinds of numbers, each taken where it is true:
 - **State, read at scrape time** by ``StateCollector`` (no counter beside the truth that could drift from it):
   messages by status, queue depth and the oldest waiting message's age, pending and dead-lettered webhook
   deliveries (the store, through the app's ``Database``, in one transaction: service/store/stats.py); each
-  account's WhatsApp state and reconnects (its dispatcher's view, fed by the worker's durable
+  account's WhatsApp state and reconnects (its link's view, service/runtime/link.py, fed by the worker's durable
   ``session.status`` events and a state poll); worker restarts and the watchdog's restarts (the supervision
   snapshots, service/programs/supervision.py).
 - **Events, observed when they happen**: HTTP latency (the request middleware), send latency (a dispatcher
@@ -192,12 +192,12 @@ class StateCollector:
             account = runtime.get(name)
             if account is None:
                 continue
-            dispatcher = account.dispatcher
-            current = dispatcher.state if dispatcher.state in GATEWAY_STATES else UNKNOWN_STATE
+            link = account.link
+            current = link.state if link.state in GATEWAY_STATES else UNKNOWN_STATE
             for option in GATEWAY_STATES:
                 state.add_metric([name, option], 1 if option == current else 0)
-            reconnects.add_metric([name], dispatcher.reconnects)
-            waiting.add_metric([name], dispatcher.waiting_callers)
+            reconnects.add_metric([name], link.reconnects)
+            waiting.add_metric([name], account.dispatcher.waiting_callers)
         yield from (state, reconnects, waiting)
 
     # --- the SSE streams (service/http/sse_hub.py) -------------------------------------------------------------

@@ -2,7 +2,8 @@
 
     POST /send -> view -> outbox commit -> (wait briefly) -> 200/202
     dispatcher -> governor -> outbox: sending -> worker POST /send {id: wa_id} -> Baileys -> WhatsApp
-    worker events (message.status, session.status, message) -> dispatcher -> outbox
+    worker events (message.status, message) -> EventConsumer (stored) -> dispatcher (waiters, next run)
+    worker session.status events, a state poll -> AccountLink (service/runtime/link.py): connected or not
 
 - Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
   through by the governor) in one worker request that sends them in order and stops at a failure;
@@ -29,23 +30,25 @@ import structlog
 
 from service.errors import ApiError, WorkerUnavailable
 from service.runtime.governor import DAY, Governor
+from service.runtime.link import AccountLink
 from service.runtime.worker_client import WorkerClient
-from service.states import DONE, UNLINKED
-from service.store import leases, outbox
+from service.states import DEFAULT_ACCOUNT, DONE
+from service.store import contacts, leases, outbox
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
 
 log = structlog.get_logger("gateway.dispatch")
 
-# Worker states in which nothing will ever be sent until someone pairs (again).
-
 
 class Dispatcher:
     def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
-                 account: str = outbox.DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
+                 account: str = DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
                  batch_size: int = 32, fence: tuple[str, int] | None = None, receipt_bound: float = 600.0,
-                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random):
+                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random,
+                 link: AccountLink | None = None):
+        """``link``: the account's link (service/runtime/link.py), which the account starts and stops; without
+        one the dispatcher makes its own and runs it (a dispatcher on its own, as in the outbox tests)."""
         self.db = db
         self.worker = worker
         self.governor = governor
@@ -62,7 +65,10 @@ class Dispatcher:
         self.fenced = False
         self.clock = clock
         self.rng = rng
-        self.state: str | None = None  # the worker's WhatsApp state, None while unknown
+        self._own_link = link is None
+        self.link = link if link is not None else AccountLink(db, worker, account=account,
+                                                              poll_interval=poll_interval, clock=clock)
+        self.link.on_connected.append(self.wake)  # what waited for the connection goes now
         self._wake = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
@@ -79,10 +85,6 @@ class Dispatcher:
         # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
         # "delivered", "read"; outbox.advance), whether by the worker's ack or a receipt: once per step.
         self.on_advance: list[Callable[[dict, tuple[str, ...]], None]] = []
-        # Times the WhatsApp link came back (GET /metrics): see _count_reconnect.
-        self.reconnects = 0
-        self._was_connected = False  # linked and seen connected: the next return to connected is a reconnect
-        self._event_state: str | None = None  # the state of the last session.status event
 
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -94,8 +96,9 @@ class Dispatcher:
         restore = getattr(self.governor, "restore", None)
         if restore is not None:
             restore(self.account, sends, now)
-        self._tasks = [asyncio.create_task(self._run(), name="dispatcher"),
-                       asyncio.create_task(self._watch_state(), name="dispatcher-state")]
+        self._tasks = [asyncio.create_task(self._run(), name="dispatcher")]
+        if self._own_link:
+            self.link.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -108,6 +111,8 @@ class Dispatcher:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._own_link:
+            await self.link.stop()
         await self._cut_off()
         self._release_waiters()
 
@@ -160,7 +165,7 @@ class Dispatcher:
 
     @property
     def connected(self) -> bool:
-        return self.state == "connected"
+        return self.link.connected
 
     # --- callers waiting for a status ----------------------------------------------------
     def waiter(self, message_id: str) -> asyncio.Future:
@@ -172,6 +177,24 @@ class Dispatcher:
             return future
         self._waiters.setdefault(message_id, set()).add(future)
         return future
+
+    async def settle(self, row: dict, wait: float, *, new: bool) -> dict:
+        """A message just accepted (``new``) or replayed, once it is sent (or further, or failed), or as it is
+        after ``wait`` seconds (POST /send: 200 when done, else 202). Waits only when there is something to
+        wait for; the waiter is registered before the dispatcher is woken, so no status change is missed."""
+        if row["status"] in DONE or wait <= 0:
+            if new:
+                self.wake(row["phone_number"])
+            return row
+        future = self.waiter(row["id"])
+        self.wake(row["phone_number"])
+        try:
+            done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
+        except TimeoutError:
+            done = None
+        finally:
+            self.forget(row["id"], future)
+        return done or await self.db.run(outbox.get, self.account, row["id"]) or row
 
     def forget(self, message_id: str, future: asyncio.Future) -> None:
         waiting = self._waiters.get(message_id)
@@ -206,74 +229,12 @@ class Dispatcher:
             except Exception:  # an observer's bug must not stop the dispatcher
                 log.exception("dispatch.observer_failed", message_id=row["id"])
 
-    # --- whether anything can be sent at all -----------------------------------------------
-    async def not_linked(self) -> bool:
-        """True when nothing would ever send a message now: the account is logged out, or was never
-        paired (the worker shows a QR or is stopped and this gateway never saw it connected)."""
-        state = self.state
-        if state != "connected":
-            try:  # the cache may be stale (a pairing just finished, a logout): ask before deciding
-                state = await self._refresh_state()
-            except ApiError:
-                return False  # the worker is restarting: accept, the message waits
-        if state in UNLINKED:
-            return True
-        if state == "stopped":
-            return not await self.db.run(outbox.is_linked, self.account)
-        return False
-
-    async def _refresh_state(self) -> str | None:
-        status = await self.worker._request_once("GET", "/status", timeout=5.0)
-        self._set_state(status.get("state"))
-        return self.state
-
-    def _set_state(self, state: str | None) -> None:
-        if state == self.state:
-            return
-        was = self.state
-        self.state = state
-        log.info("dispatch.whatsapp_state", state=state, was=was)
-        if state == "connected":
-            if self._event_state is None:  # no event yet: it was connected before this gateway started
-                self._was_connected = True
-            self.db.submit(outbox.set_linked, self.account, True, self.clock())
-            self.wake()
-        elif state == "logged_out":
-            self.db.submit(outbox.set_linked, self.account, False, self.clock())
-
-    def _count_reconnect(self, state: str | None) -> None:
-        """A reconnect is a ``session.status`` event into ``connected`` after another state, for an account
-        that was connected before (by an earlier event, or by the first poll when no event came yet); a QR or
-        a logout starts over (not linked: the next connect is a pairing). Counted from the worker's journal
-        only, each event once (repeats are not stored): the state poll may see a worker that came back (or a
-        pairing that finished) before its events arrive, and a poll gap (the worker did not answer) is no
-        reconnect at all."""
-        if state == "connected":
-            if self._was_connected and self._event_state != "connected":
-                self.reconnects += 1
-            self._was_connected = True
-        elif state in ("logged_out", "qr"):
-            self._was_connected = False
-        self._event_state = state
-
-    async def _watch_state(self) -> None:
-        """Poll the worker's state (events bring changes sooner; this covers a worker that died)."""
-        while not self._stopping:
-            try:
-                await self._refresh_state()
-            except ApiError:
-                self._set_state(None)
-            except Exception:
-                log.exception("dispatch.state_poll_failed")
-            await asyncio.sleep(self.poll_interval if not self.connected else self.poll_interval * 5)
-
     # --- the worker's events (called by EventConsumer, in journal order) ---------------------
     def on_event(self, event: dict, result: dict) -> None:
-        """A worker event, already stored (service/runtime/worker_events.py): follow the state, release waiters."""
-        if event.get("type") == "session.status":
-            if result.get("event") is not None:  # stored just now: not a repeat of the hand-over
-                self._count_reconnect(event.get("state"))
-            self._set_state(event.get("state"))
+        """A worker event, already stored (service/runtime/worker_events.py): a message it moved (a receipt)
+        releases its waiters and lets its recipient's next message go. (``session.status`` is the link's.)"""
+        if self._own_link:
+            self.link.on_event(event, result)
         row = result.get("message")
         if row is not None:
             log.info("message.status", message_id=row["id"], status=row["status"])
@@ -335,7 +296,7 @@ class Dispatcher:
                 next_due = min(next_due, head["next_attempt_at"])
                 parked.add(phone)
                 continue
-            first_contact = not await self.db.run(outbox.is_known_contact, self.account, phone)
+            first_contact = not await self.db.run(contacts.is_known_contact, self.account, phone)
             now = self.clock()
             delay, reason = self.governor.delay_for(self.account, phone, first_contact, now)
             if delay > 0:
@@ -472,10 +433,7 @@ class Dispatcher:
             isinstance(exc, WorkerUnavailable) and exc.code != "worker_timeout")
         if not_connected:
             # Not the message's fault: the attempt is given back and the dispatcher waits for the connection.
-            if exc.code != "not_connected":
-                self._set_state(None)
-            elif self.state == "connected":
-                self._set_state("connecting")
+            self.link.dropped(worker_away=exc.code != "not_connected")
             await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
                               last_error=exc.code, refund_attempt=True)
             log.info("message.waiting", message_id=message_id, reason=exc.code)

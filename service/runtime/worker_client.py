@@ -41,6 +41,14 @@ class _WorkerApi:
     async def status(self) -> dict:
         return await self.request("GET", "/status")
 
+    async def poll_status(self, timeout: float) -> dict:
+        """The worker's status in one try, bounded by ``timeout``: a worker that is starting or away answers
+        ApiError at once (the link's poll must not wait for it as a request would)."""
+        return await self._request_once("GET", "/status", timeout=timeout)
+
+    async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
     async def connect(self, wait_qr: float) -> dict:
         return await self.request(
             "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout

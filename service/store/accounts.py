@@ -5,7 +5,7 @@ thread's transaction, so a check and the write that depends on it (the account l
 interleave with another request's.
 
 An account is *registered* when it was created (``POST /accounts``, or ``default`` at start-up);
-the same table also holds link state written by ``outbox.set_linked`` (``registered`` 0 for a row that
+the same table also holds link state written by ``set_linked`` (below) (``registered`` 0 for a row that
 only saw a link event). ``get`` and ``list_accounts`` see registered accounts only.
 
 ``delete`` removes every row of an account from every table that has an ``account`` column, found by
@@ -205,3 +205,20 @@ def active_keys(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
 def touch_key(conn: sqlite3.Connection, key_id: str, now: float) -> None:
     """Record a use (the middleware calls this at most once a minute per key)."""
     conn.execute("UPDATE account_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+
+
+# --- the account's link (the gateway's mirror of "this account was paired") ---------------------------
+
+def set_linked(conn: sqlite3.Connection, account: str, linked: bool, now: float) -> None:
+    """Linked (paired, seen connected) or not (logged out): the row is made when the link is seen before
+    the account is registered (``registered`` 0 until it is)."""
+    updated = conn.execute(
+        "UPDATE accounts SET linked = ?, updated_at = ? WHERE account = ?", (int(linked), now, account)
+    ).rowcount
+    if not updated:
+        conn.execute("INSERT INTO accounts (account, linked, updated_at) VALUES (?, ?, ?)", (account, int(linked), now))
+
+
+def is_linked(conn: sqlite3.Connection, account: str) -> bool | None:
+    row = conn.execute("SELECT linked FROM accounts WHERE account = ?", (account,)).fetchone()
+    return None if row is None else bool(row[0])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from service.store import contacts, outbox
 from service.store import event_log as events
-from service.store import outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -56,7 +56,7 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict, now: floa
         "SELECT * FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
     ).fetchone())
     if phone is not None:
-        outbox.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
+        contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
     return events.append(conn, account, "message.received", public_message(row), now,
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 

@@ -12,7 +12,6 @@ import json
 import sqlite3
 from typing import Any
 
-from service.states import DEFAULT_ACCOUNT  # noqa: F401  (TODO: tests still read outbox.DEFAULT_ACCOUNT)
 from service.store import event_log as events
 from service.store import leases
 from service.store.ids import new_id
@@ -374,35 +373,3 @@ def status_event(conn: sqlite3.Connection, row: dict, now: float) -> None:
         "status": row["status"], "reason": row["reason"],
     }
     events.append(conn, row["account"], "message.status", data, now, subject=row["phone_number"])
-
-
-# --- contacts and the account's link -----------------------------------------------------------
-
-def record_inbound(conn: sqlite3.Connection, account: str, phone_number: str, now: float) -> None:
-    updated = conn.execute(
-        "UPDATE contacts SET last_inbound_at = ? WHERE account = ? AND phone_number = ?", (now, account, phone_number)
-    ).rowcount
-    if not updated:
-        conn.execute(
-            "INSERT INTO contacts (account, phone_number, first_inbound_at, last_inbound_at) VALUES (?, ?, ?, ?)",
-            (account, phone_number, now, now),
-        )
-
-
-def is_known_contact(conn: sqlite3.Connection, account: str, phone_number: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM contacts WHERE account = ? AND phone_number = ?", (account, phone_number)
-    ).fetchone() is not None
-
-
-def set_linked(conn: sqlite3.Connection, account: str, linked: bool, now: float) -> None:
-    updated = conn.execute(
-        "UPDATE accounts SET linked = ?, updated_at = ? WHERE account = ?", (int(linked), now, account)
-    ).rowcount
-    if not updated:
-        conn.execute("INSERT INTO accounts (account, linked, updated_at) VALUES (?, ?, ?)", (account, int(linked), now))
-
-
-def is_linked(conn: sqlite3.Connection, account: str) -> bool | None:
-    row = conn.execute("SELECT linked FROM accounts WHERE account = ?", (account,)).fetchone()
-    return None if row is None else bool(row[0])

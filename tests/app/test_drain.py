@@ -25,6 +25,7 @@ from service.http.app import create_app
 from service.http.appkeys import DRAIN
 from service.http.drain import CODE
 from service.settings import Settings
+from service.states import DEFAULT_ACCOUNT
 from service.store import event_log as event_store
 from service.store import outbox
 from service.store.db import Database
@@ -39,7 +40,7 @@ KEY = "drain-test-key"
 AUTH = {"X-API-Key": KEY}
 
 
-A = outbox.DEFAULT_ACCOUNT
+A = DEFAULT_ACCOUNT
 
 
 P1, P2 = "+15550002222", "+15550003333"

@@ -11,11 +11,13 @@ import time
 import pytest
 
 from service.runtime.retention import prune_events, prune_once
+from service.states import DEFAULT_ACCOUNT
 from service.store import event_log as events
+from service.store import contacts
 from service.store import inbound, outbox, stats
 from service.store.db import Database
 
-A = outbox.DEFAULT_ACCOUNT
+A = DEFAULT_ACCOUNT
 PN = "15550008801@s.whatsapp.net"
 LID = "90000000008801@lid"
 
@@ -49,7 +51,7 @@ def test_a_repeated_worker_event_is_stored_once(db):
     data = body["data"]
     assert data["phone_number"] == "+15550008801" and data["whatsapp_id"] == "WA1" and data["text"] == "olá 👋"
     assert data["timestamp"] == "2025-11-24T16:00:00.000Z"
-    assert db.call(outbox.is_known_contact, A, "+15550008801")  # the governor's known contacts
+    assert db.call(contacts.is_known_contact, A, "+15550008801")  # the governor's known contacts
 
 
 def test_a_message_written_by_lid_keeps_phone_number_and_lid_and_orders_by_contact(db):

@@ -169,30 +169,30 @@ async def test_each_step_is_observed_once_whichever_path_reaches_it_first(dispat
 
 async def test_reconnects_are_returns_to_connected_in_the_session_events(dispatcher):
     def event(state: str, stored: bool = True) -> None:
-        dispatcher.on_event({"type": "session.status", "state": state},
+        dispatcher.link.on_event({"type": "session.status", "state": state},
                             {"event": {"seq": 1} if stored else None, "message": None})
 
-    dispatcher._set_state("connected")  # the first poll: it was connected before this gateway started
+    dispatcher.link.set("connected")  # the first poll: it was connected before this gateway started
     event("connecting")
     event("connected")
-    assert dispatcher.reconnects == 1
+    assert dispatcher.link.reconnects == 1
     event("connecting", stored=False)  # the hand-over repeated itself: not stored again, not counted again
     event("connected", stored=False)
-    dispatcher._set_state(None)  # the worker did not answer a poll, then did: no reconnect
-    dispatcher._set_state("connected")
-    assert dispatcher.reconnects == 1
+    dispatcher.link.set(None)  # the worker did not answer a poll, then did: no reconnect
+    dispatcher.link.set("connected")
+    assert dispatcher.link.reconnects == 1
     for state in ("logged_out", "qr", "connecting", "connected"):  # a new pairing is not a reconnect
         event(state)
-    assert dispatcher.reconnects == 1
+    assert dispatcher.link.reconnects == 1
     event("connecting")
     event("qr")  # unlinked meanwhile: its QR, then the pairing
-    dispatcher._set_state("connected")  # the poll saw the pairing finish before its events came
+    dispatcher.link.set("connected")  # the poll saw the pairing finish before its events came
     event("connecting")
     event("connected")
-    assert dispatcher.reconnects == 1
+    assert dispatcher.link.reconnects == 1
     event("connecting")
     event("connected")
-    assert dispatcher.reconnects == 2
+    assert dispatcher.link.reconnects == 2
 
 
 async def test_broken_conversations_show_in_the_metrics_and_in_health(client):

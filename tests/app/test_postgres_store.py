@@ -13,7 +13,9 @@ import time
 import pytest
 
 from service.settings import Settings, SettingsError
+from service.states import DEFAULT_ACCOUNT
 from service.store import accounts, outbox
+from service.store import contacts
 from service.store import event_log as events
 from service.store.db import Database, DatabaseError, migrations
 from service.store.pg import (
@@ -25,7 +27,7 @@ from service.store.pg import (
 )
 from tests.helpers.stack import wait_for
 
-A = outbox.DEFAULT_ACCOUNT
+A = DEFAULT_ACCOUNT
 
 
 # --- translation (no server) -----------------------------------------------------------------------
@@ -152,11 +154,11 @@ def test_a_failing_piece_rolls_back_alone_and_callers_learn_only_after_the_commi
     assert running.wait(10)
 
     def duplicate(conn):  # a PostgreSQL error aborts the transaction: only its savepoint may go
-        outbox.record_inbound(conn, A, "+3", 1.0)
+        contacts.record_inbound(conn, A, "+3", 1.0)
         conn.execute("INSERT INTO contacts VALUES ('default', '+1', 0, 0)")
 
-    futures = [db.submit(outbox.record_inbound, A, "+1", 1.0), db.submit(duplicate),
-               db.submit(lambda conn: 1 / 0), db.submit(outbox.record_inbound, A, "+2", 1.0)]
+    futures = [db.submit(contacts.record_inbound, A, "+1", 1.0), db.submit(duplicate),
+               db.submit(lambda conn: 1 / 0), db.submit(contacts.record_inbound, A, "+2", 1.0)]
     commits = db.commits
     gate.set()
     holder.result(10)
@@ -168,8 +170,8 @@ def test_a_failing_piece_rolls_back_alone_and_callers_learn_only_after_the_commi
         futures[2].result()
     assert db.call(lambda c: sorted(r[0] for r in c.execute("SELECT phone_number FROM contacts"))) == ["+1", "+2"]
     with pytest.raises(ZeroDivisionError):  # a failing piece alone in its transaction leaves nothing either
-        db.call(lambda conn: (outbox.record_inbound(conn, A, "+4", 1.0), 1 / 0))
-    db.call(outbox.record_inbound, A, "+5", 1.0)
+        db.call(lambda conn: (contacts.record_inbound(conn, A, "+4", 1.0), 1 / 0))
+    db.call(contacts.record_inbound, A, "+5", 1.0)
     assert db.call(lambda c: sorted(r[0] for r in c.execute("SELECT phone_number FROM contacts"))) == ["+1", "+2", "+5"]
 
 

@@ -16,7 +16,6 @@ from service.http.appkeys import DATABASE, SCOPED_KEYS
 from service.http.models import AccountCreateRequest, parse
 from service.http.validation import RESERVED_ACCOUNT_NAMES
 from service.store import accounts as store
-from service.store import outbox
 from service.store.db import Database
 from tests.helpers.inprocess import AUTH, settings
 
@@ -271,7 +270,7 @@ def db(tmp_path):
 
 
 def test_default_is_registered_once_and_keeps_its_shard_and_link_state(db):
-    db.call(outbox.set_linked, "default", True, 5.0)  # link state written before registration
+    db.call(store.set_linked, "default", True, 5.0)  # link state written before registration
     assert db.call(store.get, "default") is None  # a row of link state alone is no account
     row = db.call(store.ensure_default, 10.0)
     assert (row["account"], row["registered"], row["shard"], row["linked"], row["created_at"]) == \
@@ -287,7 +286,7 @@ def test_create_refuses_an_existing_name_first_and_then_more_than_the_limit(db):
     db.call(store.ensure_default, 1.0)
     with pytest.raises(store.AccountExists):
         db.call(store.create, "default", 0, 2.0, 100)
-    db.call(outbox.set_linked, "sales", False, 2.5)  # an unregistered row is taken over
+    db.call(store.set_linked, "sales", False, 2.5)  # an unregistered row is taken over
     row = db.call(store.create, "sales", 1, 3.0, 3)
     assert (row["account"], row["shard"], row["registered"], row["created_at"]) == ("sales", 1, 1, 3.0)
     db.call(store.create, "support", 0, 4.0, 3)

@@ -12,9 +12,10 @@ from aiohttp import web
 from service.errors import ApiError, WorkerUnavailable
 from service.runtime.dispatch import Dispatcher
 from service.runtime.governor import Governor, GovernorPolicy
+from service.states import DEFAULT_ACCOUNT
 from service.store import inbound, outbox
 
-A = outbox.DEFAULT_ACCOUNT
+A = DEFAULT_ACCOUNT
 
 
 P1, P2 = "+15550002222", "+15550003333"
@@ -35,6 +36,9 @@ class FakeWorker:
         self.script: list[Exception | None] = []  # next answers; None = accepted
         self.times: list[float] = []
         self.requests: list[int] = []  # messages per request (1: POST /send, more: POST /send/batch)
+
+    async def poll_status(self, timeout):
+        return await self._request_once("GET", "/status", timeout=timeout)
 
     async def _request_once(self, method, path, **kw):
         if self.state is None:

@@ -44,7 +44,7 @@ async def _view(request: web.Request, account: Account | Elsewhere) -> dict[str,
 
 async def list_accounts(request: web.Request) -> web.Response:
     runtime = request.app[ACCOUNTS]
-    names = await runtime.registered() if runtime.clustered else runtime.names()
+    names = await runtime.listed()
     found = [a for a in (runtime.lookup(n) for n in names) if a is not None]
     views = await asyncio.gather(*(_view(request, a) for a in found))
     return web.json_response({"accounts": list(views)})

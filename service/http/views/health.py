@@ -25,8 +25,8 @@ from service.http.appkeys import (
 )
 from service.http.views.context import forward
 from service.runtime.accounts import Account, Elsewhere
-from service.states import RECOVERING
-from service.store import outbox
+from service.states import RECOVERING, UNKNOWN_STATE
+from service.store import accounts
 from service.store import probe as store_probe
 from service.store import stats as store_stats
 from service.store.db import Database, store_errors
@@ -191,8 +191,8 @@ async def health(request: web.Request) -> web.Response:
         "accounts": dict(Counter(states)),
         "shards": [{"name": monitor.name(n), "state": shard.state} for n, shard in enumerate(monitor.shards)],
     }
-    if runtime.keeper is not None:  # a cluster: this instance, the accounts it serves, every instance
-        view = runtime.keeper.view()
+    view = runtime.cluster_view()
+    if view is not None:  # a cluster: this instance, the accounts it serves, every instance
         body["instance"] = {"id": view["instance"], "accounts": view["owns"]}
         if detailed:
             body["cluster"] = {"lease_ttl_s": view["lease_ttl_s"], "instances": view["instances"]}
@@ -251,7 +251,7 @@ async def _cluster_ready(request: web.Request) -> web.Response:
                                  headers={"Retry-After": str(request.app[DRAIN].retry_after)})
     served = [a for a in (runtime.get(n) for n in runtime.names()) if a is not None]
     states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served))
-    linked = await asyncio.gather(*(request.app[DATABASE].run(outbox.is_linked, a.name) for a in served))
+    linked = await asyncio.gather(*(request.app[DATABASE].run(accounts.is_linked, a.name) for a in served))
     body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s for s, _, _ in states))}
     returning = [a.name for a, (s, _, _), was in zip(served, states, linked) if was and s in RECOVERING]
     if returning:
@@ -280,12 +280,12 @@ async def ready(request: web.Request) -> web.Response:
         raise NotFound("No account with this name.", code="account_not_found")
     if isinstance(account, Elsewhere) and "account" in request.query:  # its own instance answers
         return await forward(request, account)
-    if runtime.keeper is not None and "account" not in request.query:
+    if runtime.clustered and "account" not in request.query:
         return await _cluster_ready(request)
     snap = request.app[MONITOR].shards[account.shard]
     drain = request.app[DRAIN]
     if drain.draining:  # SIGTERM: stop routing here at once (no need to ask the worker)
-        body = {"status": "not_ready", "worker": snap.state, "whatsapp": account.dispatcher.state or "unknown",
+        body = {"status": "not_ready", "worker": snap.state, "whatsapp": account.link.state or UNKNOWN_STATE,
                 "error": {"code": "shutting_down", "message": "The gateway is shutting down."}}
         return web.json_response(body, status=503, headers={"Retry-After": str(drain.retry_after)})
     wa_state, _, link = await _whatsapp_state(request, account)

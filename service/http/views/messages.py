@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,9 +23,10 @@ from service.http.validation import (
 )
 from service.http.views import paging
 from service.http.views.context import account_of
-from service.runtime.accounts import Account
+from service.runtime.accounts import Account, Elsewhere
 from service.states import DONE, FAILURE_MESSAGES, MESSAGE_STATUSES
-from service.store import inbound, outbox
+from service.store import accounts, inbound, outbox
+from service.store.db import Database
 
 log = structlog.get_logger("gateway.messages")
 
@@ -70,19 +72,35 @@ def _answer(row: dict, *, replayed: bool) -> web.Response:
 
 
 async def send(request: web.Request) -> web.Response:
+    """parse -> accept (durable) -> wait: the dispatcher of the account sends it, here or on its owner."""
     settings = request.app[SETTINGS]
     key = _key(request)
     body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
     wait = _wait(request)
     account = account_of(request)
-    db, name = request.app[DATABASE], account.name
-    dispatcher = account.dispatcher if isinstance(account, Account) else None  # None: served by another instance
+    try:
+        row, created = await _accept(request, account, body, key)
+    except outbox.OutboxFull:
+        log.warning("outbox.full", limit=settings.outbox_max)
+        return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
+                              headers={"Retry-After": str(RETRY_AFTER)})
+    if isinstance(account, Account):
+        row = await account.dispatcher.settle(row, wait, new=created)
+    elif row["status"] not in DONE and wait > 0:  # the owner's dispatcher sends it (woken through the store)
+        row = await _settled(request.app[DATABASE], account.name, row, wait)
+    return _answer(row, replayed=not created)
+
+
+async def _accept(request: web.Request, account: Account | Elsewhere, body: SendRequest,
+                  key: str | None) -> tuple[dict[str, Any], bool]:
+    """The message committed to the outbox (or the one this Idempotency-Key accepted before), unless the
+    account is not linked: 409, nothing stored (``outbox.OutboxFull`` when there is no room). A connected account is linked without asking the store; a
+    replay of an accepted request is answered even when the account was unlinked since."""
+    settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
     now = time.time()
-    # Connected means linked: the store is asked only otherwise (a replay of an accepted request is
-    # answered even when the account was unlinked since).
-    connected = dispatcher is not None and dispatcher.connected
+    connected = isinstance(account, Account) and account.link.connected
     replay = not connected and key is not None and await db.run(outbox.key_in_use, name, key, now)
-    if not connected and not replay and await _not_linked(db, dispatcher, name):
+    if not connected and not replay and await _refuses_sends(db, account):
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
     try:
@@ -93,43 +111,22 @@ async def send(request: web.Request) -> web.Response:
     except outbox.KeyReused:
         raise Conflict("This Idempotency-Key was used with a different request within 24 hours.",
                        code="idempotency_key_reused") from None
-    except outbox.OutboxFull:
-        log.warning("outbox.full", limit=settings.outbox_max)
-        return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
-                              headers={"Retry-After": str(RETRY_AFTER)})
     if created:
         # One line per accepted message, not two: the request's own line (http.request) carries its ids.
         structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])
         log.debug("message.accepted")
-    if dispatcher is None:  # the owner's dispatcher sends it (it polls, and is woken through the store)
-        if row["status"] not in DONE and wait > 0:
-            row = await _settled(db, name, row, wait)
-        return _answer(row, replayed=not created)
-    if row["status"] in DONE or wait <= 0:
-        if created:
-            dispatcher.wake(row["phone_number"])
-        return _answer(row, replayed=not created)
-    future = dispatcher.waiter(row["id"])  # before the dispatcher can see it: no status change is missed
-    dispatcher.wake(row["phone_number"])
-    try:
-        done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
-    except TimeoutError:
-        done = None
-    finally:
-        dispatcher.forget(row["id"], future)
-    row = done or await db.run(outbox.get, name, row["id"]) or row
-    return _answer(row, replayed=not created)
+    return row, created
 
 
-async def _not_linked(db, dispatcher, name: str) -> bool:
-    """Whether nothing would ever send for the account now: its dispatcher's judgement here, or, when
-    another instance serves it, that instance's last word in the store."""
-    if dispatcher is not None:
-        return await dispatcher.not_linked()
-    return await db.run(outbox.is_linked, name) is False
+async def _refuses_sends(db: Database, account: Account | Elsewhere) -> bool:
+    """Whether nothing would ever send for the account now: its link's judgement here, or, when another
+    instance serves it, that instance's last word in the store."""
+    if isinstance(account, Account):
+        return await account.link.refuses_sends()
+    return await db.run(accounts.is_linked, account.name) is False
 
 
-async def _settled(db, name: str, row: dict, wait: float) -> dict:
+async def _settled(db: Database, name: str, row: dict[str, Any], wait: float) -> dict[str, Any]:
     """The message once another instance's dispatcher sent it (or failed it), read from the shared store,
     or as it is after ``wait`` seconds."""
     deadline = time.monotonic() + wait

@@ -16,6 +16,7 @@ import structlog
 
 from service.runtime.dispatch import Dispatcher
 from service.runtime.governor import Governor, GovernorPolicy
+from service.states import DEFAULT_ACCOUNT
 from service.store import outbox
 from service.store.db import Database, StorageFull, storage_full
 from tests.helpers.fake_worker import AUTH, P1, P2, FakeWorker, accept, status_of, until
@@ -24,7 +25,7 @@ from tests.helpers.openapi import conforms
 
 pytestmark = pytest.mark.skipif(__import__("os").geteuid() != 0, reason="mounting a file system needs root")
 
-A = outbox.DEFAULT_ACCOUNT
+A = DEFAULT_ACCOUNT
 
 
 @pytest.fixture(params=KINDS)

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from service.store import outbox
+from service.store import contacts
 from service.store.db import Database, DatabaseError, migrate, migrations
 from tests.helpers.fake_worker import (
     P1,
@@ -59,7 +60,7 @@ def test_a_failing_piece_rolls_back_alone_within_its_group(db):
         conn.execute("INSERT INTO contacts VALUES ('default', '+1', 0, 0)")
         raise ValueError("no")
 
-    futures = [db.submit(outbox.record_inbound, A, P1, 1.0), db.submit(boom), db.submit(outbox.record_inbound, A, P2, 1.0)]
+    futures = [db.submit(contacts.record_inbound, A, P1, 1.0), db.submit(boom), db.submit(contacts.record_inbound, A, P2, 1.0)]
     assert futures[0].result() is None and futures[2].result() is None
     with pytest.raises(ValueError):
         futures[1].result()
@@ -222,10 +223,10 @@ async def test_a_caller_that_gives_up_does_not_stop_the_writer(db):
     gate, running = threading.Event(), threading.Event()
     blocker = db.submit(lambda conn: (running.set(), gate.wait(5)))  # holds the writer while the next call waits
     assert running.wait(5)
-    task = asyncio.ensure_future(db.run(outbox.record_inbound, A, P1, 1.0))
+    task = asyncio.ensure_future(db.run(contacts.record_inbound, A, P1, 1.0))
     await asyncio.sleep(0.01)
     task.cancel()
     await asyncio.sleep(0.01)
     gate.set()
     blocker.result(5)
-    assert db.submit(outbox.is_known_contact, A, P1).result(5) is False  # the writer lives; the cancelled call never ran
+    assert db.submit(contacts.is_known_contact, A, P1).result(5) is False  # the writer lives; the cancelled call never ran
