@@ -23,8 +23,10 @@ import structlog
 from service.store.event_log import iso
 from service.store.ids import new_id
 from service.webhooks.address import AddressPolicy, guarded_connector
-from service.webhooks.delivery import _describe, headers_for, public_url
+from service.webhooks.attempt import describe as _describe
+from service.webhooks.endpoint_names import public_url
 from service.webhooks.secret import EndpointSecret, signing
+from service.webhooks.signature import headers_for
 
 log = structlog.get_logger("gateway.webhooks")
 

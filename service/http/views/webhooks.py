@@ -49,7 +49,7 @@ from service.store.event_log import TYPES as EVENT_TYPES
 from service.store.event_log import iso
 from service.webhooks import ping
 from service.webhooks.address import REFUSED_REASON, AddressRefused
-from service.webhooks.delivery import public_url
+from service.webhooks.endpoint_names import public_url
 
 log = structlog.get_logger("gateway.webhooks")
 
