@@ -20,10 +20,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import errors
 from .client import DEFAULT_URL, AsyncClient
+from .models import InboundMessage, Message
 from .selftest import Options, Result, run_selftest
 
 OK, FAILED, USAGE, UNREACHABLE, AUTH, REFUSED, SERVER, TIMEOUT = range(8)
@@ -51,7 +52,8 @@ def exit_code(exc: errors.GatewayError) -> int:
 def api_key(args: argparse.Namespace) -> str | None:
     """--api-key, else WA_API_KEY, else the file named by --api-key-file / WA_API_KEY_FILE."""
     if args.api_key:
-        return args.api_key
+        given: str = args.api_key
+        return given
     if os.environ.get("WA_API_KEY"):
         return os.environ["WA_API_KEY"].split(",")[0].strip()
     path = args.api_key_file or os.environ.get("WA_API_KEY_FILE")
@@ -151,7 +153,7 @@ async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
                 out.data(message, f"{message.id} {message.status}: not delivered within {args.timeout:g} s")
                 return TIMEOUT
             await asyncio.sleep(args.poll)
-            message = await account.message(message.id)
+            message = cast(Message, await account.message(message.id))  # the id of a sent message: outbound
         if message.status == "failed":
             out.data(message, f"{message.id} failed: {message.reason}")
             return FAILED
@@ -161,17 +163,20 @@ async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
 
 async def cmd_messages(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
     account = wa.account(args.account)
-    items = []
+    items: list[Message | InboundMessage] = []
     async for message in account.iter_messages(direction=args.direction, status=args.status,
                                                phone_number=args.phone_number, limit=min(args.limit, 200)):
         items.append(message)
         if len(items) >= args.limit:
             break
     if args.direction == "in":
-        rows = [[m.received_at, m.phone_number or m.lid, m.kind, _short(m.text)] for m in items]
+        # A listing of one direction holds messages of that direction only.
+        rows = [[m.received_at, m.phone_number or m.lid, m.kind, _short(m.text)]
+                for m in cast(list[InboundMessage], items)]
         human = _table(rows, ["RECEIVED", "FROM", "KIND", "TEXT"])
     else:
-        rows = [[m.created_at, m.id, m.phone_number, m.status, m.reason or m.wait_reason or ""] for m in items]
+        rows = [[m.created_at, m.id, m.phone_number, m.status, m.reason or m.wait_reason or ""]
+                for m in cast(list[Message], items)]
         human = _table(rows, ["CREATED", "ID", "TO", "STATUS", "WHY"])
     out.data(items, human)
     return OK
@@ -210,7 +215,8 @@ async def cmd_accounts(wa: AsyncClient, args: argparse.Namespace, out: Out) -> i
 def _name(args: argparse.Namespace) -> str:
     if not args.name:
         raise Done(USAGE, f"accounts {args.action} needs a NAME")
-    return args.name
+    name: str = args.name
+    return name
 
 
 async def cmd_health(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
@@ -326,7 +332,8 @@ def parser(prog: str = "wa-gateway-client") -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace, out: Out) -> int:
     async with AsyncClient(args.url, api_key(args), timeout=HTTP_TIMEOUT) as wa:
-        return await args.run(wa, args, out)
+        code: int = await args.run(wa, args, out)
+        return code
 
 
 def main(argv: list[str] | None = None, prog: str = "wa-gateway-client") -> int:

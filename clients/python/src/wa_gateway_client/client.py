@@ -24,6 +24,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import quote
 
@@ -116,7 +117,8 @@ class AsyncAccount:
     async def qr(self, format: str = "png") -> bytes:
         """The current QR as ``png``, ``svg``, ``terminal`` (text to print) or ``raw`` (the payload);
         :class:`errors.QrUnavailable` when the account is not waiting for a scan."""
-        return await self._client.request("GET", self._p("/qr"), params={"format": format}, raw=True)
+        image: bytes = await self._client.request("GET", self._p("/qr"), params={"format": format}, raw=True)
+        return image
 
     # --- messages ------------------------------------------------------------------------------------
     async def send(self, phone_number: str, message: str, *, idempotency_key: str | None = None,
@@ -325,7 +327,8 @@ class AsyncClient(AsyncAccount):
                 raise error
             await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
 
-    def open_stream(self, path: str, *, headers: Mapping[str, str], params: Mapping[str, Any] | None):
+    def open_stream(self, path: str, *, headers: Mapping[str, str],
+                    params: Mapping[str, Any] | None) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """An open SSE response (context manager); a refusal raises the error's class."""
         client = self
 
@@ -354,14 +357,16 @@ class AsyncClient(AsyncAccount):
         return Health.model_validate(await self.request("GET", "/health"))
 
     async def live(self) -> bool:
-        return (await self.request("GET", "/health/live"))["status"] == "ok"
+        status: str = (await self.request("GET", "/health/live"))["status"]
+        return status == "ok"
 
-    async def ready(self, account: str = "default") -> Ready:  # type: ignore[override]
+    async def ready(self, account: str = "default") -> Ready:
         return Ready.model_validate(await self.request("GET", "/health/ready", params={"account": account},
                                                        ok=(503,), idempotent=False))
 
     async def openapi(self) -> dict[str, Any]:
-        return await self.request("GET", "/openapi.json")
+        document: dict[str, Any] = await self.request("GET", "/openapi.json")
+        return document
 
     async def accounts(self) -> list[Account]:
         return [Account.model_validate(a) for a in (await self.request("GET", "/accounts"))["accounts"]]
@@ -394,7 +399,8 @@ class AsyncClient(AsyncAccount):
     async def redrive_all(self, delivery_id: str | None = None, *, endpoint: str | None = None) -> int:
         return await self._redrive("/webhooks", delivery_id, endpoint)
 
-    async def _deliveries(self, base: str, status, endpoint, limit, cursor) -> Page:
+    async def _deliveries(self, base: str, status: str | None, endpoint: str | None, limit: int | None,
+                          cursor: str | None) -> Page:
         data = await self.request("GET", f"{base}/deliveries", params=_query(
             status=status, endpoint=endpoint, limit=limit, cursor=cursor))
         return Page(items=[Delivery.model_validate(d) for d in data["deliveries"]], next_cursor=data.get("next_cursor"))
@@ -403,7 +409,9 @@ class AsyncClient(AsyncAccount):
         if delivery_id is not None:
             await self.request("POST", f"{base}/deliveries/{quote(delivery_id, safe='')}/retry", json={})
             return 1
-        return (await self.request("POST", f"{base}/deliveries/retry", json=_query(endpoint=endpoint)))["retried"]
+        data = await self.request("POST", f"{base}/deliveries/retry", json=_query(endpoint=endpoint))
+        retried: int = data["retried"]
+        return retried
 
 
 def _num(value: float) -> str:

@@ -199,6 +199,7 @@ class SelfTest:
 
     async def send_to(self) -> str:
         text = f"wa-gateway selftest {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        assert self.options.to is not None  # this check runs only with --to
         message = await self.account.send(self.options.to, text, idempotency_key="selftest-" + uuid.uuid4().hex, wait=0)
         status = await self._follow(message.id)
         return f"{message.id} {status} in {self._since(message.created_at)}"
@@ -223,7 +224,8 @@ class SelfTest:
         message = await self._poll(lambda: self.account.message(message_id),
                                    lambda m: m.status in ("delivered", "read", "failed"), "delivered")
         assert message.status != "failed", f"{message_id} failed: {message.reason}"
-        return message.status
+        status: str = message.status
+        return status
 
     async def _wait_state(self, state: str) -> Any:
         return await self._poll(self.account.status, lambda s: s.state == state, f"state {state}")
@@ -239,6 +241,7 @@ class SelfTest:
             await asyncio.sleep(0.25)
 
     async def _emulator(self, method: str, path: str, body: Any = None) -> Any:
+        assert self.options.emulator is not None  # the checks that call it run only with --emulator
         async with aiohttp.ClientSession() as session:
             async with session.request(method, self.options.emulator.rstrip("/") + path, json=body,
                                        timeout=aiohttp.ClientTimeout(total=30)) as resp:

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from .client import AsyncAccount, AsyncClient
@@ -33,7 +33,7 @@ class _Loop:
     def run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def iterate(self, agen: AsyncIterator[Any]) -> Iterator[Any]:
+    def iterate(self, agen: AsyncGenerator[Any, None]) -> Iterator[Any]:
         try:
             while True:
                 try:
@@ -75,9 +75,11 @@ class Account:
 class Client(Account):
     """A gateway at ``url`` with an API key; also the ``default`` account. See :class:`AsyncClient`."""
 
+    _async: AsyncClient
+
     def __init__(self, url: str | None = None, api_key: str | None = None, **options: Any):
         loop = _Loop()
-        kwargs = {"url": url} if url else {}
+        kwargs: dict[str, Any] = {"url": url} if url else {}
 
         async def make() -> AsyncClient:  # aiohttp objects belong to the loop they were made on
             return AsyncClient(api_key=api_key, **kwargs, **options)
@@ -85,12 +87,12 @@ class Client(Account):
         self.url = self._async.url
 
     def account(self, name: str) -> Account:
-        return self if name == "default" else Account(self._loop, self._async.account(name))  # type: ignore[attr-defined]
+        return self if name == "default" else Account(self._loop, self._async.account(name))
 
     def close(self) -> None:
         if self._loop.loop.is_closed():
             return
-        self._loop.run(self._async.close())  # type: ignore[attr-defined]
+        self._loop.run(self._async.close())
         self._loop.stop()
 
     def __enter__(self) -> Client:
