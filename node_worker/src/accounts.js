@@ -16,7 +16,6 @@ import { EventJournal } from './events.js'
 import { WhatsAppSession } from './session.js'
 import { DEFAULT_ACCOUNT } from './states.js'
 
-export { DEFAULT_ACCOUNT } // where it was first defined; states.js holds it now
 export const ACCOUNT_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/
 
 /** The settings of one account: the worker's, with that account's own data paths. */

@@ -172,74 +172,57 @@ async function readLocalSession (dir, logger) {
   }
 }
 
-/**
- * @param {object} o
- * @param {import('pg').Pool} o.pool
- * @param {string} o.account
- * @param {string} o.instanceId this instance (WA_INSTANCE_ID)
- * @param {number} o.generation the lease generation the account was attached with
- * @param {(err: FencedError) => void} [o.onFenced] called once, when a write is refused by the fence
- * @param {(err: Error) => void} [o.onFailed] called once, when a write failed otherwise (store now read-only)
- * @param {string} [o.importDir] a local session directory to import when the account has no creds here yet
- */
-export async function openPgAuthStore ({ pool, account, instanceId, generation, logger, onFenced, onFailed, importDir }) {
-  if (!Number.isSafeInteger(generation) || generation < 0) throw new TypeError('generation must be a whole number')
-  const lease = { account, instanceId, generation }
-  const data = new Map()
-  const { rows } = await pool.query('SELECT key, value FROM wa_auth WHERE account = $1', [account])
-  for (const { key, value } of rows) data.set(key, value)
+// The store's writes, in call order: those queued while one transaction runs go out together in the next
+// (group commit), each transaction behind the fence. The first refusal by the fence (`fenced`) or other
+// failure (`failed`) latches: every later write is refused without a query.
+class GroupCommits {
+  constructor ({ pool, lease, data, logger, onFenced, onFailed }) {
+    Object.assign(this, { pool, lease, data, logger, onFenced, onFailed })
+    this.stats = { transactions: 0, records: 0 }
+    this.pending = []
+    this.running = null
+    this.fenced = null
+    this.failed = null
+    this.closed = false
+  }
 
-  const stats = { transactions: 0, records: 0 }
-  let pending = []
-  let running = null
-  let fenced = null
-  let failed = null
-  let closed = false
-
-  const commit = (ops) => {
-    if (closed) return Promise.reject(Object.assign(new Error('auth store: closed'), { code: 'store_closed' }))
-    if (fenced) return Promise.reject(fenced)
-    if (failed) return Promise.reject(failed)
+  commit (ops) {
+    if (this.closed) return Promise.reject(Object.assign(new Error('auth store: closed'), { code: 'store_closed' }))
+    if (this.fenced) return Promise.reject(this.fenced)
+    if (this.failed) return Promise.reject(this.failed)
     if (ops.length === 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      pending.push({ ops, resolve, reject })
-      kick()
+      this.pending.push({ ops, resolve, reject })
+      this.kick()
     })
   }
-  const kick = () => {
-    if (running) return
-    running = drain().finally(() => {
-      running = null
-      if (pending.length) kick()
+
+  kick () {
+    if (this.running) return
+    this.running = this.drain().finally(() => {
+      this.running = null
+      if (this.pending.length) this.kick()
     })
   }
-  const drain = async () => {
-    while (pending.length) {
-      const batch = pending
-      pending = []
+
+  async drain () {
+    const { data, lease } = this
+    while (this.pending.length) {
+      const batch = this.pending
+      this.pending = []
       const merged = new Map() // later writes of a key win, as they would one after the other
       for (const { ops } of batch) for (const [key, value] of ops) merged.set(key, value)
       try {
         const fence = { ...lease } // one generation for the check and the rows, even if setGeneration() runs meanwhile
-        await fencedTransaction(pool, fence, (client) => writeOps(client, account, fence.generation, merged))
+        await fencedTransaction(this.pool, fence, (client) => writeOps(client, lease.account, fence.generation, merged))
       } catch (err) {
-        const rejected = [...batch, ...pending]
-        pending = []
-        if (err instanceof FencedError) {
-          fenced = err
-          logger?.warn({ reason: err.message, generation: lease.generation, owner: err.owner, owner_generation: err.generation }, 'auth_store.fenced')
-          for (const { reject } of rejected) reject(err)
-          onFenced?.(err)
-        } else {
-          failed = new Error(`auth store: write failed, store is read-only until reopened: ${err.message}`, { cause: err })
-          logger?.error({ err: { message: err.message, code: err.code } }, 'auth_store.write_failed')
-          for (const { reject } of rejected) reject(failed)
-          onFailed?.(failed)
-        }
+        const rejected = [...batch, ...this.pending]
+        this.pending = []
+        this.refuse(err, rejected)
         return
       }
-      stats.transactions++
-      stats.records += batch.length
+      this.stats.transactions++
+      this.stats.records += batch.length
       for (const [key, value] of merged) {
         if (value == null) data.delete(key)
         else data.set(key, value)
@@ -247,38 +230,56 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
       for (const { resolve } of batch) resolve()
     }
   }
-  const flush = async () => {
-    while (running) await running
-    if (failed) throw failed
-    if (fenced) throw fenced
-  }
 
-  let creds
-  if (data.has(CREDS_KEY)) {
-    creds = decode(data.get(CREDS_KEY))
-  } else {
-    // Migration from one machine: a local session directory becomes the account's rows, in one
-    // fenced transaction; otherwise a new identity, persisted now (as auth-store.js does).
-    const local = importDir ? await readLocalSession(importDir, logger) : null
-    if (local) {
-      await commit(local)
-      creds = decode(data.get(CREDS_KEY))
-      logger?.info({ keys: local.length }, 'auth_store.imported')
+  // A transaction failed: its writes and all queued ones are refused, and so is every later one.
+  refuse (err, rejected) {
+    const { logger, lease } = this
+    if (err instanceof FencedError) {
+      this.fenced = err
+      logger?.warn({ reason: err.message, generation: lease.generation, owner: err.owner, owner_generation: err.generation }, 'auth_store.fenced')
+      for (const { reject } of rejected) reject(err)
+      this.onFenced?.(err)
     } else {
-      creds = initAuthCreds()
-      await commit([[CREDS_KEY, encode(creds)]])
+      this.failed = new Error(`auth store: write failed, store is read-only until reopened: ${err.message}`, { cause: err })
+      logger?.error({ err: { message: err.message, code: err.code } }, 'auth_store.write_failed')
+      for (const { reject } of rejected) reject(this.failed)
+      this.onFailed?.(this.failed)
     }
   }
 
-  const credsRecord = trackCreds(creds, encode, CREDS_KEY)
-  const commitWithCreds = async (ops) => {
-    const op = credsRecord.op()
-    if (op) ops.push(op)
-    await commit(ops)
-    credsRecord.committed(op)
+  async flush () {
+    while (this.running) await this.running
+    if (this.failed) throw this.failed
+    if (this.fenced) throw this.fenced
   }
 
-  const keys = {
+  async close () {
+    if (this.closed) return
+    this.closed = true
+    while (this.running) await this.running.catch(() => {})
+  }
+}
+
+// The account's creds: its row, or else (migration from one machine) a local session directory that
+// becomes the account's rows in one fenced transaction, or else a new identity, persisted now (as
+// auth-store.js does).
+async function loadCreds (data, commits, importDir, logger) {
+  if (data.has(CREDS_KEY)) return decode(data.get(CREDS_KEY))
+  const local = importDir ? await readLocalSession(importDir, logger) : null
+  if (local) {
+    await commits.commit(local)
+    const creds = decode(data.get(CREDS_KEY))
+    logger?.info({ keys: local.length }, 'auth_store.imported')
+    return creds
+  }
+  const creds = initAuthCreds()
+  await commits.commit([[CREDS_KEY, encode(creds)]])
+  return creds
+}
+
+// Baileys' key store over the rows in memory; every set() one commit, with the creds when they changed.
+function pgKeys (data, commitWithCreds) {
+  return {
     async get (type, ids) {
       const out = {}
       for (const id of ids) {
@@ -302,55 +303,81 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
       await commitWithCreds(ops)
     }
   }
+}
+
+/**
+ * A map of this account's own rows under `prefix` (get/keys/commit/size/close), for data that must move
+ * with the session: the decryption results of decrypt-cache.js ('decrypted/...'), written through the
+ * same fenced, durable commits. Baileys never reads these (no key type has this prefix).
+ */
+function prefixedMap (data, commits, prefix) {
+  return {
+    get: (key) => data.get(prefix + key),
+    keys: () => [...data.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)),
+    commit: (ops) => commits.commit(ops.map(([key, value]) => [prefix + key, value])),
+    get size () { let n = 0; for (const k of data.keys()) if (k.startsWith(prefix)) n++; return n },
+    close: async () => {} // the store owns the rows
+  }
+}
+
+/**
+ * @param {object} o
+ * @param {import('pg').Pool} o.pool
+ * @param {string} o.account
+ * @param {string} o.instanceId this instance (WA_INSTANCE_ID)
+ * @param {number} o.generation the lease generation the account was attached with
+ * @param {(err: FencedError) => void} [o.onFenced] called once, when a write is refused by the fence
+ * @param {(err: Error) => void} [o.onFailed] called once, when a write failed otherwise (store now read-only)
+ * @param {string} [o.importDir] a local session directory to import when the account has no creds here yet
+ */
+export async function openPgAuthStore ({ pool, account, instanceId, generation, logger, onFenced, onFailed, importDir }) {
+  if (!Number.isSafeInteger(generation) || generation < 0) throw new TypeError('generation must be a whole number')
+  const lease = { account, instanceId, generation }
+  const data = new Map()
+  const { rows } = await pool.query('SELECT key, value FROM wa_auth WHERE account = $1', [account])
+  for (const { key, value } of rows) data.set(key, value)
+  const commits = new GroupCommits({ pool, lease, data, logger, onFenced, onFailed })
+  const creds = await loadCreds(data, commits, importDir, logger)
+
+  const credsRecord = trackCreds(creds, encode, CREDS_KEY)
+  const commitWithCreds = async (ops) => {
+    const op = credsRecord.op()
+    if (op) ops.push(op)
+    await commits.commit(ops)
+    credsRecord.committed(op)
+  }
 
   return {
-    state: { creds, keys },
+    state: { creds, keys: pgKeys(data, commitWithCreds) },
     // Always a fenced write (a former owner learns here that it lost the account), even with nothing new.
     saveCreds: async () => {
       const op = [CREDS_KEY, encode(creds)]
-      await commit([op])
+      await commits.commit([op])
       credsRecord.committed(op)
     },
     isRegistered: () => !!creds.registered || !!creds.me,
-    flush,
-    async close () {
-      if (closed) return
-      closed = true
-      while (running) await running.catch(() => {})
-    },
-    stats,
+    flush: () => commits.flush(),
+    close: () => commits.close(),
+    stats: commits.stats,
     get generation () { return lease.generation },
-    get fenced () { return fenced },
+    get fenced () { return commits.fenced },
     /** The session learned otherwise that it lost the account (440): refuse every later write from here on. */
     markFenced (reason) {
-      fenced ??= new FencedError(`the session was fenced: ${reason}`)
+      commits.fenced ??= new FencedError(`the session was fenced: ${reason}`)
     },
     /** The same instance was attached again with a newer generation (its memory is still the truth). */
     setGeneration (next) {
       if (!Number.isSafeInteger(next) || next < lease.generation) throw new TypeError('the generation only grows')
       lease.generation = next
     },
-    /**
-     * A map of this account's own rows under `prefix` (get/keys/commit/size/close), for data that must move
-     * with the session: the decryption results of decrypt-cache.js ('decrypted/...'), written through the
-     * same fenced, durable commits. Baileys never reads these (no key type has this prefix).
-     */
-    prefixed (prefix) {
-      return {
-        get: (key) => data.get(prefix + key),
-        keys: () => [...data.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)),
-        commit: (ops) => commit(ops.map(([key, value]) => [prefix + key, value])),
-        get size () { let n = 0; for (const k of data.keys()) if (k.startsWith(prefix)) n++; return n },
-        close: async () => {} // the store owns the rows
-      }
-    },
+    prefixed: (prefix) => prefixedMap(data, commits, prefix),
     /** The read-only check before a connect or a send: throws FencedError (and latches it) unless owner. */
     async checkLease () {
-      if (fenced) throw fenced
+      if (commits.fenced) throw commits.fenced
       try {
         await checkLease(pool, lease)
       } catch (err) {
-        if (err instanceof FencedError) fenced = err
+        if (err instanceof FencedError) commits.fenced = err
         throw err
       }
     }

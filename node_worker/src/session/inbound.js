@@ -42,6 +42,7 @@ export class Inbound {
       const id = msg.key?.id
       if (s.placeholders.isResolved(id)) continue // a placeholder's stub or Baileys' upsert of its journaled content
       if (msg.key?.fromMe) {
+        // ours (sent by this worker, by the phone, or history sync: type 'append'): at most a status (statuses.js)
         s.statuses.onOwnUpsert(msg)
         continue
       }
