@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from service.auth.admin_key import ApiKeyError, parse_keys
 from service.runtime.governor import GovernorPolicy
 from service.store.event_log import TYPES as EVENT_TYPES
+from service.store.pg_url import redact_url
 from service.webhooks import address as webhook_address
 from service.webhooks import secret as webhook_secret
 
@@ -291,8 +292,6 @@ class Settings:
     def database_label(self) -> str:
         """Where the store is, safe to log: the PostgreSQL URL without its password, or the SQLite file."""
         if self.database_url:
-            from service.store.pg import redact_url
-
             return redact_url(self.database_url)
         return str(self.db_path)
 

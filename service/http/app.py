@@ -36,7 +36,7 @@ from service.runtime.notify import Notifier
 from service.runtime.retention import run_retention
 from service.runtime.worker_client import WorkerClient
 from service.settings import Settings
-from service.store.db import open_database
+from service.store.engine import open_database
 from service.webhooks.address import Lookup
 from service.webhooks.delivery import start_webhooks
 

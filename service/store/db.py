@@ -8,6 +8,7 @@ one fsync per request. A caller's future resolves only after the commit that hol
 Migrations are ``migrations/NNN_name.sql``, applied in order at open, each in its own transaction and
 recorded in ``schema_migrations``. The SQL is kept portable: ``pg.py`` runs the same store functions and
 migrations on PostgreSQL (``WA_DATABASE_URL``). The few spots that differ branch on ``conn.dialect``.
+Which of the two the gateway opens is ``engine.open_database``'s choice: this module never imports ``pg.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-_STOP = object()
+# One piece of work for the writer thread: fn(conn, *args, **kwargs), and the future its caller waits on.
+Work = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "Future[Any]"]
 
 
 class DatabaseError(RuntimeError):
@@ -118,19 +120,6 @@ class SqliteConnection(sqlite3.Connection):
         """PostgreSQL's transaction-scoped advisory lock; nothing to do here (one writer holds the file)."""
 
 
-def open_database(settings_or_url, path: Path | None = None, **kwargs):
-    """``PostgresDatabase(url)`` when a PostgreSQL URL is given, else ``Database(path)`` (not yet opened).
-    Accepts a ``Settings`` (its ``database_url`` and ``db_path``) or a URL and a path."""
-    url = getattr(settings_or_url, "database_url", settings_or_url) or ""
-    if path is None:
-        path = getattr(settings_or_url, "db_path", None)
-    if url:
-        from service.store.pg import PostgresDatabase
-
-        return PostgresDatabase(url, **kwargs)
-    return Database(path, **kwargs)
-
-
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection with the pragmas every connection needs; the file is created 0600."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -177,19 +166,19 @@ class WriterQueue:
     (``_queue``/``_thread``, set by the engine). ``Database`` (SQLite) and ``pg.PostgresDatabase`` differ
     only in that thread."""
 
-    _queue: queue.SimpleQueue
+    _queue: queue.SimpleQueue[Work | None]  # None: stop (close)
     _thread: threading.Thread | None
     max_batch: int
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._queue.put(None)
             self._thread.join()
             self._thread = None
 
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Queue ``fn(conn, *args, **kwargs)``; it runs in order with everything submitted before it."""
-        future: Future = Future()
+        future: Future[T] = Future()
         self._queue.put((fn, args, kwargs, future))
         return future
 
@@ -200,14 +189,14 @@ class WriterQueue:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    def _batches(self) -> Iterator[list]:
+    def _batches(self) -> Iterator[list[Work]]:
         """For the writer thread, until ``close()``: everything queued now (up to ``max_batch``) as one
         batch, for one commit. A caller that gave up (its task was cancelled) is left out; every other future
         is marked running, so it can no longer be cancelled under us and setting its result cannot fail."""
         stopping = False
         while not stopping:
             item = self._queue.get()
-            if item is _STOP:
+            if item is None:
                 return
             batch = [item]
             while len(batch) < self.max_batch:
@@ -215,7 +204,7 @@ class WriterQueue:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is _STOP:
+                if more is None:
                     stopping = True
                     break
                 batch.append(more)
@@ -238,7 +227,7 @@ class Database(WriterQueue):
         self.synchronous = synchronous
         self.applied: list[int] = []
         self.commits = 0  # transactions committed (for tests and the benchmark)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -261,7 +250,7 @@ class Database(WriterQueue):
             self._run_batch(conn, batch)
         conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Work]) -> None:
         try:
             results = self._transaction(conn, batch)
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing of the batch holds
@@ -286,9 +275,9 @@ class Database(WriterQueue):
             else:
                 future.set_exception(value)
 
-    def _transaction(self, conn: sqlite3.Connection, batch: list) -> list[tuple[Future, bool, Any]]:
+    def _transaction(self, conn: sqlite3.Connection, batch: list[Work]) -> list[tuple[Future[Any], bool, Any]]:
         """The batch in one transaction, each piece in its own savepoint; raises when the batch failed whole."""
-        results: list[tuple[Future, bool, Any]] = []
+        results: list[tuple[Future[Any], bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
         for fn, args, kwargs, future in batch:
             conn.execute("SAVEPOINT piece")
