@@ -22,10 +22,12 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
 from service.store import leases
+from service.store.db import Database
 
 log = structlog.get_logger("gateway.cluster")
 
@@ -38,7 +40,7 @@ def preferred(account: str, instances: list[str]) -> str | None:
 
 
 class LeaseKeeper:
-    def __init__(self, db, *, instance: str, ttl: float, accounts: Callable[[], Awaitable[list[str]]],
+    def __init__(self, db: Database, *, instance: str, ttl: float, accounts: Callable[[], Awaitable[list[str]]],
                  on_acquired: Callable[[str, int], Awaitable[None]], on_lost: Callable[[str], Awaitable[None]],
                  api_url: str | None = None, interval: float | None = None):
         self.db = db
@@ -52,10 +54,10 @@ class LeaseKeeper:
         self.held: dict[str, int] = {}  # account -> the generation this instance holds it at
         self._seen_live: dict[str, int] = {}  # instance -> rounds in a row it was live
         self._started_at = time.time()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
-        self.last_view: dict = {"instances": [], "leases": []}
+        self.last_view: dict[str, Any] = {"instances": [], "leases": []}
 
     # --- life ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,7 +162,7 @@ class LeaseKeeper:
         """The instance serving ``account`` as of the last round (None: nobody between owners)."""
         for lease in self.last_view.get("leases", []):
             if lease["account"] == account:
-                return lease["owner"]
+                return str(lease["owner"]) if lease["owner"] is not None else None
         return None
 
     def url_of(self, instance: str) -> str | None:
@@ -175,7 +177,7 @@ class LeaseKeeper:
         self.held.pop(account, None)
 
     # --- the view for /health ------------------------------------------------------------------
-    def view(self) -> dict:
+    def view(self) -> dict[str, Any]:
         at = self.last_view.get("at", 0.0)
         return {
             "instance": self.instance,
@@ -184,7 +186,8 @@ class LeaseKeeper:
             "instances": [
                 {"id": i["id"], "live": bool(i["heartbeat_at"] > at - self.ttl and not i["stopping"]),
                  "stopping": bool(i["stopping"]), "last_seen_s_ago": round(max(0.0, at - i["heartbeat_at"]), 1),
-                 "accounts": sorted(lease["account"] for lease in self.last_view["leases"] if lease["owner"] == i["id"])}
+                 "accounts": sorted(lease["account"] for lease in self.last_view["leases"]
+                                    if lease["owner"] == i["id"])}
                 for i in self.last_view["instances"]
             ],
         }

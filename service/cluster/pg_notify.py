@@ -25,7 +25,7 @@ class PgListener:
     def __init__(self, url: str, handlers: dict[str, Callable[[str], None]]):
         self._url = url  # holds the password: never logged
         self._handlers = handlers
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
     def start(self) -> None:
@@ -39,12 +39,12 @@ class PgListener:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    def _dispatch(self, _conn, _pid, channel: str, payload: str) -> None:
+    def _dispatch(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         handler = self._handlers.get(channel)
         if handler is None:
             return
         try:
-            handler(payload)
+            handler(str(payload))
         except Exception:  # a handler's bug must not end the listener
             log.exception("pg_listener.handler_failed", channel=channel)
 
@@ -57,7 +57,7 @@ class PgListener:
             try:
                 conn = await asyncpg.connect(self._url, timeout=10)
                 closed = asyncio.Event()
-                conn.add_termination_listener(lambda _c: closed.set())
+                conn.add_termination_listener(lambda _c, closed=closed: closed.set())
                 for channel in self._handlers:
                     await conn.add_listener(channel, self._dispatch)
                 self.connected.set()

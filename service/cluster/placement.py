@@ -98,8 +98,8 @@ class ClusterPlacement:
         return self._keeper.view()
 
     async def _write_served(self) -> None:
-        rows = [{"account": name, "shard": self.runtime.get_shard(name), "lease_generation": self._generations.get(name)}
-                for name in self.runtime.names()]
+        rows = [{"account": name, "shard": self.runtime.get_shard(name),
+                 "lease_generation": self._generations.get(name)} for name in self.runtime.names()]
         await asyncio.to_thread(write_registry, self.runtime.settings.data_dir, rows)
 
     async def serve(self, name: str, generation: int) -> None:

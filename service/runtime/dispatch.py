@@ -25,13 +25,14 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from service.errors import ApiError, WorkerUnavailable
 from service.runtime.governor import DAY, Governor
 from service.runtime.link import AccountLink
-from service.runtime.worker_client import WorkerClient
+from service.runtime.worker_client import WorkerApi
 from service.states import DEFAULT_ACCOUNT, DONE
 from service.store import contacts, leases, outbox
 from service.store.db import Database
@@ -41,7 +42,7 @@ log = structlog.get_logger("gateway.dispatch")
 
 
 class Dispatcher:
-    def __init__(self, db: Database, worker: WorkerClient, governor: Governor, *,
+    def __init__(self, db: Database, worker: WorkerApi, governor: Governor, *,
                  account: str = DEFAULT_ACCOUNT, concurrency: int = 4, max_attempts: int = 10,
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
                  batch_size: int = 32, fence: tuple[str, int] | None = None, receipt_bound: float = 600.0,
@@ -70,13 +71,13 @@ class Dispatcher:
                                                               poll_interval=poll_interval, clock=clock)
         self.link.on_connected.append(self.wake)  # what waited for the connection goes now
         self._wake = asyncio.Event()
-        self._waiters: dict[str, set[asyncio.Future]] = {}
-        self._inflight: dict[str, asyncio.Task] = {}  # phone number -> its send
+        self._waiters: dict[str, set[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # phone number -> its send
         self._inflight_ids: dict[str, list[str]] = {}  # phone number -> the messages being sent
         self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
         self._parked: set[str] = set()  # recipients the last round left waiting (a timer wakes the next)
         self._draining = False  # SIGTERM: claim nothing more
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._expired_at = 0.0
         self._full = FullDiskLog(log, "dispatch.store_full")  # a full disk: one line now and then, not per round
         self.receipt_bound = receipt_bound  # seconds after `sent` without a delivery receipt: flagged
@@ -84,7 +85,7 @@ class Dispatcher:
         self.on_change: list[Callable[[], None]] = []
         # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
         # "delivered", "read"; outbox.advance), whether by the worker's ack or a receipt: once per step.
-        self.on_advance: list[Callable[[dict, tuple[str, ...]], None]] = []
+        self.on_advance: list[Callable[[dict[str, Any], tuple[str, ...]], None]] = []
 
     # --- life ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,7 +117,7 @@ class Dispatcher:
         await self._cut_off()
         self._release_waiters()
 
-    async def drain(self, deadline: float) -> dict:
+    async def drain(self, deadline: float) -> dict[str, Any]:
         """SIGTERM (service/http/drain.py): claim nothing more; the sends in flight at the worker may finish until
         ``deadline`` (the loop's clock), their result recorded as always; those still running then are cut
         off and their messages go back to ``queued``. Callers waiting on a message that will not go now are
@@ -148,7 +149,7 @@ class Dispatcher:
             log.info("message.requeued", message_id=message_id, reason="shutdown")
         return len(back)
 
-    def _release_waiters(self, keep: set[str] = frozenset()) -> None:
+    def _release_waiters(self, keep: frozenset[str] | set[str] = frozenset()) -> None:
         """Answer the callers waiting on messages that this process will not send (None: read it as it is)."""
         for message_id in [m for m in self._waiters if m not in keep]:
             for future in self._waiters.pop(message_id):
@@ -168,7 +169,7 @@ class Dispatcher:
         return self.link.connected
 
     # --- callers waiting for a status ----------------------------------------------------
-    def waiter(self, message_id: str) -> asyncio.Future:
+    def waiter(self, message_id: str) -> asyncio.Future[dict[str, Any] | None]:
         """A future resolved with the message once it is sent (or further, or failed); with None when this
         process will not send it (draining: the caller reads the message as it is)."""
         future = asyncio.get_running_loop().create_future()
@@ -178,7 +179,7 @@ class Dispatcher:
         self._waiters.setdefault(message_id, set()).add(future)
         return future
 
-    async def settle(self, row: dict, wait: float, *, new: bool) -> dict:
+    async def settle(self, row: dict[str, Any], wait: float, *, new: bool) -> dict[str, Any]:
         """A message just accepted (``new``) or replayed, once it is sent (or further, or failed), or as it is
         after ``wait`` seconds (POST /send: 200 when done, else 202). Waits only when there is something to
         wait for; the waiter is registered before the dispatcher is woken, so no status change is missed."""
@@ -196,7 +197,7 @@ class Dispatcher:
             self.forget(row["id"], future)
         return done or await self.db.run(outbox.get, self.account, row["id"]) or row
 
-    def forget(self, message_id: str, future: asyncio.Future) -> None:
+    def forget(self, message_id: str, future: asyncio.Future[dict[str, Any] | None]) -> None:
         waiting = self._waiters.get(message_id)
         if waiting is not None:
             waiting.discard(future)
@@ -209,7 +210,7 @@ class Dispatcher:
         one accepted message), for /metrics."""
         return sum(len(futures) for futures in self._waiters.values())
 
-    def changed(self, row: dict | None) -> None:
+    def changed(self, row: dict[str, Any] | None) -> None:
         if row is None:
             return
         for notify in self.on_change:  # the change added to the event log: its readers wake up
@@ -220,7 +221,7 @@ class Dispatcher:
             if not future.done():
                 future.set_result(row)
 
-    def _advanced(self, row: dict, reached: tuple[str, ...]) -> None:
+    def _advanced(self, row: dict[str, Any], reached: tuple[str, ...]) -> None:
         if not reached:
             return
         for observe in self.on_advance:
@@ -230,7 +231,7 @@ class Dispatcher:
                 log.exception("dispatch.observer_failed", message_id=row["id"])
 
     # --- the worker's events (called by EventConsumer, in journal order) ---------------------
-    def on_event(self, event: dict, result: dict) -> None:
+    def on_event(self, event: dict[str, Any], result: dict[str, Any]) -> None:
         """A worker event, already stored (service/runtime/worker_events.py): a message it moved (a receipt)
         releases its waiters and lets its recipient's next message go. (``session.status`` is the link's.)"""
         if self._own_link:
@@ -318,7 +319,7 @@ class Dispatcher:
         self._parked = parked
         return max(0.0, next_due - self.clock())
 
-    async def _rest_of_run(self, head: dict, first_contact: bool, now: float) -> list[dict]:
+    async def _rest_of_run(self, head: dict[str, Any], first_contact: bool, now: float) -> list[dict[str, Any]]:
         """The recipient's next messages that may go with its head, in order: each due now and let through
         by the governor, up to the first that is not (a recipient's order is never broken)."""
         run = []
@@ -335,20 +336,20 @@ class Dispatcher:
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.retry_max, self.retry_base * (2 ** max(0, attempts - 1)))
-        return delay * (0.5 + self.rng() / 2)  # jitter: between half and all of it
+        return float(delay * (0.5 + self.rng() / 2))  # jitter: between half and all of it
 
-    async def _send(self, run: list[dict], first_contact: bool, now: float) -> None:
+    async def _send(self, run: list[dict[str, Any]], first_contact: bool, now: float) -> None:
         """Send a recipient's run of messages (its head, and those that may follow it at once) in one
         worker request: one round trip and two commits for the run instead of per message."""
         phone = run[0]["phone_number"]
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         try:
             fence = None if self.fence is None else (self.account, *self.fence)
             try:
                 rows = await self.db.run(outbox.mark_sending_run, [r["id"] for r in run], now, first_contact, fence)
             except leases.NotOwner:
                 self.fenced = True  # the lease keeper drops the account at its next round
-                log.warning("dispatch.not_owner", account=self.account, generation=self.fence[1])
+                log.warning("dispatch.not_owner", account=self.account, generation=fence[2] if fence else None)
                 return
             if not rows:
                 return  # cancelled or receipted meanwhile
@@ -356,14 +357,14 @@ class Dispatcher:
             for row in rows:
                 log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
             results = await self._hand_over(rows)
-            sent = [row["id"] for row, error in zip(rows, results) if error is None]
+            sent = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             if sent:
-                for row, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
-                    if row is not None:
-                        log.info("message.sent", message_id=row["id"], whatsapp_id=row["wa_id"])
-                        self._advanced(row, reached)
-                        self.changed(row)
-            failed = [(row, error) for row, error in zip(rows, results) if error is not None]
+                for moved, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
+                    if moved is not None:
+                        log.info("message.sent", message_id=moved["id"], whatsapp_id=moved["wa_id"])
+                        self._advanced(moved, reached)
+                        self.changed(moved)
+            failed = [(row, error) for row, error in zip(rows, results, strict=True) if error is not None]
             for row, error in failed:
                 if error.code == "not_attempted":
                     await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock(),
@@ -390,7 +391,7 @@ class Dispatcher:
             self._inflight_ids.pop(phone, None)
             self.wake()
 
-    async def _hand_over(self, rows: list[dict]) -> list[ApiError | None]:
+    async def _hand_over(self, rows: list[dict[str, Any]]) -> list[ApiError | None]:
         """The worker sends the rows in order: per row None (sent) or the error that kept it."""
         if len(rows) == 1:
             row = rows[0]
@@ -403,7 +404,8 @@ class Dispatcher:
             results = await self.worker.send_batch(
                 [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
         except ApiError as exc:  # the request itself failed (the worker is down): nothing was attempted
-            return [exc] + [ApiError("not attempted", code="not_attempted", status=409)] * (len(rows) - 1)
+            not_attempted: list[ApiError | None] = [ApiError("not attempted", code="not_attempted", status=409)]
+            return [exc, *not_attempted * (len(rows) - 1)]
         errors: list[ApiError | None] = []
         for result in results:
             error = result.get("error")
@@ -415,7 +417,7 @@ class Dispatcher:
                                    details=details))
         return errors
 
-    async def _failed(self, row: dict, exc: ApiError) -> None:
+    async def _failed(self, row: dict[str, Any], exc: ApiError) -> None:
         message_id, now = row["id"], self.clock()
         if exc.code == "not_on_whatsapp":
             self.changed(await self.db.run(outbox.fail, message_id, "not_on_whatsapp", now, last_error=exc.code))

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from service.errors import ApiError
-from service.runtime.worker_client import AccountWorker
+from service.runtime.worker_client import WorkerApi
 from service.states import UNLINKED, WorkerState
 from service.store import accounts
 from service.store.db import Database
@@ -31,7 +31,7 @@ STATUS_TIMEOUT = 5.0  # seconds one poll of the worker's state may take
 
 
 class AccountLink:
-    def __init__(self, db: Database, worker: AccountWorker, *, account: str, poll_interval: float = 1.0,
+    def __init__(self, db: Database, worker: WorkerApi, *, account: str, poll_interval: float = 1.0,
                  clock: Callable[[], float] = time.time):
         self.db = db
         self.worker = worker

@@ -29,64 +29,75 @@ _WORKER_5XX = {
 }
 
 
-class _WorkerApi:
+def _object(answer: Any) -> dict[str, Any]:
+    """The worker answers a JSON object on every route; anything else is its failure, not the client's."""
+    if not isinstance(answer, dict):
+        raise ApiError("The worker answered something other than a JSON object.", code="worker_error", status=502)
+    return answer
+
+
+class WorkerApi:
     """The worker's internal API, for whichever account ``request`` addresses."""
 
     _timeout: float
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                       timeout: float | None = None) -> Any:
         raise NotImplementedError
 
-    async def status(self) -> dict:
-        return await self.request("GET", "/status")
+    async def status(self) -> dict[str, Any]:
+        return _object(await self.request("GET", "/status"))
 
-    async def poll_status(self, timeout: float) -> dict:
+    async def poll_status(self, timeout: float) -> dict[str, Any]:
         """The worker's status in one try, bounded by ``timeout``: a worker that is starting or away answers
         ApiError at once (the link's poll must not wait for it as a request would)."""
-        return await self._request_once("GET", "/status", timeout=timeout)
+        return _object(await self._request_once("GET", "/status", timeout=timeout))
 
-    async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request_once(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                            timeout: float | None = None) -> Any:
         raise NotImplementedError
 
-    async def connect(self, wait_qr: float) -> dict:
-        return await self.request(
+    async def connect(self, wait_qr: float) -> dict[str, Any]:
+        return _object(await self.request(
             "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
-        )
+        ))
 
-    async def disconnect(self) -> dict:
-        return await self.request("POST", "/disconnect")
+    async def disconnect(self) -> dict[str, Any]:
+        return _object(await self.request("POST", "/disconnect"))
 
-    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict:
+    async def send_text(self, phone_number: str, text: str, message_id: str | None = None) -> dict[str, Any]:
         """``message_id`` becomes the WhatsApp message id (the outbox derives it from its own id)."""
         body = {"phone_number": phone_number, "text": text}
         if message_id is not None:
             body["id"] = message_id
-        return await self.request("POST", "/send", json=body)
+        return _object(await self.request("POST", "/send", json=body))
 
-    async def send_batch(self, messages: list[dict]) -> list[dict]:
+    async def send_batch(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Messages ``{phone_number, text, id}`` to one recipient, sent in this order in one request: one
         result per message, ``{id, status}`` or ``{id, error: {status, code, message}}``; after a failure
         other than not_on_whatsapp the rest are ``not_attempted`` (so none overtakes a retry)."""
-        answer = await self.request("POST", "/send/batch", json={"messages": messages})
-        return answer["results"]
+        answer = _object(await self.request("POST", "/send/batch", json={"messages": messages}))
+        results = answer.get("results")
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise ApiError("The worker answered without a result per message.", code="worker_error", status=502)
+        return results
 
-    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict:
+    async def events(self, after: int, wait: float, boot_id: str | None = None) -> dict[str, Any]:
         """Events after ``after`` of boot ``boot_id``: a new worker answers at once with its own boot id."""
         params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
         if boot_id:
             params["boot_id"] = boot_id
-        return await self.request(
+        return _object(await self.request(
             "GET", "/events", params=params,
             timeout=wait + self._timeout,
-        )
+        ))
 
-    async def ack_events(self, upto: int, boot_id: str | None) -> dict:
+    async def ack_events(self, upto: int, boot_id: str | None) -> dict[str, Any]:
         """The gateway stored every event up to ``upto``: the worker may forget them."""
-        return await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id})
+        return _object(await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id}))
 
 
-class WorkerClient(_WorkerApi):
+class WorkerClient(WorkerApi):
     """``start_wait`` bounds how long a request waits for a worker that is starting (``may_come_up``
     says so): in the first second after a (re)start its socket is not there yet, and a caller is better
     served by a short wait than by a 503. Only connection failures are retried: such a request never
@@ -113,7 +124,7 @@ class WorkerClient(_WorkerApi):
             await self._session.close()
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
         deadline = time.monotonic() + self._start_wait
@@ -130,7 +141,7 @@ class WorkerClient(_WorkerApi):
                 await asyncio.sleep(0.1)
 
     async def _request_once(
-        self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
         assert self._session is not None, "WorkerClient.start() was not awaited"
@@ -174,7 +185,7 @@ class WorkerClient(_WorkerApi):
         return AccountWorker(self, name)
 
 
-class AccountWorker(_WorkerApi):
+class AccountWorker(WorkerApi):
     """One account's view of the worker: every path is prefixed with ``/accounts/<name>``."""
 
     def __init__(self, client: WorkerClient, name: str):
@@ -189,14 +200,14 @@ class AccountWorker(_WorkerApi):
     async def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self._client._request_once(method, self._prefix + path, **kwargs)
 
-    async def attach(self, lease_generation: int | None = None) -> dict:
+    async def attach(self, lease_generation: int | None = None) -> dict[str, Any]:
         """Open the account here; with sessions in PostgreSQL, fenced by the lease generation held for it."""
         body = {} if lease_generation is None else {"lease_generation": lease_generation}
-        return await self.request("POST", "/attach", json=body)
+        return _object(await self.request("POST", "/attach", json=body))
 
-    async def release(self) -> dict:
+    async def release(self) -> dict[str, Any]:
         """Close the account's session here without logging out (its lease moves to another instance)."""
-        return await self.request("POST", "/release", json={})
+        return _object(await self.request("POST", "/release", json={}))
 
-    async def detach(self) -> dict:
-        return await self.request("POST", "/detach", json={})
+    async def detach(self) -> dict[str, Any]:
+        return _object(await self.request("POST", "/detach", json={}))

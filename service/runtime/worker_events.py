@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from service.errors import ApiError
-from service.runtime.worker_client import WorkerClient
+from service.runtime.worker_client import WorkerApi
 from service.states import DEFAULT_ACCOUNT
 from service.store import inbound
 from service.store.db import Database
@@ -33,7 +34,7 @@ _POLL_WAIT = 20.0
 
 
 class EventConsumer:
-    def __init__(self, worker: WorkerClient, db: Database, *, account: str = DEFAULT_ACCOUNT,
+    def __init__(self, worker: WorkerApi, db: Database, *, account: str = DEFAULT_ACCOUNT,
                  clock: Callable[[], float] = time.time):
         self._worker = worker
         self._db = db
@@ -41,15 +42,15 @@ class EventConsumer:
         self._clock = clock
         self._boot_id: str | None = None
         self._after = 0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.received = 0
         # Called after each stored batch, per worker event in journal order, with what it changed:
         # listener(event, {"event": stored log event or None, "message": changed outbox row or None}).
-        self.listeners: list[Callable[[dict, dict], None]] = []
+        self.listeners: list[Callable[[dict[str, Any], dict[str, Any]], None]] = []
         # Called once after each stored batch that added to the event log (webhooks, SSE wake up).
         self.on_stored: list[Callable[[], None]] = []
 
-    def _log(self, event: dict) -> None:
+    def _log(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "unknown")
         keep = ("event_id", "status", "state", "from", "lid", "kind", "offline", "error", "last_error")
         fields = {k: event[k] for k in keep if k in event}
@@ -81,7 +82,7 @@ class EventConsumer:
             log.info("events.ack_failed", upto=upto, code=exc.code)
         self._after = max(self._after, upto)
         added = False
-        for event, result in zip(events, results):
+        for event, result in zip(events, results, strict=True):
             self._log(event)
             self.received += 1
             added = added or result["event"] is not None

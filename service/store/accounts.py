@@ -52,6 +52,13 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
 
 # --- the registry --------------------------------------------------------------------------------
 
+def _written(row: dict[str, Any] | None) -> dict[str, Any]:
+    """A row this transaction has just written: it is there (absent would be the store's bug)."""
+    if row is None:
+        raise LookupError("a row is missing inside the transaction that wrote it")
+    return row
+
+
 def ensure_default(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     """Register ``default`` (shard 0 unless one is already set); keeps its link state and created_at."""
     conn.execute(
@@ -62,12 +69,12 @@ def ensure_default(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         " shard = COALESCE(accounts.shard, excluded.shard)",
         (DEFAULT_ACCOUNT, now, now, DEFAULT_SHARD),
     )
-    return get(conn, DEFAULT_ACCOUNT)
+    return _written(get(conn, DEFAULT_ACCOUNT))
 
 
 def count(conn: sqlite3.Connection) -> int:
     """Registered accounts, ``default`` included."""
-    return conn.execute("SELECT COUNT(*) FROM accounts WHERE registered = 1").fetchone()[0]
+    return int(conn.execute("SELECT COUNT(*) FROM accounts WHERE registered = 1").fetchone()[0])
 
 
 def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_accounts: int) -> dict[str, Any]:
@@ -90,7 +97,7 @@ def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_acco
         # Every instance's lease keeper runs a round now: the account is known everywhere at once, and the
         # instance it belongs to takes it (service/cluster/lease_keeper.py, service/cluster/pg_notify.py).
         conn.execute("SELECT pg_notify('wa_leases', ?)", (name,))
-    return get(conn, name)
+    return _written(get(conn, name))
 
 
 def get(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
@@ -167,7 +174,7 @@ def create_key(conn: sqlite3.Connection, account: str, key_hash: str, prefix: st
         (key_id, account, key_hash, prefix, label, now),
     )
     _keys_changed(conn)
-    return get_key(conn, account, key_id)
+    return _written(get_key(conn, account, key_id))
 
 
 def get_key(conn: sqlite3.Connection, account: str, key_id: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def public_message(row: dict) -> dict:
+def public_message(row: dict[str, Any]) -> dict[str, Any]:
     """An inbound message as the API and the events show it."""
     return {
         "id": row["id"], "direction": "in", "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
@@ -33,7 +33,7 @@ def public_message(row: dict) -> dict:
     }
 
 
-def store_message(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict | None:
+def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any] | None:
     """A contact's message, once; returns its stored event, or None for a repeat or an unusable one."""
     wa_id, chat = _str(event.get("id")), _str(event.get("from_jid"))
     if wa_id is None or chat is None:
@@ -61,7 +61,8 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict, now: floa
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
-def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict | None:
+def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict[str, Any],
+                        now: float) -> dict[str, Any] | None:
     """A contact's message that could not be decrypted (the worker waited for its resends): one event, unless
     a readable copy was stored meanwhile. Only the event: there is no message to list."""
     wa_id, chat = _str(event.get("id")), _str(event.get("from_jid"))
@@ -82,7 +83,7 @@ def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict, now
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
-def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now: float) -> dict:
+def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any]:
     """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row},
     and for a receipt that moved a message, "reached": the steps it filled (outbox.advance)."""
     kind = event.get("type")
@@ -105,18 +106,19 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict, now:
     return {"event": None, "message": None}
 
 
-def store_worker_events(conn: sqlite3.Connection, account: str, batch: list[dict], now: float) -> list[dict]:
+def store_worker_events(conn: sqlite3.Connection, account: str, batch: list[dict[str, Any]],
+                        now: float) -> list[dict[str, Any]]:
     """A whole batch in one transaction: either all of it is stored (and may be acknowledged) or none."""
     return [store_worker_event(conn, account, event, now) for event in batch]
 
 
 def list_messages(conn: sqlite3.Connection, account: str, *, phone_number: str | None = None, limit: int = 50,
-                  before_seq: int | None = None) -> list[dict]:
+                  before_seq: int | None = None) -> list[dict[str, Any]]:
     """Newest first; ``before_seq`` continues after the last row of the previous page."""
     return newest_first(conn, "SELECT * FROM inbound_messages", {"account": account, "phone_number": phone_number},
                         limit=limit, before_seq=before_seq)
 
 
-def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict | None:
+def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM inbound_messages WHERE account = ? AND id = ?", (account, message_id)).fetchone()
     return dict(row) if row is not None else None

@@ -60,10 +60,18 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def _written(conn: sqlite3.Connection, account: str, message_id: str) -> dict[str, Any]:
+    """A message this transaction has just written: it is there (absent would be the store's bug)."""
+    row = get(conn, account, message_id)
+    if row is None:
+        raise LookupError(f"message {message_id} is missing inside the transaction that wrote it")
+    return row
+
+
 # --- accepting ---------------------------------------------------------------------------------
 
 def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
-           idempotency_key: str | None, now: float, ttl: float, max_outbox: int) -> tuple[dict, bool]:
+           idempotency_key: str | None, now: float, ttl: float, max_outbox: int) -> tuple[dict[str, Any], bool]:
     """Store a new outbound message, or return the one the key already names: (message, created)."""
     rhash = request_hash(phone_number, body)
     if idempotency_key is not None:
@@ -96,7 +104,7 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
             "INSERT INTO idempotency_keys (account, key, message_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)",
             (account, idempotency_key, message_id, rhash, now),
         )
-    return get(conn, account, message_id), True
+    return _written(conn, account, message_id), True
 
 
 def _take_place(conn: sqlite3.Connection, account: str, max_outbox: int) -> None:
@@ -105,7 +113,8 @@ def _take_place(conn: sqlite3.Connection, account: str, max_outbox: int) -> None
     if conn.execute("UPDATE outbox_depth SET waiting = waiting + 1 WHERE account = ? AND waiting < ?",
                     (account, max_outbox)).rowcount:
         return
-    if conn.execute("SELECT 1 FROM outbox_depth WHERE account = ?", (account,)).fetchone() is not None or max_outbox < 1:
+    depth_row = conn.execute("SELECT 1 FROM outbox_depth WHERE account = ?", (account,)).fetchone()
+    if depth_row is not None or max_outbox < 1:
         raise OutboxFull()
     conn.execute("INSERT INTO outbox_depth (account, waiting) VALUES (?, 1)", (account,))
 
@@ -125,16 +134,17 @@ def key_in_use(conn: sqlite3.Connection, account: str, key: str, now: float) -> 
     ).fetchone() is not None
 
 
-def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict | None:
+def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict[str, Any] | None:
     return _row(conn.execute("SELECT * FROM messages WHERE account = ? AND id = ?", (account, message_id)).fetchone())
 
 
-def by_wa_id(conn: sqlite3.Connection, account: str, wa_id: str) -> dict | None:
+def by_wa_id(conn: sqlite3.Connection, account: str, wa_id: str) -> dict[str, Any] | None:
     return _row(conn.execute("SELECT * FROM messages WHERE account = ? AND wa_id = ?", (account, wa_id)).fetchone())
 
 
 def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "out", status: str | None = None,
-                  phone_number: str | None = None, limit: int = 50, before_seq: int | None = None) -> list[dict]:
+                  phone_number: str | None = None, limit: int = 50,
+                  before_seq: int | None = None) -> list[dict[str, Any]]:
     """Newest first; ``before_seq`` continues after the last row of the previous page."""
     filters = {"account": account, "direction": direction, "status": status, "phone_number": phone_number}
     return newest_first(conn, "SELECT * FROM messages", filters, limit=limit, before_seq=before_seq)
@@ -142,9 +152,9 @@ def list_messages(conn: sqlite3.Connection, account: str, *, direction: str = "o
 
 def pending_count(conn: sqlite3.Connection, account: str) -> int:
     """Counted, not read from ``outbox_depth``: the tests hold one against the other."""
-    return conn.execute(
+    return int(conn.execute(
         "SELECT COUNT(*) FROM messages WHERE account = ? AND status IN ('queued', 'sending')", (account,)
-    ).fetchone()[0]
+    ).fetchone()[0])
 
 
 def depth(conn: sqlite3.Connection, account: str) -> int:
@@ -152,7 +162,7 @@ def depth(conn: sqlite3.Connection, account: str) -> int:
     return 0 if row is None else row[0]
 
 
-def heads(conn: sqlite3.Connection, account: str) -> list[dict]:
+def heads(conn: sqlite3.Connection, account: str) -> list[dict[str, Any]]:
     """Per recipient, its oldest message still waiting: only it may go (order per recipient)."""
     return [dict(r) for r in conn.execute(
         "SELECT m.* FROM messages m JOIN ("
@@ -192,7 +202,7 @@ def requeue_interrupted(conn: sqlite3.Connection, account: str, message_ids: lis
     return back
 
 
-def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_contact: bool) -> dict | None:
+def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_contact: bool) -> dict[str, Any] | None:
     """queued -> sending (one attempt spent); None if it is no longer queued (cancelled, receipted)."""
     cur = conn.execute(
         "UPDATE messages SET status = 'sending', sending_at = ?, attempts = attempts + 1, wait_reason = NULL,"
@@ -205,7 +215,7 @@ def mark_sending(conn: sqlite3.Connection, message_id: str, now: float, first_co
 
 
 def mark_sending_run(conn: sqlite3.Connection, message_ids: list[str], now: float,
-                     first_contact: bool, fence: tuple[str, str, int] | None = None) -> list[dict]:
+                     first_contact: bool, fence: tuple[str, str, int] | None = None) -> list[dict[str, Any]]:
     """``mark_sending`` for a recipient's next messages, in order, in one transaction: stops at the first
     that is no longer queued (cancelled or receipted meanwhile), so the run sent never has a gap.
     ``fence`` (account, instance, generation): in a cluster, only while this instance holds the account's
@@ -232,7 +242,8 @@ def mark_sending_run(conn: sqlite3.Connection, message_ids: list[str], now: floa
     return rows
 
 
-def next_queued(conn: sqlite3.Connection, account: str, phone_number: str, after_seq: int, limit: int) -> list[dict]:
+def next_queued(conn: sqlite3.Connection, account: str, phone_number: str, after_seq: int,
+                limit: int) -> list[dict[str, Any]]:
     """The recipient's waiting messages after ``after_seq``, oldest first (the rest of a send run)."""
     return [dict(r) for r in conn.execute(
         "SELECT * FROM messages WHERE account = ? AND phone_number = ? AND seq > ?"
@@ -241,20 +252,20 @@ def next_queued(conn: sqlite3.Connection, account: str, phone_number: str, after
 
 
 def advance_run(conn: sqlite3.Connection, account: str, message_ids: list[str], status: str,
-                now: float) -> list[tuple[dict | None, tuple[str, ...]]]:
+                now: float) -> list[tuple[dict[str, Any] | None, tuple[str, ...]]]:
     """``advance`` for several messages in one transaction (the worker took a run of them)."""
     return [advance(conn, account, message_id, status, now) for message_id in message_ids]
 
 
 def set_status(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
-               wa_id: str | None = None) -> dict | None:
+               wa_id: str | None = None) -> dict[str, Any] | None:
     """Move a message forward to ``status`` (sent, delivered, read), filling every skipped step's time.
     Never backwards; a receipt wins over ``failed`` (the recipient has it, whatever we believed)."""
     return advance(conn, account, message_id, status, now, wa_id=wa_id)[0]
 
 
 def advance(conn: sqlite3.Connection, account: str, message_id: str | None, status: str, now: float, *,
-            wa_id: str | None = None) -> tuple[dict | None, tuple[str, ...]]:
+            wa_id: str | None = None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
     """``set_status``, and the steps (sent, delivered, read) whose time this call filled: each step is
     reached once per message, here and nowhere else, so the latency histograms (service/http/metrics.py)
     observe each message once per step, whichever path (the dispatcher's ack, a receipt) got there first."""
@@ -278,13 +289,13 @@ def advance(conn: sqlite3.Connection, account: str, message_id: str | None, stat
     conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE seq = ?", (*args, row["seq"]))
     if current in PENDING:
         _left_queue(conn, row["account"])
-    updated = get(conn, account, row["id"])
+    updated = _written(conn, account, row["id"])
     status_event(conn, updated, now)
     return updated, reached
 
 
 def requeue(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, wait_reason: str,
-            last_error: str | None, refund_attempt: bool) -> dict | None:
+            last_error: str | None, refund_attempt: bool) -> dict[str, Any] | None:
     """sending -> queued for a later try (a transient failure, or no connection: then no attempt is spent)."""
     conn.execute(
         "UPDATE messages SET status = 'queued', next_attempt_at = ?, wait_reason = ?, last_error = ?,"
@@ -303,7 +314,7 @@ def hold(conn: sqlite3.Connection, message_id: str, *, next_attempt_at: float, w
 
 
 def fail(conn: sqlite3.Connection, message_id: str, reason: str, now: float, *,
-         last_error: str | None = None, from_status: tuple[str, ...] = PENDING) -> dict | None:
+         last_error: str | None = None, from_status: tuple[str, ...] = PENDING) -> dict[str, Any] | None:
     marks = ",".join("?" * len(from_status))
     cur = conn.execute(
         f"UPDATE messages SET status = 'failed', reason = ?, failed_at = ?, wait_reason = NULL,"
@@ -313,12 +324,13 @@ def fail(conn: sqlite3.Connection, message_id: str, reason: str, now: float, *,
     if cur.rowcount != 1:
         return None
     row = _row(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+    assert row is not None  # updated just now, in this transaction
     _left_queue(conn, row["account"])  # from_status is always a subset of PENDING
     status_event(conn, row, now)
     return row
 
 
-def cancel(conn: sqlite3.Connection, account: str, message_id: str, now: float) -> dict | None:
+def cancel(conn: sqlite3.Connection, account: str, message_id: str, now: float) -> dict[str, Any] | None:
     """queued -> failed(cancelled); None for an unknown id; NotCancellable once it left the queue."""
     row = get(conn, account, message_id)
     if row is None:
@@ -340,7 +352,7 @@ def expire(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
     return ids
 
 
-def flag_undelivered(conn: sqlite3.Connection, account: str, sent_before: float, now: float) -> list[dict]:
+def flag_undelivered(conn: sqlite3.Connection, account: str, sent_before: float, now: float) -> list[dict[str, Any]]:
     """Sent messages still without a delivery receipt long after the server took them get the reason
     ``no_delivery_receipt`` (the contact's phone may be off, or could not decrypt them and its retries were
     not answered), with a ``message.status`` event saying so; a receipt that still comes clears it (advance).
@@ -352,7 +364,7 @@ def flag_undelivered(conn: sqlite3.Connection, account: str, sent_before: float,
     rows = []
     for message_id in ids:
         conn.execute("UPDATE messages SET reason = 'no_delivery_receipt' WHERE id = ?", (message_id,))
-        row = get(conn, account, message_id)
+        row = _written(conn, account, message_id)
         status_event(conn, row, now)
         rows.append(row)
     return rows
@@ -366,7 +378,7 @@ def first_contact_sends(conn: sqlite3.Connection, account: str, since: float) ->
     )]
 
 
-def status_event(conn: sqlite3.Connection, row: dict, now: float) -> None:
+def status_event(conn: sqlite3.Connection, row: dict[str, Any], now: float) -> None:
     """A ``message.status`` event in the same transaction as the change it reports."""
     data = {
         "id": row["id"], "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],

@@ -59,11 +59,11 @@ def _wait(request: web.Request) -> float:
     return value
 
 
-def _answer(row: dict, *, replayed: bool) -> web.Response:
+def _answer(row: dict[str, Any], *, replayed: bool) -> web.Response:
     message = MessageOut.from_row(row, with_body=False)
     if row["status"] == "failed":
-        raise ApiError(FAILURE_MESSAGES.get(row["reason"], "The message could not be sent."), code=row["reason"] or "failed",
-                       status=422, details={"id": row["id"]})
+        raise ApiError(FAILURE_MESSAGES.get(row["reason"], "The message could not be sent."),
+                       code=row["reason"] or "failed", status=422, details={"id": row["id"]})
     headers = {"Location": f"/messages/{row['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -94,8 +94,9 @@ async def send(request: web.Request) -> web.Response:
 async def _accept(request: web.Request, account: Account | Elsewhere, body: SendRequest,
                   key: str | None) -> tuple[dict[str, Any], bool]:
     """The message committed to the outbox (or the one this Idempotency-Key accepted before), unless the
-    account is not linked: 409, nothing stored (``outbox.OutboxFull`` when there is no room). A connected account is linked without asking the store; a
-    replay of an accepted request is answered even when the account was unlinked since."""
+    account is not linked: 409, nothing stored (``outbox.OutboxFull`` when there is no room). A connected
+    account is linked without asking the store; a replay of an accepted request is answered even when the
+    account was unlinked since."""
     settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
     now = time.time()
     connected = isinstance(account, Account) and account.link.connected
@@ -132,7 +133,8 @@ async def _settled(db: Database, name: str, row: dict[str, Any], wait: float) ->
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         await asyncio.sleep(min(SETTLE_POLL, max(0.0, deadline - time.monotonic())))
-        row = await db.run(outbox.get, name, row["id"]) or row
+        now: dict[str, Any] | None = await db.run(outbox.get, name, row["id"])
+        row = now or row
         if row["status"] in DONE:
             break
     return row
