@@ -7,6 +7,7 @@ import sqlite3
 import time
 import weakref
 from collections import Counter
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -24,6 +25,7 @@ from service.http.appkeys import (
     WEBHOOKS,
 )
 from service.http.views.context import forward
+from service.programs.supervision import SupervisorMonitor, WorkerSnapshot
 from service.runtime.accounts import Account, Elsewhere
 from service.states import RECOVERING, UNKNOWN_STATE
 from service.store import accounts
@@ -40,7 +42,8 @@ STORE_TIMEOUT = 2.0  # seconds the store's write probe may take to commit
 STORE_REUSE = 1.0
 
 
-async def _whatsapp_state(request: web.Request, account: Account | None = None) -> tuple[str, str | None, dict | None]:
+async def _whatsapp_state(request: web.Request,
+                          account: Account | None = None) -> tuple[str, str | None, dict[str, Any] | None]:
     """An account's session state (``default`` unless given), its last error and, while connected, its
     link (see the worker's link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
     account = account or request.app[ACCOUNTS].get("default")
@@ -57,7 +60,7 @@ async def _whatsapp_state(request: web.Request, account: Account | None = None) 
     return status.get("state", "unknown"), status.get("last_error"), link if isinstance(link, dict) else None
 
 
-def _link_problem(wa_state: str, link: dict | None) -> tuple[str, str] | None:
+def _link_problem(wa_state: str, link: dict[str, Any] | None) -> tuple[str, str] | None:
     """Why a session that says connected does not demonstrably work: (code, message), or None.
     The messages carry only durations, never a number or a path (the probes are open)."""
     if wa_state != "connected" or link is None:
@@ -75,12 +78,13 @@ class _StoreProbe:
     """The last write probe of one database: its answer, when it ended, and the one in flight."""
 
     def __init__(self) -> None:
-        self.task: asyncio.Task | None = None
-        self.answer: dict | None = None
+        self.task: asyncio.Task[dict[str, Any]] | None = None
+        self.answer: dict[str, Any] | None = None
         self.ended = 0.0
         self.writable: bool | None = None  # as last logged: a change is logged once, not every call
 
-    async def run(self, database: Database) -> dict:
+    async def run(self, database: Database) -> dict[str, Any]:
+        answer: dict[str, Any]
         try:
             await database.run(store_probe.write, time.time())
             answer = {"writable": True}
@@ -97,7 +101,7 @@ class _StoreProbe:
 _PROBES: weakref.WeakKeyDictionary[Database, _StoreProbe] = weakref.WeakKeyDictionary()
 
 
-async def _store_state(request: web.Request) -> dict:
+async def _store_state(request: web.Request) -> dict[str, Any]:
     """``{"writable": true}`` when a real write committed within ``STORE_TIMEOUT`` through the app's
     database (its writer thread, lock and group commit), else ``{"writable": false, "error": ...}``."""
     database = request.app.get(DATABASE)
@@ -123,7 +127,12 @@ async def _store_state(request: web.Request) -> dict:
     return answer
 
 
-async def _webhook_summary(request: web.Request) -> dict | None:
+def _slow_or_failing() -> tuple[type[BaseException], ...]:
+    """What a store read that must not hang or fail /health may raise: a timeout, or the store's errors."""
+    return (TimeoutError, *store_errors())
+
+
+async def _webhook_summary(request: web.Request) -> dict[str, Any] | None:
     """The webhook backlog per endpoint, or None when the store does not answer in time (every read waits
     on the one writer thread, so a stuck store must not hang or fail /health)."""
     if WEBHOOKS not in request.app:
@@ -131,17 +140,17 @@ async def _webhook_summary(request: web.Request) -> dict | None:
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
             return await request.app[WEBHOOKS].summary()
-    except (TimeoutError, *store_errors()):
+    except _slow_or_failing():
         return None
 
 
-async def _conversation_problems(request: web.Request) -> dict | None:
+async def _conversation_problems(request: web.Request) -> dict[str, Any] | None:
     """Accounts whose conversations show damage (store/stats.py): contacts' messages undecryptable in the
     last hour, sent messages without a delivery receipt past the bound. None when the store is slow."""
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
             return await request.app[DATABASE].run(store_stats.conversation_problems, time.time())
-    except (TimeoutError, *store_errors()):
+    except _slow_or_failing():
         return None
 
 
@@ -156,7 +165,32 @@ async def health(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
     wa_state, wa_error, link = await _whatsapp_state(request)
-    runtime = request.app[ACCOUNTS]
+    reasons = _default_reasons(snap, wa_state, wa_error, link, detailed)
+    store_state = await store
+    if not store_state["writable"]:
+        reasons.append("store is not writable" + (f": {store_state['error']}" if detailed else ""))
+    states = [wa_state, *await _other_states(request)]
+    reasons += _shard_reasons(monitor)
+    conversations = await problems or {}
+    reasons += _conversation_reasons(conversations, detailed)
+    body = _summary(request, reasons, snap, wa_state, states)
+    _add_cluster(body, request.app[ACCOUNTS].cluster_view(), detailed)
+    if backlog is None:
+        return web.json_response(body)
+    body |= _details(request, snap, wa_state, link)
+    body |= {
+        "store": store_state,
+        # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
+        "webhooks": await backlog,  # None when the store did not answer in time
+        # Accounts with undecryptable messages (last hour) or sent messages without a delivery receipt.
+        "conversations": conversations,
+    }
+    return web.json_response(body)
+
+
+def _default_reasons(snap: WorkerSnapshot, wa_state: str, wa_error: str | None, link: dict[str, Any] | None,
+                     detailed: bool) -> list[str]:
+    """Why the first worker shard or ``default``'s WhatsApp session is not well (the texts with a key only)."""
     reasons = []
     if snap.state != "RUNNING":
         detail = (snap.error or snap.description or snap.spawn_error) if detailed else None
@@ -167,20 +201,36 @@ async def health(request: web.Request) -> web.Response:
     problem = _link_problem(wa_state, link)
     if problem:
         reasons.append(problem[1])
-    store_state = await store
-    if not store_state["writable"]:
-        reasons.append("store is not writable" + (f": {store_state['error']}" if detailed else ""))
-    others = [runtime.get(n) for n in runtime.names() if n != "default" and runtime.get(n)]
-    states = [wa_state, *[s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]]
-    for n, shard in enumerate(monitor.shards[1:], start=1):
-        if shard.state != "RUNNING":
-            reasons.append(f"worker shard {n} is {shard.state}")
-    conversations = await problems or {}
+    return reasons
+
+
+async def _other_states(request: web.Request) -> list[str]:
+    """The WhatsApp state of every account served here but ``default``, asked at once."""
+    runtime = request.app[ACCOUNTS]
+    others = [a for a in (runtime.get(n) for n in runtime.names() if n != "default") if a]
+    return [s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]
+
+
+def _shard_reasons(monitor: SupervisorMonitor) -> list[str]:
+    """Every worker shard but the first (``_default_reasons`` says that one) that is not RUNNING."""
+    return [f"worker shard {n} is {shard.state}" for n, shard in enumerate(monitor.shards[1:], start=1)
+            if shard.state != "RUNNING"]
+
+
+def _conversation_reasons(conversations: dict[str, Any], detailed: bool) -> list[str]:
+    """The accounts that received messages they could not decrypt in the last hour (named with a key only)."""
     broken = sorted(a for a, found in conversations.items() if found["undecryptable_last_hour"])
-    if broken:
-        reasons.append(f"{len(broken)} account(s) received messages that could not be decrypted in the last hour"
-                       + (f": {', '.join(broken)}" if detailed else ""))
-    body = {
+    if not broken:
+        return []
+    return [f"{len(broken)} account(s) received messages that could not be decrypted in the last hour"
+            + (f": {', '.join(broken)}" if detailed else "")]
+
+
+def _summary(request: web.Request, reasons: list[str], snap: WorkerSnapshot, wa_state: str,
+             states: list[str]) -> dict[str, Any]:
+    """The answer anyone gets: states only."""
+    monitor = request.app[MONITOR]
+    return {
         "status": "ok" if not reasons else "degraded",
         "reasons": reasons,
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
@@ -191,17 +241,25 @@ async def health(request: web.Request) -> web.Response:
         "accounts": dict(Counter(states)),
         "shards": [{"name": monitor.name(n), "state": shard.state} for n, shard in enumerate(monitor.shards)],
     }
-    view = runtime.cluster_view()
-    if view is not None:  # a cluster: this instance, the accounts it serves, every instance
+
+
+def _add_cluster(body: dict[str, Any], view: dict[str, Any] | None, detailed: bool) -> None:
+    """In a cluster: this instance and the accounts it serves; with a key, every instance too."""
+    if view is not None:
         body["instance"] = {"id": view["instance"], "accounts": view["owns"]}
         if detailed:
             body["cluster"] = {"lease_ttl_s": view["lease_ttl_s"], "instances": view["instances"]}
-    if backlog is None:
-        return web.json_response(body)
+
+
+def _details(request: web.Request, snap: WorkerSnapshot, wa_state: str,
+             link: dict[str, Any] | None) -> dict[str, Any]:
+    """What an admin key adds to the worker, the session and the shards: pids, usage, restarts, the link."""
+    monitor = request.app[MONITOR]
+    runtime = request.app[ACCOUNTS]
     rss, cpu = monitor.process_usage()
     dog = snap.watchdog
     now = time.time()
-    body |= {
+    return {
         "worker": {
             "state": snap.state,
             "pid": snap.pid,
@@ -226,13 +284,7 @@ async def health(request: web.Request) -> web.Response:
              "rss_bytes": monitor.process_usage(n)[0], "accounts": runtime.on_shard(n)}
             for n, shard in enumerate(monitor.shards)
         ],
-        "store": store_state,
-        # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
-        "webhooks": await backlog,  # None when the store did not answer in time
-        # Accounts with undecryptable messages (last hour) or sent messages without a delivery receipt.
-        "conversations": conversations,
     }
-    return web.json_response(body)
 
 
 async def live(request: web.Request) -> web.Response:
@@ -253,7 +305,8 @@ async def _cluster_ready(request: web.Request) -> web.Response:
     states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served))
     linked = await asyncio.gather(*(request.app[DATABASE].run(accounts.is_linked, a.name) for a in served))
     body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s for s, _, _ in states))}
-    returning = [a.name for a, (s, _, _), was in zip(served, states, linked) if was and s in RECOVERING]
+    together = zip(served, states, linked, strict=True)  # gathered from `served`: always the same lengths
+    returning = [a.name for a, (s, _, _), was in together if was and s in RECOVERING]
     if returning:
         body |= {"status": "not_ready", "error": {"code": "whatsapp_not_connected",
                                                    "message": f"{len(returning)} linked account(s) reconnecting"}}
@@ -282,6 +335,8 @@ async def ready(request: web.Request) -> web.Response:
         return await forward(request, account)
     if runtime.clustered and "account" not in request.query:
         return await _cluster_ready(request)
+    # Elsewhere only in a cluster, which was answered above (forwarded, or the instance's readiness).
+    assert isinstance(account, Account)
     snap = request.app[MONITOR].shards[account.shard]
     drain = request.app[DRAIN]
     if drain.draining:  # SIGTERM: stop routing here at once (no need to ask the worker)
@@ -292,6 +347,7 @@ async def ready(request: web.Request) -> web.Response:
     body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
     # STARTING is supervisord's first startsecs (3 s) of a worker that is up: once its WhatsApp link is
     # connected and alive (checked below) it can send, so readiness does not wait those seconds out.
+    problem: tuple[str, str] | None
     if snap.state not in ("RUNNING", "STARTING"):
         problem = ("worker_not_running", f"the worker is {snap.state}")
     elif wa_state != "connected":
