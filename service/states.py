@@ -76,6 +76,27 @@ FAILURE_MESSAGES: dict[str, str] = {
 }
 
 
+# The worker's answers, in the gateway's terms (node_worker/src/states.js; tests/unit/test_states.py holds the
+# two lists together). A receipt's status -> the outbox status it moves a message to; ``played`` (a voice
+# note listened to) is read. ``failed`` (the server's error ack) moves nothing: the send's own answer carries
+# it (``whatsapp_rejected``) and the dispatcher retries.
+WORKER_RECEIPTS: dict[str, str] = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED,
+                                   "read": MessageStatus.READ, "played": MessageStatus.READ}
+WORKER_RECEIPTS_IGNORED: tuple[str, ...] = ("failed",)
+# A send the worker refused for good (the same request gets the same answer) -> why the message failed.
+WORKER_SEND_FAILURES: dict[str, str] = {
+    "not_on_whatsapp": FailureReason.NOT_ON_WHATSAPP,
+    **{code: FailureReason.REJECTED for code in ("invalid_phone_number", "invalid_message", "invalid_id",
+                                                 "invalid_batch", "invalid_json", "payload_too_large")},
+}
+# A send that did not go now but may later: the message stays queued (with its attempt given back when the
+# account was not connected or not owned here, else counted towards WA_SEND_MAX_ATTEMPTS).
+WORKER_SEND_RETRIES: tuple[str, ...] = (
+    "not_connected", "not_owner", "not_attempted", "superseded", "whatsapp_timeout", "whatsapp_rejected",
+    "whatsapp_error", "store_error", "worker_error", "store_unavailable",
+)
+
+
 class WaitReason(StrEnum):
     """Why a queued message still waits (``wait_reason``)."""
 

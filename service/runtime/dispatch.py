@@ -33,7 +33,7 @@ from service.errors import ApiError, WorkerUnavailable
 from service.runtime.governor import DAY, Governor
 from service.runtime.link import AccountLink
 from service.runtime.worker_client import WorkerApi
-from service.states import DEFAULT_ACCOUNT, DONE
+from service.states import DEFAULT_ACCOUNT, DONE, WORKER_SEND_FAILURES, FailureReason
 from service.store import contacts, leases, outbox
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
@@ -419,9 +419,12 @@ class Dispatcher:
 
     async def _failed(self, row: dict[str, Any], exc: ApiError) -> None:
         message_id, now = row["id"], self.clock()
-        if exc.code == "not_on_whatsapp":
-            self.changed(await self.db.run(outbox.fail, message_id, "not_on_whatsapp", now, last_error=exc.code))
-            log.info("message.failed", message_id=message_id, reason="not_on_whatsapp")
+        reason = WORKER_SEND_FAILURES.get(exc.code)
+        if reason is not None:  # refused for good: the same request would get the same answer
+            self.changed(await self.db.run(outbox.fail, message_id, reason, now, last_error=exc.code))
+            # the recipient's answer is news (info); a request the worker refused as given is ours (warning)
+            say = log.info if reason == FailureReason.NOT_ON_WHATSAPP else log.warning
+            say("message.failed", message_id=message_id, reason=reason, code=exc.code)
             return
         if exc.code == "not_owner":
             # The worker refused: this instance lost the account's lease (service/cluster/lease_keeper.py). The message

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from service.states import WORKER_RECEIPTS
 from service.store import contacts, outbox
 from service.store import event_log as events
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
 # What a worker's message.status says about our outbox message.
-RECEIPT_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read"}
 
 
 def _str(value: Any) -> str | None:
@@ -90,7 +90,7 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
     if kind == "message":
         return {"event": store_message(conn, account, event, now), "message": None}
     if kind == "message.status":
-        status, wa_id = RECEIPT_STATUS.get(event.get("status", "")), _str(event.get("id"))
+        status, wa_id = WORKER_RECEIPTS.get(event.get("status", "")), _str(event.get("id"))
         if not (status and wa_id):
             return {"event": None, "message": None}
         row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
