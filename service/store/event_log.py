@@ -46,7 +46,7 @@ def append(conn: sqlite3.Connection, account: str, type_: str, data: dict[str, A
     )
     # PostgreSQL: event-writing transactions commit in seq order (store/pg.py), so a reader that moves a
     # cursor to the highest seq it sees never skips one that commits later. SQLite: one writer, no-op.
-    conn.xact_lock(EVENTS_LOCK)  # type: ignore[attr-defined]  # store.db's SqliteConnection and pg's PgConnection have it
+    conn.xact_lock(EVENTS_LOCK)  # type: ignore[attr-defined]  # the writers hand a SqliteConnection or PgConnection
     seq = conn.execute(
         "INSERT INTO events (account, id, source_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
         " RETURNING seq",
