@@ -190,9 +190,8 @@ class AsyncAccount:
                         if event.seq is not None:
                             last = event.seq
                         yield event
-            except (
-                TimeoutError, aiohttp.ClientError, errors.GatewayUnreachable, errors.ServiceUnavailableError
-            ) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError, errors.GatewayUnreachable,
+                    errors.ServiceUnavailableError) as exc:
                 if not reconnect:
                     raise errors.GatewayUnreachable(f"the event stream ended: {exc}") from exc
                 retry_after = getattr(exc, "retry_after", None)
@@ -317,7 +316,7 @@ class AsyncClient(AsyncAccount):
                         return (result, resp.headers) if with_headers else result
                     error = errors.from_response(resp.status, _json_or_none(body),
                                                  retry_after_seconds(resp.headers.get("Retry-After")))
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 error = errors.GatewayUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": "))
                 if not safe:  # the gateway may have acted: only the caller knows whether to repeat
                     raise error from exc

@@ -68,7 +68,7 @@ class SelfTest:
             detail, outcome = str(why), "SKIP"
         except errors.GatewayError as exc:
             detail, outcome = str(exc), "FAIL"
-        except (TimeoutError, AssertionError, aiohttp.ClientError, OSError) as exc:
+        except (AssertionError, asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             detail, outcome = str(exc) or type(exc).__name__, "FAIL"
         result = Result(name, outcome, detail, time.monotonic() - started)
         self.results.append(result)
