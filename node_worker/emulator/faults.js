@@ -84,6 +84,15 @@ export class Faults {
     return false
   }
 
+  // garble, unavailable: `messages` more messages of the contact `phone` (1 by default) get the fault.
+  countMessages (counts, kind, phone, messages) {
+    const n = messages == null ? 1 : Number(messages)
+    if (!phone) throw apiError(400, 'invalid_phone_number', `${kind} needs the phone_number of a contact`)
+    if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
+    counts.set(phone, (counts.get(phone) || 0) + n)
+    return n
+  }
+
   /** POST /faults */
   apply ({ kind, seconds, messages, phone_number: phoneInput }) {
     if (!FAULT_KINDS.includes(kind)) throw apiError(400, 'invalid_kind', `kind must be one of ${FAULT_KINDS.join(', ')}`)
@@ -134,26 +143,16 @@ export class Faults {
         applied = 1
         break
       }
-      case 'garble': {
+      case 'garble':
         // the next `messages` messages this contact's phone sends reach the devices damaged, every copy
         // (resends after a retry receipt too): a message the devices can never decrypt
-        const n = messages == null ? 1 : Number(messages)
-        if (!phone) throw apiError(400, 'invalid_phone_number', 'garble needs the phone_number of a contact')
-        if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
-        this.garbles.set(phone, (this.garbles.get(phone) || 0) + n)
-        applied = n
+        applied = this.countMessages(this.garbles, kind, phone, messages)
         break
-      }
-      case 'unavailable': {
+      case 'unavailable':
         // the next `messages` messages of this contact reach the account's linked devices as <unavailable>
         // stubs: only a placeholder resend of the account's phone gives them the content (placeholders.js)
-        const n = messages == null ? 1 : Number(messages)
-        if (!phone) throw apiError(400, 'invalid_phone_number', 'unavailable needs the phone_number of a contact')
-        if (!Number.isInteger(n) || n < 1 || n > 10000) throw apiError(400, 'invalid_messages', 'messages must be an integer between 1 and 10000')
-        this.unavailables.set(phone, (this.unavailables.get(phone) || 0) + n)
-        applied = n
+        applied = this.countMessages(this.unavailables, kind, phone, messages)
         break
-      }
       case 'blackhole': {
         const s = seconds == null ? 30 : Number(seconds)
         if (!Number.isFinite(s) || s <= 0 || s > 3600) throw apiError(400, 'invalid_seconds', 'seconds must be a number between 0 and 3600')
