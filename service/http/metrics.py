@@ -41,7 +41,7 @@ from prometheus_client.metrics_core import (
 
 from service.states import GATEWAY_STATES, MESSAGE_STATUSES, UNKNOWN_STATE
 from service.store import stats
-from service.webhooks.delivery import endpoint_label
+from service.webhooks.endpoint_names import endpoint_label
 
 if TYPE_CHECKING:  # the app's parts the collector reads, named for the types only (no import of the whole app)
     from service.http.sse_hub import EventHub
