@@ -62,7 +62,7 @@ ROUTES: tuple[Route, ...] = (
     _get("/health", health.health),
     _get("/health/live", health.live),
     _get("/health/ready", health.ready),
-    # The contract (service/http/openapi/): every route here must have its Op there (tests/test_openapi.py).
+    # The contract (service/http/openapi/): every route here must have its Op there (tests/app/test_openapi.py).
     _get("/openapi.json", docs.openapi_json),  # any valid key
     _get("/docs", docs.page),  # open: a static page that asks for the key
     _get("/metrics", metrics.metrics),  # admin key, or anyone with WA_METRICS_PUBLIC=true

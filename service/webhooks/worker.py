@@ -117,7 +117,7 @@ class EndpointWorker:
                     log.exception("webhook.round_failed", **self.ident)
             try:
                 # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the event
-                # is set, and stop() would wait forever (seen in tests/test_drain.py). asyncio.timeout does not.
+                # is set, and stop() would wait forever (seen in tests/app/test_drain.py). asyncio.timeout does not.
                 async with asyncio.timeout(self.poll_interval):
                     await self.wake.wait()
             except TimeoutError:

@@ -1,7 +1,7 @@
 """The public API's bodies as pydantic v2 models (strict: a number is no string), one module per resource.
 
 They validate requests (``parse``) and they are the contract: ``service/http/openapi/`` builds the
-document from them. Each response model mirrors what its view returns; tests/test_openapi.py validates
+document from them. Each response model mirrors what its view returns; tests/app/test_openapi.py validates
 real answers against that document. Import from here (``from service.http.models import SendRequest``):
 which module holds a model is an arrangement, not part of its name.
 """

@@ -1,6 +1,6 @@
 """The WhatsApp session of an account: ``/connect``, ``/disconnect`` and ``/status`` (the worker's answer).
 
-The responses mirror what the views return (they pass the worker's status on); tests/test_openapi.py
+The responses mirror what the views return (they pass the worker's status on); tests/app/test_openapi.py
 validates real answers against the document built from these models.
 """
 

@@ -4,7 +4,7 @@ Served as ``GET /openapi.json`` (any valid key, scoped keys too) and read by the
 ``document.py`` assembles it from the route table (``service/http/route_table.py``) and one ``Op`` per
 handler (``operations/``, one module per resource); ``operation.py`` makes one operation of it and
 ``webhook_events.py`` the ``webhooks`` a receiver gets. A route whose handler has no ``Op`` is left out,
-and tests/test_openapi.py fails: document a route when you add it.
+and tests/app/test_openapi.py fails: document a route when you add it.
 """
 
 from __future__ import annotations

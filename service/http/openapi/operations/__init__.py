@@ -1,7 +1,7 @@
 """Every documented operation, by handler: one module per resource, merged here in the order the document
 lists its tags (Health, Session, Messages, Events, Accounts, Keys, Webhooks, Docs, Operations).
 
-A route whose handler has no ``Op`` is left out of the document, and tests/test_openapi.py fails:
+A route whose handler has no ``Op`` is left out of the document, and tests/app/test_openapi.py fails:
 document a route when you add it.
 """
 
