@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from service.cluster import pg_notify
 from service.cluster.lease_keeper import LeaseKeeper
 from service.cluster.pg_notify import PgListener
-from service.runtime.placement import Elsewhere, least_loaded, write_registry
+from service.runtime.account import Account
+from service.runtime.placement import Elsewhere, Host, least_loaded, write_registry
 from service.store import accounts as registry
-
-if TYPE_CHECKING:
-    from service.runtime.accounts import Account, AccountRuntime
 
 log = structlog.get_logger("gateway.accounts")
 
@@ -32,7 +30,7 @@ RELEASE_DRAIN_S = 3.0  # seconds a released account's remaining worker events ma
 class ClusterPlacement:
     clustered = True
 
-    def __init__(self, runtime: AccountRuntime, on_keys_changed: Callable[[], None] | None = None):
+    def __init__(self, runtime: Host, on_keys_changed: Callable[[], None] | None = None):
         self.runtime = runtime
         self._on_keys_changed = on_keys_changed  # another instance changed the scoped keys
         self.keeper: LeaseKeeper | None = None

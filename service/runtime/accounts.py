@@ -16,18 +16,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import structlog
 
 from service.cluster.placement import ClusterPlacement
+from service.runtime.account import Account
 from service.runtime.dispatch import Dispatcher
 from service.runtime.governor import Governor, GovernorPolicy
 from service.runtime.link import AccountLink
 from service.runtime.placement import Elsewhere, LocalPlacement, Placement
-from service.runtime.worker_client import AccountWorker, WorkerClient
+from service.runtime.worker_client import WorkerClient
 from service.runtime.worker_events import EventConsumer
 from service.settings import Settings
 from service.states import DEFAULT_ACCOUNT
@@ -39,16 +39,6 @@ __all__ = ["DEFAULT", "Account", "AccountRuntime", "Elsewhere"]
 log = structlog.get_logger("gateway.accounts")
 
 DEFAULT = DEFAULT_ACCOUNT
-
-
-@dataclass
-class Account:
-    name: str
-    shard: int
-    worker: AccountWorker
-    link: AccountLink
-    events: EventConsumer
-    dispatcher: Dispatcher
 
 
 class AccountRuntime:

@@ -1,24 +1,22 @@
 """The dispatcher: sends the outbox through the worker, in order per recipient, exactly once per id.
 
-    POST /send -> view -> outbox commit -> (wait briefly) -> 200/202
+    POST /send -> view -> outbox commit -> settle (wait briefly) -> 200/202
     dispatcher -> governor -> outbox: sending -> worker POST /send {id: wa_id} -> Baileys -> WhatsApp
     worker events (message.status, message) -> EventConsumer (stored) -> dispatcher (waiters, next run)
-    worker session.status events, a state poll -> AccountLink (service/runtime/link.py): connected or not
+    worker session.status events, a state poll -> AccountLink (runtime/link.py): connected or not
 
 - Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
   through by the governor) in one worker request that sends them in order and stops at a failure;
   recipients go in parallel (a bound). One round trip per run, not per message.
-- No connection: while WhatsApp is not connected (worker down, reconnecting) nothing is tried, and a
-  send refused for that reason gives its attempt back.
-- Transient failures (5xx, timeouts) are retried with capped exponential backoff and jitter; permanent
-  ones fail with a reason: not_on_whatsapp, rejected, expired (TTL), too_many_attempts, cancelled.
+- No connection: nothing is tried; a send refused for that reason gives its attempt back. What a refusal
+  means is judged in one place (runtime/verdict.py): fail with a reason, wait, or retry with capped
+  exponential backoff and jitter.
 - A message found in ``sending`` at start (the gateway died mid-send) is resent with the same WhatsApp
   id, which the recipient treats as the same message.
-- Drain (SIGTERM, service/http/drain.py): nothing more is claimed; a send in flight at the worker finishes (its
-  result recorded) or, at the drain's deadline, is cut off and its message goes back to ``queued`` (the same
-  WhatsApp id next time, as after a crash); callers waiting on a message that will not go now get it as is.
+- Drain (SIGTERM, service/http/drain.py): nothing more is claimed; a send in flight finishes (its result
+  recorded) or, at the deadline, is cut off and goes back to ``queued`` (the same WhatsApp id next time, as
+  after a crash); callers waiting on a message that will not go now get it as is.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -29,11 +27,13 @@ from typing import Any
 
 import structlog
 
-from service.errors import ApiError, WorkerUnavailable
+from service.errors import ApiError
 from service.runtime.governor import DAY, Governor
 from service.runtime.link import AccountLink
-from service.runtime.worker_client import WorkerApi
-from service.states import DEFAULT_ACCOUNT, DONE, WORKER_SEND_FAILURES, FailureReason
+from service.runtime.verdict import backoff, judge
+from service.runtime.waiters import Waiters
+from service.runtime.worker_client import WorkerApi, send_run
+from service.states import DEFAULT_ACCOUNT, DONE, FailureReason, WaitReason
 from service.store import contacts, leases, outbox
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
@@ -71,7 +71,7 @@ class Dispatcher:
                                                               poll_interval=poll_interval, clock=clock)
         self.link.on_connected.append(self.wake)  # what waited for the connection goes now
         self._wake = asyncio.Event()
-        self._waiters: dict[str, set[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._waiters = Waiters()
         self._inflight: dict[str, asyncio.Task[None]] = {}  # phone number -> its send
         self._inflight_ids: dict[str, list[str]] = {}  # phone number -> the messages being sent
         self._interrupted: set[str] = set()  # messages whose send was cancelled (a stop): back to the queue
@@ -115,23 +115,23 @@ class Dispatcher:
         if self._own_link:
             await self.link.stop()
         await self._cut_off()
-        self._release_waiters()
+        self._waiters.release()
 
     async def drain(self, deadline: float) -> dict[str, Any]:
         """SIGTERM (service/http/drain.py): claim nothing more; the sends in flight at the worker may finish until
         ``deadline`` (the loop's clock), their result recorded as always; those still running then are cut
         off and their messages go back to ``queued``. Callers waiting on a message that will not go now are
         answered at once (POST /send: 202, queued)."""
-        self._draining = True
+        self._draining = self._waiters.closed = True
         sending = {message_id for ids in self._inflight_ids.values() for message_id in ids}
-        self._release_waiters(keep=sending)
+        self._waiters.release(keep=sending)
         tasks = list(self._inflight.values())
         finished = 0
         if tasks:
             done, _ = await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
             finished = len(done)
         requeued = await self._cut_off()
-        self._release_waiters()
+        self._waiters.release()
         return {"sends_in_flight": len(tasks), "sends_finished": finished, "sends_requeued": requeued}
 
     async def _cut_off(self) -> int:
@@ -149,13 +149,6 @@ class Dispatcher:
             log.info("message.requeued", message_id=message_id, reason="shutdown")
         return len(back)
 
-    def _release_waiters(self, keep: frozenset[str] | set[str] = frozenset()) -> None:
-        """Answer the callers waiting on messages that this process will not send (None: read it as it is)."""
-        for message_id in [m for m in self._waiters if m not in keep]:
-            for future in self._waiters.pop(message_id):
-                if not future.done():
-                    future.set_result(None)
-
     def wake(self, phone: str | None = None) -> None:
         """Run a round soon. A new message for a recipient that is being sent to, or that the last round saw
         waiting (backoff, the governor), needs none: its turn comes when that send ends or that wait is
@@ -168,16 +161,10 @@ class Dispatcher:
     def connected(self) -> bool:
         return self.link.connected
 
-    # --- callers waiting for a status ----------------------------------------------------
+    # --- callers waiting for a status (runtime/waiters.py) -----------------------------------------
     def waiter(self, message_id: str) -> asyncio.Future[dict[str, Any] | None]:
-        """A future resolved with the message once it is sent (or further, or failed); with None when this
-        process will not send it (draining: the caller reads the message as it is)."""
-        future = asyncio.get_running_loop().create_future()
-        if self._draining:
-            future.set_result(None)
-            return future
-        self._waiters.setdefault(message_id, set()).add(future)
-        return future
+        """A future resolved with the message once it is done; with None when this process will not send it."""
+        return self._waiters.add(message_id)
 
     async def settle(self, row: dict[str, Any], wait: float, *, new: bool) -> dict[str, Any]:
         """A message just accepted (``new``) or replayed, once it is sent (or further, or failed), or as it is
@@ -198,28 +185,20 @@ class Dispatcher:
         return done or await self.db.run(outbox.get, self.account, row["id"]) or row
 
     def forget(self, message_id: str, future: asyncio.Future[dict[str, Any] | None]) -> None:
-        waiting = self._waiters.get(message_id)
-        if waiting is not None:
-            waiting.discard(future)
-            if not waiting:
-                del self._waiters[message_id]
+        self._waiters.forget(message_id, future)
 
     @property
     def waiting_callers(self) -> int:
-        """POST /send callers waiting for their message's outcome (bounded by WA_OUTBOX_MAX: each waits on
-        one accepted message), for /metrics."""
-        return sum(len(futures) for futures in self._waiters.values())
+        """POST /send callers waiting for their message's outcome (for /metrics)."""
+        return len(self._waiters)
 
     def changed(self, row: dict[str, Any] | None) -> None:
         if row is None:
             return
         for notify in self.on_change:  # the change added to the event log: its readers wake up
             notify()
-        if row["status"] not in DONE:
-            return
-        for future in self._waiters.pop(row["id"], set()):
-            if not future.done():
-                future.set_result(row)
+        if row["status"] in DONE:
+            self._waiters.resolve(row)
 
     def _advanced(self, row: dict[str, Any], reached: tuple[str, ...]) -> None:
         if not reached:
@@ -334,10 +313,6 @@ class Dispatcher:
             run.append(row)
         return run
 
-    def _backoff(self, attempts: int) -> float:
-        delay = min(self.retry_max, self.retry_base * (2 ** max(0, attempts - 1)))
-        return float(delay * (0.5 + self.rng() / 2))  # jitter: between half and all of it
-
     async def _send(self, run: list[dict[str, Any]], first_contact: bool, now: float) -> None:
         """Send a recipient's run of messages (its head, and those that may follow it at once) in one
         worker request: one round trip and two commits for the run instead of per message."""
@@ -356,7 +331,7 @@ class Dispatcher:
             self._full.ok()  # a write went through (it says so once, if the disk had been full)
             for row in rows:
                 log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
-            results = await self._hand_over(rows)
+            results = await send_run(self.worker, rows)
             sent = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             if sent:
                 for moved, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
@@ -368,7 +343,7 @@ class Dispatcher:
             for row, error in failed:
                 if error.code == "not_attempted":
                     await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock(),
-                                      wait_reason="retry_backoff", last_error=None, refund_attempt=True)
+                                      wait_reason=WaitReason.RETRY_BACKOFF, last_error=None, refund_attempt=True)
                 else:
                     await self._failed(row, error)
         except asyncio.CancelledError:
@@ -382,7 +357,8 @@ class Dispatcher:
             try:
                 for row in rows:
                     await self.db.run(outbox.requeue, row["id"], next_attempt_at=self.clock() + self.retry_base,
-                                      wait_reason="retry_backoff", last_error="internal_error", refund_attempt=False)
+                                      wait_reason=WaitReason.RETRY_BACKOFF, last_error="internal_error",
+                                      refund_attempt=False)
             except Exception as again:  # noqa: BLE001 - left `sending`: a later round puts them back (_round)
                 if not storage_full(again):
                     log.exception("dispatch.requeue_failed", message_id=run[0]["id"])
@@ -391,68 +367,34 @@ class Dispatcher:
             self._inflight_ids.pop(phone, None)
             self.wake()
 
-    async def _hand_over(self, rows: list[dict[str, Any]]) -> list[ApiError | None]:
-        """The worker sends the rows in order: per row None (sent) or the error that kept it."""
-        if len(rows) == 1:
-            row = rows[0]
-            try:
-                await self.worker.send_text(row["phone_number"], row["body"], message_id=row["wa_id"])
-            except ApiError as exc:
-                return [exc]
-            return [None]
-        try:
-            results = await self.worker.send_batch(
-                [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
-        except ApiError as exc:  # the request itself failed (the worker is down): nothing was attempted
-            not_attempted: list[ApiError | None] = [ApiError("not attempted", code="not_attempted", status=409)]
-            return [exc, *not_attempted * (len(rows) - 1)]
-        errors: list[ApiError | None] = []
-        for result in results:
-            error = result.get("error")
-            if error is None:
-                errors.append(None)
-                continue
-            details = {k: v for k, v in error.items() if k not in ("status", "code", "message")}
-            errors.append(ApiError(error.get("message", ""), code=error.get("code"), status=error.get("status", 500),
-                                   details=details))
-        return errors
+    def _backoff(self, attempts: int) -> float:
+        return backoff(attempts, self.retry_base, self.retry_max, self.rng())
 
     async def _failed(self, row: dict[str, Any], exc: ApiError) -> None:
+        """Apply the verdict on a send the worker refused (runtime/verdict.py)."""
         message_id, now = row["id"], self.clock()
-        reason = WORKER_SEND_FAILURES.get(exc.code)
-        if reason is not None:  # refused for good: the same request would get the same answer
-            self.changed(await self.db.run(outbox.fail, message_id, reason, now, last_error=exc.code))
-            # the recipient's answer is news (info); a request the worker refused as given is ours (warning)
-            say = log.info if reason == FailureReason.NOT_ON_WHATSAPP else log.warning
-            say("message.failed", message_id=message_id, reason=reason, code=exc.code)
+        verdict = judge(exc, row["attempts"], self.max_attempts)
+        if verdict.kind == "fail":
+            self.changed(await self.db.run(outbox.fail, message_id, verdict.reason, now, last_error=exc.code))
+            # the recipient's answer is news (info); the rest says something went wrong (warning)
+            say = log.info if verdict.reason == FailureReason.NOT_ON_WHATSAPP else log.warning
+            say("message.failed", message_id=message_id, reason=verdict.reason, code=exc.code)
             return
-        if exc.code == "not_owner":
-            # The worker refused: this instance lost the account's lease (service/cluster/lease_keeper.py). The message
-            # goes back with its attempt; the new owner sends it (the same WhatsApp id).
-            self.fenced = True
-            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
+        if verdict.kind in ("not_owner", "not_connected"):
+            # Not the message's fault: the attempt is given back. not_owner: this instance lost the account's
+            # lease (service/cluster/lease_keeper.py), the new owner sends it (the same WhatsApp id); else the
+            # dispatcher waits for the connection.
+            if verdict.kind == "not_owner":
+                self.fenced = True
+                log.warning("dispatch.not_owner", account=self.account, message_id=message_id)
+            else:
+                self.link.dropped(worker_away=verdict.worker_away)
+                log.info("message.waiting", message_id=message_id, reason=exc.code)
+            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason=WaitReason.NOT_CONNECTED,
                               last_error=exc.code, refund_attempt=True)
-            log.warning("dispatch.not_owner", account=self.account, message_id=message_id)
-            return
-        not_connected = exc.code == "not_connected" or (
-            isinstance(exc, WorkerUnavailable) and exc.code != "worker_timeout")
-        if not_connected:
-            # Not the message's fault: the attempt is given back and the dispatcher waits for the connection.
-            self.link.dropped(worker_away=exc.code != "not_connected")
-            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason="not_connected",
-                              last_error=exc.code, refund_attempt=True)
-            log.info("message.waiting", message_id=message_id, reason=exc.code)
-            return
-        if 400 <= exc.status < 500 and exc.status not in (408, 409, 429):
-            self.changed(await self.db.run(outbox.fail, message_id, "rejected", now, last_error=exc.code))
-            log.warning("message.failed", message_id=message_id, reason="rejected", code=exc.code)
-            return
-        if row["attempts"] >= self.max_attempts:
-            self.changed(await self.db.run(outbox.fail, message_id, "too_many_attempts", now, last_error=exc.code))
-            log.warning("message.failed", message_id=message_id, reason="too_many_attempts", code=exc.code)
             return
         delay = self._backoff(row["attempts"])
-        await self.db.run(outbox.requeue, message_id, next_attempt_at=now + delay, wait_reason="retry_backoff",
-                          last_error=exc.code, refund_attempt=False)
+        await self.db.run(outbox.requeue, message_id, next_attempt_at=now + delay,
+                          wait_reason=WaitReason.RETRY_BACKOFF, last_error=exc.code, refund_attempt=False)
         log.info("message.retry_scheduled", message_id=message_id, attempt=row["attempts"], code=exc.code,
                  delay_s=round(delay, 3))

@@ -17,15 +17,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from service.config_error import write_private
+from service.runtime.account import Account
+from service.runtime.worker_client import WorkerClient
+from service.settings import Settings
 from service.store import accounts as registry
-
-if TYPE_CHECKING:
-    from service.runtime.accounts import Account, AccountRuntime
+from service.store.db import Database
 
 log = structlog.get_logger("gateway.accounts")
 
@@ -72,6 +73,21 @@ def least_loaded(rows: list[dict[str, Any]], shards: int) -> int:
     return min(load, key=lambda shard: (load[shard], shard))
 
 
+class Host(Protocol):
+    """What a placement needs of the runtime it places accounts for (runtime/accounts.py AccountRuntime)."""
+
+    settings: Settings
+    db: Database
+    workers: list[WorkerClient]
+    lock: asyncio.Lock  # create, delete, serve and unserve one at a time
+
+    def get(self, name: str) -> Account | None: ...
+    def get_shard(self, name: str) -> int: ...
+    def names(self) -> list[str]: ...
+    def take(self, name: str) -> Account | None: ...
+    async def start_account(self, name: str, shard: int, fence: tuple[str, int] | None = None) -> Account: ...
+
+
 class Placement(Protocol):
     """What ``AccountRuntime`` asks of a placement. Methods that change what is served run under the
     runtime's lock when the runtime holds it (create and delete here take it themselves where they need to)."""
@@ -94,7 +110,7 @@ class LocalPlacement:
 
     clustered = False
 
-    def __init__(self, runtime: AccountRuntime):
+    def __init__(self, runtime: Host):
         self.runtime = runtime
 
     async def start(self) -> None:

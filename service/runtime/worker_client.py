@@ -97,6 +97,35 @@ class WorkerApi:
         return _object(await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id}))
 
 
+async def send_run(worker: WorkerApi, rows: list[dict[str, Any]]) -> list[ApiError | None]:
+    """An outbox run (``phone_number``, ``body``, ``wa_id`` per row) to one recipient, in order: per row None
+    (sent) or the error that kept it. One row is a plain send; a request that failed as a whole (the worker
+    is down) attempted nothing after its first row."""
+    if len(rows) == 1:
+        row = rows[0]
+        try:
+            await worker.send_text(row["phone_number"], row["body"], message_id=row["wa_id"])
+        except ApiError as exc:
+            return [exc]
+        return [None]
+    try:
+        results = await worker.send_batch(
+            [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
+    except ApiError as exc:
+        not_attempted: list[ApiError | None] = [ApiError("not attempted", code="not_attempted", status=409)]
+        return [exc, *not_attempted * (len(rows) - 1)]
+    errors: list[ApiError | None] = []
+    for result in results:
+        error = result.get("error")
+        if error is None:
+            errors.append(None)
+            continue
+        details = {k: v for k, v in error.items() if k not in ("status", "code", "message")}
+        errors.append(ApiError(error.get("message", ""), code=error.get("code"), status=error.get("status", 500),
+                               details=details))
+    return errors
+
+
 class WorkerClient(WorkerApi):
     """``start_wait`` bounds how long a request waits for a worker that is starting (``may_come_up``
     says so): in the first second after a (re)start its socket is not there yet, and a caller is better
