@@ -22,6 +22,7 @@ COPY clients/python/ clients/python/
 RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -e . -e clients/python
 
 COPY conf/ conf/
+COPY node_worker/lib/ node_worker/lib/
 COPY node_worker/src/ node_worker/src/
 COPY node_worker/emulator/ node_worker/emulator/
 

@@ -15,5 +15,14 @@ export default [
       globals: { ...globals.node }
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' }
+  },
+  {
+    // The house rules for the programs (not the tests, whose describe blocks group many cases): a file
+    // is one job (at most 400 lines), a function reads on one screen (at most 80).
+    files: ['src/**/*.js', 'lib/**/*.js', 'emulator/**/*.js'],
+    rules: {
+      'max-lines': ['error', { max: 400 }],
+      'max-lines-per-function': ['error', { max: 80 }]
+    }
   }
 ]

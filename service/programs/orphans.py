@@ -7,7 +7,7 @@ WhatsApp connections, beside the next stack. So:
 - the Python programs (gateway, watchdog) ask the kernel for SIGTERM when their parent dies
   (``prctl(PR_SET_PDEATHSIG)``, Linux) and also poll their parent pid (``ParentWatch``) every half second,
   as a fallback where there is no prctl; SIGTERM takes their usual graceful path (the gateway drains);
-- the Node programs (worker, emulator) poll ``process.ppid`` (``node_worker/src/orphan.js``);
+- the Node programs (worker, emulator) poll ``process.ppid`` (``node_worker/lib/orphan.js``);
 - the launcher is a child subreaper (``PR_SET_CHILD_SUBREAPER``): a dead supervisord's programs become its
   children, and it waits for them (``reap_children``) before it exits and releases the data dir's lock
   (``service/programs/datalock.py``); supervisord itself gets SIGTERM if the launcher dies.
