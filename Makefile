@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_MODULES := node_worker/node_modules/.package-lock.json
 
-.PHONY: run sandbox test test-python test-node ctl bench clean browser postgres
+.PHONY: run sandbox test lint test-python test-node ctl bench clean browser postgres
 
 run: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway run
@@ -18,23 +18,31 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 TEST_WORKERS ?= 2
 
 # Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
-# tests/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
+# tests/helpers/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
 PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
-test: $(BIN)/.installed-test $(NODE_MODULES) browser postgres
+test: lint browser postgres
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 	WA_TEST_DATABASE=postgresql $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PG_TESTS)
 
-# The status page's test (tests/test_status_page.py) drives Debian's chromium through chromium-driver:
+# The checks that keep the house in order, first because they take seconds: ruff (lint and import order,
+# pyproject.toml) over all Python, mypy --strict over the gateway and its client, eslint over the worker and
+# the emulator (node_worker/eslint.config.js). tests/unit/test_layering.py checks the layers and sizes.
+lint: $(BIN)/.installed-test $(NODE_MODULES)
+	$(BIN)/ruff check service clients tests bench
+	$(BIN)/mypy
+	cd node_worker && npm run lint
+
+# The status page's test (tests/system/test_status_page.py) drives Debian's chromium through chromium-driver:
 # installed here when missing (root, or sudo), else that test skips and says why.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-	    --no-install-recommends chromium chromium-driver; } || echo "chromium could not be installed: tests/test_status_page.py will skip"
+	    --no-install-recommends chromium chromium-driver; } || echo "chromium could not be installed: tests/system/test_status_page.py will skip"
 
-# The PostgreSQL tests (tests/postgres.py) need Debian's server binaries (initdb, postgres): installed
+# The PostgreSQL tests (tests/helpers/postgres.py) need Debian's server binaries (initdb, postgres): installed
 # here when missing (root, or sudo), else those tests skip and say why. They start their own server.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
