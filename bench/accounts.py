@@ -6,7 +6,8 @@ Creates accounts through the API and links each to its own emulated phone, up to
 ``--idle`` seconds of quiet reads the RSS of the worker process(es) (``/health``: ``worker.pid``, or
 every shard's pid when the health lists ``shards``) and of the gateway (the process listening on the
 API port). Then ``stack.stop(); stack.start()`` and the time until every account is connected again
-(polling ``GET /accounts``; ``default`` stays unlinked and is not counted). Prints a table; asserts nothing; not part of ``make test``.
+(polling ``GET /accounts``; ``default`` stays unlinked and is not counted). Prints a table; asserts nothing; not
+part of ``make test``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def measure(levels: tuple[int, ...] = (1, 10, 30), idle: float = 10.0) -> dict:
 
 
 def print_table(result: dict) -> None:
-    fmt = (lambda v: f"{v:.1f}" if v is not None else "-")
+    def fmt(v):
+        return (f"{v:.1f}" if v is not None else "-")
     print(f"{'linked':>6} {'worker MB':>10} {'gateway MB':>11} {'worker MB/acct':>15} {'gateway MB/acct':>16}"
           f" {'link s':>7}")
     for row in result["levels"]:

@@ -1,5 +1,8 @@
 """The API key store: WA_API_KEY (several, for rotation) or one generated key in the data dir,
-created 0600 in a 0700 dir, exactly once even when programs race, and printed by `wa-gateway api-key`."""
+created 0600 in a 0700 dir, exactly once even when programs race, and printed by `wa-gateway api-key`.
+
+(The whole-stack part is in tests/system/test_api_keys_stack.py.)
+"""
 
 import os
 import stat

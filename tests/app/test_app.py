@@ -238,5 +238,6 @@ def test_json_limits_say_why(raw, why):
 def test_json_within_limits_parses():
     from service.http.validation import parse_json
 
-    value = parse_json(b'{"a": ' + b"[" * 31 + b"]" * 31 + b', "n": 9223372036854775807, "f": 1.5, "s": "\\ud83d\\ude00"}')
+    value = parse_json(b'{"a": ' + b"[" * 31 + b"]" * 31
+                       + b', "n": 9223372036854775807, "f": 1.5, "s": "\\ud83d\\ude00"}')
     assert value["n"] == 2**63 - 1 and value["s"] == "\U0001f600"

@@ -3,6 +3,8 @@
 A second stack on the same data dir, even with a run dir and a port of its own (what a Kubernetes emptyDir
 gives), refuses to start, names the holder and exits 75, while the first keeps serving; once the first has
 stopped the data dir is free again. After a kill -9 see tests/system/test_orphans_stack.py.
+
+(The whole-stack part is in tests/system/test_data_lock_stack.py.)
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def test_the_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
         began = time.monotonic()
         with pytest.raises(datalock.DataDirLocked) as refused:
             datalock.acquire(data_dir, command="run")
-        assert time.monotonic() - began < 1  # refused at once, never waiting for the holder
+        # Refused at once, never waiting for the holder (which holds the lock for 600 s): any bound far below that
+        # shows it; 10 s leaves room for a loaded machine.
+        assert time.monotonic() - began < 10
         message = str(refused.value)
         assert f"pid {holder.pid}" in message and socket.gethostname() in message
         assert "since 20" in message and "run dir /elsewhere/run" in message and str(data_dir) in message

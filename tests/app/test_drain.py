@@ -10,6 +10,8 @@ On one sandbox stack (real supervisord, worker, emulator): SIGTERM to the gatewa
 sends while webhook attempts hang, then SIGTERM to the whole stack with sends in flight and a restart: every
 message accepted before is at its contact exactly once, every webhook event is delivered after, the account
 comes back connected without a QR, and the measured stop times stay under stopwaitsecs.
+
+(The whole-stack part is in tests/system/test_drain_stack.py.)
 """
 
 from __future__ import annotations
@@ -35,14 +37,10 @@ from tests.helpers.fake_worker import FakeWorker, accept, make_dispatcher, statu
 from tests.helpers.webhook_receiver import HANG, Receiver
 
 KEY = "drain-test-key"
-
-
 AUTH = {"X-API-Key": KEY}
 
 
 A = DEFAULT_ACCOUNT
-
-
 P1, P2 = "+15550002222", "+15550003333"
 
 

@@ -12,9 +12,8 @@ import pytest
 
 from service.runtime.retention import prune_events, prune_once
 from service.states import DEFAULT_ACCOUNT
+from service.store import contacts, inbound, outbox, stats
 from service.store import event_log as events
-from service.store import contacts
-from service.store import inbound, outbox, stats
 from service.store.db import Database
 
 A = DEFAULT_ACCOUNT

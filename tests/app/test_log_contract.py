@@ -2,6 +2,8 @@
 most PIPE_BUF bytes, so that several programs sharing one pipe (as under supervisord) never merge lines.
 
 Each case runs in a subprocess: logging is process-wide configuration.
+
+(The whole-stack part is in tests/system/test_log_contract_stack.py.)
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ In-process (no worker, as in test_app.py): the key rules and WA_METRICS_PUBLIC, 
 prometheus_client's own parser, HTTP latency labelled by route pattern, one registry per app, the outbox
 numbers read from the store, and a webhook dead-lettered against a closed port (the endpoint's label hides
 its credentials). The stack test pairs, sends and receives for real, then compares the scrape with the API.
+
+(The whole-stack part is in tests/system/test_metrics_stack.py.)
 """
 
 from __future__ import annotations
@@ -199,7 +201,8 @@ async def test_broken_conversations_show_in_the_metrics_and_in_health(client):
     from service.http.appkeys import DATABASE
     db, now = client.app[DATABASE], time.time()
     report = {"type": "message.undecryptable", "event_id": "undecryptable:x:WA9", "id": "WA9", "from": "+15550003334",
-              "lid": None, "from_jid": "15550003334@s.whatsapp.net", "timestamp": now, "attempts": 5, "error": "Bad MAC"}
+              "lid": None, "from_jid": "15550003334@s.whatsapp.net", "timestamp": now, "attempts": 5,
+              "error": "Bad MAC"}
     await db.run(inbound.store_worker_event, "default", report, now)
     row, _ = await db.run(lambda c: outbox.accept(c, account="default", phone_number="+15550003335", body="x",
                                                   idempotency_key=None, now=now - 900, ttl=3600, max_outbox=10))

@@ -31,7 +31,8 @@ async def test_the_document_is_valid_openapi_3_1(client):
     doc = await spec_of(client)
     assert doc["openapi"].startswith("3.1")
     validate(doc)  # openapi-spec-validator picks the 3.1 validator from the version field
-    assert {"message.received", "message.status", "session.status", "message.undecryptable", "webhook.test"} == set(doc["webhooks"])
+    assert {"message.received", "message.status", "session.status", "message.undecryptable", "webhook.test"} == \
+        set(doc["webhooks"])
     assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 

@@ -28,7 +28,8 @@ def test_gateway_normalises_or_refuses_each_vector(vector):
         assert phone_number(vector["e164"]) == vector["e164"]
 
 
-@pytest.mark.parametrize("digits", ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668", "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18"])
+@pytest.mark.parametrize("digits", ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
+                                    "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18"])
 def test_unicode_digits_are_refused_with_a_message_that_says_which_digits(digits):
     """phonenumbers would quietly turn these into ASCII digits; the worker's rule would refuse them."""
     with pytest.raises(InvalidInput, match="digits 0-9 only"):

@@ -2,7 +2,10 @@
 (tests/helpers/postgres.py): the SQL translators, the connection facade, migrations (idempotent, two instances
 at once), group commit, concurrent writers from two gateways, the event log's commit order, and the
 URL's password kept out of every log and error. Skips, saying why, when PostgreSQL is not installed
-(the translator tests run regardless)."""
+(the translator tests run regardless).
+
+(The whole-stack part is in tests/system/test_postgres_stack.py.)
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ import pytest
 
 from service.settings import Settings, SettingsError
 from service.states import DEFAULT_ACCOUNT
-from service.store import accounts, outbox
-from service.store import contacts
+from service.store import accounts, contacts, outbox
 from service.store import event_log as events
 from service.store.db import Database, DatabaseError, migrations
 from service.store.pg import (
@@ -197,8 +199,9 @@ def test_two_gateways_accepting_at_once_respect_idempotency_keys_and_the_outbox_
 
         for round_ in range(5):
             key = f"same-{round_}"
-            results = burst(lambda i, d: d.call(outbox.accept, account=A, phone_number="+15550002222", body="hi",
-                                                idempotency_key=key, now=time.time(), ttl=60.0, max_outbox=10_000), 16)
+            results = burst(lambda i, d, key=key: d.call(outbox.accept, account=A, phone_number="+15550002222",
+                                                         body="hi", idempotency_key=key, now=time.time(), ttl=60.0,
+                                                         max_outbox=10_000), 16)
             assert all(isinstance(r, tuple) for r in results), results
             assert len({r[0]["id"] for r in results}) == 1 and sum(r[1] for r in results) == 1
         assert first.call(lambda c: c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]) == 5

@@ -1,6 +1,9 @@
 """A readiness that tells the truth (issue 9, item 7): a link that carries nothing turns /health/ready
 to 503 within a bound set by WA_LINK_PROBE_MS + WA_LINK_TIMEOUT_MS, long before Baileys' own
-keep-alive would notice (WA_KEEPALIVE_MS + 5 s), and the worker reconnects by itself."""
+keep-alive would notice (WA_KEEPALIVE_MS + 5 s), and the worker reconnects by itself.
+
+(The whole-stack part is in tests/system/test_readiness_stack.py.)
+"""
 
 import asyncio
 

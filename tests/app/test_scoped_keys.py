@@ -136,7 +136,8 @@ async def test_a_key_works_on_its_own_account_and_is_403_everywhere_else(client)
     both = {"X-API-Key": "not-a-key", "Authorization": f"Bearer {sales}"}
     assert (await client.get("/accounts/sales/messages", headers=both)).status == 200
     # The admin key still reaches everything.
-    for path in ("/accounts", "/accounts/sales/keys", "/messages", "/accounts/support/messages", "/webhooks/deliveries"):
+    for path in ("/accounts", "/accounts/sales/keys", "/messages", "/accounts/support/messages",
+                 "/webhooks/deliveries"):
         assert (await client.get(path, headers=AUTH)).status == 200, path
 
 

@@ -14,14 +14,10 @@ from service.store.db import Database
 from tests.helpers.webhook_harness import Harness
 
 SALES, SUPPORT = "sales", "support"
-
-
 P1, P2 = "+15550002222", "+15550003333"
 
 
 KEY = "test-key-account-webhooks"
-
-
 AUTH = {"X-API-Key": KEY}
 
 
@@ -43,7 +39,6 @@ async def add(svc, account: str, rec, types=events.TYPES, limit: int = 10) -> di
 
 def delivered_ids(rec) -> set[str]:
     return {r.id for r in rec.delivered()}
-
 
 
 @dataclass

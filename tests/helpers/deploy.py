@@ -25,14 +25,10 @@ from tests.helpers.dockerfile import instructions
 from tests.helpers.stack import REPO
 
 DEPLOY = REPO / "deploy"
-
-
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 
 
 K8S_FILE = DEPLOY / "kubernetes" / "wa-gateway.yaml"
-
-
 RECEIVER_FILE = DEPLOY / "receiver" / "receiver.py"
 
 
@@ -42,8 +38,6 @@ SECRET_VARS = ("WA_API_KEY", "WA_WEBHOOK_SECRET")
 # The oldest Kubernetes the manifest claims (persistentVolumeClaimRetentionPolicy, fsGroupChangePolicy,
 # seccompProfile are all there) and the newest the schemas know.
 K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
-
-
 GRACE_MARGIN = 5  # seconds beyond supervisord's worst case for the launcher and the kernel to finish
 
 
@@ -162,8 +156,6 @@ def container_env(c: dict) -> dict[str, dict]:
 
 
 CLUSTER_FILE = DEPLOY / "kubernetes" / "wa-gateway-cluster.yaml"
-
-
 CLUSTER_SECRET_VARS = (*SECRET_VARS, "WA_DATABASE_URL")  # the database URL carries a password
 
 

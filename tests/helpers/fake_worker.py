@@ -16,15 +16,12 @@ from service.states import DEFAULT_ACCOUNT
 from service.store import inbound, outbox
 
 A = DEFAULT_ACCOUNT
-
-
 P1, P2 = "+15550002222", "+15550003333"
 
 
 def accept(db, phone=P1, text="hi", key=None, now=None, ttl=3600.0, max_outbox=100):
     return db.call(outbox.accept, account=A, phone_number=phone, body=text, idempotency_key=key,
                    now=time.time() if now is None else now, ttl=ttl, max_outbox=max_outbox)
-
 
 
 class FakeWorker:
@@ -105,8 +102,6 @@ def hand_over(db, dispatcher, event):
 
 
 KEY = "outbox-test-key"
-
-
 AUTH = {"X-API-Key": KEY}
 
 

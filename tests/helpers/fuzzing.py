@@ -1,7 +1,7 @@
-"""What both fuzz tests (the gateway's contract, tests/system/test_fuzz.py, and the worker's, tests/system/test_worker_fuzz.py)
-share: picking operations from a loaded schema and running a bounded, derandomized number of generated cases
-of one mode against one, through schemathesis' Python API with hypothesis (its pytest plugin does not work
-with pytest 9.2)."""
+"""What both fuzz tests (the gateway's contract, tests/system/test_fuzz.py, and the worker's,
+tests/system/test_worker_fuzz.py) share: picking operations from a loaded schema and running a bounded,
+derandomized number of generated cases of one mode against one, through schemathesis' Python API with
+hypothesis (its pytest plugin does not work with pytest 9.2)."""
 
 from __future__ import annotations
 

@@ -17,8 +17,6 @@ from service.webhooks.delivery import (
 from tests.helpers.webhook_receiver import Receiver
 
 SECRET = webhook_secret.generate()
-
-
 A = "default"
 
 
@@ -28,8 +26,6 @@ P1, P2 = "+15550002222", "+15550003333"
 # The receivers listen on loopback: account endpoints (address-checked) may reach them only when the allowlist
 # says so, as WA_WEBHOOK_ALLOW_PRIVATE would. Tests of the address policy pass allow_private=() instead.
 LOOPBACK = ("127.0.0.0/8",)
-
-
 FAST = Policy(timeout=2.0, max_attempts=12, max_age=3600.0, retry_base=0.05, retry_max=0.2, concurrency=4)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from service.http.routes import PER_ACCOUNT
 from service.webhooks import secret as webhook_secret
+from tests.helpers.accounts import account_events, base, create, devices, error_code, inbox, link, pages, state
 from tests.helpers.stack import wait_for
 from tests.helpers.webhook_receiver import Receiver
 
@@ -33,79 +34,106 @@ CONTACTS = {  # two contacts per account, none shared
 PER_PAIR = 10  # messages each way per (account, contact)
 
 
-# --- helpers ------------------------------------------------------------------------------------
-
-def base(name: str) -> str:
-    return f"/accounts/{name}"
-
-
-def error_code(res) -> str:
-    body = res.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]["code"]
-
-
-def create(stack, name: str) -> dict:
-    res = stack.post("/accounts", {"name": name})
-    assert res.status == 201, res.raw
-    return res.json()
-
-
-def state(stack, name: str) -> dict:
-    res = stack.get(base(name) + "/status")
-    assert res.status == 200, res.raw
-    return res.json()
-
-
-def link(stack, name: str, phone: str) -> dict:
-    """Show the account's QR, scan it with ``phone`` at the emulator, wait until it is connected."""
-    res = stack.post(base(name) + "/connect")
-    assert res.status == 200, res.raw
-    status = res.json()
-    if status["state"] != "qr":
-        status = wait_for(lambda: (s := state(stack, name))["state"] == "qr" and s, 20, f"{name}'s QR")
-    res = stack.emu("POST", "/phone/scan", {"phone_number": phone, "qr": status["qr"]})
-    assert res.status == 200, res.raw
-    return wait_for(lambda: (s := state(stack, name))["state"] == "connected" and s, 30, f"{name} connected")
-
-
-def pages(stack, path: str, key: str) -> list[dict]:
-    """Every item of a cursor-paged listing (``messages``)."""
-    out, cursor = [], None
-    while True:
-        sep = "&" if "?" in path else "?"
-        res = stack.get(path + sep + "limit=200" + (f"&cursor={cursor}" if cursor else ""))
-        assert res.status == 200, res.raw
-        page = res.json()
-        out += page[key]
-        if not (cursor := page["next_cursor"]):
-            return out
-
-
-def account_events(stack, name: str) -> list[dict]:
-    out, after = [], 0
-    while True:
-        res = stack.get(f"{base(name)}/events?after={after}&limit=500")
-        assert res.status == 200, res.raw
-        page = res.json()["events"]
-        out += page
-        if len(page) < 500:
-            return out
-        after = page[-1]["seq"]
-
-
-def devices(stack, phone: str) -> list[dict]:
-    accounts = stack.emu("GET", "/").json()["accounts"]
-    return [d for a in accounts if a["phone_number"] == phone for d in a["devices"]]
-
-
-def inbox(stack, contact: str) -> list[dict]:
-    res = stack.emu("GET", f"/contacts/{contact}/messages")
-    assert res.status == 200, res.raw
-    return res.json()
-
-
 # --- 1. three accounts at once ------------------------------------------------------------------
+
+def send_both_ways_at_once(stack) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Every account sends PER_PAIR messages to one of its contacts while the other writes PER_PAIR to it, then
+    the other way round; returns (account -> outbox id -> contact, account -> whatsapp id -> contact)."""
+    sent_out: dict[str, dict[str, str]] = {n: {} for n in PHONES}  # account -> outbox id -> contact
+    sent_in: dict[str, dict[str, str]] = {n: {} for n in PHONES}  # account -> whatsapp id -> contact
+
+    def send_out(name: str, contact: str) -> None:
+        for n in range(PER_PAIR):
+            res = stack.post(base(name) + "/send?wait=0",
+                             {"phone_number": contact, "message": f"{name} to {contact} #{n}"})
+            assert res.status in (200, 202), res.raw
+            sent_out[name][res.json()["id"]] = contact
+
+    def send_in(name: str, contact: str) -> None:
+        for n in range(PER_PAIR):
+            res = stack.emu("POST", f"/contacts/{contact}/messages",
+                            {"to": PHONES[name], "text": f"{contact} to {name} #{n}"})
+            assert res.status == 200, res.raw
+            assert res.json()["delivered_to"], res.raw  # the account's device was online
+            sent_in[name][res.json()["id"]] = contact
+
+    # Two rounds, six client threads each: every account sends to one of its contacts while the
+    # other writes to it, then the other way round. Never both ways on one pair at the same moment:
+    # that leaves a message undecryptable at the emulated phone (see the report of issue 10).
+    with ThreadPoolExecutor(6) as pool:
+        for out_i, in_i in ((0, 1), (1, 0)):
+            futures = []
+            for name, contacts in CONTACTS.items():
+                futures += [pool.submit(send_out, name, contacts[out_i]),
+                            pool.submit(send_in, name, contacts[in_i])]
+            for f in futures:
+                f.result(120)
+            for contacts in CONTACTS.values():  # this round's messages are at the contacts
+                contact = contacts[out_i]
+                wait_for(lambda contact=contact: len(inbox(stack, contact)) >= PER_PAIR, 60,
+                         f"{PER_PAIR} messages at {contact}")
+    return sent_out, sent_in
+
+
+def check_nothing_crossed_in_the_api(stack, sent_out: dict[str, dict[str, str]],
+                                     sent_in: dict[str, dict[str, str]]) -> None:
+    # Each contact sees its 10 messages, every one from the account that sent it and no other.
+    for name, contacts in CONTACTS.items():
+        for contact in contacts:
+            got = inbox(stack, contact)
+            assert Counter(m["from"] for m in got) == {PHONES[name]: PER_PAIR}, got
+            assert sorted(str(m["text"]) for m in got) == sorted(
+                f"{name} to {contact} #{n}" for n in range(PER_PAIR)), got
+
+    # Inbound: each message only in the addressed account's listing and event log.
+    for name in PHONES:
+        wanted = set(sent_in[name])
+        listed = wait_for(lambda name=name, wanted=wanted:
+                          (ms := pages(stack, base(name) + "/messages?direction=in", "messages"))
+                          and {m["whatsapp_id"] for m in ms} >= wanted and ms, 60, f"{name}'s inbound")
+        assert sorted(m["whatsapp_id"] for m in listed) == sorted(wanted)
+        assert {m["phone_number"] for m in listed} == set(CONTACTS[name])
+        evs = account_events(stack, name)
+        assert {e["account"] for e in evs} == {name}
+        received = [e["data"]["whatsapp_id"] for e in evs if e["type"] == "message.received"]
+        assert sorted(received) == sorted(wanted)
+        # The outbox listing holds exactly this account's sends, all sent.
+        out = pages(stack, base(name) + "/messages?direction=out", "messages")
+        assert {m["id"] for m in out} == set(sent_out[name])
+    # The original route is the default account's, and only its.
+    assert {m["whatsapp_id"] for m in pages(stack, "/messages?direction=in", "messages")} == set(sent_in["default"])
+
+
+def check_nothing_crossed_in_the_webhooks(receiver, sent_out: dict[str, dict[str, str]],
+                                          sent_in: dict[str, dict[str, str]]) -> None:
+    # Webhooks (one receiver): every event names its account; each inbound message arrives once,
+    # under one webhook-id, with the account it was addressed to.
+    owner_in = {wid: name for name, ids in sent_in.items() for wid in ids}
+    owner_out = {mid: name for name, ids in sent_out.items() for mid in ids}
+
+    def delivered_in():
+        got = {r.event["data"]["whatsapp_id"] for r in receiver.delivered()
+               if r.event and r.event["type"] == "message.received"}
+        return got >= set(owner_in)
+    wait_for(delivered_in, 60, "every inbound message at the webhook receiver")
+    records = receiver.snapshot()
+    assert all(r.event is not None for r in records), [r.error for r in records if r.event is None]
+    assert all(r.event["account"] in PHONES for r in records), {r.event["account"] for r in records}
+    delivered = [r for r in records if r.status == 200]
+    per_id = Counter(r.id for r in delivered)
+    assert max(per_id.values()) == 1, [i for i, n in per_id.items() if n > 1][:5]
+    hooks_of: dict[str, set[str]] = defaultdict(set)
+    for r in delivered:
+        ev = r.event
+        if ev["type"] == "message.received":
+            assert ev["account"] == owner_in[ev["data"]["whatsapp_id"]], ev
+            hooks_of[ev["data"]["whatsapp_id"]].add(r.id)
+        elif ev["type"] == "message.status" and ev["data"].get("id") in owner_out:
+            assert ev["account"] == owner_out[ev["data"]["id"]], ev
+        elif ev["type"] == "session.status" and ev["data"].get("phone_number"):
+            assert PHONES[ev["account"]] == ev["data"]["phone_number"], ev
+    assert {w: len(ids) for w, ids in hooks_of.items()} == {w: 1 for w in owner_in}
+
 
 def test_three_accounts_send_and_receive_concurrently_and_nothing_crosses_between_them(make_stack):
     secret = webhook_secret.generate()
@@ -116,92 +144,9 @@ def test_three_accounts_send_and_receive_concurrently_and_nothing_crosses_betwee
             create(stack, name)
         for name, phone in PHONES.items():
             assert link(stack, name, phone)["phone_number"] == phone
-
-        sent_out: dict[str, dict[str, str]] = {n: {} for n in PHONES}  # account -> outbox id -> contact
-        sent_in: dict[str, dict[str, str]] = {n: {} for n in PHONES}  # account -> whatsapp id -> contact
-
-        def send_out(name: str, contact: str) -> None:
-            for n in range(PER_PAIR):
-                res = stack.post(base(name) + "/send?wait=0",
-                                 {"phone_number": contact, "message": f"{name} to {contact} #{n}"})
-                assert res.status in (200, 202), res.raw
-                sent_out[name][res.json()["id"]] = contact
-
-        def send_in(name: str, contact: str) -> None:
-            for n in range(PER_PAIR):
-                res = stack.emu("POST", f"/contacts/{contact}/messages",
-                                {"to": PHONES[name], "text": f"{contact} to {name} #{n}"})
-                assert res.status == 200, res.raw
-                assert res.json()["delivered_to"], res.raw  # the account's device was online
-                sent_in[name][res.json()["id"]] = contact
-
-        # Two rounds, six client threads each: every account sends to one of its contacts while the
-        # other writes to it, then the other way round. Never both ways on one pair at the same moment:
-        # that leaves a message undecryptable at the emulated phone (see the report of issue 10).
-        with ThreadPoolExecutor(6) as pool:
-            for out_i, in_i in ((0, 1), (1, 0)):
-                futures = []
-                for name, contacts in CONTACTS.items():
-                    futures += [pool.submit(send_out, name, contacts[out_i]),
-                                pool.submit(send_in, name, contacts[in_i])]
-                for f in futures:
-                    f.result(120)
-                for name, contacts in CONTACTS.items():  # this round's messages are at the contacts
-                    contact = contacts[out_i]
-                    wait_for(lambda: len(inbox(stack, contact)) >= PER_PAIR, 60, f"{PER_PAIR} messages at {contact}")
-
-        # Each contact sees its 10 messages, every one from the account that sent it and no other.
-        for name, contacts in CONTACTS.items():
-            for contact in contacts:
-                got = inbox(stack, contact)
-                assert Counter(m["from"] for m in got) == {PHONES[name]: PER_PAIR}, got
-                assert sorted(str(m["text"]) for m in got) == sorted(
-                    f"{name} to {contact} #{n}" for n in range(PER_PAIR)), got
-
-        # Inbound: each message only in the addressed account's listing and event log.
-        for name in PHONES:
-            wanted = set(sent_in[name])
-            listed = wait_for(lambda: (ms := pages(stack, base(name) + "/messages?direction=in", "messages"))
-                              and {m["whatsapp_id"] for m in ms} >= wanted and ms, 60, f"{name}'s inbound")
-            assert sorted(m["whatsapp_id"] for m in listed) == sorted(wanted)
-            assert {m["phone_number"] for m in listed} == set(CONTACTS[name])
-            evs = account_events(stack, name)
-            assert {e["account"] for e in evs} == {name}
-            received = [e["data"]["whatsapp_id"] for e in evs if e["type"] == "message.received"]
-            assert sorted(received) == sorted(wanted)
-            # The outbox listing holds exactly this account's sends, all sent.
-            out = pages(stack, base(name) + "/messages?direction=out", "messages")
-            assert {m["id"] for m in out} == set(sent_out[name])
-        # The original route is the default account's, and only its.
-        assert {m["whatsapp_id"] for m in pages(stack, "/messages?direction=in", "messages")} == set(sent_in["default"])
-
-        # Webhooks (one receiver): every event names its account; each inbound message arrives once,
-        # under one webhook-id, with the account it was addressed to.
-        owner_in = {wid: name for name, ids in sent_in.items() for wid in ids}
-        owner_out = {mid: name for name, ids in sent_out.items() for mid in ids}
-
-        def delivered_in():
-            got = {r.event["data"]["whatsapp_id"] for r in receiver.delivered()
-                   if r.event and r.event["type"] == "message.received"}
-            return got >= set(owner_in)
-        wait_for(delivered_in, 60, "every inbound message at the webhook receiver")
-        records = receiver.snapshot()
-        assert all(r.event is not None for r in records), [r.error for r in records if r.event is None]
-        assert all(r.event["account"] in PHONES for r in records), {r.event["account"] for r in records}
-        delivered = [r for r in records if r.status == 200]
-        per_id = Counter(r.id for r in delivered)
-        assert max(per_id.values()) == 1, [i for i, n in per_id.items() if n > 1][:5]
-        hooks_of: dict[str, set[str]] = defaultdict(set)
-        for r in delivered:
-            ev = r.event
-            if ev["type"] == "message.received":
-                assert ev["account"] == owner_in[ev["data"]["whatsapp_id"]], ev
-                hooks_of[ev["data"]["whatsapp_id"]].add(r.id)
-            elif ev["type"] == "message.status" and ev["data"].get("id") in owner_out:
-                assert ev["account"] == owner_out[ev["data"]["id"]], ev
-            elif ev["type"] == "session.status" and ev["data"].get("phone_number"):
-                assert PHONES[ev["account"]] == ev["data"]["phone_number"], ev
-        assert {w: len(ids) for w, ids in hooks_of.items()} == {w: 1 for w in owner_in}
+        sent_out, sent_in = send_both_ways_at_once(stack)
+        check_nothing_crossed_in_the_api(stack, sent_out, sent_in)
+        check_nothing_crossed_in_the_webhooks(receiver, sent_out, sent_in)
     finally:
         receiver.stop()
 

@@ -1,5 +1,8 @@
 """The API key store: WA_API_KEY (several, for rotation) or one generated key in the data dir,
-created 0600 in a 0700 dir, exactly once even when programs race, and printed by `wa-gateway api-key`."""
+created 0600 in a 0700 dir, exactly once even when programs race, and printed by `wa-gateway api-key`.
+
+(The part without a stack is in tests/app/test_api_keys.py.)
+"""
 
 import os
 import stat

@@ -73,7 +73,8 @@ def send_all(via: Stack, tag: str, per_account: int = 3) -> dict[str, list[str]]
 
 
 def wait_delivered_once(emu_stack: Stack, texts: list[str], timeout: float) -> None:
-    wait_for(lambda: all(inbox_texts(emu_stack)[t] >= 1 for t in texts), timeout, f"{len(texts)} messages at the contact")
+    wait_for(lambda: all(inbox_texts(emu_stack)[t] >= 1 for t in texts), timeout,
+             f"{len(texts)} messages at the contact")
     counts = inbox_texts(emu_stack)
     assert all(counts[t] == 1 for t in texts), {t: counts[t] for t in texts if counts[t] != 1}
 
@@ -104,7 +105,8 @@ def cluster(postgres_server, make_stack):
     a.start()
     root_key = subprocess.run(
         ["node", str(REPO / "node_worker" / "emulator" / "main.js"), "root-key"], check=True, text=True,
-        capture_output=True, env={**os.environ, "WA_EMULATOR_ROOT_KEY_FILE": str(a.data_dir / "emulator" / "root-key.json")},
+        capture_output=True,
+        env={**os.environ, "WA_EMULATOR_ROOT_KEY_FILE": str(a.data_dir / "emulator" / "root-key.json")},
     ).stdout.strip()
 
     def make_b() -> Stack:
@@ -123,15 +125,16 @@ def cluster(postgres_server, make_stack):
     for name, phone in ACCOUNTS.items():
         status = a.post(path(name, "/connect")).json()
         if status["state"] != "qr":
-            status = wait_for(lambda: (s := a.get(path(name, "/status")).json())["state"] == "qr" and s, 20, "QR")
+            status = wait_for(lambda name=name: (s := a.get(path(name, "/status")).json())["state"] == "qr" and s, 20,
+                              "QR")
         assert a.emu("POST", "/phone/scan", {"phone_number": phone, "qr": status["qr"]}).status == 200
-        wait_for(lambda: connected(a, name), 30, f"{name} connected")
+        wait_for(lambda name=name: connected(a, name), 30, f"{name} connected")
     assert devices(a) == {phone: 1 for phone in ACCOUNTS.values()}
     b = make_b()
     wait_for(lambda: serving(a) and serving(b) and serving(a) | serving(b) == set(ACCOUNTS)
              and not serving(a) & serving(b), 30, "the accounts spread over A and B")
     for name in ACCOUNTS:
-        wait_for(lambda: connected(b, name), 40, f"{name} connected (asked through B)")
+        wait_for(lambda name=name: connected(b, name), 40, f"{name} connected (asked through B)")
     return {"a": a, "b": b, "make_b": make_b, "ids": (a_id, b_id)}
 
 
@@ -152,7 +155,7 @@ def test_spread_any_instance_answers_and_a_killed_instance_fails_over_without_qr
     during = send_all(a, "during")  # accepted by A for every account while B's are between owners
     wait_for(lambda: serving(a) == set(ACCOUNTS), TTL * 3 + 10, "A serves every account")
     for name in on_b:
-        wait_for(lambda: connected(a, name), 40, f"{name} connected on A")
+        wait_for(lambda name=name: connected(a, name), 40, f"{name} connected on A")
     failover = time.monotonic() - killed
     print(f"failover (kill -9 to every account connected elsewhere): {failover:.2f} s")
     assert failover >= TTL * 0.8  # not before the dead instance's leases expired
@@ -168,7 +171,7 @@ def test_a_sigtermed_instance_hands_off_within_seconds(cluster):
     b.stop()  # SIGTERM: its sessions close, its leases are released at once
     wait_for(lambda: serving(a) == set(ACCOUNTS), TTL * 3, "A serves every account")
     for name in on_b:
-        wait_for(lambda: connected(a, name), 40, f"{name} connected on A")
+        wait_for(lambda name=name: connected(a, name), 40, f"{name} connected on A")
     handoff = time.monotonic() - started
     print(f"handoff after SIGTERM: {handoff:.2f} s")
     assert handoff < TTL  # released at once: no wait for the leases to expire
@@ -187,7 +190,7 @@ def test_a_frozen_former_owner_sends_nothing_and_writes_no_keys_after_it_resumes
         frozen_at = store.call(leases.now)
         wait_for(lambda: serving(a) == set(ACCOUNTS), TTL * 3 + 10, "A serves every account")
         for name in on_b:
-            wait_for(lambda: connected(a, name), 40, f"{name} connected on A")
+            wait_for(lambda name=name: connected(a, name), 40, f"{name} connected on A")
         taken = {r["account"]: r for r in store.call(leases.all_leases)}
         for name in on_b:
             assert taken[name]["owner"] == a_id and taken[name]["generation"] > before[name]

@@ -3,6 +3,8 @@
 A second stack on the same data dir, even with a run dir and a port of its own (what a Kubernetes emptyDir
 gives), refuses to start, names the holder and exits 75, while the first keeps serving; once the first has
 stopped the data dir is free again. After a kill -9 see tests/system/test_orphans_stack.py.
+
+(The part without a stack is in tests/app/test_data_lock.py.)
 """
 
 from __future__ import annotations

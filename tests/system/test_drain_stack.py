@@ -10,6 +10,8 @@ On one sandbox stack (real supervisord, worker, emulator): SIGTERM to the gatewa
 sends while webhook attempts hang, then SIGTERM to the whole stack with sends in flight and a restart: every
 message accepted before is at its contact exactly once, every webhook event is delivered after, the account
 comes back connected without a QR, and the measured stop times stay under stopwaitsecs.
+
+(The part without a stack is in tests/app/test_drain.py.)
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from tests.helpers.stack import CONF, Stack, wait_for
 from tests.helpers.webhook_receiver import HANG, Receiver
 
 BURST_CONTACTS = [f"+1555000{n}00" for n in range(41, 46)]
-
-
 STOP_CONTACTS = [f"+1555000{n}00" for n in range(46, 50)]
 
 

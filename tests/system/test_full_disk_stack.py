@@ -58,25 +58,21 @@ def test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_
             stack.cleanup()  # before the unmount: nothing may hold a file there
 
 
-def run_scenario(stack, volume):
-    pair(stack)
-    out: dict[str, tuple[str, str]] = {}  # text -> (contact, the accepted message's id), every message we sent
-    contacts_sent: dict[str, str] = {}  # whatsapp id -> text, every message a contact sent
-    for phone in CONTACTS:  # both ways work before: the sessions exist
-        out[f"hello {phone}"] = (phone, send(stack, phone, f"hello {phone}", f"hello-{phone}").json()["id"])
-        contacts_sent[contact_writes(stack, phone, f"hi from {phone}")] = f"hi from {phone}"
-    wait_for(lambda: len(inbound(stack)) == 2, 20, "the first inbound messages")
-    worker_before = stack.process_info("worker:worker-0")["pid"]
-
+def fill_during_a_burst(stack, volume, out: dict[str, tuple[str, str]]):
+    """A burst of sends is accepted (into ``out``), and the disk fills while it goes out: returns the filler."""
     # A burst is accepted, and the disk fills while it goes out.
     for n in range(10):
         phone = CONTACTS[n % 2]
         res = send(stack, phone, f"burst {n}", f"burst-{n}")
         assert res.status in (200, 202), res.raw
         out[f"burst {n}"] = (phone, res.json()["id"])
-    filler = fill(volume)
-    filled_at = time.monotonic()
+    return fill(volume)
 
+
+def check_while_full(stack, out: dict[str, tuple[str, str]], contacts_sent: dict[str, str], worker_before: int,
+                     filled_at: float) -> list[int]:
+    """Sends refused with 507 (or accepted, into ``out``), contacts writing on, the worker stopped, not ready;
+    returns the numbers of the refused sends."""
     # Full: sends and account creation are 507 with nothing stored; the client keeps its key for later.
     refused = []
     for n in range(6):
@@ -109,7 +105,12 @@ def run_scenario(stack, volume):
     assert stack.health()["status"] == "degraded"
     print(f"\nfull for {time.monotonic() - filled_at:.1f}s: {len(refused)} of 6 sends refused (507), worker starts "
           f"refused: {len(worker_records(stack, {'worker.storage_unwritable'}))}")
+    return refused
 
+
+def resume_once_space_is_back(stack, filler, refused: list[int], out: dict[str, tuple[str, str]],
+                              contacts_sent: dict[str, str]) -> float:
+    """Frees the disk, sends the refused messages again with their keys: returns the seconds ready took."""
     # Space is back: everything resumes by itself, on the same session (no QR).
     free(filler)
     freed_at = time.monotonic()
@@ -122,7 +123,12 @@ def run_scenario(stack, volume):
     for phone in CONTACTS:  # and both ways work at once
         out[f"after {phone}"] = (phone, send(stack, phone, f"after {phone}", f"after-{phone}").json()["id"])
         contacts_sent[contact_writes(stack, phone, f"{phone} after")] = f"{phone} after"
+    return resumed_in
 
+
+def check_everything_arrived_once(stack, out: dict[str, tuple[str, str]], contacts_sent: dict[str, str]) -> int:
+    """Every message sent delivered once and readable, every contact's message stored once: returns the resends
+    the contacts saw."""
     messages = wait_for(lambda: (m := stack.all_pages("/messages?limit=200")) and
                         all(x["status"] == "delivered" for x in m) and len(m) == len(out) and m, 60,
                         "every message sent delivered")
@@ -142,5 +148,23 @@ def run_scenario(stack, volume):
     assert stack.status()["state"] == "connected"
     assert not worker_records(stack, {"http.unhandled"})
     assert not [e for e in stack.events() if e["type"] == "message.undecryptable"]
+    return resends
+
+
+def run_scenario(stack, volume):
+    pair(stack)
+    out: dict[str, tuple[str, str]] = {}  # text -> (contact, the accepted message's id), every message we sent
+    contacts_sent: dict[str, str] = {}  # whatsapp id -> text, every message a contact sent
+    for phone in CONTACTS:  # both ways work before: the sessions exist
+        out[f"hello {phone}"] = (phone, send(stack, phone, f"hello {phone}", f"hello-{phone}").json()["id"])
+        contacts_sent[contact_writes(stack, phone, f"hi from {phone}")] = f"hi from {phone}"
+    wait_for(lambda: len(inbound(stack)) == 2, 20, "the first inbound messages")
+    worker_before = stack.process_info("worker:worker-0")["pid"]
+
+    filler = fill_during_a_burst(stack, volume, out)
+    filled_at = time.monotonic()
+    refused = check_while_full(stack, out, contacts_sent, worker_before, filled_at)
+    resumed_in = resume_once_space_is_back(stack, filler, refused, out, contacts_sent)
+    resends = check_everything_arrived_once(stack, out, contacts_sent)
     print(f"resumed {resumed_in:.1f}s after space returned; {len(out)} sent, {len(contacts_sent)} received, "
           f"{resends} same-id resends seen by the contacts")

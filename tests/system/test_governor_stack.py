@@ -1,5 +1,5 @@
-"""The send governor's policy on a simulated clock: the rate holds over many sends, bursts are bounded,
-jitter spreads sends, and first messages to unknown numbers wait for the daily budget instead of dropping."""
+"""The send governor through the whole stack: its rate holds over 200 sends to the emulator (the policy itself, on
+a simulated clock, is in tests/unit/test_governor.py)."""
 
 from __future__ import annotations
 

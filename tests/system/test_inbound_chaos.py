@@ -6,7 +6,8 @@ the same ``webhook-id``, per contact in the order of the event log; the store ho
 The contacts talk to the emulator, which is never killed: a message for a device that is down is
 queued there (``queued_for``) and redelivered at its next login marked offline (Baileys' ``append``),
 and one that reached a worker that died before its receipt is sent again (see the emulator README,
-"Delivery guarantee"). The way out is tests/system/test_outbox_chaos.py, whose ``Killer`` (tests/helpers/chaos.py) is reused here.
+"Delivery guarantee"). The way out is tests/system/test_outbox_chaos.py, whose ``Killer`` (tests/helpers/chaos.py)
+is reused here.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 most PIPE_BUF bytes, so that several programs sharing one pipe (as under supervisord) never merge lines.
 
 Each case runs in a subprocess: logging is process-wide configuration.
+
+(The part without a stack is in tests/app/test_log_contract.py.)
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import json
 
 ALLOWED_LEVELS = {"debug", "info", "warning", "error", "critical"}
-
-
 SUPERVISORD_LINE = __import__("re").compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 

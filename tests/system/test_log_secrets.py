@@ -79,11 +79,13 @@ def test_a_whole_sandbox_flow_at_debug_logs_no_secret(make_stack):
     # Send and receive.
     sent = stack.post("/send", {"phone_number": CONTACT, "message": texts["Quokka"]})
     assert sent.status == 200, sent.raw
-    wait_for(lambda: any(m["id"] == sent.json()["whatsapp_id"] for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
+    wait_for(lambda: any(m["id"] == sent.json()["whatsapp_id"]
+                         for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
              15, "the message at the contact")
     incoming = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": texts["Wombat"]})
     assert incoming.status == 200, incoming.raw
-    stack.wait_event(lambda e: e["type"] == "message.received" and e["whatsapp_id"] == incoming.json()["id"], 15, "the inbound message")
+    stack.wait_event(lambda e: e["type"] == "message.received" and e["whatsapp_id"] == incoming.json()["id"], 15,
+                     "the inbound message")
 
     # Restarts: the worker killed, then the whole stack.
     old = stack.health()["worker"]["pid"]
@@ -95,9 +97,11 @@ def test_a_whole_sandbox_flow_at_debug_logs_no_secret(make_stack):
     stack.wait_state("connected", 30)
     sent = stack.post("/send", {"phone_number": CONTACT, "message": texts["Numbat"]})
     assert sent.status == 200, sent.raw
-    wait_for(lambda: any(m["id"] == sent.json()["whatsapp_id"] for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
+    wait_for(lambda: any(m["id"] == sent.json()["whatsapp_id"]
+                         for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
              15, "the second message at the contact")
-    stack.wait_event(lambda e: e["type"] == "message.status" and e["whatsapp_id"] == sent.json()["whatsapp_id"], 15, "a receipt")
+    stack.wait_event(lambda e: e["type"] == "message.status" and e["whatsapp_id"] == sent.json()["whatsapp_id"], 15,
+                     "a receipt")
 
     # The store again (new sessions and keys since), then logout deletes it.
     store_secrets |= secret_bytes(session_dir)

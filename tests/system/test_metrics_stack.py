@@ -5,6 +5,8 @@ In-process (no worker, as in test_app.py): the key rules and WA_METRICS_PUBLIC, 
 prometheus_client's own parser, HTTP latency labelled by route pattern, one registry per app, the outbox
 numbers read from the store, and a webhook dead-lettered against a closed port (the endpoint's label hides
 its credentials). The stack test pairs, sends and receives for real, then compares the scrape with the API.
+
+(The part without a stack is in tests/app/test_metrics.py.)
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def test_worker_killed_every_2s_and_gateway_twice_nothing_lost_nothing_doubled(m
             futures = [pool.submit(client, p) for p in CONTACTS]
             total = per_contact * len(CONTACTS)
             for fraction in (0.3, 0.7):  # the gateway dies twice in the middle of the burst
-                wait_for(lambda: sum(map(len, accepted.values())) >= total * fraction, 60, "accepts")
+                wait_for(lambda fraction=fraction: sum(map(len, accepted.values())) >= total * fraction, 60, "accepts")
                 kill_gateway(stack)
                 gateway_kills += 1
             for f in futures:
@@ -80,7 +80,7 @@ def test_worker_killed_every_2s_and_gateway_twice_nothing_lost_nothing_doubled(m
     assert len(messages) == total  # one message per key, however often a request was retried
     resends = check_exactly_once_in_order(stack, accepted)
     listed = {m["id"]: m["status"] for m in messages}
-    for phone, sent in accepted.items():  # every status endpoint agrees
+    for _phone, sent in accepted.items():  # every status endpoint agrees
         for m in sent[:: max(1, per_contact // 5)]:
             assert stack.get(f"/messages/{m['id']}").json()["status"] == listed[m["id"]]
     print(f"\nchaos: {total} messages, {worker_killer.kills} worker SIGKILLs, {gateway_kills} gateway SIGKILLs, "
@@ -162,7 +162,8 @@ def test_fifty_concurrent_posts_with_one_key_make_one_message(make_stack):
                    headers={"Idempotency-Key": "slow-key"}, timeout=0.5)
     except OSError:
         pass  # the client's own timeout
-    retry = stack.post("/send?wait=0", {"phone_number": phone, "message": "slow"}, headers={"Idempotency-Key": "slow-key"})
+    retry = stack.post("/send?wait=0", {"phone_number": phone, "message": "slow"},
+                       headers={"Idempotency-Key": "slow-key"})
     assert retry.status in (200, 202) and retry.headers["Idempotent-Replayed"] == "true"
     wait_for(lambda: stack.get(f"/messages/{retry.json()['id']}").json()["status"] == "delivered", 40, "delivered")
     assert len(all_messages(stack)) == 2

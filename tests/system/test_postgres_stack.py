@@ -2,7 +2,10 @@
 (tests/helpers/postgres.py): the SQL translators, the connection facade, migrations (idempotent, two instances
 at once), group commit, concurrent writers from two gateways, the event log's commit order, and the
 URL's password kept out of every log and error. Skips, saying why, when PostgreSQL is not installed
-(the translator tests run regardless)."""
+(the translator tests run regardless).
+
+(The part without a stack is in tests/app/test_postgres_store.py.)
+"""
 
 from __future__ import annotations
 
@@ -46,8 +49,9 @@ def test_a_stack_on_postgresql_logs_no_password_survives_a_lost_connection_and_b
         assert postgres_server.password not in text
     rows = PostgresDatabase(url).open()
     try:
-        assert rows.call(lambda c: sorted(r[0] for r in c.execute("SELECT account FROM accounts WHERE registered = 1"))) \
-            == ["default", "sales", "support"]
+        registered = rows.call(lambda c: sorted(r[0] for r in c.execute(
+            "SELECT account FROM accounts WHERE registered = 1")))
+        assert registered == ["default", "sales", "support"]
     finally:
         rows.close()
 

@@ -150,7 +150,8 @@ async def test_the_stream_resumes_by_itself_across_a_gateway_restart_missing_not
             if n == 2:  # the gateway goes away under the open stream and comes back
                 restarted = await asyncio.to_thread(stack.ctl, "restart", "gateway")
                 assert "started" in restarted.stdout, restarted.stdout + restarted.stderr
-            res = await asyncio.to_thread(stack.emu, "POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": text})
+            res = await asyncio.to_thread(stack.emu, "POST", f"/contacts/{CONTACT}/messages",
+                                          {"to": PHONE, "text": text})
             assert res.status == 200, res.raw
             await asyncio.sleep(0.3)
         await asyncio.wait_for(reader, 60)
@@ -227,7 +228,8 @@ def test_webhook_verifier_agrees_with_the_standard_webhooks_reference():
     # ...and what it accepts the reference accepts: rotated header, our signature
     Webhook(SECRET).verify(body, {**headers, "webhook-signature": f"v1,AAAA {sign(SECRET, 'msg_1', now, body)}"})
     old = now - 3600  # genuinely signed, but an hour old: a replay
-    replayed = {"webhook-id": "msg_1", "webhook-timestamp": str(old), "webhook-signature": sign(SECRET, "msg_1", old, body)}
+    replayed = {"webhook-id": "msg_1", "webhook-timestamp": str(old),
+                "webhook-signature": sign(SECRET, "msg_1", old, body)}
     assert WebhookVerifier(SECRET).verify(body, replayed, now=old + 60).id == "evt_1"
     for bad in ({**headers, "webhook-id": "msg_2"}, {**headers, "webhook-signature": "v1,AAAA"}, replayed,
                 {"webhook-id": "msg_1"}):
@@ -368,8 +370,9 @@ async def test_the_aiohttp_backend_example_serves_a_frontend(linked, aiohttp_cli
             assert (await again.json())["id"] == (await res.json())["id"]  # a double click sends once
             bad = await backend.post("/api/whatsapp/send", json={"phone_number": "12", "message": "x"})
             assert bad.status == 400 and (await bad.json())["error"]["code"] == "invalid_phone_number"
-            await asyncio.to_thread(wait_for, lambda: [m for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()
-                                                       if m["text"] == "via backend"], 20, "the contact to get it")
+            await asyncio.to_thread(wait_for, lambda: [
+                m for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json() if m["text"] == "via backend"],
+                20, "the contact to get it")
             sent = await asyncio.to_thread(stack.emu, "POST", f"/contacts/{CONTACT}/messages",
                                            {"to": PHONE, "text": "to the backend"})
             assert sent.status == 200

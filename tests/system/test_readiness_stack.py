@@ -1,6 +1,9 @@
 """A readiness that tells the truth (issue 9, item 7): a link that carries nothing turns /health/ready
 to 503 within a bound set by WA_LINK_PROBE_MS + WA_LINK_TIMEOUT_MS, long before Baileys' own
-keep-alive would notice (WA_KEEPALIVE_MS + 5 s), and the worker reconnects by itself."""
+keep-alive would notice (WA_KEEPALIVE_MS + 5 s), and the worker reconnects by itself.
+
+(The part without a stack is in tests/app/test_readiness.py.)
+"""
 
 import time
 
@@ -10,14 +13,10 @@ from tests.helpers.sandbox import pair
 from tests.helpers.stack import wait_for
 
 PROBE_MS = 1000
-
-
 TIMEOUT_MS = 1500
 
 
 KEEPALIVE_MS = 30000  # Baileys alone would end the socket only after 35 s of silence
-
-
 BLACKHOLE_S = 8
 
 

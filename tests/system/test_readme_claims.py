@@ -40,9 +40,12 @@ def test_a_worker_that_does_not_answer_is_504_worker_timeout_after_WA_WORKER_TIM
                                     "request_id": "frozen-1"}}  # a 5xx names its request
     assert res.headers["X-Request-ID"] == "frozen-1"
     assert 1 <= waited < 10
-    # One error line with context, bound to the request.
-    errors = [r for r in stack.log_events() if r.get("event") == "http.error" and r.get("request_id") == "frozen-1"]
-    assert len(errors) == 1 and errors[0]["code"] == "worker_timeout"
+    # One error line with context, bound to the request. The gateway's stdout reaches the log file through
+    # supervisord, which may pass it on after the answer reached us: wait for the line, then count.
+    def errors():
+        return [r for r in stack.log_events() if r.get("event") == "http.error" and r.get("request_id") == "frozen-1"]
+    wait_for(errors, 15, "the gateway's http.error line for the request")
+    assert len(errors()) == 1 and errors()[0]["code"] == "worker_timeout"
 
 
 @pytest.mark.parametrize("shutdown_timeout,answered", [("6", True), ("0.5", False)])

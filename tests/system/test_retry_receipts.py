@@ -97,8 +97,9 @@ def test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store(sa
     assert message["retries"] == 1
     assert message["duplicate_count"] == 0
     worker_status(stack, "RETRYSYS0000002", "delivered")
-    assert any(e.get("event") == "message.retry_resent" and e.get("message_id") == "RETRYSYS0000002"
-               for e in stack.log_events())
+    # The log line passes through supervisord, maybe after the receipt reached the API: wait for it.
+    wait_for(lambda: any(e.get("event") == "message.retry_resent" and e.get("message_id") == "RETRYSYS0000002"
+                         for e in stack.log_events()), 15, "the worker's message.retry_resent line")
     assert text not in stack.logs()
 
 

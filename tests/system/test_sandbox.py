@@ -62,7 +62,8 @@ def test_pair_send_receive_and_receipts(sandbox):
     incoming = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": "Hi back 🙂"})
     assert incoming.status == 200, incoming.raw
     in_id = incoming.json()["id"]
-    event = stack.wait_event(lambda e: e["type"] == "message.received" and e["whatsapp_id"] == in_id, 15, "inbound message")
+    event = stack.wait_event(lambda e: e["type"] == "message.received" and e["whatsapp_id"] == in_id, 15,
+                             "inbound message")
     assert event["text"] == "Hi back 🙂"
     assert event["phone_number"] == CONTACT
     assert event["kind"] == "text" and event["offline"] is False
@@ -102,7 +103,9 @@ def test_restarts_come_back_connected_without_a_qr(sandbox):
     assert not [e for e in stack.events(mark) if e["type"] == "session.status" and e["state"] == "qr"]
     # The gateway's event reader followed the new worker boot (a new boot id: it read from the start
     # of what the new worker had not been acknowledged).
-    assert any(r.get("event") == "worker.new_boot" for r in stack.log_events())
+    # (The log line passes through supervisord, maybe after the event reached the API: wait for it.)
+    wait_for(lambda: any(r.get("event") == "worker.new_boot" for r in stack.log_events()), 15,
+             "the gateway's worker.new_boot line")
     assert after_kill["phone_number"] == PHONE
 
     # A whole supervisord restart (emulator included, which keeps its state file) likewise.
@@ -187,8 +190,10 @@ def test_unscanned_qr_codes_run_out_without_a_reconnect_storm(make_stack):
 def test_disconnect_unlinks_at_the_emulator_and_removes_session_data(sandbox):
     stack = sandbox
     pair(stack)
-    devices = lambda: [d for a in stack.emu("GET", "/").json()["accounts"]  # noqa: E731
-                       if a["phone_number"] == PHONE for d in a["devices"]]
+
+    def devices():
+        return [d for a in stack.emu("GET", "/").json()["accounts"] if a["phone_number"] == PHONE for d in a["devices"]]
+
     assert len(devices()) == 1
     res = stack.post("/disconnect")
     assert res.status == 200, res.raw

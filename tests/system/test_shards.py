@@ -86,8 +86,9 @@ def test_a_killed_shard_takes_down_only_its_accounts_and_loses_no_message(make_s
     # Every accepted message reached its contact once, from the right account, in order.
     for account, sent in accepted.items():
         prefix = "" if account == "default" else f"/accounts/{account}"
-        wait_for(lambda: all(stack.get(f"{prefix}/messages/{m['id']}").json()["status"] in ("delivered", "read")
-                             for m in sent), 60, f"{account}: every message delivered")
+        wait_for(lambda prefix=prefix, sent=sent: all(
+            stack.get(f"{prefix}/messages/{m['id']}").json()["status"] in ("delivered", "read") for m in sent),
+            60, f"{account}: every message delivered")
         got = inbox(stack, CONTACT[account])
         assert [m["id"] for m in got] == [m["whatsapp_id"] for m in sent]
         assert {m["from"] for m in got} == {PHONES[account]}

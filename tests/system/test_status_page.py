@@ -221,90 +221,110 @@ def shown_qr(page: Page) -> str | None:
     return found[0] if found else None
 
 
+def open_the_page(page: Page, stack) -> str:
+    """The page opened with the key: the default account listed, the stream live, the health table shown; returns
+    the selector of the account's row."""
+    page.open(stack.api_key)
+    page.driver.execute_script("window.__sameDocument = true")  # gone if the page reloads
+    row = "#accounts tr[data-account='default']"
+    page.wait(lambda: page.text(row + " .state") == "stopped", 10, "default listed as stopped")
+    page.wait(lambda: page.visible("#connect"), 10, "the Connect button")
+    page.wait(lambda: page.text("#stream-state") == "live", 10, "the live stream")
+    page.wait(lambda: page.text("#health [data-program='store']"), 10, "the health table")
+    assert "writable" in page.text("#health [data-program='store']")
+    assert "RUNNING" in page.text("#health [data-program='worker']")
+    page.shot("opened")
+    return row
+
+
+def link_from_the_page(page: Page, stack, row: str) -> None:
+    # Connect: the page shows the QR code, the test reads it off the page and the phone scans it.
+    page.click("#connect")
+    first = page.wait(lambda: shown_qr(page), 20, "a readable QR image on the page")
+    assert first.startswith("https://wa.me/settings/linked_devices#")
+    assert page.text("#account-state") == "qr"
+    page.shot("qr")
+    # The worker sends no event when the code rotates (the state stays qr): the page still shows the new one.
+    payload = page.wait(lambda: (shown := shown_qr(page)) != first and shown, 20, "the next QR code on the page")
+    assert payload == stack.get("/qr?format=raw").raw.decode()
+    assert "linked_devices" not in page.text("#events")  # the QR payload is never in the event log
+    res = stack.emu("POST", "/phone/scan", {"phone_number": PHONE, "qr": payload})
+    assert res.status == 200, res.raw
+    page.wait(lambda: page.text("#account-state") == "connected", 30, "connected on the page")
+    page.wait(lambda: page.text("#d-phone") == PHONE and page.text(row + " .phone") == PHONE, 10,
+              "the phone number on the page")
+    assert not page.visible("#qr-box") and not page.visible("#connect")
+    events = page.driver.execute_script("return [...document.querySelectorAll("
+                                        "\"#events li[data-type='session.status']\")].map((li) => li.innerText)")
+    assert any(e.endswith("connected " + PHONE) for e in events), events
+    assert "linked_devices" not in page.text("#events")  # the QR payload is never in the event log
+    page.shot("connected")
+
+
+def send_from_the_page(page: Page, stack) -> None:
+    # Send from the page's form; the message arrives at the contact.
+    text = "From the status page, " + str(time.time())
+    page.fill("#send-to", CONTACT)
+    page.fill("#send-text", text)
+    page.click("#send-button")
+    page.wait(lambda: page.text("#send-result").startswith("Accepted"), 20, "the send result")
+    wait_for(lambda: any(m["text"] == text for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
+             15, "the page's message at the contact")
+    page.wait(lambda: text in page.text("#out"), 10, "the sent message in the outbound list")
+    page.wait(lambda: page.text("#out tr .badge") in ("delivered", "read"), 15, "its delivered status")
+    # An error is shown as the gateway's message.
+    page.fill("#send-to", "12345")
+    page.fill("#send-text", "x")
+    page.click("#send-button")
+    page.wait(lambda: page.text("#send-result").startswith("Not sent:"), 10, "the send error")
+    assert "phone" in page.text("#send-result").lower()
+
+
+def receive_on_the_page(page: Page, stack) -> None:
+    # A contact writes (with markup, which must stay text): it appears in the inbound list by the stream.
+    res = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": XSS})
+    assert res.status == 200, res.raw
+    page.wait(lambda: XSS in page.text("#in"), 15, "the contact's message in the inbound list")
+    assert page.count("#in img, #in b") == 0
+    assert page.driver.execute_script("return window.__xss") is None
+    page.shot("messages")
+
+
+def redrive_from_the_page(page: Page, stack, receiver: Receiver) -> None:
+    # Its webhook delivery was refused: a dead letter with a redrive button, which delivers it now.
+    def dead_letter():
+        found = page.driver.execute_script("const r = document.querySelector('#dead tr[data-id]'); "
+                                           "return r && r.dataset.id")
+        if not found:
+            page.click("#dead-refresh")
+        return found
+
+    delivery = page.wait(dead_letter, 20, "the dead letter on the page")
+    assert "message.received" in page.text("#dead") and "400" in page.text("#dead")
+    page.shot("dead-letter")
+    receiver.script = lambda record: 200
+    page.click(f"#dead tr[data-id='{delivery}'] button.redrive")
+    page.wait(lambda: page.text("#dead-result").startswith("Redriven"), 10, "the redrive result")
+    wait_for(lambda: stack.get(f"/webhooks/deliveries/{delivery}").json()["status"] == "delivered", 15,
+             "the redriven delivery delivered")
+    page.wait(lambda: page.count(f"#dead tr[data-id='{delivery}']") == 0, 10, "the dead letter gone from the page")
+    assert [r for r in receiver.delivered() if json.loads(r.body)["data"]["text"] == XSS]
+
+
 def test_link_send_receive_and_redrive_from_the_page(page, stack):
     started = time.monotonic()
     receiver = Receiver(HOOK_SECRET, script=lambda record: 400).start()  # every delivery dead-letters
     try:
-        page.open(stack.api_key)
-        page.driver.execute_script("window.__sameDocument = true")  # gone if the page reloads
-        row = "#accounts tr[data-account='default']"
-        page.wait(lambda: page.text(row + " .state") == "stopped", 10, "default listed as stopped")
-        page.wait(lambda: page.visible("#connect"), 10, "the Connect button")
-        page.wait(lambda: page.text("#stream-state") == "live", 10, "the live stream")
-        page.wait(lambda: page.text("#health [data-program='store']"), 10, "the health table")
-        assert "writable" in page.text("#health [data-program='store']")
-        assert "RUNNING" in page.text("#health [data-program='worker']")
-        page.shot("opened")
-
-        # Connect: the page shows the QR code, the test reads it off the page and the phone scans it.
-        page.click("#connect")
-        first = page.wait(lambda: shown_qr(page), 20, "a readable QR image on the page")
-        assert first.startswith("https://wa.me/settings/linked_devices#")
-        assert page.text("#account-state") == "qr"
-        page.shot("qr")
-        # The worker sends no event when the code rotates (the state stays qr): the page still shows the new one.
-        payload = page.wait(lambda: (shown := shown_qr(page)) != first and shown, 20, "the next QR code on the page")
-        assert payload == stack.get("/qr?format=raw").raw.decode()
-        assert "linked_devices" not in page.text("#events")  # the QR payload is never in the event log
-        res = stack.emu("POST", "/phone/scan", {"phone_number": PHONE, "qr": payload})
-        assert res.status == 200, res.raw
-        page.wait(lambda: page.text("#account-state") == "connected", 30, "connected on the page")
-        page.wait(lambda: page.text("#d-phone") == PHONE and page.text(row + " .phone") == PHONE, 10,
-                  "the phone number on the page")
-        assert not page.visible("#qr-box") and not page.visible("#connect")
-        events = page.driver.execute_script("return [...document.querySelectorAll("
-                                            "\"#events li[data-type='session.status']\")].map((li) => li.innerText)")
-        assert any(e.endswith("connected " + PHONE) for e in events), events
-        assert "linked_devices" not in page.text("#events")  # the QR payload is never in the event log
-        page.shot("connected")
+        row = open_the_page(page, stack)
+        link_from_the_page(page, stack, row)
 
         # A dead letter to come: the account's webhook answers 400 to everything.
         res = stack.post("/accounts/default/webhooks", {"url": receiver.url, "events": ["message.received"]})
         assert res.status == 201, res.raw
 
-        # Send from the page's form; the message arrives at the contact.
-        text = "From the status page, " + str(time.time())
-        page.fill("#send-to", CONTACT)
-        page.fill("#send-text", text)
-        page.click("#send-button")
-        page.wait(lambda: page.text("#send-result").startswith("Accepted"), 20, "the send result")
-        wait_for(lambda: any(m["text"] == text for m in stack.emu("GET", f"/contacts/{CONTACT}/messages").json()),
-                 15, "the page's message at the contact")
-        page.wait(lambda: text in page.text("#out"), 10, "the sent message in the outbound list")
-        page.wait(lambda: page.text("#out tr .badge") in ("delivered", "read"), 15, "its delivered status")
-        # An error is shown as the gateway's message.
-        page.fill("#send-to", "12345")
-        page.fill("#send-text", "x")
-        page.click("#send-button")
-        page.wait(lambda: page.text("#send-result").startswith("Not sent:"), 10, "the send error")
-        assert "phone" in page.text("#send-result").lower()
-
-        # A contact writes (with markup, which must stay text): it appears in the inbound list by the stream.
-        res = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, "text": XSS})
-        assert res.status == 200, res.raw
-        page.wait(lambda: XSS in page.text("#in"), 15, "the contact's message in the inbound list")
-        assert page.count("#in img, #in b") == 0
-        assert page.driver.execute_script("return window.__xss") is None
-        page.shot("messages")
-
-        # Its webhook delivery was refused: a dead letter with a redrive button, which delivers it now.
-        def dead_letter():
-            found = page.driver.execute_script("const r = document.querySelector('#dead tr[data-id]'); "
-                                               "return r && r.dataset.id")
-            if not found:
-                page.click("#dead-refresh")
-            return found
-
-        delivery = page.wait(dead_letter, 20, "the dead letter on the page")
-        assert "message.received" in page.text("#dead") and "400" in page.text("#dead")
-        page.shot("dead-letter")
-        receiver.script = lambda record: 200
-        page.click(f"#dead tr[data-id='{delivery}'] button.redrive")
-        page.wait(lambda: page.text("#dead-result").startswith("Redriven"), 10, "the redrive result")
-        wait_for(lambda: stack.get(f"/webhooks/deliveries/{delivery}").json()["status"] == "delivered", 15,
-                 "the redriven delivery delivered")
-        page.wait(lambda: page.count(f"#dead tr[data-id='{delivery}']") == 0, 10, "the dead letter gone from the page")
-        assert [r for r in receiver.delivered() if json.loads(r.body)["data"]["text"] == XSS]
+        send_from_the_page(page, stack)
+        receive_on_the_page(page, stack)
+        redrive_from_the_page(page, stack, receiver)
         assert page.driver.execute_script("return window.__sameDocument") is True  # all without a reload
         page.shot("redriven")
     finally:

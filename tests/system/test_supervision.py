@@ -84,7 +84,7 @@ def test_closed_server_port_reports_connecting_with_growing_backoff(make_stack):
     assert status["state"] == "connecting"
     assert "ECONNREFUSED" in status["last_error"]
     delays = status["reconnect"]["delays_ms"]
-    assert all(b > a for a, b in zip(delays, delays[1:])), delays
+    assert all(b > a for a, b in zip(delays, delays[1:], strict=False)), delays
     assert stack.health()["whatsapp"]["state"] == "connecting"
 
 
@@ -126,7 +126,7 @@ def test_operator_can_stop_and_start_the_worker_with_supervisorctl(make_stack):
     # A stopped worker is not "starting": the gateway answers 503 at once instead of waiting for it.
     began = time.monotonic()
     assert stack.get("/status").json()["error"]["code"] == "worker_unavailable"
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < 4  # below WA_WORKER_START_WAIT (5 s by default), which it would wait
     assert "worker:worker-0: started" in stack.ctl("start", "worker:worker-0").stdout
     wait_for(lambda: stack.health()["worker"]["state"] == "RUNNING", 10, "RUNNING again")
     wait_for(lambda: stack.get("/status").status == 200, 10, "the worker answering again")

@@ -46,11 +46,9 @@ def contact_write(stack, phone: str, text: str) -> str:
     return res.json()["id"]
 
 
-def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
-    per_way = int(os.environ.get("WA_TWO_WAY_PER_CONTACT", "160"))  # 2 contacts: 320 each way
-    pace = float(os.environ.get("WA_TWO_WAY_PACE", "0.12"))
-    stack = make_stack({**FAST, "WA_KEEPALIVE_MS": "1000"}, sandbox=True)
-    pair(stack)
+def write_both_ways_under_kills(stack, per_way: int, pace: float):
+    """Our sends and the contacts' messages at once while the worker is killed every few seconds and the gateway
+    twice: returns (accepted per contact, their WhatsApp id -> text, the killer, the gateway kills)."""
     accepted: dict[str, list[dict]] = {p: [] for p in CONTACTS}
     written: dict[str, str] = {}  # their WhatsApp id -> text
     lock = threading.Lock()
@@ -70,7 +68,6 @@ def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
                 written[wa_id] = text
             time.sleep(pace)
 
-    started = time.monotonic()
     killer = Killer(stack, "worker:worker-0", float(os.environ.get("WA_TWO_WAY_KILL_EVERY", "2.5")))
     killer.start()
     gateway_kills = 0
@@ -78,19 +75,23 @@ def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
         with ThreadPoolExecutor(2 * len(CONTACTS)) as pool:
             futures = [pool.submit(f, p) for p in CONTACTS for f in (ours, theirs)]
             for fraction in (() if os.environ.get("WA_TWO_WAY_NO_GATEWAY_KILLS") else (0.3, 0.7)):
-                wait_for(lambda: sum(map(len, accepted.values())) >= per_way * len(CONTACTS) * fraction, 120, "accepts")
+                wait_for(lambda fraction=fraction:
+                         sum(map(len, accepted.values())) >= per_way * len(CONTACTS) * fraction, 120, "accepts")
                 kill_gateway(stack)
                 gateway_kills += 1
             for f in futures:
                 f.result()
     finally:
         killer.stop()
-    total = per_way * len(CONTACTS)
+    return accepted, written, killer, gateway_kills
 
+
+def wait_until_everything_arrived(stack, written: dict[str, str]) -> None:
     def all_in():
         got = {m["whatsapp_id"] for m in inbound(stack)}
         return got >= set(written)
-    wait_for(lambda: all(m["status"] in ("sent", "delivered", "read") for m in stack.all_pages("/messages?direction=out&limit=200")),
+    wait_for(lambda: all(m["status"] in ("sent", "delivered", "read")
+                         for m in stack.all_pages("/messages?direction=out&limit=200")),
              120, "every outbound message sent")
     try:
         wait_for(all_in, 120, "every inbound message stored")
@@ -99,8 +100,10 @@ def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
         lines = [ln for ln in stack.logs().splitlines() if any(i in ln for i in list(missing)[:5])]
         raise AssertionError(f"{exc}: {len(missing)} of {len(written)} missing, e.g. {sorted(missing)[:5]}; "
                              f"their log lines:\n" + "\n".join(lines[:30])) from None
-    elapsed = time.monotonic() - started
 
+
+def check_both_directions_once(stack, accepted: dict[str, list[dict]], written: dict[str, str], total: int) -> int:
+    """Returns the same-id resends the contacts saw."""
     # Our messages: at each contact exactly once, in order, each decrypted to its text.
     resends = check_exactly_once_in_order(stack, accepted)
     # Theirs: each stored once, with its text (an undecryptable one would have none, or be missing).
@@ -111,18 +114,37 @@ def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
     wrong = {i: (texts.get(i), t) for i, t in written.items() if texts.get(i) != t}
     assert not wrong, f"{len(wrong)} inbound messages lost or unreadable: {list(wrong.items())[:5]}"
     assert len(written) == total
+    return resends
 
+
+def check_readable_after_the_chaos(stack) -> None:
     # After the chaos: a few more each way, readable at once.
     for phone in CONTACTS:
         after = [post_until_accepted(stack, phone, f"after {n}", key=f"twoway-after-{phone}-{n}") for n in range(3)]
         theirs_after = {contact_write(stack, phone, f"after from {phone[-4:]} {n}"): f"after from {phone[-4:]} {n}"
                         for n in range(3)}
-        wait_for(lambda: {m["id"] for m in inbox(stack, phone)} >= {a["whatsapp_id"] for a in after}, 30,
-                 "our messages after the chaos at the contact")
+        wait_for(lambda phone=phone, after=after:
+                 {m["id"] for m in inbox(stack, phone)} >= {a["whatsapp_id"] for a in after},
+                 30, "our messages after the chaos at the contact")
         got = {m["id"]: m["text"] for m in inbox(stack, phone)}
         assert [got[a["whatsapp_id"]] for a in after] == ["after 0", "after 1", "after 2"]
-        wait_for(lambda: {m["whatsapp_id"]: m.get("text") for m in inbound(stack)}.items() >= theirs_after.items(),
+        wait_for(lambda theirs_after=theirs_after:
+                 {m["whatsapp_id"]: m.get("text") for m in inbound(stack)}.items() >= theirs_after.items(),
                  30, "their messages after the chaos")
+
+
+def test_both_directions_at_once_under_worker_and_gateway_kills(make_stack):
+    per_way = int(os.environ.get("WA_TWO_WAY_PER_CONTACT", "160"))  # 2 contacts: 320 each way
+    pace = float(os.environ.get("WA_TWO_WAY_PACE", "0.12"))
+    stack = make_stack({**FAST, "WA_KEEPALIVE_MS": "1000"}, sandbox=True)
+    pair(stack)
+    started = time.monotonic()
+    accepted, written, killer, gateway_kills = write_both_ways_under_kills(stack, per_way, pace)
+    total = per_way * len(CONTACTS)
+    wait_until_everything_arrived(stack, written)
+    elapsed = time.monotonic() - started
+    resends = check_both_directions_once(stack, accepted, written, total)
+    check_readable_after_the_chaos(stack)
     stats = stack.emu("GET", "/").json()
     print(f"\ntwo-way chaos: {total} messages each way, {killer.kills} worker SIGKILLs, {gateway_kills} gateway "
           f"SIGKILLs, {resends} same-id resends seen by the contacts, {elapsed:.1f}s; emulator: "

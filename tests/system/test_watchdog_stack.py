@@ -3,6 +3,8 @@
 The schedule itself (delays, doubling, cap, reset, operator stops) is checked on the ``Watchdog`` class with a
 fake clock and a fake of supervisord's XML-RPC; everything else runs the real launcher and the real supervisord
 with the shipped conf.
+
+(The part without a stack is in tests/unit/test_watchdog.py.)
 """
 
 from __future__ import annotations
@@ -71,11 +73,12 @@ def test_worker_failing_every_start_is_restarted_on_a_capped_doubling_schedule(m
     blocker.mkdir(parents=True)
     (blocker / "keep").write_text("x")
     stack.start(wait=False)
-    wait_for(lambda: len(records(stack, "watchdog.restart", target="worker:worker-0")) >= 3, 90, "three watchdog restarts")
+    wait_for(lambda: len(records(stack, "watchdog.restart", target="worker:worker-0")) >= 3, 90,
+             "three watchdog restarts")
     fatals = records(stack, "watchdog.program_fatal", target="worker:worker-0")
     restarts = records(stack, "watchdog.restart", target="worker:worker-0")
     assert [f["retry_in_seconds"] for f in fatals[:3]] == [1, 2, 2]  # doubling, then the cap
-    for fatal_record, restart in zip(fatals, restarts):
+    for fatal_record, restart in zip(fatals, restarts, strict=False):
         assert at(restart) - at(fatal_record) >= fatal_record["retry_in_seconds"] - 0.05
     health = stack.health()
     assert health["worker"]["watchdog"]["restarts"] >= 3

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the docstring is the list itself, one file::test per line (read by listed() below)
 """Known mutations, and the tests that catch them (issue 7).
 
 Each line is a deliberate bug that was applied by hand to the code, and the tests that then failed. Rerun

@@ -3,6 +3,8 @@
 The schedule itself (delays, doubling, cap, reset, operator stops) is checked on the ``Watchdog`` class with a
 fake clock and a fake of supervisord's XML-RPC; everything else runs the real launcher and the real supervisord
 with the shipped conf.
+
+(The whole-stack part is in tests/system/test_watchdog_stack.py.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.http.appkeys import DATABASE, WEBHOOKS
 from service.settings import Settings
@@ -188,7 +188,7 @@ async def test_through_the_app_an_account_webhook_is_signed_with_its_own_secret_
         assert_all_verified(rec)
         [req] = rec.snapshot()
         glob = webhook_secret.load_or_create(data).first
-        with pytest.raises(Exception):
+        with pytest.raises(WebhookVerificationError):
             Webhook(glob).verify(req.body, req.headers)
     finally:
         rec.stop()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from aiohttp import web
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.http.appkeys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
 from service.http.middlewares import MIDDLEWARES, setup_security
@@ -310,7 +310,7 @@ async def test_each_account_webhook_signs_with_its_own_secret_and_another_accoun
     [req] = rec_sales.snapshot()
     assert Webhook(made[SALES]["secret"]).verify(req.body, req.headers)["id"] == ev["id"]
     for other in (made[SUPPORT]["secret"], generate()):
-        with pytest.raises(Exception):
+        with pytest.raises(WebhookVerificationError):
             Webhook(other).verify(req.body, req.headers)
     assert rec_support.snapshot() == []
 
@@ -345,7 +345,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
     assert len(req.headers["webhook-signature"].split()) == 1
     assert Webhook(newest).verify(req.body, req.headers)
     for stale in (old, new):
-        with pytest.raises(Exception):
+        with pytest.raises(WebhookVerificationError):
             Webhook(stale).verify(req.body, req.headers)
     res = await client.post(f"/accounts/sales/webhooks/{ep['id']}/rotate-secret", json={"overlap": -1}, headers=sales)
     assert res.status == 400 and (await res.json())["error"]["code"] == "invalid_overlap"

@@ -33,7 +33,8 @@ async def test_send_answers_200_sent_when_connected_and_202_queued_when_not(api)
     got = await (await client.get(f"/messages/{queued['id']}", headers=AUTH)).json()
     assert got["status"] == "queued" and got["message"] == "later" and got["attempts"] == 0
     client.worker.state = "logged_out"
-    await error_of(await client.post("/send", json={"phone_number": P1, "message": "x"}, headers=AUTH), 409, "not_linked")
+    await error_of(await client.post("/send", json={"phone_number": P1, "message": "x"}, headers=AUTH),
+                   409, "not_linked")
 
 
 async def test_idempotency_key_replays_and_refuses_a_different_body(api):
@@ -66,7 +67,8 @@ async def test_list_get_cancel_and_bad_input(api):
     client.worker.state = "connecting"
     ids = []
     for i in range(5):
-        res = await client.post("/send?wait=0", json={"phone_number": P1 if i % 2 else P2, "message": f"m{i}"}, headers=AUTH)
+        res = await client.post("/send?wait=0", json={"phone_number": P1 if i % 2 else P2, "message": f"m{i}"},
+                                headers=AUTH)
         ids.append((await res.json())["id"])
     page = await (await client.get("/messages?limit=2", headers=AUTH)).json()
     assert [m["id"] for m in page["messages"]] == ids[:-3:-1] and page["next_cursor"]
@@ -86,7 +88,8 @@ async def test_list_get_cancel_and_bad_input(api):
     await error_of(await client.get("/messages/01NOPE", headers=AUTH), 404, "message_not_found")
     await error_of(await client.delete("/messages/01NOPE", headers=AUTH), 404, "message_not_found")
     for query, code in [("limit=0", "invalid_limit"), ("limit=x", "invalid_limit"), ("status=lost", "invalid_status"),
-                        ("cursor=%21%21", "invalid_cursor"), ("direction=sideways", "invalid_direction"), ("direction=in&status=sent", "invalid_status"),
+                        ("cursor=%21%21", "invalid_cursor"), ("direction=sideways", "invalid_direction"),
+                        ("direction=in&status=sent", "invalid_status"),
                         ("phone_number=12", "invalid_phone_number")]:
         await error_of(await client.get(f"/messages?{query}", headers=AUTH), 400, code)
     for wait in ("-1", "abc", "nan", "61"):
@@ -100,7 +103,8 @@ async def test_a_full_outbox_is_503_with_retry_after(api):
     client = await api(WA_OUTBOX_MAX="2")
     client.worker.state = "connecting"
     for i in range(2):
-        assert (await client.post("/send?wait=0", json={"phone_number": P1, "message": str(i)}, headers=AUTH)).status == 202
+        res = await client.post("/send?wait=0", json={"phone_number": P1, "message": str(i)}, headers=AUTH)
+        assert res.status == 202
     res = await client.post("/send?wait=0", json={"phone_number": P1, "message": "x"}, headers=AUTH)
     await error_of(res, 503, "outbox_full")
     assert res.headers["Retry-After"] == "5"

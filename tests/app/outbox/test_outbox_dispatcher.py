@@ -85,7 +85,7 @@ async def test_transient_failures_back_off_then_give_up_with_too_many_attempts(d
     try:
         await until(lambda: status_of(db, ok["id"])["status"] == "sent")
         assert status_of(db, ok["id"])["attempts"] == 3
-        gaps = [b - a for a, b in zip(worker.times, worker.times[1:])]
+        gaps = [b - a for a, b in zip(worker.times, worker.times[1:], strict=False)]
         assert gaps[0] >= 0.05 and gaps[1] >= 0.1, gaps  # backed off: at least half of 0.1, then of 0.2
         worker.script = [WorkerUnavailable("slow", code="worker_timeout", status=504)] * 3
         bad, _ = accept(db, phone=P2)

@@ -11,8 +11,7 @@ import threading
 
 import pytest
 
-from service.store import outbox
-from service.store import contacts
+from service.store import contacts, outbox
 from service.store.db import Database, DatabaseError, migrate, migrations
 from tests.helpers.fake_worker import (
     P1,
@@ -32,7 +31,8 @@ def test_migrations_apply_once_in_wal_mode_with_a_private_file(tmp_path):
     again = Database(path).open()
     assert again.applied == []
     assert again.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
-    assert again.call(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")]) == [v for v, _, _ in migrations()]
+    assert again.call(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")]) == \
+        [v for v, _, _ in migrations()]
     again.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
@@ -60,7 +60,8 @@ def test_a_failing_piece_rolls_back_alone_within_its_group(db):
         conn.execute("INSERT INTO contacts VALUES ('default', '+1', 0, 0)")
         raise ValueError("no")
 
-    futures = [db.submit(contacts.record_inbound, A, P1, 1.0), db.submit(boom), db.submit(contacts.record_inbound, A, P2, 1.0)]
+    futures = [db.submit(contacts.record_inbound, A, P1, 1.0), db.submit(boom),
+               db.submit(contacts.record_inbound, A, P2, 1.0)]
     assert futures[0].result() is None and futures[2].result() is None
     with pytest.raises(ValueError):
         futures[1].result()
@@ -229,4 +230,5 @@ async def test_a_caller_that_gives_up_does_not_stop_the_writer(db):
     await asyncio.sleep(0.01)
     gate.set()
     blocker.result(5)
-    assert db.submit(contacts.is_known_contact, A, P1).result(5) is False  # the writer lives; the cancelled call never ran
+    # The writer lives; the cancelled call never ran.
+    assert db.submit(contacts.is_known_contact, A, P1).result(5) is False

@@ -21,8 +21,6 @@ from tests.helpers.webhook_harness import P1, P2, assert_all_verified, until
 # --- the API ----------------------------------------------------------------------------------------
 
 KEY = "test-key-webhooks"
-
-
 AUTH = {"X-API-Key": KEY}
 
 

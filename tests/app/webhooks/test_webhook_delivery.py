@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.store import webhooks as store
 from service.webhooks import secret as webhook_secret
@@ -37,7 +37,7 @@ async def test_each_delivery_is_signed_per_standard_webhooks_with_the_stored_bod
     assert set(req.headers) <= {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
                                 "user-agent", "host", "content-length", "accept", "accept-encoding"}
     # A receiver with another secret rejects it.
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(webhook_secret.generate()).verify(req.body, req.headers)
 
 
