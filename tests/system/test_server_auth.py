@@ -1,7 +1,7 @@
 """The worker authenticates the WhatsApp server: a server whose certificate chain comes from another root
 is refused (state ``failed``, ``last_error`` ``untrusted_server...``), shows no QR, pairs nothing, and is
-not retried in a loop. The refusal is Baileys' (node_worker/patches/baileys+7.0.0-rc14+001+server-auth.patch); the emulator
-presents the bad chain (``WA_EMULATOR_CERT_MODE``)."""
+not retried in a loop. The refusal is Baileys' (node_worker/patches/baileys+7.0.0-rc14+001+server-auth.patch);
+the emulator presents the bad chain (``WA_EMULATOR_CERT_MODE``)."""
 
 import time
 
