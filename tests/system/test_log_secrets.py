@@ -59,6 +59,31 @@ def find_secrets(logs: str, found: set[bytes]) -> list[str]:
     return hits
 
 
+def check_one_contract_record_per_line(logs: str) -> None:
+    """The whole log of the run: contract records and supervisord's own lines only, the verbose levels really
+    on, and no error of the worker's."""
+    # One contract record per line; only supervisord's own lines are not JSON; no two records merged.
+    records = []
+    for line in logs.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)  # a merged line ("...}{...") would not parse
+            assert list(record)[:4] == ["timestamp", "level", "event", "program"], line[:200]
+            assert record["level"] in LEVELS and record["program"] in PROGRAMS, line[:200]
+            assert re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", record["event"]), line[:200]
+            assert len(line.encode()) + 1 <= 4096
+            records.append(record)
+        else:
+            assert SUPERVISORD_LINE.match(line), f"not a contract record nor a supervisord line: {line[:200]}"
+    seen = {r["program"] for r in records}
+    assert {"gateway", "worker", "emulator"} <= seen
+    # The verbose levels were really on: Baileys' trace and libsignal's console went through the logger.
+    events = {(r["program"], r["event"]) for r in records}
+    assert ("worker", "baileys.log") in events and ("worker", "libsignal.console") in events
+    # Expected conditions are not errors: the 515 after pairing, a QR.
+    assert not [r for r in records if r["level"] in ("error", "critical") and r["program"] == "worker"], \
+        [r for r in records if r["level"] in ("error", "critical") and r["program"] == "worker"][:3]
+
+
 def test_a_whole_sandbox_flow_at_debug_logs_no_secret(make_stack):
     stack = make_stack({
         "WA_LOG_LEVEL": "debug", "WA_BAILEYS_LOG_LEVEL": "trace", "WA_EMULATOR_LOG_LEVEL": "trace",
@@ -120,23 +145,4 @@ def test_a_whole_sandbox_flow_at_debug_logs_no_secret(make_stack):
         for form in text_forms(text):
             assert form not in logs, f"message text {form[:12]}… in the logs"
 
-    # One contract record per line; only supervisord's own lines are not JSON; no two records merged.
-    records = []
-    for line in logs.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)  # a merged line ("...}{...") would not parse
-            assert list(record)[:4] == ["timestamp", "level", "event", "program"], line[:200]
-            assert record["level"] in LEVELS and record["program"] in PROGRAMS, line[:200]
-            assert re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", record["event"]), line[:200]
-            assert len(line.encode()) + 1 <= 4096
-            records.append(record)
-        else:
-            assert SUPERVISORD_LINE.match(line), f"not a contract record nor a supervisord line: {line[:200]}"
-    seen = {r["program"] for r in records}
-    assert {"gateway", "worker", "emulator"} <= seen
-    # The verbose levels were really on: Baileys' trace and libsignal's console went through the logger.
-    events = {(r["program"], r["event"]) for r in records}
-    assert ("worker", "baileys.log") in events and ("worker", "libsignal.console") in events
-    # Expected conditions are not errors: the 515 after pairing, a QR.
-    assert not [r for r in records if r["level"] in ("error", "critical") and r["program"] == "worker"], \
-        [r for r in records if r["level"] in ("error", "critical") and r["program"] == "worker"][:3]
+    check_one_contract_record_per_line(logs)
