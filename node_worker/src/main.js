@@ -1,6 +1,6 @@
 // Worker entry point: settings -> logger -> sandbox trust -> session + internal API; SIGTERM/SIGINT
 // save credentials and close the WhatsApp socket without logging out, and so does the death of the
-// supervisord that started it (./orphan.js).
+// supervisord that started it (../lib/orphan.js).
 import { watchParent } from '../lib/orphan.js' // first: it notes the parent before the heavy imports load
 import { mkdir } from 'node:fs/promises'
 import baileysDefaultLogger from 'baileys/lib/Utils/logger.js'

@@ -1,5 +1,5 @@
 """No orphans: when supervisord dies without stopping its programs (kill -9, the OOM killer), every program
-exits by itself within about a second (service/programs/orphans.py, node_worker/src/orphan.js), the API port is
+exits by itself within about a second (service/programs/orphans.py, node_worker/lib/orphan.js), the API port is
 free, and the data dir's lock goes with the last of them, so the next stack starts on the same data dir.
 
 (The whole-stack part is in tests/system/test_orphans_stack.py.)
@@ -37,7 +37,7 @@ while sys.argv[1] == 'prctl' or not watch.orphaned():  # with prctl, only the ke
 """
 
 
-NODE_PROGRAM = ("import('./node_worker/src/orphan.js').then(({ watchParent }) => {"
+NODE_PROGRAM = ("import('./node_worker/lib/orphan.js').then(({ watchParent }) => {"
                 " watchParent(() => process.exit(0)); setInterval(() => {}, 1000); console.log('up') })")
 
 

@@ -1,5 +1,5 @@
 """No orphans: when supervisord dies without stopping its programs (kill -9, the OOM killer), every program
-exits by itself within about a second (service/programs/orphans.py, node_worker/src/orphan.js), the API port is
+exits by itself within about a second (service/programs/orphans.py, node_worker/lib/orphan.js), the API port is
 free, and the data dir's lock goes with the last of them, so the next stack starts on the same data dir.
 
 (The part without a stack is in tests/app/test_orphans.py.)

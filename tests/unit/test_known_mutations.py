@@ -25,10 +25,10 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - service/logging_setup.py, a record written in two write(2) calls, or not cut to PIPE_BUF:
     tests/app/test_log_contract.py::test_every_record_is_one_write_call
     tests/app/test_log_contract.py::test_concurrent_writers_on_one_pipe_never_merge_or_split_records
-- node_worker/src/session.js, getMessage returning undefined (retry receipts unanswered after a restart):
+- node_worker/src/session/send.js storedMessage (Baileys' getMessage in session/connection.js), returning undefined (retry receipts unanswered after a restart):
     tests/system/test_retry_receipts.py::test_retry_receipt_after_a_worker_kill_is_answered_from_the_durable_store
     node_worker/test/retry-receipts.test.js::a retry receipt that reaches the worker only after its restart is answered from the durable store
-- node_worker/src/session.js, the beforeReceiptAck hook (receipt statuses straight from the socket) removed:
+- node_worker/src/session/connection.js, the beforeReceiptAck hook (receipt statuses straight from the socket, session/statuses.js onReceiptNode) removed:
     node_worker/test/retry-receipts.test.js::sent and delivered reach the journal promptly right after a reconnect, with the caller's id
 - node_worker/patches/*002+durable-before-receipt*, the beforeMessageReceipt hook not called (receipt before durable):
     node_worker/test/durable-receipt.test.js::the receipt for a contact's message goes out only after the message is in the journal on disk
@@ -39,9 +39,9 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_event_store.py::test_a_repeated_worker_event_is_stored_once
 - service/http/middlewares.py, ``scope_allows`` returning True for any ``{account}``:
     tests/app/test_scoped_keys.py::test_a_key_works_on_its_own_account_and_is_403_everywhere_else
-- node_worker/src/session.js, no decrypt cache (makeSignalRepository unset): a message decrypted before a crash is lost:
+- node_worker/src/session/connection.js, no decrypt cache (makeSignalRepository unset): a message decrypted before a crash is lost:
     node_worker/test/durable-receipt.test.js::a worker that dies between decrypting a message and journaling it gets the message again after its restart
-- node_worker/src/session.js, no journaling in the hook and ``append`` upserts ignored (offline messages lost):
+- node_worker/src/session/inbound.js, no journaling in the hook (onDecrypted) and ``append`` upserts ignored (onUpsert) (offline messages lost):
     tests/system/test_inbound_chaos.py::test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver
 - service/store/inbound.py, no dedupe of a repeated hand-over:
     tests/system/test_inbound_chaos.py::test_a_hand_over_repeated_after_a_lost_ack_is_stored_once
@@ -57,7 +57,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/system/test_accounts.py::test_a_scoped_key_works_only_on_its_account_until_revoked_and_the_admin_key_works_everywhere
 - service/http/views/messages.py, a 500 for a long phone number; service/http/middlewares.py, no key needed on one route:
     tests/system/test_fuzz.py::test_every_operation_holds_to_the_document
-- service/http/openapi.py, a route without its documentation:
+- service/http/openapi/operations/, a route without its documentation:
     tests/app/test_openapi.py::test_every_registered_route_is_documented_and_nothing_else
 - service/runtime/governor.py, the token check removed, through the whole stack:
     tests/system/test_governor_stack.py::test_the_governor_holds_its_rate_over_200_sends_through_the_stack
@@ -65,12 +65,12 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/unit/test_governor.py::test_the_rate_holds_over_200_sends
     tests/unit/test_governor.py::test_jitter_spreads_consecutive_sends_within_its_bound
     tests/unit/test_governor.py::test_the_budget_survives_a_restart_through_restore
-- node_worker/src/session.js, a timed-out "on WhatsApp?" lookup taken as "not on WhatsApp":
+- node_worker/src/session/send.js (isOnWhatsApp), a timed-out "on WhatsApp?" lookup taken as "not on WhatsApp":
     tests/system/test_sandbox.py::test_a_lookup_that_times_out_is_retried_not_failed_as_not_on_whatsapp
 - service/runtime/worker_client.py, no waiting for a worker that is starting:
     tests/system/test_supervision.py::test_a_request_during_a_worker_restart_waits_for_it_instead_of_503
 - service/http/middlewares.py, the drain's 503 gate removed, or /health/live gated too; service/http/drain.py, no Connection:
-  close; service/http/openapi.py, shutting_down documented only on the worker's routes:
+  close; service/http/openapi/operation.py, shutting_down documented only on the worker's routes:
     tests/app/test_drain.py::test_draining_every_documented_operation_answers_503_shutting_down_as_documented
     tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
 - service/http/views/stream.py, an event stream that does not end when the drain begins (the drain waits it out):
@@ -82,7 +82,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
 - service/runtime/dispatch.py, a send cut off at the deadline failed, or left `sending`, instead of requeued:
     tests/app/test_drain.py::test_a_send_still_running_at_the_deadline_goes_back_to_the_queue_and_goes_later_with_its_id
-- service/webhooks/delivery.py, cut-off attempts not released, marked delivered, or claiming during the drain:
+- service/webhooks/worker.py (EndpointWorker.drain), cut-off attempts not released, marked delivered, or claiming during the drain:
     tests/app/test_drain.py::test_webhook_attempts_in_flight_finish_or_stay_pending_with_their_attempt_counted
     tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
 - clients/python/src/wa_gateway_client/client.py, 503 not retried (shutting_down raised at once):
@@ -120,7 +120,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - node_worker/patches/*005+adv-hmac-constant-time*, the ADV HMAC compared with Buffer.compare again:
     node_worker/test/trust.test.js::the comparison is crypto.timingSafeEqual, over the received and the expected HMAC
     node_worker/test/trust.test.js::a wrong, short, long or missing HMAC refuses pairing (Invalid account signature)
-- service/http/middlewares.py, a full disk's store error answered 500 (no ``storage_full`` branch); service/http/openapi.py,
+- service/http/middlewares.py, a full disk's store error answered 500 (no ``storage_full`` branch); service/http/openapi/operation.py,
   507 not documented (``writes`` ignored):
     tests/app/outbox/test_full_disk.py::test_writes_answer_507_while_the_disk_is_full_and_work_once_space_is_back
     tests/system/test_full_disk_stack.py::test_a_full_data_dir_refuses_writes_stops_the_worker_and_everything_resumes_once
@@ -138,7 +138,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - node_worker/src/main.js, no start-up probe, or no probe while it runs:
     node_worker/test/storage.test.js::a worker on a full data dir exits at start, before it listens or dials WhatsApp
     node_worker/test/storage.test.js::a running worker whose data dir fills up exits within its probe interval
-- node_worker/src/session.js, a session store a full disk keeps from opening taken as broken (state `failed`):
+- node_worker/src/session/store.js (openFailure), a session store a full disk keeps from opening taken as broken (state `failed`):
     node_worker/test/storage.test.js::a session store the full disk keeps from opening stops the worker instead of failing the session
 """
 

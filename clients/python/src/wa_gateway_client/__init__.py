@@ -7,8 +7,9 @@
 """
 
 from . import errors, models
-from .client import AsyncAccount, AsyncClient, Retry
+from .client import AsyncAccount, AsyncClient
 from .errors import GatewayError
+from .retry import Retry
 from .sync import Account, Client
 from .webhooks import InvalidSignature, WebhookVerifier
 

@@ -18,13 +18,10 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -51,40 +48,12 @@ from .models import (
     WebhookTestResult,
     message_of,
 )
+from .retry import Retry, retry_after_seconds
 from .sse import parse_sse
 
 DEFAULT_URL = "http://127.0.0.1:3001"
 RETRY_STATUSES = (429, 503)
 SAFE_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A Retry-After header as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class Retry:
-    """How a request is retried: ``attempts`` in all, waits of ``Retry-After`` (at most ``max_wait`` s) or
-    else a capped exponential backoff with jitter."""
-
-    def __init__(self, attempts: int = 4, base: float = 0.5, cap: float = 8.0, max_wait: float = 30.0):
-        self.attempts, self.base, self.cap, self.max_wait = max(1, attempts), base, cap, max_wait
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_wait)
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
 
 
 class AsyncAccount:
@@ -326,30 +295,24 @@ class AsyncClient(AsyncAccount):
                 raise error
             await asyncio.sleep(self.retry.delay(attempt - 1, error.retry_after))
 
-    def open_stream(self, path: str, *, headers: Mapping[str, str],
-                    params: Mapping[str, Any] | None) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    @asynccontextmanager
+    async def open_stream(self, path: str, *, headers: Mapping[str, str],
+                          params: Mapping[str, Any] | None) -> AsyncIterator[aiohttp.ClientResponse]:
         """An open SSE response (context manager); a refusal raises the error's class."""
-        client = self
-
-        class _Stream:
-            async def __aenter__(self) -> aiohttp.ClientResponse:
-                try:
-                    self.resp = await client._http().get(
-                        client.url + path, params=params, headers={**client._headers, **headers},
-                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=client.timeout))
-                except aiohttp.ClientError as exc:
-                    raise errors.GatewayUnreachable(f"GET {path}: {exc}") from exc
-                if self.resp.status != 200:
-                    body = await self.resp.read()
-                    self.resp.release()
-                    raise errors.from_response(self.resp.status, _json_or_none(body),
-                                               retry_after_seconds(self.resp.headers.get("Retry-After")))
-                return self.resp
-
-            async def __aexit__(self, *exc: Any) -> None:
-                self.resp.release()
-
-        return _Stream()
+        try:
+            resp = await self._http().get(
+                self.url + path, params=params, headers={**self._headers, **headers},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout))
+        except aiohttp.ClientError as exc:
+            raise errors.GatewayUnreachable(f"GET {path}: {exc}") from exc
+        try:
+            if resp.status != 200:
+                body = await resp.read()
+                raise errors.from_response(resp.status, _json_or_none(body),
+                                           retry_after_seconds(resp.headers.get("Retry-After")))
+            yield resp
+        finally:
+            resp.release()
 
     # --- global routes -------------------------------------------------------------------------------
     async def health(self) -> Health:
