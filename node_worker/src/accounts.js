@@ -12,7 +12,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { makePool } from './auth-store-pg.js'
-import { EventJournal } from './events.js'
+import { EventJournal } from './event-journal.js'
 import { WhatsAppSession } from './session.js'
 import { DEFAULT_ACCOUNT } from './states.js'
 

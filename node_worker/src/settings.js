@@ -140,7 +140,7 @@ export function readSettings (env = process.env) {
     shutdownTimeoutMs: int(env, 'WA_WORKER_SHUTDOWN_MS', 5000, 100),
     // how often the worker checks that the data dir takes a write (src/storage.js); 0: only at start
     storageProbeMs: int(env, 'WA_STORAGE_PROBE_MS', 5000, 0),
-    // events the gateway has not acknowledged yet, on disk (src/events.js); past the bound the oldest go
+    // events the gateway has not acknowledged yet, on disk (src/event-journal.js); past the bound the oldest go
     eventsDir: path.join(dataDir, 'events'),
     eventBufferSize: int(env, 'WA_EVENT_BUFFER', 100000, 10),
     // "not on WhatsApp" is cached briefly (the number may register any minute); "on WhatsApp" longer

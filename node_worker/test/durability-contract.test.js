@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openJournaledMap } from '../src/journal.js'
-import { EventJournal } from '../src/events.js'
+import { EventJournal } from '../src/event-journal.js'
 
 // The journal writes through a FileHandle; hold every datasync/sync until the test releases it, and
 // record what had been acknowledged by then.

@@ -69,7 +69,7 @@ describe('delivery guarantee and LID contacts (real Baileys)', () => {
   })
   after(async () => {
     if (emu) assert.equal((await emu.stop()).code, 0)
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   /** the account's (only) device as GET / shows it */
@@ -340,7 +340,7 @@ describe('delivery guarantee across an emulator restart (state file)', () => {
     } finally {
       for (const c of clients) await c.end().catch(() => {})
       await emu?.stop()
-      fs.rmSync(dir, { recursive: true, force: true })
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
     }
   })
 })

@@ -120,7 +120,7 @@ describe('root-key subcommand', () => {
     assert.equal(a.stdout, b.stdout)
     const file = JSON.parse(fs.readFileSync(path.join(dir, 'root.json'), 'utf8'))
     assert.equal(file.public, a.stdout.trim())
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 })
 
@@ -181,7 +181,7 @@ describe('emulator with the real Baileys client', () => {
       assert.equal(code, 0, 'graceful exit on SIGTERM')
       assert.deepEqual(emu.lines.filter((l) => l.unparsable), [], 'stdout is JSON lines only')
     }
-    if (authDir) fs.rmSync(authDir, { recursive: true, force: true })
+    if (authDir) fs.rmSync(authDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   scenario('pairs through QR + /phone/scan, then logs in after 515 with the right number', async () => {
@@ -202,7 +202,7 @@ describe('emulator with the real Baileys client', () => {
     assert.ok(body.connections.some((c) => c.jid === paired.scan.jid && c.state === 'connected'))
     assert.equal(body.root_public_key, emu.rootPublicKey)
     await paired.client.end()
-    fs.rmSync(paired.authDir, { recursive: true, force: true })
+    fs.rmSync(paired.authDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   scenario('text with non-ASCII and emoji arrives decrypted; same id twice is one message; receipts reach Baileys', async () => {
@@ -329,7 +329,7 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(shortLived.closeCode(), 408)
     const expired = await emu.api('POST', '/phone/scan', { phone_number: '+15550003333', qr: oldQr })
     assert.equal(expired.status, 410)
-    fs.rmSync(dir2, { recursive: true, force: true })
+    fs.rmSync(dir2, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
     const bad = await emu.api('POST', '/phone/scan', '{not json')
     assert.equal(bad.status, 400)
     assert.equal(bad.body.error.code, 'bad_json')
@@ -340,7 +340,7 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(nf.status, 404)
     const badFault = await emu.api('POST', '/faults', { kind: 'meteor' })
     assert.equal(badFault.status, 400)
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   // Faults that close the socket with a code Baileys maps to a reconnect reason.
@@ -392,7 +392,7 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(again.closeCode(), 401)
     const { body } = await emu.api('GET', '/')
     assert.equal(body.accounts.find((a) => a.phone_number === phone).devices.length, 0)
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   scenario('two gateways talk to each other; a second device of the account gets the copy', async () => {
@@ -426,7 +426,8 @@ describe('emulator with the real Baileys client', () => {
     assert.equal(client.closeCode(), 401)
     await until(async () => (await emu.api('GET', '/')).body.accounts
       .find((a) => a.phone_number === '+15550005555').devices.length === 0, 2000, 'the device to be unlinked')
-    fs.rmSync(dir, { recursive: true, force: true })
+    // A closed client may still write its keys for a moment (the dir is then not empty yet): rm retries.
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
   })
 
   for (const [name, fn] of inOrder(cases)) test(name, fn)
@@ -469,7 +470,7 @@ describe('scan without a qr', () => {
       for (const c of clients) await c.end().catch(() => {})
       await emu?.stop()
       gw.close()
-      fs.rmSync(dir, { recursive: true, force: true })
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
     }
   })
 })
@@ -512,7 +513,7 @@ describe('state file', () => {
     } finally {
       for (const c of clients) await c.end().catch(() => {})
       await emu?.stop()
-      fs.rmSync(dir, { recursive: true, force: true })
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
     }
   })
 })

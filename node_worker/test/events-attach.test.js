@@ -1,8 +1,8 @@
-// EventJournal.attach (src/events.js): the journal moving into an account's PostgreSQL rows, taking over
+// EventJournal.attach (src/event-journal.js): the journal moving into an account's PostgreSQL rows, taking over
 // what a former owner journaled there and never saw acknowledged; a closed or fenced store detaches it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { EventJournal } from '../src/events.js'
+import { EventJournal } from '../src/event-journal.js'
 
 /** a map like the PostgreSQL store's prefixed map: commit applies ops in order, or fails with `failWith` */
 function rowsMap (initial = {}) {

@@ -7,7 +7,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import fs from 'node:fs'
-import { EventJournal } from '../src/events.js'
+import { EventJournal } from '../src/event-journal.js'
 import { makeLogger } from '../lib/logger.js'
 import { makeHandler, makeRoutes, startServer } from '../src/server.js'
 

@@ -15,7 +15,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startEmulator, tmpDir, until } from './emulator-helpers.js'
 import { SessionChildren } from './child-session.js'
-import { EventJournal } from '../src/events.js'
+import { EventJournal } from '../src/event-journal.js'
 import { openAuthStore } from '../src/auth-store.js'
 
 const CHILD = fileURLToPath(new URL('./fixtures/placeholder-session.js', import.meta.url))

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { tmpDir, trustEmulator, until } from './emulator-helpers.js'
-import { EventJournal } from '../src/events.js'
+import { EventJournal } from '../src/event-journal.js'
 import { makeLogger } from '../lib/logger.js'
 import { WhatsAppSession } from '../src/session.js'
 import { readSettings } from '../src/settings.js'

@@ -17,7 +17,7 @@ from service.http.views import account_keys as keys
 from service.http.views import (
     accounts,
     docs,
-    events,
+    event_log,
     health,
     messages,
     metrics,
@@ -54,7 +54,7 @@ PER_ACCOUNT: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/messages", messages.list_messages),
     ("GET", "/messages/{id}", messages.get_message),
     ("DELETE", "/messages/{id}", messages.cancel),
-    ("GET", "/events", events.list_events),
+    ("GET", "/events", event_log.list_events),
     ("GET", "/events/stream", stream.stream),
 )
 

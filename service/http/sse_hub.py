@@ -19,7 +19,7 @@ import structlog
 
 from service.errors import ApiError
 from service.runtime.notify import Notifier
-from service.store import event_log as events
+from service.store import event_log
 
 log = structlog.get_logger("gateway.sse")
 
@@ -73,7 +73,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.head = await self._run_db(events.last_seq)
+        self.head = await self._run_db(event_log.last_seq)
         self._task = asyncio.create_task(self._read(), name="sse-hub")
 
     async def stop(self) -> None:
@@ -111,7 +111,7 @@ class EventHub:
         while True:
             woken = self._notifier.current()
             try:
-                rows = await self._run_db(events.after, self.head, limit=PAGE)
+                rows = await self._run_db(event_log.after, self.head, limit=PAGE)
             except Exception as exc:  # noqa: BLE001 - the store may be busy or full: try again later
                 log.warning("sse.read_failed", error=type(exc).__name__)
                 rows = []

@@ -13,8 +13,7 @@ import time
 
 import structlog
 
-from service.store import event_log as events
-from service.store import webhooks
+from service.store import event_log, webhooks
 from service.store.db import Database
 
 log = structlog.get_logger("gateway.retention")
@@ -23,7 +22,7 @@ INTERVAL = 3600.0
 
 
 def prune_events(conn: sqlite3.Connection, older_than: float) -> int:
-    return events.prune(conn, older_than, read_upto=webhooks.min_cursor(conn))
+    return event_log.prune(conn, older_than, read_upto=webhooks.min_cursor(conn))
 
 
 async def prune_once(db: Database, retention_seconds: float) -> int:

@@ -1,6 +1,6 @@
 """The hand-over from the worker: read its event journal, store every event, then acknowledge it.
 
-The worker keeps each event on disk until the gateway acknowledges it (node_worker/src/events.js);
+The worker keeps each event on disk until the gateway acknowledges it (node_worker/src/event-journal.js);
 the gateway stores a batch in one transaction (service/store/inbound.py: inbound messages, outbox
 statuses, session changes and the event log they produce) and only then acknowledges the batch. A
 crash of either side at any instant leaves the event with the worker or in the store, and a repeat

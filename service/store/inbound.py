@@ -11,8 +11,7 @@ import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, outbox
-from service.store import event_log as events
+from service.store import contacts, event_log, outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -28,8 +27,8 @@ def public_message(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"], "direction": "in", "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
         "lid": row["lid"], "chat_jid": row["chat_jid"], "push_name": row["push_name"], "kind": row["kind"],
-        "text": row["body"], "timestamp": events.iso(row["sent_at"]), "offline": bool(row["offline"]),
-        "received_at": events.iso(row["received_at"]),
+        "text": row["body"], "timestamp": event_log.iso(row["sent_at"]), "offline": bool(row["offline"]),
+        "received_at": event_log.iso(row["received_at"]),
     }
 
 
@@ -57,7 +56,7 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     ).fetchone())
     if phone is not None:
         contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
-    return events.append(conn, account, "message.received", public_message(row), now,
+    return event_log.append(conn, account, "message.received", public_message(row), now,
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
@@ -76,10 +75,10 @@ def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict[str,
     sent_at = event.get("timestamp")
     attempts = event.get("attempts")
     data = {"whatsapp_id": wa_id, "phone_number": phone, "lid": lid, "chat_jid": chat,
-            "timestamp": events.iso(float(sent_at)) if isinstance(sent_at, (int, float)) and sent_at > 0 else None,
+            "timestamp": event_log.iso(float(sent_at)) if isinstance(sent_at, (int, float)) and sent_at > 0 else None,
             "attempts": attempts if isinstance(attempts, int) and attempts > 0 else 1,
             "error": _str(event.get("error"))}
-    return events.append(conn, account, "message.undecryptable", data, now,
+    return event_log.append(conn, account, "message.undecryptable", data, now,
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
@@ -101,7 +100,7 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
     if kind == "session.status":
         data = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
                 "last_error": _str(event.get("last_error"))}
-        stored = events.append(conn, account, "session.status", data, now, source_id=_str(event.get("event_id")))
+        stored = event_log.append(conn, account, "session.status", data, now, source_id=_str(event.get("event_id")))
         return {"event": stored, "message": None}
     return {"event": None, "message": None}
 

@@ -12,8 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from service.store import event_log as events
-from service.store import leases
+from service.store import event_log, leases
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -384,4 +383,4 @@ def status_event(conn: sqlite3.Connection, row: dict[str, Any], now: float) -> N
         "id": row["id"], "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
         "status": row["status"], "reason": row["reason"],
     }
-    events.append(conn, row["account"], "message.status", data, now, subject=row["phone_number"])
+    event_log.append(conn, row["account"], "message.status", data, now, subject=row["phone_number"])

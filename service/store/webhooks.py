@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.states import DELIVERY_STATUSES
-from service.store import event_log as events
+from service.store import event_log
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -45,7 +45,7 @@ def register(conn: sqlite3.Connection, urls: tuple[str, ...] | list[str], now: f
         "SELECT id FROM webhook_endpoints WHERE active = 1 AND account IS NULL")}
     conn.execute("UPDATE webhook_endpoints SET active = 0, updated_at = ? WHERE active = 1 AND account IS NULL",
                  (now,))
-    head = events.last_seq(conn)
+    head = event_log.last_seq(conn)
     cursors = {}
     for url in urls:
         row = conn.execute("SELECT cursor FROM webhook_endpoints WHERE id = ? AND account IS NULL", (url,)).fetchone()
@@ -122,7 +122,7 @@ def add_account_endpoint(conn: sqlite3.Connection, account: str, url: str, types
     endpoint_id = "whe_" + new_id(now)
     conn.execute("INSERT INTO webhook_endpoints (id, url, account, events, cursor, active, created_at, updated_at, "
                  "secret) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                 (endpoint_id, url, account, ",".join(types), events.last_seq(conn), now, now, secret))
+                 (endpoint_id, url, account, ",".join(types), event_log.last_seq(conn), now, now, secret))
     row = get_endpoint(conn, endpoint_id)
     assert row is not None  # inserted just above, in this transaction
     return row
@@ -186,14 +186,14 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
 
     Runs on the database's one writer, so no event can commit under it: when fewer than ``limit``
     match, every event up to the current end of the log has been seen and the cursor moves there.
-    (On PostgreSQL, where sequence values commit out of order, ``events.append`` draws each seq under a
+    (On PostgreSQL, where sequence values commit out of order, ``event_log.append`` draws each seq under a
     lock held to its commit, so the events this reads are a prefix of the log too: store/pg.py.)
     """
     found = conn.execute("SELECT cursor FROM webhook_endpoints WHERE id = ?", (url,)).fetchone()
     if found is None:
         return 0, False
     cursor = found["cursor"]
-    rows = events.after(conn, cursor, account=account, types=types, limit=limit)
+    rows = event_log.after(conn, cursor, account=account, types=types, limit=limit)
     for ev in rows:
         conn.execute(
             "INSERT INTO webhook_deliveries (id, endpoint, event_seq, event_id, event_type, account, subject, "
@@ -203,7 +203,7 @@ def fan_out(conn: sqlite3.Connection, url: str, types: tuple[str, ...], now: flo
              ev["payload"], now, now + max_age, now, now),
         )
     more = len(rows) == limit
-    new_cursor = rows[-1]["seq"] if more else max(events.last_seq(conn), cursor)
+    new_cursor = rows[-1]["seq"] if more else max(event_log.last_seq(conn), cursor)
     if new_cursor != cursor:
         conn.execute("UPDATE webhook_endpoints SET cursor = ?, updated_at = ? WHERE id = ?", (new_cursor, now, url))
     return len(rows), more

@@ -12,8 +12,7 @@ import pytest
 
 from service.runtime.retention import prune_events, prune_once
 from service.states import DEFAULT_ACCOUNT
-from service.store import contacts, inbound, outbox, stats
-from service.store import event_log as events
+from service.store import contacts, event_log, inbound, outbox, stats
 from service.store.db import Database
 
 A = DEFAULT_ACCOUNT
@@ -43,7 +42,7 @@ def test_a_repeated_worker_event_is_stored_once(db):
     assert again["event"] is None
     rows = db.call(inbound.list_messages, A)
     assert len(rows) == 1 and rows[0]["body"] == "olá 👋"
-    log = db.call(events.after, 0)
+    log = db.call(event_log.after, 0)
     assert [e["type"] for e in log] == ["message.received"]
     body = json.loads(log[0]["payload"])
     assert body["id"] == log[0]["id"] and body["id"].startswith("evt_")
@@ -69,7 +68,7 @@ def test_unusable_or_unknown_events_change_nothing(db):
                 {"type": "message.status", "id": "NOT-OURS", "status": "delivered"},
                 {"type": "message.status", "id": None, "status": "read"}, {"type": "mystery"}):
         assert db.call(inbound.store_worker_event, A, bad, time.time()) == {"event": None, "message": None}
-    assert db.call(events.after, 0) == [] and db.call(inbound.list_messages, A) == []
+    assert db.call(event_log.after, 0) == [] and db.call(inbound.list_messages, A) == []
 
 
 def test_a_receipt_moves_the_outbox_and_logs_one_status_event(db):
@@ -80,7 +79,7 @@ def test_a_receipt_moves_the_outbox_and_logs_one_status_event(db):
     moved = db.call(inbound.store_worker_event, A, receipt, now)
     assert moved["message"]["status"] == "delivered" and moved["message"]["sent_at"] is not None
     assert db.call(inbound.store_worker_event, A, receipt, now)["message"] is None  # a repeat: no step back
-    log = [json.loads(e["payload"]) for e in db.call(events.after, 0)]
+    log = [json.loads(e["payload"]) for e in db.call(event_log.after, 0)]
     assert [(e["type"], e["data"]["status"]) for e in log] == [("message.status", "delivered")]
     assert log[0]["data"]["id"] == row["id"]
 
@@ -88,21 +87,21 @@ def test_a_receipt_moves_the_outbox_and_logs_one_status_event(db):
 def test_session_changes_are_events_once_each(db):
     change = {"type": "session.status", "state": "connected", "phone_number": "+15550000001", "event_id": "s1"}
     db.call(inbound.store_worker_events, A, [change, change], time.time())
-    log = db.call(events.after, 0, types=("session.status",))
+    log = db.call(event_log.after, 0, types=("session.status",))
     assert len(log) == 1 and json.loads(log[0]["payload"])["data"]["state"] == "connected"
 
 
 def test_pruning_keeps_what_a_webhook_endpoint_has_not_read_and_never_reuses_a_cursor(db):
     old = time.time() - 40 * 86400
     for n in range(5):
-        db.call(events.append, A, "session.status", {"state": f"s{n}"}, old + n)
+        db.call(event_log.append, A, "session.status", {"state": f"s{n}"}, old + n)
     db.call(lambda c: c.execute("INSERT INTO webhook_endpoints (id, url, cursor, active, created_at, updated_at)"
                                 " VALUES ('http://r', 'http://r', 3, 1, 0, 0)"))
     assert db.call(prune_events, time.time() - 30 * 86400) == 3  # seq 1..3 only: the endpoint read those
-    assert [e["seq"] for e in db.call(events.after, 0)] == [4, 5]
+    assert [e["seq"] for e in db.call(event_log.after, 0)] == [4, 5]
     db.call(lambda c: c.execute("UPDATE webhook_endpoints SET cursor = 5"))
     assert asyncio.run(prune_once(db, 30 * 86400)) == 2
-    fresh = db.call(events.append, A, "session.status", {"state": "new"}, time.time())
+    fresh = db.call(event_log.append, A, "session.status", {"state": "new"}, time.time())
     assert fresh["seq"] == 6  # AUTOINCREMENT: a reader's cursor never points at a different event
 
 
@@ -112,9 +111,9 @@ def test_undecryptable_is_one_event_unless_a_readable_copy_was_stored(db):
               "lid": None, "from_jid": PN, "timestamp": 1764000000, "attempts": 5, "error": "Bad MAC"}
     stored = db.call(inbound.store_worker_events, A, [report, report], now)
     assert stored[0]["event"] is not None and stored[1]["event"] is None
-    data = json.loads(db.call(events.after, 0)[0]["payload"])["data"]
+    data = json.loads(db.call(event_log.after, 0)[0]["payload"])["data"]
     assert data == {"whatsapp_id": "WA9", "phone_number": "+15550008801", "lid": None, "chat_jid": PN,
-                    "timestamp": events.iso(1764000000), "attempts": 5, "error": "Bad MAC"}
+                    "timestamp": event_log.iso(1764000000), "attempts": 5, "error": "Bad MAC"}
     # A readable copy stored first (the resend decrypted): a late report of the same message is no event.
     db.call(inbound.store_worker_event, A, message(id="WA10", event_id="in:x:WA10"), now)
     late = report | {"id": "WA10", "event_id": "undecryptable:x:WA10"}
@@ -134,7 +133,7 @@ def test_sent_without_a_delivery_receipt_past_the_bound_is_flagged_and_a_late_re
     assert [r["id"] for r in flagged] == [rows[0]["id"]]
     assert flagged[0]["status"] == "sent" and flagged[0]["reason"] == "no_delivery_receipt"
     assert db.call(outbox.flag_undelivered, A, now + 100, now + 701) == []  # flagged once
-    log = [json.loads(e["payload"])["data"] for e in db.call(events.after, 0, types=("message.status",))]
+    log = [json.loads(e["payload"])["data"] for e in db.call(event_log.after, 0, types=("message.status",))]
     assert [(d["status"], d["reason"]) for d in log][-1] == ("sent", "no_delivery_receipt")
     assert db.call(stats.conversation_problems, now + 700)[A]["sent_without_receipt"] == 1
     receipt = {"type": "message.status", "id": rows[0]["wa_id"], "status": "delivered", "event_id": "status:late"}

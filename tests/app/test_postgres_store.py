@@ -17,8 +17,7 @@ import pytest
 
 from service.settings import Settings, SettingsError
 from service.states import DEFAULT_ACCOUNT
-from service.store import accounts, contacts, outbox
-from service.store import event_log as events
+from service.store import accounts, contacts, event_log, outbox
 from service.store.db import Database, DatabaseError, migrations
 from service.store.pg import (
     PostgresDatabase,
@@ -128,11 +127,11 @@ def test_the_facade_answers_like_sqlite(db, tmp_path):
                 updated = conn.execute("UPDATE contacts SET last_inbound_at = ? WHERE account = ?", [3.0, A]).rowcount
                 none = conn.execute("SELECT 1 FROM contacts WHERE account = ?", ("nobody",)).fetchone()
                 count = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-                appended = events.append(conn, A, "session.status", {"state": "open"}, 10.0, source_id="s-1")
-                second = events.append(conn, A, "session.status", {"state": "open"}, 11.0)
+                appended = event_log.append(conn, A, "session.status", {"state": "open"}, 10.0, source_id="s-1")
+                second = event_log.append(conn, A, "session.status", {"state": "open"}, 11.0)
                 return (conn.dialect, row["phone_number"], row[1], row["q"], dict(row), list(row.keys()),
                         [r[0] for r in rows], updated, none, count, second["seq"] - appended["seq"],
-                        events.append(conn, A, "session.status", {}, 12.0, source_id="s-1"),
+                        event_log.append(conn, A, "session.status", {}, 12.0, source_id="s-1"),
                         accounts.account_tables(conn))
 
             results = database.call(check)
@@ -227,14 +226,14 @@ def test_event_writers_commit_in_seq_order_so_a_cursor_never_skips_one(url, post
     gate, running = threading.Event(), threading.Event()
     try:
         def append_and_hold(conn):
-            row = events.append(conn, A, "session.status", {}, 1.0)
+            row = event_log.append(conn, A, "session.status", {}, 1.0)
             running.set()
             gate.wait(20)
             return row["seq"]
 
         held = first.submit(append_and_hold)
         assert running.wait(10)
-        later = second.submit(events.append, A, "session.status", {}, 2.0)
+        later = second.submit(event_log.append, A, "session.status", {}, 2.0)
 
         def waiting_on_the_lock(conn):
             return conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"

@@ -9,7 +9,7 @@ import time
 
 from service.http.app import create_app
 from service.http.appkeys import DATABASE, NOTIFIER, STREAMS
-from service.store import event_log as events
+from service.store import event_log
 from tests.helpers.inprocess import AUTH, settings
 
 
@@ -48,14 +48,14 @@ async def test_one_read_of_the_log_serves_every_stream(aiohttp_client, tmp_path)
     run = db.run
 
     async def counting(fn, *args, **kwargs):
-        if fn is events.after:
+        if fn is event_log.after:
             reads.append(args)
         return await run(fn, *args, **kwargs)
     db.run = counting
     streams = [await open_stream(client) for _ in range(10)]
     reads.clear()
     for n in range(5):
-        await db.run(events.append, "default", "session.status", {"state": f"s{n}"}, time.time())
+        await db.run(event_log.append, "default", "session.status", {"state": f"s{n}"}, time.time())
         client.app[NOTIFIER].notify()
         await asyncio.sleep(0.05)
     for s in streams:  # every stream got all five, in order
@@ -72,9 +72,9 @@ async def test_a_resumed_stream_gets_its_backlog_then_live_events_once_each(aioh
     client = await aiohttp_client(create_app(settings(tmp_path)))
     db = client.app[DATABASE]
     for n in range(3):
-        await db.run(events.append, "default", "session.status", {"state": f"old{n}"}, time.time())
+        await db.run(event_log.append, "default", "session.status", {"state": f"old{n}"}, time.time())
     resp = await open_stream(client, after="0")
-    await db.run(events.append, "default", "session.status", {"state": "new"}, time.time())
+    await db.run(event_log.append, "default", "session.status", {"state": "new"}, time.time())
     client.app[NOTIFIER].notify()
     ids = []
     while len(ids) < 4:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from service.auth.scoped_keys import new_key
 from service.store import accounts as registry
-from service.store import event_log as events
+from service.store import event_log
 from service.store.db import Database
 from tests.helpers.webhook_harness import Harness
 
@@ -22,7 +22,7 @@ AUTH = {"X-API-Key": KEY}
 
 
 def event(h: Harness, account: str, subject: str = P1) -> dict:
-    return h.db.call(events.append, account, "message.received", {"text": "hi"}, time.time(), subject=subject)
+    return h.db.call(event_log.append, account, "message.received", {"text": "hi"}, time.time(), subject=subject)
 
 
 def deliveries(h: Harness, **where) -> list[dict]:
@@ -30,7 +30,7 @@ def deliveries(h: Harness, **where) -> list[dict]:
     return h.db.call(lambda c: [dict(r) for r in c.execute(sql + " ORDER BY seq", tuple(where.values()))])
 
 
-async def add(svc, account: str, rec, types=events.TYPES, limit: int = 10) -> dict:
+async def add(svc, account: str, rec, types=event_log.TYPES, limit: int = 10) -> dict:
     """An account endpoint to ``rec``, which then verifies with the endpoint's own secret (shown at creation)."""
     ep = await svc.add_account_endpoint(account, rec.url, types, limit)
     rec.trust(ep["secret"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service.store import event_log as events
+from service.store import event_log
 from service.store.db import Database
 from service.webhooks import secret as webhook_secret
 from service.webhooks.address import AddressPolicy, system_lookup
@@ -53,7 +53,7 @@ class Harness:
         self.receivers.append(rec)
         return rec
 
-    async def service(self, urls, *, policy=FAST, types=events.TYPES, secrets=(SECRET,), poll=0.05,
+    async def service(self, urls, *, policy=FAST, types=event_log.TYPES, secrets=(SECRET,), poll=0.05,
                       reset_leases=True, allow_private=LOOPBACK, lookup=system_lookup):
         svc = WebhookService(self.db, tuple(urls), types, secrets, policy, poll_interval=poll,
                              reset_leases=reset_leases, egress=AddressPolicy(allow_private, lookup))
@@ -71,7 +71,7 @@ class Harness:
         self.db = Database(self.path).open()
 
     def event(self, type_="message.received", subject=P1, data=None) -> dict:
-        return self.db.call(events.append, A, type_, data or {"text": "hi"}, time.time(), subject=subject)
+        return self.db.call(event_log.append, A, type_, data or {"text": "hi"}, time.time(), subject=subject)
 
     def delivery(self, event_id, url=None, *, must=True) -> dict | None:
         rows = self.db.call(lambda c: [dict(r) for r in c.execute(

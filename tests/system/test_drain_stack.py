@@ -161,14 +161,21 @@ def test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
     wait_for(lambda: at_contacts(stack, sender.accepted), 15, "every message at its contact")
     resends = check_exactly_once(stack, sender.accepted)
     assert len(sender.accepted) == 30
-    assert sum(resends.values()) == 0, resends  # the sends in flight finished: none went twice
     assert {(s, c) for s, c, _ in sender.refusals} <= {(503, CODE)}
 
     records = stack.log_events()
     drained = [r for r in records if r.get("event") == "gateway.drained"]
     assert len(drained) == 1, drained
     print(f"gateway drain: {drained[0]}")
-    assert drained[0]["dispatch"]["sends_requeued"] == 0
+    dispatch = drained[0]["dispatch"]
+    # Every send in flight at SIGTERM either finished within the drain's bound (WA_SHUTDOWN_TIMEOUT) or was
+    # cut off there and put back with its WhatsApp id; only those could reach a contact twice (shown once).
+    # Which of the two happens is a matter of time (a loaded machine answers slower than the 3 s bound):
+    # tests/app/test_drain.py pins that a send in flight is let finish, by condition, without a clock.
+    # (sends_in_flight and sends_finished count runs to one recipient; sends_requeued counts messages)
+    assert dispatch["sends_finished"] <= dispatch["sends_in_flight"], dispatch
+    assert dispatch["sends_requeued"] == 0 or dispatch["sends_finished"] < dispatch["sends_in_flight"], dispatch
+    assert sum(resends.values()) <= dispatch["sends_requeued"], (resends, dispatch)
     assert drained[0]["webhooks"]["deliveries_cut_off"] >= 1  # the hung attempts, released
     # Nothing was left `sending` for the next start to recover, nor any webhook attempt leased.
     assert not [r for r in records if r.get("event") == "outbox.recovered"]

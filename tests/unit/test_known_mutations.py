@@ -20,7 +20,7 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/system/test_log_secrets.py::test_a_whole_sandbox_flow_at_debug_logs_no_secret
 - node_worker/src/journal.js, the fdatasync removed from the append path:
     node_worker/test/durability-contract.test.js::journal: commit() resolves only after its fsync has completed
-- node_worker/src/events.js, the long-poll wake removed from push():
+- node_worker/src/event-journal.js, the long-poll wake removed from push():
     node_worker/test/durability-contract.test.js::event journal: a pushed event wakes a waiting reader at once
 - service/logging_setup.py, a record written in two write(2) calls, or not cut to PIPE_BUF:
     tests/app/test_log_contract.py::test_every_record_is_one_write_call
@@ -77,7 +77,6 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_drain.py::test_a_request_in_flight_finishes_and_an_event_stream_ends_when_the_drain_begins
 - service/runtime/dispatch.py, the drain cancelling sends in flight at once instead of letting them finish:
     tests/app/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
-    tests/system/test_drain_stack.py::test_sigterm_to_the_gateway_mid_burst_refuses_new_requests_and_loses_nothing
 - service/runtime/dispatch.py, claiming during the drain, or waiting callers answered only at its end:
     tests/app/test_drain.py::test_a_send_in_flight_finishes_during_the_drain_and_its_result_is_recorded
 - service/runtime/dispatch.py, a send cut off at the deadline failed, or left `sending`, instead of requeued:

@@ -9,7 +9,7 @@ import pytest
 
 from service.programs import launcher
 from service.settings import Settings, SettingsError
-from service.store import event_log as events
+from service.store import event_log
 from service.webhooks import secret as webhook_secret
 from tests.helpers.webhook_harness import SECRET
 
@@ -21,7 +21,7 @@ def _settings(**env):
 
 def test_webhook_settings_defaults():
     s = _settings()
-    assert s.webhook_urls == () and s.webhook_events == events.TYPES and s.webhook_secrets == ()
+    assert s.webhook_urls == () and s.webhook_events == event_log.TYPES and s.webhook_secrets == ()
     assert (s.webhook_timeout, s.webhook_max_attempts, s.webhook_max_age) == (10.0, 12, 86400.0)
     s = _settings(WA_WEBHOOK_URL=" https://a.example/hook , http://127.0.0.1:9/x,https://a.example/hook",
                   WA_WEBHOOK_EVENTS="message.received", WA_WEBHOOK_SECRET=SECRET)

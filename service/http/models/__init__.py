@@ -21,7 +21,7 @@ from service.http.models.accounts import (
 from service.http.models.base import RequestModel, iso, parse
 from service.http.models.deliveries import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest
 from service.http.models.errors import ErrorDetail, ErrorResponse
-from service.http.models.events import (
+from service.http.models.event_types import (
     EventPage,
     LoggedMessageReceived,
     LoggedMessageStatus,

@@ -24,8 +24,8 @@ from service.errors import BadRequest, error_response
 from service.http.appkeys import DATABASE, DRAIN, STREAMS
 from service.http.sse_hub import RETRY_AFTER, TooManyStreams
 from service.http.views.context import account_of
-from service.http.views.events import types_filter
-from service.store import event_log as events
+from service.http.views.event_log import types_filter
+from service.store import event_log
 
 PAGE = 200
 IDLE = 15.0
@@ -59,7 +59,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
             resp.ping_interval = IDLE
             while after < live.start and resp.is_connected() and not drain.draining:  # the backlog
-                rows = [r for r in await db.run(events.after, after, account=name, types=types, limit=PAGE)
+                rows = [r for r in await db.run(event_log.after, after, account=name, types=types, limit=PAGE)
                         if r["seq"] <= live.start]
                 if not rows:
                     break

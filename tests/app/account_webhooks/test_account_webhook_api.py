@@ -10,7 +10,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.http.appkeys import DATABASE, WEBHOOKS
 from service.settings import Settings
-from service.store import event_log as events
+from service.store import event_log
 from service.store import webhooks as store
 from tests.helpers.account_webhooks import (
     AUTH,
@@ -61,7 +61,7 @@ async def test_manage_an_accounts_webhooks_by_api(h, api):
     res = await client.post("/accounts/sales/webhooks", json={"url": secret_url}, headers=AUTH)
     assert res.status == 409 and (await res.json())["error"]["code"] == "webhook_exists"
     res = await client.post("/accounts/support/webhooks", json={"url": secret_url}, headers=AUTH)
-    assert res.status == 201 and (await res.json())["events"] == list(events.TYPES)
+    assert res.status == 201 and (await res.json())["events"] == list(event_log.TYPES)
     res = await client.post("/accounts/sales/webhooks", json={"url": rec.url + "/2"}, headers=AUTH)
     assert res.status == 201
     res = await client.post("/accounts/sales/webhooks", json={"url": rec.url + "/3"}, headers=AUTH)
@@ -180,7 +180,7 @@ async def test_through_the_app_an_account_webhook_is_signed_with_its_own_secret_
         own = (await res.json())["secret"]
         assert not (data / webhook_secret.FILE_NAME).exists()  # no global secret was needed for it
         rec.trust(own)
-        ev = app[DATABASE].call(events.append, "default", "message.received", {"text": "hi"}, time.time(),
+        ev = app[DATABASE].call(event_log.append, "default", "message.received", {"text": "hi"}, time.time(),
                                 subject=P1)
         app[WEBHOOKS].notify()
         await until(lambda: rec.delivered(), what="the delivery")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from service.store import accounts as registry
-from service.store import event_log as events
+from service.store import event_log
 from service.store import webhooks as store
 from service.store.db import Database
 from tests.helpers.account_webhooks import (
@@ -30,7 +30,7 @@ async def test_an_account_endpoint_gets_only_its_accounts_events_from_now_on(h):
     rec_global, rec_sales = h.receiver(), h.receiver()
     svc = await h.service([rec_global.url])
     before = event(h, SALES)  # history: not sent to an endpoint added later
-    ep = await add(svc, SALES, rec_sales, events.TYPES, 10)
+    ep = await add(svc, SALES, rec_sales, event_log.TYPES, 10)
     evs = {a: event(h, a) for a in ("default", SALES, SUPPORT)}
     await until(lambda: delivered_ids(rec_global) >= {before["id"], *(e["id"] for e in evs.values())},
                 what="the global endpoint gets every account's events")
@@ -46,8 +46,8 @@ async def test_an_account_endpoint_gets_only_its_accounts_events_from_now_on(h):
 async def test_the_same_url_for_two_accounts_and_globally_is_three_independent_endpoints(h):
     rec = h.receiver()
     svc = await h.service([rec.url])
-    ep_sales = await add(svc, SALES, rec, events.TYPES, 10)
-    ep_support = await add(svc, SUPPORT, rec, events.TYPES, 10)
+    ep_sales = await add(svc, SALES, rec, event_log.TYPES, 10)
+    ep_support = await add(svc, SUPPORT, rec, event_log.TYPES, 10)
     assert len({ep_sales["id"], ep_support["id"], rec.url}) == 3 and len(svc.workers) == 3
     e_sales, e_support = event(h, SALES), event(h, SUPPORT)
     await until(lambda: len(rec.delivered()) == 4, what="four deliveries")
@@ -72,7 +72,7 @@ async def test_a_removed_endpoint_gets_nothing_more_and_its_pending_delivery_sta
     answer = {"code": 500}
     rec_sales, rec_control = h.receiver(lambda r: answer["code"]), h.receiver()
     svc = await h.service([rec_control.url])
-    ep = await add(svc, SALES, rec_sales, events.TYPES, 10)
+    ep = await add(svc, SALES, rec_sales, event_log.TYPES, 10)
     first = event(h, SALES)
     await until(lambda: rec_sales.snapshot(), what="a first (failing) attempt")
     removed = await svc.remove_account_endpoint(SALES, ep["id"])
@@ -94,8 +94,8 @@ async def test_a_removed_endpoint_gets_nothing_more_and_its_pending_delivery_sta
 async def test_deleting_the_account_removes_its_endpoints_and_stops_their_workers(h):
     rec_sales, rec_support = h.receiver(), h.receiver()
     svc = await h.service([])
-    ep_sales = await add(svc, SALES, rec_sales, events.TYPES, 10)
-    ep_support = await add(svc, SUPPORT, rec_support, events.TYPES, 10)
+    ep_sales = await add(svc, SALES, rec_sales, event_log.TYPES, 10)
+    ep_support = await add(svc, SUPPORT, rec_support, event_log.TYPES, 10)
     h.db.call(registry.delete, SALES)
     assert await svc.forget_account(SALES) == 1
     assert set(svc.workers) == {ep_support["id"]}
@@ -107,20 +107,20 @@ async def test_deleting_the_account_removes_its_endpoints_and_stops_their_worker
     assert rec_sales.snapshot() == [] and deliveries(h, endpoint=ep_sales["id"]) == []
     # Adding one to a deleted account is refused in the same transaction as the insert.
     with pytest.raises(store.NoAccount):
-        await add(svc, SALES, rec_sales, events.TYPES, 10)
+        await add(svc, SALES, rec_sales, event_log.TYPES, 10)
 
 
 async def test_account_endpoints_resume_from_the_database_after_a_restart(h):
     rec, rec_gone = h.receiver(), h.receiver()
     svc = await h.service([])
     ep = await add(svc, SALES, rec, ("message.received",), 10)
-    gone = await add(svc, SALES, rec_gone, events.TYPES, 10)
+    gone = await add(svc, SALES, rec_gone, event_log.TYPES, 10)
     await svc.remove_account_endpoint(SALES, gone["id"])
     first = event(h, SALES)
     await h.status(first["id"], "delivered", url=ep["id"])
     await h.stop_services()
     while_down = event(h, SALES)  # committed while the gateway is down: sent after the restart
-    skipped = h.db.call(events.append, SALES, "session.status", {"state": "open"}, time.time())
+    skipped = h.db.call(event_log.append, SALES, "session.status", {"state": "open"}, time.time())
     h.reopen()
     svc = await h.service([])  # no WA_WEBHOOK_URL: the account endpoint comes from the database alone
     assert set(svc.workers) == {ep["id"]}
@@ -133,7 +133,7 @@ async def test_account_endpoints_resume_from_the_database_after_a_restart(h):
 async def test_a_global_url_restart_does_not_touch_account_endpoints(h):
     rec = h.receiver()
     svc = await h.service([rec.url])
-    ep = await add(svc, SALES, rec, events.TYPES, 10)
+    ep = await add(svc, SALES, rec, event_log.TYPES, 10)
     await h.stop_services()
     await h.service([])  # the URL left WA_WEBHOOK_URL: only the global endpoint goes
     rows = {r["id"]: r for r in h.db.call(store.endpoints)}

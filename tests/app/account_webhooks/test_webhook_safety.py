@@ -20,7 +20,7 @@ from service.http.appkeys import ACCOUNTS, DATABASE, SETTINGS, WEBHOOKS
 from service.http.middlewares import MIDDLEWARES, setup_security
 from service.http.routes import setup_routes
 from service.settings import Settings, SettingsError
-from service.store import event_log as events
+from service.store import event_log
 from service.store import webhooks as store
 from service.webhooks.address import (
     AddressPolicy,
@@ -354,9 +354,9 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
 async def test_rotation_survives_a_restart_and_a_legacy_endpoint_gets_a_secret_of_its_own(h):
     rec = h.receiver(secret=generate())
     svc = await h.service([])
-    ep = await svc.add_account_endpoint(SALES, rec.url, events.TYPES, 10)
+    ep = await svc.add_account_endpoint(SALES, rec.url, event_log.TYPES, 10)
     new, until_ = await svc.rotate_secret(SALES, ep["id"], 3600)
-    legacy = h.db.call(store.add_account_endpoint, SUPPORT, rec.url, events.TYPES, time.time(), 10)  # no secret
+    legacy = h.db.call(store.add_account_endpoint, SUPPORT, rec.url, event_log.TYPES, time.time(), 10)  # no secret
     await h.stop_services()
     svc = await h.service([])
     own = await svc.endpoint_secrets()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from service.http import models
 from service.http.openapi.spec import AFTER, DEFAULT_NOTE, JSON, REF, TYPES, Op, Param, limit
 from service.http.route_table import Handler
-from service.http.views import events, stream
+from service.http.views import event_log as events
+from service.http.views import stream
 from service.store import event_log as event_store
 
 # The SSE events: OpenAPI 3.1 has `schema` of text/event-stream describe each event (3.2 calls it itemSchema).

@@ -14,7 +14,7 @@ from aiohttp import web
 from service.errors import BadRequest
 from service.http.appkeys import DATABASE
 from service.http.views.context import account_of
-from service.store import event_log as events
+from service.store import event_log
 
 MAX_LIMIT = 500
 
@@ -30,9 +30,9 @@ def types_filter(raw: str | None) -> tuple[str, ...] | None:
     if raw is None:
         return None
     wanted = tuple(t.strip() for t in raw.split(",") if t.strip())
-    unknown = [t for t in wanted if t not in events.TYPES]
+    unknown = [t for t in wanted if t not in event_log.TYPES]
     if not wanted or unknown:
-        raise BadRequest(f"types must be a comma-separated list of {', '.join(events.TYPES)}.", code="invalid_types")
+        raise BadRequest(f"types must be a comma-separated list of {', '.join(event_log.TYPES)}.", code="invalid_types")
     return wanted
 
 
@@ -41,6 +41,6 @@ async def list_events(request: web.Request) -> web.Response:
     limit = _whole(request.query, "limit", 100, 1, MAX_LIMIT)
     types = types_filter(request.query.get("types"))
     rows = await request.app[DATABASE].run(
-        events.after, after, account=account_of(request).name, types=types, limit=limit)
-    items = [events.public(r) for r in rows]
+        event_log.after, after, account=account_of(request).name, types=types, limit=limit)
+    items = [event_log.public(r) for r in rows]
     return web.json_response({"events": items, "next_after": items[-1]["seq"] if items else after})
