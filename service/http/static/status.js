@@ -8,7 +8,8 @@
   const POLL_MS = 15000; // health and dead letters have no events; the rest too while the stream is down
   const LIMIT = 20;
   const MAX_EVENTS = 50;
-  const CONNECTABLE = ['stopped', 'logged_out', 'failed'];
+  const S = WA_STATES.worker; // service/states.py, put before this script by views/static_page.py
+  const CONNECTABLE = [S.STOPPED, S.LOGGED_OUT, S.FAILED];
   const TONE = {
     connected: 'ok', delivered: 'ok', read: 'ok', RUNNING: 'ok', ok: 'ok', writable: 'ok', live: 'ok',
     sent: 'info', sending: 'info', connecting: 'info', STARTING: 'info', pending: 'info',
@@ -241,7 +242,7 @@
     }
     if (phone !== undefined && $('d-phone')) $('d-phone').textContent = phone || '—';
     $('connect').hidden = !CONNECTABLE.includes(state);
-    if (state === 'qr') { if (was !== 'qr') updateQr(); } else hideQr();
+    if (state === S.QR) { if (was !== S.QR) updateQr(); } else hideQr();
   }
 
   function detail (list, label, value, id) {
@@ -273,11 +274,11 @@
 
   async function updateQr () {
     const account = selected;
-    if (state !== 'qr') { hideQr(); return; }
+    if (state !== S.QR) { hideQr(); return; }
     $('qr-box').hidden = false;
     try {
       const svg = await (await call('GET', accountPath(account, '/qr?format=svg'), undefined, true)).text();
-      if (account !== selected || state !== 'qr' || svg === qrText) return;
+      if (account !== selected || state !== S.QR || svg === qrText) return;
       qrText = svg;
       const url = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
       $('qr').src = url;
@@ -458,7 +459,7 @@
     const names = body.accounts.map((a) => a.name);
     select(names.includes('default') ? 'default' : names[0]);
     refreshHealth(); refreshDead();
-    timers.push(setInterval(() => { if (state === 'qr') updateQr(); }, QR_REFRESH_MS));
+    timers.push(setInterval(() => { if (state === S.QR) updateQr(); }, QR_REFRESH_MS));
     timers.push(setInterval(() => {
       refreshHealth(); refreshDead(); refreshAccounts();
       if (!streamUp) { refreshAccount(); refreshOut(); refreshIn(); }

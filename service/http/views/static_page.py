@@ -8,9 +8,19 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 from importlib import resources
 
 from aiohttp import web
+
+from service.states import MessageStatus, WorkerState
+
+# The states the pages name, from service/states.py: ``WA_STATES.worker.QR`` is "qr" (no string in a
+# page's script spells a state itself).
+STATES_PRELUDE = "const WA_STATES = " + json.dumps({
+    "worker": {s.name: s.value for s in WorkerState},
+    "message": {s.name: s.value for s in MessageStatus},
+}, sort_keys=True) + ";\n"
 
 
 def _sha256(text: str) -> str:
@@ -21,7 +31,8 @@ def _sha256(text: str) -> str:
 def _build(name: str, img_src: str) -> tuple[str, str]:
     static = resources.files("service.http") / "static"
     css = (static / f"{name}.css").read_text(encoding="utf-8")
-    script = (static / "dom.js").read_text(encoding="utf-8") + (static / f"{name}.js").read_text(encoding="utf-8")
+    script = (STATES_PRELUDE + (static / "dom.js").read_text(encoding="utf-8")
+              + (static / f"{name}.js").read_text(encoding="utf-8"))
     html = (static / f"{name}.html").read_text(encoding="utf-8").replace("/*CSS*/", css).replace("/*JS*/", script)
     csp = (f"default-src 'none'; script-src {_sha256(script)}; style-src {_sha256(css)}; connect-src 'self'; "
            f"img-src {img_src}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
