@@ -23,7 +23,7 @@ import structlog
 from service.store.event_log import iso
 from service.store.ids import new_id
 from service.webhooks.address import AddressPolicy, guarded_connector
-from service.webhooks.attempt import describe as _describe
+from service.webhooks.attempt import describe
 from service.webhooks.endpoint_names import public_url
 from service.webhooks.secret import EndpointSecret, signing
 from service.webhooks.signature import headers_for
@@ -70,7 +70,7 @@ async def _one(session: aiohttp.ClientSession, target: Target, egress: AddressPo
     except asyncio.CancelledError:
         raise
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-        error = _describe(exc)
+        error = describe(exc)
     elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     ok = status_code is not None and 200 <= status_code < 300
     if status_code is not None and not ok:
