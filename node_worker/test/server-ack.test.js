@@ -44,3 +44,25 @@ test('a send answers "sent" only on the server ack; without one it fails and its
   assert.equal(copies.length, 1)
   assert.equal(copies[0].text, 'lost in the hole')
 })
+
+test('a batch that repeats an id answers each message and rejects nothing unhandled (the worker lives on)', async () => {
+  // The second relay of the same id supersedes the first one's wait while the batch is still relaying:
+  // that rejection must reach the batch's answer, not the process (an unhandled rejection ends the worker).
+  const unhandled = []
+  const note = (err) => unhandled.push(err)
+  process.on('unhandledRejection', note)
+  try {
+    const batch = await session.sendBatch([
+      { phone_number: CONTACT, text: 'twice', id: 'ACKTEST0000010' },
+      { phone_number: CONTACT, text: 'twice', id: 'ACKTEST0000010' },
+      { phone_number: CONTACT, text: 'after', id: 'ACKTEST0000011' }
+    ])
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(unhandled, [])
+    assert.equal(batch.results.length, 3)
+    assert.equal(batch.results[0].error?.code, 'superseded')
+    assert.deepEqual(batch.results.slice(1).map((r) => r.status), ['sent', 'sent'])
+  } finally {
+    process.off('unhandledRejection', note)
+  }
+})

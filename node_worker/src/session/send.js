@@ -59,7 +59,12 @@ export class Sender {
         throw err
       }
       s.log.info({ message_id: id, length: text.length, resend }, 'message.relayed')
-      return { id, acked: acked.then(() => s.log.info({ message_id: id }, 'message.sent')) }
+      const sent = acked.then(() => s.log.info({ message_id: id }, 'message.sent'))
+      // A batch awaits its acks only once all of it is relayed: meanwhile this one may fail (superseded by
+      // the same id again, a timeout, a drop). The caller still sees that when it awaits; the process must
+      // not take it for an unhandled rejection, which would end the worker.
+      sent.catch(() => {})
+      return { id, acked: sent }
     } catch (err) {
       throw this.relayFailure(err, sock)
     }
