@@ -16,11 +16,28 @@ const BODY_ERRORS = {
   too_large: () => new WorkerError(413, SEND_FAILURE.PAYLOAD_TOO_LARGE, 'Request body too large.'),
   incomplete: () => new WorkerError(400, 'incomplete_body', 'The request body ended early.')
 }
-const readJson = (req) => readJsonObject(req, {
-  maxBytes: MAX_BODY,
-  fail: (why) => BODY_ERRORS[why]?.() ??
-    new WorkerError(400, SEND_FAILURE.INVALID_JSON, 'The request body must be a JSON object (UTF-8).')
-})
+// A field or query parameter a route does not take is refused, never ignored (the gateway's rule too).
+const onlyKnown = (names, known, where) => {
+  for (const name of names) {
+    if (!known.includes(name)) {
+      const shown = JSON.stringify(name).slice(1, -1).slice(0, 64)
+      const takes = known.length ? `it takes: ${[...known].sort().join(', ')}.` : 'it takes none.'
+      throw new WorkerError(400, SEND_FAILURE.UNKNOWN_FIELD, `Unknown ${where} '${shown}'; ${takes}`)
+    }
+  }
+}
+const readJson = async (req, fields = []) => {
+  const body = await readJsonObject(req, {
+    maxBytes: MAX_BODY,
+    fail: (why) => BODY_ERRORS[why]?.() ??
+      new WorkerError(400, SEND_FAILURE.INVALID_JSON, 'The request body must be a JSON object (UTF-8).')
+  })
+  onlyKnown(Object.keys(body), fields, 'field')
+  return body
+}
+// The query parameters each route takes; every other route takes none.
+const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'] }
+const BATCH_ITEM = ['phone_number', 'text', 'id']
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
 
@@ -45,18 +62,18 @@ export function makeRoutes () {
   return {
     'GET /status': async (req, url, { session }) => session.status(),
     'POST /connect': async (req, url, { session }) => {
-      const body = await readJson(req)
+      const body = await readJson(req, ['wait_ms'])
       await session.start()
       await settled(session, clampWait(body.wait_ms))
       return session.status()
     },
     'POST /disconnect': async (req, url, { session }) => {
-      await readJson(req)
+      await readJson(req, [])
       const unlinked = await session.logout()
       return { ...session.status(), unlinked }
     },
     'POST /send': async (req, url, { session }) => {
-      const body = await readJson(req)
+      const body = await readJson(req, ['phone_number', 'text', 'id'])
       if (!isE164(body.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
       if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
       if (body.id != null && (typeof body.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(body.id))) {
@@ -67,13 +84,14 @@ export function makeRoutes () {
     // The outbox's messages to one recipient, in order, in one request: the dispatcher keeps a recipient's
     // order by sending its next messages together instead of one round trip each (session.sendBatch).
     'POST /send/batch': async (req, url, { session }) => {
-      const body = await readJson(req)
+      const body = await readJson(req, ['messages'])
       const items = body.messages
       if (!Array.isArray(items) || items.length < 1 || items.length > MAX_BATCH) {
         throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, `messages must be an array of 1 to ${MAX_BATCH} messages.`)
       }
       for (const item of items) {
         if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, 'Each message must be an object.')
+        onlyKnown(Object.keys(item), BATCH_ITEM, 'field of a message')
         if (!isE164(item.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
         if (typeof item.text !== 'string' || !item.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
         if (typeof item.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(item.id)) {
@@ -91,7 +109,7 @@ export function makeRoutes () {
     },
     // The gateway stored every event up to `upto`: the worker may forget them.
     'POST /events/ack': async (req, url, { journal }) => {
-      const body = await readJson(req)
+      const body = await readJson(req, ['upto', 'boot_id'])
       if (!Number.isSafeInteger(body.upto) || body.upto < 0) throw new WorkerError(400, 'invalid_upto', 'upto must be a whole number >= 0.')
       if (body.boot_id != null && body.boot_id !== journal.bootId) {
         // numbers are kept across boots, but an ack for another boot's reading is refused to be safe
@@ -115,7 +133,7 @@ const HOST_ROUTES = {
 }
 const ACCOUNT_ROUTES = {
   'POST /attach': async (req, host, name) => {
-    const body = await readJson(req)
+    const body = await readJson(req, ['lease_generation'])
     // With sessions in PostgreSQL the gateway names the lease generation it holds for the account (the fence).
     const leaseGeneration = body.lease_generation ?? null
     if (leaseGeneration !== null && (!Number.isSafeInteger(leaseGeneration) || leaseGeneration < 0)) {
@@ -132,7 +150,7 @@ const ACCOUNT_ROUTES = {
   // The account's lease moved to another instance (sessions in PostgreSQL): close the session here
   // without logging out. Idempotent; an account not open here answers with `released: false`.
   'POST /release': async (req, host, name) => {
-    await readJson(req)
+    await readJson(req, [])
     if (!host.pool) {
       throw new WorkerError(409, 'not_clustered', 'Release is for sessions in PostgreSQL (WA_DATABASE_URL); without it use detach or disconnect.')
     }
@@ -140,7 +158,7 @@ const ACCOUNT_ROUTES = {
     return entry ? { account: name, released: true, ...entry.session.status() } : { account: name, released: false }
   },
   'POST /detach': async (req, host, name) => {
-    await readJson(req)
+    await readJson(req, [])
     // Not necessarily assigned any more: the gateway takes it out of accounts.json first.
     if (!host.get(name) && !host.hasData(name)) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
     return { name, ...(await host.remove(name)) }
@@ -182,6 +200,7 @@ const accountName = (segment) => {
 export function makeHandler ({ host, routes = makeRoutes() }) {
   return async (req, url) => {
     const own = HOST_ROUTES[`${req.method} ${url.pathname}`]
+    if (own) onlyKnown([...url.searchParams.keys()], [], 'query parameter')
     if (own) return own(req, host)
     const m = ACCOUNT_PATH.exec(url.pathname)
     let name = DEFAULT_ACCOUNT
@@ -192,9 +211,13 @@ export function makeHandler ({ host, routes = makeRoutes() }) {
       if (name === null) throw new WorkerError(400, 'invalid_account_name', 'Not an account name.')
     }
     const onAccount = m && ACCOUNT_ROUTES[`${req.method} ${sub}`] // only as /accounts/<name>/attach|detach
-    if (onAccount) return onAccount(req, host, name)
+    if (onAccount) {
+      onlyKnown([...url.searchParams.keys()], [], 'query parameter')
+      return onAccount(req, host, name)
+    }
     const route = routes[`${req.method} ${sub}`]
     if (!route) throw new WorkerError(404, 'not_found', 'No such route on the worker.')
+    onlyKnown([...url.searchParams.keys()], QUERY[`${req.method} ${sub}`] ?? [], 'query parameter')
     let account = host.get(name)
     if (!account && host.assigned(name)) account = await host.open(name)
     if (!account) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)

@@ -23,7 +23,8 @@ export const MESSAGE_STATUSES = Object.freeze(Object.values(STATUS))
 // account or route are no failures of a send and are not listed.
 export const SEND_FAILURE = frozen([
   'not_on_whatsapp',
-  'invalid_phone_number', 'invalid_message', 'invalid_id', 'invalid_batch', 'invalid_json', 'payload_too_large'
+  'invalid_phone_number', 'invalid_message', 'invalid_id', 'invalid_batch', 'invalid_json', 'payload_too_large',
+  'unknown_field'
 ])
 export const SEND_FAILURES = Object.freeze(Object.values(SEND_FAILURE))
 

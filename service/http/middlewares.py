@@ -37,6 +37,7 @@ from service.http.appkeys import (
     SCOPED_KEYS,
     SETTINGS,
 )
+from service.http.strict_input import strict_query
 from service.states import DEFAULT_ACCOUNT
 from service.store.db import storage_full
 
@@ -341,4 +342,4 @@ async def shutting_down(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
 
 
-MIDDLEWARES = (request_context, cors, shutting_down, errors, api_key)
+MIDDLEWARES = (request_context, cors, shutting_down, errors, api_key, strict_query)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.http.openapi import OPERATIONS
 from service.http.openapi.document import document
 from service.http.route_table import PER_ACCOUNT, ROUTES, Route
+from service.http.strict_input import QUERY_PARAMS, allowed_query
 from service.http.views import docs
 
 __all__ = ["PER_ACCOUNT", "ROUTES", "Route", "setup_routes"]
@@ -23,3 +25,6 @@ def setup_routes(app: web.Application) -> None:
         else:
             app.router.add_route(route.method, route.path, route.handler)
     app[docs.DOCUMENT] = document  # what GET /openapi.json serves (views/docs.py)
+    # what each operation takes in its query, as documented: anything else is 400 unknown_field
+    app[QUERY_PARAMS] = allowed_query(
+        {handler: [p.name for p in op.params if p.where == "query"] for handler, op in OPERATIONS.items()})

@@ -17,14 +17,16 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import BadRequest
 from service.http import validation
+from service.http.strict_input import unknown_field
 
 M = TypeVar("M", bound="RequestModel")
 T = TypeVar("T")
 
 
 class RequestModel(BaseModel):
-    # Unknown fields are ignored (clients may send more than we read); known ones are strict.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # Unknown fields are refused (400 unknown_field: a field silently dropped is a request not done, e.g. a
+    # group id beside a phone number); known ones are strict. The schema says so (additionalProperties: false).
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     # The error code for a problem with each field, and how to describe the expected type.
     field_codes: ClassVar[dict[str, str]] = {}
     field_hints: ClassVar[dict[str, str]] = {}
@@ -48,7 +50,11 @@ def parse(model: type[M], body: dict[str, Any], **context: Any) -> M:
     try:
         return model.model_validate(body, strict=True, context=context)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
+        problems = exc.errors(include_url=False, include_input=False)
+        extra = [p for p in problems if p["type"] == "extra_forbidden"]
+        if extra:  # named first: a misspelt field also shows as a missing one
+            raise unknown_field(str(extra[0]["loc"][0]), model.model_fields, "field") from None
+        first = problems[0]
         field = str(first["loc"][0]) if first["loc"] else ""
         code = model.field_codes.get(field, "invalid_request")
         kind = first["type"]

@@ -28,7 +28,8 @@ RESPONSE_HEADERS = {
 }
 DESCRIPTION = (
     "A self-hosted WhatsApp gateway. Every error is `{\"error\": {\"code\", \"message\"}}` "
-    "(4xx: bad input, nothing changed; 5xx: our failure). Every endpoint but the probes "
+    "(4xx: bad input, nothing changed; 5xx: our failure). Input is strict: a body field or a query "
+    "parameter an operation does not document is 400 `unknown_field`, naming it. Every endpoint but the probes "
     "and the pages (/ and /docs) needs a key (X-API-Key or Authorization: Bearer). "
     "From SIGTERM until the process exits (at most WA_SHUTDOWN_TIMEOUT) the gateway drains: "
     "every operation but /health/live answers 503 `shutting_down` with Retry-After (seconds), "

@@ -55,6 +55,7 @@ def error_codes(method: str, path: str, op: Op) -> dict[int, list[str]]:
         add({403: ("forbidden",)})  # a scoped key outside its scope
     if "{account}" in path:
         add({404: ("account_not_found",)})
+    add({400: ("unknown_field",)})  # a query parameter the operation does not take (strict_input.py)
     if op.body is not None:
         add(BODY_ERRORS)
     if op.worker:

@@ -139,6 +139,8 @@ def _code(name: str, code: str, family: type[GatewayError], doc: str) -> type[Ga
 # 400
 InvalidJson = _code("InvalidJson", "invalid_json", BadRequestError, "The body is not a JSON object.")
 InvalidBody = _code("InvalidBody", "invalid_body", BadRequestError, "The body has unknown or wrongly typed fields.")
+UnknownField = _code("UnknownField", "unknown_field", BadRequestError,
+                     "A body field or query parameter the operation does not take (the message names it).")
 UnsupportedTransferEncoding = _code("UnsupportedTransferEncoding", "unsupported_transfer_encoding", BadRequestError,
                                     "A transfer coding other than chunked (compress with Content-Encoding).")
 InvalidPhoneNumber = _code("InvalidPhoneNumber", "invalid_phone_number", BadRequestError,
