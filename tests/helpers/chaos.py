@@ -50,20 +50,29 @@ class Killer(threading.Thread):
         self.stack, self.program, self.every = stack, program, every
         self.kills = 0
         self.halt = threading.Event()
+        self.paused = threading.Event()  # set: no kills (a step of the scenario stops and starts it itself)
+        self.last = time.monotonic()
+
+    def pause(self):
+        self.paused.set()
+
+    def resume(self):
+        """Kills again, the next one `every` seconds from now."""
+        self.last = time.monotonic()
+        self.paused.clear()
 
     def run(self):
-        last = time.monotonic()
         while not self.halt.wait(0.1):
-            if time.monotonic() - last < self.every:
+            if self.paused.is_set() or time.monotonic() - self.last < self.every:
                 continue
             try:
                 info = self.stack.process_info(self.program)
             except Exception:
                 continue
-            if info["statename"] == "RUNNING" and info["pid"]:
+            if info["statename"] == "RUNNING" and info["pid"] and not self.paused.is_set():
                 os.kill(info["pid"], signal.SIGKILL)
                 self.kills += 1
-                last = time.monotonic()
+                self.last = time.monotonic()
 
     def stop(self):
         self.halt.set()

@@ -183,12 +183,7 @@ def run_inbound_chaos(make_stack, *, per_contact: int, pace: float, gateway_kill
                 kill_gateway(stack)
                 done_kills += 1
                 continue
-            stopped = stack.ctl("stop", "worker:worker-0")
-            assert "worker:worker-0: stopped" in stopped.stdout, (stopped.stdout, stopped.stderr)
-            # Down for a while (the scenario, not a wait for a condition): contacts keep writing.
-            assert not contacts.halt.wait(WORKER_STOP)
-            restarted = stack.ctl("start", "worker:worker-0")
-            assert "worker:worker-0: started" in restarted.stdout, (restarted.stdout, restarted.stderr)
+            operator_stop_and_start(stack, killer, contacts)
         contacts.finish()
         killer.stop()
         sent_for = time.monotonic() - started
@@ -285,6 +280,20 @@ def check(stack, receiver: Receiver, contacts: Contacts, lids: dict[str, str], t
 
 def test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_receiver(make_stack):
     run_inbound_chaos(make_stack, per_contact=40, pace=0.6)
+
+
+def operator_stop_and_start(stack, killer, contacts) -> None:
+    """The operator stops the worker for a while and starts it again. The killer holds off meanwhile: a kill
+    as the worker reaches RUNNING makes supervisorctl's start report a spawn error, which is the killer's
+    doing, not the worker's; it resumes once the start is through."""
+    killer.pause()
+    stopped = stack.ctl("stop", "worker:worker-0")
+    assert "worker:worker-0: stopped" in stopped.stdout, (stopped.stdout, stopped.stderr)
+    # Down for a while (the scenario, not a wait for a condition): contacts keep writing.
+    assert not contacts.halt.wait(WORKER_STOP)
+    restarted = stack.ctl("start", "worker:worker-0")
+    assert "worker:worker-0: started" in restarted.stdout, (restarted.stdout, restarted.stderr)
+    killer.resume()
 
 
 def test_inbound_messages_survive_the_same_run_with_the_gateway_killed_twice(make_stack):
