@@ -41,7 +41,7 @@ export const SEND_RETRY = frozen([
 ])
 export const SEND_RETRY_CODES = Object.freeze(Object.values(SEND_RETRY))
 
-// The account a worker without WA_ACCOUNTS serves, and the one its un-prefixed routes mean.
+// The account the worker's un-prefixed routes (/status, /send, ...) act on.
 export const DEFAULT_ACCOUNT = 'default'
 
 // The codes of the session's own refusals (besides a send's): a session store that cannot be read

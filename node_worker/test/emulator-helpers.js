@@ -227,3 +227,17 @@ export const pairDevice = async (emu, phone, { authDir = tmpDir(), config = {}, 
     throw err
   }
 }
+
+// The highest status Baileys recorded for message `id` (updates and own upserts), -1 when none.
+export const statusOf = (client, id) => {
+  let best = -1
+  for (const u of client.rec.msgUpdates) if (u.key.id === id && typeof u.update.status === 'number') best = Math.max(best, u.update.status)
+  for (const up of client.rec.upserts) for (const m of up.messages) if (m.key.id === id && m.key.fromMe && typeof m.status === 'number') best = Math.max(best, m.status)
+  return best
+}
+
+/** what `phone` received, as the emulator stored it */
+export const inbox = async (emu, phone) => (await emu.api('GET', `/contacts/${encodeURIComponent(phone)}/messages`)).body
+/** polls `phone`'s inbox until message `id` is there (and satisfies `accept`): a send is stored asynchronously */
+export const inboxEntry = (emu, phone, id, accept = () => true) => until(async () => (await inbox(emu, phone))
+  .find((m) => m.id === id && accept(m)), 5000, `message ${id} in the inbox of ${phone}`)

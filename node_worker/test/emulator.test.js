@@ -1,36 +1,14 @@
 // End-to-end tests of the WhatsApp network emulator, driven by the real Baileys client.
 import { test, before, after, afterEach, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
-import http from 'node:http'
-import path from 'node:path'
-import { promisify } from 'node:util'
-import { Curve, proto } from 'baileys'
-import {
-  EMULATOR_MAIN, startEmulator, trustEmulator, openClient, pairDevice, tmpDir, until
-} from './emulator-helpers.js'
-import { generateKeyPair, sign, verifyStrict } from '../emulator/crypto.js'
-import { checkDeviceSignature, deviceSignatureMessage, accountSignatureMessage, parseQr } from '../emulator/pairing.js'
-import { makeCertChain, verifyCertChain } from '../emulator/certs.js'
+import { startEmulator, trustEmulator, openClient, pairDevice, tmpDir, until, statusOf, inbox, inboxEntry } from './emulator-helpers.js'
 
 const ACCOUNT = '+15550001111'
 const ACCOUNT_USER = '15550001111'
 const CONTACT = '+15550002222'
 const CONTACT_JID = '15550002222@s.whatsapp.net'
 
-const statusOf = (client, id) => {
-  let best = -1
-  for (const u of client.rec.msgUpdates) if (u.key.id === id && typeof u.update.status === 'number') best = Math.max(best, u.update.status)
-  for (const up of client.rec.upserts) for (const m of up.messages) if (m.key.id === id && m.key.fromMe && typeof m.status === 'number') best = Math.max(best, m.status)
-  return best
-}
-
-/** what `phone` received, as the emulator stored it */
-const inbox = async (emu, phone) => (await emu.api('GET', `/contacts/${encodeURIComponent(phone)}/messages`)).body
-/** polls `phone`'s inbox until message `id` is there (and satisfies `accept`): a send is stored asynchronously */
-const inboxEntry = (emu, phone, id, accept = () => true) => until(async () => (await inbox(emu, phone))
-  .find((m) => m.id === id && accept(m)), 5000, `message ${id} in the inbox of ${phone}`)
 
 // node 20's test runner cannot shuffle: EMU_TEST_SHUFFLE=<integer seed> registers the tests of the suite that
 // shares one emulator in a seeded random order, to show that none depends on another having run first.
@@ -51,95 +29,6 @@ const inOrder = (cases) => {
   }
   return out
 }
-
-describe('strict signature verification (unit)', () => {
-  test('a forged signature is rejected by the emulator and by the patched Baileys Curve.verify', () => {
-    const kp = generateKeyPair()
-    const msg = Buffer.from('pair-device-sign payload')
-    const good = sign(kp.private, msg)
-    assert.equal(verifyStrict(kp.public, msg, good), true)
-    const forged = Buffer.from(good)
-    forged[10] ^= 0x01
-    assert.equal(verifyStrict(kp.public, msg, forged), false)
-    assert.equal(verifyStrict(kp.public, msg, Buffer.alloc(64)), false)
-    assert.equal(verifyStrict(kp.public, Buffer.from('other'), good), false)
-    assert.equal(verifyStrict(kp.public, msg, good.subarray(0, 63)), false)
-    // rc14's Curve.verify accepted it; node_worker/patches makes Baileys verify strictly too
-    assert.equal(Curve.verify(kp.public, msg, good), true)
-    assert.equal(Curve.verify(kp.public, msg, forged), false)
-  })
-
-  test('pair-device-sign: only the companion identity key can produce the device signature', () => {
-    const account = generateKeyPair()
-    const companion = generateKeyPair()
-    const attacker = generateKeyPair()
-    const details = Buffer.from(proto.ADVDeviceIdentity.encode({ rawId: 7, timestamp: 1, keyIndex: 1 }).finish())
-    const accountSignature = sign(account.private, accountSignatureMessage(details, companion.public))
-    const base = { issuedDetails: details, issuedAccountSignature: accountSignature, companionIdentity: companion.public, accountKey: account.public }
-    const ok = { details, accountSignature, deviceSignature: sign(companion.private, deviceSignatureMessage(details, companion.public, account.public)) }
-    assert.equal(checkDeviceSignature({ ...base, returned: ok }), null)
-    const wrongKey = { ...ok, deviceSignature: sign(attacker.private, deviceSignatureMessage(details, companion.public, account.public)) }
-    assert.equal(checkDeviceSignature({ ...base, returned: wrongKey }), 'device_signature_invalid')
-    const random = { ...ok, deviceSignature: Buffer.alloc(64, 7) }
-    assert.equal(checkDeviceSignature({ ...base, returned: random }), 'device_signature_invalid')
-    const tampered = { ...ok, details: Buffer.concat([details, Buffer.from([0])]) }
-    assert.equal(checkDeviceSignature({ ...base, returned: tampered }), 'details_changed')
-  })
-
-  test('certificate chain verifies against its root only', () => {
-    const root = generateKeyPair()
-    const other = generateKeyPair()
-    const leafKey = generateKeyPair().public
-    const chain = makeCertChain(root, leafKey)
-    assert.equal(verifyCertChain(chain, root.public, leafKey), true)
-    assert.equal(verifyCertChain(chain, other.public, leafKey), false)
-    const decoded = proto.CertChain.decode(chain)
-    decoded.leaf.signature = Buffer.from(decoded.leaf.signature)
-    decoded.leaf.signature[3] ^= 1
-    assert.equal(verifyCertChain(Buffer.from(proto.CertChain.encode(decoded).finish()), root.public, leafKey), false)
-  })
-
-  test('QR parser accepts the rc14 format only', () => {
-    const k = Buffer.alloc(32, 1).toString('base64')
-    const parsed = parseQr(`https://wa.me/settings/linked_devices#2@ref,${k},${k},${k},1`)
-    assert.equal(parsed.ref, '2@ref')
-    assert.equal(parsed.platform, '1')
-    assert.throws(() => parseQr('2@ref,abc'), (e) => e.status === 400 && e.code === 'qr_invalid')
-  })
-})
-
-describe('root-key subcommand', () => {
-  test('creates the key file once and prints only the base64 public key', async () => {
-    const dir = tmpDir()
-    const env = { ...process.env, WA_EMULATOR_ROOT_KEY_FILE: path.join(dir, 'root.json') }
-    const run = () => promisify(execFile)(process.execPath, [EMULATOR_MAIN, 'root-key'], { env, timeout: 10000, killSignal: 'SIGKILL' })
-    const a = await run()
-    const b = await run()
-    assert.match(a.stdout, /^[A-Za-z0-9+/]{43}=\n$/)
-    assert.equal(Buffer.from(a.stdout.trim(), 'base64').length, 32)
-    assert.equal(a.stdout, b.stdout)
-    const file = JSON.parse(fs.readFileSync(path.join(dir, 'root.json'), 'utf8'))
-    assert.equal(file.public, a.stdout.trim())
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-  })
-})
-
-describe('test helper startEmulator', () => {
-  const gone = (pid) => {
-    try { process.kill(pid, 0) } catch (err) { return err.code === 'ESRCH' }
-    return false
-  }
-
-  test('a start-up timeout kills the child before rejecting', async () => {
-    const err = await startEmulator({ timeoutMs: 1 }).then(() => null, (e) => e)
-    assert.ok(err, 'the start must fail')
-    assert.match(err.message, /did not start within 1 ms/)
-    assert.equal(typeof err.pid, 'number')
-    const leaked = !gone(err.pid)
-    if (leaked) process.kill(err.pid, 'SIGKILL') // so that a regression fails here instead of hanging the file
-    assert.ok(!leaked, `emulator pid ${err.pid} was still alive`)
-  })
-})
 
 describe('emulator with the real Baileys client', () => {
   let emu
@@ -432,89 +321,3 @@ describe('emulator with the real Baileys client', () => {
 
   for (const [name, fn] of inOrder(cases)) test(name, fn)
 })
-
-describe('scan without a qr', () => {
-  test('with WA_EMULATOR_GATEWAY_URL the phone reads the QR from the gateway /status (X-API-Key sent)', async () => {
-    let currentQr = null
-    const seenKeys = []
-    const gw = http.createServer((req, res) => {
-      seenKeys.push(req.headers['x-api-key'])
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ status: currentQr ? 'qr' : 'connecting', qr: currentQr }))
-    })
-    const dir = tmpDir()
-    const clients = []
-    let emu
-    try {
-      await new Promise((resolve) => gw.listen(0, '127.0.0.1', resolve))
-      emu = await startEmulator({ env: { WA_EMULATOR_GATEWAY_URL: `http://127.0.0.1:${gw.address().port}`, WA_API_KEY: 'k-123' } })
-      trustEmulator(emu)
-      const noQrYet = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
-      assert.equal(noQrYet.status, 409)
-      assert.equal(noQrYet.body.error.code, 'gateway_has_no_qr')
-      const first = await openClient(emu, dir)
-      clients.push(first)
-      currentQr = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
-      const scan = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
-      assert.equal(scan.status, 200)
-      assert.equal(scan.body.phone_number, '+15550008888')
-      assert.ok(seenKeys.length >= 2 && seenKeys.every((k) => k === 'k-123'))
-      await first.waitClose(5000)
-      assert.equal(first.closeCode(), 515)
-      await first.flushCreds()
-      const c = await openClient(emu, dir)
-      clients.push(c)
-      await c.waitOpen(10000)
-      assert.equal(c.sock.user.id.split(':')[0], '15550008888')
-    } finally {
-      for (const c of clients) await c.end().catch(() => {})
-      await emu?.stop()
-      gw.close()
-      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-    }
-  })
-})
-
-describe('state file', () => {
-  test('a linked device logs straight back in after an emulator restart, with working sessions', async () => {
-    const dir = tmpDir()
-    const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_RECEIPT_DELAY_MS: '50' }
-    const clients = []
-    let emu
-    try {
-      emu = await startEmulator({ env })
-      trustEmulator(emu)
-      const rootBefore = emu.rootPublicKey
-      assert.ok(fs.existsSync(path.join(dir, 'wa-emulator-root-key.json')))
-      const { client, authDir } = await pairDevice(emu, ACCOUNT)
-      clients.push(client)
-      await client.sock.sendMessage(CONTACT_JID, { text: 'before restart' }, { messageId: 'EMUSTATE0001' })
-      await client.waitFor(() => statusOf(client, 'EMUSTATE0001') >= 3, 5000, 'delivery')
-      await client.end()
-      await until(async () => (await emu.api('GET', '/')).body.connections.length === 0, 2000, 'the connection to close')
-      assert.equal((await emu.stop()).code, 0)
-      assert.ok(fs.existsSync(path.join(dir, 'state.json')))
-
-      emu = await startEmulator({ env })
-      assert.equal(emu.rootPublicKey, rootBefore)
-      trustEmulator(emu)
-      const c = await openClient(emu, authDir)
-      clients.push(c)
-      await c.waitOpen(10000)
-      assert.equal(c.rec.qrs.length, 0)
-      const before = await inbox(emu, CONTACT)
-      assert.equal(before.find((m) => m.id === 'EMUSTATE0001')?.text, 'before restart')
-      await c.sock.sendMessage(CONTACT_JID, { text: 'after restart ✓' }, { messageId: 'EMUSTATE0002' })
-      assert.equal((await inboxEntry(emu, CONTACT, 'EMUSTATE0002')).text, 'after restart ✓')
-      const res = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, text: 'inbound after restart' })
-      const m = await c.waitFor((rec) => rec.upserts.flatMap((u) => u.messages).find((x) => x.key.id === res.body.id), 5000, 'inbound')
-      assert.equal(m.message?.conversation, 'inbound after restart')
-      await c.end()
-    } finally {
-      for (const c of clients) await c.end().catch(() => {})
-      await emu?.stop()
-      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-    }
-  })
-})
-

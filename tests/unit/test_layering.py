@@ -119,7 +119,7 @@ def test_every_layer_imports_only_downwards():
 def _sources() -> list[Path]:
     roots = [SERVICE, REPO / "clients" / "python" / "src", REPO / "bench", REPO / "tests"]
     python = [p for root in roots for p in root.rglob("*.py")]
-    node = [p for sub in ("src", "lib", "emulator") for p in (REPO / "node_worker" / sub).rglob("*.js")]
+    node = [p for sub in ("src", "lib", "emulator", "test") for p in (REPO / "node_worker" / sub).rglob("*.js")]
     return python + node
 
 

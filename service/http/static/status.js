@@ -8,7 +8,7 @@
   const POLL_MS = 15000; // health and dead letters have no events; the rest too while the stream is down
   const LIMIT = 20;
   const MAX_EVENTS = 50;
-  const S = WA_STATES.worker; // service/states.py, put before this script by views/static_page.py
+  const S = STATE_NAMES.worker; // service/states.py, put before this script by views/static_page.py
   const CONNECTABLE = [S.STOPPED, S.LOGGED_OUT, S.FAILED];
   const TONE = {
     connected: 'ok', delivered: 'ok', read: 'ok', RUNNING: 'ok', ok: 'ok', writable: 'ok', live: 'ok',

@@ -15,9 +15,9 @@ from aiohttp import web
 
 from service.states import MessageStatus, WorkerState
 
-# The states the pages name, from service/states.py: ``WA_STATES.worker.QR`` is "qr" (no string in a
+# The states the pages name, from service/states.py: ``STATE_NAMES.worker.QR`` is "qr" (no string in a
 # page's script spells a state itself).
-STATES_PRELUDE = "const WA_STATES = " + json.dumps({
+STATES_PRELUDE = "const STATE_NAMES = " + json.dumps({
     "worker": {s.name: s.value for s in WorkerState},
     "message": {s.name: s.value for s in MessageStatus},
 }, sort_keys=True) + ";\n"
