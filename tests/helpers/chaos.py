@@ -57,8 +57,7 @@ class Killer(threading.Thread):
         self.paused.set()
 
     def resume(self):
-        """Kills again, the next one `every` seconds from now."""
-        self.last = time.monotonic()
+        """Kills again, at once if `every` seconds passed since the last kill (as if never paused)."""
         self.paused.clear()
 
     def run(self):

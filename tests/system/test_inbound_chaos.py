@@ -285,7 +285,7 @@ def test_inbound_200_messages_survive_worker_kills_a_worker_stop_and_a_failing_r
 def operator_stop_and_start(stack, killer, contacts) -> None:
     """The operator stops the worker for a while and starts it again. The killer holds off meanwhile: a kill
     as the worker reaches RUNNING makes supervisorctl's start report a spawn error, which is the killer's
-    doing, not the worker's; it resumes once the start is through."""
+    doing, not the worker's; it resumes once the start is through (and may kill at once)."""
     killer.pause()
     stopped = stack.ctl("stop", "worker:worker-0")
     assert "worker:worker-0: stopped" in stopped.stdout, (stopped.stdout, stopped.stderr)
