@@ -1,10 +1,4 @@
-"""Graceful drain (issue 12, item 4; service/http/drain.py): what SIGTERM does to the gateway, and to the stack.
-
-In-process (fast): the gate (every documented operation answers 503 shutting_down with Retry-After, as the
-document says; /health/live stays 200, /health/ready is 503 not_ready), the dispatcher's drain (a send in
-flight finishes and is recorded, or at the deadline goes back to `queued` with its WhatsApp id; nothing new
-is claimed; waiting callers are answered at once) and the webhook workers' drain (an attempt in flight
-finishes, or is cut off and stays pending with its attempt counted and its lease released).
+"""Graceful drain (issue 12, item 4; service/http/drain.py): what SIGTERM does to a whole stack.
 
 On one sandbox stack (real supervisord, worker, emulator): SIGTERM to the gateway in the middle of a burst of
 sends while webhook attempts hang, then SIGTERM to the whole stack with sends in flight and a restart: every
