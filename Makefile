@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NODE_MODULES := node_worker/node_modules/.package-lock.json
 
-.PHONY: run sandbox test lint test-python test-node ctl bench clean browser postgres
+.PHONY: run sandbox test lint test-python test-node ctl bench clean browser postgres docs
 
 run: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway run
@@ -67,6 +67,11 @@ $(BIN)/.installed-test: $(BIN)/.installed
 $(NODE_MODULES): node_worker/package.json node_worker/package-lock.json $(wildcard node_worker/patches/*.patch)
 	cd node_worker && npm ci --no-audit --no-fund
 	touch $@
+
+# The documentation as a site (mkdocs.yml, the pages in docs/): --strict fails on a link or an #anchor that does
+# not resolve. Into site/ (git-ignored). make test checks the same (tests/unit/test_doc_links.py).
+docs: $(BIN)/.installed-test
+	$(BIN)/mkdocs build --strict --site-dir site
 
 # Benchmarks against a real sandbox stack: prints medians and ratios, asserts nothing.
 bench: $(BIN)/.installed-test $(NODE_MODULES)
