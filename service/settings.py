@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
 
+from service import proxy_url
 from service.auth.admin_key import ApiKeyError, parse_keys
 from service.runtime.governor import GovernorPolicy
 from service.store.event_log import TYPES as EVENT_TYPES
@@ -182,6 +183,15 @@ def _database_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _proxy(env: Mapping[str, str]) -> proxy_url.ProxyUrl | None:
+    """WA_PROXY_URL: the proxy of every WhatsApp connection (the worker's), unless an account has its own."""
+    raw = env.get("WA_PROXY_URL", "").strip()
+    try:
+        return proxy_url.parse(raw) if raw else None
+    except proxy_url.ProxyUrlError as exc:
+        raise SettingsError(f"WA_PROXY_URL is {exc}") from None
+
+
 def _webhook_allow_private(env: Mapping[str, str]) -> tuple[str, ...]:
     """WA_WEBHOOK_ALLOW_PRIVATE: networks (CIDRs) and host names API-made webhooks may reach though internal."""
     try:
@@ -262,6 +272,9 @@ class Settings:
     instance_id: str = ""
     lease_ttl: float = 15.0
     instance_url: str = ""
+    # WA_PROXY_URL (service/proxy_url.py): the worker's proxy for WhatsApp; accounts may override it. The
+    # gateway only checks it and shows it redacted (GET /accounts).
+    proxy: proxy_url.ProxyUrl | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -363,4 +376,5 @@ class Settings:
             instance_id=_instance_id(env),
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),
             instance_url=_instance_url(env),
+            proxy=_proxy(env),
         )

@@ -115,7 +115,7 @@ export class AccountHost {
     // (WhatsAppSession.openStore, EventJournal.attach); until then nothing WhatsApp is told depends on it.
     const journal = await EventJournal.open({ dir: this.pool ? null : settings.eventsDir, capacity: settings.eventBufferSize, logger })
     const pg = this.pool ? { pool: this.pool, instanceId: this.settings.instanceId, account: name } : null
-    const session = new WhatsAppSession({ settings, logger, journal, pg })
+    const session = new WhatsAppSession({ settings, logger, journal, pg, account: name })
     const entry = { name, session, journal }
     this.accounts.set(name, entry)
     return entry

@@ -65,7 +65,9 @@ async function main () {
   const server = await startServer({ socketPath: settings.socketPath, handler: makeHandler({ host }), logger: log })
   log.info({ pid: process.pid, server_url: settings.serverUrl, socket: settings.socketPath, shard: settings.shard,
     // sessions in PostgreSQL (the URL without its password) or null: local session directories
-    session_store: redactDatabaseUrl(settings.databaseUrl), instance_id: settings.instanceId }, 'worker.started')
+    session_store: redactDatabaseUrl(settings.databaseUrl), instance_id: settings.instanceId,
+    // WA_PROXY_URL without its credentials (accounts may have their own), or null: direct
+    proxy: settings.proxy?.redacted ?? null }, 'worker.started')
 
   let stopping = false
   const stop = async (signal) => {

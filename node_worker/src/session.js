@@ -22,7 +22,7 @@ import { ServerAcks } from './server-acks.js'
 import { UndecryptableMessages } from './undecryptable.js'
 import { Placeholders } from './placeholders.js'
 import { PeerMessages } from './peer-messages.js'
-import { STATE, WORKER_STATES } from './states.js'
+import { DEFAULT_ACCOUNT, STATE, WORKER_STATES } from './states.js'
 import { Connection } from './session/connection.js'
 import { Fencing } from './session/fencing.js'
 import { Inbound } from './session/inbound.js'
@@ -35,8 +35,9 @@ import { DECRYPTED_MAX, Stores } from './session/store.js'
 export const STATES = WORKER_STATES // the name importers knew; states.js holds the list
 
 export class WhatsAppSession extends EventEmitter {
-  constructor ({ settings, logger, journal, pg = null }) {
+  constructor ({ settings, logger, journal, pg = null, account = DEFAULT_ACCOUNT }) {
     super()
+    this.account = account // the account's name (its proxy setting in accounts.json: src/proxy.js)
     // Sessions in PostgreSQL (auth-store-pg.js): { pool, instanceId, account }, or null for the local store.
     this.pg = pg
     this.leaseGeneration = null // the lease generation the gateway attached the account with (PostgreSQL only)
@@ -50,6 +51,8 @@ export class WhatsAppSession extends EventEmitter {
     this.lastError = null
     this.me = null
     this.sock = null
+    // { redacted, agent } while the current connection goes through a proxy (src/proxy.js), else null
+    this.proxy = null
     this.store = null
     this.generation = 0
     this.reconnectTimer = null

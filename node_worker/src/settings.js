@@ -2,6 +2,7 @@
 // before anything starts, so supervisord's retries end in FATAL with the reason in the log.
 import os from 'node:os'
 import path from 'node:path'
+import { parseProxyUrl, ProxyUrlError } from './proxy.js'
 
 export class SettingsError extends Error {}
 
@@ -61,6 +62,18 @@ export const redactDatabaseUrl = (raw) => {
   return `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}`
 }
 
+// WA_PROXY_URL: the proxy of every WhatsApp connection (src/proxy.js) unless an account has its own; empty:
+// direct. The message names the problem and never the value (it may carry a password).
+const proxySetting = (raw) => {
+  if (!(raw || '').trim()) return null
+  try {
+    return Object.freeze(parseProxyUrl(raw))
+  } catch (err) {
+    if (!(err instanceof ProxyUrlError)) throw err
+    throw new SettingsError(`WA_PROXY_URL is ${err.message}`)
+  }
+}
+
 // WA_SANDBOX_ROOT_KEY makes the worker trust the emulator's test root instead of WhatsApp's
 // (src/sandbox-trust.js). A leaked sandbox setting must not do that to a production worker: it is refused
 // (exit 78) unless this stack runs as the sandbox (WA_SANDBOX=true, set by `wa-gateway sandbox` for
@@ -109,6 +122,8 @@ export function readSettings (env = process.env) {
     shard: int(env, 'WA_SHARD', 0, 0),
     socketPath: path.join(runDir, `worker-${int(env, 'WA_SHARD', 0, 0)}.sock`),
     serverUrl: server,
+    // WA_PROXY_URL parsed ({ url, scheme, host, port, redacted }) or null; accounts may override it (proxy.js)
+    proxy: proxySetting(env.WA_PROXY_URL),
     sandboxRootKey: sandboxRootKey(env, server),
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
     // contents of sent messages, for Baileys' getMessage (retry receipts); see sent-messages.js

@@ -96,7 +96,8 @@ class ClusterPlacement:
         return self._keeper.view()
 
     async def _write_served(self) -> None:
-        rows = [{"account": name, "shard": self.runtime.get_shard(name),
+        proxies = {r["account"]: r.get("proxy_url") for r in await self.runtime.db.run(registry.list_accounts)}
+        rows = [{"account": name, "shard": self.runtime.get_shard(name), "proxy_url": proxies.get(name),
                  "lease_generation": self._generations.get(name)} for name in self.runtime.names()]
         await asyncio.to_thread(write_registry, self.runtime.settings.data_dir, rows)
 
@@ -140,15 +141,20 @@ class ClusterPlacement:
         log.info("account.released", account=name)
 
     # --- changing ----------------------------------------------------------------------------
-    async def create(self, name: str) -> Account | Elsewhere:
+    async def create(self, name: str, proxy_url: str | None = None) -> Account | Elsewhere:
         """Register ``name``; the instance it hashes to takes its lease (this one at once when it is that one)."""
         rt = self.runtime
         now = time.time()
         shard = least_loaded(await rt.db.run(registry.list_accounts), len(rt.workers))
-        await rt.db.run(registry.create, name, shard, now, rt.settings.max_accounts)
+        await rt.db.run(registry.create, name, shard, now, rt.settings.max_accounts, proxy_url)
         await self._keeper.round()
         log.info("account.created", account=name, served_here=rt.get(name) is not None)
         return self.lookup(name) or Elsewhere(name, None, None)
+
+    async def rewrite(self) -> None:
+        """accounts.json again (an account's proxy changed): the accounts served here, from the shared store."""
+        async with self.runtime.lock:
+            await self._write_served()
 
     async def withdraw(self, name: str) -> None:
         self.runtime.take(name)

@@ -253,7 +253,7 @@ def unauthorized(invalid: bool) -> web.Response:
 # --- scoped keys: what a key of one account may call ---------------------------------------------
 # Routes with an {account} in the path that only an admin key may call even for the key's own account.
 ADMIN_ONLY_PREFIXES = ("/accounts/{account}/keys",)
-ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}")})
+ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}"), ("PATCH", "/accounts/{account}")})
 # The original routes act on `default`: a key scoped to `default` may call them (exactly and below).
 DEFAULT_EXACT = frozenset({"/status", "/qr", "/connect", "/disconnect", "/send"})
 DEFAULT_TREES = ("/messages", "/events")

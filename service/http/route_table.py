@@ -71,6 +71,7 @@ ROUTES: tuple[Route, ...] = (
     _get("/accounts", accounts.list_accounts),
     Route("POST", "/accounts", accounts.create),
     _get("/accounts/{account}", accounts.get),
+    Route("PATCH", "/accounts/{account}", accounts.update),  # admin key only (middlewares.py)
     Route("DELETE", "/accounts/{account}", accounts.delete),
     Route("POST", "/accounts/{account}/keys", keys.create_key),  # admin key only (middlewares.py)
     _get("/accounts/{account}/keys", keys.list_keys),

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from service import proxy_url
 from service.errors import (
     ApiError,
     BadRequest,
@@ -303,3 +304,16 @@ def key_label(value: str) -> str:
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value) or _LONE_SURROGATE.search(value):
         raise InvalidInput("label must be printable text (no control characters).")
     return value
+
+
+def proxy_setting(value: str) -> str:
+    """An account's ``proxy_url``: ``direct`` (no proxy although WA_PROXY_URL is set) or a proxy URL
+    (service/proxy_url.py), returned as given (trimmed); the message never repeats it."""
+    value = value.strip()
+    if value == proxy_url.DIRECT:
+        return value
+    try:
+        return proxy_url.parse(value).url
+    except proxy_url.ProxyUrlError as exc:
+        raise InvalidInput(f"proxy_url is {exc}, or \"direct\" for no proxy, or null for WA_PROXY_URL.",
+                           "invalid_proxy_url") from None

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from service import proxy_url as proxy_url_module
 from service.cluster.placement import ClusterPlacement
 from service.runtime.account import Account
 from service.runtime.dispatch import Dispatcher
@@ -150,10 +151,20 @@ class AccountRuntime:
         await account.events.stop()
 
     # --- changing ----------------------------------------------------------------------------
-    async def create(self, name: str) -> Account | Elsewhere:
+    async def create(self, name: str, proxy_url: str | None = None) -> Account | Elsewhere:
         """Register ``name`` (AccountExists, TooManyAccounts from the store), tell the worker, serve it (in a
-        cluster the instance it hashes to takes its lease: this one at once when it is that instance)."""
-        return await self.placement.create(name)
+        cluster the instance it hashes to takes its lease: this one at once when it is that instance).
+        ``proxy_url``: its own proxy (a checked URL or ``direct``), None for WA_PROXY_URL."""
+        return await self.placement.create(name, proxy_url)
+
+    async def set_proxy(self, name: str, proxy_url: str | None) -> dict[str, Any] | None:
+        """Store the account's own proxy and rewrite accounts.json: the worker reads it when the account next
+        connects (a running connection keeps its way). The account's row, or None when it is unknown."""
+        row = await self.db.run(registry.set_proxy, name, proxy_url)
+        if row is not None:
+            await self.placement.rewrite()
+            log.info("account.proxy_changed", account=name, proxy=proxy_url_module.redact(proxy_url))
+        return row
 
     async def delete(self, name: str) -> dict[str, bool]:
         """Log the account out at WhatsApp, remove its data at the worker and every row in the store."""

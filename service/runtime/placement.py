@@ -43,13 +43,17 @@ class Elsewhere:
 
 def write_registry(data_dir: Path, rows: list[dict[str, Any]]) -> None:
     """``accounts.json`` for the workers, replaced atomically (0600) and durably (the directory too). In a
-    cluster it lists only the accounts this instance holds a lease for, each with its generation."""
+    cluster it lists only the accounts this instance holds a lease for, each with its generation. An account's
+    own proxy (``proxy_url``: a URL with its credentials, or ``direct``) is its ``proxy``: the worker reads it
+    at each connection (node_worker/src/proxy.js); without one WA_PROXY_URL applies."""
     path = Path(data_dir) / "accounts.json"
-    entries: dict[str, dict[str, int]] = {}
+    entries: dict[str, dict[str, int | str]] = {}
     for r in rows:
         entries[r["account"]] = {"shard": r["shard"] or 0}
         if r.get("lease_generation") is not None:
             entries[r["account"]]["lease_generation"] = r["lease_generation"]
+        if r.get("proxy_url") is not None:
+            entries[r["account"]]["proxy"] = r["proxy_url"]
     body = json.dumps({"version": 1, "accounts": entries}, sort_keys=True, indent=1)
     try:
         if path.read_text() == body:
@@ -98,7 +102,8 @@ class Placement(Protocol):
     async def stop(self) -> None: ...
     def lookup(self, name: str) -> Account | Elsewhere | None: ...
     async def listed(self) -> list[str]: ...
-    async def create(self, name: str) -> Account | Elsewhere: ...
+    async def create(self, name: str, proxy_url: str | None = None) -> Account | Elsewhere: ...
+    async def rewrite(self) -> None: ...
     async def withdraw(self, name: str) -> None: ...
     async def restore(self, name: str, shard: int) -> None: ...
     async def forget(self, name: str) -> None: ...
@@ -138,12 +143,12 @@ class LocalPlacement:
     async def listed(self) -> list[str]:
         return self.runtime.names()
 
-    async def create(self, name: str) -> Account | Elsewhere:
+    async def create(self, name: str, proxy_url: str | None = None) -> Account | Elsewhere:
         rt = self.runtime
         async with rt.lock:
             now = time.time()
             shard = least_loaded(await rt.db.run(registry.list_accounts), len(rt.workers))
-            row = await rt.db.run(registry.create, name, shard, now, rt.settings.max_accounts)
+            row = await rt.db.run(registry.create, name, shard, now, rt.settings.max_accounts, proxy_url)
             rows = await rt.db.run(registry.list_accounts)
             try:
                 await asyncio.to_thread(write_registry, rt.settings.data_dir, rows)
@@ -165,6 +170,12 @@ class LocalPlacement:
             await self.runtime.db.run(registry.delete, name)
         except Exception as exc:  # noqa: BLE001 - the next start writes accounts.json from the store anyway
             log.error("account.create_undo_failed", account=name, error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def rewrite(self) -> None:
+        """accounts.json again from the store (an account's proxy changed)."""
+        rt = self.runtime
+        async with rt.lock:
+            await asyncio.to_thread(write_registry, rt.settings.data_dir, await rt.db.run(registry.list_accounts))
 
     async def withdraw(self, name: str) -> None:
         rt = self.runtime

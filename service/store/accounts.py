@@ -77,21 +77,22 @@ def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM accounts WHERE registered = 1").fetchone()[0])
 
 
-def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_accounts: int) -> dict[str, Any]:
-    """Register ``name`` on ``shard``. ``AccountExists`` first (so ``default`` is always a 409
-    account_exists), then ``TooManyAccounts`` when ``max_accounts`` registered accounts exist
-    (``default`` counts). A row left by link state alone (registered 0) is taken over."""
+def create(conn: sqlite3.Connection, name: str, shard: int, now: float, max_accounts: int,
+           proxy_url: str | None = None) -> dict[str, Any]:
+    """Register ``name`` on ``shard`` (with its own ``proxy_url``: see ``set_proxy``). ``AccountExists`` first
+    (so ``default`` is always a 409 account_exists), then ``TooManyAccounts`` when ``max_accounts`` registered
+    accounts exist (``default`` counts). A row left by link state alone (registered 0) is taken over."""
     existing = conn.execute("SELECT registered FROM accounts WHERE account = ?", (name,)).fetchone()
     if existing is not None and existing["registered"]:
         raise AccountExists(name)
     if count(conn) >= max_accounts:
         raise TooManyAccounts(max_accounts)
     conn.execute(
-        "INSERT INTO accounts (account, linked, updated_at, created_at, shard, registered)"
-        " VALUES (?, 0, ?, ?, ?, 1)"
+        "INSERT INTO accounts (account, linked, updated_at, created_at, shard, registered, proxy_url)"
+        " VALUES (?, 0, ?, ?, ?, 1, ?)"
         " ON CONFLICT (account) DO UPDATE SET registered = 1, created_at = excluded.created_at,"
-        " shard = excluded.shard",
-        (name, now, now, shard),
+        " shard = excluded.shard, proxy_url = excluded.proxy_url",
+        (name, now, now, shard, proxy_url),
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # Every instance's lease keeper runs a round now: the account is known everywhere at once, and the
@@ -116,6 +117,13 @@ def set_shard(conn: sqlite3.Connection, name: str, shard: int) -> bool:
     """Move a registered account to ``shard``; False when there is no such account."""
     cur = conn.execute("UPDATE accounts SET shard = ? WHERE account = ? AND registered = 1", (shard, name))
     return cur.rowcount > 0
+
+
+def set_proxy(conn: sqlite3.Connection, name: str, proxy_url: str | None) -> dict[str, Any] | None:
+    """The account's own proxy for its WhatsApp connection: a checked URL (service/proxy_url.py), ``direct``
+    (none although WA_PROXY_URL is set) or None (WA_PROXY_URL applies). The account, or None when unknown."""
+    conn.execute("UPDATE accounts SET proxy_url = ? WHERE account = ? AND registered = 1", (proxy_url, name))
+    return get(conn, name)
 
 
 def _quote(identifier: str) -> str:

@@ -4,6 +4,7 @@
 import makeWASocket, { Browsers, makeCacheableSignalKeyStore } from 'baileys'
 import { makeDurableSignalRepository } from '../decrypt-cache.js'
 import { jidToPhone } from '../phone.js'
+import { connectionProxy } from '../proxy.js'
 import { STATE } from '../states.js'
 
 export class Connection {
@@ -13,8 +14,13 @@ export class Connection {
 
   socketConfig (store, logger) {
     const s = this.session
+    // WA_PROXY_URL or the account's own (src/proxy.js), read at each socket: { redacted, agent } or null
+    s.proxy = connectionProxy(s.settings, s.account)
     return {
       waWebSocketUrl: s.settings.serverUrl,
+      // the websocket, and media uploads (Baileys passes fetchAgent to http(s).request), through the proxy
+      agent: s.proxy?.agent,
+      fetchAgent: s.proxy?.agent,
       auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, logger) },
       logger,
       browser: Browsers.ubuntu('wa-gateway'),

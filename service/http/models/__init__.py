@@ -13,6 +13,7 @@ from service.http.models.accounts import (
     AccountDeleted,
     AccountList,
     AccountOut,
+    AccountUpdateRequest,
     KeyCreated,
     KeyCreateRequest,
     KeyList,
@@ -79,7 +80,8 @@ from service.http.models.webhooks import (
 )
 
 __all__ = [
-    "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "ConnectRequest", "DeliveryOut",
+    "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "AccountUpdateRequest", "ConnectRequest",
+    "DeliveryOut",
     "DeliveryPage", "DisconnectOut", "DisconnectRequest", "ErrorDetail", "ErrorResponse", "EventPage",
     "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp",
     "HealthWorker", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",

@@ -2,26 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, StrictStr, field_validator
 
 from service.http import validation
 from service.http.models.base import RequestModel, checked, iso
 
+PROXY_HINT = 'a proxy URL (http://[user:pass@]host:port or socks5://...), "direct" or null'
+
+
+def _proxy(value: str | None) -> str | None:
+    return None if value is None else checked(validation.proxy_setting, value)
+
 
 class AccountCreateRequest(RequestModel):
-    """``POST /accounts``: a new account's name (``validation.account_name``)."""
+    """``POST /accounts``: a new account's name (``validation.account_name``) and, optionally, its own proxy
+    for the WhatsApp connection (absent or null: WA_PROXY_URL; ``"direct"``: none)."""
 
     name: StrictStr
+    proxy_url: StrictStr | None = None
 
-    field_codes: ClassVar[dict[str, str]] = {"name": "invalid_account_name"}
-    field_hints: ClassVar[dict[str, str]] = {"name": f"a string like {validation.ACCOUNT_NAME_EXAMPLE}"}
+    field_codes: ClassVar[dict[str, str]] = {"name": "invalid_account_name", "proxy_url": "invalid_proxy_url"}
+    field_hints: ClassVar[dict[str, str]] = {"name": f"a string like {validation.ACCOUNT_NAME_EXAMPLE}",
+                                             "proxy_url": PROXY_HINT}
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return checked(validation.account_name, value)
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        return _proxy(value)
+
+
+class AccountUpdateRequest(RequestModel):
+    """``PATCH /accounts/{account}``: its own proxy (a URL, ``"direct"`` for none, null for WA_PROXY_URL),
+    used from the account's next connection."""
+
+    proxy_url: StrictStr | None
+
+    field_codes: ClassVar[dict[str, str]] = {"proxy_url": "invalid_proxy_url"}
+    field_hints: ClassVar[dict[str, str]] = {"proxy_url": PROXY_HINT}
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        return _proxy(value)
+
+
+class ProxyOut(BaseModel):
+    """The proxy of the account's WhatsApp connection, without credentials."""
+
+    url: str | None  # scheme://[***@]host:port; null: a direct connection
+    source: Literal["account", "global"]  # its own proxy_url (a URL or "direct"), or WA_PROXY_URL (or none)
 
 
 class KeyCreateRequest(RequestModel):
@@ -79,6 +115,7 @@ class AccountOut(BaseModel):
     state: str | None
     connected: bool | None
     phone_number: str | None
+    proxy: ProxyOut
 
 
 class AccountList(BaseModel):

@@ -1,5 +1,6 @@
-"""The accounts: ``GET /accounts``, ``POST /accounts``, ``GET /accounts/{account}``,
-``DELETE /accounts/{account}`` (log out at WhatsApp, remove its data, keep nothing behind)."""
+"""The accounts: ``GET /accounts``, ``POST /accounts``, ``GET /accounts/{account}``, ``PATCH
+/accounts/{account}`` (its own proxy for WhatsApp, from its next connection), ``DELETE /accounts/{account}``
+(log out at WhatsApp, remove its data, keep nothing behind)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from service import proxy_url
 from service.errors import ApiError, Conflict
-from service.http.appkeys import ACCOUNTS, DATABASE, SCOPED_KEYS, WEBHOOKS
-from service.http.models import AccountCreateRequest, parse
+from service.http.appkeys import ACCOUNTS, DATABASE, SCOPED_KEYS, SETTINGS, WEBHOOKS
+from service.http.models import AccountCreateRequest, AccountUpdateRequest, parse
 from service.http.validation import json_object
 from service.http.views.context import account_of, on_owner
 from service.runtime.accounts import DEFAULT, Account, Elsewhere
@@ -27,9 +29,10 @@ async def _view(request: web.Request, account: Account | Elsewhere) -> dict[str,
     """The account with its WhatsApp state (null while its worker does not answer, or, in a cluster, while
     another instance serves it: ``instance`` names that one)."""
     row = await request.app[DATABASE].run(registry.get, account.name) or {}
+    proxy = _proxy(request, row.get("proxy_url"))
     if isinstance(account, Elsewhere):
         return {"name": account.name, "shard": row.get("shard"), "created_at": iso(row.get("created_at")),
-                "state": None, "connected": None, "phone_number": None, "instance": account.owner}
+                "state": None, "connected": None, "phone_number": None, "proxy": proxy, "instance": account.owner}
     try:
         async with asyncio.timeout(STATUS_TIMEOUT):
             status = await account.worker.status()
@@ -38,8 +41,16 @@ async def _view(request: web.Request, account: Account | Elsewhere) -> dict[str,
     return {
         "name": account.name, "shard": account.shard, "created_at": iso(row.get("created_at")),
         "state": status.get("state"), "connected": status.get("connected"),
-        "phone_number": status.get("phone_number"),
+        "phone_number": status.get("phone_number"), "proxy": proxy,
     }
+
+
+def _proxy(request: web.Request, own: str | None) -> dict[str, Any]:
+    """The proxy the account's connections use, redacted: its own (a URL or ``direct``), else WA_PROXY_URL."""
+    if own is not None:
+        return {"url": None if own == proxy_url.DIRECT else proxy_url.redact(own), "source": "account"}
+    default = request.app[SETTINGS].proxy
+    return {"url": default.redacted if default else None, "source": "global"}
 
 
 async def list_accounts(request: web.Request) -> web.Response:
@@ -53,7 +64,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     body = parse(AccountCreateRequest, await json_object(request))
     try:
-        account = await request.app[ACCOUNTS].create(body.name)
+        account = await request.app[ACCOUNTS].create(body.name, body.proxy_url)
     except registry.AccountExists:
         raise Conflict(f"An account named {body.name} exists already.", code="account_exists") from None
     except registry.TooManyAccounts as exc:
@@ -66,6 +77,15 @@ async def create(request: web.Request) -> web.Response:
 @on_owner
 async def get(request: web.Request) -> web.Response:
     return web.json_response(await _view(request, account_of(request)))
+
+
+@on_owner
+async def update(request: web.Request) -> web.Response:
+    """Admin key only (middlewares.py): a proxy decides where the account's traffic goes."""
+    body = parse(AccountUpdateRequest, await json_object(request))
+    account = account_of(request)
+    await request.app[ACCOUNTS].set_proxy(account.name, body.proxy_url)
+    return web.json_response(await _view(request, account))
 
 
 @on_owner

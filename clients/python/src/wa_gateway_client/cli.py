@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from . import errors
 from .client import DEFAULT_URL, AsyncClient
-from .models import InboundMessage, Message
+from .models import Account, InboundMessage, Message
 from .selftest import Options, Result, run_selftest
 
 OK, FAILED, USAGE, UNREACHABLE, AUTH, REFUSED, SERVER, TIMEOUT = range(8)
@@ -195,21 +195,25 @@ async def cmd_logout(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int
 
 async def cmd_accounts(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
     if args.action == "create":
-        account = await wa.create_account(_name(args))
+        account = await wa.create_account(_name(args), proxy_url=args.proxy_url)
         out.data(account, f"created {account.name} on shard {account.shard}; link it with "
                           f"`connect --account {account.name}`")
     elif args.action == "delete":
         deleted = await wa.delete_account(_name(args))
         out.data(deleted, f"deleted {deleted.name}" + (" (unlinked at WhatsApp)" if deleted.unlinked else ""))
-    elif args.action == "show":
-        account = await wa.get_account(_name(args))
-        out.data(account, _table([[account.name, account.state, account.phone_number, account.shard]],
-                                 ["NAME", "STATE", "PHONE", "SHARD"]))
+    elif args.action in ("show", "proxy"):
+        name = _name(args)  # proxy: --proxy-url URL or direct; without it, back to WA_PROXY_URL
+        account = await (wa.set_account_proxy(name, args.proxy_url) if args.action == "proxy" else wa.get_account(name))
+        out.data(account, _table([_row(account)], ["NAME", "STATE", "PHONE", "SHARD", "PROXY"]))
     else:
         accounts = await wa.accounts()
-        out.data(accounts, _table([[a.name, a.state, a.phone_number, a.shard] for a in accounts],
-                                  ["NAME", "STATE", "PHONE", "SHARD"]))
+        out.data(accounts, _table([_row(a) for a in accounts], ["NAME", "STATE", "PHONE", "SHARD", "PROXY"]))
     return OK
+
+
+def _row(a: Account) -> list[Any]:
+    proxy = a.proxy.url if a.proxy else None
+    return [a.name, a.state, a.phone_number, a.shard, proxy or "direct"]
 
 
 def _name(args: argparse.Namespace) -> str:
@@ -310,8 +314,10 @@ def parser(prog: str = "wa-gateway-client") -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     command("logout", cmd_logout, "log the account out at WhatsApp (a new QR is needed)")
     p = command("accounts", cmd_accounts, "list, show, create or delete accounts (admin key)")
-    p.add_argument("action", nargs="?", choices=("list", "show", "create", "delete"), default="list")
+    p.add_argument("action", nargs="?", choices=("list", "show", "create", "delete", "proxy"), default="list")
     p.add_argument("name", nargs="?")
+    p.add_argument("--proxy-url", help="create, proxy: the account's own proxy for WhatsApp (http:// or socks5:// "
+                                       "URL, or direct); proxy without it: back to WA_PROXY_URL")
     command("health", cmd_health, "the gateway's health (exit 1 when degraded)")
     p = command("api-key", cmd_api_key,
                 "print the key in use; or create, list, revoke keys scoped to --account (admin key)")

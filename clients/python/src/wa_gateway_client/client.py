@@ -281,9 +281,9 @@ class AsyncClient(AsyncAccount):
                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                     body = await resp.read()
                     if resp.status < 400 or resp.status in ok:
-                        result: Any = body if raw else _json(resp.status, body)
+                        result: Any = body if raw else errors.json_body(resp.status, body)
                         return (result, resp.headers) if with_headers else result
-                    error = errors.from_response(resp.status, _json_or_none(body),
+                    error = errors.from_response(resp.status, errors.json_or_none(body),
                                                  retry_after_seconds(resp.headers.get("Retry-After")))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 error = errors.GatewayUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": "))
@@ -308,7 +308,7 @@ class AsyncClient(AsyncAccount):
         try:
             if resp.status != 200:
                 body = await resp.read()
-                raise errors.from_response(resp.status, _json_or_none(body),
+                raise errors.from_response(resp.status, errors.json_or_none(body),
                                            retry_after_seconds(resp.headers.get("Retry-After")))
             yield resp
         finally:
@@ -333,8 +333,16 @@ class AsyncClient(AsyncAccount):
     async def accounts(self) -> list[Account]:
         return [Account.model_validate(a) for a in (await self.request("GET", "/accounts"))["accounts"]]
 
-    async def create_account(self, name: str) -> Account:
-        return Account.model_validate(await self.request("POST", "/accounts", json={"name": name}))
+    async def create_account(self, name: str, *, proxy_url: str | None = None) -> Account:
+        """``proxy_url``: its own proxy for WhatsApp (an ``http://`` or ``socks5://`` URL, or ``"direct"`` for
+        none); None: WA_PROXY_URL applies."""
+        body = _query(name=name, proxy_url=proxy_url)
+        return Account.model_validate(await self.request("POST", "/accounts", json=body))
+
+    async def set_account_proxy(self, name: str, proxy_url: str | None) -> Account:
+        """Admin key. Its own proxy from its next connection: a URL, ``"direct"`` (none) or None (WA_PROXY_URL)."""
+        return Account.model_validate(await self.request(
+            "PATCH", f"/accounts/{quote(name, safe='')}", json={"proxy_url": proxy_url}, idempotent=True))
 
     async def get_account(self, name: str) -> Account:
         return Account.model_validate(await self.request("GET", f"/accounts/{quote(name, safe='')}"))
@@ -385,16 +393,3 @@ def _query(**values: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
             for k, v in values.items() if v is not None}
 
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def _json(status: int, body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise errors.UnexpectedResponse(f"HTTP {status} with a body that is not JSON", status=status) from None

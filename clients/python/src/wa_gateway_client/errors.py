@@ -10,6 +10,7 @@ failed send's ``id``, a QR's ``state``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -165,6 +166,8 @@ InvalidLabel = _code("InvalidLabel", "invalid_label", BadRequestError, "label is
 InvalidAccountName = _code("InvalidAccountName", "invalid_account_name", BadRequestError, "Not an account name.")
 ReservedAccountName = _code("ReservedAccountName", "reserved_account_name", BadRequestError,
                             "The account name is reserved.")
+InvalidProxyUrl = _code("InvalidProxyUrl", "invalid_proxy_url", BadRequestError,
+                        "proxy_url is not an http:// or socks5:// proxy URL with host and port, or direct.")
 InvalidFormat = _code("InvalidFormat", "invalid_format", BadRequestError, "Unknown QR format.")
 InvalidBackground = _code("InvalidBackground", "invalid_background", BadRequestError,
                           "background is not dark or light.")
@@ -239,3 +242,19 @@ def from_response(status: int, body: Any, retry_after: float | None = None) -> G
     details = {k: v for k, v in error.items() if k not in ("code", "message")}
     cls = BY_CODE.get(code) or FAMILIES.get(status) or (ServerError if status >= 500 else GatewayError)
     return cls(message, status=status, code=code, details=details, retry_after=retry_after)
+
+
+def json_or_none(body: bytes) -> Any:
+    """An error answer's JSON, or None when it is none (a proxy's HTML page)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def json_body(status: int, body: bytes) -> Any:
+    """A success answer's JSON; a body that is not JSON is ``UnexpectedResponse``."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise UnexpectedResponse(f"HTTP {status} with a body that is not JSON", status=status) from None

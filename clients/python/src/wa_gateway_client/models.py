@@ -116,6 +116,11 @@ class EventPage(_Model):
     next_after: int
 
 
+class AccountProxy(_Model):
+    url: str | None = None  # scheme://[***@]host:port; None: a direct connection
+    source: str | None = None  # "account" (its own proxy_url, or "direct") or "global" (WA_PROXY_URL, or none)
+
+
 class Account(_Model):
     name: str
     shard: int | None = None
@@ -123,6 +128,7 @@ class Account(_Model):
     state: str | None = None
     connected: bool | None = None
     phone_number: str | None = None
+    proxy: AccountProxy | None = None  # the proxy of its WhatsApp connection, without credentials
 
 
 class AccountDeleted(_Model):
