@@ -79,6 +79,7 @@ class DocRunner:
         subprocess.run(["bash", "-c", 'compgen -v > "$0"', str(self.baseline)], env=self.env, check=True)
         self.background: dict[str, tuple[subprocess.Popen, Path]] = {}  # command -> process, its output
         self.count = 0
+        self.failed: str | None = None  # the block that failed: the pages after it are skipped
 
     # --- what differs -----------------------------------------------------------------------------
     def localize(self, text: str) -> str:

@@ -49,6 +49,12 @@ def test_every_page_of_docs_is_in_the_site():
     assert sorted((REPO / "docs").glob("*.md")) == sorted(PAGES[1:])
 
 
+def test_the_readme_links_every_page():
+    """The README is the way in on GitHub: a page it does not name is a page nobody finds."""
+    linked = {(REPO / target.partition("#")[0]).resolve() for _, target in doc_blocks.links(REPO / "README.md")}
+    assert [str(p.relative_to(REPO)) for p in PAGES[1:] if p not in linked and p.name != "index.md"] == []
+
+
 def test_the_site_builds_strict(tmp_path):
     """mkdocs --strict: a link between pages or an #anchor that does not resolve is an error."""
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
