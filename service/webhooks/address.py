@@ -10,7 +10,7 @@ IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4, Teredo). O
 address is what is judged. IP literals never reach aiohttp's resolver: ``check_literal`` judges them.
 
 ``WA_WEBHOOK_ALLOW_PRIVATE`` (the operator's allowlist) lets chosen networks (CIDRs) or host names through.
-The operator's own ``WA_WEBHOOK_URL`` endpoints are trusted and not checked (see the README).
+The operator's own ``WA_WEBHOOK_URL`` endpoints are trusted and not checked (see docs/webhooks.md, "Webhook addresses").
 
 Standard library only but for aiohttp's resolver interface (settings import ``parse_allowlist``).
 """

@@ -106,7 +106,7 @@ def test_sse_resumes_with_last_event_id_and_misses_nothing(make_stack):
     assert len({e["id"] for e in both}) == len(both)
     received = [json.loads(e["data"])["data"] for e in both if e["event"] == "message.received"]
     # Each inbound message once. (In the order the worker decrypted them, which within a burst from a
-    # new contact can differ from the send order: see README, "Inbound".)
+    # new contact can differ from the send order: see docs/webhooks.md, "Inbound".)
     assert sorted(r["whatsapp_id"] for r in received) == sorted(sent)
     assert all(r["phone_number"] == CONTACT for r in received)
     listed = stack.get("/messages?direction=in&limit=200").json()["messages"]

@@ -1,5 +1,6 @@
-"""What the README promises about timeouts, request ids, log settings and bad settings, each shown on
-the real stack (issue 7: a claim without a test is a claim nobody checks)."""
+"""What the docs promise about timeouts, request ids, log settings and bad settings (docs/configuration.md,
+docs/api.md, docs/operations.md; once all in the README, hence the name), each shown on the real stack
+(issue 7: a claim without a test is a claim nobody checks)."""
 
 from __future__ import annotations
 
