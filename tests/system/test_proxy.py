@@ -138,6 +138,21 @@ def test_bad_proxy_urls_are_400_and_patch_is_for_the_admin_key(stack):
     assert listed["default"]["source"] == "global"
 
 
+def test_the_cli_sets_and_shows_an_account_proxy_without_its_password(stack, proxies):
+    def cli(*args: str) -> dict:
+        done = subprocess.run([str(BIN / "wa-gateway"), "accounts", *args, "--json"], env=stack.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done
+        assert SOCKS_PASSWORD not in done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    socks = proxies["socks"]
+    created = cli("create", "by-cli", "--proxy-url", socks.url())
+    assert created["proxy"] == {"url": f"socks5://***@127.0.0.1:{socks.port}", "source": "account"}
+    assert cli("proxy", "by-cli", "--proxy-url", "direct")["proxy"] == {"url": None, "source": "account"}
+    assert cli("proxy", "by-cli")["proxy"]["source"] == "global"
+
+
 def test_no_log_line_carries_a_proxy_password(stack):
     """Last in the module: every test before it has logged (debug level), connections and failures included."""
     logs = stack.logs()
