@@ -20,12 +20,27 @@ class WorkerState(StrEnum):
 
     STOPPED = "stopped"  # not started, or stopped by POST /disconnect
     CONNECTING = "connecting"  # opening (or re-opening after a drop, with backoff) the WhatsApp connection
+    # connecting, but the last attempt could not reach the server (``unreachable`` says why); retrying
+    WHATSAPP_UNREACHABLE = "whatsapp_unreachable"
     QR = "qr"  # not linked: waiting for a QR scan (or a pairing code)
     CONNECTED = "connected"  # linked and online: sends go out
     LOGGED_OUT = "logged_out"  # the phone unlinked this device: a new QR scan is needed
     FAILED = "failed"  # the session cannot run (a broken store): needs an operator
     FENCED = "fenced"  # cluster mode: another instance owns the account's lease now
 
+
+class UnreachableCause(StrEnum):
+    """Why the WhatsApp server could not be reached (``unreachable.cause`` in state whatsapp_unreachable)."""
+
+    DNS = "dns"  # the server's name did not resolve
+    REFUSED = "refused"  # nothing listens at the address, or a firewall rejects
+    TLS = "tls"  # the TLS handshake failed (certificate, an intercepting middlebox, the clock)
+    PROXY = "proxy"  # the configured proxy could not be reached, refused, or wants credentials
+    TIMEOUT = "timeout"  # no answer within the connect timeout (a firewall that drops)
+    NETWORK = "network"  # any other network failure
+
+
+UNREACHABLE_CAUSES: tuple[str, ...] = tuple(UnreachableCause)
 
 # What the gateway shows when it cannot ask the worker (not running, not answering): not a worker state.
 UNKNOWN_STATE = "unknown"
@@ -35,7 +50,8 @@ GATEWAY_STATES: tuple[str, ...] = (*WORKER_STATES, UNKNOWN_STATE)
 # Not linked: sends are refused (409 not_linked) instead of queued for a connection that will not come.
 UNLINKED: tuple[str, ...] = (WorkerState.LOGGED_OUT, WorkerState.QR)
 # A linked account in one of these is on its way back (``/health``'s ``returning``).
-RECOVERING: tuple[str, ...] = (WorkerState.CONNECTING, UNKNOWN_STATE, WorkerState.STOPPED)
+RECOVERING: tuple[str, ...] = (WorkerState.CONNECTING, WorkerState.WHATSAPP_UNREACHABLE, UNKNOWN_STATE,
+                               WorkerState.STOPPED)
 
 
 class MessageStatus(StrEnum):
@@ -101,7 +117,9 @@ WORKER_SEND_RETRIES: tuple[str, ...] = (
 class WaitReason(StrEnum):
     """Why a queued message still waits (``wait_reason``)."""
 
-    NOT_CONNECTED = "not_connected"  # the account is not connected to WhatsApp now
+    NOT_CONNECTED = "not_connected"  # the account is not connected to WhatsApp now (reconnecting, worker restarting)
+    WHATSAPP_UNREACHABLE = "whatsapp_unreachable"  # the account's worker cannot reach WhatsApp (/status says why)
+    NOT_LINKED = "not_linked"  # the account was unlinked (logged out) since: nothing sends until it is linked again
     RETRY_BACKOFF = "retry_backoff"  # a try failed; the next one is scheduled
     RATE_LIMITED = "rate_limited"  # the governor's per-account rate (WA_SEND_RATE_*)
     NEW_CONTACT_BUDGET = "new_contact_budget"  # the governor's daily budget of first messages to new contacts

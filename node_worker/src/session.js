@@ -49,6 +49,9 @@ export class WhatsAppSession extends EventEmitter {
     this.qr = null
     this.qrImage = null
     this.lastError = null
+    // whatsapp_unreachable: {cause, detail, hint, since, attempts} (session/lifecycle.js), else null
+    this.unreachable = null
+    this.socketOpened = false // the current socket reached the server (a QR, or logged in)
     this.me = null
     this.sock = null
     // { redacted, agent } while the current connection goes through a proxy (src/proxy.js), else null
@@ -104,6 +107,9 @@ export class WhatsAppSession extends EventEmitter {
       qr: this.state === STATE.QR ? this.qr : null,
       qr_image: this.state === STATE.QR ? this.qrImage : null,
       last_error: this.lastError,
+      unreachable: this.unreachable,
+      // whether this device is linked (its creds registered): null while the session store is not open
+      registered: this.store ? this.store.isRegistered() : null,
       // sessions in PostgreSQL: the lease generation this session writes and sends under (null otherwise)
       lease_generation: this.leaseGeneration,
       // while connected: whether the link demonstrably works (frames, pings answered, events flowing)

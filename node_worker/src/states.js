@@ -8,8 +8,15 @@
 const frozen = (names) => Object.freeze(Object.fromEntries(names.map((name) => [name.toUpperCase(), name])))
 
 // A session's state (session/lifecycle.js has the state machine; GET /status, `session.status` events).
-export const STATE = frozen(['stopped', 'connecting', 'qr', 'connected', 'logged_out', 'failed', 'fenced'])
+// whatsapp_unreachable: connecting, but the last attempt could not reach the server (its cause in
+// `unreachable`, network-cause.js); it keeps retrying with backoff.
+export const STATE = frozen(['stopped', 'connecting', 'whatsapp_unreachable', 'qr', 'connected', 'logged_out',
+  'failed', 'fenced'])
 export const WORKER_STATES = Object.freeze(Object.values(STATE))
+
+// Why the server could not be reached, in state whatsapp_unreachable (network-cause.js classifies).
+export const UNREACHABLE_CAUSE = frozen(['dns', 'refused', 'tls', 'proxy', 'timeout', 'network'])
+export const UNREACHABLE_CAUSES = Object.freeze(Object.values(UNREACHABLE_CAUSE))
 
 // The statuses of a message this worker sent, as `message.status` events (session/statuses.js) and the
 // `status` of a send's answer (`sent`). In the order WhatsApp reports them; `failed` is the server's ack

@@ -8,9 +8,8 @@
 - Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
   through by the governor) in one worker request that sends them in order and stops at a failure;
   recipients go in parallel (a bound). One round trip per run, not per message.
-- No connection: nothing is tried; a send refused for that reason gives its attempt back. What a refusal
-  means is judged in one place (runtime/verdict.py): fail with a reason, wait, or retry with capped
-  exponential backoff and jitter.
+- No connection: nothing is tried (the link labels what waits); a refused send gives its attempt back.
+  A refusal is judged in one place (runtime/verdict.py): fail, wait, or retry with capped backoff.
 - A message found in ``sending`` at start (the gateway died mid-send) is resent with the same WhatsApp
   id, which the recipient treats as the same message.
 - Drain (SIGTERM, service/http/drain.py): nothing more is claimed; a send in flight finishes (its result
@@ -390,7 +389,8 @@ class Dispatcher:
             else:
                 self.link.dropped(worker_away=verdict.worker_away)
                 log.info("message.waiting", message_id=message_id, reason=exc.code)
-            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason=WaitReason.NOT_CONNECTED,
+            reason = self.link.wait_reason() or WaitReason.NOT_CONNECTED
+            await self.db.run(outbox.requeue, message_id, next_attempt_at=now, wait_reason=reason,
                               last_error=exc.code, refund_attempt=True)
             return
         delay = self._backoff(row["attempts"])

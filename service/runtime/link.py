@@ -21,8 +21,8 @@ import structlog
 
 from service.errors import ApiError
 from service.runtime.worker_client import WorkerApi
-from service.states import UNLINKED, WorkerState
-from service.store import accounts
+from service.states import UNLINKED, WaitReason, WorkerState
+from service.store import accounts, waiting
 from service.store.db import Database
 
 log = structlog.get_logger("gateway.link")
@@ -39,6 +39,8 @@ class AccountLink:
         self.poll_interval = poll_interval
         self.clock = clock
         self.state: str | None = None  # the worker's WhatsApp state, None while unknown
+        # From the worker's last answer: whether the device is linked (None: not known, e.g. stopped).
+        self.registered: bool | None = None
         # Called when the link becomes connected (the dispatcher sends what waited for it).
         self.on_connected: list[Callable[[], None]] = []
         # Times the WhatsApp link came back (GET /metrics): see _count_reconnect.
@@ -80,6 +82,8 @@ class AccountLink:
     async def refresh(self) -> str | None:
         """Ask the worker now (one try: a worker that is starting answers ApiError)."""
         status = await self.worker.poll_status(STATUS_TIMEOUT)
+        registered = status.get("registered")
+        self.registered = registered if isinstance(registered, bool) else None
         self.set(status.get("state"))
         return self.state
 
@@ -89,6 +93,8 @@ class AccountLink:
         was = self.state
         self.state = state
         log.info("link.whatsapp_state", account=self.account, state=state, was=was)
+        # What waits for this link says why (store/waiting.py); connected: the dispatcher's reasons take over.
+        self.db.submit(waiting.label, self.account, self.wait_reason())
         if state == WorkerState.CONNECTED:
             if self._event_state is None:  # no event yet: it was connected before this gateway started
                 self._was_connected = True
@@ -132,18 +138,29 @@ class AccountLink:
         self._event_state = state
 
     # --- what it decides -------------------------------------------------------------------
+    def wait_reason(self) -> str | None:
+        """Why a message for this account waits now because of the link (None while connected)."""
+        if self.connected:
+            return None
+        if self.state in UNLINKED:
+            return WaitReason.NOT_LINKED
+        if self.state == WorkerState.WHATSAPP_UNREACHABLE:
+            return WaitReason.WHATSAPP_UNREACHABLE
+        return WaitReason.NOT_CONNECTED
+
     async def refuses_sends(self) -> bool:
         """True when nothing would ever send a message now: the account is logged out, or was never paired
-        (the worker shows a QR, or is stopped and this gateway never saw it linked). Connected answers at
-        once; otherwise the mirror may be stale (a pairing that just finished, a logout), so the worker is
-        asked first; a worker that is restarting does not refuse (the message waits for it)."""
+        (the worker shows a QR, says its device is not registered, e.g. a first connect that cannot reach
+        WhatsApp, or is stopped and this gateway never saw it linked). Connected answers at once; otherwise
+        the mirror may be stale (a pairing that just finished, a logout), so the worker is asked first; a
+        worker that is restarting does not refuse (the message waits for it)."""
         if self.connected:
             return False
         try:
             state = await self.refresh()
         except ApiError:
             return False
-        if state in UNLINKED:
+        if state in UNLINKED or self.registered is False:
             return True
         if state == WorkerState.STOPPED:
             return not await self.db.run(accounts.is_linked, self.account)

@@ -98,8 +98,11 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":
-        data = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
+        data: dict[str, Any] = {"state": _str(event.get("state")), "phone_number": _str(event.get("phone_number")),
                 "last_error": _str(event.get("last_error"))}
+        unreachable = event.get("unreachable")
+        if isinstance(unreachable, dict):  # state whatsapp_unreachable: the cause and the system error
+            data["unreachable"] = {"cause": _str(unreachable.get("cause")), "detail": _str(unreachable.get("detail"))}
         stored = event_log.append(conn, account, "session.status", data, now, source_id=_str(event.get("event_id")))
         return {"event": stored, "message": None}
     return {"event": None, "message": None}

@@ -70,8 +70,10 @@ def _written(conn: sqlite3.Connection, account: str, message_id: str) -> dict[st
 # --- accepting ---------------------------------------------------------------------------------
 
 def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
-           idempotency_key: str | None, now: float, ttl: float, max_outbox: int) -> tuple[dict[str, Any], bool]:
-    """Store a new outbound message, or return the one the key already names: (message, created)."""
+           idempotency_key: str | None, now: float, ttl: float, max_outbox: int,
+           wait_reason: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Store a new outbound message, or return the one the key already names: (message, created).
+    ``wait_reason``: why it will wait (the account is not connected now), shown from the first answer."""
     rhash = request_hash(phone_number, body)
     if idempotency_key is not None:
         found = conn.execute(
@@ -90,10 +92,10 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
     message_id = new_id(now)
     conn.execute(
         "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
-        " idempotency_key, request_hash, created_at, queued_at, next_attempt_at)"
-        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0)",
+        " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason)"
+        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?)",
         (account, message_id, wa_id_for(message_id), phone_number, body, now + ttl,
-         idempotency_key, rhash, now, now),
+         idempotency_key, rhash, now, now, wait_reason),
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).

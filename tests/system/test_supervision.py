@@ -71,21 +71,22 @@ def test_kill_9_worker_is_restarted_and_gateway_keeps_answering(make_stack):
     assert stack.status()["state"] == "stopped"
 
 
-def test_closed_server_port_reports_connecting_with_growing_backoff(make_stack):
+def test_closed_server_port_reports_whatsapp_unreachable_with_growing_backoff(make_stack):
     stack = make_stack()
     status = stack.post("/connect").json()
-    assert status["state"] == "connecting"
+    assert status["state"] in ("connecting", "whatsapp_unreachable")
 
     def three_attempts():
         s = stack.status()
         return len(s["reconnect"]["delays_ms"]) >= 4 and s
 
     status = wait_for(three_attempts, 30, "four reconnect attempts")
-    assert status["state"] == "connecting"
+    assert status["state"] == "whatsapp_unreachable"  # tests/system/test_unreachable.py: the causes
+    assert status["unreachable"]["cause"] == "refused" and status["unreachable"]["attempts"] >= 4
     assert "ECONNREFUSED" in status["last_error"]
     delays = status["reconnect"]["delays_ms"]
     assert all(b > a for a, b in zip(delays, delays[1:], strict=False)), delays
-    assert stack.health()["whatsapp"]["state"] == "connecting"
+    assert stack.health()["whatsapp"]["state"] == "whatsapp_unreachable"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

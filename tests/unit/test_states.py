@@ -25,7 +25,8 @@ def worker() -> dict:
     assert node, "node is needed (the worker's runtime)"
     script = (f"import({json.dumps(STATES_JS.as_uri())}).then(m => console.log(JSON.stringify({{"
               "WORKER_STATES: m.WORKER_STATES, MESSAGE_STATUSES: m.MESSAGE_STATUSES, SEND_FAILURES: m.SEND_FAILURES,"
-              " SEND_RETRY_CODES: m.SEND_RETRY_CODES, DEFAULT_ACCOUNT: m.DEFAULT_ACCOUNT})))")
+              " SEND_RETRY_CODES: m.SEND_RETRY_CODES, DEFAULT_ACCOUNT: m.DEFAULT_ACCOUNT,"
+              " UNREACHABLE_CAUSES: m.UNREACHABLE_CAUSES})))")
     out = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
                          check=True)
     return json.loads(out.stdout)
@@ -34,6 +35,10 @@ def worker() -> dict:
 def test_every_worker_state_is_a_gateway_state_and_back(worker):
     assert set(worker["WORKER_STATES"]) == set(states.WORKER_STATES)
     assert states.UNKNOWN_STATE not in worker["WORKER_STATES"]  # the gateway's own word for "could not ask"
+
+
+def test_every_unreachable_cause_is_known_to_the_gateway(worker):
+    assert set(worker["UNREACHABLE_CAUSES"]) == set(states.UNREACHABLE_CAUSES)
 
 
 def test_every_receipt_status_moves_a_message_or_is_ignored_on_purpose(worker):

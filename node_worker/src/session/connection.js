@@ -7,6 +7,10 @@ import { jidToPhone } from '../phone.js'
 import { connectionProxy } from '../proxy.js'
 import { STATE } from '../states.js'
 
+// The close code of an attempt that got an HTTP answer instead of a websocket: none of Baileys'
+// DisconnectReason codes, so it is handled as a failure to reach (502: a bad gateway on the way).
+const HTTP_ANSWER_CODE = 502
+
 export class Connection {
   constructor (session) {
     this.session = session
@@ -51,7 +55,9 @@ export class Connection {
     this.clearTimers()
     this.endSocket()
     const generation = ++s.generation
-    s.lifecycle.setState(STATE.CONNECTING)
+    s.socketOpened = false
+    // An unreachable server stays the state while the next attempt runs (it changes once one gets through).
+    if (s.state !== STATE.WHATSAPP_UNREACHABLE) s.lifecycle.setState(STATE.CONNECTING)
     const store = await s.stores.openStore()
     if (s.closing) return
     // Sessions in PostgreSQL: still the owner? (a read; a lost lease fences and throws not_owner)
@@ -63,6 +69,19 @@ export class Connection {
     sock.ev.process((events) => this.onEvents({ sock, store, generation }, events))
     s.statuses.watchAcks(sock, live)
     s.placeholders.attach(sock, live)
+    sock.ws.on('unexpected-response', (req, res) => this.onHttpAnswer(sock, live, res))
+  }
+
+  // The address answered plain HTTP instead of opening the websocket (a proxy's 407, a captive portal, a
+  // wrong URL). Baileys listens for this event, so ws does not fail the connection on it and the attempt
+  // would only end at the handshake timeout: end it now. Its HTTP status stays in the message, never as
+  // the close code: a 401 or 403 from a proxy must not read as WhatsApp's logout or ban (lifecycle.js).
+  onHttpAnswer (sock, live, res) {
+    res.resume()
+    if (!live()) return
+    const message = `Unexpected server response: ${res.statusCode}`
+    const data = { code: 'EUNEXPECTEDRESPONSE', message }
+    sock.end(Object.assign(new Error(message), { output: { statusCode: HTTP_ANSWER_CODE }, data }))
   }
 
   async onEvents ({ sock, store, generation }, events) {
@@ -84,8 +103,10 @@ export class Connection {
   async onConnectionUpdate (sock, generation, update) {
     const s = this.session
     const { connection, lastDisconnect, qr } = update
+    if (qr) s.socketOpened = true // the server answered: whatever ends this socket, it was reachable
     if (qr && !(await s.link.showQr(qr, generation))) return // a newer socket since
     if (connection === 'open') {
+      s.socketOpened = true
       s.me = sock.user ? { id: sock.user.id, name: sock.user.name ?? sock.user.verifiedName ?? null } : null
       s.lastError = null
       s.lifecycle.setState(STATE.CONNECTED, { phone_number: s.me ? jidToPhone(s.me.id) : null })

@@ -4,6 +4,8 @@
 //      ▲                   ▲  │ close (not 401)          │                     │
 //      │ QR refs ran out   │  └── backoff ◀──────────────┴─────────────────────┘
 //      └───────────────────┘                      401 / logout ──▶ logged_out
+//   connecting ── the server cannot be reached (DNS, refused, TLS, proxy, timeout) ──▶ whatsapp_unreachable,
+//      which retries with the same backoff and stays until a connection is made (QR or connected)
 //   forbidden / bad session that cannot recover ──▶ failed
 //   (sessions in PostgreSQL) lease lost: a write refused by the fence, a failed owner check, or 440
 //   (another instance connected with these credentials) ──▶ fenced, until an attach with a newer generation
@@ -16,11 +18,12 @@
 // nothing is ever written to a closed or deleted store.
 import { DisconnectReason } from 'baileys'
 import { WorkerError } from '../errors.js'
+import { classifyConnectFailure } from '../network-cause.js'
 import { jidToPhone } from '../phone.js'
 import { SEND_RETRY, SESSION_ERROR, STATE, WORKER_STATES } from '../states.js'
 
 const QR_EXPIRED = 'QR refs attempts ended'
-const RUNNING = [STATE.CONNECTING, STATE.QR, STATE.CONNECTED]
+const RUNNING = [STATE.CONNECTING, STATE.WHATSAPP_UNREACHABLE, STATE.QR, STATE.CONNECTED]
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
@@ -35,10 +38,12 @@ export class Lifecycle {
     const changed = state !== s.state
     s.state = state
     if (state !== STATE.QR) { s.qr = null; s.qrImage = null }
+    if (state !== STATE.WHATSAPP_UNREACHABLE) s.unreachable = null
     if (changed) {
-      s.log.info({ state, last_error: s.lastError, ...fields }, 'session.state')
+      const unreachable = s.unreachable && { cause: s.unreachable.cause, detail: s.unreachable.detail }
+      s.log.info({ state, last_error: s.lastError, ...(unreachable ? { unreachable } : {}), ...fields }, 'session.state')
       s.durably(s.journal.push('session.status', {
-        state, last_error: s.lastError, phone_number: s.me ? jidToPhone(s.me.id) : null
+        state, last_error: s.lastError, phone_number: s.me ? jidToPhone(s.me.id) : null, unreachable
       }))
     }
     s.emit('state', state)
@@ -206,8 +211,25 @@ export class Lifecycle {
       this.setState(STATE.FAILED, { code, reason: error.data.reason })
       return
     }
+    const unreachable = s.socketOpened ? null : classifyConnectFailure(error, { proxied: !!s.proxy })
+    if (unreachable) return this.unreachable(unreachable, code)
     s.lastError = `${message}${code ? ` (${code})` : ''}`
     this.scheduleReconnect(code)
+  }
+
+  // The attempt could not reach the server: a named state with its cause, retried with the same backoff.
+  unreachable ({ cause, detail, hint }, code) {
+    const s = this.session
+    const before = s.unreachable
+    s.unreachable = {
+      cause,
+      detail,
+      hint,
+      since: before?.since ?? new Date().toISOString(),
+      attempts: (before?.attempts ?? 0) + 1
+    }
+    s.lastError = `WhatsApp is unreachable (${cause}): ${detail}; ${hint}`
+    this.scheduleReconnect(code, STATE.WHATSAPP_UNREACHABLE)
   }
 
   // 401: the device was unlinked from the phone; the session's data goes.
@@ -223,19 +245,19 @@ export class Lifecycle {
     this.setState(STATE.LOGGED_OUT, { code })
   }
 
-  scheduleReconnect (code) {
+  scheduleReconnect (code, state = STATE.CONNECTING) {
     const s = this.session
     const delay = s.backoff.next()
     const generation = s.generation
     s.log.warn({ code, delay_ms: delay, attempt: s.backoff.attempt, last_error: s.lastError },
       'session.reconnect_scheduled')
-    this.setState(STATE.CONNECTING)
+    this.setState(state)
     s.reconnectAt = Date.now() + delay
     s.reconnectTimer = setTimeout(() => {
       s.reconnectTimer = null
       s.reconnectAt = null
       s.serial.run('reconnect', async () => {
-        if (generation !== s.generation || s.closing || s.state !== STATE.CONNECTING) return
+        if (generation !== s.generation || s.closing || (s.state !== STATE.CONNECTING && s.state !== STATE.WHATSAPP_UNREACHABLE)) return
         await s.connection.openSocket()
       }).catch((err) => {
         s.log.error({ err }, 'session.reconnect_failed')
@@ -251,7 +273,7 @@ export class Lifecycle {
   notConnected () {
     const s = this.session
     if (s.state === STATE.FENCED) return s.fencing.notOwner()
-    const details = { state: s.state, attempt: s.backoff.attempt, last_error: s.lastError }
+    const details = { state: s.state, attempt: s.backoff.attempt, last_error: s.lastError, unreachable: s.unreachable }
     const why = s.lastError ? `; last error: ${s.lastError}` : ''
     if (s.reconnectTimer !== null) {
       const nextMs = Math.max(0, s.reconnectAt - Date.now())

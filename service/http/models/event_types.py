@@ -18,10 +18,16 @@ class MessageStatusData(BaseModel):
     reason: str | None
 
 
+class SessionUnreachable(BaseModel):
+    cause: str | None  # dns, refused, tls, proxy, timeout, network
+    detail: str | None  # the system error
+
+
 class SessionStatusData(BaseModel):
     state: str | None
     phone_number: str | None
     last_error: str | None
+    unreachable: SessionUnreachable | None = None  # only in state whatsapp_unreachable
 
 
 class MessageUndecryptableData(BaseModel):

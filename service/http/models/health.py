@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.http.models.session import LinkState
+from service.http.models.session import LinkState, Unreachable, UnreachableCauseOnly
 
 
 class HealthWatchdog(BaseModel):
@@ -32,6 +32,8 @@ class HealthWorker(BaseModel):
 class HealthWhatsApp(BaseModel):
     state: str
     link: LinkState | None = None  # admin key only
+    # state whatsapp_unreachable: the cause (and, with an admin key, the detail, hint, since and attempts)
+    unreachable: Unreachable | UnreachableCauseOnly | None = None
 
 
 class HealthShard(BaseModel):
@@ -78,8 +80,8 @@ class LiveOut(BaseModel):
 
 
 class ReadyProblem(BaseModel):
-    code: Literal["worker_not_running", "whatsapp_not_connected", "whatsapp_link_dead", "whatsapp_events_stuck",
-                  "shutting_down"]
+    code: Literal["worker_not_running", "whatsapp_not_connected", "whatsapp_unreachable", "whatsapp_link_dead",
+                  "whatsapp_events_stuck", "shutting_down"]
     message: str
 
 

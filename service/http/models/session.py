@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.models.base import RequestModel
-from service.states import WorkerState
+from service.states import UnreachableCause, WorkerState
 
 
 class ConnectRequest(RequestModel):
@@ -43,6 +43,21 @@ class LinkState(BaseModel):
     message: str | None = None
 
 
+class UnreachableCauseOnly(BaseModel):
+    """What the open ``/health`` says of an unreachable WhatsApp: the cause, never the host."""
+
+    cause: UnreachableCause
+
+
+class Unreachable(UnreachableCauseOnly):
+    """In state ``whatsapp_unreachable``: why the server could not be reached (the worker's network-cause.js)."""
+
+    detail: str = Field(description="the system error, e.g. ENOTFOUND: getaddrinfo ENOTFOUND web.whatsapp.com")
+    hint: str = Field(description="what to check")
+    since: str = Field(description="the first failed attempt in a row (ISO 8601)")
+    attempts: int = Field(description="failed attempts in a row")
+
+
 # fenced: in a cluster, the account's lease moved to another instance; this one sends and writes nothing for it
 
 
@@ -58,6 +73,8 @@ class SessionStatus(BaseModel):
     qr: str | None = Field(description="the raw QR string while state is qr")
     qr_image: str | None = Field(description="the QR as a PNG data URL while state is qr")
     last_error: str | None
+    unreachable: Unreachable | None = None
+    registered: bool | None = Field(default=None, description="whether the device is linked (null: not known now)")
     link: LinkState | None = None
     reconnect: Reconnect
 

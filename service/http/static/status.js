@@ -14,7 +14,7 @@
     connected: 'ok', delivered: 'ok', read: 'ok', RUNNING: 'ok', ok: 'ok', writable: 'ok', live: 'ok',
     sent: 'info', sending: 'info', connecting: 'info', STARTING: 'info', pending: 'info',
     qr: 'warn', degraded: 'warn', BACKOFF: 'warn', STOPPING: 'warn', reconnecting: 'warn', queued: 'warn',
-    failed: 'bad', FATAL: 'bad', EXITED: 'bad', UNKNOWN: 'bad', logged_out: 'bad', 'not writable': 'bad',
+    failed: 'bad', whatsapp_unreachable: 'bad', FATAL: 'bad', EXITED: 'bad', UNKNOWN: 'bad', logged_out: 'bad', 'not writable': 'bad',
     offline: 'idle', stopped: 'idle', inactive: 'idle'
   };
 
@@ -261,6 +261,8 @@
     if (shards[account]) detail(list, 'Worker shard', String(shards[account].shard));
     if (s.link) detail(list, 'Link', s.link.alive ? 'alive (last frame ' + s.link.last_frame_age_ms + ' ms ago)' : 'dead: ' + (s.link.reason || ''));
     if (s.reconnect && s.reconnect.scheduled) detail(list, 'Reconnect', 'attempt ' + s.reconnect.attempt + ', next in ' + Math.round((s.reconnect.next_retry_ms || 0) / 1000) + ' s');
+    // WhatsApp cannot be reached: why, and what to check (the worker keeps retrying).
+    if (s.unreachable) detail(list, 'Unreachable', s.unreachable.cause + ' (' + s.unreachable.attempts + ' attempts since ' + when(s.unreachable.since) + '): ' + s.unreachable.detail + '. ' + s.unreachable.hint, 'd-unreachable');
     detail(list, 'Last error', s.last_error || '—');
     applyState(s.state, s.phone_number);
   }
@@ -324,7 +326,9 @@
       row('shard ' + s.name, s.state, parts(s.pid ? 'pid ' + s.pid : '', s.restarts != null ? s.restarts + ' restarts' : '',
         mb(s.rss_bytes), s.accounts ? 'accounts: ' + s.accounts.join(' ') : ''));
     }
-    row('whatsapp (default)', h.whatsapp.state, h.whatsapp.link ? (h.whatsapp.link.alive ? 'link alive' : 'link dead') : '');
+    const wa = h.whatsapp;
+    row('whatsapp (default)', wa.state, wa.unreachable ? 'cannot be reached: ' + wa.unreachable.cause + (wa.unreachable.detail ? ' (' + wa.unreachable.detail + ')' : '')
+      : wa.link ? (wa.link.alive ? 'link alive' : 'link dead') : '');
     row('accounts', String(Object.values(h.accounts || {}).reduce((a, b) => a + b, 0)),
       Object.entries(h.accounts || {}).map(([k, v]) => v + ' ' + k).join(', '), 'info');
     if (h.store) row('store', h.store.writable ? 'writable' : 'not writable', h.store.error || 'a write committed just now');

@@ -7,7 +7,7 @@ import sqlite3
 import time
 import weakref
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from aiohttp import web
@@ -27,7 +27,7 @@ from service.http.appkeys import (
 from service.http.views.context import forward
 from service.programs.supervision import SupervisorMonitor, WorkerSnapshot
 from service.runtime.accounts import Account, Elsewhere
-from service.states import RECOVERING, UNKNOWN_STATE
+from service.states import RECOVERING, UNKNOWN_STATE, WorkerState
 from service.store import accounts
 from service.store import probe as store_probe
 from service.store import stats as store_stats
@@ -42,22 +42,40 @@ STORE_TIMEOUT = 2.0  # seconds the store's write probe may take to commit
 STORE_REUSE = 1.0
 
 
-async def _whatsapp_state(request: web.Request,
-                          account: Account | None = None) -> tuple[str, str | None, dict[str, Any] | None]:
-    """An account's session state (``default`` unless given), its last error and, while connected, its
-    link (see the worker's link-monitor.js): ``{"alive", "last_frame_age_ms", "events_stuck", ...}``."""
+class Session(NamedTuple):
+    """An account's session as the health answers see it."""
+
+    state: str
+    error: str | None  # the last error (with a key only: it can carry a number or a host)
+    link: dict[str, Any] | None  # while connected (the worker's link-monitor.js)
+    unreachable: dict[str, Any] | None  # in state whatsapp_unreachable: {"cause", "detail", ...}
+
+
+async def _whatsapp_state(request: web.Request, account: Account | None = None) -> Session:
+    """An account's session (``default`` unless given): its state, last error, link and, when WhatsApp
+    cannot be reached, why."""
     account = account or request.app[ACCOUNTS].get("default")
     if account is None:  # a cluster: another instance serves default
-        return "elsewhere", None, None
+        return Session("elsewhere", None, None, None)
     try:
         async with asyncio.timeout(STATUS_TIMEOUT):
             status = await account.worker.status()
     except ApiError as exc:
-        return "unknown", exc.message, None
+        return Session(UNKNOWN_STATE, exc.message, None, None)
     except TimeoutError:
-        return "unknown", "the worker did not answer in time", None
-    link = status.get("link")
-    return status.get("state", "unknown"), status.get("last_error"), link if isinstance(link, dict) else None
+        return Session(UNKNOWN_STATE, "the worker did not answer in time", None, None)
+    link, unreachable = status.get("link"), status.get("unreachable")
+    return Session(status.get("state", UNKNOWN_STATE), status.get("last_error"),
+                   link if isinstance(link, dict) else None,
+                   unreachable if isinstance(unreachable, dict) else None)
+
+
+def _unreachable_problem(session: Session) -> tuple[str, str] | None:
+    """WhatsApp cannot be reached: the code and a message naming the cause (never the host: open probe)."""
+    if session.state != WorkerState.WHATSAPP_UNREACHABLE:
+        return None
+    cause = (session.unreachable or {}).get("cause", "unknown")
+    return "whatsapp_unreachable", f"WhatsApp cannot be reached ({cause}); the worker keeps retrying"
 
 
 def _link_problem(wa_state: str, link: dict[str, Any] | None) -> tuple[str, str] | None:
@@ -164,8 +182,9 @@ async def health(request: web.Request) -> web.Response:
     problems = asyncio.create_task(_conversation_problems(request))
     monitor = request.app[MONITOR]
     snap = await monitor.refresh()
-    wa_state, wa_error, link = await _whatsapp_state(request)
-    reasons = _default_reasons(snap, wa_state, wa_error, link, detailed)
+    session = await _whatsapp_state(request)
+    wa_state, link = session.state, session.link
+    reasons = _default_reasons(snap, session, detailed)
     store_state = await store
     if not store_state["writable"]:
         reasons.append("store is not writable" + (f": {store_state['error']}" if detailed else ""))
@@ -174,10 +193,14 @@ async def health(request: web.Request) -> web.Response:
     conversations = await problems or {}
     reasons += _conversation_reasons(conversations, detailed)
     body = _summary(request, reasons, snap, wa_state, states)
+    if session.unreachable is not None:  # the cause only: the detail can name a host
+        body["whatsapp"]["unreachable"] = {"cause": session.unreachable.get("cause")}
     _add_cluster(body, request.app[ACCOUNTS].cluster_view(), detailed)
     if backlog is None:
         return web.json_response(body)
     body |= _details(request, snap, wa_state, link)
+    if session.unreachable is not None:
+        body["whatsapp"]["unreachable"] = session.unreachable
     body |= {
         "store": store_state,
         # Per endpoint: pending and failed (dead-lettered) deliveries, and whether it is configured.
@@ -188,17 +211,17 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _default_reasons(snap: WorkerSnapshot, wa_state: str, wa_error: str | None, link: dict[str, Any] | None,
-                     detailed: bool) -> list[str]:
+def _default_reasons(snap: WorkerSnapshot, session: Session, detailed: bool) -> list[str]:
     """Why the first worker shard or ``default``'s WhatsApp session is not well (the texts with a key only)."""
     reasons = []
     if snap.state != "RUNNING":
         detail = (snap.error or snap.description or snap.spawn_error) if detailed else None
         reasons.append(f"worker is {snap.state}" + (f": {detail}" if detail else ""))
-    if wa_state not in ("connected", "elsewhere"):
-        detail = wa_error if detailed else None
-        reasons.append(f"whatsapp is {wa_state}" + (f": {detail}" if detail else ""))
-    problem = _link_problem(wa_state, link)
+    if session.state not in ("connected", "elsewhere"):
+        detail = session.error if detailed else None
+        cause = f" ({session.unreachable.get('cause')})" if session.unreachable else ""
+        reasons.append(f"whatsapp is {session.state}{cause}" + (f": {detail}" if detail else ""))
+    problem = _link_problem(session.state, session.link)
     if problem:
         reasons.append(problem[1])
     return reasons
@@ -208,7 +231,7 @@ async def _other_states(request: web.Request) -> list[str]:
     """The WhatsApp state of every account served here but ``default``, asked at once."""
     runtime = request.app[ACCOUNTS]
     others = [a for a in (runtime.get(n) for n in runtime.names() if n != "default") if a]
-    return [s for s, _, _ in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]
+    return [s.state for s in await asyncio.gather(*(_whatsapp_state(request, a) for a in others))]
 
 
 def _shard_reasons(monitor: SupervisorMonitor) -> list[str]:
@@ -304,9 +327,9 @@ async def _cluster_ready(request: web.Request) -> web.Response:
     served = [a for a in (runtime.get(n) for n in runtime.names()) if a is not None]
     states = await asyncio.gather(*(_whatsapp_state(request, a) for a in served))
     linked = await asyncio.gather(*(request.app[DATABASE].run(accounts.is_linked, a.name) for a in served))
-    body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s for s, _, _ in states))}
+    body = {"status": "ready", "accounts": len(states), "whatsapp": dict(Counter(s.state for s in states))}
     together = zip(served, states, linked, strict=True)  # gathered from `served`: always the same lengths
-    returning = [a.name for a, (s, _, _), was in together if was and s in RECOVERING]
+    returning = [a.name for a, s, was in together if was and s.state in RECOVERING]
     if returning:
         body |= {"status": "not_ready", "error": {"code": "whatsapp_not_connected",
                                                    "message": f"{len(returning)} linked account(s) reconnecting"}}
@@ -343,7 +366,8 @@ async def ready(request: web.Request) -> web.Response:
         body = {"status": "not_ready", "worker": snap.state, "whatsapp": account.link.state or UNKNOWN_STATE,
                 "error": {"code": "shutting_down", "message": "The gateway is shutting down."}}
         return web.json_response(body, status=503, headers={"Retry-After": str(drain.retry_after)})
-    wa_state, _, link = await _whatsapp_state(request, account)
+    session = await _whatsapp_state(request, account)
+    wa_state = session.state
     body = {"status": "ready", "worker": snap.state, "whatsapp": wa_state}
     # STARTING is supervisord's first startsecs (3 s) of a worker that is up: once its WhatsApp link is
     # connected and alive (checked below) it can send, so readiness does not wait those seconds out.
@@ -351,9 +375,9 @@ async def ready(request: web.Request) -> web.Response:
     if snap.state not in ("RUNNING", "STARTING"):
         problem = ("worker_not_running", f"the worker is {snap.state}")
     elif wa_state != "connected":
-        problem = ("whatsapp_not_connected", f"WhatsApp is {wa_state}")
+        problem = _unreachable_problem(session) or ("whatsapp_not_connected", f"WhatsApp is {wa_state}")
     else:
-        problem = _link_problem(wa_state, link)
+        problem = _link_problem(wa_state, session.link)
     if problem is None:
         return web.json_response(body)
     code, message = problem

@@ -108,6 +108,7 @@ async def _accept(request: web.Request, account: Account | Elsewhere, body: Send
         row, created = await db.run(
             outbox.accept, account=name, phone_number=body.phone_number, body=body.message,
             idempotency_key=key, now=now, ttl=settings.message_ttl, max_outbox=settings.outbox_max,
+            wait_reason=account.link.wait_reason() if isinstance(account, Account) else None,
         )
     except outbox.KeyReused:
         raise Conflict("This Idempotency-Key was used with a different request within 24 hours.",
