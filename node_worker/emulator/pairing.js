@@ -115,11 +115,14 @@ export class Pairing {
     return [...this.emu.connections.values()].filter((c) => c.state === 'pairing' && c.isOpen)
   }
 
-  /** POST /phone/scan */
-  async scan ({ phone_number: phoneInput, qr }) {
+  /** POST /phone/scan {phone_number, qr?, account?}: without `qr`, the QR the gateway shows for `account` (default `default`) */
+  async scan ({ phone_number: phoneInput, qr, account = 'default' }) {
     const phone = normalizePhone(phoneInput)
     if (!phone) throw apiError(400, 'invalid_phone_number', 'phone_number must be an E.164 number such as +15550001111')
-    if (qr == null || qr === '') qr = await this.qrFromGateway()
+    if (typeof account !== 'string' || !/^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$/.test(account)) {
+      throw apiError(400, 'invalid_account', 'account must be a gateway account name (lowercase letters, digits and -), such as sales-eu')
+    }
+    if (qr == null || qr === '') qr = await this.qrFromGateway(account)
     const parsed = parseQr(qr)
     const conn = this.refs.get(parsed.ref)
     if (!conn) throw apiError(404, 'qr_unknown', 'this QR code was never issued by this emulator')
@@ -139,7 +142,8 @@ export class Pairing {
     }
   }
 
-  async qrFromGateway () {
+  // The QR the gateway shows for `account`: its /status (`default`) or /accounts/{account}/status.
+  async qrFromGateway (account = 'default') {
     const { gatewayUrl } = this.emu.settings
     const apiKey = typeof this.emu.settings.apiKey === 'function' ? this.emu.settings.apiKey() : this.emu.settings.apiKey
     if (!gatewayUrl) {
@@ -149,15 +153,21 @@ export class Pairing {
           ? 'qr is required: one connection is waiting to be paired, but the QR secret never reaches the server; pass the QR string the client shows'
           : `qr is required (${n} connections are waiting to be paired; the QR secret never reaches the server)`)
     }
+    const path = account === 'default' ? '/status' : `/accounts/${account}/status`
     let body
+    let res
     try {
-      const res = await fetch(new URL('/status', gatewayUrl), { headers: apiKey ? { 'X-API-Key': apiKey } : {}, signal: AbortSignal.timeout(5000) })
+      res = await fetch(new URL(path, gatewayUrl), { headers: apiKey ? { 'X-API-Key': apiKey } : {}, signal: AbortSignal.timeout(5000) })
       body = await res.json()
-      if (!res.ok) throw new Error(`gateway answered ${res.status}`)
     } catch (err) {
-      throw apiError(502, 'gateway_unreachable', `could not read the gateway's /status: ${err.message}`)
+      throw apiError(502, 'gateway_unreachable', `could not read the gateway's ${path}: ${err.message}`)
     }
-    if (typeof body?.qr !== 'string' || !body.qr) throw apiError(409, 'gateway_has_no_qr', 'the gateway is not showing a QR code right now')
+    if (res.status === 404) throw apiError(404, 'account_not_found', `the gateway has no account ${account} (${path} answered 404)`)
+    if (!res.ok) throw apiError(502, 'gateway_unreachable', `could not read the gateway's ${path}: it answered ${res.status}`)
+    if (typeof body?.qr !== 'string' || !body.qr) {
+      throw apiError(409, 'gateway_has_no_qr', `the gateway's account ${account} shows no QR code (state ${body?.state ?? 'unknown'}): ` +
+        `start linking it first (POST ${account === 'default' ? '' : `/accounts/${account}`}/connect)`)
+    }
     return body.qr
   }
 

@@ -64,9 +64,15 @@ export class EventJournal {
    * which is not recorded twice). The event is visible to readers only once it is on disk.
    */
   async push (type, fields, eventId = randomUUID()) {
+    return (await this.add(type, fields, eventId)).event
+  }
+
+  // push, saying whether this call added the event (`added`) or found it journaled already (the same id
+  // again: a redelivery, or the receipt hook and Baileys' upsert recording one message): a caller logs once.
+  async add (type, fields, eventId = randomUUID()) {
     while (this.#attaching) await this.#attaching.catch(() => {}) // its failure is its caller's
     if (this.#byId.has(eventId) || this.#recent.has(eventId)) {
-      return this.events.find((e) => e.event_id === eventId) ?? null
+      return { event: this.events.find((e) => e.event_id === eventId) ?? null, added: false }
     }
     this.seq += 1
     const event = { seq: this.seq, event_id: eventId, type, at: new Date().toISOString(), ...fields }
@@ -87,7 +93,7 @@ export class EventJournal {
     this.events.push(event)
     for (const wake of this.waiters) wake()
     this.waiters.clear()
-    return event
+    return { event, added: true }
   }
 
   /** Forgets every event up to `upto` (the gateway stored them). */

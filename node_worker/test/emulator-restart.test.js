@@ -54,6 +54,53 @@ describe('scan without a qr', () => {
   })
 })
 
+describe('scan without a qr for an account other than default', () => {
+  test('`account` in the body reads /accounts/{account}/status; 409 only when that account shows no QR', async () => {
+    const qrs = {}
+    const paths = []
+    const gw = http.createServer((req, res) => {
+      paths.push(req.url)
+      const account = req.url === '/status' ? 'default' : (req.url.match(/^\/accounts\/([^/]+)\/status$/) || [])[1]
+      if (!account || (account !== 'default' && account !== 'sales')) {
+        res.writeHead(404, { 'content-type': 'application/json' })
+        return res.end(JSON.stringify({ error: { code: 'account_not_found', message: 'no such account' } }))
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ state: qrs[account] ? 'qr' : 'connected', qr: qrs[account] ?? null }))
+    })
+    const dir = tmpDir()
+    const clients = []
+    let emu
+    try {
+      await new Promise((resolve) => gw.listen(0, '127.0.0.1', resolve))
+      emu = await startEmulator({ env: { WA_EMULATOR_GATEWAY_URL: `http://127.0.0.1:${gw.address().port}`, WA_API_KEY: 'k-123' } })
+      trustEmulator(emu)
+      const first = await openClient(emu, dir)
+      clients.push(first)
+      qrs.sales = await first.waitFor((r) => r.qrs[0], 10000, 'qr')
+      // `default` (linked, no QR) really shows none: a true 409 that says which account and its state.
+      const noQr = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888' })
+      assert.equal(noQr.status, 409)
+      assert.equal(noQr.body.error.code, 'gateway_has_no_qr')
+      assert.match(noQr.body.error.message, /account default shows no QR code \(state connected\)/)
+      const unknown = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888', account: 'nobody' })
+      assert.equal(unknown.status, 404)
+      assert.equal(unknown.body.error.code, 'account_not_found')
+      const bad = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888', account: '../status' })
+      assert.equal(bad.status, 400)
+      const scan = await emu.api('POST', '/phone/scan', { phone_number: '+15550008888', account: 'sales' })
+      assert.equal(scan.status, 200, JSON.stringify(scan.body))
+      assert.equal(scan.body.phone_number, '+15550008888')
+      assert.ok(paths.includes('/accounts/sales/status'), paths.join(' '))
+    } finally {
+      for (const c of clients) await c.end().catch(() => {})
+      await emu?.stop()
+      gw.close()
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
+    }
+  })
+})
+
 describe('state file', () => {
   test('a linked device logs straight back in after an emulator restart, with working sessions', async () => {
     const dir = tmpDir()

@@ -80,8 +80,10 @@ export class Inbound {
       text,
       offline: how === 'append'
     }
-    const recorded = await s.journal.push('message', event, `in:${chat}:${msg.key.id}`)
-    if (recorded && recorded.seq === s.journal.seq) {
+    // One line per message (never its text): the receipt hook and Baileys' upsert both record it, the second
+    // finds it journaled (`added` false) and stays silent, as does a redelivery.
+    const { event: recorded, added } = await s.journal.add('message', event, `in:${chat}:${msg.key.id}`)
+    if (added) {
       s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline }, 'message.received')
     }
     return recorded
