@@ -29,7 +29,6 @@ import signal
 import statistics
 import threading
 import time
-import xmlrpc.client
 
 import psutil
 
@@ -41,10 +40,9 @@ POLL = 0.02
 
 
 def supervisor(stack: Stack):
-    from supervisor.xmlrpc import SupervisorTransport
+    from service.programs.running import rpc
 
-    transport = SupervisorTransport(None, None, f"unix://{stack.run_dir / 'supervisor.sock'}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+    return rpc(stack.run_dir / "supervisor.sock").supervisor
 
 
 def program_pids(stack: Stack) -> dict[str, int]:

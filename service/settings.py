@@ -261,6 +261,7 @@ class Settings:
     # WA_WEBHOOK_ALLOW_PRIVATE: CIDRs and host names an API-made webhook may reach though internal (none)
     webhook_allow_private: tuple[str, ...] = ()
     metrics_public: bool = False  # WA_METRICS_PUBLIC: GET /metrics without a key (else the admin key only)
+    sandbox: bool = False  # WA_SANDBOX=true: set by `wa-gateway sandbox` (a 401 then names `api-key --sandbox`)
     # WA_IDLE_TIMEOUT: seconds a connection may sit without a whole request (idle, or headers trickling in)
     idle_timeout: float = 30.0
     # WA_DATABASE_URL: postgresql://... puts the store on PostgreSQL (service/store/pg.py); empty: SQLite in
@@ -369,6 +370,7 @@ class Settings:
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
             webhook_allow_private=_webhook_allow_private(env),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
+            sandbox=_flag(env, "WA_SANDBOX", False),
             idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
             sse_max=_number(env, "WA_SSE_MAX", 100, minimum=1, cast=int),
             sse_max_per_key=_number(env, "WA_SSE_MAX_PER_KEY", 5, minimum=1, cast=int),

@@ -130,3 +130,20 @@ def resolve(env_value: str | None, data_dir: Path) -> ApiKeys:
 def file_is_private(path: Path) -> bool:
     """False when group or others may read the key file (the operator should chmod 600 it)."""
     return not (path.stat().st_mode & 0o077)
+
+
+def print_command(*, sandbox: bool, repo_root: Path | None = None) -> str:
+    """The command that prints the admin key on this host: the ``wa-gateway`` of this virtualenv, by its path
+    from the checkout when it is inside it (``.venv/bin/wa-gateway api-key``, run from the checkout, as the
+    Makefile and the image's WORKDIR do), else by its name; ``--sandbox`` for the sandbox's data dir (``make
+    sandbox``). Named in a 401 and in the launcher's start-up line: what to run, not only what is wrong.
+    (Not judged from PATH: the launcher puts this virtualenv first on its programs' PATH.)"""
+    import sys
+
+    script = Path(sys.executable).parent / "wa-gateway"
+    root = repo_root or Path(__file__).resolve().parents[2]
+    try:
+        shown = str(script.relative_to(root))
+    except ValueError:
+        shown = "wa-gateway"
+    return f"{shown} api-key" + (" --sandbox" if sandbox else "")

@@ -114,7 +114,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(400, "client_aborted", "The client closed the connection.")
     elapsed = time.perf_counter() - started
     response.headers["X-Request-ID"] = request_id
-    log.info(
+    # Polls (a status page, a probe, a scraper, the client's waits) at debug: one line a second per poller
+    # would bury the operations; a poll the gateway failed (5xx) stays at info.
+    emit = log.debug if is_poll(request) and response.status < 500 else log.info
+    emit(
         "http.request",
         method=request.method,
         path=request.path,
@@ -123,6 +126,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     )
     _observe(request, response.status, elapsed)
     return response
+
+
+# What clients poll: the state (/status), the event log's long polls and stream, the probes, the metrics; any
+# account's too (/accounts/{name}/status, ...). Read-only: a GET or HEAD.
+_POLLS = re.compile(r"(?:/accounts/[^/]+)?(?:/status|/events(?:/stream)?|/health(?:/live|/ready)?|/metrics)")
+
+
+def is_poll(request: web.Request) -> bool:
+    return request.method in ("GET", "HEAD") and _POLLS.fullmatch(request.path) is not None
 
 
 def _observe(request: web.Request, status: int, seconds: float) -> None:
@@ -241,11 +253,15 @@ def key_is_valid(keys: api_keys.ApiKeys, given: str) -> bool:
     return ok
 
 
-def unauthorized(invalid: bool) -> web.Response:
+def unauthorized(request: web.Request, invalid: bool) -> web.Response:
+    """401, naming the command that prints the admin key on the gateway's host (the sandbox's in the sandbox:
+    WA_SANDBOX, which `wa-gateway sandbox` sets), so a newcomer knows what to run."""
     challenge = REALM + (', error="invalid_token"' if invalid else "")
+    command = api_keys.print_command(sandbox=request.app[SETTINGS].sandbox)
     return error_response(
         401, "unauthorized",
-        "A valid API key is required: send it as X-API-Key or Authorization: Bearer.",
+        f"A valid API key is required: send it as X-API-Key or Authorization: Bearer. The key is "
+        f"{'wrong' if invalid else 'missing'}; on the gateway's host `{command}` prints the admin key.",
         headers={"WWW-Authenticate": challenge},
     )
 
@@ -305,7 +321,7 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[AUTHENTICATED] = False
         if request.path in OPEN_PATHS or request.path in PUBLIC_PAGES or metrics_public(request):
             return await handler(request)
-        return unauthorized(invalid=False)
+        return unauthorized(request, invalid=False)
     keys = request.app[API_KEYS]
     if any([key_is_valid(keys, g) for g in given]):  # a list: check all, no short circuit
         request[AUTHENTICATED] = True
@@ -314,7 +330,7 @@ async def api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     database = request.app.get(DATABASE)
     scoped = await request.app[SCOPED_KEYS].lookup(database, given) if database is not None else None
     if database is None or scoped is None:  # no database: no scoped key either
-        return unauthorized(invalid=True)
+        return unauthorized(request, invalid=True)
     request.app[SCOPED_KEYS].touch(database, scoped)
     structlog.contextvars.bind_contextvars(key_id=scoped.id)  # which key, never its value
     request[AUTHENTICATED] = False  # /health details are for admin keys only

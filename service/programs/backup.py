@@ -34,7 +34,8 @@ from typing import Any, cast
 
 from service import __version__
 from service.config_error import write_private
-from service.programs import datalock
+from service.programs import datalock, running
+from service.settings import REPO_ROOT
 
 MANIFEST = "backup.json"
 DATABASE = "gateway.db"
@@ -48,11 +49,9 @@ class BackupError(Exception):
 
 def _supervisor(socket_path: Path) -> xmlrpc.client.ServerProxy | None:
     """supervisord's XML-RPC on its private socket, or None when no stack runs there."""
-    from supervisor.xmlrpc import SupervisorTransport
-
     if not socket_path.exists():
         return None
-    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{socket_path}"))
+    proxy = running.rpc(socket_path)
     try:
         proxy.supervisor.getState()
     except (OSError, xmlrpc.client.Fault):
@@ -185,14 +184,27 @@ def restore(data_dir: Path, supervisor_socket: Path, src: Path) -> Path | None:
         return _put_in_place(data_dir, src)
 
 
+def aside_dir(data_dir: Path, repo_root: Path = REPO_ROOT) -> Path:
+    """Where restore moves what it replaces: beside the data dir (``<data dir>.replaced-<time>``), except for a
+    data dir inside the checkout (``make run``'s ``data/``, ``make sandbox``'s ``sandbox_data/``), whose old
+    data goes beside the checkout instead (``<checkout>-replaced/<name>.replaced-<time>``): session keys left
+    in a repository are one ``git add`` away from being published, and they clutter ``git status``."""
+    name = f"{data_dir.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    if data_dir.resolve().is_relative_to(repo_root.resolve()):
+        outside = repo_root.resolve().parent / f"{repo_root.resolve().name}-replaced"
+        outside.mkdir(mode=0o700, exist_ok=True)
+        return outside / name
+    return data_dir.parent / name
+
+
 def _put_in_place(data_dir: Path, src: Path) -> Path | None:
     current = [e for e in data_dir.iterdir() if e.name not in SKIP]
     aside = None
     if current:
-        aside = data_dir.parent / f"{data_dir.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        aside = aside_dir(data_dir)
         aside.mkdir(mode=0o700)
         for entry in current:
-            entry.rename(aside / entry.name)
+            shutil.move(entry, aside / entry.name)  # a rename, or a copy when the checkout's parent is another disk
     for entry in sorted(src.iterdir()):
         if entry.name == MANIFEST or entry.name in SKIP:
             continue

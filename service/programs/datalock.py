@@ -45,11 +45,14 @@ class DataDirLocked(Exception):
 
 
 def describe(holder: dict[str, Any]) -> str:
-    """``wa-gateway run (pid 12, supervisord pid 13) on host h since <time>, run dir /r``, as far as known."""
+    """``wa-gateway run (pid 12, supervisord pid 13, API port 3001) on host h since <time>, run dir /r``, as far
+    as known."""
     if not holder.get("pid"):
         return "another wa-gateway stack (its lock file does not say which yet)"
     pids = f"pid {holder['pid']}" + (f", supervisord pid {holder['supervisord_pid']}"
                                      if holder.get("supervisord_pid") else "")
+    if holder.get("port"):
+        pids += f", API port {holder['port']}"
     text = f"wa-gateway {holder.get('command', 'run')} ({pids}) on host {holder.get('host', '?')}"
     if holder.get("started_at"):
         text += f" since {holder['started_at']}"

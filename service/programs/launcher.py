@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -29,7 +30,8 @@ from types import FrameType
 from service import config_error
 from service.auth import admin_key as api_keys
 from service.logging_setup import resolve_format
-from service.programs import datalock, orphans
+from service.programs import datalock, launcher_log, orphans, running
+from service.programs.client_commands import CLIENT_COMMANDS, client_command, split_command
 from service.settings import REPO_ROOT, Settings, SettingsError
 from service.webhooks import secret as webhook_secret
 
@@ -119,8 +121,9 @@ def ensure_api_key(env: dict[str, str]) -> str | None:
     except (api_keys.ApiKeyError, OSError) as exc:
         return str(exc)
     if keys.created:
-        print(f"wa-gateway: generated an API key in {keys.path} (print it with `wa-gateway api-key`)",
-              file=sys.stderr)
+        command = api_keys.print_command(sandbox=_truthy(env.get("WA_SANDBOX")))
+        launcher_log.info("launcher.api_key_generated", f"generated an API key in {keys.path} (print it with "
+                          f"`{command}`)", path=str(keys.path), print_with=command)
     return None
 
 
@@ -186,43 +189,12 @@ def backup_command(command: str, args: list[str]) -> int:
         else:
             aside = backup.restore(data_dir, socket_path, target)
             print(f"wa-gateway: restored {target} into {data_dir}"
-                  + (f"; what it replaced is in {aside}" if aside else ""))
+                  + (f"; what it replaced is in {aside} (kept, outside the checkout: it holds the old session "
+                     "keys; delete it once the restored stack works)" if aside else ""))
     except (backup.BackupError, OSError) as exc:
         print(f"wa-gateway: {command} failed: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-# --- the client's commands, on the gateway's own host --------------------------------------------
-CLIENT_COMMANDS = {"status", "connect", "send", "messages", "logout", "accounts", "health", "selftest"}
-
-
-def client_command(command: str, args: list[str]) -> int:
-    """``wa-gateway <command>``: the client CLI (clients/python, ``wa-gateway-client``) pointed at this
-    host's gateway with its own key and webhook secret, so an operator needs no flags; ``--sandbox`` means
-    the sandbox's data dir and its emulator (selftest then pairs and round-trips a message)."""
-    sandbox = "--sandbox" in args
-    args = [a for a in args if a != "--sandbox"]
-    env = _base_env(sandbox=sandbox)
-    try:
-        from wa_gateway_client import cli
-    except ImportError:
-        print("wa-gateway: the client is not installed: pip install ./clients/python", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings.from_env(env)
-        keys = api_keys.resolve(env.get("WA_API_KEY"), Path(env["WA_DATA_DIR"]))
-        secrets = webhook_secret.resolve(webhook_secret.parse(env.get("WA_WEBHOOK_SECRET")), Path(env["WA_DATA_DIR"]))
-    except (SettingsError, api_keys.ApiKeyError, webhook_secret.SecretError, OSError) as exc:
-        print(f"wa-gateway: {exc}", file=sys.stderr)
-        return config_error.EX_CONFIG
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    os.environ.setdefault("WA_GATEWAY_URL", f"http://{f'[{host}]' if ':' in host else host}:{settings.port}")
-    os.environ.setdefault("WA_API_KEY", keys.first)
-    os.environ.setdefault("WA_WEBHOOK_SECRET", ",".join(secrets.values))
-    if sandbox:
-        os.environ.setdefault("WA_EMULATOR_URL", f"http://127.0.0.1:{env.get('WA_EMULATOR_PORT', '3002')}")
-    return cli.main([command, *args], prog="wa-gateway")
 
 
 # How long the launcher waits for the programs of a supervisord that died (they stop by themselves within
@@ -258,12 +230,13 @@ def supervise(argv: list[str], env: dict[str, str], lock: datalock.DataDirLock |
     # A supervisord that died (kill -9) leaves its programs to us: they exit on their own; wait for them.
     ended += orphans.reap_children(ORPHAN_WAIT_SECONDS)
     if ended:
-        print(f"wa-gateway: supervisord ended ({orphans.describe_end(child.pid, status)}) before its programs; "
-              "they stopped: " + "; ".join(ended), file=sys.stderr)
+        launcher_log.error("launcher.orphans_reaped", f"supervisord ended ({orphans.describe_end(child.pid, status)}) "
+                           "before its programs; they stopped: " + "; ".join(ended), programs=ended)
     code = os.waitstatus_to_exitcode(status)
     reason = config_error.read(Path(env["WA_RUN_DIR"]) / config_error.SHUTDOWN_REASON)
     if reason is not None:
-        print(f"wa-gateway: stopped on a configuration error in {reason['reason']}", file=sys.stderr)
+        launcher_log.error("launcher.config_error", f"stopped on a configuration error in {reason['reason']}",
+                           reason=reason["reason"])
         return config_error.EX_CONFIG
     return code if code >= 0 else 128 - code
 
@@ -271,24 +244,44 @@ def supervise(argv: list[str], env: dict[str, str], lock: datalock.DataDirLock |
 def run_stack(command: str, args: list[str]) -> int:
     """``wa-gateway run|sandbox``: dirs, the data dir's lock, the checks, then supervisord."""
     env = _base_env(sandbox=command == "sandbox")
+    env["WA_LOG_FORMAT"] = resolve_format(
+        env.get("WA_LOG_FORMAT", "").strip().lower() or "auto", sys.stdout.fileno())
+    launcher_log.setup(env["WA_LOG_FORMAT"])
     _prepare_dirs(env)
     try:
         lock = datalock.acquire(Path(env["WA_DATA_DIR"]), command=command, run_dir=env["WA_RUN_DIR"])
     except datalock.DataDirLocked as exc:
-        print(f"wa-gateway: refusing to start: {exc}", file=sys.stderr)
+        launcher_log.error("launcher.data_dir_in_use", f"refusing to start: {exc}", data_dir=env["WA_DATA_DIR"],
+                           holder=exc.holder)
+        return datalock.EX_LOCKED
+    lock.record(port=env.get("WA_PORT") or None)
+    if running.answers(Path(env["WA_RUN_DIR"])):  # another data dir's stack on this run dir
+        lock.release()
+        holder = running.describe_run_dir(Path(env["WA_RUN_DIR"]))
+        launcher_log.error("launcher.run_dir_in_use", f"refusing to start: the run dir {env['WA_RUN_DIR']} "
+                           f"(WA_RUN_DIR) is in use by {holder}; stop that stack first, or give this one a "
+                           "WA_RUN_DIR of its own", run_dir=env["WA_RUN_DIR"])
         return datalock.EX_LOCKED
     _clear_stale_reasons(env)
-    env["WA_LOG_FORMAT"] = resolve_format(
-        env.get("WA_LOG_FORMAT", "").strip().lower() or "auto", sys.stdout.fileno())
     problem = preflight(env) or ensure_api_key(env)
     if problem is not None:
-        print(f"wa-gateway: configuration error: {problem}", file=sys.stderr)
+        launcher_log.error("launcher.config_error", f"configuration error: {problem}", problem=problem)
         return config_error.EX_CONFIG
     if command == "sandbox":
         env = _sandbox_env(env)
     supervisord = str(Path(sys.executable).parent / "supervisord")
     with lock:
-        return supervise([supervisord, "--nodaemon", "-c", str(CONF), *args], env, lock)
+        return supervise([supervisord, "--nodaemon", "-c", str(CONF), *_as_current_user(), *args], env, lock)
+
+
+def _as_current_user() -> list[str]:
+    """``--user <name>``: supervisord's ``user=``, the user it already runs as (nothing is dropped), so it does not
+    log "CRIT Supervisor is running as root" when that user is root. Left out for a uid without a passwd entry
+    (supervisord would refuse the name it cannot look up; such a uid is never root)."""
+    try:
+        return ["--user", pwd.getpwuid(os.getuid()).pw_name]
+    except KeyError:
+        return []
 
 
 def _running_run_dir() -> Path | None:
@@ -307,24 +300,45 @@ def _running_run_dir() -> Path | None:
     return None
 
 
+def ctl(args: list[str]) -> int:
+    """``wa-gateway ctl ARGS``: supervisorctl against the running stack; one line and exit 69 without one."""
+    found = _running_run_dir()
+    env = _base_env(sandbox=False)
+    if found is not None:
+        env["WA_RUN_DIR"] = str(found)
+    elif not running.answers(Path(env["WA_RUN_DIR"])):
+        told = os.environ.get("WA_RUN_DIR") or os.environ.get("WA_DATA_DIR")
+        defaults = None if told else (REPO_ROOT / "data", REPO_ROOT / "sandbox_data")
+        print(f"wa-gateway: {running.no_stack_line(Path(env['WA_DATA_DIR']), defaults)}", file=sys.stderr)
+        return running.EX_UNAVAILABLE
+    supervisorctl = str(Path(sys.executable).parent / "supervisorctl")
+    os.execve(supervisorctl, [supervisorctl, "-c", str(CONF), *args], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    sandbox = False
+    if args and args[0].startswith("-") and args[0] not in {"-h", "--help"}:
+        # Options before the command (`wa-gateway --sandbox status`, `wa-gateway --url X status`).
+        found, args, sandbox = split_command(args)
+        if found is None:
+            print(USAGE, file=sys.stderr)
+            return 2
+        args = [found, *args]
     command = args.pop(0) if args else "run"
+    if sandbox:
+        args.append("--sandbox")
     if command in {"run", "sandbox"}:
         return run_stack(command, args)
     if command == "ctl":
-        running = _running_run_dir()
-        env = _base_env(sandbox=False)
-        if running is not None:
-            env["WA_RUN_DIR"] = str(running)
-        ctl = str(Path(sys.executable).parent / "supervisorctl")
-        os.execve(ctl, [ctl, "-c", str(CONF), *args], env)
-    if command == "api-key" and args and args[0] in {"create", "list", "revoke"}:
-        return client_command(command, args)  # keys scoped to an account, through the API
+        return ctl(args)
+    if command in CLIENT_COMMANDS or (command == "api-key" and args and args[0] in {"create", "list", "revoke"}):
+        # the client's commands (api-key create|list|revoke: keys scoped to an account, through the API)
+        sandbox = "--sandbox" in args
+        rest = [a for a in args if a != "--sandbox"]
+        return client_command(command, rest, sandbox, _base_env(sandbox=sandbox))
     if command == "api-key":
         return print_api_key(args)
-    if command in CLIENT_COMMANDS:
-        return client_command(command, args)
     if command == "webhook-secret":
         return print_webhook_secret(args)
     if command in {"backup", "restore"}:

@@ -15,8 +15,8 @@ from typing import Any
 
 import psutil
 import structlog
-from supervisor.xmlrpc import SupervisorTransport
 
+from service.programs import running
 from service.settings import Settings
 
 log = structlog.get_logger("gateway.supervision")
@@ -72,9 +72,7 @@ class SupervisorMonitor:
 
     def _proxy(self) -> xmlrpc.client.ServerProxy:
         # One proxy per call: the transport is not thread-safe and calls run in worker threads.
-        return xmlrpc.client.ServerProxy(
-            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self._socket}")
-        )
+        return running.rpc(self._socket)
 
     async def _call(self, method: str, *args: Any) -> Any:
         """supervisord's answer to ``method``: a value of XML-RPC's (untyped) marshalling."""

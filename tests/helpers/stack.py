@@ -15,7 +15,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,11 +298,9 @@ class Stack:
 
     def process_info(self, name: str) -> dict:
         """supervisord's ``getProcessInfo`` over its private unix socket."""
-        from supervisor.xmlrpc import SupervisorTransport
+        from service.programs.running import rpc
 
-        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
-        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-        return proxy.supervisor.getProcessInfo(name)
+        return rpc(self.run_dir / "supervisor.sock").supervisor.getProcessInfo(name)
 
     def emu(self, method: str, path: str, body: Any = None) -> Response:
         """Call the emulator's control API."""

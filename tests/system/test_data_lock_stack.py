@@ -34,7 +34,7 @@ def test_a_second_stack_on_the_same_data_dir_refuses_to_start_and_the_first_keep
     assert time.monotonic() - began < 10
     assert "refusing to start" in refusal and str(first.data_dir) in refusal
     assert f"pid {first.proc.pid}" in refusal and socket.gethostname() in refusal, refusal
-    assert f"run dir {first.run_dir}" in refusal
+    assert f"run dir {first.run_dir}" in refusal and f"API port {first.port}" in refusal
     assert "spawned" not in refusal  # no supervisord, no program of the second stack ever ran
     assert not (second.run_dir / "supervisor.sock").exists()
     # The first never noticed.

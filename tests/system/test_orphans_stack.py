@@ -36,7 +36,7 @@ def program_pids(stack, names) -> dict[str, int]:
 
 
 def launcher_lines(logs: str) -> list[str]:
-    return [line for line in logs.splitlines() if line.startswith("wa-gateway")]
+    return [line for line in logs.splitlines() if '"program": "launcher"' in line]
 
 
 def supervisord_pid(stack) -> int:
@@ -61,7 +61,8 @@ def test_kill_9_of_supervisord_leaves_no_program_and_the_data_dir_free(make_stac
     # logs went to supervisord's pipes, gone with it; the launcher says how each ended: by itself, cleanly.
     assert stack.proc.wait(5) == 128 + signal.SIGKILL
     logs = stack.logs()
-    assert re.search(r"wa-gateway: supervisord ended \(pid \d+: killed by SIGKILL\) before its programs", logs)
+    # The launcher's record (launcher.orphans_reaped), JSON like every line of the stream.
+    assert re.search(r"\"message\": \"supervisord ended \(pid \d+: killed by SIGKILL\) before its programs", logs)
     for name, pid in pids.items():
         assert re.search(rf"pid {pid}( \([^)]*\))?: exit 0", logs), (name, pid, launcher_lines(logs))
     assert "by the launcher" not in logs

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from . import errors
+from . import errors, linking
 from .client import DEFAULT_URL, AsyncClient
 from .models import Account, InboundMessage, Message
 from .selftest import Options, Result, run_selftest
@@ -114,32 +114,8 @@ async def cmd_status(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int
 
 
 async def cmd_connect(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
-    """Start linking, print each QR in the terminal as it comes, return when linked."""
-    account = wa.account(args.account)
-    status = await account.connect()
-    deadline = time.monotonic() + args.timeout
-    shown = None
-    while not status.connected:
-        if status.state == "logged_out" and shown is not None:
-            out.data(status, f"logged out while linking: {status.last_error or 'the phone refused'}")
-            return FAILED
-        if status.state == "qr" and status.qr and status.qr != shown:
-            try:
-                picture = (await account.qr("terminal")).decode()
-            except errors.QrUnavailable:
-                picture = None
-            if picture:
-                out.note(picture)
-                out.note(f"Scan with WhatsApp on the phone: Settings > Linked devices > Link a device "
-                         f"(account {args.account}; waiting up to {max(0, deadline - time.monotonic()):.0f} s)")
-                shown = status.qr
-        if time.monotonic() > deadline:
-            out.data(status, f"not linked within {args.timeout:g} s (state {status.state})")
-            return TIMEOUT
-        await asyncio.sleep(args.poll)
-        status = await account.status()
-    out.data(status, f"connected as {status.phone_number} (account {args.account})")
-    return OK
+    """Start linking, print each state change and QR as it comes, return when linked (linking.py)."""
+    return await linking.connect(wa.account(args.account), args.account, args.timeout, args.poll, out)
 
 
 async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
@@ -260,7 +236,8 @@ async def cmd_api_key(wa: AsyncClient, args: argparse.Namespace, out: Out) -> in
 async def cmd_selftest(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
     options = Options(account=args.account, to=args.to, timeout=args.timeout,
                       webhook_secret=args.webhook_secret or os.environ.get("WA_WEBHOOK_SECRET"),
-                      webhook_listen=args.webhook_listen, webhook_url=args.webhook_url, emulator=args.emulator)
+                      webhook_listen=args.webhook_listen, webhook_url=args.webhook_url, emulator=args.emulator,
+                      key_command=args.key_command or Options.key_command)
 
     def report(result: Result) -> None:
         if not out.as_json:
@@ -276,29 +253,50 @@ async def cmd_selftest(wa: AsyncClient, args: argparse.Namespace, out: Out) -> i
 
 
 # --- the parser ---------------------------------------------------------------------------------------
-def parser(prog: str = "wa-gateway-client") -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("WA_GATEWAY_URL", DEFAULT_URL),
-                        help="the gateway (env WA_GATEWAY_URL; default %(default)s)")
-    common.add_argument("--api-key", help="the API key (env WA_API_KEY)")
-    common.add_argument("--api-key-file", help="a file holding the key (env WA_API_KEY_FILE)")
-    common.add_argument("--account", default=os.environ.get("WA_ACCOUNT", "default"),
-                        help="the account (env WA_ACCOUNT; default %(default)s)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    common.add_argument("--timeout", type=float, default=120.0, help="seconds to wait, where a command waits")
+DEFAULT_TIMEOUT = 120.0  # seconds a command waits (connect, send --wait-delivered); selftest: per waiting check
+SELFTEST_TIMEOUT = 60.0
 
+
+def _common(p: argparse.ArgumentParser, *, on_host: bool, timeout: float | None) -> None:
+    """Add the global options to ``p``. On the top-level parser (``timeout`` None) they carry the defaults;
+    on a command's parser they default to SUPPRESS, so an option given before the command is not reset by
+    the command's parser. Each parser gets its own actions (no ``parents=``: argparse shares a parent's
+    action objects, and a ``set_defaults`` on one command would change the default of every command)."""
+    top = timeout is None
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument("--url", default=default(os.environ.get("WA_GATEWAY_URL", DEFAULT_URL)),
+                   help=f"the gateway (env WA_GATEWAY_URL; default {os.environ.get('WA_GATEWAY_URL', DEFAULT_URL)})")
+    p.add_argument("--api-key", default=default(None), help="the API key (env WA_API_KEY)")
+    p.add_argument("--api-key-file", default=default(None), help="a file holding the key (env WA_API_KEY_FILE)")
+    p.add_argument("--account", default=default(os.environ.get("WA_ACCOUNT", "default")),
+                   help=f"the account (env WA_ACCOUNT; default {os.environ.get('WA_ACCOUNT', 'default')})")
+    p.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
+    p.add_argument("--timeout", type=float, default=default(None),
+                   help="seconds to wait, where a command waits" + (f" (default {timeout:g})" if timeout else ""))
+    if on_host:  # `wa-gateway <command>` on the gateway's host: the launcher reads it (service/programs/launcher.py)
+        p.add_argument("--sandbox", action="store_true", default=default(False),
+                       help="the sandbox's gateway (make sandbox): its port, data dir, key and emulator")
+
+
+def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argparse.ArgumentParser:
+    on_host = prog == "wa-gateway" if on_host is None else on_host
     main = argparse.ArgumentParser(prog=prog, description="Talk to a wa-gateway.",
                                    epilog="exit codes: 0 done, 1 failed, 2 usage, 3 unreachable, 4 key refused, "
                                           "5 request refused, 6 gateway error, 7 timed out")
+    _common(main, on_host=on_host, timeout=None)
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Any, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
-        p.set_defaults(run=run)
+    def command(name: str, run: Any, help: str, timeout: float = DEFAULT_TIMEOUT) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p, on_host=on_host, timeout=timeout)
+        p.set_defaults(run=run, default_timeout=timeout)
         return p
 
     command("status", cmd_status, "the account's WhatsApp state")
-    p = command("connect", cmd_connect, "link the account: print the QR here and wait until it is scanned")
+    p = command("connect", cmd_connect, "link the account: print the QR here and each state change until linked")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p = command("send", cmd_send, "send a text message (durable once accepted; retries are safe)")
     p.add_argument("phone_number", help="+E.164, e.g. +14155550123")
@@ -324,7 +322,8 @@ def parser(prog: str = "wa-gateway-client") -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("show", "create", "list", "revoke"), default="show")
     p.add_argument("id", nargs="?", help="revoke: the key's id")
     p.add_argument("--label")
-    p = command("selftest", cmd_selftest, "check a running deployment end to end, one line per check")
+    p = command("selftest", cmd_selftest, "check a running deployment end to end, one line per check",
+                timeout=SELFTEST_TIMEOUT)
     p.add_argument("--to", help="also send to this real number and follow it to delivered")
     p.add_argument("--webhook-secret", help="verify the signature round-trip (env WA_WEBHOOK_SECRET)")
     p.add_argument("--webhook-listen", default="127.0.0.1:0",
@@ -332,8 +331,15 @@ def parser(prog: str = "wa-gateway-client") -> argparse.ArgumentParser:
     p.add_argument("--webhook-url", help="how the gateway reaches that receiver, if not HOST:PORT")
     p.add_argument("--emulator", default=os.environ.get("WA_EMULATOR_URL"),
                    help="a sandbox's emulator control API: pair through it and round-trip a message")
-    p.set_defaults(timeout=60.0)
     return main
+
+
+def parse(argv: list[str] | None, prog: str = "wa-gateway-client") -> argparse.Namespace:
+    """Parse ``argv``; ``timeout`` is the command's own default unless given (before or after the command)."""
+    args = parser(prog).parse_args(argv)
+    if args.timeout is None:
+        args.timeout = args.default_timeout
+    return args
 
 
 async def run(args: argparse.Namespace, out: Out) -> int:
@@ -342,8 +348,10 @@ async def run(args: argparse.Namespace, out: Out) -> int:
         return code
 
 
-def main(argv: list[str] | None = None, prog: str = "wa-gateway-client") -> int:
-    args = parser(prog).parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "wa-gateway-client", key_command: str | None = None) -> int:
+    """``key_command``: what prints the key on this host (`wa-gateway` passes its own), for a refused key."""
+    args = parse(argv, prog)
+    args.key_command = key_command
     out = Out(args.json)
     try:
         return asyncio.run(run(args, out))

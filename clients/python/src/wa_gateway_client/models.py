@@ -35,6 +35,8 @@ class Status(_Model):
     last_error: str | None = None
     link: dict[str, Any] | None = None
     reconnect: Reconnect | None = None
+    # In state whatsapp_unreachable: {"cause": dns|refused|tls|proxy|timeout|network, "detail", "since", "attempts"}
+    unreachable: dict[str, Any] | None = None
 
 
 class Disconnected(Status):

@@ -46,6 +46,8 @@ class Options:
     webhook_url: str | None = None  # how the gateway reaches it, when not the listen address
     emulator: str | None = None  # the sandbox emulator's control API
     timeout: float = 60.0  # per waiting check
+    # What prints the key, for the line a refused key gets (`wa-gateway <command>` fills in its own).
+    key_command: str = "`wa-gateway api-key` on the gateway's host"
     results: list[Result] = field(default_factory=list)
 
 
@@ -66,6 +68,11 @@ class SelfTest:
             detail, outcome = await run(), "PASS"
         except Skip as why:
             detail, outcome = str(why), "SKIP"
+        except errors.AuthenticationError:
+            detail = f"unauthorized: the key is wrong or missing (print it with {self.options.key_command})"
+            outcome = "FAIL"
+        except errors.GatewayUnreachable as exc:
+            detail, outcome = f"unreachable: {exc.message or exc}", "FAIL"
         except errors.GatewayError as exc:
             detail, outcome = str(exc), "FAIL"
         except (AssertionError, asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -96,12 +103,16 @@ class SelfTest:
     # --- the checks: each returns its PASS detail, raises Skip, or fails ----------------------------
     async def reachable(self) -> str:
         started = time.monotonic()
-        assert await self.client.live(), "GET /health/live did not answer ok"
+        try:
+            assert await self.client.live(), "GET /health/live did not answer ok"
+        except errors.AuthenticationError:
+            pass  # it answered: the key is the next check's business (a wrong key is refused even here)
         return f"{self.client.url} answered /health/live in {1000 * (time.monotonic() - started):.0f} ms"
 
     async def key_accepted(self) -> str:
         if not self.client.api_key:
-            raise AssertionError("no API key given (--api-key, WA_API_KEY or WA_API_KEY_FILE)")
+            raise AssertionError("unauthorized: no API key given (--api-key, WA_API_KEY or WA_API_KEY_FILE; print "
+                                 f"it with {self.options.key_command})")
         await self.client.openapi()  # any valid key may read the contract
         try:
             await self.client.accounts()
