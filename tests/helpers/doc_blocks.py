@@ -55,6 +55,7 @@ class Block:
     text: str  # dedented, without the fences
     marker: str | None = None  # "not run", "background", "file", "printed by"
     value: str = ""
+    indented: bool = False  # inside a list item: GitHub shows it, the site (mkdocs) shows the fences as text
 
     @property
     def where(self) -> str:
@@ -64,6 +65,8 @@ class Block:
         """Why this block is not in a form the docs test can handle, or None."""
         if self.marker == "unknown":
             return f"an unknown marker {self.value}: not run, background, file or printed by"
+        if self.indented:
+            return "an indented block (in a list item): the site shows it as text; take it out of the list"
         if not self.lang:
             return "a block without a language: name it (sh, console, python; text or json for output)"
         if self.marker == "not run" and not self.value:
@@ -98,9 +101,9 @@ def blocks(doc: Path) -> list[Block]:
         if not opening:
             i += 1
             continue
-        lang = opening["lang"]
+        lang, indented = opening["lang"], bool(opening["indent"])
         end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
-        block = Block(doc, i + 1, lang, textwrap.dedent("\n".join(lines[i + 1:end])) + "\n")
+        block = Block(doc, i + 1, lang, textwrap.dedent("\n".join(lines[i + 1:end])) + "\n", indented=indented)
         marker = MARKER.match(lines[i - 1]) if i else None
         if marker:
             block.marker, block.value = marker["kind"], marker["value"]
