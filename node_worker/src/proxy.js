@@ -6,12 +6,18 @@
 // `http://[user:pass@]host:port` tunnels with HTTP CONNECT (https-proxy-agent); `socks5://` and
 // `socks5h://` (the proxy resolves the name) go through SOCKS5 with RFC 1929 user/password auth
 // (socks-proxy-agent). The one agent carries the websocket (Baileys' `agent`) and its media uploads
-// (`fetchAgent`, passed to node's http(s).request). The URL's credentials never reach a log line: only
-// `redacted` (scheme, `***@` when there are credentials, host, port) is shown.
+// (`fetchAgent`, passed to node's http(s).request); Baileys' downloads (media, history-sync and app-state
+// blobs, link previews) use the global fetch with `options.dispatcher`, an undici dispatcher through the same
+// proxy. The URL's credentials never reach a log line: only `redacted` (scheme, `***@` when there are
+// credentials, host, port) is shown.
+import { lookup } from 'node:dns/promises'
 import fs from 'node:fs'
 import path from 'node:path'
+import tls from 'node:tls'
 import { HttpsProxyAgent } from 'https-proxy-agent'
+import { SocksClient } from 'socks'
 import { SocksProxyAgent } from 'socks-proxy-agent'
+import { Agent as UndiciAgent, ProxyAgent } from 'undici'
 
 export const DIRECT = 'direct'
 const SCHEMES = ['http:', 'socks5:', 'socks5h:']
@@ -83,6 +89,43 @@ export function makeAgent (proxy) {
   return proxy.scheme === 'http' ? new ConnectProxyAgent(proxy.url) : new SocksProxyAgent(proxy.url)
 }
 
+/**
+ * The undici dispatcher for Baileys' fetch calls: undici's ProxyAgent (CONNECT, Basic credentials from the
+ * URL) or an Agent whose connector opens each connection through SOCKS5 (RFC 1929 credentials) and then TLS
+ * for https. One per proxy URL, kept: its connection pool outlives a reconnect.
+ */
+const dispatchers = new Map()
+export function makeDispatcher (proxy) {
+  if (!dispatchers.has(proxy.url)) {
+    dispatchers.set(proxy.url, proxy.scheme === 'http'
+      ? new ProxyAgent({ uri: proxy.url })
+      : new UndiciAgent({ connect: socksConnector(proxy) }))
+  }
+  return dispatchers.get(proxy.url)
+}
+
+const socksConnector = (proxy) => {
+  const url = new URL(proxy.url)
+  const via = { host: url.hostname.replace(/^\[|\]$/g, ''), port: proxy.port, type: 5,
+    userId: decodeURIComponent(url.username) || undefined, password: decodeURIComponent(url.password) || undefined }
+  return ({ hostname, port, protocol, servername }, callback) => {
+    const https = protocol === 'https:'
+    const host = hostname.replace(/^\[|\]$/g, '')
+    // socks5: the name is resolved here; socks5h: by the proxy
+    const destination = proxy.scheme === 'socks5' ? lookup(host).then(({ address }) => address) : Promise.resolve(host)
+    destination
+      .then((target) => SocksClient.createConnection({
+        proxy: via, command: 'connect', destination: { host: target, port: Number(port) || (https ? 443 : 80) }
+      }))
+      .then(({ socket }) => {
+        if (!https) return callback(null, socket)
+        const secure = tls.connect({ socket, servername: servername || host, ALPNProtocols: ['http/1.1'] })
+        secure.once('secureConnect', () => callback(null, secure))
+        secure.once('error', (err) => callback(err, null))
+      }, (err) => callback(err, null))
+  }
+}
+
 /** The account's own setting from accounts.json: a URL, DIRECT, or undefined (use WA_PROXY_URL). */
 export function accountProxySetting (dataDir, name) {
   let entry
@@ -96,7 +139,7 @@ export function accountProxySetting (dataDir, name) {
 }
 
 /**
- * The proxy of the session's next connection: { redacted, agent } or null (a direct connection).
+ * The proxy of the session's next connection: { redacted, agent, dispatcher } or null (a direct connection).
  * `settings.proxy` is WA_PROXY_URL, parsed (settings.js); the account's own setting wins over it.
  * A bad account setting throws: the account must not connect around the proxy it was given.
  */
@@ -111,5 +154,5 @@ export function connectionProxy (settings, name) {
       throw new ProxyUrlError(`the account's proxy_url is invalid: ${err.message}`)
     }
   }
-  return proxy ? { redacted: proxy.redacted, agent: makeAgent(proxy) } : null
+  return proxy ? { redacted: proxy.redacted, agent: makeAgent(proxy), dispatcher: makeDispatcher(proxy) } : null
 }

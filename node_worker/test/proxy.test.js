@@ -75,3 +75,25 @@ test('a bad WA_PROXY_URL is a settings error naming the setting, without the pas
   }
   assert.equal(readSettings({ WA_PROXY_URL: '  ' }).proxy, null)
 })
+
+test('the socket config hands Baileys the proxy: agent (websocket), fetchAgent (uploads), options.dispatcher (downloads)', async () => {
+  const { Connection } = await import('../src/session/connection.js')
+  const { makeLogger } = await import('../lib/logger.js')
+  const dataDir = withRegistry({ default: { shard: 0 }, plain: { shard: 0, proxy: 'direct' } })
+  const store = { state: { creds: {}, keys: { get: async () => ({}), set: async () => {} } } }
+  const logger = makeLogger({ level: 'error', format: 'json' })
+  const session = (account) => ({ account, settings: readSettings({ WA_DATA_DIR: dataDir, WA_PROXY_URL: 'socks5h://u:s3cret@127.0.0.1:1080' }) })
+  const proxied = session('default')
+  const config = new Connection(proxied).socketConfig(store, logger)
+  assert.equal(proxied.proxy.redacted, 'socks5h://***@127.0.0.1:1080')
+  assert.ok(config.agent instanceof SocksProxyAgent)
+  assert.equal(config.fetchAgent, config.agent)
+  assert.equal(config.options.dispatcher, proxied.proxy.dispatcher)
+  const direct = session('plain')
+  const plain = new Connection(direct).socketConfig(store, logger)
+  assert.equal(direct.proxy, null)
+  assert.equal(plain.agent, undefined)
+  assert.equal(plain.fetchAgent, undefined)
+  assert.ok(!('options' in plain), 'Baileys keeps its default options')
+  fs.rmSync(dataDir, { recursive: true })
+})

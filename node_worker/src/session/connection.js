@@ -25,6 +25,8 @@ export class Connection {
       // the websocket, and media uploads (Baileys passes fetchAgent to http(s).request), through the proxy
       agent: s.proxy?.agent,
       fetchAgent: s.proxy?.agent,
+      // Baileys' fetch calls (media, history-sync and app-state downloads) take an undici dispatcher
+      ...(s.proxy ? { options: { dispatcher: s.proxy.dispatcher } } : {}),
       auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, logger) },
       logger,
       browser: Browsers.ubuntu('wa-gateway'),
