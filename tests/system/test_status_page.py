@@ -375,6 +375,22 @@ def test_the_page_fits_a_phone_screen(page, stack):
         page.driver.set_window_size(1280, 1600)
 
 
+def test_an_unreachable_whatsapp_shows_its_cause_on_the_page(page, stack):
+    page.open(stack.api_key)
+    assert stack.ctl("stop", "emulator").returncode == 0  # the server goes away under a linked account
+    try:
+        page.wait(lambda: page.text("#account-state") == "whatsapp_unreachable", 30, "the state on the page")
+        page.wait(lambda: "refused" in page.text("#d-unreachable"), 15, "the cause in the account's details")
+        assert "ECONNREFUSED" in page.text("#d-unreachable")
+        page.wait(lambda: "cannot be reached: refused" in page.text("#health"), 20,
+                  "the cause in the health table")
+        page.shot("whatsapp-unreachable")
+    finally:
+        assert stack.ctl("start", "emulator").returncode == 0
+    page.wait(lambda: page.text("#account-state") == "connected", 30, "connected again")
+    page.wait(lambda: not page.visible("#d-unreachable"), 15, "the cause gone")
+
+
 def test_the_key_is_asked_once_per_tab_and_can_be_forgotten(page, stack):
     page.open(stack.api_key)
     page.driver.refresh()  # the key stays in this tab's sessionStorage: no question after a reload
