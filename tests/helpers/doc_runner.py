@@ -42,6 +42,8 @@ from tests.helpers.stack import (
     sweep_session,
 )
 
+# What a reader's terminal does not have: the blocks' own variable, and what `make test` passes its children.
+READER_HAS_NOT = {"KEY", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKE_TERMOUT", "MAKE_TERMERR"}
 FOREGROUND_TIMEOUT = 180.0
 READY_TIMEOUT = 90.0
 PRINT_TIMEOUT = 30.0
@@ -65,7 +67,7 @@ class DocRunner:
         (shims / "curl").write_text(f'#!/bin/sh\nexec {real_curl} --fail-with-body "$@"\n')
         (shims / "curl").chmod(0o755)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("WA_") and k not in ("KEY",)},
+            **{k: v for k, v in os.environ.items() if not k.startswith("WA_") and k not in READER_HAS_NOT},
             "PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}",
             "WA_DATA_DIR": str(self.tmp / "sandbox_data"),
             "WA_RUN_DIR": str(self.tmp / "run"),
@@ -180,5 +182,6 @@ def installed() -> str | None:
     """Why ``make sandbox`` would set up again here (then it would install into .venv from the scratch
     directory), or None: the setup is up to date."""
     done = subprocess.run(["make", "-q", f"{BIN.relative_to(REPO) if BIN.is_relative_to(REPO) else BIN}/.installed",
-                           "node_worker/node_modules/.package-lock.json"], cwd=REPO, capture_output=True, text=True)
+                           "node_worker/node_modules/.package-lock.json"], cwd=REPO, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k not in READER_HAS_NOT})
     return None if done.returncode == 0 else "the setup is out of date: run `make .venv/bin/.installed-test` first"
