@@ -57,7 +57,9 @@ class MessageOut(BaseModel):
     status: str  # queued, sending, sent, delivered, read, failed
     reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected; while
     # sent: no_delivery_receipt (no receipt WA_DELIVERY_RECEIPT_BOUND after the server took it)
-    wait_reason: str | None  # why still queued: not_connected, retry_backoff, rate_limited, new_contact_budget, ...
+    # why still queued (service/states.py WaitReason): not_connected, whatsapp_unreachable, not_linked (the
+    # account's link), retry_backoff, rate_limited, new_contact_budget, resend_after_restart
+    wait_reason: str | None
     attempts: int
     whatsapp_id: str
     created_at: str
