@@ -15,7 +15,7 @@ from tests.helpers import accounts
 from tests.helpers.connect_proxy import ConnectProxy
 from tests.helpers.sandbox import CONTACT, pair
 from tests.helpers.socks5_proxy import Socks5Proxy
-from tests.helpers.stack import BIN, REPO, Stack, http, wait_for
+from tests.helpers.stack import BIN, REPO, Stack, free_port, http, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -101,6 +101,17 @@ def test_direct_overrides_wa_proxy_url_and_a_patch_applies_at_the_next_connectio
     assert "proxy" not in json.loads((stack.data_dir / "accounts.json").read_text())["accounts"]["moved"]
 
 
+def test_a_proxy_that_is_down_is_named_as_the_cause(stack):
+    """Nothing listens at the proxy's address: ECONNREFUSED, which without a proxy would read "refused" (by
+    WhatsApp); through one it is the proxy's, the only address this host connects to."""
+    res = stack.post("/accounts", {"name": "proxy-down", "proxy_url": f"http://127.0.0.1:{free_port()}"})
+    assert res.status == 201, res.raw
+    assert stack.post(accounts.base("proxy-down") + "/connect").status == 200
+    status = wait_for(lambda: (s := accounts.state(stack, "proxy-down"))["state"] == "whatsapp_unreachable" and s,
+                      20, "whatsapp_unreachable")
+    assert status["unreachable"]["cause"] == "proxy" and "ECONNREFUSED" in status["unreachable"]["detail"], status
+
+
 @pytest.mark.parametrize("which", ["wrong-password", "refusing"])
 def test_a_proxy_that_does_not_let_the_account_through(stack, proxies, which):
     socks, refusing = proxies["socks"], proxies["refusing"]
@@ -110,8 +121,10 @@ def test_a_proxy_that_does_not_let_the_account_through(stack, proxies, which):
     assert res.status == 201, res.raw
     res = stack.post(accounts.base(which) + "/connect")
     assert res.status == 200, res.raw
-    status = wait_for(lambda: (s := accounts.state(stack, which))["last_error"] and s, 20, "a last_error")
-    assert status["state"] not in ("qr", "connected"), status
+    status = wait_for(lambda: (s := accounts.state(stack, which))["state"] == "whatsapp_unreachable" and s, 20,
+                      "whatsapp_unreachable")
+    assert status["unreachable"]["cause"] == "proxy", status  # named as the proxy's, not as WhatsApp's
+    assert "proxy" in status["last_error"] and "://" not in status["last_error"], status  # no URL, no password
     after = socks.auth_failures if which == "wrong-password" else refusing.refused
     assert after > failures_before
     assert accounts.state(stack, which)["state"] not in ("qr", "connected")
