@@ -165,3 +165,19 @@ def test_connect_prints_each_state_change_and_returns_once_linked(sandbox):
     assert "account support; waiting up to" in said[-2], said
     assert said[-1] == "connected as +15550005555 (account support)", said
     assert all(a != b for a, b in zip(said, said[1:], strict=False)), said  # one line per change, no repeats
+
+
+@pytest.mark.system
+def test_connect_says_once_why_whatsapp_is_unreachable(make_stack):
+    """A server that refuses (nothing listens at WA_SERVER_URL): one line with the cause and detail, however
+    many attempts the worker makes while connect waits, then the timeout."""
+    stack = make_stack()
+    env = {**os.environ, "WA_API_KEY": stack.api_key, "WA_GATEWAY_URL": stack.base}
+    res = subprocess.run([str(BIN / "wa-gateway-client"), "connect", "--timeout", "4"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 7, res  # timed out waiting
+    said = res.stdout.strip().splitlines()
+    unreachable = [line for line in said if line.startswith("WhatsApp is unreachable")]
+    assert len(unreachable) == 1, said
+    assert unreachable[0].startswith("WhatsApp is unreachable: refused (connect ECONNREFUSED 127.0.0.1:"), said
+    assert said[-1] == "not linked within 4 s (state whatsapp_unreachable)", said

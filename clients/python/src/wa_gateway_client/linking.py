@@ -39,10 +39,11 @@ def state_line(status: Status, account: str) -> str:
         elif status.last_error:
             text += f": {status.last_error}"
         if why.get("attempts"):
-            text += f"; {why['attempts']} attempts"
+            text += f"; {why['attempts']} attempt" + ("s" if why["attempts"] != 1 else "")
         if why.get("since"):
             text += f" since {why['since']}"
-        return text + "; still trying (check the network, WA_PROXY_URL or WA_SERVER_URL)"
+        hint = why.get("hint") or "check the network, WA_PROXY_URL or WA_SERVER_URL"
+        return f"{text}; still trying ({hint})"
     return f"state {state}" + (f": {status.last_error}" if status.last_error else "")
 
 
