@@ -139,6 +139,33 @@ them after changing the code they name: apply the bug, run the tests, see them f
     node_worker/test/storage.test.js::a running worker whose data dir fills up exits within its probe interval
 - node_worker/src/session/store.js (openFailure), a session store a full disk keeps from opening taken as broken (state `failed`):
     node_worker/test/storage.test.js::a session store the full disk keeps from opening stops the worker instead of failing the session
+- service/programs/launcher.py, the launcher's start-up line printed as plain text again, or naming `api-key` without --sandbox in the sandbox;
+  no `--user` for supervisord (CRIT running as root); conf/supervisord.conf, the socket without credentials (CRIT without authentication) (issue 23):
+    tests/system/test_first_hour_stack.py::test_the_stream_is_records_only_with_the_launchers_line_naming_the_sandbox_command_and_no_crit
+- service/http/middlewares.py, a 401 naming `api-key` without --sandbox in the sandbox; clients/python selftest.py, a 401 on /health/live failing
+  "reachable", or reported without "unauthorized: the key is wrong or missing":
+    tests/system/test_first_hour_stack.py::test_a_401_names_the_command_that_prints_the_sandbox_key
+- service/http/middlewares.py, polls logged at info (``is_poll`` False); node_worker/src/session/inbound.js, message.received logged by both the
+  receipt hook and Baileys' upsert (the old seq check):
+    tests/system/test_first_hour_stack.py::test_polls_log_at_debug_operations_at_info_and_one_worker_line_per_inbound_message
+- node_worker/emulator/pairing.js, the phone reading /status whatever the account:
+    node_worker/test/emulator-restart.test.js::`account` in the body reads /accounts/{account}/status; 409 only when that account shows no QR
+    tests/system/test_first_hour_stack.py::test_the_phone_scans_the_qr_of_another_account_without_being_given_it
+- service/programs/launcher.py, no check of a run dir in use (supervisord's "another program is already listening"), or ctl exec'ing supervisorctl
+  without a stack (its raw socket error, exit 4):
+    tests/system/test_first_hour_stack.py::test_a_second_stack_on_a_run_dir_in_use_names_the_holder_in_one_line
+    tests/system/test_first_hour_stack.py::test_ctl_without_a_running_stack_says_so_in_one_line
+- clients/python/src/wa_gateway_client/cli.py, selftest's 60 s default leaking into every command, options accepted on one side of the command
+  only, --sandbox missing from a command's help:
+    tests/unit/test_first_hour_cli.py::test_each_command_keeps_its_own_default_timeout
+    tests/unit/test_first_hour_cli.py::test_global_options_work_before_or_after_the_command
+    tests/unit/test_first_hour_cli.py::test_sandbox_is_in_every_commands_help_on_the_gateways_host
+- clients/python/src/wa_gateway_client/linking.py, connect printing a line per poll (not per change), or the unreachable line without its cause:
+    tests/system/test_first_hour_stack.py::test_connect_says_once_why_whatsapp_is_unreachable
+    tests/unit/test_first_hour_cli.py::test_connect_says_why_whatsapp_is_unreachable
+- service/programs/backup.py, a checkout data dir's old data set aside inside the checkout; clients/python/setup.py, building into ./build:
+    tests/unit/test_first_hour_cli.py::test_restore_sets_the_replaced_data_aside_outside_the_checkout
+    tests/unit/test_first_hour_cli.py::test_building_the_client_leaves_no_build_output_in_the_checkout
 """
 
 from __future__ import annotations
