@@ -5,16 +5,17 @@ import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
+const MAX_MESSAGE_BODY = 32 * 1024 * 1024 // POST /contacts/{phone}/messages carries base64 media
 const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
 const ADDRESSING_MODES = ['pn', 'lid']
 
 const BODY_ERRORS = {
-  too_large: () => apiError(413, 'body_too_large', 'request body is larger than 1 MiB'),
+  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 32 MiB for POST /contacts/{phone}/messages)'),
   not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
   not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object'),
   incomplete: () => apiError(400, 'bad_json', 'the body ended early')
 }
-const readJson = (req) => readJsonObject(req, { maxBytes: MAX_BODY, fail: (why) => BODY_ERRORS[why]() })
+const readJson = (req, maxBytes = MAX_BODY) => readJsonObject(req, { maxBytes, fail: (why) => BODY_ERRORS[why]() })
 
 const send = (res, status, body) => {
   const text = JSON.stringify(body)
@@ -36,7 +37,7 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
-      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null }))
+      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}) }))
     }],
     ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
@@ -77,6 +78,7 @@ export const makeControlApi = (emu) => {
         signed_prekey_signature: u.signedPreKeySignature
       }
     }],
+    ['GET', /^\/media$/, () => ({ ...emu.mediaServer.describe(), url: emu.mediaServer.origin, ca_pem: emu.mediaServer.ca, expiry_seconds: emu.mediaStore.expirySeconds })],
     ['POST', /^\/faults$/, (m, body) => emu.faults.apply(body)],
     ['POST', /^\/cert-mode$/, (m, body) => {
       if (!Object.hasOwn(CERT_MODES, body.mode ?? '')) throw apiError(400, 'invalid_mode', `mode must be one of ${Object.keys(CERT_MODES).join(', ')}`)
@@ -92,7 +94,7 @@ export const makeControlApi = (emu) => {
       if (!matching.length) throw apiError(404, 'not_found', `no route ${url.pathname}`)
       const route = matching.find(([method]) => method === req.method)
       if (!route) throw apiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
-      const body = req.method === 'POST' ? await readJson(req) : undefined
+      const body = req.method === 'POST' ? await readJson(req, /\/messages$/.test(url.pathname) ? MAX_MESSAGE_BODY : MAX_BODY) : undefined
       const result = await route[2](url.pathname.match(route[1]), body)
       send(res, 200, result)
     } catch (err) {

@@ -11,6 +11,10 @@ import { Retries, RETRY_COUNTERS } from './retries.js'
 import { Placeholders } from './placeholders.js'
 import { Lookups } from './lookups.js'
 import { Faults } from './faults.js'
+import { MediaStore } from './media-store.js'
+import { MediaServer } from './media-server.js'
+import { MediaMessages } from './media-messages.js'
+import { MediaRetry } from './media-retry.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
@@ -40,12 +44,22 @@ export class Emulator {
     this.placeholders = new Placeholders(this)
     this.lookups = new Lookups(this)
     this.faults = new Faults(this)
+    this.setUpMedia()
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
     const saved = loadState(this.settings.stateFile)
     if (saved) {
       this.directory.load(saved.users)
       log.info('state.loaded', { users: this.directory.users.size })
     }
+  }
+
+  /** the media host (media-server.js; started by server.js), its store, and the phones' side of media */
+  setUpMedia () {
+    const s = this.settings
+    this.mediaStore = new MediaStore({ dir: s.mediaDir || null, log: this.log, maxBytes: s.mediaMaxBytes ?? 256 * 1024 * 1024, expirySeconds: s.mediaExpirySeconds ?? 30 * 24 * 3600 })
+    this.mediaServer = new MediaServer({ emu: this, store: this.mediaStore, tlsDir: s.mediaDir || null, host: s.host || '127.0.0.1', publicHost: s.mediaHost, maxUploadBytes: s.mediaMaxUploadBytes ?? 64 * 1024 * 1024 })
+    this.mediaMessages = new MediaMessages(this)
+    this.mediaRetry = new MediaRetry(this)
   }
 
   /** what every later serverHello presents (CERT_MODES in certs.js); throws on an unknown mode */
@@ -123,6 +137,7 @@ export class Emulator {
     if (type !== 'get' && type !== 'set') return // stray result/error for an iq we no longer wait for
     if (await this.login.handleIq(conn, iq)) return
     if (await this.lookups.handleIq(conn, iq)) return
+    if (this.mediaServer.handleIq(conn, iq)) return
     // anything else: a harmless empty result so the client never waits for its query timeout
     const first = Array.isArray(iq.content) ? iq.content[0]?.tag : undefined
     conn.log.info('iq.unhandled', { xmlns: iq.attrs.xmlns || null, type, child: first || null })
@@ -301,6 +316,7 @@ export class Emulator {
       connections: [...this.connections.values()].map((c) => c.describe()),
       root_public_key: Buffer.from(this.rootKey.public).toString('base64'),
       cert_mode: this.certMode,
+      media: { ...this.mediaServer.describe(), ...this.mediaRetry.counters() },
       handshakes: { ...this.handshakes },
       // black holes still in force (read-only; lets a test wait for one to end instead of sleeping)
       blackholes: this.faults.blackholes.filter((b) => b.until > Date.now())

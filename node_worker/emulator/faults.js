@@ -3,7 +3,7 @@
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 
-export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline', 'garble', 'unavailable']
+export const FAULT_KINDS = ['disconnect', 'restart_required', 'conflict', 'logout', 'blackhole', 'forbidden', 'multidevice_mismatch', 'slow_offline', 'garble', 'unavailable', 'media_expire', 'media_tamper']
 export const SESSION_ACTIONS = ['snapshot', 'rollback', 'forget']
 
 export class Faults {
@@ -94,7 +94,7 @@ export class Faults {
   }
 
   /** POST /faults */
-  apply ({ kind, seconds, messages, phone_number: phoneInput }) {
+  apply ({ kind, seconds, messages, phone_number: phoneInput, direct_path: directPath }) {
     if (!FAULT_KINDS.includes(kind)) throw apiError(400, 'invalid_kind', `kind must be one of ${FAULT_KINDS.join(', ')}`)
     let phone = null
     if (phoneInput != null) {
@@ -152,6 +152,14 @@ export class Faults {
         // the next `messages` messages of this contact reach the account's linked devices as <unavailable>
         // stubs: only a placeholder resend of the account's phone gives them the content (placeholders.js)
         applied = this.countMessages(this.unavailables, kind, phone, messages)
+        break
+      case 'media_expire':
+      case 'media_tamper':
+        // the media host (media-store.js): `direct_path` (default: every path) answers 410 from now on; or the
+        // stored blob of `direct_path` (default: of the next `messages` uploads) gets one byte flipped
+        if (directPath != null && (typeof directPath !== 'string' || !directPath.startsWith('/'))) throw apiError(400, 'invalid_direct_path', 'direct_path must be a directPath such as /v/t62.7118-24/...')
+        if (kind === 'media_expire') applied = emu.mediaStore.expire(directPath)
+        else applied = emu.mediaStore.tamper(directPath, directPath == null ? this.countMessages(new Map(), kind, 'any', messages) : 0)
         break
       case 'blackhole': {
         const s = seconds == null ? 30 : Number(seconds)

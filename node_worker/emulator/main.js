@@ -62,7 +62,13 @@ export const readSettings = () => {
     apiKey: gatewayApiKey, // a function: read at use, so a key the gateway creates later is found
     logLevel: logLevel(),
     logFormat: resolveFormat(env.WA_LOG_FORMAT),
-    certMode: certMode()
+    certMode: certMode(),
+    // the media host (media-server.js): its blobs, index and test CA live in mediaDir (memory without one)
+    mediaDir: env.WA_EMULATOR_MEDIA_DIR || (stateFile ? path.join(path.dirname(path.resolve(stateFile)), 'wa-emulator-media') : null),
+    mediaPort: int('WA_EMULATOR_MEDIA_PORT', 0),
+    mediaHost: env.WA_EMULATOR_MEDIA_HOST || null,
+    mediaExpirySeconds: int('WA_EMULATOR_MEDIA_EXPIRY_SECONDS', 30 * 24 * 3600),
+    mediaMaxBytes: int('WA_EMULATOR_MEDIA_MAX_BYTES', 256 * 1024 * 1024)
   }
 }
 
@@ -91,7 +97,9 @@ const start = async (settings) => {
     ws_url: `ws://${settings.host}:${srv.port}/ws/chat`,
     root_public_key: verbatim(Buffer.from(rootKey.public).toString('base64')), // public by design
     state_file: settings.stateFile,
-    cert_mode: emu.certMode
+    cert_mode: emu.certMode,
+    media_url: emu.mediaServer.origin, // the HTTPS media host media_conn hands out
+    media_ca_file: emu.mediaServer.caFile // the test CA its certificate chains to (GET /media/ca.pem too)
   })
   let stopping = false
   const stop = async (signal) => {

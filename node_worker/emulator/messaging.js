@@ -8,6 +8,7 @@ import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 import { errorFields } from './log.js'
+import { parseMediaRequest, mediaOf } from './media-messages.js'
 
 const safeDecode = (jid) => {
   try { return jid ? jidDecode(jid) : undefined } catch { return undefined }
@@ -157,7 +158,7 @@ export class Messaging {
     if (error) return this.emu.retries.decryptFailed(target, { id, from, senderDevice, chatForm, error, existing })
     if (existing) {
       // the copy the sender sent again after a retry receipt: the unreadable entry becomes the readable one
-      Object.assign(existing, { text: textOf(msg), kind: kindOf(msg), retries: target.retries[retryKey] || existing.retries })
+      Object.assign(existing, { text: textOf(msg), kind: kindOf(msg), retries: target.retries[retryKey] || existing.retries, media: this.emu.mediaMessages.receive(target, sender, id, msg) })
       delete existing.error
       this.emu.log.info('message.recovered', { id, retries: existing.retries })
       return 'stored'
@@ -171,7 +172,8 @@ export class Messaging {
       duplicate_count: 0,
       sender_device: senderDevice.jid,
       chat_form: chatForm,
-      retries: target.retries[retryKey] || 0
+      retries: target.retries[retryKey] || 0,
+      media: msg ? this.emu.mediaMessages.receive(target, sender, id, msg) : undefined // downloaded and verified
     })
     if (target.inbox.length > 10000) target.inbox.splice(0, target.inbox.length - 10000)
     this.emu.log.info('message.delivered_to_phone', { id, enc: enc.attrs.type, decrypted: true })
@@ -228,6 +230,7 @@ export class Messaging {
       attrs: { class: 'receipt', id, from: to, ...(type ? { type } : {}), ...(node.attrs.participant ? { participant: node.attrs.participant } : {}) }
     })
     if (!conn.device) return
+    if (type === 'server-error') return this.emu.mediaRetry.onServerErrorReceipt(conn, node) // media-retry.js
     const ids = [id, ...childrenByTag(child(node, 'list'), 'item').map((i) => i.attrs.id)].filter(Boolean)
     // any receipt of the device for a message sent to it is its acknowledgement: the server stops keeping it
     const cleared = this.emu.onReceiptFromDevice(conn, node, ids)
@@ -260,12 +263,14 @@ export class Messaging {
 
   // ---------------------------------------------------------------- contact -> account
   /** POST /contacts/{phone}/messages */
-  async contactSends (contactPhoneInput, { to, text, unavailable }) {
+  async contactSends (contactPhoneInput, { to, text, unavailable, media }) {
     const contactPhone = normalizePhone(contactPhoneInput)
     if (!contactPhone) throw apiError(400, 'invalid_phone_number', 'the contact phone number in the path is not an E.164 number')
     const toPhone = normalizePhone(to)
     if (!toPhone) throw apiError(400, 'invalid_phone_number', '"to" must be an E.164 phone number such as +15550001111')
-    if (typeof text !== 'string' || !text.length) throw apiError(400, 'invalid_text', '"text" must be a non-empty string')
+    if (media != null && text != null) throw apiError(400, 'invalid_text', 'send "text" or "media", not both')
+    if (media == null && (typeof text !== 'string' || !text.length)) throw apiError(400, 'invalid_text', '"text" must be a non-empty string (or send "media")')
+    const mediaReq = media == null ? null : parseMediaRequest(media) // media-messages.js
     if (toPhone === contactPhone) throw apiError(400, 'invalid_recipient', 'a contact cannot send to itself')
     if (unavailable != null && typeof unavailable !== 'boolean' && (typeof unavailable !== 'string' || !/^[a-z_]{1,64}$/.test(unavailable))) {
       throw apiError(400, 'invalid_unavailable', '"unavailable" must be a boolean or an <unavailable> type such as "view_once"')
@@ -278,7 +283,10 @@ export class Messaging {
     const contact = this.dir.ensure(contactPhone)
     const id = randomId(16)
     const t = unixNow()
-    const message = proto.Message.encode({ conversation: text }).finish()
+    const content = mediaReq ? this.emu.mediaMessages.upload(mediaReq) : { conversation: text }
+    const message = proto.Message.encode(content).finish()
+    const sentMedia = mediaOf(content) // the account's phone gets it too and keeps its copy for media retries
+    if (sentMedia) this.emu.mediaMessages.remember(account, { id, chatJid: contact.jid, fromMe: false, media: sentMedia })
     // the devices get only an <unavailable> stub and must ask the account's phone (placeholders.js)
     const stub = unavailable == null ? this.emu.faults.takeUnavailable(contact.phone) : unavailable
     let delivered = 0
@@ -298,7 +306,8 @@ export class Messaging {
     contact.sent.push({ id, to: e164(toPhone), timestamp: t })
     if (contact.sent.length > 10000) contact.sent.splice(0, contact.sent.length - 10000)
     this.emu.persist()
-    return { id, timestamp: t, delivered_to: delivered, queued_for: queued, ...(stub ? { unavailable: true } : {}) }
+    const mediaOut = sentMedia && { kind: sentMedia.kind, direct_path: sentMedia.content.directPath, sha256: Buffer.from(sentMedia.content.fileSha256).toString('hex') }
+    return { id, timestamp: t, delivered_to: delivered, queued_for: queued, ...(stub ? { unavailable: true } : {}), ...(mediaOut ? { media: mediaOut } : {}) }
   }
 
   /**

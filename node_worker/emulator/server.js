@@ -20,10 +20,17 @@ export const startServer = ({ emu, host, port }) => new Promise((resolve, reject
     wss.handleUpgrade(req, socket, head, (ws) => emu.accept(ws, req))
   })
   server.on('error', reject)
-  server.listen(port, host, () => {
+  server.listen(port, host, async () => {
     server.off('error', reject)
+    try {
+      await emu.mediaServer.start(emu.settings.mediaPort ?? 0) // the HTTPS media host (media-server.js)
+    } catch (err) {
+      server.close()
+      return reject(err)
+    }
     const stop = () => new Promise((resolve) => {
       emu.shutdown()
+      emu.mediaServer.stop()
       for (const ws of wss.clients) { try { ws.terminate() } catch { /* already gone */ } }
       wss.close()
       server.close(() => resolve())
