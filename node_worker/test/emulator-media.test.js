@@ -7,7 +7,7 @@ import https from 'node:https'
 import { createHash, randomBytes } from 'node:crypto'
 import { Agent } from 'undici'
 import { downloadMediaMessage, downloadContentFromMessage, encryptedStream, proto } from 'baileys'
-import { startEmulator, trustEmulator, pairDevice, inboxEntry } from './emulator-helpers.js'
+import { startEmulator, trustEmulator, pairDevice, inboxEntry, until } from './emulator-helpers.js'
 import { encryptMedia, decryptMedia, MediaVerifyError, encryptRetryPayload, decryptRetryPayload } from '../emulator/media-crypto.js'
 import fs from 'node:fs'
 
@@ -15,6 +15,12 @@ const ACCOUNT = '+15550007111'
 const CONTACT = '+15550007222'
 const CONTACT_JID = '15550007222@s.whatsapp.net'
 const sha256hex = (b) => createHash('sha256').update(b).digest('hex')
+// Baileys' updateMediaMessage waits for the mediaretry notification with no time limit
+const withTimeout = (promise, ms, what) => {
+  let timer
+  const late = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms) })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
 
 describe('media crypto (WhatsApp\'s format, as Baileys writes it)', () => {
   const plain = randomBytes(5000)
@@ -183,13 +189,15 @@ describe('media host with the real Baileys client', () => {
     // updateMediaMessage names the new URL after the socket's media host, which only a media_conn query
     // sets (else https://mmg.whatsapp.net): a worker that never uploaded must ask for media_conn first
     await client.sock.refreshMediaConn(false)
-    const updated = await client.sock.updateMediaMessage(msg) // <receipt type=server-error> -> mediaretry notification
+    const updated = await withTimeout(client.sock.updateMediaMessage(msg), 5000, 'the mediaretry notification') // <receipt type=server-error> ->
     const path = updated.message.videoMessage.directPath
     assert.notEqual(path, sent.media.direct_path)
     assert.equal(new URL(updated.message.videoMessage.url).host, new URL(media.url).host)
     assert.equal(sha256hex(await download(updated)), sha256hex(bytes))
     const counters = (await emu.api('GET', '/')).body.media
     assert.ok(counters.media_retry_requests >= 1 && counters.media_reuploads >= 1)
+    // Baileys acknowledges the notification (<ack class=notification type=mediaretry>): the server drops it
+    await until(async () => (await emu.api('GET', '/')).body.accounts[0].devices.every((d) => d.unacked === 0), 5000, 'the notification acknowledged')
   })
 
   test('a media retry for a message the phone does not hold fails with its error (code 2 -> 404)', async () => {
@@ -197,7 +205,7 @@ describe('media host with the real Baileys client', () => {
       key: { remoteJid: CONTACT_JID, fromMe: false, id: 'FAKE' + randomBytes(6).toString('hex').toUpperCase() },
       message: proto.Message.fromObject({ imageMessage: { mediaKey: randomBytes(32), directPath: '/v/t62.7118-24/1_2_3_n.enc', url: media.url } })
     }
-    const err = await client.sock.updateMediaMessage(fake).then(() => null, (e) => e)
+    const err = await withTimeout(client.sock.updateMediaMessage(fake), 5000, 'the mediaretry notification').then(() => null, (e) => e)
     assert.match(String(err?.message), /Failed to re-upload media \(2\)/)
     assert.equal(err.output.statusCode, 404)
   })
