@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -132,14 +133,28 @@ def print_api_key(args: list[str]) -> int:
     if any(a not in {"--sandbox"} for a in args):
         print("usage: wa-gateway api-key [--sandbox]", file=sys.stderr)
         return 2
-    env = _base_env(sandbox="--sandbox" in args)
+    sandbox = "--sandbox" in args
+    env = _base_env(sandbox=sandbox)
     try:
         keys = api_keys.resolve(env.get("WA_API_KEY"), Path(env["WA_DATA_DIR"]))
     except (api_keys.ApiKeyError, OSError) as exc:
         print(f"wa-gateway: {exc}", file=sys.stderr)
         return config_error.EX_CONFIG
+    if (hint := other_stack_hint("api-key", sandbox, os.environ, REPO_ROOT)) is not None:
+        print(hint, file=sys.stderr)
     print(keys.first)
     return 0
+
+
+def other_stack_hint(command: str, sandbox: bool, environ: Mapping[str, str], repo: Path) -> str | None:
+    """The sandbox and ``make run`` keep their own keys (``sandbox_data/`` and ``data/``): a newcomer who ran
+    ``make sandbox`` and asks for the key without ``--sandbox`` gets a real-looking key the sandbox refuses.
+    Say so (on stderr: ``KEY=$(...)`` still takes the key alone) when the sandbox's data dir exists and the
+    command was given no data dir of its own."""
+    if sandbox or environ.get("WA_DATA_DIR") or not (repo / "sandbox_data").is_dir():
+        return None
+    return (f"wa-gateway: this is the {command.replace('-', ' ')} of `make run` (data dir {repo / 'data'}); "
+            f"the sandbox (`make sandbox`) has its own: .venv/bin/wa-gateway {command} --sandbox")
 
 
 def print_webhook_secret(args: list[str]) -> int:
@@ -155,6 +170,8 @@ def print_webhook_secret(args: list[str]) -> int:
     except (webhook_secret.SecretError, OSError) as exc:
         print(f"wa-gateway: {exc}", file=sys.stderr)
         return config_error.EX_CONFIG
+    if (hint := other_stack_hint("webhook-secret", "--sandbox" in args, os.environ, REPO_ROOT)) is not None:
+        print(hint, file=sys.stderr)
     print(resolved.first)
     return 0
 

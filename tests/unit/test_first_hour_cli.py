@@ -99,3 +99,31 @@ def test_building_the_client_leaves_no_build_output_in_the_checkout(tmp_path):
     left = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=copy, capture_output=True, text=True,
                           check=True).stdout
     assert "build/" not in left, left
+
+
+def test_the_key_without_sandbox_says_the_sandbox_has_its_own(tmp_path):
+    """`api-key` without `--sandbox` after `make sandbox` printed a key the sandbox refuses, silently."""
+    from service.programs.launcher import other_stack_hint
+
+    assert other_stack_hint("api-key", False, {}, tmp_path) is None  # no sandbox was ever run here
+    (tmp_path / "sandbox_data").mkdir()
+    hint = other_stack_hint("api-key", False, {}, tmp_path)
+    assert hint is not None and ".venv/bin/wa-gateway api-key --sandbox" in hint and "make run" in hint
+    assert other_stack_hint("api-key", True, {}, tmp_path) is None  # asked for the sandbox's
+    assert other_stack_hint("api-key", False, {"WA_DATA_DIR": "/srv/wa"}, tmp_path) is None  # its own data dir
+    assert "webhook-secret --sandbox" in (other_stack_hint("webhook-secret", False, {}, tmp_path) or "")
+
+
+def test_api_key_prints_the_key_alone_on_stdout_and_the_hint_on_stderr(tmp_path, monkeypatch, capsys):
+    from service.programs import launcher
+
+    monkeypatch.setattr(launcher, "REPO_ROOT", tmp_path)
+    for name in ("WA_DATA_DIR", "WA_RUN_DIR", "WA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "sandbox_data").mkdir()
+    assert launcher.print_api_key([]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == (tmp_path / "data" / "api-key").read_text().strip()  # KEY=$(...) still gets the key
+    assert "api-key --sandbox" in err
+    assert launcher.print_api_key(["--sandbox"]) == 0
+    assert "--sandbox" not in capsys.readouterr().err
