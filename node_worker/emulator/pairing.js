@@ -12,6 +12,8 @@ import { apiError } from './errors.js'
 import { errorFields } from './log.js'
 
 export const QR_PREFIX = 'https://wa.me/settings/linked_devices#'
+// How long a scan of the gateway's own QR waits for its account to show connected.
+const GATEWAY_CONNECT_WAIT_MS = 15000
 const ADV_ACCOUNT_SIG_PREFIX = Buffer.from([6, 0])
 const ADV_DEVICE_SIG_PREFIX = Buffer.from([6, 1])
 
@@ -122,7 +124,8 @@ export class Pairing {
     if (typeof account !== 'string' || !/^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$/.test(account)) {
       throw apiError(400, 'invalid_account', 'account must be a gateway account name (lowercase letters, digits and -), such as sales-eu')
     }
-    if (qr == null || qr === '') qr = await this.qrFromGateway(account)
+    const fromGateway = qr == null || qr === ''
+    if (fromGateway) qr = await this.qrFromGateway(account)
     const parsed = parseQr(qr)
     const conn = this.refs.get(parsed.ref)
     if (!conn) throw apiError(404, 'qr_unknown', 'this QR code was never issued by this emulator')
@@ -135,17 +138,39 @@ export class Pairing {
     const existing = this.emu.directory.get(phone)
     if (existing && !existing.onWhatsApp) throw apiError(409, 'not_on_whatsapp', `${e164(phone)} is declared as not on WhatsApp`)
     conn.pairing.inProgress = true
+    let linked
     try {
-      return await this.link(conn, phone, parsed)
+      linked = await this.link(conn, phone, parsed)
     } finally {
       if (conn.pairing) conn.pairing.inProgress = false
     }
+    // The QR came from the gateway: answer once its account shows connected (the companion logs back in
+    // with its new identity right after the pairing), so that the next call a user makes finds it linked.
+    return fromGateway ? { ...linked, connected: await this.gatewayConnected(account, GATEWAY_CONNECT_WAIT_MS) } : linked
+  }
+
+  // Whether the gateway's `account` reaches `connected` within `waitMs` (false when it does not in time).
+  async gatewayConnected (account, waitMs) {
+    const deadline = Date.now() + waitMs
+    while (Date.now() < deadline) {
+      const { body } = await this.gatewayStatus(account).catch(() => ({ body: null }))
+      if (body?.state === 'connected') return true
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return false
+  }
+
+  async gatewayStatus (account) {
+    const { gatewayUrl } = this.emu.settings
+    const apiKey = typeof this.emu.settings.apiKey === 'function' ? this.emu.settings.apiKey() : this.emu.settings.apiKey
+    const path = account === 'default' ? '/status' : `/accounts/${account}/status`
+    const res = await fetch(new URL(path, gatewayUrl), { headers: apiKey ? { 'X-API-Key': apiKey } : {}, signal: AbortSignal.timeout(5000) })
+    return { res, body: await res.json(), path }
   }
 
   // The QR the gateway shows for `account`: its /status (`default`) or /accounts/{account}/status.
   async qrFromGateway (account = 'default') {
     const { gatewayUrl } = this.emu.settings
-    const apiKey = typeof this.emu.settings.apiKey === 'function' ? this.emu.settings.apiKey() : this.emu.settings.apiKey
     if (!gatewayUrl) {
       const n = this.pairingConnections().length
       throw apiError(422, 'qr_required',
@@ -157,8 +182,7 @@ export class Pairing {
     let body
     let res
     try {
-      res = await fetch(new URL(path, gatewayUrl), { headers: apiKey ? { 'X-API-Key': apiKey } : {}, signal: AbortSignal.timeout(5000) })
-      body = await res.json()
+      ({ res, body } = await this.gatewayStatus(account))
     } catch (err) {
       throw apiError(502, 'gateway_unreachable', `could not read the gateway's ${path}: ${err.message}`)
     }

@@ -106,7 +106,9 @@ def test_the_phone_scans_the_qr_of_another_account_without_being_given_it(sandbo
     wait_for(lambda: sandbox.get("/accounts/sales/status").json()["state"] == "qr", 30, "the sales QR")
     scan = sandbox.emu("POST", "/phone/scan", {"phone_number": "+15550003333", "account": "sales"})
     assert scan.status == 200, scan.raw
-    wait_for(lambda: sandbox.get("/accounts/sales/status").json()["state"] == "connected", 30, "sales linked")
+    # It answers once the gateway shows the account connected: the next call a user pastes finds it linked.
+    assert scan.json()["connected"] is True, scan.raw
+    assert sandbox.get("/accounts/sales/status").json()["state"] == "connected"
     # The default account is linked (no QR): the 409 is true and says so.
     again = sandbox.emu("POST", "/phone/scan", {"phone_number": "+15550004444"})
     assert again.status == 409 and again.json()["error"]["code"] == "gateway_has_no_qr"
