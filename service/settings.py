@@ -24,6 +24,7 @@ from service.webhooks import address as webhook_address
 from service.webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 3001  # the public API (WA_PORT)
 
 
 class SettingsError(ValueError):
@@ -320,7 +321,7 @@ class Settings:
         log_level = (env.get("WA_LOG_LEVEL") or "info").strip().lower()
         if log_level not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"WA_LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
-        port = _number(env, "WA_PORT", 3001, cast=int)
+        port = _number(env, "WA_PORT", DEFAULT_PORT, cast=int)
         if port > 65535:
             raise SettingsError(f"WA_PORT must be <= 65535, got {port}")
         return cls(

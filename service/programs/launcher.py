@@ -33,7 +33,7 @@ from service.auth import admin_key as api_keys
 from service.logging_setup import resolve_format
 from service.programs import datalock, launcher_log, orphans, running
 from service.programs.client_commands import CLIENT_COMMANDS, client_command, split_command
-from service.settings import REPO_ROOT, Settings, SettingsError
+from service.settings import DEFAULT_PORT, REPO_ROOT, Settings, SettingsError
 from service.webhooks import secret as webhook_secret
 
 CONF = REPO_ROOT / "conf" / "supervisord.conf"
@@ -144,6 +144,11 @@ def print_api_key(args: list[str]) -> int:
         print(hint, file=sys.stderr)
     print(keys.first)
     return 0
+
+
+def api_port(env: Mapping[str, str]) -> str:
+    """The port the gateway will listen on (WA_PORT, else the default), for the data dir's lock details."""
+    return env.get("WA_PORT", "").strip() or str(DEFAULT_PORT)
 
 
 def other_stack_hint(command: str, sandbox: bool, environ: Mapping[str, str], repo: Path) -> str | None:
@@ -271,7 +276,7 @@ def run_stack(command: str, args: list[str]) -> int:
         launcher_log.error("launcher.data_dir_in_use", f"refusing to start: {exc}", data_dir=env["WA_DATA_DIR"],
                            holder=exc.holder)
         return datalock.EX_LOCKED
-    lock.record(port=env.get("WA_PORT") or None)
+    lock.record(port=api_port(env))  # what a second stack's refusal names
     if running.answers(Path(env["WA_RUN_DIR"])):  # another data dir's stack on this run dir
         lock.release()
         holder = running.describe_run_dir(Path(env["WA_RUN_DIR"]))

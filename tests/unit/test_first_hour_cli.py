@@ -127,3 +127,10 @@ def test_api_key_prints_the_key_alone_on_stdout_and_the_hint_on_stderr(tmp_path,
     assert "api-key --sandbox" in err
     assert launcher.print_api_key(["--sandbox"]) == 0
     assert "--sandbox" not in capsys.readouterr().err
+
+
+def test_the_lock_names_the_api_port_also_when_wa_port_is_not_set():
+    from service.programs.launcher import api_port
+
+    assert api_port({}) == "3001" and api_port({"WA_PORT": " "}) == "3001"  # make run sets no WA_PORT
+    assert api_port({"WA_PORT": "8080"}) == "8080"
