@@ -2,6 +2,7 @@
 // Entry point of the WhatsApp network emulator.
 //   node node_worker/emulator/main.js            start (settings from the environment)
 //   node node_worker/emulator/main.js root-key   print the base64 root public key (creates the key file)
+//   node node_worker/emulator/main.js media-ca   print the media host's test CA file (creates it)
 import { watchParent } from '../lib/orphan.js' // first: notes the parent at start (exit with supervisord)
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -81,6 +82,17 @@ const rootKeyCommand = (settings) => {
   process.stdout.write(Buffer.from(kp.public).toString('base64') + '\n')
 }
 
+// The file of the media host's test CA (created if needed), for a sandbox that starts its worker with
+// NODE_EXTRA_CA_CERTS pointing at it before the emulator runs (as the root-key command is used).
+const mediaCaCommand = async (settings) => {
+  if (!settings.mediaDir) {
+    process.stderr.write('media-ca: set WA_EMULATOR_MEDIA_DIR or WA_EMULATOR_STATE_FILE so the CA outlives this command\n')
+    process.exit(2)
+  }
+  const { ensureMediaCa } = await import('./media-tls.js')
+  process.stdout.write(ensureMediaCa(settings.mediaDir) + '\n')
+}
+
 const start = async (settings) => {
   const log = makeLogger({ level: settings.logLevel, format: settings.logFormat })
   // libsignal prints whole session objects (private keys included) with console.*: keep the first
@@ -126,13 +138,14 @@ const main = async () => {
   } catch (err) {
     // Under supervisord, the configuration-error protocol (exit 78, not restarted, the stack stops
     // with the reason); the root-key command only says why.
-    if (process.argv[2] !== 'root-key') exitOnConfigError('emulator', err.message)
+    if (!['root-key', 'media-ca'].includes(process.argv[2])) exitOnConfigError('emulator', err.message)
     earlyLog('critical', 'emulator.bad_setting', { error: err.message })
     process.exit(2)
   }
   if (process.argv[2] === 'root-key') return rootKeyCommand(settings)
+  if (process.argv[2] === 'media-ca') return mediaCaCommand(settings)
   if (process.argv[2] && process.argv[2] !== 'start') {
-    process.stderr.write(`unknown command ${process.argv[2]} (use: start | root-key)\n`)
+    process.stderr.write(`unknown command ${process.argv[2]} (use: start | root-key | media-ca)\n`)
     process.exit(2)
   }
   await start(settings)

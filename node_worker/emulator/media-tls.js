@@ -55,6 +55,9 @@ const loadOrCreateCa = (dir) => {
   return { certPem, keyPem: keys.privateKey, certFile }
 }
 
+/** creates (or keeps) the media CA of `dir` and returns its certificate file, for NODE_EXTRA_CA_CERTS */
+export const ensureMediaCa = (dir) => loadOrCreateCa(dir).certFile
+
 /**
  * the media server's TLS material: { ca (PEM, to trust), caFile (path or null), key, cert (leaf for
  * `host`, plus 127.0.0.1 and localhost) }
