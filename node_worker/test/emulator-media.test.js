@@ -7,9 +7,10 @@ import https from 'node:https'
 import { createHash, randomBytes } from 'node:crypto'
 import { Agent } from 'undici'
 import { downloadMediaMessage, downloadContentFromMessage, encryptedStream, proto } from 'baileys'
-import { startEmulator, trustEmulator, pairDevice, inboxEntry, until } from './emulator-helpers.js'
+import { startEmulator, trustEmulator, pairDevice, inboxEntry, until, tmpDir } from './emulator-helpers.js'
 import { encryptMedia, decryptMedia, MediaVerifyError, encryptRetryPayload, decryptRetryPayload } from '../emulator/media-crypto.js'
 import fs from 'node:fs'
+import path from 'node:path'
 
 const ACCOUNT = '+15550007111'
 const CONTACT = '+15550007222'
@@ -208,5 +209,36 @@ describe('media host with the real Baileys client', () => {
     const err = await withTimeout(client.sock.updateMediaMessage(fake), 5000, 'the mediaretry notification').then(() => null, (e) => e)
     assert.match(String(err?.message), /Failed to re-upload media \(2\)/)
     assert.equal(err.output.statusCode, 404)
+  })
+})
+
+describe('media host across a restart (a media dir next to the state file)', () => {
+  test('the CA, the blobs and their paths outlive the emulator', async () => {
+    const dir = tmpDir()
+    const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_RECEIPT_DELAY_MS: '20' }
+    let emu = await startEmulator({ env })
+    let client
+    let dispatcher
+    try {
+      trustEmulator(emu)
+      const media = (await emu.api('GET', '/media')).body
+      assert.equal(media.ca_file, path.join(dir, 'wa-emulator-media', 'media-ca.pem'))
+      dispatcher = new Agent({ connect: { ca: fs.readFileSync(media.ca_file) } })
+      client = (await pairDevice(emu, ACCOUNT, { settle: true })).client
+      const bytes = randomBytes(3000)
+      const sent = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, media: { kind: 'document', base64: bytes.toString('base64'), filename: 'a.bin' } })
+      const msg = await client.waitFor((r) => r.upserts.flatMap((u) => u.messages).find((m) => m.key.id === sent.body.id), 10000, 'the upsert')
+      await client.end()
+      assert.equal((await emu.stop()).code, 0)
+      emu = await startEmulator({ env }) // a new port and a new leaf certificate, the same CA
+      const url = new URL(msg.message.documentMessage.url)
+      url.port = new URL((await emu.api('GET', '/media')).body.url).port
+      const got = await downloadMediaMessage({ ...msg, message: { documentMessage: { ...msg.message.documentMessage, url: url.href } } }, 'buffer', { options: { dispatcher } })
+      assert.equal(sha256hex(got), sha256hex(bytes))
+    } finally {
+      await client?.end()
+      await dispatcher?.close()
+      await emu.stop()
+    }
   })
 })
