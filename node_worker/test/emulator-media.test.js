@@ -145,6 +145,21 @@ describe('media host with the real Baileys client', () => {
     })
   }
 
+  test('bad media requests are refused before anything is uploaded', async () => {
+    const bad = async (body, code) => {
+      const r = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, ...body })
+      assert.equal(r.status, 400, JSON.stringify(r.body))
+      assert.equal(r.body.error.code, code)
+    }
+    const uploads = (await emu.api('GET', '/media')).body.paths
+    await bad({ media: { kind: 'gif', base64: 'AAAA' } }, 'invalid_media')
+    await bad({ media: { kind: 'image', base64: '' } }, 'invalid_media')
+    await bad({ media: { kind: 'image', base64: 'not base64!' } }, 'invalid_media')
+    await bad({ media: { kind: 'video', base64: 'AAAA', ptt: true } }, 'invalid_media')
+    await bad({ text: 'hi', media: { kind: 'image', base64: 'AAAA' } }, 'invalid_text')
+    assert.equal((await emu.api('GET', '/media')).body.paths, uploads)
+  })
+
   test('a tampered upload: the contact\'s phone records the failed check on the entry', async () => {
     const fault = await emu.api('POST', '/faults', { kind: 'media_tamper' }) // the next upload is stored damaged
     assert.deepEqual(fault.body, { applied_to: 1 })
