@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
 
-from service import proxy_url
+from service import address_policy, proxy_url
 from service.auth.admin_key import ApiKeyError, parse_keys
+from service.media.config import MediaSettings
+from service.media.kinds import DEFAULT_LIMITS, KINDS
 from service.runtime.governor import GovernorPolicy
 from service.store.event_log import TYPES as EVENT_TYPES
 from service.store.pg_url import redact_url
-from service.webhooks import address as webhook_address
 from service.webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -193,12 +194,25 @@ def _proxy(env: Mapping[str, str]) -> proxy_url.ProxyUrl | None:
         raise SettingsError(f"WA_PROXY_URL is {exc}") from None
 
 
-def _webhook_allow_private(env: Mapping[str, str]) -> tuple[str, ...]:
-    """WA_WEBHOOK_ALLOW_PRIVATE: networks (CIDRs) and host names API-made webhooks may reach though internal."""
+def _allowlist(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """WA_WEBHOOK_ALLOW_PRIVATE, WA_MEDIA_FETCH_ALLOW_PRIVATE: networks (CIDRs) and host names a URL given by API
+    may reach though internal (service/address_policy.py)."""
     try:
-        return webhook_address.parse_allowlist(env.get("WA_WEBHOOK_ALLOW_PRIVATE"))
+        return address_policy.parse_allowlist(env.get(name))
     except ValueError as exc:
-        raise SettingsError(f"WA_WEBHOOK_ALLOW_PRIVATE: {exc}") from None
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _media(env: Mapping[str, str], data_dir: Path) -> MediaSettings:
+    """WA_MEDIA_*: the media intake's store, limits (bytes, per kind) and URL fetch (service/media/)."""
+    names = ("WA_MEDIA_MAX_IMAGE_BYTES", "WA_MEDIA_MAX_VIDEO_BYTES", "WA_MEDIA_MAX_AUDIO_BYTES",  # KINDS' order
+             "WA_MEDIA_MAX_DOCUMENT_BYTES", "WA_MEDIA_MAX_STICKER_BYTES")
+    return MediaSettings(
+        directory=Path(env.get("WA_MEDIA_DIR") or data_dir / "media").resolve(),
+        allow_private=_allowlist(env, "WA_MEDIA_FETCH_ALLOW_PRIVATE"),
+        limits={k: _number(env, n, DEFAULT_LIMITS[k], minimum=1, cast=int) for k, n in zip(KINDS, names, strict=True)},
+        fetch_timeout=_number(env, "WA_MEDIA_FETCH_TIMEOUT", 30.0, minimum=0.1),
+        max_redirects=_number(env, "WA_MEDIA_FETCH_MAX_REDIRECTS", 3, cast=int, maximum=10))
 
 
 def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -277,6 +291,7 @@ class Settings:
     # WA_PROXY_URL (service/proxy_url.py): the worker's proxy for WhatsApp; accounts may override it. The
     # gateway only checks it and shows it redacted (GET /accounts).
     proxy: proxy_url.ProxyUrl | None = None
+    media: MediaSettings = field(default_factory=MediaSettings)  # WA_MEDIA_* (service/media/config.py)
 
     @property
     def api_key(self) -> str | None:
@@ -369,7 +384,7 @@ class Settings:
             webhook_concurrency=_number(env, "WA_WEBHOOK_CONCURRENCY", 4, minimum=1, cast=int),
             webhook_keep=_number(env, "WA_WEBHOOK_KEEP", 7 * 86400.0, minimum=60),
             webhook_max_per_account=_number(env, "WA_WEBHOOK_MAX_PER_ACCOUNT", 10, minimum=0, cast=int),
-            webhook_allow_private=_webhook_allow_private(env),
+            webhook_allow_private=_allowlist(env, "WA_WEBHOOK_ALLOW_PRIVATE"),
             metrics_public=_flag(env, "WA_METRICS_PUBLIC", False),
             sandbox=_flag(env, "WA_SANDBOX", False),
             idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
@@ -380,4 +395,5 @@ class Settings:
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),
             instance_url=_instance_url(env),
             proxy=_proxy(env),
+            media=_media(env, data_dir),
         )

@@ -1,0 +1,171 @@
+"""A content-addressed store of media bytes on disk: a blob is named by its sha256 and written crash-safe.
+
+Bytes stream into a temp file (0600) under ``tmp/`` in the media directory (0700), hashed and counted as they
+come; past the limit the write stops and the temp file is deleted (``MediaTooLarge``, nothing stored). On
+commit the file is fsync'ed, renamed to ``<ab>/<cdef...>`` (the sha256 split after two hex digits) and the
+directory fsync'ed: a blob exists under its name whole or not at all, and a kill mid-write leaves only a temp
+file, which ``sweep`` deletes (at start-up). The same content twice is stored once. Deleting a blob is the
+caller's decision (the outbox knows which rows still reference it).
+
+``MediaStore`` is the interface (a PostgreSQL or S3 store can come later); ``FileStore`` the disk one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from service.media.errors import MediaTooLarge
+
+HEAD_BYTES = 8192  # the first bytes kept for sniffing the type
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    sha256: str
+    size: int
+    path: Path
+
+
+class BlobWriter(Protocol):
+    """One blob being written: ``write`` the chunks, then ``commit`` (or ``abort``; leaving the ``async with``
+    without a commit aborts)."""
+
+    size: int
+    head: bytes
+
+    def write(self, chunk: bytes) -> None: ...
+    async def commit(self) -> Blob: ...
+    def abort(self) -> None: ...
+    async def __aenter__(self) -> BlobWriter: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class MediaStore(Protocol):
+    def writer(self, limit: int) -> BlobWriter: ...
+    def open(self, sha256: str) -> BinaryIO: ...
+    def delete(self, sha256: str) -> bool: ...
+    def exists(self, sha256: str) -> bool: ...
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    def __init__(self, store: FileStore, limit: int):
+        self.store = store
+        self.limit = limit
+        self.size = 0
+        self.head = b""
+        self._hash = hashlib.sha256()
+        fd, name = tempfile.mkstemp(prefix="blob-", dir=store.tmp)  # mkstemp: 0600
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self._tmp = Path(name)
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            raise ValueError("the writer is closed")
+        if self.size + len(chunk) > self.limit:
+            self.abort()
+            raise MediaTooLarge(f"the media is larger than its limit of {self.limit} bytes")
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+        self._hash.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    async def commit(self) -> Blob:
+        if self._file is None:
+            raise ValueError("the writer is closed")
+        sha256 = self._hash.hexdigest()
+        try:
+            await asyncio.to_thread(self._finish, sha256)
+        finally:
+            self.abort()  # a no-op once renamed; deletes the temp file if the finish failed
+        return Blob(sha256, self.size, self.store.path(sha256))
+
+    def _finish(self, sha256: str) -> None:
+        file = self._file
+        assert file is not None
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        target = self.store.path(sha256)
+        if target.exists():  # the same content is already stored: keep that one
+            return
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(self._tmp, target)
+        _fsync_dir(target.parent)
+        _fsync_dir(self.store.root)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+    async def __aenter__(self) -> FileWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.abort()
+
+
+class FileStore:
+    """Blobs under ``root``: ``root/ab/cdef...`` (0600 files, 0700 directories), temp files under ``root/tmp``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.tmp = root / "tmp"
+        for path in (root, self.tmp):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)
+
+    def path(self, sha256: str) -> Path:
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:]
+
+    def writer(self, limit: int) -> FileWriter:
+        return FileWriter(self, limit)
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.path(sha256).open("rb")
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> bool:
+        path = self.path(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    def sweep(self, older_than: float = 3600.0) -> int:
+        """Delete temp files left by a crash (older than ``older_than`` seconds: not a write in progress)."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for temp in self.tmp.glob("blob-*"):
+            try:
+                if temp.stat().st_mtime <= cutoff:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
