@@ -39,8 +39,11 @@ async def upstream(aiohttp_server):
             await asyncio.sleep(3600)
         if name == "missing":
             raise web.HTTPNotFound()
-        if name == "big":  # says it is larger than any limit here: refused before the body is read
-            return web.Response(body=b"x" * 5000, content_type="image/png")
+        if name == "big":  # says it is 1 GB, sends a little, then stalls: refused on its Content-Length alone
+            response = web.StreamResponse(headers={"Content-Length": str(10**9)})
+            await response.prepare(request)
+            await response.write(samples.png())
+            await asyncio.sleep(3600)
         if name == "forever":
             response = web.StreamResponse()
             await response.prepare(request)
@@ -134,7 +137,8 @@ async def test_an_error_status_is_422_with_the_upstream_status(tmp_path, upstrea
 async def test_a_url_that_never_answers_times_out(tmp_path, upstream):
     intake = make_intake(tmp_path, fetch_timeout=0.5)
     started = asyncio.get_running_loop().time()
-    await refused(intake, str(upstream.make_url("/stall")), MediaSpec("image"), "media_fetch_timeout", 422)
+    async with asyncio.timeout(10):  # without its own bound the fetch would wait the hour out
+        await refused(intake, str(upstream.make_url("/stall")), MediaSpec("image"), "media_fetch_timeout", 422)
     assert asyncio.get_running_loop().time() - started < 3
 
 
@@ -144,7 +148,7 @@ async def test_a_url_that_sends_forever_stops_at_the_limit(tmp_path, upstream):
 
 
 async def test_a_content_length_over_the_limit_is_refused_before_the_body(tmp_path, upstream):
-    intake = make_intake(tmp_path, limits={"image": 4999})
+    intake = make_intake(tmp_path, limits={"image": 4999}, fetch_timeout=5)
     await refused(intake, str(upstream.make_url("/big")), MediaSpec("image"), "media_too_large", 413)
 
 

@@ -159,3 +159,20 @@ def test_a_kill_while_blobs_are_committed_leaves_only_whole_blobs_under_their_na
     for path in found:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.parent.name + path.name
         assert path.stat().st_size == 32 * 65536
+
+
+async def test_a_commit_fsyncs_the_file_then_its_directories_before_it_returns(tmp_path, monkeypatch):
+    store = FileStore(tmp_path)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    async with store.writer(limit=100) as writer:
+        writer.write(b"durable")
+        temp = next((tmp_path / "tmp").iterdir())
+        blob = await writer.commit()
+    assert synced == [str(temp), str(blob.path.parent), str(tmp_path)]
