@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import re
 import unicodedata
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -35,7 +34,7 @@ from service.media.kinds import Kind, is_kind
 from service.media.store import BlobWriter, MediaStore
 
 B64_CHUNK = 64 * 1024  # base64 characters decoded at a time (a multiple of 4)
-FIELD_MAX = 128 * 1024  # bytes of one multipart text field
+FIELDS_MAX = 128 * 1024  # bytes of all the text fields of a multipart form together
 _B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -106,39 +105,32 @@ class Intake:
             name = await self.fetcher.fetch(url, writer, limit)
             return await self._finish(writer, spec, unquote(name) if name else None)
 
-    async def from_chunks(self, chunks: AsyncIterable[bytes], spec: MediaSpec) -> StoredMedia:
-        """Any stream of bytes (a multipart part's): written as it comes."""
-        async with self.store.writer(self.settings.limit(spec.kind)) as writer:
-            async for chunk in chunks:
-                writer.write(chunk)
-            return await self._finish(writer, spec, None)
-
     async def from_multipart(self, reader: aiohttp.MultipartReader) -> tuple[dict[str, str], StoredMedia]:
         """The form's text fields, and its ``file`` part stored: committed only once the whole form has been
         read up to its closing boundary (a form broken after its file keeps nothing)."""
         fields: dict[str, str] = {}
-        async with contextlib.AsyncExitStack() as stack:
-            file: tuple[BlobWriter, MediaSpec] | None = None
-            try:
-                while (part := await reader.next()) is not None:
-                    if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
-                        raise InvalidMedia("every part of the form must be a named field")
-                    if part.name != "file":
-                        fields[part.name] = await _text(part)
-                        continue
-                    if file is not None:
-                        raise InvalidMedia("the form has more than one file part")
-                    spec = _file_spec(fields, part)
-                    writer = await stack.enter_async_context(self.store.writer(self.settings.limit(spec.kind)))
-                    async for chunk in _part_chunks(part):
-                        writer.write(chunk)
-                    file = (writer, spec)
-            except (ValueError, AssertionError, aiohttp.ClientPayloadError):
-                raise InvalidMedia("the multipart body is malformed or truncated") from None
+        file: tuple[BlobWriter, MediaSpec] | None = None
+        try:
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
+                    raise InvalidMedia("every part of the form must be a named field")
+                if part.name != "file":
+                    fields[part.name] = await _text(part, FIELDS_MAX - sum(len(v) for v in fields.values()))
+                    continue
+                if file is not None:
+                    raise InvalidMedia("the form has more than one file part")
+                spec = _file_spec(fields, part)
+                file = (self.store.writer(self.settings.limit(spec.kind)), spec)
+                async for chunk in _part_chunks(part):
+                    file[0].write(chunk)
             if file is None:
                 raise InvalidMedia("the form has no file part")
             return fields, await self._finish(file[0], file[1], None)
-        raise AssertionError("unreachable")  # mypy: the exit stack does not swallow exceptions
+        except (ValueError, AssertionError, aiohttp.ClientPayloadError):
+            raise InvalidMedia("the multipart body is malformed or truncated") from None
+        finally:
+            if file is not None:
+                file[0].abort()  # a no-op once committed
 
 
 def _file_spec(fields: dict[str, str], part: aiohttp.BodyPartReader) -> MediaSpec:
@@ -154,7 +146,7 @@ def _file_spec(fields: dict[str, str], part: aiohttp.BodyPartReader) -> MediaSpe
                      filename=part.filename, ptt=ptt in _TRUE)
 
 
-async def _part_chunks(part: aiohttp.BodyPartReader) -> AsyncIterable[bytes]:
+async def _part_chunks(part: aiohttp.BodyPartReader) -> AsyncIterator[bytes]:
     """Until the part's closing boundary: a body that ends before it makes aiohttp raise ValueError (an empty
     read alone is no end: a truncated body returns its last bytes, then nothing)."""
     while not part.at_eof():
@@ -162,12 +154,12 @@ async def _part_chunks(part: aiohttp.BodyPartReader) -> AsyncIterable[bytes]:
             yield chunk
 
 
-async def _text(part: aiohttp.BodyPartReader) -> str:
+async def _text(part: aiohttp.BodyPartReader, room: int) -> str:
     data = b""
     async for chunk in _part_chunks(part):
         data += chunk
-        if len(data) > FIELD_MAX:
-            raise BadRequest(f"a form field is longer than {FIELD_MAX} bytes", code="invalid_request")
+        if len(data) > room:
+            raise BadRequest(f"the form's text fields are longer than {FIELDS_MAX} bytes", code="invalid_request")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

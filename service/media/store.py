@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from service.media.errors import MediaTooLarge
 
@@ -74,9 +74,10 @@ class FileWriter:
         fd, name = tempfile.mkstemp(prefix="blob-", dir=store.tmp)  # mkstemp: 0600
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self._tmp = Path(name)
+        self._state: Literal["open", "committing", "done"] = "open"
 
     def write(self, chunk: bytes) -> None:
-        if self._file is None:
+        if self._file is None or self._state != "open":
             raise ValueError("the writer is closed")
         if self.size + len(chunk) > self.limit:
             self.abort()
@@ -88,30 +89,48 @@ class FileWriter:
         self.size += len(chunk)
 
     async def commit(self) -> Blob:
-        if self._file is None:
+        if self._file is None or self._state != "open":
             raise ValueError("the writer is closed")
         sha256 = self._hash.hexdigest()
+        self._state = "committing"
+        finish = asyncio.ensure_future(asyncio.to_thread(self._finish, sha256))
         try:
-            await asyncio.to_thread(self._finish, sha256)
-        finally:
-            self.abort()  # a no-op once renamed; deletes the temp file if the finish failed
+            await asyncio.shield(finish)
+        except asyncio.CancelledError:  # the thread runs on: clean up after it, not under it
+            finish.add_done_callback(lambda _: self._cleanup())
+            raise
+        except BaseException:
+            self._cleanup()
+            raise
         return Blob(sha256, self.size, self.store.path(sha256))
 
     def _finish(self, sha256: str) -> None:
+        """In a thread: fsync, then rename into place and fsync the directories."""
         file = self._file
         assert file is not None
         file.flush()
         os.fsync(file.fileno())
         file.close()
+        self._file = None
         target = self.store.path(sha256)
         if target.exists():  # the same content is already stored: keep that one
-            return
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(self._tmp, target)
-        _fsync_dir(target.parent)
-        _fsync_dir(self.store.root)
+            self._tmp.unlink()
+        else:
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            os.replace(self._tmp, target)
+            _fsync_dir(target.parent)
+            _fsync_dir(self.store.root)
+        self._state = "done"  # the temp name is gone: never unlink it again (a new writer may hold it)
 
     def abort(self) -> None:
+        """Close and delete the temp file; nothing once committed, nor while a commit runs (it cleans up)."""
+        if self._state == "open":
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._state == "done":
+            return
+        self._state = "done"
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -130,6 +130,8 @@ async def test_a_client_gone_mid_file_leaves_nothing(upload):
     ((("kind", b"audio", None, None), ("ptt", b"maybe", None, None), ("file", samples.opus(), None, None)),
      400, "invalid_request"),
     ((("kind", b"image", None, None),), 400, "invalid_media"),
+    ((("kind", b"image", None, None), *[(f"f{i}", b"x" * 20_000, None, None) for i in range(7)],
+      ("file", samples.png(), "a.png", None)), 400, "invalid_request"),  # text fields over 128 KiB together
     ((("kind", b"image", None, None), ("file", samples.png(), "a.png", None), ("file", samples.png(), "b.png", None)),
      400, "invalid_media"),
 ])

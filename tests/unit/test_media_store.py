@@ -161,18 +161,49 @@ def test_a_kill_while_blobs_are_committed_leaves_only_whole_blobs_under_their_na
         assert path.stat().st_size == 32 * 65536
 
 
-async def test_a_commit_fsyncs_the_file_then_its_directories_before_it_returns(tmp_path, monkeypatch):
+async def test_a_commit_fsyncs_the_file_renames_it_into_place_then_fsyncs_its_directories(tmp_path, monkeypatch):
+    """The order that makes a blob whole under its name or absent: fsync the temp file, one atomic rename, then
+    the directories (so that the rename itself survives a power cut)."""
     store = FileStore(tmp_path)
-    synced: list[str] = []
-    real_fsync = os.fsync
+    steps: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
         real_fsync(fd)
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        steps.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+
+    def replace(src, dst) -> None:
+        real_replace(src, dst)
+        steps.append(("rename", str(src), str(dst)))
 
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     async with store.writer(limit=100) as writer:
         writer.write(b"durable")
-        temp = next((tmp_path / "tmp").iterdir())
+        temp = str(next((tmp_path / "tmp").iterdir()))
         blob = await writer.commit()
-    assert synced == [str(temp), str(blob.path.parent), str(tmp_path)]
+    assert steps == [("fsync", temp), ("rename", temp, str(blob.path)), ("fsync", str(blob.path.parent)),
+                     ("fsync", str(tmp_path))]
+
+
+async def test_a_commit_whose_caller_is_cancelled_finishes_in_its_thread_and_leaves_no_temp_file(tmp_path,
+                                                                                                 monkeypatch):
+    import asyncio
+
+    store = FileStore(tmp_path)
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (time.sleep(0.3), real_fsync(fd))[1])  # a slow disk
+
+    async def send() -> None:
+        async with store.writer(limit=100) as writer:
+            writer.write(b"cancelled mid-commit")
+            await writer.commit()
+
+    task = asyncio.create_task(send())
+    await asyncio.sleep(0.1)  # inside the file's fsync
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.2)  # the thread's fsyncs and rename
+    (blob,) = blobs(tmp_path)
+    assert blob.read_bytes() == b"cancelled mid-commit" and temps(tmp_path) == []
