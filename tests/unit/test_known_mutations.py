@@ -166,6 +166,27 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - service/programs/backup.py, a checkout data dir's old data set aside inside the checkout; clients/python/setup.py, building into ./build:
     tests/unit/test_first_hour_cli.py::test_restore_sets_the_replaced_data_aside_outside_the_checkout
     tests/unit/test_first_hour_cli.py::test_building_the_client_leaves_no_build_output_in_the_checkout
+- service/media/store.py, the size checked with ``>=`` (a blob of exactly its limit refused), or not at all:
+    tests/unit/test_media_store.py::test_one_byte_over_the_limit_is_413_and_leaves_nothing
+    tests/unit/test_media_base64.py::test_base64_up_to_the_limit_is_stored
+    tests/app/test_media_intake.py::test_a_url_that_sends_forever_stops_at_the_limit
+- service/media/store.py, the blob copied to its name instead of renamed, or a fsync dropped (issue 24):
+    tests/unit/test_media_store.py::test_a_commit_fsyncs_the_file_renames_it_into_place_then_fsyncs_its_directories
+- service/media/store.py, a cancelled commit cleaned up under its running thread:
+    tests/unit/test_media_store.py::test_a_commit_whose_caller_is_cancelled_finishes_in_its_thread_and_leaves_no_temp_file
+- service/media/sniff.py, the declared mimetype not compared with the bytes, or a voice note not required to be OGG/Opus:
+    tests/unit/test_media_sniff.py::test_a_declared_mimetype_the_bytes_are_not_is_400_media_type_mismatch
+    tests/unit/test_media_sniff.py::test_a_voice_note_must_be_ogg_opus
+- service/media/fetch.py, IP literals not checked, aiohttp following redirects itself, or the connector without the guarded resolver:
+    tests/app/test_media_intake.py::test_loopback_link_local_and_private_addresses_are_refused_before_any_request
+    tests/app/test_media_intake.py::test_a_redirect_to_a_refused_address_is_refused
+- service/media/fetch.py, no total timeout, or a Content-Length over the limit not refused before the body:
+    tests/app/test_media_intake.py::test_a_url_that_never_answers_times_out
+    tests/app/test_media_intake.py::test_a_content_length_over_the_limit_is_refused_before_the_body
+- service/media/intake.py, base64 checked only chunk by chunk (padding in the middle accepted):
+    tests/unit/test_media_base64.py::test_broken_base64_is_400_invalid_media_and_leaves_nothing
+- service/media/intake.py, a multipart file committed at its part's end, before the form's closing boundary:
+    tests/app/test_media_multipart.py::test_a_truncated_body_is_400_invalid_media_and_leaves_nothing
 """
 
 from __future__ import annotations
