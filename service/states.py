@@ -102,9 +102,9 @@ WORKER_RECEIPTS_IGNORED: tuple[str, ...] = ("failed",)
 # A send the worker refused for good (the same request gets the same answer) -> why the message failed.
 WORKER_SEND_FAILURES: dict[str, str] = {
     "not_on_whatsapp": FailureReason.NOT_ON_WHATSAPP,
-    **{code: FailureReason.REJECTED for code in ("invalid_phone_number", "invalid_message", "invalid_id",
-                                                 "invalid_batch", "invalid_json", "payload_too_large",
-                                                 "unknown_field")},
+    **{code: FailureReason.REJECTED for code in ("invalid_phone_number", "invalid_message", "invalid_media",
+                                                 "invalid_id", "invalid_batch", "invalid_json", "payload_too_large",
+                                                 "unknown_field", "media_missing", "media_corrupt")},
 }
 # A send that did not go now but may later: the message stays queued (with its attempt given back when the
 # account was not connected or not owned here, else counted towards WA_SEND_MAX_ATTEMPTS).

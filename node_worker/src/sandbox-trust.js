@@ -16,8 +16,11 @@
 // baileys+7.0.0-rc14+005+adv-hmac-constant-time.patch compares the pairing HMAC in constant time. The
 // worker refuses to start without them (assertStrictKeyChecks).
 import { readFileSync } from 'node:fs'
+import https from 'node:https'
+import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import * as baileys from 'baileys'
+import { Agent as UndiciAgent } from 'undici'
 
 const { Curve, WA_CERT_DETAILS } = baileys
 
@@ -59,4 +62,18 @@ export function applySandboxTrust (rootKeyB64, logger) {
   logger.warn({ root_key_prefix: rootKeyB64.slice(0, 8) },
     'sandbox.trust_enabled: this worker trusts a TEST server root, not WhatsApp. Never use this in production.')
   return true
+}
+
+// The emulator's media host has a certificate from the emulator's own test CA (WA_SANDBOX_MEDIA_CA, which
+// settings.js takes only in the sandbox). The agents that trust it besides the public roots: `agent` for
+// Baileys' uploads (node https, the socket config's fetchAgent), `dispatcher` for its downloads (fetch,
+// options.dispatcher). One pair per CA, kept: their pools outlive a reconnect.
+const mediaAgents = new Map()
+export function sandboxMediaAgents (sandboxMediaCa) {
+  if (!sandboxMediaCa) return null
+  if (!mediaAgents.has(sandboxMediaCa.pem)) {
+    const ca = [...tls.rootCertificates, sandboxMediaCa.pem]
+    mediaAgents.set(sandboxMediaCa.pem, { agent: new https.Agent({ ca, keepAlive: true }), dispatcher: new UndiciAgent({ connect: { ca } }) })
+  }
+  return mediaAgents.get(sandboxMediaCa.pem)
 }

@@ -5,6 +5,7 @@ import http from 'node:http'
 import { WorkerError } from './errors.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
+import { parseMedia } from './session/media.js'
 import { ACCOUNT_NAME } from './accounts.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
 
@@ -37,7 +38,18 @@ const readJson = async (req, fields = []) => {
 }
 // The query parameters each route takes; every other route takes none.
 const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'] }
-const BATCH_ITEM = ['phone_number', 'text', 'id']
+const SEND_FIELDS = ['phone_number', 'text', 'media', 'id']
+const BATCH_ITEM = SEND_FIELDS
+
+// A send's content: exactly one of `text` (not blank) and `media` (session/media.js): { text } or { media }.
+const sendContent = (body) => {
+  const hasText = body.text !== undefined
+  const hasMedia = body.media !== undefined
+  if (hasText === hasMedia) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'A message has either text or media, exactly one of them.')
+  if (hasMedia) return { media: parseMedia(body.media, onlyKnown) }
+  if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
+  return { text: body.text }
+}
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
 
@@ -73,13 +85,13 @@ export function makeRoutes () {
       return { ...session.status(), unlinked }
     },
     'POST /send': async (req, url, { session }) => {
-      const body = await readJson(req, ['phone_number', 'text', 'id'])
+      const body = await readJson(req, SEND_FIELDS)
       if (!isE164(body.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
-      if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
+      const content = sendContent(body)
       if (body.id != null && (typeof body.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(body.id))) {
         throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
       }
-      return session.sendText(body.phone_number, body.text, body.id ?? undefined)
+      return session.send(body.phone_number, content, body.id ?? undefined)
     },
     // The outbox's messages to one recipient, in order, in one request: the dispatcher keeps a recipient's
     // order by sending its next messages together instead of one round trip each (session.sendBatch).
@@ -89,16 +101,18 @@ export function makeRoutes () {
       if (!Array.isArray(items) || items.length < 1 || items.length > MAX_BATCH) {
         throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, `messages must be an array of 1 to ${MAX_BATCH} messages.`)
       }
+      const checked = []
       for (const item of items) {
         if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, 'Each message must be an object.')
         onlyKnown(Object.keys(item), BATCH_ITEM, 'field of a message')
         if (!isE164(item.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
-        if (typeof item.text !== 'string' || !item.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
+        const content = sendContent(item)
         if (typeof item.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(item.id)) {
           throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
         }
+        checked.push({ phone_number: item.phone_number, id: item.id, ...content })
       }
-      return session.sendBatch(items)
+      return session.sendBatch(checked)
     },
     // One page: a backlog of many thousands (the gateway was away) is handed over in pages, never in one reply.
     'GET /events': async (req, url, { journal }) => {

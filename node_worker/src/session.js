@@ -150,6 +150,8 @@ export class WhatsAppSession extends EventEmitter {
   release () { return this.lifecycle.release() }
   shutdown () { return this.lifecycle.shutdown() }
   sendText (phone, text, messageId) { return this.sender.sendText(phone, text, messageId) }
+  /** `content`: { text } or { media } (session/media.js parseMedia) */
+  send (phone, content, messageId) { return this.sender.send(phone, content, messageId) }
   sendBatch (items) { return this.sender.sendBatch(items) }
 
   // ---- durability ----------------------------------------------------------------------------

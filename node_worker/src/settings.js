@@ -1,5 +1,6 @@
 // Worker settings, read once from WA_* variables. A bad value ends the process with EX_CONFIG (78)
 // before anything starts, so supervisord's retries end in FATAL with the reason in the log.
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseProxyUrl, ProxyUrlError } from './proxy.js'
@@ -94,6 +95,26 @@ const sandboxRootKey = (env, server) => {
   return key
 }
 
+// WA_SANDBOX_MEDIA_CA: the PEM file of the emulator's media test CA (`main.js media-ca`, set by the launcher
+// for the sandbox): the worker's media uploads and downloads trust it (session/connection.js). Like the root
+// key it is refused outside the sandbox, so a production worker never trusts a test CA. Read once, here.
+const sandboxMediaCa = (env) => {
+  const file = (env.WA_SANDBOX_MEDIA_CA || '').trim()
+  if (!file) return null
+  if ((env.WA_SANDBOX || '').trim() !== 'true') {
+    throw new SettingsError('WA_SANDBOX_MEDIA_CA is set but this stack is not the sandbox (WA_SANDBOX is not true): ' +
+      'refusing to trust a test CA for media; unset WA_SANDBOX_MEDIA_CA')
+  }
+  let pem
+  try {
+    pem = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new SettingsError(`WA_SANDBOX_MEDIA_CA ${JSON.stringify(file)} cannot be read: ${err.code ?? err.message}`)
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new SettingsError(`WA_SANDBOX_MEDIA_CA ${JSON.stringify(file)} is not a PEM certificate`)
+  return Object.freeze({ file, pem })
+}
+
 // as the gateway's (service/settings.py): both name this instance in the leases table
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
@@ -125,6 +146,11 @@ export function readSettings (env = process.env) {
     // WA_PROXY_URL parsed ({ url, scheme, host, port, redacted }) or null; accounts may override it (proxy.js)
     proxy: proxySetting(env.WA_PROXY_URL),
     sandboxRootKey: sandboxRootKey(env, server),
+    // { file, pem } of the emulator's media CA, sandbox only, or null
+    sandboxMediaCa: sandboxMediaCa(env),
+    // the gateway's media store (service/media/store.py): files named by their sha256, <2 hex>/<62 hex>; the
+    // worker only reads it, by the sha256 the gateway names
+    mediaDir: path.resolve(env.WA_MEDIA_DIR || path.join(dataDir, 'media')),
     sentIdsFile: path.join(dataDir, 'sent-ids.txt'),
     // contents of sent messages, for Baileys' getMessage (retry receipts); see sent-messages.js
     sentMessagesDir: path.join(dataDir, 'sent-messages'),

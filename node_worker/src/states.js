@@ -25,13 +25,14 @@ export const STATUS = frozen(['sent', 'delivered', 'read', 'played', 'failed'])
 export const MESSAGE_STATUSES = Object.freeze(Object.values(STATUS))
 
 // The codes of a send that failed for good: the same request gets the same answer, so the gateway fails
-// the message instead of retrying it. `not_on_whatsapp` (422) is the recipient's; the others (400, 413)
-// refuse the request as given (server.js). A request cut off mid-body (`incomplete_body`) and an unknown
+// the message instead of retrying it. `not_on_whatsapp` (422) is the recipient's; `media_missing` /
+// `media_corrupt` (422) the media file's in WA_MEDIA_DIR (absent, or not hashing to its name); the others
+// (400, 413) refuse the request as given (server.js). A request cut off mid-body (`incomplete_body`) and an unknown
 // account or route are no failures of a send and are not listed.
 export const SEND_FAILURE = frozen([
-  'not_on_whatsapp',
-  'invalid_phone_number', 'invalid_message', 'invalid_id', 'invalid_batch', 'invalid_json', 'payload_too_large',
-  'unknown_field'
+  'not_on_whatsapp', 'media_missing', 'media_corrupt',
+  'invalid_phone_number', 'invalid_message', 'invalid_media', 'invalid_id', 'invalid_batch', 'invalid_json',
+  'payload_too_large', 'unknown_field'
 ])
 export const SEND_FAILURES = Object.freeze(Object.values(SEND_FAILURE))
 

@@ -92,6 +92,14 @@ def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
         env["WA_SANDBOX_ROOT_KEY"] = subprocess.run(
             ["node", str(EMULATOR), "root-key"], env=env, check=True, capture_output=True, text=True
         ).stdout.strip()
+    # The emulator's media host has a certificate from its own test CA: created here, in the media dir the
+    # emulator then uses too, and named to the worker, whose media uploads and downloads trust it (the worker
+    # takes WA_SANDBOX_MEDIA_CA only with WA_SANDBOX=true: production never trusts it).
+    env.setdefault("WA_EMULATOR_MEDIA_DIR", str(emulator_dir / "wa-emulator-media"))
+    if not env.get("WA_SANDBOX_MEDIA_CA"):
+        env["WA_SANDBOX_MEDIA_CA"] = subprocess.run(
+            ["node", str(EMULATOR), "media-ca"], env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
     return env
 
 

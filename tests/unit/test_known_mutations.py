@@ -187,6 +187,28 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/unit/test_media_base64.py::test_broken_base64_is_400_invalid_media_and_leaves_nothing
 - service/media/intake.py, a multipart file committed at its part's end, before the form's closing boundary:
     tests/app/test_media_multipart.py::test_a_truncated_body_is_400_invalid_media_and_leaves_nothing
+- node_worker/src/session/send.js storeBeforeSending, the stored message not reused for a repeated id (media uploaded again):
+    node_worker/test/worker-media-send.test.js::a second send of the same id (a resend after a crash) reuses the stored message: one upload, one message
+- node_worker/src/session/send.js storeBeforeSending, a send of an id whose upload still runs not waiting for it:
+    node_worker/test/worker-media-send.test.js::two sends of one id at once (the gateway retrying a slow upload): one upload, one message
+- node_worker/src/session/media.js openMedia, the file's hash not checked before Baileys reads it; ENOENT not media_missing:
+    node_worker/test/worker-media-send.test.js::a file that does not hash to its name: 422 media_corrupt, nothing uploaded or sent; batch items too
+    node_worker/test/worker-media-send.test.js::a file not in the media store: 422 media_missing, nothing uploaded or sent
+- node_worker/src/session/send.js makeMedia, Baileys' fileSha256 not checked (file.check dropped); media.js check comparing nothing:
+    node_worker/test/worker-media-send.test.js::a file that changes after its check: the bytes Baileys encrypted are checked too, nothing is sent or stored
+    node_worker/test/worker-media-send.test.js::openMedia: the bytes Baileys hashed are checked again, and a read that fails never errors the stream
+- node_worker/src/session/media.js endOnError, a read error passed on to Baileys' stream (its encryptedStream then crashes the worker):
+    node_worker/test/worker-media-send.test.js::openMedia: the bytes Baileys hashed are checked again, and a read that fails never errors the stream
+- node_worker/src/server.js / session/media.js parseMedia, text and media both taken, caption on audio, unknown media fields ignored:
+    node_worker/test/worker-media-send.test.js::bad requests are 400 before anything is read or uploaded
+- node_worker/src/session/connection.js, the sandbox media CA not given to Baileys (fetchAgent / dispatcher); session/media.js, ptt dropped (every kind's test, named by a template):
+    node_worker/test/worker-media-send.test.js::the contact gets the same bytes
+- node_worker/src/settings.js, WA_SANDBOX_MEDIA_CA taken outside the sandbox:
+    node_worker/test/worker-media-send.test.js::WA_SANDBOX_MEDIA_CA is refused outside the sandbox, and must be a readable PEM; WA_MEDIA_DIR defaults to the data dir
+- service/programs/launcher.py _sandbox_env, the emulator's media CA not created nor named to the worker:
+    tests/unit/test_launcher_media_ca.py::test_the_sandbox_env_names_the_emulators_media_ca_to_the_worker
+- node_worker/api/openapi.json, invalid_media missing from /send's 400 codes:
+    tests/system/test_worker_fuzz.py::test_every_operation_holds_to_the_document
 """
 
 from __future__ import annotations

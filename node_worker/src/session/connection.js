@@ -5,6 +5,7 @@ import makeWASocket, { Browsers, makeCacheableSignalKeyStore } from 'baileys'
 import { makeDurableSignalRepository } from '../decrypt-cache.js'
 import { jidToPhone } from '../phone.js'
 import { connectionProxy } from '../proxy.js'
+import { sandboxMediaAgents } from '../sandbox-trust.js'
 import { STATE } from '../states.js'
 
 // The close code of an attempt that got an HTTP answer instead of a websocket: none of Baileys'
@@ -20,13 +21,18 @@ export class Connection {
     const s = this.session
     // WA_PROXY_URL or the account's own (src/proxy.js), read at each socket: { redacted, agent } or null
     s.proxy = connectionProxy(s.settings, s.account)
+    // the sandbox only (WA_SANDBOX_MEDIA_CA): media uploads and downloads trust the emulator's media CA too.
+    // Through a proxy the proxy's agents win (the sandbox's emulator is on loopback, never behind one).
+    const media = s.proxy ? null : sandboxMediaAgents(s.settings.sandboxMediaCa)
+    const fetchAgent = s.proxy?.agent ?? media?.agent
+    const dispatcher = s.proxy?.dispatcher ?? media?.dispatcher
     return {
       waWebSocketUrl: s.settings.serverUrl,
       // the websocket, and media uploads (Baileys passes fetchAgent to http(s).request), through the proxy
       agent: s.proxy?.agent,
-      fetchAgent: s.proxy?.agent,
+      fetchAgent,
       // Baileys' fetch calls (media, history-sync and app-state downloads) take an undici dispatcher
-      ...(s.proxy ? { options: { dispatcher: s.proxy.dispatcher } } : {}),
+      ...(dispatcher ? { options: { dispatcher } } : {}),
       auth: { creds: store.state.creds, keys: makeCacheableSignalKeyStore(store.state.keys, logger) },
       logger,
       browser: Browsers.ubuntu('wa-gateway'),

@@ -3,6 +3,7 @@
 import { DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode } from 'baileys'
 import { WorkerError } from '../errors.js'
 import { phoneToJid } from '../phone.js'
+import { baileysContent, openMedia, UPLOAD_IDLE_TIMEOUT_MS } from './media.js'
 import { SEND_FAILURE, SEND_RETRY, STATE, STATUS } from '../states.js'
 
 export const ON_WHATSAPP_CACHE_SIZE = 10000
@@ -11,6 +12,7 @@ export class Sender {
   constructor (session) {
     this.session = session
     this.onWhatsAppCache = new Map()
+    this.preparing = new Map() // message id -> the making of its message (a media upload), while it runs
   }
 
   async isOnWhatsApp (sock, jid) {
@@ -33,13 +35,23 @@ export class Sender {
 
   /** Sends and waits for the server's ack (server-acks.js): `sent` means WhatsApp has it. */
   async sendText (phone, text, messageId) {
-    const { id, acked } = await this.relayText(phone, text, messageId)
+    return this.send(phone, { text }, messageId)
+  }
+
+  /** `content`: { text } or { media } (session/media.js parseMedia); answered once the server acked it. */
+  async send (phone, content, messageId) {
+    const { id, acked } = await this.relay(phone, content, messageId)
     await acked
     return { id, status: STATUS.SENT }
   }
 
-  /** Hands the message to the socket; `acked` settles with the server's ack (never rejects unhandled). */
-  async relayText (phone, text, messageId) {
+  relayText (phone, text, messageId) { return this.relay(phone, { text }, messageId) }
+
+  /**
+   * Hands the message to the socket; `acked` settles with the server's ack (never rejects unhandled).
+   * A media message is uploaded before (in storeBeforeSending): the ack's timeout starts after it.
+   */
+  async relay (phone, content, messageId) {
     const s = this.session
     const sock = s.sock
     if (s.state !== STATE.CONNECTED || !sock) throw s.lifecycle.notConnected()
@@ -48,8 +60,10 @@ export class Sender {
       if (!(await this.isOnWhatsApp(sock, jid))) {
         throw new WorkerError(422, SEND_FAILURE.NOT_ON_WHATSAPP, `${phone} is not on WhatsApp.`)
       }
-      const { id, message, resend } = await this.storeBeforeSending(sock, jid, text, messageId)
+      const { id, message, resend } = await this.storeBeforeSending(sock, jid, content, messageId)
       if (s.pg && (s.sock !== sock || s.state !== STATE.CONNECTED)) throw s.lifecycle.notConnected()
+      // media: the upload took its time; a socket that went away meanwhile is not the one to relay on
+      if (content.media && (s.sock !== sock || s.state !== STATE.CONNECTED)) throw s.lifecycle.notConnected()
       const acked = s.acks.expect(id, s.settings.sendAckTimeoutMs)
       acked.catch(() => {}) // awaited by the caller; a relay that throws below drops it
       try {
@@ -58,7 +72,8 @@ export class Sender {
         s.acks.forget(id)
         throw err
       }
-      s.log.info({ message_id: id, length: text.length, resend }, 'message.relayed')
+      if (content.media) s.log.info({ message_id: id, kind: content.media.kind, resend }, 'message.relayed')
+      else s.log.info({ message_id: id, length: content.text.length, resend }, 'message.relayed')
       const sent = acked.then(() => s.log.info({ message_id: id }, 'message.sent'))
       // A batch awaits its acks only once all of it is relayed: meanwhile this one may fail (superseded by
       // the same id again, a timeout, a drop). The caller still sees that when it awaits; the process must
@@ -72,8 +87,9 @@ export class Sender {
 
   // Known before the server acks it, and its content stored (fsync'ed) before it leaves, so that a
   // retry receipt is answered even after a crash. A repeated id (a resend after a crash) goes out
-  // with the very protobuf stored the first time: the recipient sees one message.
-  async storeBeforeSending (sock, jid, text, messageId) {
+  // with the very protobuf stored the first time: the recipient sees one message, and media is never
+  // uploaded twice. A send of an id whose message is still being made (a media upload) waits for it.
+  async storeBeforeSending (sock, jid, content, messageId) {
     const s = this.session
     const id = messageId ?? generateMessageIDV2(sock.user?.id)
     const sentStore = s.sentMessages
@@ -81,23 +97,65 @@ export class Sender {
     // Sessions in PostgreSQL: a former owner stores and hands nothing to Baileys (409 not_owner, fenced).
     if (s.pg) await s.fencing.assertOwner()
     s.sentIds.add(id)
+    for (let pending = this.preparing.get(id); pending; pending = this.preparing.get(id)) await pending.catch(() => {})
     const stored = sentStore.get(id)
     const resend = !!stored && jidDecode(stored.jid)?.user === jidDecode(jid)?.user
     let message = resend ? stored.message : null
     if (!message) {
-      message = (await generateWAMessage(jid, { text }, { userJid: sock.user?.id, messageId: id, logger: s.baileysLog })).message
+      const making = this.makeAndStore(sock, jid, content, id)
+      this.preparing.set(id, making)
       try {
-        await sentStore.put(id, jid, message)
-      } catch (err) {
-        if (err?.code === SEND_RETRY.NOT_OWNER) { // the sent messages are fenced with the session (PostgreSQL)
-          s.fencing.fence(err.message)
-          throw s.fencing.notOwner()
-        }
-        s.log.error({ err, message_id: id }, 'message.store_failed')
-        throw new WorkerError(500, SEND_RETRY.STORE_ERROR, 'The worker could not store the message before sending it; nothing was sent.')
+        message = await making
+      } finally {
+        if (this.preparing.get(id) === making) this.preparing.delete(id)
       }
     }
     return { id, message, resend }
+  }
+
+  async makeAndStore (sock, jid, content, id) {
+    const s = this.session
+    const message = content.media
+      ? await this.makeMedia(sock, jid, content.media, id)
+      : (await generateWAMessage(jid, { text: content.text }, { userJid: sock.user?.id, messageId: id, logger: s.baileysLog })).message
+    try {
+      await s.sentMessages.put(id, jid, message)
+    } catch (err) {
+      if (err?.code === SEND_RETRY.NOT_OWNER) { // the sent messages are fenced with the session (PostgreSQL)
+        s.fencing.fence(err.message)
+        throw s.fencing.notOwner()
+      }
+      s.log.error({ err, message_id: id }, 'message.store_failed')
+      throw new WorkerError(500, SEND_RETRY.STORE_ERROR, 'The worker could not store the message before sending it; nothing was sent.')
+    }
+    return message
+  }
+
+  // Reads the file by its sha256 (hashed on the way), encrypts and uploads it (Baileys), and returns the
+  // message that names the upload. Logged: kind, size, sha256 prefix, never the caption or bytes.
+  async makeMedia (sock, jid, media, id) {
+    const s = this.session
+    const started = Date.now()
+    const file = await openMedia(s.settings.mediaDir, media.sha256)
+    try {
+      const generated = await generateWAMessage(jid, baileysContent(media, file.stream), {
+        userJid: sock.user?.id,
+        messageId: id,
+        logger: s.baileysLog,
+        upload: sock.waUploadToServer,
+        mediaUploadTimeoutMs: UPLOAD_IDLE_TIMEOUT_MS
+      })
+      file.check(generated.message, media.kind) // the bytes Baileys read and encrypted are the named ones
+      s.log.info({ message_id: id, kind: media.kind, size: file.size, sha256_prefix: media.sha256.slice(0, 12), upload_ms: Date.now() - started },
+        'message.media_uploaded')
+      return generated.message
+    } catch (err) {
+      s.log.warn({ message_id: id, kind: media.kind, size: file.size, sha256_prefix: media.sha256.slice(0, 12), code: err?.code ?? null, reason: err?.message ?? null },
+        'message.media_failed')
+      throw err
+    } finally {
+      file.close()
+    }
   }
 
   // What a send that threw answers: its own WorkerError, not_owner once fenced, not_connected when the
@@ -129,7 +187,7 @@ export class Sender {
         continue
       }
       try {
-        relayed.push(await this.relayText(item.phone_number, item.text, item.id))
+        relayed.push(await this.relay(item.phone_number, item.media ? { media: item.media } : { text: item.text }, item.id))
       } catch (err) {
         const error = this.asWorkerError(err, item.id)
         relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
