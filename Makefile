@@ -14,8 +14,9 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 	$(BIN)/wa-gateway sandbox
 
 # The Python tests run on TEST_WORKERS processes (pytest-xdist), a whole test file per process, so that a
-# module's shared stack stays on one; most of a system test's time is waiting on real processes.
-TEST_WORKERS ?= 2
+# module's shared stack stays on one; most of a system test's time is waiting on real processes, so three
+# on two cores finish sooner than two (measured: 7 m 53 s against 10 m 44 s for the same 1130 tests).
+TEST_WORKERS ?= 3
 
 # Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
 # tests/helpers/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
