@@ -14,6 +14,8 @@ from service.http.appkeys import (
     ACCOUNTS,
     DATABASE,
     DRAIN,
+    MEDIA_INTAKE,
+    MEDIA_STORE,
     METRICS,
     MONITOR,
     NOTIFIER,
@@ -30,6 +32,7 @@ from service.http.metrics import Metrics
 from service.http.middlewares import MIDDLEWARES, setup_security
 from service.http.routes import setup_routes
 from service.http.sse_hub import EventHub
+from service.media.factory import open_intake, open_media_store
 from service.programs.supervision import SupervisorMonitor
 from service.runtime.accounts import AccountRuntime
 from service.runtime.notify import Notifier
@@ -105,6 +108,15 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(database.close)
 
 
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """The media store (WA_MEDIA_STORE) and the intake of /send's media; before the accounts, whose dispatchers
+    and downloads use them."""
+    store = await open_media_store(app[SETTINGS], app[DATABASE])
+    app[MEDIA_STORE] = store
+    app[MEDIA_INTAKE] = open_intake(store, app[SETTINGS], app.get(WEBHOOK_LOOKUP))
+    yield
+
+
 async def _retention(app: web.Application) -> AsyncIterator[None]:
     """The event log kept bounded (service/runtime/retention.py), hourly."""
     task = asyncio.create_task(run_retention(app[DATABASE], app[SETTINGS].event_retention), name="event-retention")
@@ -147,6 +159,7 @@ def create_app(settings: Settings, *, webhook_lookup: Lookup | None = None) -> w
     setup_security(app)  # the API keys: WA_API_KEY, else the data dir's key file (made once)
     app.cleanup_ctx.append(_supervision)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_streams)
     app.cleanup_ctx.append(_retention)
     app.cleanup_ctx.append(_webhooks)

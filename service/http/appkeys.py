@@ -9,6 +9,8 @@ from service.auth.scoped_keys import ScopedKeys
 from service.http.drain import Drain
 from service.http.metrics import Metrics
 from service.http.sse_hub import EventHub
+from service.media.intake import Intake
+from service.media.store import MediaStore
 from service.programs.supervision import SupervisorMonitor
 from service.runtime.accounts import AccountRuntime
 from service.runtime.notify import Notifier
@@ -46,3 +48,6 @@ AUTHENTICATED = web.RequestKey("authenticated", bool)
 # on an open probe called without a key: read it with request.get(SCOPE) only behind AUTHENTICATED,
 # or on routes that require a key (all but /health, /health/live, /health/ready).
 SCOPE = web.RequestKey[str | None]("scope")
+# Where media lives (service/media/factory.py: WA_MEDIA_STORE), and the intake that stores a /send's media in it.
+MEDIA_STORE = web.AppKey[MediaStore]("media_store")
+MEDIA_INTAKE = web.AppKey("media_intake", Intake)

@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -25,6 +26,7 @@ from typing import BinaryIO, Literal, Protocol
 from service.media.errors import MediaTooLarge
 
 HEAD_BYTES = 8192  # the first bytes kept for sniffing the type
+READ_CHUNK = 256 * 1024  # bytes per read when serving a blob
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -50,10 +52,17 @@ class BlobWriter(Protocol):
 
 
 class MediaStore(Protocol):
+    """Where media lives. Every blob is first written and committed in the local media directory (``writer``,
+    what the worker reads and writes); ``adopt`` makes a committed blob durable in the store proper (nothing to
+    do for the disk store; an upload for a remote one), ``local_path`` brings one back for the worker. The
+    gateway serves and deletes blobs only through the async methods, so a remote store fits behind them."""
+
     def writer(self, limit: int) -> BlobWriter: ...
-    def open(self, sha256: str) -> BinaryIO: ...
-    def delete(self, sha256: str) -> bool: ...
-    def exists(self, sha256: str) -> bool: ...
+    async def stat(self, sha256: str) -> int | None: ...
+    def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
+    async def adopt(self, blob: Blob) -> None: ...
+    async def local_path(self, sha256: str) -> Path: ...
+    async def remove(self, sha256: str) -> bool: ...
 
 
 def _fsync_dir(path: Path) -> None:
@@ -175,6 +184,41 @@ class FileStore:
             return False
         _fsync_dir(path.parent)
         return True
+
+    async def stat(self, sha256: str) -> int | None:
+        """The blob's size, or None when it is not stored."""
+        try:
+            return (await asyncio.to_thread(self.path(sha256).stat)).st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` in chunks, read off the event loop (FileNotFoundError when absent)."""
+        handle = await asyncio.to_thread(self.open, sha256)
+        try:
+            await asyncio.to_thread(handle.seek, start)
+            left = None if end is None else max(0, end - start)
+            while left is None or left > 0:
+                chunk = await asyncio.to_thread(handle.read, READ_CHUNK if left is None else min(READ_CHUNK, left))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    async def adopt(self, blob: Blob) -> None:
+        """Committed on disk is stored: nothing more to do."""
+
+    async def local_path(self, sha256: str) -> Path:
+        path = self.path(sha256)
+        if not await asyncio.to_thread(path.is_file):
+            raise FileNotFoundError(sha256)
+        return path
+
+    async def remove(self, sha256: str) -> bool:
+        return await asyncio.to_thread(self.delete, sha256)
 
     def sweep(self, older_than: float = 3600.0) -> int:
         """Delete temp files left by a crash (older than ``older_than`` seconds: not a write in progress)."""
