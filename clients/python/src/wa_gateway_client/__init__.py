@@ -9,12 +9,13 @@
 from . import errors, models
 from .client import AsyncAccount, AsyncClient
 from .errors import GatewayError
+from .media import Download
 from .retry import Retry
 from .sync import Account, Client
 from .webhooks import InvalidSignature, WebhookVerifier
 
 __version__ = "0.1.0"
 __all__ = [
-    "Account", "AsyncAccount", "AsyncClient", "Client", "GatewayError", "InvalidSignature", "Retry",
+    "Account", "AsyncAccount", "AsyncClient", "Client", "Download", "GatewayError", "InvalidSignature", "Retry",
     "WebhookVerifier", "errors", "models",
 ]

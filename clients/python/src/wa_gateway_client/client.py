@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ from urllib.parse import quote
 import aiohttp
 
 from . import errors
+from .media import MediaMethods
 from .models import (
     Account,
     AccountDeleted,
@@ -56,8 +57,8 @@ RETRY_STATUSES = (429, 503)
 SAFE_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
-class AsyncAccount:
-    """Every per-account endpoint of one account. Get one from :meth:`AsyncClient.account`."""
+class AsyncAccount(MediaMethods):
+    """Every per-account endpoint of one account (media: media.py). Get one from :meth:`AsyncClient.account`."""
 
     def __init__(self, client: AsyncClient, name: str):
         self._client = client
@@ -268,17 +269,19 @@ class AsyncClient(AsyncAccount):
     # --- the one way requests go ---------------------------------------------------------------------
     async def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
                       headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-                      raw: bool = False, with_headers: bool = False, ok: tuple[int, ...] = ()) -> Any:
+                      raw: bool = False, with_headers: bool = False, ok: tuple[int, ...] = (),
+                      data: Callable[[], Any] | None = None, upload: bool = False) -> Any:
         """One call with retries: the JSON body (or bytes with ``raw``), or raises the error's class.
-        ``ok`` lists non-2xx statuses that are answers, not errors (``/health/ready``'s 503)."""
+        ``ok`` lists non-2xx statuses that are answers, not errors (``/health/ready``'s 503). ``data`` makes
+        a body per attempt (a form is spent once sent); ``upload``: no limit on the whole, only per read."""
         safe = method in SAFE_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             try:
                 async with self._http().request(
-                        method, self.url + path, json=json, params=params,
-                        headers={**self._headers, **(headers or {})},
-                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                        method, self.url + path, json=json, data=data() if data else None, params=params,
+                        headers={**self._headers, **(headers or {})}, timeout=aiohttp.ClientTimeout(
+                            total=None if upload else self.timeout, sock_read=self.timeout)) as resp:
                     body = await resp.read()
                     if resp.status < 400 or resp.status in ok:
                         result: Any = body if raw else errors.json_body(resp.status, body)

@@ -95,6 +95,20 @@ class SendFailed(GatewayError):
     code = "failed"
 
 
+class GoneError(GatewayError):
+    """410: it existed and never will again (media that failed to download or was pruned)."""
+
+    status = 410
+    code = "gone"
+
+
+class UnprocessableError(GatewayError):
+    """422 that is not a failed send: the request's content could not be used (a media URL that failed)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class RateLimitedError(GatewayError):
     status = 429
     code = "rate_limited"
@@ -122,8 +136,9 @@ class InsufficientStorageError(ServerError):
 
 FAMILIES: dict[int, type[GatewayError]] = {
     400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
-    408: RequestTimeoutError, 409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError,
-    422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError, 507: InsufficientStorageError,
+    408: RequestTimeoutError, 409: ConflictError, 410: GoneError, 413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError, 422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError,
+    507: InsufficientStorageError,
 }
 
 # code -> class; filled by _code() below. tests/test_python_client.py fails when /openapi.json documents a
@@ -215,6 +230,30 @@ TooManyAttempts = _code("TooManyAttempts", "too_many_attempts", SendFailed, "Eve
 Cancelled = _code("Cancelled", "cancelled", SendFailed, "The message was cancelled.")
 Rejected = _code("Rejected", "rejected", SendFailed, "WhatsApp rejected the message.")
 Failed = _code("Failed", "failed", SendFailed, "The message could not be sent.")
+# media (issue 24): sending it, and GET /media/{id}
+InvalidMedia = _code("InvalidMedia", "invalid_media", BadRequestError,
+                     "The media could not be read: broken base64, a truncated multipart body.")
+MediaTypeMismatch = _code("MediaTypeMismatch", "media_type_mismatch", BadRequestError,
+                          "The declared mimetype is not what the bytes are.")
+MediaTypeNotAllowed = _code("MediaTypeNotAllowed", "media_type_not_allowed", BadRequestError,
+                            "WhatsApp does not take this type for this kind (a voice note must be OGG/Opus).")
+MediaUrlRefused = _code("MediaUrlRefused", "media_url_refused", BadRequestError,
+                        "The media URL (or a redirect) is not http(s) or names an address the gateway may not fetch.")
+MediaTooLarge = _code("MediaTooLarge", "media_too_large", PayloadTooLargeError,
+                      "The media is over its kind's limit (WA_MEDIA_MAX_*): nothing was stored.")
+MediaFetchFailed = _code("MediaFetchFailed", "media_fetch_failed", UnprocessableError,
+                         "The media URL answered an error, redirected too often or could not be reached.")
+MediaFetchTimeout = _code("MediaFetchTimeout", "media_fetch_timeout", UnprocessableError,
+                          "The media URL did not finish within WA_MEDIA_FETCH_TIMEOUT.")
+MediaMissing = _code("MediaMissing", "media_missing", UnprocessableError, "The stored media of the message is gone.")
+MediaCorrupt = _code("MediaCorrupt", "media_corrupt", UnprocessableError,
+                     "The media's bytes do not match their sha256 (also raised by the client's own check).")
+MediaNotFound = _code("MediaNotFound", "media_not_found", NotFoundError, "No media for this message id.")
+MediaNotReady = _code("MediaNotReady", "media_not_ready", ConflictError,
+                      "The gateway is still downloading the media from WhatsApp: retry later.")
+MediaFailed = _code("MediaFailed", "media_failed", GoneError,
+                    "The media could not be downloaded from WhatsApp (details say why); it never will be.")
+MediaPruned = _code("MediaPruned", "media_pruned", GoneError, "The media was removed by the retention setting.")
 # 5xx
 InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
 WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")

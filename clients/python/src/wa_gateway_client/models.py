@@ -52,6 +52,27 @@ class Timestamps(_Model):
     failed: str | None = None
 
 
+class Media(_Model):
+    """The media of a message (issue 24): what it is and where its bytes are. ``state`` is ``stored`` (the
+    bytes are on the gateway: download them), ``downloading`` (an inbound file the gateway is still fetching
+    from WhatsApp) or ``failed`` (``error`` says why); ``url`` is the gateway path that serves the bytes."""
+
+    id: str
+    kind: str  # image, video, audio, document, sticker
+    mimetype: str | None = None
+    size: int | None = None
+    sha256: str | None = None  # hex of the plain bytes; also the ETag of GET /media/{id}
+    filename: str | None = None
+    caption: str | None = None
+    ptt: bool | None = None  # a voice note
+    seconds: int | None = None
+    width: int | None = None
+    height: int | None = None
+    state: str = "stored"
+    url: str | None = None
+    error: str | None = None
+
+
 class Message(_Model):
     """A message sent through the outbox (``direction`` ``out``)."""
 
@@ -67,6 +88,8 @@ class Message(_Model):
     expires_at: str | None = None
     timestamps: Timestamps = Field(default_factory=Timestamps)
     message: str | None = None
+    type: str = "text"  # or the media kind
+    media: Media | None = None
     replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
 
@@ -81,7 +104,9 @@ class InboundMessage(_Model):
     chat_jid: str | None = None
     push_name: str | None = None
     kind: str = "text"
-    text: str | None = None
+    text: str | None = None  # the caption of a media message
+    type: str | None = None
+    media: Media | None = None
     timestamp: str | None = None
     offline: bool = False
     received_at: str | None = None
