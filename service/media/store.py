@@ -209,7 +209,10 @@ class FileStore:
             handle.close()
 
     async def adopt(self, blob: Blob) -> None:
-        """Committed on disk is stored: nothing more to do."""
+        """Committed on disk is stored; its mtime is renewed, because a commit of content already stored keeps
+        the old file, and the retention sweep (service/media/retention.py) spares only blobs younger than its
+        grace period until the row that references them commits."""
+        await asyncio.to_thread(os.utime, blob.path)
 
     async def local_path(self, sha256: str) -> Path:
         path = self.path(sha256)
