@@ -1,8 +1,9 @@
 """``wa-gateway-client``: the gateway from a terminal or a script (also ``wa-gateway <command>`` on the
 gateway's own host, with its URL and key filled in).
 
-    wa-gateway-client status | connect | send PHONE TEXT | messages | logout | accounts | health
-                      | api-key | selftest        [--url URL] [--api-key KEY] [--account NAME] [--json]
+    wa-gateway-client status | connect | send PHONE TEXT | send PHONE --image PATH | messages
+                      | media download ID | logout | accounts | health | api-key | selftest
+                      [--url URL] [--api-key KEY] [--account NAME] [--json]
 
 Human lines by default; ``--json`` prints the gateway's JSON (errors as ``{"error": {...}}``) for scripts.
 Exit codes (also in the README):
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from . import errors, linking
+from . import cli_media, errors, linking
 from .client import DEFAULT_URL, AsyncClient
 from .models import Account, InboundMessage, Message
 from .selftest import Options, Result, run_selftest
@@ -119,9 +120,14 @@ async def cmd_connect(wa: AsyncClient, args: argparse.Namespace, out: Out) -> in
 
 
 async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
-    text = sys.stdin.read() if args.message == "-" else args.message
     account = wa.account(args.account)
-    message = await account.send(args.phone_number, text, idempotency_key=args.idempotency_key, wait=args.wait)
+    if (media := cli_media.wanted(args)) is not None:
+        message = await cli_media.send(account, args, media)
+    elif args.message is None:
+        raise Done(USAGE, "send needs a TEXT (- reads stdin) or a media option (--image PATH, ...)")
+    else:
+        text = sys.stdin.read() if args.message == "-" else args.message
+        message = await account.send(args.phone_number, text, idempotency_key=args.idempotency_key, wait=args.wait)
     if args.wait_delivered:
         deadline = time.monotonic() + args.timeout
         while message.status not in ("delivered", "read", "failed"):
@@ -298,9 +304,10 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
     command("status", cmd_status, "the account's WhatsApp state")
     p = command("connect", cmd_connect, "link the account: print the QR here and each state change until linked")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
-    p = command("send", cmd_send, "send a text message (durable once accepted; retries are safe)")
+    p = command("send", cmd_send, "send a text or media message (durable once accepted; retries are safe)")
     p.add_argument("phone_number", help="+E.164, e.g. +14155550123")
-    p.add_argument("message", help="the text, or - to read it from stdin")
+    p.add_argument("message", nargs="?", help="the text, or - to read it from stdin")
+    cli_media.add_send_options(p)
     p.add_argument("--idempotency-key", help="repeat a send safely across runs (default: one per run)")
     p.add_argument("--wait", type=float, help="seconds the gateway waits for WhatsApp's ack (0: return at once)")
     p.add_argument("--wait-delivered", action="store_true", help="follow the message until delivered")
@@ -316,6 +323,7 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
     p.add_argument("name", nargs="?")
     p.add_argument("--proxy-url", help="create, proxy: the account's own proxy for WhatsApp (http:// or socks5:// "
                                        "URL, or direct); proxy without it: back to WA_PROXY_URL")
+    cli_media.add_command(command)
     command("health", cmd_health, "the gateway's health (exit 1 when degraded)")
     p = command("api-key", cmd_api_key,
                 "print the key in use; or create, list, revoke keys scoped to --account (admin key)")

@@ -133,15 +133,16 @@ class MediaMethods:
 
     async def download_media(self, message_id: str, path: str | os.PathLike[str] | None = None, *,
                              wait: float = 0) -> Download:
-        """Save a message's media to ``path`` (a directory, or None for the current one: named after the
-        file's own name, else the message id and the type's extension). Written beside it and renamed once
-        whole and checked, so ``path`` never holds a partial file."""
+        """Save a message's media to ``path``: a file (replaced), or a directory (None: the current one) where
+        it is named after the file's own name (else the message id and the type's extension), never
+        replacing a file there. Written beside it and renamed once whole and checked, so the target never
+        holds a partial file."""
         progress = _Progress()
         target = Path(path) if path is not None else Path.cwd()
         async with aclosing(self._chunks(message_id, progress, wait, CHUNK)) as chunks:
             first = await anext(chunks, b"")  # the answer's headers name the file
-            if target.is_dir():
-                target = target / suggested_name(message_id, progress.filename, progress.mimetype)
+            if target.is_dir():  # a name of the sender's choosing: never one that replaces a file
+                target = unused(target / suggested_name(message_id, progress.filename, progress.mimetype))
             fd, temp = tempfile.mkstemp(prefix=".wa-media-", dir=target.parent)
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -261,3 +262,13 @@ def suggested_name(message_id: str, filename: str | None, mimetype: str | None) 
             return name[:200]
     extension = mimetypes.guess_extension(mimetype or "") or ""
     return re.sub(r"[^\w.-]", "_", message_id) + extension
+
+
+def unused(path: Path) -> Path:
+    """``path``, or ``name (2).ext``, ``name (3).ext``... when it exists."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
