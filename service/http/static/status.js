@@ -188,8 +188,8 @@
     if (msg.type === 'session.status') {
       applyState(data.state, data.phone_number);
       soon('account', refreshAccount); soon('accounts', refreshAccounts); soon('health', refreshHealth);
-    } else if (msg.type === 'message.received') {
-      soon('in', refreshIn);
+    } else if (msg.type === 'message.received' || msg.type === 'media.stored' || msg.type === 'media.failed') {
+      soon('in', refreshIn); soon('out', refreshOut); // media.* events are of either direction
     } else if (msg.type === 'message.status') {
       soon('out', refreshOut);
     }
@@ -341,6 +341,14 @@
   }
 
   // --- messages ------------------------------------------------------------------------------------------
+  // A message's text, or its media (status-media.js) fetched through the API with the key, by the message's
+  // own id (never a URL taken from the answer).
+  function body (m, account, text) {
+    if (!m.media) return el('td', { class: 'text', text: text == null ? '' : text });
+    const fetcher = () => call('GET', accountPath(account, '/media/' + encodeURIComponent(m.id)), undefined, true);
+    return el('td', { class: 'text' }, MEDIA.cell(m.id, m.media, fetcher));
+  }
+
   async function refreshOut () {
     const account = selected;
     const body = await guard('out-error', () => call('GET', accountPath(account, '/messages?direction=out&limit=' + LIMIT)));
@@ -349,7 +357,7 @@
       el('td', { text: when(m.created_at) }),
       el('td', { class: 'num', text: m.phone_number }),
       el('td', {}, badge(m.status), m.reason || m.wait_reason ? el('span', { class: 'muted', text: ' ' + (m.reason || m.wait_reason) }) : null),
-      el('td', { class: 'text', text: m.message == null ? '' : m.message }))), 'Nothing sent yet.');
+      body(m, account, m.message))), 'Nothing sent yet.');
   }
 
   async function refreshIn () {
@@ -360,7 +368,7 @@
       el('td', { text: when(m.received_at || m.timestamp) }),
       el('td', { class: 'num', text: (m.phone_number || m.lid || '?') + (m.push_name ? ' (' + m.push_name + ')' : '') }),
       el('td', { text: m.kind }),
-      el('td', { class: 'text', text: m.text == null ? '' : m.text }))), 'Nothing received yet.');
+      body(m, account, m.text))), 'Nothing received yet.');
   }
 
   async function send (ev) {
@@ -479,6 +487,7 @@
     for (const t of timers) clearInterval(t);
     timers = [];
     hideQr();
+    MEDIA.reset();
     for (const id of ['accounts', 'account-details', 'health', 'health-reasons', 'out', 'in', 'dead', 'events']) $(id).replaceChildren();
     $('app').hidden = true;
     $('logout').hidden = true;

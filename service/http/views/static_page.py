@@ -1,7 +1,7 @@
 """The shipped pages (``/`` and ``/docs``): one HTML file with its CSS and script (dom.js, the shared DOM
-helpers, then the page's own) inlined from service/http/static/, and a Content-Security-Policy that lets exactly
-that script and style run (by their sha256) and nothing be loaded from elsewhere. Built once per process: the
-files do not change while it runs."""
+helpers, then the page's own parts ``<name>-*.js`` and its main script) inlined from service/http/static/, and
+a Content-Security-Policy that lets exactly that script and style run (by their sha256) and nothing be loaded
+from elsewhere. Built once per process: the files do not change while it runs."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ def _sha256(text: str) -> str:
 def _build(name: str, img_src: str) -> tuple[str, str]:
     static = resources.files("service.http") / "static"
     css = (static / f"{name}.css").read_text(encoding="utf-8")
-    script = (STATES_PRELUDE + (static / "dom.js").read_text(encoding="utf-8")
-              + (static / f"{name}.js").read_text(encoding="utf-8"))
+    # A page's own parts (``status-media.js``) come before its main script, which uses them.
+    parts = sorted((p for p in static.iterdir() if p.name.startswith(f"{name}-") and p.name.endswith(".js")),
+                   key=lambda p: p.name)
+    script = STATES_PRELUDE + "".join(p.read_text(encoding="utf-8")
+                                      for p in (static / "dom.js", *parts, static / f"{name}.js"))
     html = (static / f"{name}.html").read_text(encoding="utf-8").replace("/*CSS*/", css).replace("/*JS*/", script)
     csp = (f"default-src 'none'; script-src {_sha256(script)}; style-src {_sha256(css)}; connect-src 'self'; "
            f"img-src {img_src}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
