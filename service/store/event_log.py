@@ -21,7 +21,8 @@ from typing import Any
 
 from service.store.ids import new_id
 
-TYPES = ("message.received", "message.status", "session.status", "message.undecryptable")
+TYPES = ("message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
+         "media.failed")
 EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 

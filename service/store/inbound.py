@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, event_log, outbox
+from service.store import contacts, event_log, inbound_media, outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -23,13 +23,17 @@ def _str(value: Any) -> str | None:
 
 
 def public_message(row: dict[str, Any]) -> dict[str, Any]:
-    """An inbound message as the API and the events show it."""
-    return {
+    """An inbound message as the API and the events show it: ``type`` is its kind (``text`` for text; ``kind``
+    stays for older clients), and a media message carries ``media`` (``row["media"]``: inbound_media.attach)."""
+    shown = {
         "id": row["id"], "direction": "in", "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
-        "lid": row["lid"], "chat_jid": row["chat_jid"], "push_name": row["push_name"], "kind": row["kind"],
-        "text": row["body"], "timestamp": event_log.iso(row["sent_at"]), "offline": bool(row["offline"]),
-        "received_at": event_log.iso(row["received_at"]),
+        "lid": row["lid"], "chat_jid": row["chat_jid"], "push_name": row["push_name"], "type": row["kind"],
+        "kind": row["kind"], "text": row["body"], "timestamp": event_log.iso(row["sent_at"]),
+        "offline": bool(row["offline"]), "received_at": event_log.iso(row["received_at"]),
     }
+    if row.get("media") is not None:
+        shown["media"] = inbound_media.public(row["media"])
+    return shown
 
 
 def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any] | None:
@@ -45,15 +49,19 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     sent_at = event.get("timestamp")
     sent_at = float(sent_at) if isinstance(sent_at, (int, float)) and sent_at > 0 else now
     text = event.get("text") if isinstance(event.get("text"), str) else None
+    media = inbound_media.parse(event)
+    message_id = new_id(now)
     conn.execute(
         "INSERT INTO inbound_messages (account, id, wa_id, chat_jid, phone_number, lid, push_name, kind, body,"
         " sent_at, offline, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (account, new_id(now), wa_id, chat, phone, lid, _str(event.get("push_name")),
-         _str(event.get("kind")) or "text", text, sent_at, int(bool(event.get("offline"))), now),
+        (account, message_id, wa_id, chat, phone, lid, _str(event.get("push_name")),
+         media["kind"] if media else _str(event.get("kind")) or "text", text, sent_at, int(bool(event.get("offline"))),
+         now),
     )
-    row = dict(conn.execute(
-        "SELECT * FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
-    ).fetchone())
+    if media is not None:  # downloaded later (service/runtime/downloads.py): due at once
+        inbound_media.insert(conn, account, message_id, media, now)
+    row = get(conn, account, message_id)
+    assert row is not None
     if phone is not None:
         contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
     return event_log.append(conn, account, "message.received", public_message(row), now,
@@ -117,10 +125,30 @@ def store_worker_events(conn: sqlite3.Connection, account: str, batch: list[dict
 def list_messages(conn: sqlite3.Connection, account: str, *, phone_number: str | None = None, limit: int = 50,
                   before_seq: int | None = None) -> list[dict[str, Any]]:
     """Newest first; ``before_seq`` continues after the last row of the previous page."""
-    return newest_first(conn, "SELECT * FROM inbound_messages", {"account": account, "phone_number": phone_number},
+    rows = newest_first(conn, "SELECT * FROM inbound_messages", {"account": account, "phone_number": phone_number},
                         limit=limit, before_seq=before_seq)
+    return inbound_media.attach(conn, account, rows)
 
 
 def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict[str, Any] | None:
+    """The message, with its media row under ``media`` (None without media)."""
     row = conn.execute("SELECT * FROM inbound_messages WHERE account = ? AND id = ?", (account, message_id)).fetchone()
-    return dict(row) if row is not None else None
+    return inbound_media.attach(conn, account, [dict(row)])[0] if row is not None else None
+
+
+def media_settled(conn: sqlite3.Connection, account: str, message_id: str, now: float, *,
+                  sha256: str | None = None, size: int | None = None, descriptor: dict[str, Any] | None = None,
+                  error: str | None = None) -> dict[str, Any] | None:
+    """A download's end, with its event in the same transaction: ``media.stored`` (``sha256``, ``size``, and a
+    new ``descriptor`` when the worker gave one) or ``media.failed`` (``error``). The event's data is the message
+    as ``GET /messages/{id}`` shows it. None when the row was not downloading (it ended already)."""
+    if error is None:
+        assert sha256 is not None and size is not None
+        changed = inbound_media.stored(conn, account, message_id, sha256, size, descriptor, now)
+    else:
+        changed = inbound_media.failed(conn, account, message_id, error, now)
+    row = get(conn, account, message_id) if changed else None
+    if row is None:
+        return None
+    return event_log.append(conn, account, "media.failed" if error else "media.stored", public_message(row), now,
+                            subject=row["phone_number"] or row["lid"] or row["chat_jid"])
