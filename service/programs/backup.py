@@ -17,10 +17,17 @@ touches anything, refuses while the stack runs, and moves what it replaces aside
 Not copied: ``run/`` (sockets and pids), ``emulator/`` (the sandbox's simulated WhatsApp network is not
 the gateway's data) and ``.lock`` (the data dir's lock, ``datalock.py``: ``restore`` holds it while it works,
 so it refuses under a running stack even one with a run dir of its own, and no stack starts mid-restore).
+
+Media: the data dir's media store (``media/``, WA_MEDIA_DIR's default) is copied after the database, blob by
+blob, without its ``tmp/`` (writes in progress). Every blob a row of the copied database references was committed
+before that row, so it is in the copy; a blob committed after the database was copied is an orphan there, which
+the retention sweep deletes. A WA_MEDIA_DIR outside the data dir is not in the backup, nor is a PostgreSQL or S3
+media store (``pg_dump``; the bucket's versioning or replication): see docs/media-storage.md.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +48,7 @@ MANIFEST = "backup.json"
 DATABASE = "gateway.db"
 SKIP = {"run", "emulator", datalock.LOCK_FILE}  # top-level names never copied (see the docstring)
 SQLITE_SIDECARS = (DATABASE, DATABASE + "-wal", DATABASE + "-shm", DATABASE + "-journal")
+MEDIA, MEDIA_TEMP = "media", "tmp"  # the media store's default place (WA_MEDIA_DIR) and its temp files
 
 
 class BackupError(Exception):
@@ -81,12 +89,23 @@ def _private_tree(root: Path) -> None:
         os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
+def _ignore(media: Path, directory: str, names: list[str]) -> set[str]:
+    """What a copy leaves out: ``*.tmp`` files anywhere, and the media store's ``tmp/`` (blobs being written:
+    a finished one is renamed out of it, and a crash's leftovers are swept at start)."""
+    left_out = {name for name in names if name.endswith(".tmp")}
+    if Path(directory) == media and MEDIA_TEMP in names:
+        left_out.add(MEDIA_TEMP)
+    return left_out
+
+
 def _copy_files(data_dir: Path, dest: Path) -> None:
+    """Everything but the database (copied apart) and ``SKIP``; file by file, each streamed (``copy2``)."""
+    ignore = functools.partial(_ignore, data_dir / MEDIA)
     for entry in sorted(data_dir.iterdir()):
         if entry.name in SKIP or entry.name in SQLITE_SIDECARS:
             continue
         if entry.is_dir():
-            shutil.copytree(entry, dest / entry.name, symlinks=False, ignore=shutil.ignore_patterns("*.tmp"))
+            shutil.copytree(entry, dest / entry.name, symlinks=False, ignore=ignore)
         elif entry.is_file():
             shutil.copy2(entry, dest / entry.name)
 
