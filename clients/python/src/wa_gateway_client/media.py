@@ -139,6 +139,8 @@ class MediaMethods:
         holds a partial file."""
         progress = _Progress()
         target = Path(path) if path is not None else Path.cwd()
+        if str(path).endswith(("/", os.sep)) and not target.is_dir():
+            raise FileNotFoundError(2, "No such directory", str(path))
         async with aclosing(self._chunks(message_id, progress, wait, CHUNK)) as chunks:
             first = await anext(chunks, b"")  # the answer's headers name the file
             if target.is_dir():  # a name of the sender's choosing: never one that replaces a file
