@@ -9,67 +9,25 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
 from urllib.parse import urlsplit
 
-from service import address_policy, proxy_url
+from service import proxy_url
 from service.auth.admin_key import ApiKeyError, parse_keys
-from service.media.config import MediaSettings
-from service.media.kinds import DEFAULT_LIMITS, KINDS
+from service.media.config import MediaSettings, read_media_settings
 from service.runtime.governor import GovernorPolicy
+from service.settings_env import SettingsError as SettingsError  # re-exported: the programs catch it from here
+from service.settings_env import allowlist as _allowlist
+from service.settings_env import flag as _flag
+from service.settings_env import number as _number
 from service.store.event_log import TYPES as EVENT_TYPES
 from service.store.pg_url import redact_url
 from service.webhooks import secret as webhook_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 3001  # the public API (WA_PORT)
-
-
-class SettingsError(ValueError):
-    """A ``WA_*`` variable has a value the gateway cannot run with."""
-
-
-@overload
-def _number(env: Mapping[str, str], name: str, default: int, minimum: float = 0, *, cast: type[int],
-            maximum: float | None = None) -> int: ...
-@overload
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0, cast: type[float] = float,
-            maximum: float | None = None) -> float: ...
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0,
-            cast: Callable[[str], float] = float, maximum: float | None = None) -> float:
-    """A number from the environment; ``cast=int`` for whole numbers."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        kind = "an integer" if cast is int else "a number"
-        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    """A yes/no setting: true/false, 1/0, yes/no, on/off (any case); unset or empty is ``default``."""
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -192,27 +150,6 @@ def _proxy(env: Mapping[str, str]) -> proxy_url.ProxyUrl | None:
         return proxy_url.parse(raw) if raw else None
     except proxy_url.ProxyUrlError as exc:
         raise SettingsError(f"WA_PROXY_URL is {exc}") from None
-
-
-def _allowlist(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """WA_WEBHOOK_ALLOW_PRIVATE, WA_MEDIA_FETCH_ALLOW_PRIVATE: networks (CIDRs) and host names a URL given by API
-    may reach though internal (service/address_policy.py)."""
-    try:
-        return address_policy.parse_allowlist(env.get(name))
-    except ValueError as exc:
-        raise SettingsError(f"{name}: {exc}") from None
-
-
-def _media(env: Mapping[str, str], data_dir: Path) -> MediaSettings:
-    """WA_MEDIA_*: the media intake's store, limits (bytes, per kind) and URL fetch (service/media/)."""
-    names = ("WA_MEDIA_MAX_IMAGE_BYTES", "WA_MEDIA_MAX_VIDEO_BYTES", "WA_MEDIA_MAX_AUDIO_BYTES",  # KINDS' order
-             "WA_MEDIA_MAX_DOCUMENT_BYTES", "WA_MEDIA_MAX_STICKER_BYTES")
-    return MediaSettings(
-        directory=Path(env.get("WA_MEDIA_DIR") or data_dir / "media").resolve(),
-        allow_private=_allowlist(env, "WA_MEDIA_FETCH_ALLOW_PRIVATE"),
-        limits={k: _number(env, n, DEFAULT_LIMITS[k], minimum=1, cast=int) for k, n in zip(KINDS, names, strict=True)},
-        fetch_timeout=_number(env, "WA_MEDIA_FETCH_TIMEOUT", 30.0, minimum=0.1),
-        max_redirects=_number(env, "WA_MEDIA_FETCH_MAX_REDIRECTS", 3, cast=int, maximum=10))
 
 
 def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -395,5 +332,5 @@ class Settings:
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),
             instance_url=_instance_url(env),
             proxy=_proxy(env),
-            media=_media(env, data_dir),
+            media=read_media_settings(env, data_dir),
         )

@@ -64,7 +64,7 @@ async def _accounts(app: web.Application) -> AsyncIterator[None]:
     wake = [app[NOTIFIER].notify, app[WEBHOOKS].notify]
     runtime = AccountRuntime(settings, app[DATABASE], workers, on_event_stored=wake, on_message_changed=wake,
                              on_message_advanced=app[METRICS].message_advanced,
-                             on_keys_changed=app[SCOPED_KEYS].invalidate)
+                             on_keys_changed=app[SCOPED_KEYS].invalidate, media_store=app[MEDIA_STORE])
     app[ACCOUNTS] = runtime
     await runtime.start()
     app[DRAIN].add_hook("dispatch", runtime.drain)  # SIGTERM: sends in flight finish or go back to the queue

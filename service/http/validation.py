@@ -11,7 +11,6 @@ Everything here turns hostile input into a 4xx with a precise code, before anyth
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -31,6 +30,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.http.appkeys import SETTINGS
+from service.http.body_deadline import body_deadline
 
 MAX_JSON_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -76,16 +76,21 @@ def _check_transfer_coding(request: web.Request) -> None:
                        code="unsupported_transfer_encoding", status=400)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    """The whole body within ``WA_BODY_TIMEOUT`` seconds, or a clean 408/400/413/abort."""
+async def _read_body(request: web.Request, max_bytes: int | None = None) -> bytes:
+    """The whole body within ``WA_BODY_TIMEOUT`` seconds (more for a large body that keeps coming:
+    body_deadline.py), or a clean 408/400/413/abort. ``max_bytes``: this endpoint's own limit instead of
+    ``WA_MAX_BODY_BYTES`` (``POST /send`` takes media in base64)."""
     _check_transfer_coding(request)
-    timeout = request.app[SETTINGS].body_timeout
+    settings = request.app[SETTINGS]
+    if max_bytes is not None:
+        request = request.clone(client_max_size=max_bytes)
     try:
-        async with asyncio.timeout(timeout):
+        async with body_deadline(request, settings.body_timeout, settings.media.body_min_rate):
             return await request.read()
     except TimeoutError:
         raise RequestTimeout(
-            f"The request body did not arrive within {timeout:g} seconds."
+            f"The request body did not arrive within {settings.body_timeout:g} seconds"
+            f" (or at {settings.media.body_min_rate} bytes per second once larger)."
         ) from None
     except (HttpProcessingError, RequestPayloadError):
         # Invalid gzip/deflate data or broken chunked framing; or a body shorter than its
@@ -174,7 +179,8 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
-async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+async def json_object(request: web.Request, *, allow_empty: bool = False,
+                      max_bytes: int | None = None) -> dict[str, Any]:
     """The request body as a JSON object; no body at all is ``{}`` where the endpoint allows it.
 
     An empty POST with no Content-Type (``curl -X POST .../connect``) stays valid where allowed;
@@ -185,7 +191,7 @@ async def json_object(request: web.Request, *, allow_empty: bool = False) -> dic
             return {}
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     _require_json_content_type(request)
-    raw = await _read_body(request)
+    raw = await _read_body(request, max_bytes)
     if not raw.strip():
         if allow_empty:
             return {}

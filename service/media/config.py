@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.media.kinds import DEFAULT_LIMITS, Kind
+from service.media.kinds import DEFAULT_LIMITS, KINDS, Kind
+from service.settings_env import allowlist, number
 
 DEFAULT_FETCH_TIMEOUT = 30.0  # WA_MEDIA_FETCH_TIMEOUT: seconds for a whole download, redirects included
 DEFAULT_MAX_REDIRECTS = 3  # WA_MEDIA_FETCH_MAX_REDIRECTS
+# WA_SEND_MAX_BODY_BYTES: a JSON /send body, large enough for a 16 MiB file in base64 (4/3 of it) and the rest;
+# bigger media comes by multipart or URL, which stream.
+DEFAULT_SEND_MAX_BODY = 22 * 1024 * 1024
+# WA_BODY_MIN_RATE: bytes per second a body must keep arriving at past WA_BODY_TIMEOUT (a 20 MB upload on a slow
+# link takes longer than a small body may, a body that trickles is still cut off).
+DEFAULT_BODY_MIN_RATE = 64 * 1024
+DEFAULT_SEND_TIMEOUT = 300.0  # WA_MEDIA_SEND_TIMEOUT: a worker send that uploads media (100 MiB on a slow link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +26,25 @@ class MediaSettings:
     limits: dict[Kind, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))  # WA_MEDIA_MAX_*_BYTES
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
     max_redirects: int = DEFAULT_MAX_REDIRECTS
+    send_max_body_bytes: int = DEFAULT_SEND_MAX_BODY
+    body_min_rate: int = DEFAULT_BODY_MIN_RATE
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
     allow_private: tuple[str, ...] = ()  # WA_MEDIA_FETCH_ALLOW_PRIVATE: parsed by address_policy.parse_allowlist
 
     def limit(self, kind: Kind) -> int:
         return self.limits.get(kind, DEFAULT_LIMITS[kind])
+
+
+def read_media_settings(env: Mapping[str, str], data_dir: Path) -> MediaSettings:
+    """WA_MEDIA_*: the media store, limits (bytes, per kind), URL fetch and upload bodies (service/media/)."""
+    names = ("WA_MEDIA_MAX_IMAGE_BYTES", "WA_MEDIA_MAX_VIDEO_BYTES", "WA_MEDIA_MAX_AUDIO_BYTES",  # KINDS' order
+             "WA_MEDIA_MAX_DOCUMENT_BYTES", "WA_MEDIA_MAX_STICKER_BYTES")
+    return MediaSettings(
+        directory=Path(env.get("WA_MEDIA_DIR") or data_dir / "media").resolve(),
+        allow_private=allowlist(env, "WA_MEDIA_FETCH_ALLOW_PRIVATE"),
+        limits={k: number(env, n, DEFAULT_LIMITS[k], minimum=1, cast=int) for k, n in zip(KINDS, names, strict=True)},
+        fetch_timeout=number(env, "WA_MEDIA_FETCH_TIMEOUT", DEFAULT_FETCH_TIMEOUT, minimum=0.1),
+        max_redirects=number(env, "WA_MEDIA_FETCH_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, cast=int, maximum=10),
+        send_max_body_bytes=number(env, "WA_SEND_MAX_BODY_BYTES", DEFAULT_SEND_MAX_BODY, minimum=1024, cast=int),
+        body_min_rate=number(env, "WA_BODY_MIN_RATE", DEFAULT_BODY_MIN_RATE, minimum=1, cast=int),
+        send_timeout=number(env, "WA_MEDIA_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT, minimum=1.0))

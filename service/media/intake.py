@@ -17,7 +17,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -36,7 +36,7 @@ from service.media.store import BlobWriter, MediaStore
 B64_CHUNK = 64 * 1024  # base64 characters decoded at a time (a multiple of 4)
 FIELDS_MAX = 128 * 1024  # bytes of all the text fields of a multipart form together
 _B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
-_TRUE = frozenset({"1", "true", "yes", "on"})
+TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -105,9 +105,11 @@ class Intake:
             name = await self.fetcher.fetch(url, writer, limit)
             return await self._finish(writer, spec, unquote(name) if name else None)
 
-    async def from_multipart(self, reader: aiohttp.MultipartReader) -> tuple[dict[str, str], StoredMedia]:
+    async def from_multipart(self, reader: aiohttp.MultipartReader, check: Callable[[dict[str, str], MediaSpec], None]
+                             | None = None) -> tuple[dict[str, str], StoredMedia]:
         """The form's text fields, and its ``file`` part stored: committed only once the whole form has been
-        read up to its closing boundary (a form broken after its file keeps nothing)."""
+        read up to its closing boundary (a form broken after its file keeps nothing) and ``check`` (the
+        caller's rules for the fields, raising its 4xx) took the fields."""
         fields: dict[str, str] = {}
         file: tuple[BlobWriter, MediaSpec] | None = None
         try:
@@ -125,6 +127,8 @@ class Intake:
                     file[0].write(chunk)
             if file is None:
                 raise InvalidMedia("the form has no file part")
+            if check is not None:
+                check(fields, file[1])
             return fields, await self._finish(file[0], file[1], None)
         except (ValueError, AssertionError, aiohttp.ClientPayloadError):
             raise InvalidMedia("the multipart body is malformed or truncated") from None
@@ -139,11 +143,11 @@ def _file_spec(fields: dict[str, str], part: aiohttp.BodyPartReader) -> MediaSpe
         raise BadRequest("the form needs a kind field (image, video, audio, document or sticker) before its file",
                          code="invalid_request")
     ptt = fields.get("ptt", "").strip().lower()
-    if ptt not in _TRUE | _FALSE:
+    if ptt not in TRUE | _FALSE:
         raise BadRequest("ptt must be true or false", code="invalid_request")
     declared = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
     return MediaSpec(kind=kind, mimetype=None if declared in (None, "application/octet-stream") else declared,
-                     filename=part.filename, ptt=ptt in _TRUE)
+                     filename=part.filename, ptt=ptt in TRUE)
 
 
 async def _part_chunks(part: aiohttp.BodyPartReader) -> AsyncIterator[bytes]:

@@ -18,6 +18,9 @@ from typing import Literal, TypeGuard, get_args
 Kind = Literal["image", "video", "audio", "document", "sticker"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
+# The kinds that carry a caption at the contact (WhatsApp shows none under audio or a sticker).
+CAPTIONED: frozenset[Kind] = frozenset({"image", "video", "document"})
+
 MIB = 1024 * 1024
 DEFAULT_LIMITS: dict[Kind, int] = {
     "image": 16 * MIB, "video": 16 * MIB, "audio": 16 * MIB, "document": 100 * MIB, "sticker": 1 * MIB,

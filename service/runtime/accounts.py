@@ -23,12 +23,14 @@ import structlog
 
 from service import proxy_url as proxy_url_module
 from service.cluster.placement import ClusterPlacement
+from service.media.store import MediaStore
 from service.runtime.account import Account
 from service.runtime.dispatch import Dispatcher
 from service.runtime.governor import Governor, GovernorPolicy
 from service.runtime.link import AccountLink
+from service.runtime.media_send import send_with_media
 from service.runtime.placement import Elsewhere, LocalPlacement, Placement
-from service.runtime.worker_client import WorkerClient
+from service.runtime.worker_client import WorkerClient, send_run
 from service.runtime.worker_events import EventConsumer
 from service.settings import Settings
 from service.states import DEFAULT_ACCOUNT
@@ -46,8 +48,9 @@ class AccountRuntime:
     def __init__(self, settings: Settings, db: Database, workers: list[WorkerClient], *,
                  on_event_stored: list[Callable[[], None]], on_message_changed: list[Callable[[], None]],
                  on_message_advanced: Callable[[str, dict[str, Any], tuple[str, ...]], None] | None = None,
-                 on_keys_changed: Callable[[], None] | None = None):
+                 on_keys_changed: Callable[[], None] | None = None, media_store: MediaStore | None = None):
         self.settings = settings
+        self.media_store = media_store  # where sends read their media from (None: text only, as in some tests)
         # (account, row, steps reached) for every message a dispatcher moved forward (service/http/metrics.py)
         self._on_message_advanced = on_message_advanced
         self.db = db
@@ -127,6 +130,8 @@ class AccountRuntime:
             concurrency=self.settings.dispatch_concurrency, max_attempts=self.settings.send_max_attempts,
             retry_base=self.settings.send_retry_base, retry_max=self.settings.send_retry_max,
             batch_size=self.settings.dispatch_batch, fence=fence, receipt_bound=self.settings.delivery_receipt_bound,
+            send=send_run if self.media_store is None else partial(
+                send_with_media, store=self.media_store, timeout=self.settings.media.send_timeout),
         )
         dispatcher.on_change.extend(self._on_message_changed)
         if self._on_message_advanced is not None:

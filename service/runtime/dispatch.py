@@ -31,7 +31,7 @@ from service.runtime.governor import DAY, Governor
 from service.runtime.link import AccountLink
 from service.runtime.verdict import backoff, judge
 from service.runtime.waiters import Waiters
-from service.runtime.worker_client import WorkerApi, send_run
+from service.runtime.worker_client import SendRun, WorkerApi, send_run
 from service.states import DEFAULT_ACCOUNT, DONE, FailureReason, WaitReason
 from service.store import contacts, leases, outbox
 from service.store.db import Database
@@ -46,7 +46,7 @@ class Dispatcher:
                  retry_base: float = 1.0, retry_max: float = 60.0, poll_interval: float = 1.0,
                  batch_size: int = 32, fence: tuple[str, int] | None = None, receipt_bound: float = 600.0,
                  clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random,
-                 link: AccountLink | None = None):
+                 link: AccountLink | None = None, send: SendRun = send_run):
         """``link``: the account's link (service/runtime/link.py), which the account starts and stops; without
         one the dispatcher makes its own and runs it (a dispatcher on its own, as in the outbox tests)."""
         self.db = db
@@ -77,10 +77,9 @@ class Dispatcher:
         self._parked: set[str] = set()  # recipients the last round left waiting (a timer wakes the next)
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task[None]] = []
-        self._expired_at = 0.0
+        self._expired_at, self._send_run = 0.0, send  # send: a run to the worker (media: runtime/media_send.py)
         self._full = FullDiskLog(log, "dispatch.store_full")  # a full disk: one line now and then, not per round
-        self.receipt_bound = receipt_bound  # seconds after `sent` without a delivery receipt: flagged
-        self._stopping = False
+        self.receipt_bound, self._stopping = receipt_bound, False  # receipt_bound: seconds after `sent` w/o receipt
         self.on_change: list[Callable[[], None]] = []
         # Called with (row, steps) when the store moved a message to steps it had not reached ("sent",
         # "delivered", "read"; outbox.advance), whether by the worker's ack or a receipt: once per step.
@@ -330,7 +329,7 @@ class Dispatcher:
             self._full.ok()  # a write went through (it says so once, if the disk had been full)
             for row in rows:
                 log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
-            results = await send_run(self.worker, rows)
+            results = await self._send_run(self.worker, rows)
             sent = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             if sent:
                 for moved, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):

@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from service.errors import ApiError, WorkerUnavailable
+from service.media.kinds import CAPTIONED
 
 log = structlog.get_logger("gateway.worker_client")
 
@@ -72,11 +73,15 @@ class WorkerApi:
             body["id"] = message_id
         return _object(await self.request("POST", "/send", json=body))
 
-    async def send_batch(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Messages ``{phone_number, text, id}`` to one recipient, sent in this order in one request: one
+    async def send_message(self, message: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """One message as ``worker_message`` makes it (text or media)."""
+        return _object(await self.request("POST", "/send", json=message, timeout=timeout))
+
+    async def send_batch(self, messages: list[dict[str, Any]], *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Messages ``{phone_number, text|media, id}`` to one recipient, sent in this order in one request: one
         result per message, ``{id, status}`` or ``{id, error: {status, code, message}}``; after a failure
         other than not_on_whatsapp the rest are ``not_attempted`` (so none overtakes a retry)."""
-        answer = _object(await self.request("POST", "/send/batch", json={"messages": messages}))
+        answer = _object(await self.request("POST", "/send/batch", json={"messages": messages}, timeout=timeout))
         results = answer.get("results")
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
             raise ApiError("The worker answered without a result per message.", code="worker_error", status=502)
@@ -97,20 +102,49 @@ class WorkerApi:
         return _object(await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id}))
 
 
-async def send_run(worker: WorkerApi, rows: list[dict[str, Any]]) -> list[ApiError | None]:
+# What sends a run of outbox rows through a worker (``send_run``, or one that readies their media first).
+SendRun = Callable[["WorkerApi", list[dict[str, Any]]], Awaitable[list[ApiError | None]]]
+
+
+def worker_message(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row as the worker's ``/send`` takes it: ``text``, or ``media`` named by its sha256 in the media
+    store (with the caption, a document's file name, a voice note's flag)."""
+    message: dict[str, Any] = {"phone_number": row["phone_number"], "id": row["wa_id"]}
+    kind = row.get("media_kind")
+    if not kind:
+        message["text"] = row["body"]
+        return message
+    media: dict[str, Any] = {"kind": kind, "sha256": row["media_sha256"], "mimetype": row["media_mimetype"]}
+    if kind == "document" and row.get("media_filename"):
+        media["filename"] = row["media_filename"]
+    if kind in CAPTIONED and row["body"]:
+        media["caption"] = row["body"]
+    if kind == "audio" and row.get("media_ptt"):
+        media["ptt"] = True
+    message["media"] = media
+    return message
+
+
+async def send_run(worker: WorkerApi, rows: list[dict[str, Any]], *,
+                   media_timeout: float | None = None) -> list[ApiError | None]:
     """An outbox run (``phone_number``, ``body``, ``wa_id`` per row) to one recipient, in order: per row None
     (sent) or the error that kept it. One row is a plain send; a request that failed as a whole (the worker
-    is down) attempted nothing after its first row."""
+    is down) attempted nothing after its first row. ``media_timeout``: the request's bound when it carries
+    media (the worker uploads it first), instead of WA_WORKER_TIMEOUT."""
+    messages = [worker_message(row) for row in rows]
+    timeout = media_timeout if any("media" in m for m in messages) else None
     if len(rows) == 1:
-        row = rows[0]
         try:
-            await worker.send_text(row["phone_number"], row["body"], message_id=row["wa_id"])
+            if timeout is None:
+                await worker.send_text(rows[0]["phone_number"], rows[0]["body"], message_id=rows[0]["wa_id"])
+            else:
+                await worker.send_message(messages[0], timeout=timeout)
         except ApiError as exc:
             return [exc]
         return [None]
     try:
-        results = await worker.send_batch(
-            [{"phone_number": r["phone_number"], "text": r["body"], "id": r["wa_id"]} for r in rows])
+        results = await (worker.send_batch(messages) if timeout is None else
+                         worker.send_batch(messages, timeout=timeout))
     except ApiError as exc:
         not_attempted: list[ApiError | None] = [ApiError("not attempted", code="not_attempted", status=409)]
         return [exc, *not_attempted * (len(rows) - 1)]

@@ -7,13 +7,15 @@ the outbox limit, cancelling) cannot race each other.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from typing import Any
 
 from service.store import event_log, leases
 from service.store.ids import new_id
+from service.store.outbox_ids import OutboundMedia as OutboundMedia  # re-exported: callers name them outbox.*
+from service.store.outbox_ids import media_identity as media_identity
+from service.store.outbox_ids import request_hash as request_hash
+from service.store.outbox_ids import wa_id_for as wa_id_for
 from service.store.paging import newest_first
 
 IDEMPOTENCY_WINDOW = 24 * 3600.0
@@ -43,18 +45,6 @@ class NotCancellable(Exception):
         self.status = status
 
 
-# --- ids ---------------------------------------------------------------------------------------
-
-def wa_id_for(message_id: str) -> str:
-    """The WhatsApp message id of our message: the same for every resend, so the recipient sees one."""
-    return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:18].upper()
-
-
-def request_hash(phone_number: str, body: str) -> str:
-    canonical = json.dumps({"phone_number": phone_number, "message": body}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
@@ -69,33 +59,45 @@ def _written(conn: sqlite3.Connection, account: str, message_id: str) -> dict[st
 
 # --- accepting ---------------------------------------------------------------------------------
 
+def replayed(conn: sqlite3.Connection, account: str, idempotency_key: str, rhash: str,
+             now: float) -> dict[str, Any] | None:
+    """The message this key accepted within 24 hours for the same request (KeyReused for another request), or
+    None: a new request, to be accepted."""
+    found = conn.execute(
+        "SELECT message_id, request_hash, created_at FROM idempotency_keys WHERE account = ? AND key = ?",
+        (account, idempotency_key),
+    ).fetchone()
+    if found is None or found["created_at"] <= now - IDEMPOTENCY_WINDOW:
+        return None
+    if found["request_hash"] != rhash:
+        raise KeyReused(found["message_id"])
+    return get(conn, account, found["message_id"])
+
+
 def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
            idempotency_key: str | None, now: float, ttl: float, max_outbox: int,
-           wait_reason: str | None = None) -> tuple[dict[str, Any], bool]:
+           wait_reason: str | None = None, media: OutboundMedia | None = None) -> tuple[dict[str, Any], bool]:
     """Store a new outbound message, or return the one the key already names: (message, created).
-    ``wait_reason``: why it will wait (the account is not connected now), shown from the first answer."""
-    rhash = request_hash(phone_number, body)
+    ``wait_reason``: why it will wait (the account is not connected now), shown from the first answer.
+    ``media``: its stored media (``body`` is then the caption, or '')."""
+    rhash = request_hash(phone_number, body, media)
     if idempotency_key is not None:
-        found = conn.execute(
-            "SELECT message_id, request_hash, created_at FROM idempotency_keys WHERE account = ? AND key = ?",
-            (account, idempotency_key),
-        ).fetchone()
-        if found is not None and found["created_at"] > now - IDEMPOTENCY_WINDOW:
-            if found["request_hash"] != rhash:
-                raise KeyReused(found["message_id"])
-            original = get(conn, account, found["message_id"])
-            if original is not None:
-                return original, False
-        if found is not None:  # expired (or its message is gone): the key starts over
-            conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
+        original = replayed(conn, account, idempotency_key, rhash, now)
+        if original is not None:
+            return original, False
+        # expired (or its message is gone): the key starts over
+        conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
     _take_place(conn, account, max_outbox)
     message_id = new_id(now)
     conn.execute(
         "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
-        " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason)"
-        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?)",
+        " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason, media_kind,"
+        " media_sha256, media_mimetype, media_size, media_filename, media_ptt)"
+        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
         (account, message_id, wa_id_for(message_id), phone_number, body, now + ttl,
-         idempotency_key, rhash, now, now, wait_reason),
+         idempotency_key, rhash, now, now, wait_reason,
+         *((media.kind, media.sha256, media.mimetype, media.size, media.filename, int(media.ptt)) if media
+           else (None, None, None, None, None, 0))),
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, get_args, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
@@ -46,26 +46,47 @@ def checked(rule: Callable[..., T], value: Any, *args: Any) -> T:
 
 
 def parse(model: type[M], body: dict[str, Any], **context: Any) -> M:
-    """Validate ``body`` against ``model`` or raise a 400 for its first problem."""
+    """Validate ``body`` against ``model`` or raise a 400 for its first problem (a nested object's field is
+    named by its path: ``image.url``)."""
     try:
         return model.model_validate(body, strict=True, context=context)
     except ValidationError as exc:
         problems = exc.errors(include_url=False, include_input=False)
         extra = [p for p in problems if p["type"] == "extra_forbidden"]
         if extra:  # named first: a misspelt field also shows as a missing one
-            raise unknown_field(str(extra[0]["loc"][0]), model.model_fields, "field") from None
+            owner, _ = _owner(model, extra[0]["loc"])
+            raise unknown_field(_path(extra[0]["loc"]), owner.model_fields, "field") from None
         first = problems[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        code = model.field_codes.get(field, "invalid_request")
+        owner, field = _owner(model, first["loc"])
+        code = owner.field_codes.get(field, model.field_codes.get(str(first["loc"][0]) if first["loc"] else "",
+                                                                  "invalid_request"))
         kind = first["type"]
         if kind.startswith(_OURS):  # one of ours, raised by a rule in validation.py
             message = first["msg"]
             code = kind.removeprefix(_OURS) or code
         elif kind == "missing":
-            message = f"{field} is required."
+            message = f"{_path(first['loc'])} is required."
         else:  # a wrong type (strict: no coercion), or a string pydantic cannot take
-            message = f"{field} must be {model.field_hints.get(field, 'valid')}."
+            message = f"{_path(first['loc'])} must be {owner.field_hints.get(field, 'valid')}."
         raise BadRequest(message, code=code) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if not isinstance(part, int))
+
+
+def _owner(model: type[RequestModel], loc: tuple[int | str, ...]) -> tuple[type[RequestModel], str]:
+    """The (nested) request model that holds the field at ``loc``, and the field's name in it."""
+    names = [str(part) for part in loc if not isinstance(part, int)]
+    owner = model
+    for name in names[:-1]:
+        info = owner.model_fields.get(name)
+        nested = [a for a in (get_args(info.annotation) or (info.annotation,)) if isinstance(a, type)
+                  and issubclass(a, RequestModel)] if info is not None else []
+        if not nested:
+            return owner, name
+        owner = nested[0]
+    return owner, names[-1] if names else ""
 
 
 @overload

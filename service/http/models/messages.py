@@ -4,25 +4,59 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, StrictStr, ValidationInfo, field_validator
+from pydantic import BaseModel, StrictBool, StrictStr, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.http import validation
 from service.http.models.base import RequestModel, checked, iso
+from service.media.kinds import CAPTIONED, KINDS, Kind
+from service.states import DEFAULT_ACCOUNT
+
+
+class MediaSource(RequestModel):
+    """Where a media's bytes come from: a ``url`` the gateway fetches, or ``base64`` data; exactly one."""
+
+    url: StrictStr | None = None
+    base64: StrictStr | None = None
+    mimetype: StrictStr | None = None  # checked against the bytes' own type (400 media_type_mismatch)
+    filename: StrictStr | None = None  # a document's name at the contact
+
+    field_codes: ClassVar[dict[str, str]] = {f: "invalid_media" for f in ("url", "base64", "mimetype", "filename")}
+    field_hints: ClassVar[dict[str, str]] = {f: "a string" for f in ("url", "base64", "mimetype", "filename")}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MediaSource:
+        if (self.url is None) == (self.base64 is None):
+            raise PydanticCustomError("wa:invalid_media", "A media takes exactly one of url and base64.")
+        return self
 
 
 class SendRequest(RequestModel):
-    """``POST /send``: one text message to one phone number."""
+    """``POST /send``: one message to one phone number: text (``message``) or one media kind."""
 
     phone_number: StrictStr
-    message: StrictStr
+    message: StrictStr | None = None
+    image: MediaSource | None = None
+    video: MediaSource | None = None
+    audio: MediaSource | None = None
+    document: MediaSource | None = None
+    sticker: MediaSource | None = None
+    caption: StrictStr | None = None  # image, video, document
+    ptt: StrictBool | None = None  # audio: a voice note (OGG/Opus)
 
     field_codes: ClassVar[dict[str, str]] = {
         "phone_number": "invalid_phone_number",
         "message": "invalid_message",
+        **{kind: "invalid_media" for kind in KINDS},
+        "caption": "invalid_caption",
+        "ptt": "invalid_request",
     }
     field_hints: ClassVar[dict[str, str]] = {
         "phone_number": f"a string like {validation.PHONE_EXAMPLE}",
         "message": "a string",
+        **{kind: 'an object with "url" or "base64"' for kind in KINDS},
+        "caption": "a string",
+        "ptt": "true or false",
     }
 
     @field_validator("phone_number")
@@ -30,11 +64,30 @@ class SendRequest(RequestModel):
     def _phone(cls, value: str) -> str:
         return checked(validation.phone_number, value)
 
-    @field_validator("message")
+    @field_validator("message", "caption")
     @classmethod
-    def _message(cls, value: str, info: ValidationInfo) -> str:
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
         max_chars = (info.context or {}).get("max_message_chars", 65536)
-        return checked(validation.message_text, value, max_chars)
+        return None if value is None else checked(validation.message_text, value, max_chars)
+
+    @model_validator(mode="after")
+    def _one_content(self) -> SendRequest:
+        given = [kind for kind in KINDS if getattr(self, kind) is not None]
+        if self.message is None and not given:
+            raise PydanticCustomError("wa:invalid_message",
+                                      "message is required (or one media: image, video, audio, document, sticker).")
+        if len(given) + (self.message is not None) > 1:
+            raise PydanticCustomError("wa:invalid_message", "A message is text or one media, not both or several.")
+        kind = given[0] if given else None
+        if self.caption is not None and kind not in CAPTIONED:
+            raise PydanticCustomError("wa:invalid_caption", "caption applies to an image, a video or a document.")
+        if self.ptt is not None and kind != "audio":
+            raise PydanticCustomError("wa:invalid_request", "ptt applies to audio only.")
+        return self
+
+    @property
+    def media_kind(self) -> Kind | None:
+        return next((kind for kind in KINDS if getattr(self, kind) is not None), None)
 
 
 class MessageTimes(BaseModel):
@@ -48,11 +101,31 @@ class MessageTimes(BaseModel):
     failed: str | None
 
 
+class MediaOut(BaseModel):
+    """A message's media (``GET /media/{id}`` serves its bytes at ``url``)."""
+
+    id: str  # the message's id
+    kind: str  # image, video, audio, document, sticker
+    mimetype: str
+    size: int  # bytes
+    sha256: str  # hex of the bytes
+    filename: str | None
+    caption: str | None
+    ptt: bool  # a voice note
+    state: str  # stored, or pruned (retention removed the bytes)
+    url: str  # /media/{id}, or /accounts/{name}/media/{id}
+
+
+def media_url(account: str, message_id: str) -> str:
+    return f"/media/{message_id}" if account == DEFAULT_ACCOUNT else f"/accounts/{account}/media/{message_id}"
+
+
 class MessageOut(BaseModel):
     """One outbound message as the API shows it (``GET /messages/{id}``, ``POST /send``)."""
 
     id: str
     direction: str
+    type: str  # text, or the media's kind
     phone_number: str
     status: str  # queued, sending, sent, delivered, read, failed
     reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected; while
@@ -66,21 +139,29 @@ class MessageOut(BaseModel):
     expires_at: str
     timestamps: MessageTimes
     message: str | None = None  # the text: shown by GET, never echoed by POST /send
+    media: MediaOut | None = None  # a media message's (its caption is media.caption)
 
     @classmethod
     def from_row(cls, row: dict[str, Any], *, with_body: bool = True) -> MessageOut:
+        kind = row.get("media_kind")
+        media = None if not kind else MediaOut(
+            id=row["id"], kind=kind, mimetype=row["media_mimetype"], size=row["media_size"],
+            sha256=row["media_sha256"], filename=row["media_filename"],
+            caption=(row["body"] or None) if with_body else None, ptt=bool(row["media_ptt"]),
+            state="pruned" if row.get("media_pruned_at") else "stored", url=media_url(row["account"], row["id"]))
         return cls(
-            id=row["id"], direction=row["direction"], phone_number=row["phone_number"], status=row["status"],
+            id=row["id"], direction=row["direction"], type=kind or "text", media=media,
+            phone_number=row["phone_number"], status=row["status"],
             reason=row["reason"], wait_reason=row["wait_reason"] if row["status"] == "queued" else None,
             attempts=row["attempts"], whatsapp_id=row["wa_id"], created_at=iso(row["created_at"]),
             expires_at=iso(row["expires_at"]),
             timestamps=MessageTimes(**{step: iso(row[f"{step}_at"]) for step in
                                        ("queued", "sending", "sent", "delivered", "read", "failed")}),
-            message=row["body"] if with_body else None,
+            message=row["body"] if with_body and not kind else None,
         )
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"message"} if self.message is None else set())
+        return self.model_dump(exclude={name for name in ("message", "media") if getattr(self, name) is None})
 
 
 class MessagePage(BaseModel):
@@ -100,11 +181,13 @@ class InboundMessageOut(BaseModel):
     lid: str | None
     chat_jid: str
     push_name: str | None
-    kind: str  # text, image, reaction, ...
-    text: str | None  # null when not text
+    type: str  # text, image, video, audio, document, sticker, reaction, ... (the same as kind)
+    kind: str  # text, image, reaction, ... (kept for older clients: read type)
+    text: str | None  # null when not text; a media message's caption
     timestamp: str | None  # the sender's
     offline: bool
     received_at: str | None
+
 
 
 class MessageList(BaseModel):

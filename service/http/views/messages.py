@@ -21,7 +21,7 @@ from service.http.validation import (
     json_object,
     phone_number,
 )
-from service.http.views import paging
+from service.http.views import paging, send_media
 from service.http.views.context import account_of
 from service.runtime.accounts import Account, Elsewhere
 from service.states import DONE, FAILURE_MESSAGES, MESSAGE_STATUSES
@@ -72,14 +72,29 @@ def _answer(row: dict[str, Any], *, replayed: bool) -> web.Response:
 
 
 async def send(request: web.Request) -> web.Response:
-    """parse -> accept (durable) -> wait: the dispatcher of the account sends it, here or on its owner."""
+    """parse -> (store the media) -> accept (durable) -> wait: the dispatcher of the account sends it, here or
+    on its owner. Text or media as JSON, or media as a multipart form (views/send_media.py)."""
     settings = request.app[SETTINGS]
     key = _key(request)
-    body = parse(SendRequest, await json_object(request), max_message_chars=settings.max_message_chars)
-    wait = _wait(request)
     account = account_of(request)
+    media: outbox.OutboundMedia | None
+    if request.content_type == "multipart/form-data":
+        wait = _wait(request)
+        await _linked(request, account, key)
+        form = await send_media.from_form(request)
+        phone, text, media = form.phone_number, form.caption, form.media
+    else:
+        body = parse(SendRequest, await json_object(request, max_bytes=settings.media.send_max_body_bytes),
+                     max_message_chars=settings.max_message_chars)
+        wait = _wait(request)
+        await _linked(request, account, key)
+        phone, text = body.phone_number, body.message or body.caption or ""
+        original = await _replayed(request, account, key, body)
+        if original is not None:
+            return _answer(original, replayed=True)
+        media = await send_media.from_json(request, body)
     try:
-        row, created = await _accept(request, account, body, key)
+        row, created = await _accept(request, account, phone, text, media, key)
     except outbox.OutboxFull:
         log.warning("outbox.full", limit=settings.outbox_max)
         return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
@@ -91,28 +106,53 @@ async def send(request: web.Request) -> web.Response:
     return _answer(row, replayed=not created)
 
 
-async def _accept(request: web.Request, account: Account | Elsewhere, body: SendRequest,
-                  key: str | None) -> tuple[dict[str, Any], bool]:
-    """The message committed to the outbox (or the one this Idempotency-Key accepted before), unless the
-    account is not linked: 409, nothing stored (``outbox.OutboxFull`` when there is no room). A connected
-    account is linked without asking the store; a replay of an accepted request is answered even when the
-    account was unlinked since."""
-    settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
-    now = time.time()
-    connected = isinstance(account, Account) and account.link.connected
-    replay = not connected and key is not None and await db.run(outbox.key_in_use, name, key, now)
-    if not connected and not replay and await _refuses_sends(db, account):
+async def _linked(request: web.Request, account: Account | Elsewhere, key: str | None) -> None:
+    """409 ``not_linked`` when nothing would ever send for the account (before any media is fetched or
+    stored). A connected account is linked without asking the store; a replay of an accepted request is
+    answered even when the account was unlinked since."""
+    if isinstance(account, Account) and account.link.connected:
+        return
+    db = request.app[DATABASE]
+    if key is not None and await db.run(outbox.key_in_use, account.name, key, time.time()):
+        return
+    if await _refuses_sends(db, account):
         raise Conflict("No WhatsApp account is linked: POST /connect and scan the QR code first.",
                        code="not_linked")
+
+
+async def _replayed(request: web.Request, account: Account | Elsewhere, key: str | None,
+                    body: SendRequest) -> dict[str, Any] | None:
+    """The message a retry of a media-by-URL send accepted already: answered without fetching the URL again."""
+    identity = send_media.url_identity(body)
+    if key is None or identity is None:
+        return None
+    rhash = outbox.request_hash(body.phone_number, body.caption or "", identity)
+    try:
+        found: dict[str, Any] | None = await request.app[DATABASE].run(
+            outbox.replayed, account.name, key, rhash, time.time())
+    except outbox.KeyReused:
+        raise _key_reused() from None
+    return found
+
+
+def _key_reused() -> Conflict:
+    return Conflict("This Idempotency-Key was used with a different request within 24 hours.",
+                    code="idempotency_key_reused")
+
+
+async def _accept(request: web.Request, account: Account | Elsewhere, phone: str, text: str,
+                  media: outbox.OutboundMedia | None, key: str | None) -> tuple[dict[str, Any], bool]:
+    """The message committed to the outbox (or the one this Idempotency-Key accepted before);
+    ``outbox.OutboxFull`` when there is no room."""
+    settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
     try:
         row, created = await db.run(
-            outbox.accept, account=name, phone_number=body.phone_number, body=body.message,
-            idempotency_key=key, now=now, ttl=settings.message_ttl, max_outbox=settings.outbox_max,
+            outbox.accept, account=name, phone_number=phone, body=text, idempotency_key=key, now=time.time(),
+            ttl=settings.message_ttl, max_outbox=settings.outbox_max, media=media,
             wait_reason=account.link.wait_reason() if isinstance(account, Account) else None,
         )
     except outbox.KeyReused:
-        raise Conflict("This Idempotency-Key was used with a different request within 24 hours.",
-                       code="idempotency_key_reused") from None
+        raise _key_reused() from None
     if created:
         # One line per accepted message, not two: the request's own line (http.request) carries its ids.
         structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])

@@ -1,0 +1,46 @@
+"""What names an outbound message: its WhatsApp id (stable across resends) and the hash of the request that
+accepted it (an Idempotency-Key reused for another request is refused), and the media a row references."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def wa_id_for(message_id: str) -> str:
+    """The WhatsApp message id of our message: the same for every resend, so the recipient sees one."""
+    return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:18].upper()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMedia:
+    """A send's media, stored already (service/media/intake.py): what the row references."""
+
+    kind: str
+    sha256: str
+    mimetype: str
+    size: int
+    filename: str | None
+    ptt: bool
+    identity: str  # what the request said of it (``media_identity``): the request hash's part
+
+
+def media_identity(kind: str, source: str, filename: str | None, mimetype: str | None, ptt: bool) -> str:
+    """A media as its request named it: its kind, its source (a URL, or the sha256 of the bytes sent), and
+    what the caller declared. A URL's identity is known before it is fetched, so a retry with the same
+    Idempotency-Key is answered without fetching it again."""
+    return json.dumps([kind, source, filename, mimetype, ptt], ensure_ascii=False)
+
+
+def request_hash(phone_number: str, body: str, media: OutboundMedia | str | None = None) -> str:
+    """What a request asked for: the same Idempotency-Key with another hash is 409. A text's is as it always
+    was; a media's adds its identity (an ``OutboundMedia``, or its ``media_identity``)."""
+    fields: dict[str, Any] = {"phone_number": phone_number, "message": body}
+    if media is not None:
+        fields["media"] = media if isinstance(media, str) else media.identity
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
