@@ -5,12 +5,12 @@ import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
-const MAX_MESSAGE_BODY = 32 * 1024 * 1024 // POST /contacts/{phone}/messages carries base64 media
+const MAX_MESSAGE_BODY = 96 * 1024 * 1024 // POST /contacts/{phone}/messages carries base64 media (a document: up to 64 MiB)
 const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
 const ADDRESSING_MODES = ['pn', 'lid']
 
 const BODY_ERRORS = {
-  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 32 MiB for POST /contacts/{phone}/messages)'),
+  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 96 MiB for POST /contacts/{phone}/messages)'),
   not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
   not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object'),
   incomplete: () => apiError(400, 'bad_json', 'the body ended early')

@@ -14,7 +14,19 @@ import { unixNow } from './wa.js'
 export const MEDIA_KINDS = ['image', 'video', 'audio', 'document', 'sticker']
 // Baileys' MIMETYPE_MAP, the defaults of its sendMessage
 const DEFAULT_MIMETYPE = { image: 'image/jpeg', video: 'video/mp4', audio: 'audio/ogg; codecs=opus', document: 'application/pdf', sticker: 'image/webp' }
+// WhatsApp's limits: 16 MB for photos, videos, audio and stickers; documents are far larger (2 GB today),
+// bounded here by what the media host takes in one upload (64 MiB, media-server.js) less the encryption's
+// padding and MAC
 const MAX_MEDIA_BYTES = 16 * 1024 * 1024
+// The containers WhatsApp clients put media in: a disappearing chat's messages come in ephemeralMessage, a
+// view-once photo, video or voice note in viewOnceMessageV2 (the media itself marked viewOnce), a document
+// with a caption in documentWithCaptionMessage.
+const WRAPPERS = {
+  ephemeral: { field: 'ephemeralMessage', kinds: MEDIA_KINDS },
+  view_once: { field: 'viewOnceMessageV2', kinds: ['image', 'video', 'audio'] },
+  document_with_caption: { field: 'documentWithCaptionMessage', kinds: ['document'] }
+}
+export const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024 - 64
 
 /** the media content of a message, unwrapped: { kind, field, content } or null */
 export const mediaOf = (msg) => {
@@ -43,10 +55,15 @@ export const parseMediaRequest = (media) => {
     throw apiError(400, 'invalid_media', 'media.base64 must be the file, base64-encoded')
   }
   const bytes = Buffer.from(media.base64, 'base64')
-  if (!bytes.length || bytes.length > MAX_MEDIA_BYTES) throw apiError(400, 'invalid_media', `the file must be 1 byte to ${MAX_MEDIA_BYTES} bytes`)
+  const max = media.kind === 'document' ? MAX_DOCUMENT_BYTES : MAX_MEDIA_BYTES
+  if (!bytes.length || bytes.length > max) throw apiError(400, 'invalid_media', `the file of ${media.kind === 'document' ? 'a document' : 'this kind'} must be 1 byte to ${max} bytes`)
   if (media.ptt != null && typeof media.ptt !== 'boolean') throw apiError(400, 'invalid_media', 'media.ptt must be a boolean')
   if (media.ptt && media.kind !== 'audio') throw apiError(400, 'invalid_media', 'media.ptt is for audio only')
+  if (media.wrapper != null && !WRAPPERS[media.wrapper]?.kinds.includes(media.kind)) {
+    throw apiError(400, 'invalid_media', `media.wrapper must be one of ${Object.entries(WRAPPERS).map(([w, { kinds }]) => `${w} (${kinds.join(', ')})`).join(', ')}`)
+  }
   return {
+    wrapper: media.wrapper ?? null,
     kind: media.kind,
     bytes,
     mimetype: str(media.mimetype, 'mimetype', 255) || DEFAULT_MIMETYPE[media.kind],
@@ -88,7 +105,9 @@ export class MediaMessages {
       content.fileName = req.filename || 'file'
       content.title = req.filename || 'file'
     }
-    return { [`${req.kind}Message`]: content }
+    if (req.wrapper === 'view_once') content.viewOnce = true
+    const message = { [`${req.kind}Message`]: content }
+    return req.wrapper ? { [WRAPPERS[req.wrapper].field]: { message } } : message
   }
 
   /** what the account's phone keeps of a media message it sent or got, for a later re-upload */

@@ -6,6 +6,7 @@ import { WorkerError } from './errors.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
 import { parseMedia } from './session/media.js'
+import { DOWNLOAD_FIELDS, parseDownload } from './session/media-download.js'
 import { ACCOUNT_NAME } from './accounts.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
 
@@ -113,6 +114,11 @@ export function makeRoutes () {
         checked.push({ phone_number: item.phone_number, id: item.id, ...content })
       }
       return session.sendBatch(checked)
+    },
+    // The file of a contact's media message (its `message` event's media.descriptor), stored in WA_MEDIA_DIR.
+    'POST /media/download': async (req, url, { session }) => {
+      const body = await readJson(req, DOWNLOAD_FIELDS)
+      return session.downloadMedia(parseDownload(body, onlyKnown))
     },
     // One page: a backlog of many thousands (the gateway was away) is handed over in pages, never in one reply.
     'GET /events': async (req, url, { journal }) => {

@@ -9,6 +9,7 @@
 //   send.js        sending (one message, a batch) and the stored copy for retry receipts
 //   statuses.js    the statuses of the messages this worker sent: the one path into the journal
 //   inbound.js     what contacts send: `message` and `message.undecryptable` events
+//   media-download.js  the file of a contact's media message, downloaded, verified and stored (media-fetch.js)
 // Each collaborator gets this session and reads or sets its shared state (state, sock, store, the
 // generation of the socket, timers); what only one of them needs, it keeps itself. See lifecycle.js for
 // the state machine and for the rule that only lifecycle operations open, close or delete the store.
@@ -28,6 +29,7 @@ import { Fencing } from './session/fencing.js'
 import { Inbound } from './session/inbound.js'
 import { Lifecycle } from './session/lifecycle.js'
 import { Link } from './session/link.js'
+import { MediaDownloads } from './session/media-download.js'
 import { Sender, ON_WHATSAPP_CACHE_SIZE } from './session/send.js'
 import { Statuses, STATUS_MEMORY } from './session/statuses.js'
 import { DECRYPTED_MAX, Stores } from './session/store.js'
@@ -78,6 +80,7 @@ export class WhatsAppSession extends EventEmitter {
     this.sender = new Sender(this)
     this.statuses = new Statuses(this)
     this.inbound = new Inbound(this)
+    this.mediaDownloads = new MediaDownloads(this)
 
     this.undecryptable = new UndecryptableMessages({
       afterMs: settings.undecryptableAfterMs,
@@ -153,6 +156,8 @@ export class WhatsAppSession extends EventEmitter {
   /** `content`: { text } or { media } (session/media.js parseMedia) */
   send (phone, content, messageId) { return this.sender.send(phone, content, messageId) }
   sendBatch (items) { return this.sender.sendBatch(items) }
+  /** `request`: session/media-download.js parseDownload; { sha256, size, descriptor } once stored */
+  downloadMedia (request) { return this.mediaDownloads.download(request) }
 
   // ---- durability ----------------------------------------------------------------------------
 

@@ -49,6 +49,14 @@ export const SEND_RETRY = frozen([
 ])
 export const SEND_RETRY_CODES = Object.freeze(Object.values(SEND_RETRY))
 
+// The codes of POST /media/download (session/media-download.js) besides the usual not-connected and body
+// refusals: `invalid_media` (400, a body that names no media), `media_gone` (410: the media host no longer has
+// the file and the phone did not upload it again: the gateway tries a few times, then fails it),
+// `media_corrupt` (422: a hash or the MAC did not match, twice), `media_download_failed` (502: the network,
+// TLS or a 5xx of the media host: later may work).
+export const MEDIA_DOWNLOAD_ERROR = frozen(['invalid_media', 'media_gone', 'media_corrupt', 'media_download_failed'])
+export const MEDIA_DOWNLOAD_ERRORS = Object.freeze(Object.values(MEDIA_DOWNLOAD_ERROR))
+
 // The account the worker's un-prefixed routes (/status, /send, ...) act on.
 export const DEFAULT_ACCOUNT = 'default'
 

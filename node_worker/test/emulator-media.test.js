@@ -157,6 +157,11 @@ describe('media host with the real Baileys client', () => {
     await bad({ media: { kind: 'image', base64: 'not base64!' } }, 'invalid_media')
     await bad({ media: { kind: 'video', base64: 'AAAA', ptt: true } }, 'invalid_media')
     await bad({ text: 'hi', media: { kind: 'image', base64: 'AAAA' } }, 'invalid_text')
+    // WhatsApp's 16 MB for media other than documents (a document may be larger: worker-media-receive.test.js)
+    await bad({ media: { kind: 'image', base64: Buffer.alloc(16 * 1024 * 1024 + 1).toString('base64') } }, 'invalid_media')
+    await bad({ media: { kind: 'document', base64: Buffer.alloc(64 * 1024 * 1024).toString('base64') } }, 'invalid_media')
+    await bad({ media: { kind: 'sticker', base64: 'AAAA', wrapper: 'document_with_caption' } }, 'invalid_media')
+    await bad({ media: { kind: 'image', base64: 'AAAA', wrapper: 'parcel' } }, 'invalid_media')
     assert.equal((await emu.api('GET', '/media')).body.paths, uploads)
   })
 

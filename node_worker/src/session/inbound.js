@@ -2,14 +2,13 @@
 // event per message no readable copy followed, journaled before WhatsApp is told it arrived.
 import { proto } from 'baileys'
 import { jidToPhone } from '../phone.js'
+import { mediaInfo, unwrap } from './media-info.js'
 
 // What kind of message a contact sent: the first content field of the proto.Message, unwrapped from
 // the containers (ephemeral, view once, edited, device-sent); null for protocol-only messages.
-const WRAPPERS = ['ephemeralMessage', 'viewOnceMessage', 'viewOnceMessageV2', 'viewOnceMessageV2Extension', 'documentWithCaptionMessage', 'editedMessage']
 const NOT_CONTENT = new Set(['messageContextInfo', 'senderKeyDistributionMessage', 'protocolMessage', 'deviceSentMessage'])
 const contentOf = (message) => {
-  for (const wrapper of WRAPPERS) if (message?.[wrapper]?.message) return contentOf(message[wrapper].message)
-  for (const [key, value] of Object.entries(message ?? {})) {
+  for (const [key, value] of Object.entries(unwrap(message) ?? {})) {
     if (value != null && !NOT_CONTENT.has(key)) return key === 'extendedTextMessage' ? 'text' : key === 'conversation' ? 'text' : key.replace(/Message$/, '')
   }
   return null
@@ -68,7 +67,9 @@ export class Inbound {
     const chat = msg.key.remoteJid ?? ''
     if (!CONTACT_CHAT.test(chat)) return null // groups, broadcasts, newsletters: not yet
     const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
-    const text = textOf(msg.message)
+    // a media message (media-info.js): its text is the caption; its descriptor (the media key) is in the event only
+    const media = mediaInfo(msg.message)
+    const text = media ? media.caption : textOf(msg.message)
     const event = {
       id: msg.key.id,
       from: phone,
@@ -78,13 +79,15 @@ export class Inbound {
       timestamp: Number(msg.messageTimestamp ?? 0),
       kind: content,
       text,
-      offline: how === 'append'
+      offline: how === 'append',
+      ...(media ? { media } : {})
     }
-    // One line per message (never its text): the receipt hook and Baileys' upsert both record it, the second
+    // One line per message (never its text, caption or media key): the receipt hook and Baileys' upsert both record it, the second
     // finds it journaled (`added` false) and stays silent, as does a redelivery.
     const { event: recorded, added } = await s.journal.add('message', event, `in:${chat}:${msg.key.id}`)
     if (added) {
-      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline }, 'message.received')
+      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline,
+        ...(media ? { size: media.size, sha256_prefix: media.sha256?.slice(0, 12) ?? null } : {}) }, 'message.received')
     }
     return recorded
   }
