@@ -112,6 +112,14 @@ WORKER_SEND_RETRIES: tuple[str, ...] = (
     "not_connected", "not_owner", "not_attempted", "superseded", "whatsapp_timeout", "whatsapp_rejected",
     "whatsapp_error", "store_error", "worker_error", "store_unavailable",
 )
+# The codes of the worker's POST /media/download (an inbound message's file) besides its usual refusals
+# (not_connected, not_owner, unknown_field, invalid_json, worker_error): ``invalid_media`` (400) and
+# ``media_corrupt`` (422: a hash or the MAC did not match, also on a fresh download) fail the media;
+# ``media_gone`` (410: expired and the phone did not upload it again) is worth a few more tries;
+# ``media_download_failed`` (502: network, TLS, the media host's 5xx) is retried later.
+WORKER_MEDIA_DOWNLOAD_ERRORS: tuple[str, ...] = (
+    "invalid_media", "media_gone", "media_corrupt", "media_download_failed",
+)
 
 
 class WaitReason(StrEnum):
