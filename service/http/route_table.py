@@ -19,6 +19,7 @@ from service.http.views import (
     docs,
     event_log,
     health,
+    media,
     messages,
     metrics,
     qr,
@@ -54,6 +55,7 @@ PER_ACCOUNT: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/messages", messages.list_messages),
     ("GET", "/messages/{id}", messages.get_message),
     ("DELETE", "/messages/{id}", messages.cancel),
+    ("GET", "/media/{id}", media.get_media),
     ("GET", "/events", event_log.list_events),
     ("GET", "/events/stream", stream.stream),
 )

@@ -18,6 +18,14 @@ DEFAULT_SEND_MAX_BODY = 22 * 1024 * 1024
 # link takes longer than a small body may, a body that trickles is still cut off).
 DEFAULT_BODY_MIN_RATE = 64 * 1024
 DEFAULT_SEND_TIMEOUT = 300.0  # WA_MEDIA_SEND_TIMEOUT: a worker send that uploads media (100 MiB on a slow link)
+# A contact's media (service/runtime/downloads.py): one worker download may take WA_MEDIA_DOWNLOAD_TIMEOUT (100 MiB
+# and a media retry by the phone); WA_MEDIA_DOWNLOAD_ATTEMPTS attempts, WA_MEDIA_DOWNLOAD_RETRY_BASE doubling up
+# to WA_MEDIA_DOWNLOAD_RETRY_MAX apart; none after WA_MEDIA_DOWNLOAD_MAX_AGE (WhatsApp keeps media about 30 days).
+DEFAULT_DOWNLOAD_TIMEOUT = 300.0
+DEFAULT_DOWNLOAD_ATTEMPTS = 8
+DEFAULT_DOWNLOAD_RETRY_BASE = 5.0
+DEFAULT_DOWNLOAD_RETRY_MAX = 900.0
+DEFAULT_DOWNLOAD_MAX_AGE = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +37,11 @@ class MediaSettings:
     send_max_body_bytes: int = DEFAULT_SEND_MAX_BODY
     body_min_rate: int = DEFAULT_BODY_MIN_RATE
     send_timeout: float = DEFAULT_SEND_TIMEOUT
+    download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    download_attempts: int = DEFAULT_DOWNLOAD_ATTEMPTS
+    download_retry_base: float = DEFAULT_DOWNLOAD_RETRY_BASE
+    download_retry_max: float = DEFAULT_DOWNLOAD_RETRY_MAX
+    download_max_age: float = DEFAULT_DOWNLOAD_MAX_AGE
     allow_private: tuple[str, ...] = ()  # WA_MEDIA_FETCH_ALLOW_PRIVATE: parsed by address_policy.parse_allowlist
 
     def limit(self, kind: Kind) -> int:
@@ -47,4 +60,9 @@ def read_media_settings(env: Mapping[str, str], data_dir: Path) -> MediaSettings
         max_redirects=number(env, "WA_MEDIA_FETCH_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, cast=int, maximum=10),
         send_max_body_bytes=number(env, "WA_SEND_MAX_BODY_BYTES", DEFAULT_SEND_MAX_BODY, minimum=1024, cast=int),
         body_min_rate=number(env, "WA_BODY_MIN_RATE", DEFAULT_BODY_MIN_RATE, minimum=1, cast=int),
-        send_timeout=number(env, "WA_MEDIA_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT, minimum=1.0))
+        send_timeout=number(env, "WA_MEDIA_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT, minimum=1.0),
+        download_timeout=number(env, "WA_MEDIA_DOWNLOAD_TIMEOUT", DEFAULT_DOWNLOAD_TIMEOUT, minimum=1.0),
+        download_attempts=number(env, "WA_MEDIA_DOWNLOAD_ATTEMPTS", DEFAULT_DOWNLOAD_ATTEMPTS, minimum=1, cast=int),
+        download_retry_base=number(env, "WA_MEDIA_DOWNLOAD_RETRY_BASE", DEFAULT_DOWNLOAD_RETRY_BASE, minimum=0.01),
+        download_retry_max=number(env, "WA_MEDIA_DOWNLOAD_RETRY_MAX", DEFAULT_DOWNLOAD_RETRY_MAX, minimum=0.01),
+        download_max_age=number(env, "WA_MEDIA_DOWNLOAD_MAX_AGE", DEFAULT_DOWNLOAD_MAX_AGE, minimum=60.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.runtime.dispatch import Dispatcher
+from service.runtime.downloads import Downloader
 from service.runtime.link import AccountLink
 from service.runtime.worker_client import AccountWorker
 from service.runtime.worker_events import EventConsumer
@@ -18,3 +19,4 @@ class Account:
     link: AccountLink  # the one mirror of its WhatsApp state
     events: EventConsumer  # its durable event hand-over
     dispatcher: Dispatcher  # its outbox
+    downloads: Downloader | None = None  # its contacts' media (None without a media store)

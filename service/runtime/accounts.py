@@ -26,6 +26,7 @@ from service.cluster.placement import ClusterPlacement
 from service.media.store import MediaStore
 from service.runtime.account import Account
 from service.runtime.dispatch import Dispatcher
+from service.runtime.downloads import Downloader
 from service.runtime.governor import Governor, GovernorPolicy
 from service.runtime.link import AccountLink
 from service.runtime.media_send import send_with_media
@@ -139,11 +140,18 @@ class AccountRuntime:
         # Before the first event is read, in this order: the state first, then what it releases.
         events.listeners.append(link.on_event)
         events.listeners.append(dispatcher.on_event)
-        account = Account(name, shard, worker, link, events, dispatcher)
+        downloads = None
+        if self.media_store is not None:  # its contacts' media, fetched while this instance serves it
+            downloads = Downloader(self.db, worker, self.media_store, self.settings.media, account=name)
+            downloads.on_stored.extend(self._on_event_stored)
+            events.listeners.append(downloads.on_event)
+        account = Account(name, shard, worker, link, events, dispatcher, downloads)
         self._accounts[name] = account
         link.start()
         events.start()
         await dispatcher.start()
+        if downloads is not None:
+            downloads.start()
         return account
 
     def take(self, name: str) -> Account | None:
@@ -151,6 +159,8 @@ class AccountRuntime:
         return self._accounts.pop(name, None)
 
     async def stop_account(self, account: Account) -> None:
+        if account.downloads is not None:
+            await account.downloads.stop()
         await account.dispatcher.stop()
         await account.link.stop()
         await account.events.stop()

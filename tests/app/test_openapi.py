@@ -31,8 +31,8 @@ async def test_the_document_is_valid_openapi_3_1(client):
     doc = await spec_of(client)
     assert doc["openapi"].startswith("3.1")
     validate(doc)  # openapi-spec-validator picks the 3.1 validator from the version field
-    assert {"message.received", "message.status", "session.status", "message.undecryptable", "webhook.test"} == \
-        set(doc["webhooks"])
+    assert {"message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
+            "media.failed", "webhook.test"} == set(doc["webhooks"])
     assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 
@@ -86,6 +86,8 @@ async def test_a_scoped_key_may_read_the_contract(client):
     ("GET", "/messages?cursor=zz", "/messages", None, 400, "invalid_cursor"),
     ("GET", "/messages/nope", "/messages/{id}", None, 404, "message_not_found"),
     ("DELETE", "/messages/nope", "/messages/{id}", None, 404, "message_not_found"),
+    ("GET", "/media/nope", "/media/{id}", None, 404, "media_not_found"),
+    ("GET", "/accounts/default/media/nope", "/accounts/{account}/media/{id}", None, 404, "media_not_found"),
     ("GET", "/events?types=nope", "/events", None, 400, "invalid_types"),
     ("GET", "/events?after=-1", "/events", None, 400, "invalid_after"),
     ("GET", "/accounts/nobody/messages", "/accounts/{account}/messages", None, 404, "account_not_found"),

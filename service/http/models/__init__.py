@@ -24,10 +24,14 @@ from service.http.models.deliveries import DeliveryOut, DeliveryPage, RedriveOut
 from service.http.models.errors import ErrorDetail, ErrorResponse
 from service.http.models.event_types import (
     EventPage,
+    LoggedMediaFailed,
+    LoggedMediaStored,
     LoggedMessageReceived,
     LoggedMessageStatus,
     LoggedMessageUndecryptable,
     LoggedSessionStatus,
+    MediaFailedEvent,
+    MediaStoredEvent,
     MessageReceivedEvent,
     MessageStatusData,
     MessageStatusEvent,
@@ -48,6 +52,7 @@ from service.http.models.health import (
     ReadyOut,
     ReadyProblem,
 )
+from service.http.models.media import InboundMediaOut
 from service.http.models.messages import (
     InboundMessageOut,
     MessageList,
@@ -81,16 +86,15 @@ from service.http.models.webhooks import (
 
 __all__ = [
     "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "AccountUpdateRequest", "ConnectRequest",
-    "DeliveryOut",
-    "DeliveryPage", "DisconnectOut", "DisconnectRequest", "ErrorDetail", "ErrorResponse", "EventPage",
-    "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp",
-    "HealthWorker", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",
-    "LiveOut", "LoggedMessageReceived", "LoggedMessageStatus", "LoggedMessageUndecryptable",
-    "LoggedSessionStatus", "MessageList", "MessageOut", "MessagePage", "MessageReceivedEvent",
-    "MessageStatusData", "MessageStatusEvent", "MessageTimes", "MessageUndecryptableData",
-    "MessageUndecryptableEvent", "ReadyOut", "ReadyProblem", "Reconnect", "RedriveOut", "RedriveRequest",
-    "RequestModel", "SendRequest", "SessionStatus", "SessionStatusData", "SessionStatusEvent", "WebhookCreateRequest",
-    "WebhookCreated", "WebhookDeleted", "WebhookList", "WebhookOut", "WebhookRotateRequest", "WebhookSecretOut",
-    "WebhookTestData", "WebhookTestEvent", "WebhookTestOut", "WebhookTestRequest", "WebhookTestResult", "iso",
-    "parse",
+    "DeliveryOut", "DeliveryPage", "DisconnectOut", "DisconnectRequest", "ErrorDetail", "ErrorResponse", "EventPage",
+    "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp", "HealthWorker",
+    "InboundMediaOut", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",
+    "LiveOut", "LoggedMediaFailed", "LoggedMediaStored", "LoggedMessageReceived", "LoggedMessageStatus",
+    "LoggedMessageUndecryptable", "LoggedSessionStatus", "MediaFailedEvent", "MediaStoredEvent", "MessageList",
+    "MessageOut", "MessagePage", "MessageReceivedEvent", "MessageStatusData", "MessageStatusEvent", "MessageTimes",
+    "MessageUndecryptableData", "MessageUndecryptableEvent", "ReadyOut", "ReadyProblem", "Reconnect", "RedriveOut",
+    "RedriveRequest", "RequestModel", "SendRequest", "SessionStatus", "SessionStatusData", "SessionStatusEvent",
+    "WebhookCreateRequest", "WebhookCreated", "WebhookDeleted", "WebhookList", "WebhookOut", "WebhookRotateRequest",
+    "WebhookSecretOut", "WebhookTestData", "WebhookTestEvent", "WebhookTestOut", "WebhookTestRequest",
+    "WebhookTestResult", "iso", "parse",
 ]

@@ -74,6 +74,20 @@ class MessageUndecryptableEvent(_Event):
     data: MessageUndecryptableData
 
 
+class MediaStoredEvent(_Event):
+    """A contact's media was downloaded: ``data.media.url`` serves it (the message as GET /messages/{id} shows it)."""
+
+    type: Literal["media.stored"]
+    data: InboundMessageOut
+
+
+class MediaFailedEvent(_Event):
+    """A contact's media could not be downloaded (``data.media.error`` says why); it will not be tried again."""
+
+    type: Literal["media.failed"]
+    data: InboundMessageOut
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -90,9 +104,18 @@ class LoggedMessageUndecryptable(MessageUndecryptableEvent):
     seq: int
 
 
+class LoggedMediaStored(MediaStoredEvent):
+    seq: int
+
+
+class LoggedMediaFailed(MediaFailedEvent):
+    seq: int
+
+
 # One replayed event, told apart by its ``type``.
 LoggedEvent = Annotated[
-    LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable,
+    LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable | LoggedMediaStored
+    | LoggedMediaFailed,
     Field(discriminator="type"),
 ]
 

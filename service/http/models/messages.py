@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from service.http import validation
 from service.http.models.base import RequestModel, checked, iso
+from service.http.models.media import InboundMediaOut
 from service.media.kinds import CAPTIONED, KINDS, Kind
 from service.states import DEFAULT_ACCOUNT
 
@@ -187,7 +188,7 @@ class InboundMessageOut(BaseModel):
     timestamp: str | None  # the sender's
     offline: bool
     received_at: str | None
-
+    media: InboundMediaOut | None = None  # a media message's (absent otherwise): its bytes at media.url
 
 
 class MessageList(BaseModel):

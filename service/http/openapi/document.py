@@ -24,7 +24,11 @@ RESPONSE_HEADERS = {
     "Location": ("string", "Where the created or accepted resource is."),
     "Idempotent-Replayed": ("string", "`true` when the answer is the original message of this Idempotency-Key."),
     "Retry-After": ("integer", "Seconds to wait before retrying."),
-    "Cache-Control": ("string", "`no-store`."),
+    "Cache-Control": ("string", "`no-store`; media: `private, max-age=86400` (the bytes under an id never change)."),
+    "ETag": ("string", "`\"<sha256>\"` of the media: send it back as If-None-Match (304) or If-Range."),
+    "Accept-Ranges": ("string", "`bytes`: one Range is answered 206."),
+    "Content-Range": ("string", "`bytes <first>-<last>/<size>` (206), `bytes */<size>` (416)."),
+    "Content-Disposition": ("string", "`attachment; filename=\"...\"`, with `filename*=utf-8''...` when not ASCII."),
 }
 DESCRIPTION = (
     "A self-hosted WhatsApp gateway. Every error is `{\"error\": {\"code\", \"message\"}}` "

@@ -12,7 +12,7 @@ from service.http.openapi.spec import JSON
 
 WEBHOOK_EVENTS: tuple[type[BaseModel], ...] = (
     models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
-    models.MessageUndecryptableEvent, models.WebhookTestEvent,
+    models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent, models.WebhookTestEvent,
 )
 
 
