@@ -134,5 +134,8 @@ def operation(schemas: Schemas, method: str, path: str, op: Op, op_id: str) -> d
         out["requestBody"] = {"required": not op.body_optional,
                               "description": "Optional: no body at all is {}." if op.body_optional else "",
                               "content": {JSON: {"schema": schemas.ref(op.body)}}}
+        if op.form is not None:
+            out["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": op.form, "encoding": {"file": {"contentType": "application/octet-stream"}}}
     out["responses"] = _responses(schemas, method, path, op)
     return out

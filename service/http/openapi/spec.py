@@ -35,6 +35,7 @@ class Op:
     errors: dict[int, tuple[str, ...]] = field(default_factory=dict)  # beyond those added by the rules below
     body: type[RequestModel] | None = None
     body_optional: bool = False  # no body at all (or an empty one) is {}
+    form: dict[str, Any] | None = None  # also takes multipart/form-data: the form's schema
     params: tuple[Param, ...] = ()
     worker: bool = False  # asks the account's worker: its outages and errors pass through
     writes: bool = False  # writes the store (or a file): 507 insufficient_storage while the disk is full
