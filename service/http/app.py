@@ -32,7 +32,8 @@ from service.http.metrics import Metrics
 from service.http.middlewares import MIDDLEWARES, setup_security
 from service.http.routes import setup_routes
 from service.http.sse_hub import EventHub
-from service.media.factory import open_intake, open_media_store
+from service.media.factory import close_media_store, open_intake, open_media_store
+from service.media.retention import MediaCollector, MediaStats, run_media_retention
 from service.programs.supervision import SupervisorMonitor
 from service.runtime.accounts import AccountRuntime
 from service.runtime.notify import Notifier
@@ -114,7 +115,17 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     store = await open_media_store(app[SETTINGS], app[DATABASE])
     app[MEDIA_STORE] = store
     app[MEDIA_INTAKE] = open_intake(store, app[SETTINGS], app.get(WEBHOOK_LOOKUP))
+    # Retention and quotas (service/media/retention.py): an hourly pass, and wa_gateway_media_* on /metrics.
+    config, stats = app[SETTINGS].media.store, MediaStats()
+    app[METRICS].registry.register(MediaCollector(stats, app[DATABASE], config.quota_bytes))
+    task = asyncio.create_task(run_media_retention(store, app[DATABASE], config, stats), name="media-retention")
     yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await close_media_store(store)
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:

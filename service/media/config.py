@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.media.kinds import DEFAULT_LIMITS, KINDS, Kind
+from service.media.store_config import StoreSettings, read_store_settings
 from service.settings_env import allowlist, number
 
 DEFAULT_FETCH_TIMEOUT = 30.0  # WA_MEDIA_FETCH_TIMEOUT: seconds for a whole download, redirects included
@@ -43,6 +44,7 @@ class MediaSettings:
     download_retry_max: float = DEFAULT_DOWNLOAD_RETRY_MAX
     download_max_age: float = DEFAULT_DOWNLOAD_MAX_AGE
     allow_private: tuple[str, ...] = ()  # WA_MEDIA_FETCH_ALLOW_PRIVATE: parsed by address_policy.parse_allowlist
+    store: StoreSettings = field(default_factory=StoreSettings)  # WA_MEDIA_STORE, WA_MEDIA_S3_*, retention, quota
 
     def limit(self, kind: Kind) -> int:
         return self.limits.get(kind, DEFAULT_LIMITS[kind])
@@ -65,4 +67,5 @@ def read_media_settings(env: Mapping[str, str], data_dir: Path) -> MediaSettings
         download_attempts=number(env, "WA_MEDIA_DOWNLOAD_ATTEMPTS", DEFAULT_DOWNLOAD_ATTEMPTS, minimum=1, cast=int),
         download_retry_base=number(env, "WA_MEDIA_DOWNLOAD_RETRY_BASE", DEFAULT_DOWNLOAD_RETRY_BASE, minimum=0.01),
         download_retry_max=number(env, "WA_MEDIA_DOWNLOAD_RETRY_MAX", DEFAULT_DOWNLOAD_RETRY_MAX, minimum=0.01),
-        download_max_age=number(env, "WA_MEDIA_DOWNLOAD_MAX_AGE", DEFAULT_DOWNLOAD_MAX_AGE, minimum=60.0))
+        download_max_age=number(env, "WA_MEDIA_DOWNLOAD_MAX_AGE", DEFAULT_DOWNLOAD_MAX_AGE, minimum=60.0),
+        store=read_store_settings(env))

@@ -12,6 +12,7 @@ from tests.helpers.stack import REPO
 READERS = {  # the settings modules and how each names a variable it reads
     REPO / "service" / "settings.py": re.compile(r"""["'](WA_[A-Z0-9_]+)["']"""),
     REPO / "service" / "media" / "config.py": re.compile(r"""["'](WA_[A-Z0-9_]+)["']"""),
+    REPO / "service" / "media" / "store_config.py": re.compile(r"""["'](WA_[A-Z0-9_]+)["']"""),
     REPO / "node_worker" / "src" / "settings.js": re.compile(r"""(?:env\.|["'])(WA_[A-Z0-9_]+)"""),
 }
 CODE = [REPO / "service", REPO / "node_worker" / "src", REPO / "node_worker" / "lib", REPO / "node_worker" / "emulator",
