@@ -209,6 +209,26 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/unit/test_launcher_media_ca.py::test_the_sandbox_env_names_the_emulators_media_ca_to_the_worker
 - node_worker/api/openapi.json, invalid_media missing from /send's 400 codes:
     tests/system/test_worker_fuzz.py::test_every_operation_holds_to_the_document
+- service/media/store_pg.py, adopt not finding the blob already stored, or without the blob's advisory lock (two instances at once):
+    tests/app/test_media_stores.py::test_the_same_content_adopted_again_and_twice_at_once_is_one_blob
+    tests/app/test_media_stores.py::test_two_instances_adopting_one_blob_at_once_store_it_once
+- service/media/store_pg.py / store_s3.py, a range off by one (substring from 0, an inclusive end); S3 parts not all completed:
+    tests/app/test_media_stores.py::test_a_blob_goes_in_is_read_by_range_comes_back_and_goes
+- service/media/store_pg.py / store_s3.py, adopt not re-hashing the local copy (a damaged file made durable):
+    tests/app/test_media_stores.py::test_a_damaged_local_copy_is_not_made_durable
+- service/media/store_pg.py / store_s3.py forget, the untouched_since check dropped (a sweep takes a blob adopted since it looked):
+    tests/app/test_media_stores.py::test_a_sweep_never_takes_a_remote_blob_adopted_since_it_looked
+- service/media/refs.py, inbound rows left out of the references, or messages not done pruned:
+    tests/app/test_media_retention.py::test_a_message_not_done_keeps_its_media_however_old
+- service/media/retention.py sweep, the grace period ignored; service/media/store.py FileStore.adopt not renewing the mtime:
+    tests/app/test_media_retention.py::test_the_grace_period_spares_a_blob_whose_row_is_not_committed_yet
+    tests/app/test_media_retention.py::test_content_adopted_again_is_young_again
+- service/media/retention.py sweep, a remote store's local copies never evicted:
+    tests/app/test_media_retention.py::test_a_remote_store_keeps_the_local_copy_only_as_a_cache
+- service/media/refs.py, the quota counting a blob once per message (UNION ALL), or a blob the account holds charged again:
+    tests/app/test_media_retention.py::test_the_quota_counts_each_accounts_distinct_unpruned_blobs
+- service/programs/backup.py, the media store's tmp/ copied, or restored blobs left with the backup's modes:
+    tests/app/test_backup_media.py::test_the_media_store_is_backed_up_and_restored_without_its_temp_files
 """
 
 from __future__ import annotations
