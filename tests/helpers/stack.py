@@ -308,14 +308,15 @@ class Stack:
 
     def events(self, after: int = 0) -> list[dict]:
         """The gateway's durable event log (GET /events), each event flattened for predicates:
-        ``{"seq", "type", "event_id", "account", **data}``."""
+        ``{**data, "seq", "type", "event_id", "account", "data"}`` (the event's own fields win: a message's data
+        has a ``type`` of its own, still at ``data``)."""
         found: list[dict] = []
         while True:
             res = self.get(f"/events?after={after}&limit=500")
             assert res.status == 200, res.raw
             page = res.json()["events"]
-            found.extend({"seq": e["seq"], "type": e["type"], "event_id": e["id"], "account": e["account"],
-                          **e["data"]} for e in page)
+            found.extend({**e["data"], "seq": e["seq"], "type": e["type"], "event_id": e["id"], "account": e["account"],
+                          "data": e["data"]} for e in page)
             if len(page) < 500:
                 return found
             after = page[-1]["seq"]
