@@ -5,12 +5,14 @@ import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 
 const MAX_BODY = 1024 * 1024
-const MAX_MESSAGE_BODY = 96 * 1024 * 1024 // POST /contacts/{phone}/messages carries base64 media (a document: up to 64 MiB)
+// POST /contacts/{phone}/messages carries base64 media (a document: up to one upload, 64 MiB by default): 96 MiB,
+// more when WA_EMULATOR_MEDIA_MAX_UPLOAD_BYTES is raised (4/3 of it in base64, and the rest of the JSON)
+const messageBodyBound = (maxUploadBytes) => Math.max(96 * 1024 * 1024, Math.ceil(maxUploadBytes * 4 / 3) + 1024 * 1024)
 const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
 const ADDRESSING_MODES = ['pn', 'lid']
 
 const BODY_ERRORS = {
-  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 96 MiB for POST /contacts/{phone}/messages)'),
+  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 96 MiB or 4/3 of the media upload bound for POST /contacts/{phone}/messages)'),
   not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
   not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object'),
   incomplete: () => apiError(400, 'bad_json', 'the body ended early')
@@ -30,6 +32,7 @@ const phoneParam = (raw) => {
 }
 
 export const makeControlApi = (emu) => {
+  const maxMessageBody = messageBodyBound(emu.mediaServer.maxUploadBytes)
   const routes = [
     ['GET', /^\/$/, () => emu.overview()],
     ['GET', /^\/healthz$/, () => ({ ok: true })],
@@ -94,7 +97,7 @@ export const makeControlApi = (emu) => {
       if (!matching.length) throw apiError(404, 'not_found', `no route ${url.pathname}`)
       const route = matching.find(([method]) => method === req.method)
       if (!route) throw apiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
-      const body = req.method === 'POST' ? await readJson(req, /\/messages$/.test(url.pathname) ? MAX_MESSAGE_BODY : MAX_BODY) : undefined
+      const body = req.method === 'POST' ? await readJson(req, /\/messages$/.test(url.pathname) ? maxMessageBody : MAX_BODY) : undefined
       const result = await route[2](url.pathname.match(route[1]), body)
       send(res, 200, result)
     } catch (err) {

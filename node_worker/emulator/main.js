@@ -69,7 +69,9 @@ export const readSettings = () => {
     mediaPort: int('WA_EMULATOR_MEDIA_PORT', 0),
     mediaHost: env.WA_EMULATOR_MEDIA_HOST || null,
     mediaExpirySeconds: int('WA_EMULATOR_MEDIA_EXPIRY_SECONDS', 30 * 24 * 3600),
-    mediaMaxBytes: int('WA_EMULATOR_MEDIA_MAX_BYTES', 256 * 1024 * 1024)
+    mediaMaxBytes: int('WA_EMULATOR_MEDIA_MAX_BYTES', 256 * 1024 * 1024),
+    // one upload's bound (media_conn's maxContentLengthBytes), hence the largest document a contact sends
+    mediaMaxUploadBytes: int('WA_EMULATOR_MEDIA_MAX_UPLOAD_BYTES', 64 * 1024 * 1024)
   }
 }
 

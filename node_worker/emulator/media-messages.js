@@ -15,8 +15,8 @@ export const MEDIA_KINDS = ['image', 'video', 'audio', 'document', 'sticker']
 // Baileys' MIMETYPE_MAP, the defaults of its sendMessage
 const DEFAULT_MIMETYPE = { image: 'image/jpeg', video: 'video/mp4', audio: 'audio/ogg; codecs=opus', document: 'application/pdf', sticker: 'image/webp' }
 // WhatsApp's limits: 16 MB for photos, videos, audio and stickers; documents are far larger (2 GB today),
-// bounded here by what the media host takes in one upload (64 MiB, media-server.js) less the encryption's
-// padding and MAC
+// bounded here by what the media host takes in one upload (64 MiB, media-server.js; WA_EMULATOR_MEDIA_MAX_UPLOAD_BYTES)
+// less the encryption's padding and MAC
 const MAX_MEDIA_BYTES = 16 * 1024 * 1024
 // The containers WhatsApp clients put media in: a disappearing chat's messages come in ephemeralMessage, a
 // view-once photo, video or voice note in viewOnceMessageV2 (the media itself marked viewOnce), a document
@@ -27,6 +27,8 @@ const WRAPPERS = {
   document_with_caption: { field: 'documentWithCaptionMessage', kinds: ['document'] }
 }
 export const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024 - 64
+/** the largest document a media host taking `maxUploadBytes` in one upload can carry */
+export const maxDocumentBytes = (maxUploadBytes) => maxUploadBytes - 64
 
 /** the media content of a message, unwrapped: { kind, field, content } or null */
 export const mediaOf = (msg) => {
@@ -47,15 +49,15 @@ const str = (v, name, max = 1024) => {
   return v
 }
 
-/** the `media` object of POST /contacts/{phone}/messages, checked */
-export const parseMediaRequest = (media) => {
+/** the `media` object of POST /contacts/{phone}/messages, checked (a document: up to `maxDocument` bytes) */
+export const parseMediaRequest = (media, maxDocument = MAX_DOCUMENT_BYTES) => {
   if (!media || typeof media !== 'object' || Array.isArray(media)) throw apiError(400, 'invalid_media', '"media" must be an object')
   if (!MEDIA_KINDS.includes(media.kind)) throw apiError(400, 'invalid_media', `media.kind must be one of ${MEDIA_KINDS.join(', ')}`)
   if (typeof media.base64 !== 'string' || !media.base64.length || !/^[A-Za-z0-9+/]*={0,2}$/.test(media.base64)) {
     throw apiError(400, 'invalid_media', 'media.base64 must be the file, base64-encoded')
   }
   const bytes = Buffer.from(media.base64, 'base64')
-  const max = media.kind === 'document' ? MAX_DOCUMENT_BYTES : MAX_MEDIA_BYTES
+  const max = media.kind === 'document' ? maxDocument : MAX_MEDIA_BYTES
   if (!bytes.length || bytes.length > max) throw apiError(400, 'invalid_media', `the file of ${media.kind === 'document' ? 'a document' : 'this kind'} must be 1 byte to ${max} bytes`)
   if (media.ptt != null && typeof media.ptt !== 'boolean') throw apiError(400, 'invalid_media', 'media.ptt must be a boolean')
   if (media.ptt && media.kind !== 'audio') throw apiError(400, 'invalid_media', 'media.ptt is for audio only')

@@ -8,7 +8,7 @@ import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 import { errorFields } from './log.js'
-import { parseMediaRequest, mediaOf } from './media-messages.js'
+import { parseMediaRequest, mediaOf, maxDocumentBytes } from './media-messages.js'
 
 const safeDecode = (jid) => {
   try { return jid ? jidDecode(jid) : undefined } catch { return undefined }
@@ -270,7 +270,7 @@ export class Messaging {
     if (!toPhone) throw apiError(400, 'invalid_phone_number', '"to" must be an E.164 phone number such as +15550001111')
     if (media != null && text != null) throw apiError(400, 'invalid_text', 'send "text" or "media", not both')
     if (media == null && (typeof text !== 'string' || !text.length)) throw apiError(400, 'invalid_text', '"text" must be a non-empty string (or send "media")')
-    const mediaReq = media == null ? null : parseMediaRequest(media) // media-messages.js
+    const mediaReq = media == null ? null : parseMediaRequest(media, maxDocumentBytes(this.emu.mediaServer.maxUploadBytes)) // media-messages.js
     if (toPhone === contactPhone) throw apiError(400, 'invalid_recipient', 'a contact cannot send to itself')
     if (unavailable != null && typeof unavailable !== 'boolean' && (typeof unavailable !== 'string' || !/^[a-z_]{1,64}$/.test(unavailable))) {
       throw apiError(400, 'invalid_unavailable', '"unavailable" must be a boolean or an <unavailable> type such as "view_once"')
