@@ -147,8 +147,9 @@ async def _accept(request: web.Request, account: Account | Elsewhere, phone: str
     settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
     try:
         row, created = await db.run(
-            outbox.accept, account=name, phone_number=phone, body=text, idempotency_key=key, now=time.time(),
-            ttl=settings.message_ttl, max_outbox=settings.outbox_max, media=media,
+            send_media.accept_within_quota, quota=settings.media.store.quota_bytes, media=media,
+            account=name, phone_number=phone, body=text, idempotency_key=key, now=time.time(),
+            ttl=settings.message_ttl, max_outbox=settings.outbox_max,
             wait_reason=account.link.wait_reason() if isinstance(account, Account) else None,
         )
     except outbox.KeyReused:

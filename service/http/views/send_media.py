@@ -11,6 +11,7 @@ retention removes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -20,13 +21,29 @@ from service.http.body_deadline import body_deadline
 from service.http.models import SendRequest
 from service.http.strict_input import unknown_field
 from service.http.validation import InvalidInput, message_text, phone_number
+from service.media import refs
 from service.media.errors import InvalidMedia
 from service.media.intake import TRUE, MediaSpec, StoredMedia
 from service.media.kinds import CAPTIONED
 from service.media.store import Blob
+from service.store import outbox
 from service.store.outbox import OutboundMedia, media_identity
 
 FORM_FIELDS = ("phone_number", "kind", "caption", "ptt")
+
+
+def accept_within_quota(conn: Any, *, quota: int, media: OutboundMedia | None, **accept: Any) -> tuple[dict[str, Any],
+                                                                                                  bool]:
+    """``outbox.accept`` with the account's media quota (WA_MEDIA_QUOTA_BYTES) checked in the same transaction, so
+    two sends cannot both take its last bytes; a replay of an accepted request is answered whatever the quota."""
+    key = accept.get("idempotency_key")
+    if media is not None and quota > 0:
+        rhash = outbox.request_hash(accept["phone_number"], accept["body"], media)
+        original = None if key is None else outbox.replayed(conn, accept["account"], key, rhash, accept["now"])
+        if original is not None:
+            return original, False
+        refs.check_quota(conn, accept["account"], quota, media.sha256, media.size)
+    return outbox.accept(conn, media=media, **accept)
 
 
 @dataclass(frozen=True, slots=True)

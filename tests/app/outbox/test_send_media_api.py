@@ -182,3 +182,14 @@ async def test_a_refused_account_is_409_before_any_fetch_and_a_large_json_body_i
     assert media_files(client) == [] and rows(client) == []
     text = await client.post("/send", json={"phone_number": P1, "message": "x" * 5000}, headers=AUTH)
     assert text.status == 413  # the limit is /send's, for text too
+
+
+async def test_the_accounts_media_quota_refuses_a_send_that_would_pass_it(media_api):
+    client = await media_api(WA_MEDIA_QUOTA_BYTES="2000")
+    small = {"phone_number": P1, "image": {"base64": base64.b64encode(samples.png()).decode()}}
+    assert (await client.post("/send", json=small, headers=AUTH)).status == 200
+    assert (await client.post("/send", json=small, headers=AUTH)).status == 200  # held already: costs nothing more
+    big = {"phone_number": P1, "document": {"base64": base64.b64encode(samples.pdf() + b"%" * 2000).decode()}}
+    key = {**AUTH, "Idempotency-Key": "big-1"}
+    await error_of(await client.post("/send", json=big, headers=key), 413, "media_quota_exceeded")
+    assert len(rows(client)) == 2 and len(client.worker.sends) == 2
