@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,8 +163,11 @@ class PostgresStore:
         """The local copy, fetched from the tables first when this instance has none (verified: a blob whose
         bytes do not hash to its name is not put in place)."""
         path = self.local.path(sha256)
-        if await asyncio.to_thread(path.is_file):
+        try:  # renewed: the retention pass evicts only local copies older than its grace period
+            await asyncio.to_thread(os.utime, path)
             return path
+        except FileNotFoundError:
+            pass
         size = await self.stat(sha256)
         if size is None:
             raise FileNotFoundError(sha256)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -169,8 +170,11 @@ class S3Store:
     async def local_path(self, sha256: str) -> Path:
         """The local copy, downloaded first when this instance has none (verified before it is put in place)."""
         path = self.local.path(sha256)
-        if await asyncio.to_thread(path.is_file):
+        try:  # renewed: the retention pass evicts only local copies older than its grace period
+            await asyncio.to_thread(os.utime, path)
             return path
+        except FileNotFoundError:
+            pass
         size = await self.stat(sha256)
         if size is None:
             raise FileNotFoundError(sha256)

@@ -174,3 +174,16 @@ async def test_the_quota_counts_each_accounts_distinct_unpruned_blobs(db):
     assert samples[("wa_gateway_media_account_over_quota", ("other",))] == 1
     assert samples[("wa_gateway_media_account_over_quota", ("acct",))] == 0
     assert samples[("wa_gateway_media_stored_bytes", ())] == 5130
+
+
+async def test_a_local_copy_the_worker_was_just_given_is_not_evicted(db, tmp_path, request):
+    store = await open_store("postgres", tmp_path / "media", request)
+    try:
+        blob = await put(store, os.urandom(4000))
+        long_ago = time.time() - 10 * DAY
+        os.utime(blob.path, (long_ago, long_ago))
+        assert await store.local_path(blob.sha256) == blob.path  # the dispatcher hands it to the worker now
+        await sweep(store, db, SETTINGS.grace)
+        assert store.local.exists(blob.sha256)
+    finally:
+        await close_store(store)

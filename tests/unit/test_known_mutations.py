@@ -225,6 +225,8 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_media_retention.py::test_content_adopted_again_is_young_again
 - service/media/retention.py sweep, a remote store's local copies never evicted:
     tests/app/test_media_retention.py::test_a_remote_store_keeps_the_local_copy_only_as_a_cache
+- service/media/store_pg.py local_path, an existing local copy handed out without renewing its mtime (evicted under the worker):
+    tests/app/test_media_retention.py::test_a_local_copy_the_worker_was_just_given_is_not_evicted
 - service/media/refs.py, the quota counting a blob once per message (UNION ALL), or a blob the account holds charged again:
     tests/app/test_media_retention.py::test_the_quota_counts_each_accounts_distinct_unpruned_blobs
 - service/programs/backup.py, the media store's tmp/ copied, or restored blobs left with the backup's modes:
