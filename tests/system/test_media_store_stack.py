@@ -1,8 +1,9 @@
 """The whole sandbox stack (supervisord, gateway, worker with the real Baileys, the emulator's media host) with its
-media in a bucket (WA_MEDIA_STORE=s3 on moto's standalone server, tests/helpers/s3_server.py): an image sent by
-base64 and one a contact sends are each an object in the bucket under its sha256, and once the local copies are
-gone (another instance received them) GET /media/{id} still serves the very bytes from the bucket, and the same
-content sent again (adopted again: the object is kept, its age renewed) reaches its contact."""
+media in a bucket (WA_MEDIA_STORE=s3 on moto's standalone server, tests/helpers/s3_server.py) or in PostgreSQL
+(WA_MEDIA_STORE=postgres, the tests' server): an image sent by base64 and one a contact sends are each stored
+under its sha256, and once the local copies are gone (as on an instance of a cluster that received neither)
+GET /media/{id} still serves the very bytes from the store, and the same content sent again (adopted again: kept,
+its age renewed) reaches its contact."""
 
 from __future__ import annotations
 
@@ -43,17 +44,43 @@ def _drop_local_copies(stack: Stack) -> None:
             shutil.rmtree(entry)
 
 
-def test_media_both_ways_lives_in_the_bucket(s3):
-    bucket = "wa-" + secrets.token_hex(6)
-    s3.create_bucket(bucket)
-    with Stack(s3.env(bucket), sandbox=True) as stack:
+def _stored(where: str, request, sha256: str) -> bool:
+    if where == "s3":
+        s3, bucket = request.getfixturevalue("s3"), request.node.bucket
+        return f"media/{sha256}" in _objects(s3, bucket)
+    import asyncio
+
+    import asyncpg
+
+    async def look() -> bool:
+        conn = await asyncpg.connect(request.node.database_url)
+        try:
+            return bool(await conn.fetchval("SELECT 1 FROM media_blobs WHERE sha256 = $1", sha256))
+        finally:
+            await conn.close()
+    return asyncio.run(look())
+
+
+def _env(where: str, request) -> dict[str, str]:
+    if where == "s3":
+        s3 = request.getfixturevalue("s3")
+        request.node.bucket = "wa-" + secrets.token_hex(6)
+        s3.create_bucket(request.node.bucket)
+        return s3.env(request.node.bucket)
+    request.node.database_url = request.getfixturevalue("url")
+    return {"WA_DATABASE_URL": request.node.database_url, "WA_MEDIA_STORE": "postgres"}
+
+
+@pytest.mark.parametrize("where", ["s3", "postgres"])
+def test_media_both_ways_lives_in_the_store(where, request):
+    with Stack(_env(where, request), sandbox=True) as stack:
         pair(stack)
         image = samples.png(7, 4)
         sha_out = hashlib.sha256(image).hexdigest()
         body = {"phone_number": CONTACT, "image": {"base64": base64.b64encode(image).decode()}}
         sent = stack.post("/send?wait=10", body)
         assert sent.status == 200, sent.raw
-        assert f"media/{sha_out}" in _objects(s3, bucket)  # adopted before the answer
+        assert _stored(where, request, sha_out)  # adopted before the answer
 
         incoming = samples.png(3, 8)
         sha_in = hashlib.sha256(incoming).hexdigest()
@@ -62,7 +89,7 @@ def test_media_both_ways_lives_in_the_bucket(s3):
         assert res.status == 200, res.raw
         stored = stack.wait_event(lambda e: e["type"] == "media.stored" and e["media"]["sha256"] == sha_in, 60,
                                   "the contact's image stored")
-        assert f"media/{sha_in}" in _objects(s3, bucket)
+        assert _stored(where, request, sha_in)
 
         _drop_local_copies(stack)  # as on an instance that received neither
         for url, sha in ((sent.json()["media"]["url"], sha_out), (stored["media"]["url"], sha_in)):
@@ -77,4 +104,4 @@ def test_media_both_ways_lives_in_the_bucket(s3):
             inbox = stack.emu("GET", "/contacts/+15550219999/messages").json()
             return next((m for m in inbox if m.get("media")), None)
         assert wait_for(arrived, 30, "the image sent again")["media"]["sha256"] == sha_out
-        assert s3_server.SECRET_ACCESS_KEY not in stack.logs()
+        assert s3_server.SECRET_ACCESS_KEY not in stack.logs() and "media.adopt_failed" not in stack.logs()
