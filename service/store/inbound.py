@@ -64,8 +64,11 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     assert row is not None
     if phone is not None:
         contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
-    return event_log.append(conn, account, "message.received", public_message(row), now,
-                         source_id=_str(event.get("event_id")), subject=phone or lid or chat)
+    stored = event_log.append(conn, account, "message.received", public_message(row), now,
+                              source_id=_str(event.get("event_id")), subject=phone or lid or chat)
+    if media is not None and media["state"] == "failed":  # nothing can download it: said at once, as a failure
+        event_log.append(conn, account, "media.failed", public_message(row), now, subject=phone or lid or chat)
+    return stored
 
 
 def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict[str, Any],

@@ -99,6 +99,8 @@ def test_a_media_without_a_usable_descriptor_is_failed_at_once(db, parts):
     event["media"]["descriptor"] = {"direct_path": "/x"}  # no media key: nothing could ever decrypt it
     data = json.loads(db.call(inbound.store_worker_event, A, event, time.time())["event"]["payload"])["data"]
     assert (data["media"]["state"], data["media"]["error"]) == ("failed", "invalid_descriptor")
+    # Every media message ends in one media.stored or media.failed: this one at once.
+    assert [e["data"]["id"] for e in events_of(db, "media.failed")] == [data["id"]]
 
 
 async def test_a_download_stores_the_file_and_appends_media_stored_once(db, parts):
