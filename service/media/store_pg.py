@@ -51,8 +51,9 @@ CREATE TABLE IF NOT EXISTS media_chunks (
     data BYTEA NOT NULL,
     PRIMARY KEY (sha256, n)
 );
-ALTER TABLE media_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 """
+# Once, when the table is made: ALTER takes an exclusive lock, which a start must not take while others read.
+UNCOMPRESSED = "ALTER TABLE media_chunks ALTER COLUMN data SET STORAGE EXTERNAL"
 
 
 def _lock_key(sha256: str) -> int:
@@ -92,7 +93,9 @@ class PostgresStore:
                 from None
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", LOCK_CLASS)
-            await conn.execute(SCHEMA)
+            if await conn.fetchval("SELECT to_regclass('media_chunks')") is None:
+                await conn.execute(SCHEMA)
+                await conn.execute(UNCOMPRESSED)
         return self
 
     async def close(self) -> None:

@@ -105,12 +105,25 @@ class S3Store:
             raise
         return int(head["ContentLength"])
 
+    async def _written(self, key: str) -> float | None:
+        """When the object was last written (epoch seconds), or None when it is absent."""
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise
+        return float(head["LastModified"].timestamp())
+
     async def adopt(self, blob: Blob) -> None:
         key = self.key(blob.sha256)
         await asyncio.to_thread(blob.path.touch)  # the local copy is fresh too: its sweep waits as long
-        if await self.stat(blob.sha256) is not None:
-            await self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key},
-                                          MetadataDirective="REPLACE", Metadata={"touched": str(time.time())})
+        written = await self._written(key)
+        if written is not None:
+            if written < time.time() - self._settings.grace / 2:  # a copy per popular send would cost: at most
+                await self.client.copy_object(  # one per half grace period, which still keeps it from the sweep
+                    Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key},
+                    MetadataDirective="REPLACE", Metadata={"touched": str(time.time())})
             return
         digest = hashlib.sha256()
         with await asyncio.to_thread(blob.path.open, "rb") as handle:
@@ -199,13 +212,8 @@ class S3Store:
         (S3 has no conditional delete on that: a reuse in the milliseconds between the check and the delete is
         the one window left, which the grace period makes the length of an adopt, not of a sweep)."""
         key = self.key(sha256)
-        try:
-            head = await self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
-            if _missing(exc):
-                return False
-            raise
-        if untouched_since is not None and head["LastModified"].timestamp() >= untouched_since:
+        written = await self._written(key)
+        if written is None or (untouched_since is not None and written >= untouched_since):
             return False
         await self.client.delete_object(Bucket=self.bucket, Key=key)
         return True
