@@ -231,6 +231,40 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_media_retention.py::test_the_quota_counts_each_accounts_distinct_unpruned_blobs
 - service/programs/backup.py, the media store's tmp/ copied, or restored blobs left with the backup's modes:
     tests/app/test_backup_media.py::test_the_media_store_is_backed_up_and_restored_without_its_temp_files
+- service/runtime/downloads.py, the downloaded sha256 not compared with the sender's:
+    tests/app/test_media_downloads.py::test_another_sha256_than_announced_is_failed_and_nothing_is_adopted
+- service/runtime/downloads.py, a not-connected attempt not given back, or a connection not resuming the waiting downloads:
+    tests/app/test_media_downloads.py::test_not_connected_gives_the_attempt_back_and_a_connection_resumes_it
+- service/runtime/downloads.py, what a crash left downloading not resumed at start:
+    tests/app/test_media_downloads.py::test_a_download_in_flight_at_a_crash_is_resumed_by_the_next_start
+- service/runtime/downloads.py, a 410 media_gone final at once, the backoff not doubling, or no age bound:
+    tests/app/test_media_downloads.py::test_media_gone_is_retried_until_its_bound
+    tests/app/test_media_downloads.py::test_a_failed_attempt_is_retried_with_backoff_then_stored
+    tests/app/test_media_downloads.py::test_a_media_too_large_or_too_old_is_failed_without_asking_the_worker
+- service/runtime/downloads.py, a file already stored downloaded again:
+    tests/app/test_media_downloads.py::test_the_same_file_again_is_not_downloaded_twice
+- service/store/inbound_media.py, an attempt not counted at its claim, or a download settled twice (no state guard):
+    tests/app/test_media_downloads.py::test_attempts_exhausted_fail_it_with_the_last_error_and_media_failed
+- service/store/inbound_media.py public, the worker's descriptor shown:
+    tests/app/test_media_downloads.py::test_a_media_message_is_announced_downloading_with_type_and_media_and_no_descriptor
+- service/store/inbound.py, a media message nothing can download given no media.failed:
+    tests/app/test_media_downloads.py::test_a_media_without_a_usable_descriptor_is_failed_at_once
+- service/http/views/media.py, If-None-Match or If-Range ignored, a Range past the end not 416, a suffix range read from the start:
+    tests/app/test_media_view.py::test_if_none_match_answers_304_for_its_etag
+    tests/app/test_media_view.py::test_if_range_sends_the_range_only_for_this_etag
+    tests/app/test_media_view.py::test_one_range_is_206_past_the_end_416_anything_else_the_whole
+- service/http/views/media.py, a filename kept with its path or control characters or without filename*, the declared mimetype unchecked, nosniff dropped:
+    tests/app/test_media_view.py::test_a_hostile_filename_is_one_safe_header
+    tests/app/test_media_view.py::test_the_declared_mimetype_is_served_only_when_plain
+    tests/app/test_media_view.py::test_the_bytes_stream_with_type_length_etag_and_an_attachment
+- service/http/middlewares.py, /media not among a default key's routes:
+    tests/app/test_media_view.py::test_keys_are_scoped_as_on_messages
+- service/store/inbound_media.py served, pruned_at ignored or a sent message's media not found; service/store/inbound.py get, the media not attached:
+    tests/app/test_media_view.py::test_media_not_there_answers_the_contracts_errors
+    tests/app/test_media_view.py::test_a_sent_messages_media_is_served_too
+    tests/app/test_media_view.py::test_messages_show_the_media_and_never_the_descriptor
+- service/http/views/media.py, a Range read from the file's start; service/runtime/accounts.py, the downloader never started:
+    tests/system/test_inbound_media_stack.py::test_each_kind_a_contact_sends_is_stored_and_served_identical
 """
 
 from __future__ import annotations
