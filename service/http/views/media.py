@@ -114,6 +114,8 @@ def _pruned() -> web.Response:
 
 
 async def get_media(request: web.Request) -> web.StreamResponse:
+    """The bytes, or the contract's error. Not a prepared StreamResponse: the body streams from the store as the
+    response's payload, so the middlewares still add their headers (X-Request-ID, CORS) before it is sent."""
     message_id = request.match_info["id"]
     name = account_of(request).name
     found = await request.app[DATABASE].run(inbound_media.served, name, message_id)
