@@ -343,7 +343,7 @@
   // --- messages ------------------------------------------------------------------------------------------
   // A message's text, or its media (status-media.js) fetched through the API with the key, by the message's
   // own id (never a URL taken from the answer).
-  function body (m, account, text) {
+  function messageCell (m, account, text) {
     if (!m.media) return el('td', { class: 'text', text: text == null ? '' : text });
     const fetcher = () => call('GET', accountPath(account, '/media/' + encodeURIComponent(m.id)), undefined, true);
     return el('td', { class: 'text' }, MEDIA.cell(m.id, m.media, fetcher));
@@ -357,7 +357,7 @@
       el('td', { text: when(m.created_at) }),
       el('td', { class: 'num', text: m.phone_number }),
       el('td', {}, badge(m.status), m.reason || m.wait_reason ? el('span', { class: 'muted', text: ' ' + (m.reason || m.wait_reason) }) : null),
-      body(m, account, m.message))), 'Nothing sent yet.');
+      messageCell(m, account, m.message))), 'Nothing sent yet.');
   }
 
   async function refreshIn () {
@@ -368,7 +368,7 @@
       el('td', { text: when(m.received_at || m.timestamp) }),
       el('td', { class: 'num', text: (m.phone_number || m.lid || '?') + (m.push_name ? ' (' + m.push_name + ')' : '') }),
       el('td', { text: m.kind }),
-      body(m, account, m.text))), 'Nothing received yet.');
+      messageCell(m, account, m.text))), 'Nothing received yet.');
   }
 
   async function send (ev) {
