@@ -98,8 +98,9 @@ test('each check on its own: a broken one is `corrupt` and leaves nothing in the
   const badMac = Buffer.from(f.enc)
   badMac[badMac.length - 1] ^= 1
   cases.mac = { bytes: badMac, changes: { encSha256: sha256(badMac) } }
-  // the file is whole, but the message names another plaintext
+  // the file is whole, but the message names another plaintext, or another encrypted file
   cases.sha256 = { bytes: f.enc, changes: { sha256: randomBytes(32) } }
+  cases.encSha256 = { bytes: f.enc, changes: { encSha256: randomBytes(32) } }
   // a well-MACed file whose padding is wrong (encrypted without PKCS#7, as a broken client would)
   const cipher = createCipheriv('aes-256-cbc', f.keys.cipherKey, f.keys.iv).setAutoPadding(false)
   const unpadded = Buffer.concat([cipher.update(randomBytes(4000 - 4000 % 16 + 16)), cipher.final()])
@@ -117,6 +118,25 @@ test('each check on its own: a broken one is `corrupt` and leaves nothing in the
   const chunked = serve((req, res) => { res.writeHead(200); res.write(f.enc); res.end(randomBytes(32)) }) // no Content-Length
   assert.equal((await failure(f.fetch(chunked))).reason, 'corrupt')
   assert.deepEqual(leftovers(), [])
+})
+
+test('a host that sends on and on (no Content-Length) is cut off once past the file\'s length', { timeout: 15000 }, async () => {
+  const f = await file(5000)
+  let closed = null
+  const endless = serve((req, res) => {
+    res.writeHead(200)
+    const more = () => { while (res.write(randomBytes(16384))); }
+    res.on('drain', more)
+    res.on('close', () => { closed = Date.now() })
+    more()
+  })
+  const err = await failure(f.fetch(endless))
+  assert.equal(err.reason, 'corrupt')
+  assert.match(err.message, /more than the \d+ bytes of the file/)
+  assert.deepEqual(leftovers(), [])
+  const { setTimeout: wait } = await import('node:timers/promises')
+  for (let i = 0; i < 100 && closed === null; i++) await wait(20)
+  assert.ok(closed, 'the connection was closed')
 })
 
 test('403, 404 and 410 are `gone` (the phone must upload it again); 500 and a refused connection are `network`', async () => {
