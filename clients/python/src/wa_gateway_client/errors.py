@@ -88,6 +88,11 @@ class UnsupportedMediaTypeError(GatewayError):
     code = "unsupported_media_type"
 
 
+class RangeNotSatisfiableError(GatewayError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
 class SendFailed(GatewayError):
     """422: the message was accepted but ended ``failed``; ``details["id"]`` is its id."""
 
@@ -137,8 +142,8 @@ class InsufficientStorageError(ServerError):
 FAMILIES: dict[int, type[GatewayError]] = {
     400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
     408: RequestTimeoutError, 409: ConflictError, 410: GoneError, 413: PayloadTooLargeError,
-    415: UnsupportedMediaTypeError, 422: SendFailed, 429: RateLimitedError, 503: ServiceUnavailableError,
-    507: InsufficientStorageError,
+    415: UnsupportedMediaTypeError, 416: RangeNotSatisfiableError, 422: SendFailed, 429: RateLimitedError,
+    503: ServiceUnavailableError, 507: InsufficientStorageError,
 }
 
 # code -> class; filled by _code() below. tests/test_python_client.py fails when /openapi.json documents a
@@ -241,6 +246,12 @@ MediaUrlRefused = _code("MediaUrlRefused", "media_url_refused", BadRequestError,
                         "The media URL (or a redirect) is not http(s) or names an address the gateway may not fetch.")
 MediaTooLarge = _code("MediaTooLarge", "media_too_large", PayloadTooLargeError,
                       "The media is over its kind's limit (WA_MEDIA_MAX_*): nothing was stored.")
+MediaQuotaExceeded = _code("MediaQuotaExceeded", "media_quota_exceeded", PayloadTooLargeError,
+                           "The account's media would exceed WA_MEDIA_QUOTA_BYTES: nothing was stored.")
+InvalidCaption = _code("InvalidCaption", "invalid_caption", BadRequestError,
+                       "caption applies to an image, a video or a document (not audio or a sticker).")
+RangeNotSatisfiable = _code("RangeNotSatisfiable", "range_not_satisfiable", RangeNotSatisfiableError,
+                            "The Range lies past the end of the media.")
 MediaFetchFailed = _code("MediaFetchFailed", "media_fetch_failed", UnprocessableError,
                          "The media URL answered an error, redirected too often or could not be reached.")
 MediaFetchTimeout = _code("MediaFetchTimeout", "media_fetch_timeout", UnprocessableError,
