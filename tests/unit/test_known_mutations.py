@@ -265,6 +265,18 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_media_view.py::test_messages_show_the_media_and_never_the_descriptor
 - service/http/views/media.py, a Range read from the file's start; service/runtime/accounts.py, the downloader never started:
     tests/system/test_inbound_media_stack.py::test_each_kind_a_contact_sends_is_stored_and_served_identical
+- clients/python/.../media.py, no Range on a resumed download, the sha256 check dropped, the whole file read into memory, file names percent-quoted, no wait while not ready, a sender's path kept in a file name (issue 24):
+    tests/app/test_client_media.py::test_a_download_resumes_after_a_dropped_connection_and_is_checked
+    tests/app/test_client_media.py::test_the_bytes_stream_and_a_mismatch_with_their_sha256_raises
+    tests/app/test_client_media.py::test_a_file_is_streamed_not_read_whole_into_memory
+    tests/app/test_client_media.py::test_a_path_is_sent_as_a_form_the_gateway_takes_with_its_name_caption_and_kind
+    tests/app/test_client_media.py::test_a_download_waits_while_the_gateway_is_downloading_and_reports_a_failed_one
+    tests/app/test_client_media.py::test_a_suggested_name_is_a_plain_file_name
+- clients/python/.../media.py, a sender's file name replacing a file already there:
+    tests/system/test_client_media_stack.py::test_the_client_downloads_a_contacts_media_to_a_file_and_as_a_stream
+- service/http/static/status-media.js, a caption set as HTML, a download blob typed as its mimetype, a failed file shown as downloadable:
+    tests/system/test_status_page_media.py::test_an_image_shows_as_its_thumbnail_and_a_document_downloads_whole
+    tests/system/test_status_page_media.py::test_a_media_download_that_failed_is_shown_as_failed
 """
 
 from __future__ import annotations
