@@ -20,7 +20,7 @@ TEST_WORKERS ?= 3
 
 # Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
 # tests/helpers/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
-PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
+PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/app/outbox/test_send_media_api.py tests/app/test_media_downloads.py tests/app/test_media_retention.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
 test: lint browser postgres
 	cd node_worker && node --test --test-concurrency=1 test/*.test.js
@@ -76,7 +76,7 @@ docs: $(BIN)/.installed-test
 
 # Benchmarks against a real sandbox stack: prints medians and ratios, asserts nothing.
 bench: $(BIN)/.installed-test $(NODE_MODULES)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_worker/node_modules
