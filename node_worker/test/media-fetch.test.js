@@ -160,7 +160,13 @@ test('a body cut short and a host that stops sending are `network`, and leave no
   assert.deepEqual(leftovers(), [])
   const stalls = serve((req, res) => { res.writeHead(200, { 'content-length': f.enc.length }); res.write(f.enc.subarray(0, 100000)) })
   const started = Date.now()
-  const err = await failure(f.fetch(stalls, { idleMs: 300 }))
+  const stalled = failure(f.fetch(stalls, { idleMs: 300 }))
+  // meanwhile the part that came is in a temp file of the store's tmp/ (FileStore.sweep's `blob-*`), nowhere else
+  const { setTimeout: wait } = await import('node:timers/promises')
+  await wait(150)
+  assert.deepEqual(leftovers().map((name) => name.replace(/[0-9a-f]+$/, '')), ['blob-'])
+  assert.equal(fs.readdirSync(path.join(dir, 'tmp')).length, 1)
+  const err = await stalled
   assert.equal(err.reason, 'network')
   assert.match(err.message, /sent nothing for 300 ms/)
   assert.ok(Date.now() - started < 5000)
