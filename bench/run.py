@@ -4,7 +4,8 @@ every figure in ``bench/results.json`` (with the machine and the command).
 Numbers are printed, never asserted: this machine's load varies, so each headline figure is a ratio against
 a limit measured in the same run (a bare Baileys client, a bare aiohttp endpoint, /health/live). Each
 benchmark starts and stops its own stack and is bounded in count and time; ``--only`` runs some of them.
-Run with ``.venv/bin/python -m bench.run [--only e2e,accept] [--requests N]``.
+Run with ``.venv/bin/python -m bench.run [--only e2e,accept] [--requests N]`` (``make bench BENCH_ARGS="..."``);
+``--media-size-mb``, ``--media-n`` and ``--document-sizes-mb`` make the media benchmarks quick.
 """
 
 from __future__ import annotations
@@ -66,18 +67,21 @@ def latencies(n: int) -> dict:
     return rows
 
 
-def _benchmarks(requests: int) -> dict:
+def _benchmarks(args: argparse.Namespace) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, e2e, inbound, postgresql, recovery
+    from bench import accept, accounts, e2e, inbound, media, media_memory, postgresql, recovery
 
+    documents = tuple(float(s) for s in args.document_sizes_mb.split(","))
     return {
-        "latency": (lambda: latencies(requests), lambda r: None),
+        "latency": (lambda: latencies(args.requests), lambda r: None),
         "e2e": (e2e.measure, e2e.print_table),
         "accept": (accept.measure, accept.print_table),
         "inbound": (inbound.measure, inbound.print_table),
         "recovery": (recovery.measure, recovery.print_table),
         "accounts": (accounts.measure, accounts.print_table),
         "postgresql": (postgresql.measure, postgresql.print_table),
+        "media": (lambda: media.measure(size=int(args.media_size_mb * media.MIB), n=args.media_n), media.print_table),
+        "media_memory": (lambda: media_memory.measure(documents), media_memory.print_table),
     }
 
 
@@ -101,10 +105,15 @@ def _plain(value):
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
-    parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, postgresql")
+    parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, "
+                                       "postgresql, media, media_memory")
+    parser.add_argument("--media-size-mb", type=float, default=1.0, help="media: image size in MiB (default 1)")
+    parser.add_argument("--media-n", type=int, default=20, help="media: images per row (default 20)")
+    parser.add_argument("--document-sizes-mb", default="20,100",
+                        help="media_memory: document sizes in MiB (default 20,100; 2,10 for a quick run)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
-    chosen = _benchmarks(args.requests)
+    chosen = _benchmarks(args)
     if args.only:
         unknown = set(args.only.split(",")) - set(chosen)
         if unknown:
