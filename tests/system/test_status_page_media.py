@@ -132,6 +132,16 @@ def test_a_media_download_that_failed_is_shown_as_failed(page, stack):
     page.shot("failed")
 
 
+def test_a_sent_image_shows_as_its_thumbnail_among_the_sent_messages(page, stack):
+    res = stack.post("/send", {"phone_number": CONTACT, "caption": "sent " + HOSTILE,
+                               "image": {"base64": base64.b64encode(samples.png(9, 9)).decode()}})
+    assert res.status in (200, 202), res.raw
+    row = f"#out tr[data-id='{res.json()['id']}']"
+    assert page.wait(lambda: page.js(PIXEL, row + " img.thumb"), 30, "the sent image's thumbnail") == [255, 128, 0]
+    assert page.text(row + " .caption") == "sent " + HOSTILE and page.count("#out b") == 0
+    page.shot("sent-image")
+
+
 def test_every_media_request_sent_the_key_in_its_header_never_in_a_url(page, stack):
     media = [r for r in page.network() if "/media/" in r["url"]]
     assert media, "the page fetched no media"
