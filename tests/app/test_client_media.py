@@ -215,3 +215,5 @@ def test_the_media_object_of_a_message_is_typed():
                       '"media": {"id": "1", "kind": "image", "size": 3, "state": "downloading", "new": 1}}')
     message = wgc.models.InboundMessage.model_validate(data)
     assert message.media and message.media.state == "downloading" and message.media.size == 3
+    event = wgc.models.Event.model_validate({"id": "e", "type": "media.stored", "data": data})
+    assert event.media and event.media.kind == "image" and event.message is None

@@ -127,7 +127,8 @@ class Event(_Model):
     """One event of the durable log, as GET /events, the SSE stream and webhooks deliver it."""
 
     id: str
-    type: str  # message.received, message.status, session.status, message.undecryptable (webhook.test only to webhooks)
+    type: str  # message.received, message.status, session.status, message.undecryptable, media.stored, media.failed
+    # (webhook.test only to webhooks)
     account: str | None = None
     timestamp: str | None = None
     seq: int | None = None
@@ -136,6 +137,13 @@ class Event(_Model):
     @property
     def message(self) -> InboundMessage | None:
         return InboundMessage.model_validate(self.data) if self.type == "message.received" else None
+
+    @property
+    def media(self) -> Media | None:
+        """The media of a ``message.received``, ``media.stored`` or ``media.failed`` event's message (the
+        message's id is ``data["id"]``: download it once ``media.stored`` came)."""
+        media = self.data.get("media") if self.type in ("message.received", "media.stored", "media.failed") else None
+        return Media.model_validate(media) if isinstance(media, dict) else None
 
 
 class EventPage(_Model):
