@@ -152,8 +152,9 @@ def bare_out(stack: Stack, account: str, contact: str, folder: Path, images: lis
     return {**result, "bare_cpu_ms": result_cpu}
 
 
-def post_images(stack: Stack, contacts: list[str], to: str, images: list[bytes], tag: str) -> float:
-    """The contacts send the images to ``to`` (one poster per contact); returns when the first post began."""
+def post_images(stack: Stack, contacts: list[str], to: str, images: list[bytes], tag: str) -> tuple[float, float]:
+    """The contacts send the images to ``to`` (one poster per contact); returns when the first post began and
+    when the last one was answered (the emulator's contacts encrypt and upload each file: a floor of IN)."""
     payloads = [base64.b64encode(b).decode() for b in images]
     for contact in contacts:  # warm-up: each contact's Signal session with the account, not timed
         stack.emu("POST", f"/contacts/{contact}/messages", {"to": to, "text": f"{tag} warm-up"})
@@ -168,12 +169,12 @@ def post_images(stack: Stack, contacts: list[str], to: str, images: list[bytes],
     start = time.time()
     with ThreadPoolExecutor(len(contacts)) as pool:
         list(pool.map(post, range(len(images))))
-    return start
+    return start, time.time()
 
 
 def gateway_in(stack: Stack, contacts: list[str], images: list[bytes], tag: str) -> dict:
     after = max((e["seq"] for e in stack.events()), default=0)
-    start = post_images(stack, contacts, GATEWAY_PHONE, images, tag)
+    start, posted = post_images(stack, contacts, GATEWAY_PHONE, images, tag)
 
     def stored() -> list[dict]:
         return [e for e in stack.events(after) if e["type"] in ("media.stored", "media.failed")
@@ -185,16 +186,18 @@ def gateway_in(stack: Stack, contacts: list[str], images: list[bytes], tag: str)
     end = time.time()
     done = stored()
     ok = [e for e in done if e["type"] == "media.stored"]
-    return {**rates(len(ok), sum(e["media"]["size"] for e in ok), end - start), "failed": len(done) - len(ok)}
+    return {**rates(len(ok), sum(e["media"]["size"] for e in ok), end - start), "failed": len(done) - len(ok),
+            "post_seconds": round(posted - start, 3)}
 
 
 def bare_in(stack: Stack, account: str, contacts: list[str], images: list[bytes], tag: str) -> dict:
     bare = Bare(stack, "receive", account, str(len(images)), tag)
     try:
         bare.line("READY")
-        start = post_images(stack, contacts, account, images, tag)
+        start, posted = post_images(stack, contacts, account, images, tag)
         got = bare.result()
-        result = {**rates(got["received"], got["bytes"], got["last_done"] - start), "errors": got["errors"]}
+        result = {**rates(got["received"], got["bytes"], got["last_done"] - start), "errors": got["errors"],
+                  "post_seconds": round(posted - start, 3)}
     finally:
         cpu = bare.finish()
     return {**result, "bare_cpu_ms": cpu}
@@ -242,7 +245,9 @@ def print_table(result: dict) -> None:
         for c, row in result[direction].items():
             gw, bare = row["gateway"], row["bare"]
             checks = (f"at contact gw {gw['at_contact']}/{gw['n']}, bare {bare['at_contact']}"
-                      if direction == "out" else f"failed gw {gw['failed']}, bare errors {bare['errors']}")
+                      if direction == "out" else f"failed gw {gw['failed']}, bare errors {bare['errors']}; posting "
+                      f"took gw {gw['post_seconds']:.2f} s, bare {bare['post_seconds']:.2f} s of {gw['seconds']:.2f}"
+                      f" / {bare['seconds']:.2f}")
             print(f"{direction:>9} {c:>5} {bare['per_s']:>7.2f} {bare['mb_per_s']:>9.2f} {gw['per_s']:>6.2f} "
                   f"{gw['mb_per_s']:>7.2f} {row['ratio']:>6.2f}  {checks}")
     print("CPU ms per image (user+system), by process:")
