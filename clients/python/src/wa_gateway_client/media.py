@@ -80,9 +80,10 @@ class MediaMethods:
         raise NotImplementedError
 
     async def send_media(self, phone_number: str, kind: str, *, path: str | os.PathLike[str] | None = None,
-                         data: bytes | None = None, url: str | None = None, caption: str | None = None,
-                         ptt: bool | None = None, filename: str | None = None, mimetype: str | None = None,
-                         idempotency_key: str | None = None, wait: float | None = None) -> Message:
+                         data: bytes | bytearray | memoryview | None = None, url: str | None = None,
+                         caption: str | None = None, ptt: bool | None = None, filename: str | None = None,
+                         mimetype: str | None = None, idempotency_key: str | None = None,
+                         wait: float | None = None) -> Message:
         """Send media of ``kind`` (image, video, audio, document, sticker) from exactly one of a file ``path``,
         ``data`` (bytes) or a ``url`` the gateway fetches. ``ptt=True`` makes audio a voice note (OGG/Opus);
         ``filename`` names a document (default: the path's name); ``caption`` is not for audio or stickers.
@@ -101,7 +102,7 @@ class MediaMethods:
             return await self._send(dict(json=body, params=params, headers=headers))
         fields = {"phone_number": phone_number, "kind": kind, "caption": caption,
                   "ptt": None if ptt is None else ("true" if ptt else "false")}
-        source: bytes | Path = data if data is not None else Path(path)  # type: ignore[arg-type]
+        source: bytes | Path = bytes(data) if data is not None else Path(path)  # type: ignore[arg-type]
         if isinstance(source, Path):
             filename = filename or source.name
             await asyncio.to_thread(source.stat)  # a missing file raises here, before any request
