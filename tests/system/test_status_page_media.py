@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 
 import pytest
 
@@ -118,6 +119,15 @@ def test_an_image_shows_as_its_thumbnail_and_a_document_downloads_whole(page, st
     assert page.js(BLOB_TYPE, href) == "application/octet-stream"  # never rendered as a document of this origin
     assert page.js("return window.__xss") is None
     page.shot("document-saved")
+
+
+def test_an_image_over_the_thumbnail_bound_is_offered_as_a_download_not_fetched(page, stack):
+    big = samples.png(8, 8) + os.urandom(3 << 20)  # a PNG with 3 MiB after its end: over the 2 MiB preview bound
+    image = contact_sends(stack, kind="image", data=big, mimetype="image/png")
+    row = f"#in tr[data-id='{image}']"
+    page.wait(lambda: page.visible(row + " button.media-download"), 30, "the big image's download button")
+    assert page.count(row + " img") == 0
+    assert [r["url"] for r in page.network() if r["url"].endswith(f"/media/{image}")] == []  # nothing fetched
 
 
 def test_a_media_download_that_failed_is_shown_as_failed(page, stack):

@@ -274,9 +274,12 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/test_client_media.py::test_a_suggested_name_is_a_plain_file_name
 - clients/python/.../media.py, a sender's file name replacing a file already there:
     tests/system/test_client_media_stack.py::test_the_client_downloads_a_contacts_media_to_a_file_and_as_a_stream
-- service/http/static/status-media.js, a caption set as HTML, a download blob typed as its mimetype, a failed file shown as downloadable:
+- service/http/static/status-media.js, a caption set as HTML, a download blob typed as its mimetype, a failed file shown as downloadable, the preview bound raised:
     tests/system/test_status_page_media.py::test_an_image_shows_as_its_thumbnail_and_a_document_downloads_whole
     tests/system/test_status_page_media.py::test_a_media_download_that_failed_is_shown_as_failed
+    tests/system/test_status_page_media.py::test_an_image_over_the_thumbnail_bound_is_offered_as_a_download_not_fetched
+- clients/python/.../models.py, Event.media only for message.received:
+    tests/app/test_client_media.py::test_the_media_object_of_a_message_is_typed
 """
 
 from __future__ import annotations
