@@ -9,6 +9,8 @@ ids are chosen so that rendezvous hashing gives each two of the four accounts.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import signal
 import subprocess
@@ -20,6 +22,7 @@ import pytest
 from service.cluster.lease_keeper import preferred
 from service.store import leases
 from service.store.pg import PostgresDatabase
+from tests.helpers import media_samples as samples
 from tests.helpers.stack import REPO, Stack, session_processes, wait_for
 
 ACCOUNTS = {"default": "+15550031001", "sales": "+15550031002", "support": "+15550031003",
@@ -99,7 +102,8 @@ def freeze(stack: Stack, sig: int) -> list[int]:
 def cluster(postgres_server, make_stack):
     url = postgres_server.create_database()
     a_id, b_id = instance_ids()
-    common = {"WA_DATABASE_URL": url, "WA_LEASE_TTL": str(TTL), "WA_KEEPALIVE_MS": "1000"}
+    # Media in PostgreSQL too (WA_MEDIA_STORE): any instance serves and sends any account's media.
+    common = {"WA_DATABASE_URL": url, "WA_LEASE_TTL": str(TTL), "WA_KEEPALIVE_MS": "1000", "WA_MEDIA_STORE": "postgres"}
     a = make_stack({**common, "WA_INSTANCE_ID": a_id}, sandbox=True, start=False)
     a.env["WA_INSTANCE_URL"] = a.base
     a.start()
@@ -108,12 +112,19 @@ def cluster(postgres_server, make_stack):
         capture_output=True,
         env={**os.environ, "WA_EMULATOR_ROOT_KEY_FILE": str(a.data_dir / "emulator" / "root-key.json")},
     ).stdout.strip()
+    # A's emulator's media host (its own test CA): B's worker must trust it to download and upload media there.
+    media_ca = subprocess.run(
+        ["node", str(REPO / "node_worker" / "emulator" / "main.js"), "media-ca"], check=True, text=True,
+        capture_output=True,
+        env={**os.environ, "WA_EMULATOR_MEDIA_DIR": str(a.data_dir / "emulator" / "wa-emulator-media")},
+    ).stdout.strip()
 
     def make_b() -> Stack:
         # a sandbox too: the worker refuses WA_SANDBOX_ROOT_KEY outside one (issue 21); it is pointed at A's
         # emulator (its own idles), so both instances share one WhatsApp network
         b = make_stack({**common, "WA_INSTANCE_ID": b_id, "WA_SANDBOX_ROOT_KEY": root_key}, sandbox=True, start=False)
         b.env["WA_SERVER_URL"] = f"ws://127.0.0.1:{a.emulator_port}/ws/chat"
+        b.env["WA_SANDBOX_MEDIA_CA"] = media_ca
         b.env["WA_INSTANCE_URL"] = b.base
         return b.start()
 
@@ -162,6 +173,37 @@ def test_spread_any_instance_answers_and_a_killed_instance_fails_over_without_qr
     wait_delivered_once(a, [t for texts in during.values() for t in texts], 40)
     # No QR was needed: every phone still has the one linked device it was paired with.
     assert devices(a) == {phone: 1 for phone in ACCOUNTS.values()}
+
+
+def test_media_received_on_one_instance_is_served_by_the_other_and_sent_from_either(cluster):
+    """Issue 24: the instance serving an account downloads its contact's media into the shared store, and the
+    other instance serves it byte-identical; media sent through the instance that does not serve the account
+    (stored there) reaches the contact byte-identical through its owner."""
+    a, b = cluster["a"], cluster["b"]
+    for owner, other in ((a, b), (b, a)):
+        name = sorted(serving(owner))[0]
+        data = samples.png(3 + len(name), 4) + name.encode() * 50
+        res = a.emu("POST", f"/contacts/{CONTACT}/messages", {
+            "to": ACCOUNTS[name], "media": {"kind": "image", "base64": base64.b64encode(data).decode()}})
+        assert res.status == 200, res.raw
+        sha = hashlib.sha256(data).hexdigest()
+
+        def stored(name=name, sha=sha, other=other):
+            listing = other.get(path(name, "/messages") + "?direction=in&limit=50").json()["messages"]
+            return next((m for m in listing if (m.get("media") or {}).get("sha256") == sha
+                         and m["media"]["state"] == "stored"), None)
+        message = wait_for(stored, 40, f"{name}'s media stored (asked through the other instance)")
+        served = other.get(message["media"]["url"])
+        assert served.status == 200 and served.raw == data
+
+        sent_data = samples.pdf() + f"% sent for {name} through the other instance\n".encode()
+        res = other.post(path(name, "/send") + "?wait=0", {
+            "phone_number": CONTACT, "document": {"base64": base64.b64encode(sent_data).decode(),
+                                                  "filename": f"{name}.pdf"}})
+        assert res.status in (200, 202), res.raw
+        wait_for(lambda sent_data=sent_data: any(
+            (m.get("media") or {}).get("sha256") == hashlib.sha256(sent_data).hexdigest()
+            for m in a.emu("GET", f"/contacts/{CONTACT}/messages").json()), 40, f"{name}'s document at the contact")
 
 
 def test_a_sigtermed_instance_hands_off_within_seconds(cluster):
