@@ -33,8 +33,10 @@ export const outputLevel = (name) => OUTPUT_LEVEL[name] ?? 'info'
 const EVENT = /^[a-z0-9_]+(\.[a-z0-9_]+)+$/
 export const isEventName = (value) => typeof value === 'string' && value.length <= 100 && EVENT.test(value)
 
-// Field names whose values are key material or secrets, whatever their type.
-const SECRET_NAME = /priv|secret|rootkey|chainkey|mackey|enckey|cipherkey|mediakey|keydata|noisekey|identitykey|signedprekey|prekeypair|keypair|password|passwd|api_?key|authorization|cookie|token|seed|^qr$|qr_?code|pairing_?code|ciphertext|^(enc|sig|signature)$/i
+// Field names whose values are key material or secrets, whatever their type. A media file's direct path
+// (Baileys logs it at debug after a media retry) is part of its descriptor: signed by the media host, it
+// fetches the encrypted file.
+const SECRET_NAME = /priv|secret|rootkey|chainkey|mackey|enckey|cipherkey|mediakey|keydata|noisekey|identitykey|signedprekey|prekeypair|keypair|password|passwd|api_?key|authorization|cookie|token|seed|^qr$|qr_?code|pairing_?code|ciphertext|^(enc|sig|signature)$|direct_?path/i
 // Field names that hold a message body (Baileys' proto Message and our own payloads).
 const BODY_NAME = /^(conversation|text|caption|body|contenttext|selecteddisplaytext|message_?text)$/i
 

@@ -47,6 +47,9 @@ after(async () => {
   await emu?.stop()
 })
 
+// a direct path, and its path without the query (the log scrubber may cut blobs out of the query's signature)
+const pathForms = (directPath) => [directPath, directPath.split('?')[0]]
+
 // the contact sends `spec` (the emulator's media request); resolves with its answer and the worker's event
 async function contactSends (spec, bytes) {
   const sent = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, media: { ...spec, base64: bytes.toString('base64') } })
@@ -54,7 +57,7 @@ async function contactSends (spec, bytes) {
   assert.equal(sent.body.media.sha256, sha256hex(bytes))
   const event = await until(async () => (await worker.call('GET', '/events?after=0&limit=1000')).body.events
     .find((e) => e.type === 'message' && e.id === sent.body.id), 10000, `the message event of ${sent.body.id}`)
-  if (event.media?.descriptor) secrets.push(event.media.descriptor.media_key, event.media.descriptor.direct_path)
+  if (event.media?.descriptor) secrets.push(event.media.descriptor.media_key, ...pathForms(event.media.descriptor.direct_path))
   if (spec.caption) secrets.push(spec.caption)
   return { sent: sent.body, event }
 }
@@ -153,7 +156,7 @@ test('media_expire: the media host answers 410, the phone uploads it again (medi
   assert.notEqual(r.body.descriptor.direct_path, sent.media.direct_path, 'a new direct path')
   assert.equal(new URL(r.body.descriptor.url).host, new URL(media.url).host)
   assert.equal(r.body.descriptor.media_key, event.media.descriptor.media_key, 'the same key')
-  secrets.push(r.body.descriptor.direct_path)
+  secrets.push(...pathForms(r.body.descriptor.direct_path))
   const afterwards = await emuMedia()
   assert.equal(afterwards.media_retry_requests, before.media_retry_requests + 1)
   assert.equal(afterwards.media_reuploads, before.media_reuploads + 1)
@@ -259,7 +262,7 @@ test('a large document streams: the worker\'s RSS and what it holds grow far les
     assert.ok(grown.samples >= 5, `only ${grown.samples} samples during the download`)
     // (`held` is shown, not bounded: buffers freed by a collection are released by a background sweeper,
     // so process.memoryUsage() right after it may count some still)
-    assert.ok(grown.rss < size / 5, `the worker's RSS grew by ${grown.rss} bytes while downloading a file of ${size}`)
+    assert.ok(grown.rss < size / 3, `the worker's RSS grew by ${grown.rss} bytes while downloading a file of ${size}`)
   } finally {
     inspector.close()
   }
