@@ -13,9 +13,11 @@ import sqlite3
 
 import pytest
 
+from service.webhooks import secret as webhook_secret
 from tests.helpers import media_samples as samples
 from tests.helpers.sandbox import CONTACT, PHONE, pair
-from tests.helpers.stack import Stack
+from tests.helpers.stack import Stack, wait_for
+from tests.helpers.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.system
 
@@ -31,8 +33,16 @@ SENT = [
 
 
 @pytest.fixture(scope="module")
-def stack():
-    with Stack(sandbox=True) as running:
+def receiver():
+    """A webhook receiver that verifies every delivery as the standardwebhooks package does."""
+    running = Receiver(webhook_secret.generate()).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(receiver):
+    with Stack({"WA_WEBHOOK_URL": receiver.url, "WA_WEBHOOK_SECRET": receiver.secret}, sandbox=True) as running:
         pair(running)
         yield running
 
@@ -67,6 +77,26 @@ def test_each_kind_a_contact_sends_is_stored_and_served_identical(stack):
         message = stack.get(f"/messages/{received['id']}").json()
         assert message["media"]["state"] == "stored" and message["type"] == kind
     assert not [e for e in stack.events() if e["type"] == "media.failed"]
+
+
+def test_each_kind_reaches_the_webhook_announced_then_stored_without_its_bytes(stack, receiver):
+    """After the test above: each message.received and media.stored of a contact's media was delivered, signed,
+    with the media's metadata and URL, never its bytes."""
+    def delivered(kind: str, sha: str) -> dict | None:
+        seen = {r.event["type"]: r.event for r in receiver.delivered() if r.event is not None
+                and (r.event["data"].get("media") or {}).get("sha256") == sha}
+        return seen if {"message.received", "media.stored"} <= seen.keys() else None
+
+    for kind, data, _ in SENT:
+        sha = hashlib.sha256(data).hexdigest()
+        seen = wait_for(lambda kind=kind, sha=sha: delivered(kind, sha), 30, f"{kind}'s webhooks")
+        assert seen["message.received"]["data"]["media"]["state"] == "downloading"
+        stored = seen["media.stored"]["data"]
+        assert stored["type"] == kind and stored["media"]["state"] == "stored"
+        assert stack.get(stored["media"]["url"]).raw == data
+    bodies = b"".join(r.body for r in receiver.snapshot())
+    for _, data, _ in SENT:
+        assert base64.b64encode(data) not in bodies and data not in bodies  # metadata only, never the bytes
     # The media keys the worker handed over stay in the store's rows: no answer and no log line shows one.
     keys = _media_keys(stack)
     assert keys is None or len(keys) == len(SENT)
