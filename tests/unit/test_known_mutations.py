@@ -280,6 +280,27 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/system/test_status_page_media.py::test_an_image_over_the_thumbnail_bound_is_offered_as_a_download_not_fetched
 - clients/python/.../models.py, Event.media only for message.received:
     tests/app/test_client_media.py::test_the_media_object_of_a_message_is_typed
+- service/http/views/send_media.py, a form's fields not checked before its file is committed (``check`` not called):
+    tests/app/outbox/test_send_media_api.py::test_a_bad_form_keeps_nothing_even_when_its_fields_come_after_the_file
+- service/http/views/messages.py, a URL send retried with its Idempotency-Key fetched again (the replay check skipped):
+    tests/app/outbox/test_send_media_api.py::test_a_retry_with_its_key_is_answered_without_fetching_or_sending_again
+- service/runtime/worker_client.py worker_message, a voice note's ptt not passed to the worker:
+    tests/app/outbox/test_send_media_api.py::test_each_kind_by_each_source_reaches_the_worker_by_its_sha256
+- service/http/views/send_media.py, the account's media quota not checked:
+    tests/app/outbox/test_send_media_api.py::test_the_accounts_media_quota_refuses_a_send_that_would_pass_it
+- node_worker/src/session/media-download.js, no media retry on 410 (the phone never asked to upload again):
+    tests/system/test_media_chaos.py::test_media_both_ways_under_kills_none_lost_none_doubled_and_expired_media_recovered
+    node_worker/test/worker-media-receive.test.js::media_expire: the media host answers 410, the phone uploads it again (media retry), and the new path is answered
+- tests/system/test_cluster.py's stacks on the file store (WA_MEDIA_STORE=file): another instance cannot serve the media:
+    tests/system/test_cluster.py::test_media_received_on_one_instance_is_served_by_the_other_and_sent_from_either
+- node_worker/src/session/media-fetch.js, the MAC, the encrypted sha256 or the plaintext sha256 not checked, or the length bound removed (helper W):
+    node_worker/test/media-fetch.test.js::each check on its own: a broken one is `corrupt` and leaves nothing in the store
+    node_worker/test/media-fetch.test.js::a host that sends on and on (no Content-Length) is cut off once past the file\'s length
+- node_worker/src/session/media-fetch.js, the whole body buffered before it is checked (helper W):
+    node_worker/test/worker-media-receive.test.js::a large document streams: the worker\'s RSS and what it holds grow far less than the file
+- node_worker/src/session/media-download.js, no fresh download after a failed check; no answer from the store for a file already there (helper W):
+    node_worker/test/worker-media-receive.test.js::media_tamper: a damaged file is downloaded twice, then 422 media_corrupt, and nothing is left in WA_MEDIA_DIR
+    node_worker/test/worker-media-receive.test.js::a repeated download is answered from the store: the media host is not asked again
 """
 
 from __future__ import annotations
