@@ -32,8 +32,9 @@ from service.store.outbox import OutboundMedia, media_identity
 FORM_FIELDS = ("phone_number", "kind", "caption", "ptt")
 
 
-def accept_within_quota(conn: Any, *, quota: int, media: OutboundMedia | None, **accept: Any) -> tuple[dict[str, Any],
-                                                                                                  bool]:
+def accept_within_quota(
+    conn: Any, *, quota: int, media: OutboundMedia | None, **accept: Any
+) -> tuple[dict[str, Any], bool]:
     """``outbox.accept`` with the account's media quota (WA_MEDIA_QUOTA_BYTES) checked in the same transaction, so
     two sends cannot both take its last bytes; a replay of an accepted request is answered whatever the quota."""
     key = accept.get("idempotency_key")
