@@ -18,7 +18,7 @@ import binascii
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -84,8 +84,9 @@ class Intake:
                            blob.path, spec.ptt)
 
     async def from_base64(self, data: str, spec: MediaSpec) -> StoredMedia:
-        """Strict base64 (RFC 4648 standard alphabet, padded, no whitespace); broken: 400 ``invalid_media``."""
-        raw = data.encode("ascii", "replace")
+        """Strict base64 (RFC 4648 standard alphabet, padded, no whitespace); broken: 400 ``invalid_media``. A
+        ``data:<type>;base64,`` prefix (what a browser's FileReader makes) is taken off, its type declared."""
+        raw, spec = _data_url(data.encode("ascii", "replace"), spec)
         limit = self.settings.limit(spec.kind)
         if len(raw) % 4 or not _B64.fullmatch(raw):
             raise InvalidMedia("the media is not valid base64")
@@ -135,6 +136,17 @@ class Intake:
         finally:
             if file is not None:
                 file[0].abort()  # a no-op once committed
+
+
+def _data_url(raw: bytes, spec: MediaSpec) -> tuple[bytes, MediaSpec]:
+    """The base64 of a ``data:`` URL, and the spec with its type declared (unless the caller declared one)."""
+    if raw[:5].lower() != b"data:":
+        return raw, spec
+    header, comma, rest = raw.partition(b",")
+    if not comma or not header.lower().endswith(b";base64"):
+        raise InvalidMedia("a data: URL must be base64: data:<type>;base64,<data>")
+    declared = header[5:-7].decode("ascii").strip()
+    return rest, spec if spec.mimetype or not declared else replace(spec, mimetype=declared)
 
 
 def _file_spec(fields: dict[str, str], part: aiohttp.BodyPartReader) -> MediaSpec:

@@ -85,3 +85,19 @@ async def test_a_lying_mimetype_is_400_and_leaves_nothing(tmp_path):
                                                 MediaSpec("image", mimetype="image/jpeg"))
     assert (raised.value.status, raised.value.code) == (400, "media_type_mismatch")
     assert on_disk(tmp_path / "media") == []
+
+
+async def test_a_data_url_is_its_base64_and_declares_its_type(tmp_path):
+    data = samples.png(3, 3)
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    stored = await make_intake(tmp_path).from_base64(url, MediaSpec("image"))
+    assert stored.path.read_bytes() == data and stored.mimetype == "image/png"
+    for lying in ("data:image/jpeg;base64,", "DATA:image/jpeg;BASE64,"):
+        with pytest.raises(ApiError) as raised:  # the type it declares is checked against the bytes
+            await make_intake(tmp_path).from_base64(lying + base64.b64encode(data).decode(), MediaSpec("image"))
+        assert raised.value.code == "media_type_mismatch"
+    for broken in ("data:image/png," + base64.b64encode(data).decode(), "data:image/png;base64"):
+        with pytest.raises(ApiError) as raised:  # not base64, or no data at all
+            await make_intake(tmp_path).from_base64(broken, MediaSpec("image"))
+        assert raised.value.code == "invalid_media"
+    assert on_disk(tmp_path / "media") == [stored.path]
