@@ -18,14 +18,23 @@ sandbox: $(BIN)/.installed $(NODE_MODULES)
 # on two cores finish sooner than two (measured: 7 m 53 s against 10 m 44 s for the same 1130 tests).
 TEST_WORKERS ?= 3
 
-# Then the outbox and inbound tests once more with the store on PostgreSQL (WA_TEST_DATABASE=postgresql:
-# tests/helpers/postgres.py starts a throwaway server per pytest worker; they skip, saying why, without one).
+# Beside them, the outbox, inbound and media tests once more with the store on PostgreSQL
+# (WA_TEST_DATABASE=postgresql: tests/helpers/postgres.py starts a throwaway server per pytest worker; they skip,
+# saying why, without one), on two more processes: run after the others they added minutes, run beside them
+# they fill their waits. Their output is printed once they end; either run failing fails the target.
+# The worker's tests run two files at a time (each starts its own emulator and workers on free ports).
 PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/app/outbox/test_send_media_api.py tests/app/test_media_downloads.py tests/app/test_media_retention.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
+PG_WORKERS ?= 2
+
 test: lint browser postgres
-	cd node_worker && node --test --test-concurrency=1 test/*.test.js
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
-	WA_TEST_DATABASE=postgresql $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PG_TESTS)
+	cd node_worker && node --test --test-concurrency=2 test/*.test.js
+	@pg_log=$$(mktemp); \
+	WA_TEST_DATABASE=postgresql $(BIN)/pytest -n $(PG_WORKERS) --dist loadfile $(PG_TESTS) > "$$pg_log" 2>&1 & pg=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile; main=$$?; \
+	wait $$pg; pg_rc=$$?; \
+	echo "--- the PostgreSQL run (WA_TEST_DATABASE=postgresql) ---"; cat "$$pg_log"; rm -f "$$pg_log"; \
+	test $$main -eq 0 && test $$pg_rc -eq 0
 
 # The checks that keep the house in order, first because they take seconds: ruff (lint and import order,
 # pyproject.toml) over all Python, mypy --strict over the gateway and its client, eslint over the worker and
