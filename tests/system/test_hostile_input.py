@@ -224,8 +224,11 @@ assert len({c[0] for c in C}) == len(C), "case names must be unique"
 
 
 def data_files(stack: Stack) -> dict[str, bytes]:
+    """The data dir's state: every file but the storage probes (a worker's ``.storage-probe-<shard>``, the
+    gateway's ``.storage-probe-gateway``), which exist for an instant every WA_STORAGE_PROBE_MS whatever the
+    requests do."""
     return {str(p.relative_to(stack.data_dir)): p.read_bytes()
-            for p in sorted(stack.data_dir.rglob("*")) if p.is_file()}
+            for p in sorted(stack.data_dir.rglob("*")) if p.is_file() and not p.name.startswith(".storage-probe-")}
 
 
 def assert_error_shape(res: Raw, status: int, code: str) -> None:
