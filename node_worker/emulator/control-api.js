@@ -3,6 +3,7 @@ import { ApiError, apiError } from './errors.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
+import { conversationView } from './conversation.js'
 
 const MAX_BODY = 1024 * 1024
 // POST /contacts/{phone}/messages carries base64 media (a document: up to one upload, 64 MiB by default): 96 MiB,
@@ -37,10 +38,11 @@ export const makeControlApi = (emu) => {
     ['GET', /^\/$/, () => emu.overview()],
     ['GET', /^\/healthz$/, () => ({ ok: true })],
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
+    ['POST', /^\/phone\/pair-code$/, async (m, body) => emu.pairCode.enter(body)],
     ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
-      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}) }))
+      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media, ...rest }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}), ...conversationView(rest) }))
     }],
     ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
@@ -48,6 +50,8 @@ export const makeControlApi = (emu) => {
     }],
     ['POST', /^\/contacts\/([^/]+)\/session$/, (m, body) => emu.faults.contactSession(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/messages$/, async (m, body) => emu.messaging.contactSends(decodeURIComponent(m[1]), body)],
+    ['GET', /^\/contacts\/([^/]+)\/presence$/, (m) => emu.conversation.presenceView(emu.directory.get(phoneParam(m[1])))],
+    ['POST', /^\/contacts\/([^/]+)\/presence$/, (m, body) => emu.conversation.contactPresence(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
     ['GET', /^\/contacts\/([^/]+)\/receipts-received$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))

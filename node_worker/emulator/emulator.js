@@ -5,6 +5,7 @@ import { Connection } from './connection.js'
 import { makeCertChain } from './certs.js'
 import { generateKeyPair } from './crypto.js'
 import { Pairing } from './pairing.js'
+import { PairCode } from './pair-code.js'
 import { Login } from './login.js'
 import { Messaging } from './messaging.js'
 import { Retries, RETRY_COUNTERS } from './retries.js'
@@ -14,6 +15,7 @@ import { Faults } from './faults.js'
 import { MediaStore } from './media-store.js'
 import { MediaServer } from './media-server.js'
 import { MediaMessages } from './media-messages.js'
+import { Conversation } from './conversation.js'
 import { MediaRetry } from './media-retry.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
@@ -38,6 +40,7 @@ export class Emulator {
     this.directory = new Directory()
     this.connections = new Map()
     this.pairing = new Pairing(this)
+    this.pairCode = new PairCode(this)
     this.login = new Login(this)
     this.messaging = new Messaging(this)
     this.retries = new Retries(this)
@@ -59,6 +62,7 @@ export class Emulator {
     this.mediaStore = new MediaStore({ dir: s.mediaDir || null, log: this.log, maxBytes: s.mediaMaxBytes ?? 256 * 1024 * 1024, expirySeconds: s.mediaExpirySeconds ?? 30 * 24 * 3600 })
     this.mediaServer = new MediaServer({ emu: this, store: this.mediaStore, tlsDir: s.mediaDir || null, host: s.host || '127.0.0.1', publicHost: s.mediaHost, maxUploadBytes: s.mediaMaxUploadBytes ?? 64 * 1024 * 1024 })
     this.mediaMessages = new MediaMessages(this)
+    this.conversation = new Conversation(this)
     this.mediaRetry = new MediaRetry(this)
   }
 
@@ -118,6 +122,7 @@ export class Emulator {
           return this.onClientAck(conn, node)
         case 'presence':
         case 'chatstate':
+          return this.conversation.onClientPresence(conn, node)
         case 'ib':
           return
         case 'call':
@@ -135,6 +140,7 @@ export class Emulator {
   async handleIq (conn, iq) {
     const type = iq.attrs.type
     if (type !== 'get' && type !== 'set') return // stray result/error for an iq we no longer wait for
+    if (this.pairCode.handleIq(conn, iq)) return
     if (await this.login.handleIq(conn, iq)) return
     if (await this.lookups.handleIq(conn, iq)) return
     if (this.mediaServer.handleIq(conn, iq)) return

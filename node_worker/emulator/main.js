@@ -58,7 +58,10 @@ export const readSettings = () => {
     stateFile,
     rootKeyFile,
     qrRefs: Math.max(1, int('WA_EMULATOR_QR_REFS', 6)),
+    // how long a pairing code a companion asked for can be typed on the phone
+    pairCodeTtlMs: int('WA_EMULATOR_PAIR_CODE_TTL_MS', 180000),
     receiptDelayMs: int('WA_EMULATOR_RECEIPT_DELAY_MS', 100),
+    editWindowSeconds: int('WA_EMULATOR_EDIT_WINDOW_SECONDS', 15 * 60), // how long a sender may edit (conversation.js)
     gatewayUrl: env.WA_EMULATOR_GATEWAY_URL || null,
     apiKey: gatewayApiKey, // a function: read at use, so a key the gateway creates later is found
     logLevel: logLevel(),
