@@ -3,7 +3,7 @@ import { ApiError, apiError } from './errors.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
-import { conversationView } from './conversation.js'
+import { inboxView } from './conversation.js'
 
 const MAX_BODY = 1024 * 1024
 // POST /contacts/{phone}/messages carries base64 media (a document: up to one upload, 64 MiB by default): 96 MiB,
@@ -40,10 +40,7 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
     ['POST', /^\/phone\/pair-code$/, async (m, body) => emu.pairCode.enter(body)],
     ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
-    ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => {
-      const u = emu.directory.get(phoneParam(m[1]))
-      return (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media, ...rest }) => ({ id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}), ...conversationView(rest) }))
-    }],
+    ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => inboxView(emu.directory.get(phoneParam(m[1])))],
     ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))
       return u ? emu.retries.sentView(u) : []

@@ -9,6 +9,7 @@ import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 import { errorFields } from './log.js'
 import { parseMediaRequest, mediaOf, maxDocumentBytes } from './media-messages.js'
+import { parseAction } from './conversation.js'
 
 const safeDecode = (jid) => {
   try { return jid ? jidDecode(jid) : undefined } catch { return undefined }
@@ -158,7 +159,7 @@ export class Messaging {
     if (error) return this.emu.retries.decryptFailed(target, { id, from, senderDevice, chatForm, error, existing })
     if (existing) {
       // the copy the sender sent again after a retry receipt: the unreadable entry becomes the readable one
-      Object.assign(existing, { text: textOf(msg), kind: kindOf(msg), retries: target.retries[retryKey] || existing.retries, media: this.emu.mediaMessages.receive(target, sender, id, msg) })
+      Object.assign(existing, { text: textOf(msg), kind: kindOf(msg), retries: target.retries[retryKey] || existing.retries, media: this.emu.mediaMessages.receive(target, sender, id, msg), ...this.emu.conversation.receive(target, sender, msg) })
       delete existing.error
       this.emu.log.info('message.recovered', { id, retries: existing.retries })
       return 'stored'
@@ -173,7 +174,8 @@ export class Messaging {
       sender_device: senderDevice.jid,
       chat_form: chatForm,
       retries: target.retries[retryKey] || 0,
-      media: msg ? this.emu.mediaMessages.receive(target, sender, id, msg) : undefined // downloaded and verified
+      media: msg ? this.emu.mediaMessages.receive(target, sender, id, msg) : undefined, // downloaded and verified
+      ...this.emu.conversation.receive(target, sender, msg) // quoted_id, location, poll..., or a reaction/edit/revoke applied (conversation.js)
     })
     if (target.inbox.length > 10000) target.inbox.splice(0, target.inbox.length - 10000)
     this.emu.log.info('message.delivered_to_phone', { id, enc: enc.attrs.type, decrypted: true })
@@ -263,13 +265,15 @@ export class Messaging {
 
   // ---------------------------------------------------------------- contact -> account
   /** POST /contacts/{phone}/messages */
-  async contactSends (contactPhoneInput, { to, text, unavailable, media }) {
+  async contactSends (contactPhoneInput, body) {
+    const { to, text, unavailable, media } = body
+    const action = parseAction(body) // a reply, reaction, edit, revoke, poll vote or location (conversation.js)
     const contactPhone = normalizePhone(contactPhoneInput)
     if (!contactPhone) throw apiError(400, 'invalid_phone_number', 'the contact phone number in the path is not an E.164 number')
     const toPhone = normalizePhone(to)
     if (!toPhone) throw apiError(400, 'invalid_phone_number', '"to" must be an E.164 phone number such as +15550001111')
     if (media != null && text != null) throw apiError(400, 'invalid_text', 'send "text" or "media", not both')
-    if (media == null && (typeof text !== 'string' || !text.length)) throw apiError(400, 'invalid_text', '"text" must be a non-empty string (or send "media")')
+    if (media == null && !action && (typeof text !== 'string' || !text.length)) throw apiError(400, 'invalid_text', '"text" must be a non-empty string (or send "media")')
     const mediaReq = media == null ? null : parseMediaRequest(media, maxDocumentBytes(this.emu.mediaServer.maxUploadBytes)) // media-messages.js
     if (toPhone === contactPhone) throw apiError(400, 'invalid_recipient', 'a contact cannot send to itself')
     if (unavailable != null && typeof unavailable !== 'boolean' && (typeof unavailable !== 'string' || !/^[a-z_]{1,64}$/.test(unavailable))) {
@@ -280,10 +284,11 @@ export class Messaging {
     const account = this.dir.get(toPhone)
     const devices = account ? [...account.devices.values()] : []
     if (!devices.length) throw apiError(409, 'no_linked_device', `${e164(toPhone)} has no linked device`)
+    const built = action && this.emu.conversation.build(existing, account, action)
     const contact = this.dir.ensure(contactPhone)
     const id = randomId(16)
     const t = unixNow()
-    const content = mediaReq ? this.emu.mediaMessages.upload(mediaReq) : { conversation: text }
+    const content = built?.content || (mediaReq ? this.emu.mediaMessages.upload(mediaReq) : { conversation: text })
     const message = proto.Message.encode(content).finish()
     const sentMedia = mediaOf(content) // the account's phone gets it too and keeps its copy for media retries
     if (sentMedia) this.emu.mediaMessages.remember(account, { id, chatJid: contact.jid, fromMe: false, media: sentMedia })
@@ -303,7 +308,7 @@ export class Messaging {
       }
       this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
     }
-    contact.sent.push({ id, to: e164(toPhone), timestamp: t })
+    contact.sent.push({ id, to: e164(toPhone), timestamp: t, text: built ? built.sent?.text ?? null : text ?? null })
     if (contact.sent.length > 10000) contact.sent.splice(0, contact.sent.length - 10000)
     this.emu.persist()
     const mediaOut = sentMedia && { kind: sentMedia.kind, direct_path: sentMedia.content.directPath, sha256: Buffer.from(sentMedia.content.fileSha256).toString('hex') }

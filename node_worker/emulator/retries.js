@@ -17,6 +17,7 @@
 //   the device that asked (queued if it went offline). At most MAX_RESENDS per (device, message).
 // Retry receipts are never deliveries: a sent message counts as undecryptable at a device from its
 // retry receipt until that device's delivery (or read) receipt for it.
+import { conversationView } from './conversation.js'
 import libsignalProtobufs from 'libsignal/src/protobufs.js'
 import { proto, child, bytesOf, uintOf, uintBytes, unixNow, padMessage, preKeyNode, signedPreKeyNode } from './wa.js'
 import { SignalParty } from './signal-party.js'
@@ -263,12 +264,14 @@ export class Retries {
 
   /** GET /contacts/{phone}/sent: what the phone sent and the retry state of each (no texts) */
   sentView (user) {
-    return user.sent.map(({ id, to, timestamp }) => {
+    return user.sent.map(({ id, to, timestamp, text, ...rest }) => {
       const e = user.outbox.get(id)
       return {
         id,
         to,
         timestamp,
+        text: text ?? null,
+        ...conversationView(rest), // what the account's devices did to it: reactions (conversation.js)
         resent: e ? Object.values(e.resends).reduce((a, b) => a + b, 0) : 0,
         undecryptable_at: e ? [...e.awaiting] : []
       }
