@@ -3,7 +3,7 @@
 // pollId || creatorJid || voterJid || "Poll Vote" || 0x01), the vote (PollVoteMessage: the SHA-256 of each
 // chosen option's name) is AES-256-GCM with a 12-byte IV and "pollId\0voterJid" as additional data, the
 // tag after the ciphertext. A vote is bound to its poll, creator and voter: nobody else's key opens it.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
 import { proto } from './wa.js'
 
 const hmac = (key, data) => createHmac('sha256', key).update(data).digest()
@@ -25,11 +25,3 @@ export const encryptPollVote = (vote, ctx) => {
   return { encPayload: Buffer.concat([body, cipher.getAuthTag()]), encIv: iv }
 }
 
-/** the PollVoteMessage in {encPayload, encIv}; throws when the key or the data do not match */
-export const decryptPollVote = ({ encPayload, encIv }, ctx) => {
-  const payload = Buffer.from(encPayload)
-  const decipher = createDecipheriv('aes-256-gcm', voteKey(ctx), Buffer.from(encIv))
-  decipher.setAAD(Buffer.from(`${ctx.pollId}\u0000${ctx.voter}`))
-  decipher.setAuthTag(payload.subarray(payload.length - 16))
-  return proto.Message.PollVoteMessage.decode(Buffer.concat([decipher.update(payload.subarray(0, payload.length - 16)), decipher.final()]))
-}
