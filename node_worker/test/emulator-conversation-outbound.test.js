@@ -3,6 +3,7 @@
 // contact cards, polls, read receipts and chat presence, each as the contact's inbox shows it.
 import { test, before, after, describe } from 'node:test'
 import assert from 'node:assert/strict'
+import { proto } from 'baileys'
 import { startEmulator, trustEmulator, pairDevice, inboxEntry, inbox, until, sleep } from './emulator-helpers.js'
 
 const ACCOUNT = '+15550008111'
@@ -76,6 +77,19 @@ describe('a contact receives conversation actions from the real Baileys client',
     const other = await send({ text: 'not yours', edit: theirs.key })
     assert.equal((await entry(other.key.id)).action.refused, 'not_own_message')
     assert.equal((await sentEntry(theirs.key.id)).text, 'mine', 'the contact\'s message is unchanged')
+  })
+
+  test('an edit sent again under the same id (a retry after a crash) is a duplicate: never applied twice', async () => {
+    const own = { ...(await send({ text: 'draft' })).key }
+    await entry(own.id)
+    const edit = (text) => ({ protocolMessage: { key: own, type: proto.Message.ProtocolMessage.Type.MESSAGE_EDIT, editedMessage: { conversation: text }, timestampMs: Date.now() } })
+    const editId = await client.sock.relayMessage(CONTACT_JID, edit('final'), {})
+    await entry(own.id, (e) => e.text === 'final')
+    await client.sock.relayMessage(CONTACT_JID, edit('other words'), { messageId: editId })
+    const dup = await entry(editId, (e) => e.duplicate_count === 1)
+    assert.equal(dup.action.applied, true)
+    const after = await entry(own.id)
+    assert.deepEqual([after.text, after.edits], ['final', ['draft', 'final']])
   })
 
   test('an edit past WhatsApp\'s edit window is refused and the text stays', async () => {
