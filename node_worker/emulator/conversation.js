@@ -8,6 +8,7 @@
 //     revoke, poll_vote, location): the Message it builds here, encrypted and delivered by messaging.js;
 //   * chat presence: what the account last sent a contact (chatstate, presence), and a contact's own
 //     (POST /contacts/{phone}/presence) sent to the account's online devices, never queued (as WhatsApp).
+import { randomBytes } from 'node:crypto'
 import { proto, unixNow, jidDecode } from './wa.js'
 import { apiError } from './errors.js'
 import { e164, normalizePhone } from './accounts.js'
@@ -17,7 +18,7 @@ const P = proto.Message.ProtocolMessage.Type
 // WhatsApp lets a sender edit a message for 15 minutes (its help centre); WA_EMULATOR_EDIT_WINDOW_SECONDS
 export const EDIT_WINDOW_SECONDS = 15 * 60
 export const CHAT_STATES = ['composing', 'recording', 'paused', 'available', 'unavailable']
-const ACTIONS = ['reply_to', 'reaction', 'edit', 'revoke', 'poll_vote', 'location']
+const ACTIONS = ['reply_to', 'reaction', 'edit', 'revoke', 'poll_vote', 'location', 'contacts', 'poll']
 
 const unwrap = (msg) => msg?.ephemeralMessage?.message || msg?.viewOnceMessage?.message || msg?.viewOnceMessageV2?.message || msg
 const pollOf = (m) => m.pollCreationMessage || m.pollCreationMessageV2 || m.pollCreationMessageV3
@@ -56,6 +57,29 @@ export const conversationView = (e) => ({
 export const inboxView = (u) => (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media, ...rest }) => (
   { id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}), ...conversationView(rest) }))
 
+// a vCard 3.0 of a name and a number, as WhatsApp's apps write one (waid: the number's WhatsApp id)
+const vcardOf = (name, phone) => `BEGIN:VCARD\nVERSION:3.0\nFN:${name.replace(/[\r\n]/g, ' ')}\nTEL;type=CELL;waid=${phone}:+${phone}\nEND:VCARD`
+const parseContacts = (v) => {
+  if (!Array.isArray(v) || !v.length || v.length > 20) throw apiError(400, 'invalid_contacts', '"contacts" must be a list of 1 to 20 {name, phone_number} or {name, vcard}')
+  return v.map((c) => {
+    if (!c || typeof c !== 'object' || typeof c.name !== 'string' || !c.name || c.name.length > 256) throw apiError(400, 'invalid_contacts', 'each contact needs a "name"')
+    if (typeof c.vcard === 'string' && /^BEGIN:VCARD\r?\n[\s\S]*END:VCARD\s*$/.test(c.vcard) && c.vcard.length <= 65536) return { displayName: c.name, vcard: c.vcard }
+    const phone = normalizePhone(c.phone_number)
+    if (!phone || c.vcard != null) throw apiError(400, 'invalid_contacts', 'each contact needs an E.164 "phone_number" or a "vcard" (BEGIN:VCARD ... END:VCARD)')
+    return { displayName: c.name, vcard: vcardOf(c.name, phone) }
+  })
+}
+// WhatsApp's polls: 2 to 12 distinct options
+const parsePoll = (v) => {
+  if (typeof v.question !== 'string' || !v.question || v.question.length > 256) throw apiError(400, 'invalid_poll', 'poll.question must be a non-empty string')
+  const opts = v.options
+  if (!Array.isArray(opts) || opts.length < 2 || opts.length > 12 || opts.some((o) => typeof o !== 'string' || !o || o.length > 100) || new Set(opts).size !== opts.length) {
+    throw apiError(400, 'invalid_poll', 'poll.options must be 2 to 12 distinct non-empty strings')
+  }
+  if (v.multiple != null && typeof v.multiple !== 'boolean') throw apiError(400, 'invalid_poll', 'poll.multiple must be a boolean')
+  return { question: v.question, options: opts, multiple: !!v.multiple }
+}
+
 /** the conversation action of a POST /contacts/{phone}/messages body, its shape checked; null for none */
 export const parseAction = (body) => {
   const given = ACTIONS.filter((k) => body[k] != null)
@@ -83,12 +107,24 @@ export const parseAction = (body) => {
       obj(kind)
       if (!Array.isArray(v.options) || v.options.some((o) => typeof o !== 'string')) throw apiError(400, 'invalid_action', 'poll_vote.options must be a list of option names ([] withdraws the vote)')
       return { kind, id: idString(v.id, 'poll_vote.id'), options: v.options }
+    case 'contacts': return { kind, contacts: parseContacts(v) }
+    case 'poll': obj(kind); return { kind, poll: parsePoll(v) }
     case 'location':
       obj(kind)
       return {
         kind,
         location: { degreesLatitude: finite(v.latitude, 'latitude', 90), degreesLongitude: finite(v.longitude, 'longitude', 180), name: optStr(v.name, 'name'), address: optStr(v.address, 'address') }
       }
+  }
+}
+
+/** a poll as WhatsApp's apps send it (V3 single choice, the original multiple), with its secret for the votes */
+const pollMessage = ({ question, options, multiple }) => {
+  const secret = randomBytes(32)
+  const creation = { name: question, options: options.map((optionName) => ({ optionName })), selectableOptionsCount: multiple ? 0 : 1 }
+  return {
+    content: { [multiple ? 'pollCreationMessage' : 'pollCreationMessageV3']: creation, messageContextInfo: { messageSecret: secret } },
+    sent: { poll: { question, options, multiple }, poll_secret: secret.toString('base64') }
   }
 }
 
@@ -184,6 +220,11 @@ export class Conversation {
    */
   build (contact, account, action) {
     if (action.kind === 'location') return { content: { locationMessage: action.location } }
+    if (action.kind === 'contacts') {
+      const cs = action.contacts
+      return { content: cs.length === 1 ? { contactMessage: cs[0] } : { contactsArrayMessage: { displayName: `${cs.length} contacts`, contacts: cs } } }
+    }
+    if (action.kind === 'poll') return pollMessage(action.poll)
     const acct = e164(account.phone)
     const mine = contact?.sent.find((e) => e.id === action.id && e.to === acct)
     const theirs = contact?.inbox.find((e) => e.id === action.id && e.from === acct)

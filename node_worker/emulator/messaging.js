@@ -308,7 +308,7 @@ export class Messaging {
       }
       this.emu.log.info('contact.message_sent', { id, devices_online: delivered, devices_queued: queued })
     }
-    contact.sent.push({ id, to: e164(toPhone), timestamp: t, text: built ? built.sent?.text ?? null : text ?? null })
+    contact.sent.push({ id, to: e164(toPhone), timestamp: t, text: built ? null : text ?? null, ...built?.sent })
     if (contact.sent.length > 10000) contact.sent.splice(0, contact.sent.length - 10000)
     this.emu.persist()
     const mediaOut = sentMedia && { kind: sentMedia.kind, direct_path: sentMedia.content.directPath, sha256: Buffer.from(sentMedia.content.fileSha256).toString('hex') }

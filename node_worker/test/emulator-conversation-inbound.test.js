@@ -157,6 +157,29 @@ describe('a contact does conversation actions that reach the real Baileys client
     assert.deepEqual([loc.degreesLatitude, loc.degreesLongitude, loc.name, loc.address], [-33.8568, 151.2153, 'Opera House', 'Sydney'])
   })
 
+  test('contact cards (from a name and number, or a vCard) and polls reach Baileys as WhatsApp\'s apps send them', async () => {
+    const one = (await upserted((await ok({ contacts: [{ name: 'Ann Lee', phone_number: '+15550001234' }] })).id)).message.contactMessage
+    assert.equal(one.displayName, 'Ann Lee')
+    assert.equal(one.vcard, 'BEGIN:VCARD\nVERSION:3.0\nFN:Ann Lee\nTEL;type=CELL;waid=15550001234:+15550001234\nEND:VCARD')
+    const card = 'BEGIN:VCARD\nVERSION:3.0\nFN:Bob\nEND:VCARD'
+    const two = (await upserted((await ok({ contacts: [{ name: 'Ann', phone_number: '+15550001234' }, { name: 'Bob', vcard: card }] })).id)).message.contactsArrayMessage
+    assert.deepEqual(two.contacts.map((c) => [c.displayName, c.vcard.includes('FN:Ann'), c.vcard === card]), [['Ann', true, false], ['Bob', false, true]])
+    const single = (await upserted((await ok({ poll: { question: 'Tea?', options: ['yes', 'no'] } })).id)).message
+    assert.deepEqual([single.pollCreationMessageV3.name, single.pollCreationMessageV3.options.map((o) => o.optionName), single.pollCreationMessageV3.selectableOptionsCount], ['Tea?', ['yes', 'no'], 1])
+    assert.equal(single.messageContextInfo.messageSecret.length, 32, 'the secret its votes are encrypted with')
+    const multi = await ok({ poll: { question: 'Which?', options: ['a', 'b', 'c'], multiple: true } })
+    assert.equal((await upserted(multi.id)).message.pollCreationMessage.selectableOptionsCount, 0)
+    const view = (await emu.api('GET', `/contacts/${CONTACT}/sent`)).body.find((e) => e.id === multi.id)
+    assert.deepEqual(view.poll, { question: 'Which?', options: ['a', 'b', 'c'], multiple: true, votes: {} })
+    assert.equal(view.poll_secret, undefined)
+    await refused({ poll: { question: 'One?', options: ['only'] } }, 400, 'invalid_poll')
+    await refused({ poll: { question: 'Many?', options: Array.from({ length: 13 }, (_, i) => `o${i}`) } }, 400, 'invalid_poll')
+    await refused({ poll: { question: 'Twice?', options: ['a', 'a'] } }, 400, 'invalid_poll')
+    await refused({ contacts: [] }, 400, 'invalid_contacts')
+    await refused({ contacts: [{ name: 'X', phone_number: 'nope' }] }, 400, 'invalid_contacts')
+    await refused({ contacts: [{ name: 'X', vcard: 'not a card' }] }, 400, 'invalid_contacts')
+  })
+
   test('presence: composing, recording, paused, unavailable and available reach presence.update', async () => {
     // Baileys reports paused as "available" (handlePresenceUpdate)
     const expected = { composing: 'composing', recording: 'recording', paused: 'available', unavailable: 'unavailable', available: 'available' }
