@@ -22,7 +22,8 @@ class WorkerState(StrEnum):
     CONNECTING = "connecting"  # opening (or re-opening after a drop, with backoff) the WhatsApp connection
     # connecting, but the last attempt could not reach the server (``unreachable`` says why); retrying
     WHATSAPP_UNREACHABLE = "whatsapp_unreachable"
-    QR = "qr"  # not linked: waiting for a QR scan (or a pairing code)
+    QR = "qr"  # not linked: waiting for a QR scan
+    PAIRING_CODE = "pairing_code"  # not linked: waiting for the pairing code (``pairing_code``) typed on the phone
     CONNECTED = "connected"  # linked and online: sends go out
     LOGGED_OUT = "logged_out"  # the phone unlinked this device: a new QR scan is needed
     FAILED = "failed"  # the session cannot run (a broken store): needs an operator
@@ -48,7 +49,7 @@ WORKER_STATES: tuple[str, ...] = tuple(WorkerState)
 # Every value of an account's state on the gateway side (metrics' labels, /status while the worker is down).
 GATEWAY_STATES: tuple[str, ...] = (*WORKER_STATES, UNKNOWN_STATE)
 # Not linked: sends are refused (409 not_linked) instead of queued for a connection that will not come.
-UNLINKED: tuple[str, ...] = (WorkerState.LOGGED_OUT, WorkerState.QR)
+UNLINKED: tuple[str, ...] = (WorkerState.LOGGED_OUT, WorkerState.QR, WorkerState.PAIRING_CODE)
 # A linked account in one of these is on its way back (``/health``'s ``returning``).
 RECOVERING: tuple[str, ...] = (WorkerState.CONNECTING, WorkerState.WHATSAPP_UNREACHABLE, UNKNOWN_STATE,
                                WorkerState.STOPPED)

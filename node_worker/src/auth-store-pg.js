@@ -355,7 +355,7 @@ export async function openPgAuthStore ({ pool, account, instanceId, generation, 
       await commits.commit([op])
       credsRecord.committed(op)
     },
-    isRegistered: () => !!creds.registered || !!creds.me,
+    isRegistered: () => !!creds.registered || (!!creds.me && !creds.pairingCode),
     flush: () => commits.flush(),
     close: () => commits.close(),
     stats: commits.stats,

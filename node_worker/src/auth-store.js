@@ -85,10 +85,11 @@ export async function openAuthStore (dir, { logger, compactBytes } = {}) {
     saveCreds: () => commitWithCreds([]),
     /**
      * Whether these creds belong to a paired device. Baileys sends a login
-     * (not a registration) exactly when creds.me is set; `registered` is set
-     * only after me in the pairing-code flow, so it never changes the answer.
+     * (not a registration) exactly when creds.me is set, except that asking for a
+     * pairing code sets me to the bare number (with creds.pairingCode) before any
+     * link: that device is registered once the code exchange finished (`registered`).
      */
-    isRegistered: () => !!creds.registered || !!creds.me,
+    isRegistered: () => !!creds.registered || (!!creds.me && !creds.pairingCode),
     flush: () => map.flush(),
     close: () => map.close(),
     /** Write-path counters ({ syncs, records, compactions }) for tests and diagnostics. */

@@ -75,8 +75,11 @@ export function makeRoutes () {
   return {
     'GET /status': async (req, url, { session }) => session.status(),
     'POST /connect': async (req, url, { session }) => {
-      const body = await readJson(req, ['wait_ms'])
-      await session.start()
+      const body = await readJson(req, ['wait_ms', 'phone_number'])
+      if (body.phone_number != null && !isE164(body.phone_number)) {
+        throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number (linking by pairing code) must be +E.164.')
+      }
+      await session.start(body.phone_number ?? null)
       await settled(session, clampWait(body.wait_ms))
       return session.status()
     },

@@ -50,6 +50,11 @@ export class WhatsAppSession extends EventEmitter {
     this.state = STATE.STOPPED
     this.qr = null
     this.qrImage = null
+    // linking by code (POST /connect with phone_number): the account's number in E.164, and the code the
+    // phone's user types ("ABCD-EFGH") once WhatsApp's socket of `pairingGeneration` asked for it
+    this.pairingPhone = null
+    this.pairingCode = null
+    this.pairingGeneration = null
     this.lastError = null
     // whatsapp_unreachable: {cause, detail, hint, since, attempts} (session/lifecycle.js), else null
     this.unreachable = null
@@ -109,6 +114,7 @@ export class WhatsAppSession extends EventEmitter {
       name: this.me?.name ?? null,
       qr: this.state === STATE.QR ? this.qr : null,
       qr_image: this.state === STATE.QR ? this.qrImage : null,
+      pairing_code: this.state === STATE.PAIRING_CODE ? this.pairingCode : null,
       last_error: this.lastError,
       unreachable: this.unreachable,
       // whether this device is linked (its creds registered): null while the session store is not open
@@ -148,7 +154,7 @@ export class WhatsAppSession extends EventEmitter {
 
   resume () { return this.lifecycle.resume() }
   adoptLease (generation) { return this.fencing.adoptLease(generation) }
-  start () { return this.lifecycle.start() }
+  start (phoneNumber) { return this.lifecycle.start(phoneNumber) }
   logout () { return this.lifecycle.logout() }
   release () { return this.lifecycle.release() }
   shutdown () { return this.lifecycle.shutdown() }

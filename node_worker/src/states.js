@@ -9,9 +9,10 @@ const frozen = (names) => Object.freeze(Object.fromEntries(names.map((name) => [
 
 // A session's state (session/lifecycle.js has the state machine; GET /status, `session.status` events).
 // whatsapp_unreachable: connecting, but the last attempt could not reach the server (its cause in
-// `unreachable`, network-cause.js); it keeps retrying with backoff.
-export const STATE = frozen(['stopped', 'connecting', 'whatsapp_unreachable', 'qr', 'connected', 'logged_out',
-  'failed', 'fenced'])
+// `unreachable`, network-cause.js); it keeps retrying with backoff. pairing_code: linking by a code typed on
+// the phone (POST /connect with phone_number) instead of a QR, the code in the status while it waits.
+export const STATE = frozen(['stopped', 'connecting', 'whatsapp_unreachable', 'qr', 'pairing_code', 'connected',
+  'logged_out', 'failed', 'fenced'])
 export const WORKER_STATES = Object.freeze(Object.values(STATE))
 
 // Why the server could not be reached, in state whatsapp_unreachable (network-cause.js classifies).

@@ -13,10 +13,12 @@ import { tmpDir, until } from './emulator-helpers.js'
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url))
 
-/** The worker with `env` added (WA_SANDBOX and the emulator's root key are set); `stop()` ends it. */
-export function startWorker (emu, env = {}) {
-  const dataDir = tmpDir('wa-worker-')
-  fs.mkdirSync(path.join(dataDir, 'run'), { mode: 0o700 })
+/**
+ * The worker with `env` added (WA_SANDBOX and the emulator's root key are set); `stop()` ends it. `dataDir`: the
+ * data dir of a worker that ran before (a restart), else a fresh one.
+ */
+export function startWorker (emu, env = {}, { dataDir = tmpDir('wa-worker-') } = {}) {
+  fs.mkdirSync(path.join(dataDir, 'run'), { recursive: true, mode: 0o700 })
   // the inspector (on a loopback port of its choosing) lets the memory test collect the worker's garbage
   const proc = spawn(process.execPath, ['--inspect=127.0.0.1:0', MAIN], {
     env: {
@@ -47,6 +49,7 @@ export function startWorker (emu, env = {}) {
   })
   return {
     proc,
+    dataDir,
     lines,
     call,
     ready: () => until(() => {

@@ -58,10 +58,12 @@ class WorkerApi:
                             timeout: float | None = None) -> Any:
         raise NotImplementedError
 
-    async def connect(self, wait_qr: float) -> dict[str, Any]:
-        return _object(await self.request(
-            "POST", "/connect", json={"wait_ms": int(wait_qr * 1000)}, timeout=wait_qr + self._timeout
-        ))
+    async def connect(self, wait_qr: float, phone_number: str | None = None) -> dict[str, Any]:
+        """``phone_number``: link by pairing code for that number (the answer's ``pairing_code``), not by QR."""
+        body: dict[str, Any] = {"wait_ms": int(wait_qr * 1000)}
+        if phone_number is not None:
+            body["phone_number"] = phone_number
+        return _object(await self.request("POST", "/connect", json=body, timeout=wait_qr + self._timeout))
 
     async def disconnect(self) -> dict[str, Any]:
         return _object(await self.request("POST", "/disconnect"))

@@ -114,6 +114,8 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         unreachable = event.get("unreachable")
         if isinstance(unreachable, dict):  # state whatsapp_unreachable: the cause and the system error
             data["unreachable"] = {"cause": _str(unreachable.get("cause")), "detail": _str(unreachable.get("detail"))}
+        if code := _str(event.get("pairing_code")):  # state pairing_code: the code to type on the phone
+            data["pairing_code"] = code
         stored = event_log.append(conn, account, "session.status", data, now, source_id=_str(event.get("event_id")))
         return {"event": stored, "message": None}
     return {"event": None, "message": None}

@@ -71,6 +71,10 @@ export class Connection {
     // Sessions in PostgreSQL: still the owner? (a read; a lost lease fences and throws not_owner)
     if (s.pg) await s.fencing.assertOwner()
     if (s.closing || generation !== s.generation || s.state === STATE.FENCED) return
+    // A pairing code asked for on an earlier socket and never completed: Baileys set creds.me to the bare
+    // number, so it would log in as that device instead of registering: start this socket unlinked again.
+    const creds = store.state.creds
+    if (creds.pairingCode && !creds.registered) { delete creds.me; delete creds.pairingCode }
     const sock = makeWASocket(this.socketConfig(store, s.baileysLog))
     s.sock = sock
     const live = () => generation === s.generation && !s.closing
@@ -112,7 +116,8 @@ export class Connection {
     const s = this.session
     const { connection, lastDisconnect, qr } = update
     if (qr) s.socketOpened = true // the server answered: whatever ends this socket, it was reachable
-    if (qr && !(await s.link.showQr(qr, generation))) return // a newer socket since
+    // a new QR (the socket waits to be linked): shown, or, linking by code, the code asked for once per socket
+    if (qr && !(await (s.pairingPhone ? s.link.showCode(sock, generation) : s.link.showQr(qr, generation)))) return
     if (connection === 'open') {
       s.socketOpened = true
       s.me = sock.user ? { id: sock.user.id, name: sock.user.name ?? sock.user.verifiedName ?? null } : null

@@ -23,7 +23,7 @@ import { jidToPhone } from '../phone.js'
 import { SEND_RETRY, SESSION_ERROR, STATE, WORKER_STATES } from '../states.js'
 
 const QR_EXPIRED = 'QR refs attempts ended'
-const RUNNING = [STATE.CONNECTING, STATE.WHATSAPP_UNREACHABLE, STATE.QR, STATE.CONNECTED]
+const RUNNING = [STATE.CONNECTING, STATE.WHATSAPP_UNREACHABLE, STATE.QR, STATE.PAIRING_CODE, STATE.CONNECTED]
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
@@ -38,12 +38,16 @@ export class Lifecycle {
     const changed = state !== s.state
     s.state = state
     if (state !== STATE.QR) { s.qr = null; s.qrImage = null }
+    if (state !== STATE.PAIRING_CODE) s.pairingCode = null
+    if (state === STATE.CONNECTED) s.pairingPhone = null
     if (state !== STATE.WHATSAPP_UNREACHABLE) s.unreachable = null
     if (changed) {
       const unreachable = s.unreachable && { cause: s.unreachable.cause, detail: s.unreachable.detail }
       s.log.info({ state, last_error: s.lastError, ...(unreachable ? { unreachable } : {}), ...fields }, 'session.state')
+      // linking by code, the code for an app that shows it to its user (an event, never a log line)
+      const code = state === STATE.PAIRING_CODE ? { pairing_code: s.pairingCode } : {}
       s.durably(s.journal.push('session.status', {
-        state, last_error: s.lastError, phone_number: s.me ? jidToPhone(s.me.id) : null, unreachable
+        state, last_error: s.lastError, phone_number: s.me ? jidToPhone(s.me.id) : null, unreachable, ...code
       }))
     }
     s.emit('state', state)
@@ -73,13 +77,23 @@ export class Lifecycle {
     })
   }
 
-  /** POST /connect: start the session unless it is already running; resolves once the socket is being opened. */
-  start () {
+  /**
+   * POST /connect: start the session unless it is already running; resolves once the socket is being opened.
+   * With `phoneNumber` (E.164) an unlinked device asks WhatsApp for a pairing code for that number instead of
+   * showing a QR; a session already waiting for a QR or a code asks for one at once.
+   */
+  start (phoneNumber = null) {
     const s = this.session
     return s.serial.run('connect', async () => {
       if (s.closing) throw new WorkerError(503, SESSION_ERROR.WORKER_STOPPING, 'The worker is shutting down.')
       if (s.pg && (s.leaseGeneration === null || s.state === STATE.FENCED)) throw s.fencing.notOwner()
+      if ([STATE.QR, STATE.PAIRING_CODE].includes(s.state) && phoneNumber) {
+        s.pairingPhone = phoneNumber
+        await s.link.showCode(s.sock, s.generation, { again: true })
+        return
+      }
       if (RUNNING.includes(s.state)) return
+      s.pairingPhone = phoneNumber
       s.lastError = null
       s.backoff.reset()
       await s.connection.openSocket()
@@ -194,8 +208,10 @@ export class Lifecycle {
       await s.connection.openSocket()
       return
     }
-    if (s.state === STATE.QR && message === QR_EXPIRED) {
-      s.lastError = 'qr_expired: nobody scanned the QR code in time; POST /connect for a new one'
+    if ([STATE.QR, STATE.PAIRING_CODE].includes(s.state) && message === QR_EXPIRED) {
+      s.lastError = s.state === STATE.QR
+        ? 'qr_expired: nobody scanned the QR code in time; POST /connect for a new one'
+        : 'pairing_code_expired: nobody entered the pairing code in time; POST /connect for a new one'
       this.setState(STATE.STOPPED, { code })
       return
     }
@@ -287,6 +303,9 @@ export class Lifecycle {
     }
     if (s.state === STATE.QR) {
       return new WorkerError(409, SEND_RETRY.NOT_CONNECTED, 'WhatsApp is waiting for the QR code to be scanned.', details)
+    }
+    if (s.state === STATE.PAIRING_CODE) {
+      return new WorkerError(409, SEND_RETRY.NOT_CONNECTED, 'WhatsApp is waiting for the pairing code to be entered on the phone.', details)
     }
     return new WorkerError(409, SEND_RETRY.NOT_CONNECTED, `WhatsApp is not connected (state: ${s.state}${why}); POST /connect first.`, details)
   }

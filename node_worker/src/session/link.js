@@ -35,6 +35,27 @@ export class Link {
     return true
   }
 
+  // Linking by code: asks the socket of `generation` for a pairing code for s.pairingPhone (once per socket,
+  // unless `again`: a new number or a new code asked for by POST /connect) and shows it formatted as the phone
+  // shows it; false when that socket was retired meanwhile or could not ask (nothing shown).
+  async showCode (sock, generation, { again = false } = {}) {
+    const s = this.session
+    if (s.pairingGeneration === generation && !again) return true
+    let code
+    try {
+      code = await sock.requestPairingCode(s.pairingPhone.slice(1))
+    } catch (err) {
+      s.log.warn({ err }, 'session.pairing_code_failed')
+      return false
+    }
+    if (generation !== s.generation) return false
+    s.pairingGeneration = generation
+    s.pairingCode = `${code.slice(0, 4)}-${code.slice(4)}`
+    s.log.info('session.pairing_code') // the code itself is a secret: never logged
+    s.lifecycle.setState(STATE.PAIRING_CODE)
+    return true
+  }
+
   // Link liveness while connected: any frame from the server counts; after WA_LINK_PROBE_MS of
   // silence one ping goes out (fire and forget: its answer is a frame like any other), and with no
   // frame WA_LINK_TIMEOUT_MS after it the link is dead: the socket is ended with 408 (timedOut), so

@@ -28,6 +28,7 @@ class SessionStatusData(BaseModel):
     phone_number: str | None
     last_error: str | None
     unreachable: SessionUnreachable | None = None  # only in state whatsapp_unreachable
+    pairing_code: str | None = None  # only in state pairing_code: the code to type on the phone (ABCD-EFGH)
 
 
 class MessageUndecryptableData(BaseModel):

@@ -6,14 +6,29 @@ validates real answers against the document built from these models.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import ClassVar
 
-from service.http.models.base import RequestModel
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from service.http import validation
+from service.http.models.base import RequestModel, checked
 from service.states import UnreachableCause, WorkerState
 
 
 class ConnectRequest(RequestModel):
-    """``POST /connect``: no fields yet; the body, if any, must be a JSON object."""
+    """``POST /connect``: the body, if any, must be a JSON object. With ``phone_number`` (the account's own
+    number) an unlinked account links by a pairing code typed on that phone, for a server with no camera
+    near it, instead of a QR."""
+
+    phone_number: StrictStr | None = None
+
+    field_codes: ClassVar[dict[str, str]] = {"phone_number": "invalid_phone_number"}
+    field_hints: ClassVar[dict[str, str]] = {"phone_number": f"a string like {validation.PHONE_EXAMPLE}"}
+
+    @field_validator("phone_number")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else checked(validation.phone_number, value)
 
 
 class DisconnectRequest(RequestModel):
@@ -72,6 +87,8 @@ class SessionStatus(BaseModel):
     name: str | None
     qr: str | None = Field(description="the raw QR string while state is qr")
     qr_image: str | None = Field(description="the QR as a PNG data URL while state is qr")
+    pairing_code: str | None = Field(default=None, description="while state is pairing_code: the code to type on the "
+                                     "phone (WhatsApp, Linked devices, Link with phone number), as ABCD-EFGH")
     last_error: str | None
     unreachable: Unreachable | None = None
     registered: bool | None = Field(default=None, description="whether the device is linked (null: not known now)")

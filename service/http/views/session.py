@@ -18,9 +18,9 @@ async def status(request: web.Request) -> web.Response:
 @on_owner
 async def connect(request: web.Request) -> web.Response:
     # `curl -X POST .../connect` (no body, no Content-Type) is the original contract and stays valid.
-    parse(ConnectRequest, await json_object(request, allow_empty=True))
+    body = parse(ConnectRequest, await json_object(request, allow_empty=True))
     wait = request.app[SETTINGS].connect_qr_wait
-    return web.json_response(await served_here(request).worker.connect(wait))
+    return web.json_response(await served_here(request).worker.connect(wait, phone_number=body.phone_number))
 
 
 @on_owner

@@ -116,7 +116,7 @@ async def cmd_status(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int
 
 async def cmd_connect(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
     """Start linking, print each state change and QR as it comes, return when linked (linking.py)."""
-    return await linking.connect(wa.account(args.account), args.account, args.timeout, args.poll, out)
+    return await linking.connect(wa.account(args.account), args.account, args.timeout, args.poll, out, args.phone)
 
 
 async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
@@ -303,6 +303,8 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
 
     command("status", cmd_status, "the account's WhatsApp state")
     p = command("connect", cmd_connect, "link the account: print the QR here and each state change until linked")
+    p.add_argument("--phone", help="link by a pairing code typed on this phone (+E.164, the account's own number) "
+                                   "instead of a QR: the code is printed here")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p = command("send", cmd_send, "send a text or media message (durable once accepted; retries are safe)")
     p.add_argument("phone_number", help="+E.164, e.g. +14155550123")

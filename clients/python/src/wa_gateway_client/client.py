@@ -74,9 +74,11 @@ class AsyncAccount(MediaMethods):
     async def status(self) -> Status:
         return Status.model_validate(await self._client.request("GET", self._p("/status")))
 
-    async def connect(self) -> Status:
-        """Start linking: the answer carries the first QR (``state == "qr"``) or ``connected``."""
-        return Status.model_validate(await self._client.request("POST", self._p("/connect"), json={}))
+    async def connect(self, phone_number: str | None = None) -> Status:
+        """Start linking: the answer carries the first QR (``state == "qr"``), with ``phone_number`` (the account's
+        own) the code to type on that phone (``state == "pairing_code"``, ``pairing_code``), or ``connected``."""
+        body = {"phone_number": phone_number} if phone_number else {}
+        return Status.model_validate(await self._client.request("POST", self._p("/connect"), json=body))
 
     async def disconnect(self) -> Disconnected:
         """Log out at WhatsApp (the phone shows the device gone) and forget the session: a new QR is needed."""

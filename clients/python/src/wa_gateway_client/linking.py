@@ -4,7 +4,8 @@ A newcomer who runs ``connect`` and sees nothing for a minute cannot tell a slow
 from a QR nobody scanned. So every state change seen in ``GET /status`` is one line: ``connecting``, each
 new QR (drawn in the terminal, with how to scan it), ``whatsapp_unreachable`` with its cause and detail
 (``unreachable`` in the status: dns, refused, tls, proxy, timeout, network), and finally ``connected``.
-A QR refresh is a new picture, not a new state line.
+A QR refresh is a new picture, not a new state line. With ``--phone`` the account links by a pairing code
+typed on that phone instead (a server with no camera near it): the code and where to type it are printed.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ def state_line(status: Status, account: str) -> str:
     return f"state {state}" + (f": {status.last_error}" if status.last_error else "")
 
 
-async def connect(account: AsyncAccount, name: str, timeout: float, poll: float, out: Output) -> int:
-    """Start linking, print each state change and each QR as it comes, return when linked."""
-    status = await account.connect()
+async def connect(account: AsyncAccount, name: str, timeout: float, poll: float, out: Output,
+                  phone: str | None = None) -> int:
+    """Start linking, print each state change and each QR (or pairing code) as it comes, return when linked."""
+    status = await account.connect(phone)
     deadline = time.monotonic() + timeout
-    shown_qr: str | None = None
+    shown_qr: str | None = None  # the QR payload or the pairing code last shown
     seen: tuple[str, str | None] | None = None  # the state and cause last printed
     while not status.connected:
         if status.state == "logged_out" and shown_qr is not None:
@@ -60,6 +62,10 @@ async def connect(account: AsyncAccount, name: str, timeout: float, poll: float,
         if status.state == "qr":
             if status.qr and status.qr != shown_qr and await _show_qr(account, name, deadline, out):
                 shown_qr = status.qr
+        elif status.state == "pairing_code":
+            if status.pairing_code and status.pairing_code != shown_qr:
+                _show_code(status.pairing_code, phone, name, deadline, out)
+                shown_qr = status.pairing_code
         else:
             current = (status.state, (status.unreachable or {}).get("cause"))
             if current != seen:
@@ -72,6 +78,13 @@ async def connect(account: AsyncAccount, name: str, timeout: float, poll: float,
         status = await account.status()
     out.data(status, f"connected as {status.phone_number} (account {name})")
     return OK
+
+
+def _show_code(code: str, phone: str | None, name: str, deadline: float, out: Output) -> None:
+    out.note(f"Pairing code: {code}")
+    out.note(f"On the phone{f' ({phone})' if phone else ''}: WhatsApp > Settings > Linked devices > Link a device > "
+             f"Link with phone number instead, then type the code (account {name}; waiting up to "
+             f"{max(0, deadline - time.monotonic()):.0f} s)")
 
 
 async def _show_qr(account: AsyncAccount, name: str, deadline: float, out: Output) -> bool:

@@ -32,6 +32,7 @@ class Status(_Model):
     name: str | None = None
     qr: str | None = None  # the QR payload while state is qr (render it, never log it)
     qr_image: str | None = None  # the same as a PNG data URL
+    pairing_code: str | None = None  # while state is pairing_code: the code to type on the phone, ABCD-EFGH
     last_error: str | None = None
     link: dict[str, Any] | None = None
     reconnect: Reconnect | None = None

@@ -31,10 +31,15 @@ OPERATIONS: dict[Handler, Op] = {
         description="While the account's state is `qr` (after POST /connect): the code to scan in WhatsApp "
                     "(Linked devices). It changes every 20 s or so; it is a secret while valid, so no cache keeps "
                     "it. In another state: 409 `qr_unavailable` with the `state`. " + DEFAULT_NOTE),
-    session.connect: Op("Start the session (and get a QR code)", "Session", {200: models.SessionStatus},
-                        body=models.ConnectRequest, body_optional=True, worker=True,
+    session.connect: Op("Start the session (and get a QR code or a pairing code)", "Session",
+                        {200: models.SessionStatus}, body=models.ConnectRequest, body_optional=True, worker=True,
+                        errors={400: ("invalid_phone_number",)},
                         description="Starts the session unless it runs. When not linked it waits (up to "
-                                    "WA_CONNECT_QR_WAIT) for the first QR: `qr` and `qr_image`. " + DEFAULT_NOTE),
+                                    "WA_CONNECT_QR_WAIT) for the first QR: `qr` and `qr_image`. With "
+                                    "`phone_number` (the account's own number) it links by pairing code instead: "
+                                    "state `pairing_code` and `pairing_code` (ABCD-EFGH), to type on that phone in "
+                                    "WhatsApp (Linked devices, Link with phone number); a session already waiting "
+                                    "asks for a new code. " + DEFAULT_NOTE),
     session.disconnect: Op("Log out and unlink the device", "Session", {200: models.DisconnectOut},
                            body=models.DisconnectRequest, body_optional=True, worker=True,
                            description=DEFAULT_NOTE),
