@@ -18,7 +18,7 @@ const P = proto.Message.ProtocolMessage.Type
 // WhatsApp lets a sender edit a message for 15 minutes (its help centre); WA_EMULATOR_EDIT_WINDOW_SECONDS
 export const EDIT_WINDOW_SECONDS = 15 * 60
 export const CHAT_STATES = ['composing', 'recording', 'paused', 'available', 'unavailable']
-const ACTIONS = ['reply_to', 'reaction', 'edit', 'revoke', 'poll_vote', 'location', 'contacts', 'poll']
+const ACTIONS = ['reply_to', 'reaction', 'edit', 'revoke', 'poll_vote', 'location', 'contacts', 'poll', 'raw']
 
 const unwrap = (msg) => msg?.ephemeralMessage?.message || msg?.viewOnceMessage?.message || msg?.viewOnceMessageV2?.message || msg
 const pollOf = (m) => m.pollCreationMessage || m.pollCreationMessageV2 || m.pollCreationMessageV3
@@ -69,6 +69,15 @@ const parseContacts = (v) => {
     return { displayName: c.name, vcard: vcardOf(c.name, phone) }
   })
 }
+// any Message as proto JSON (a type the gateway does not know, for its "unsupported" path); fields the proto
+// does not have are dropped (and values converted as protobufjs' fromObject does), so a body without one
+// known field is refused
+const parseRaw = (v) => {
+  let msg
+  try { msg = proto.Message.fromObject(v) } catch (err) { throw apiError(400, 'invalid_raw', `"raw" is not a WhatsApp Message: ${err.message}`) }
+  if (!proto.Message.encode(msg).finish().length) throw apiError(400, 'invalid_raw', '"raw" names no field of WhatsApp\'s Message')
+  return msg
+}
 // WhatsApp's polls: 2 to 12 distinct options
 const parsePoll = (v) => {
   if (typeof v.question !== 'string' || !v.question || v.question.length > 256) throw apiError(400, 'invalid_poll', 'poll.question must be a non-empty string')
@@ -108,6 +117,7 @@ export const parseAction = (body) => {
       if (!Array.isArray(v.options) || v.options.some((o) => typeof o !== 'string')) throw apiError(400, 'invalid_action', 'poll_vote.options must be a list of option names ([] withdraws the vote)')
       return { kind, id: idString(v.id, 'poll_vote.id'), options: v.options }
     case 'contacts': return { kind, contacts: parseContacts(v) }
+    case 'raw': obj(kind); return { kind, message: parseRaw(v) }
     case 'poll': obj(kind); return { kind, poll: parsePoll(v) }
     case 'location':
       obj(kind)
@@ -225,6 +235,7 @@ export class Conversation {
       return { content: cs.length === 1 ? { contactMessage: cs[0] } : { contactsArrayMessage: { displayName: `${cs.length} contacts`, contacts: cs } } }
     }
     if (action.kind === 'poll') return pollMessage(action.poll)
+    if (action.kind === 'raw') return { content: action.message }
     const acct = e164(account.phone)
     const mine = contact?.sent.find((e) => e.id === action.id && e.to === acct)
     const theirs = contact?.inbox.find((e) => e.id === action.id && e.from === acct)

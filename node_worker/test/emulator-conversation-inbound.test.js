@@ -180,6 +180,14 @@ describe('a contact does conversation actions that reach the real Baileys client
     await refused({ contacts: [{ name: 'X', vcard: 'not a card' }] }, 400, 'invalid_contacts')
   })
 
+  test('raw: any Message a test names (a type the gateway may not know) reaches Baileys as given', async () => {
+    const sent = await ok({ raw: { interactiveMessage: { body: { text: 'pick one' } } } })
+    assert.equal((await upserted(sent.id)).message.interactiveMessage.body.text, 'pick one')
+    await refused({ raw: { notAMessageField: 1 } }, 400, 'invalid_raw')
+    await refused({ raw: { imageMessage: 'not an object' } }, 400, 'invalid_raw')
+    await refused({ raw: 'hello' }, 400, 'invalid_action')
+  })
+
   test('presence: composing, recording, paused, unavailable and available reach presence.update', async () => {
     // Baileys reports paused as "available" (handlePresenceUpdate)
     const expected = { composing: 'composing', recording: 'recording', paused: 'available', unavailable: 'unavailable', available: 'available' }
