@@ -5,7 +5,9 @@
 import { test, before, after, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { decryptPollVote, getAggregateVotesInPollMessage, WAMessageStubType } from 'baileys'
-import { startEmulator, trustEmulator, pairDevice, inboxEntry, until, sleep } from './emulator-helpers.js'
+import { startEmulator, trustEmulator, pairDevice, openClient, inboxEntry, until, sleep, tmpDir } from './emulator-helpers.js'
+import path from 'node:path'
+import { createHash } from 'node:crypto'
 
 const ACCOUNT = '+15550009111'
 const ACCOUNT_JID = '15550009111@s.whatsapp.net'
@@ -202,5 +204,41 @@ describe('a contact does conversation actions that reach the real Baileys client
     assert.deepEqual([bad.status, bad.body.error.code], [400, 'invalid_state'])
     const nobody = await emu.api('POST', `/contacts/${CONTACT}/presence`, { to: '+15550000000', state: 'composing' })
     assert.deepEqual([nobody.status, nobody.body.error.code], [409, 'no_linked_device'])
+  })
+})
+
+describe('conversation state across an emulator restart (a state file)', () => {
+  test('reactions and edits stay on the entries, and a vote on a poll from before the restart still opens', async () => {
+    const dir = tmpDir()
+    const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_RECEIPT_DELAY_MS: '20' }
+    const authDir = tmpDir()
+    let emu = await startEmulator({ env })
+    let client
+    try {
+      trustEmulator(emu)
+      client = (await pairDevice(emu, ACCOUNT, { authDir, settle: true })).client
+      const poll = await client.sock.sendMessage(CONTACT_JID, { poll: { name: 'Still?', values: ['yes', 'no'], selectableCount: 1 } })
+      const own = { ...(await client.sock.sendMessage(CONTACT_JID, { text: 'keep me' })).key }
+      await inboxEntry(emu, CONTACT, own.id)
+      await client.sock.sendMessage(CONTACT_JID, { react: { text: '👍', key: own } })
+      await client.sock.sendMessage(CONTACT_JID, { text: 'kept', edit: own })
+      await inboxEntry(emu, CONTACT, own.id, (e) => e.reactions[ACCOUNT] && e.edits.length)
+      await client.end()
+      assert.equal((await emu.stop()).code, 0)
+      emu = await startEmulator({ env })
+      trustEmulator(emu)
+      const entry = await inboxEntry(emu, CONTACT, own.id)
+      assert.deepEqual([entry.text, entry.edits, entry.reactions], ['kept', ['keep me', 'kept'], { [ACCOUNT]: '👍' }])
+      client = await openClient(emu, authDir)
+      await client.waitOpen(10000)
+      const vote = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, poll_vote: { id: poll.key.id, options: ['no'] } })
+      assert.equal(vote.status, 200, JSON.stringify(vote.body))
+      const msg = await client.waitFor((r) => r.upserts.flatMap((u) => u.messages).find((m) => m.key.id === vote.body.id), 10000, 'the vote')
+      const got = decryptPollVote(msg.message.pollUpdateMessage.vote, { pollEncKey: poll.message.messageContextInfo.messageSecret, pollCreatorJid: ACCOUNT_JID, pollMsgId: poll.key.id, voterJid: CONTACT_JID })
+      assert.deepEqual(got.selectedOptions.map((h) => Buffer.from(h).toString('hex')), [createHash('sha256').update('no').digest('hex')])
+    } finally {
+      await client?.end()
+      await emu.stop()
+    }
   })
 })
