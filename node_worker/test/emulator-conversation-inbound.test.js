@@ -190,6 +190,23 @@ describe('a contact does conversation actions that reach the real Baileys client
     await refused({ raw: 'hello' }, 400, 'invalid_action')
   })
 
+  test('a contact writing by LID: its reaction still lands on the account\'s message, its edit on its own', async () => {
+    const LID_CONTACT = '+15550009333'
+    const lid = (await emu.api('POST', '/contacts', { phone_number: LID_CONTACT, addressing: 'lid' })).body.lid
+    const own = { ...(await client.sock.sendMessage(`${LID_CONTACT.slice(1)}@s.whatsapp.net`, { text: 'to a lid contact' })).key }
+    await inboxEntry(emu, LID_CONTACT, own.id)
+    const post = async (body) => (await emu.api('POST', `/contacts/${LID_CONTACT}/messages`, { to: ACCOUNT, ...body })).body
+    const r = await post({ reaction: { id: own.id, emoji: '🔥' } })
+    const got = await until(() => reactions.find((x) => x.reaction.key.id === r.id), 10000, 'the reaction')
+    assert.deepEqual([got.key.id, got.key.fromMe, got.reaction.text], [own.id, true, '🔥'])
+    const mine = await post({ text: 'by lid' })
+    assert.equal((await upserted(mine.id)).key.remoteJid, lid)
+    await post({ edit: { id: mine.id, text: 'by lid, edited' } })
+    const u = await updated(mine.id, (x) => x.message?.editedMessage)
+    assert.equal(u.key.remoteJid, lid)
+    assert.equal(u.update.message.editedMessage.message.conversation, 'by lid, edited')
+  })
+
   test('presence: composing, recording, paused, unavailable and available reach presence.update', async () => {
     // Baileys reports paused as "available" (handlePresenceUpdate)
     const expected = { composing: 'composing', recording: 'recording', paused: 'available', unavailable: 'unavailable', available: 'available' }
