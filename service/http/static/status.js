@@ -13,7 +13,7 @@
   const TONE = {
     connected: 'ok', delivered: 'ok', read: 'ok', RUNNING: 'ok', ok: 'ok', writable: 'ok', live: 'ok',
     sent: 'info', sending: 'info', connecting: 'info', STARTING: 'info', pending: 'info',
-    qr: 'warn', degraded: 'warn', BACKOFF: 'warn', STOPPING: 'warn', reconnecting: 'warn', queued: 'warn',
+    qr: 'warn', pairing_code: 'warn', degraded: 'warn', BACKOFF: 'warn', STOPPING: 'warn', reconnecting: 'warn', queued: 'warn',
     failed: 'bad', whatsapp_unreachable: 'bad', FATAL: 'bad', EXITED: 'bad', UNKNOWN: 'bad', logged_out: 'bad', 'not writable': 'bad',
     offline: 'idle', stopped: 'idle', inactive: 'idle'
   };
@@ -186,7 +186,7 @@
     const data = event.data || {};
     logEvent(msg.type, msg.id, event, data);
     if (msg.type === 'session.status') {
-      applyState(data.state, data.phone_number);
+      applyState(data.state, data.phone_number, data.pairing_code);
       soon('account', refreshAccount); soon('accounts', refreshAccounts); soon('health', refreshHealth);
     } else if (msg.type === 'message.received' || msg.type === 'media.stored' || msg.type === 'media.failed') {
       soon('in', refreshIn); soon('out', refreshOut); // media.* events are of either direction
@@ -230,7 +230,7 @@
   }
 
   // The selected account's state as the stream or an answer tells it: badges, the Connect button, the QR.
-  function applyState (newState, phone) {
+  function applyState (newState, phone, code) {
     if (!newState) return;
     const was = state;
     state = newState;
@@ -242,6 +242,7 @@
     }
     if (phone !== undefined && $('d-phone')) $('d-phone').textContent = phone || '—';
     $('connect').hidden = !CONNECTABLE.includes(state);
+    PAIRING.apply(CONNECTABLE.includes(state), state === S.PAIRING_CODE, code); // status-pairing.js
     if (state === S.QR) { if (was !== S.QR) updateQr(); } else hideQr();
   }
 
@@ -264,7 +265,7 @@
     // WhatsApp cannot be reached: why, and what to check (the worker keeps retrying).
     if (s.unreachable) detail(list, 'Unreachable', s.unreachable.cause + ' (' + s.unreachable.attempts + ' attempts since ' + when(s.unreachable.since) + '): ' + s.unreachable.detail + '. ' + s.unreachable.hint, 'd-unreachable');
     detail(list, 'Last error', s.last_error || '—');
-    applyState(s.state, s.phone_number);
+    applyState(s.state, s.phone_number, s.pairing_code);
   }
 
   function hideQr () {
@@ -298,8 +299,8 @@
     button.disabled = true;
     $('account-error').textContent = '';
     try {
-      const s = await call('POST', accountPath(selected, '/connect'), {});
-      applyState(s.state, s.phone_number);
+      const s = await call('POST', accountPath(selected, '/connect'), PAIRING.connectBody());
+      applyState(s.state, s.phone_number, s.pairing_code);
     } catch (e) {
       $('account-error').textContent = 'Connect: ' + e.message;
     } finally {
