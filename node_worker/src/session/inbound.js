@@ -2,17 +2,8 @@
 // event per message no readable copy followed, journaled before WhatsApp is told it arrived.
 import { proto } from 'baileys'
 import { jidToPhone } from '../phone.js'
-import { mediaInfo, unwrap } from './media-info.js'
-
-// What kind of message a contact sent: the first content field of the proto.Message, unwrapped from
-// the containers (ephemeral, view once, edited, device-sent); null for protocol-only messages.
-const NOT_CONTENT = new Set(['messageContextInfo', 'senderKeyDistributionMessage', 'protocolMessage', 'deviceSentMessage'])
-const contentOf = (message) => {
-  for (const [key, value] of Object.entries(unwrap(message) ?? {})) {
-    if (value != null && !NOT_CONTENT.has(key)) return key === 'extendedTextMessage' ? 'text' : key === 'conversation' ? 'text' : key.replace(/Message$/, '')
-  }
-  return null
-}
+import { mediaInfo } from './media-info.js'
+import { contentOf, detailsOf, quotedIdOf } from './inbound-content.js'
 
 const textOf = (message) => message?.conversation ??
   message?.extendedTextMessage?.text ??
@@ -77,16 +68,19 @@ export class Inbound {
       from_jid: chat,
       push_name: msg.pushName ?? null,
       timestamp: Number(msg.messageTimestamp ?? 0),
-      kind: content,
+      kind: content.kind,
       text,
+      quoted_id: quotedIdOf(msg.message, content.field), // a reply: the WhatsApp id of the message it quotes
       offline: how === 'append',
+      ...(content.raw_type ? { raw_type: content.raw_type } : {}),
+      ...detailsOf(msg.message, content),
       ...(media ? { media } : {})
     }
     // One line per message (never its text, caption or media key): the receipt hook and Baileys' upsert both record it, the second
     // finds it journaled (`added` false) and stays silent, as does a redelivery.
     const { event: recorded, added } = await s.journal.add('message', event, `in:${chat}:${msg.key.id}`)
     if (added) {
-      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content, length: text?.length ?? 0, offline: event.offline,
+      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content.kind, length: text?.length ?? 0, offline: event.offline,
         ...(media ? { size: media.size, sha256_prefix: media.sha256?.slice(0, 12) ?? null } : {}) }, 'message.received')
     }
     return recorded
