@@ -7,11 +7,12 @@ nothing and adds no second event to the log.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, event_log, inbound_media, outbox
+from service.store import contacts, event_log, inbound_content, inbound_media, outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -31,6 +32,7 @@ def public_message(row: dict[str, Any]) -> dict[str, Any]:
         "kind": row["kind"], "text": row["body"], "timestamp": event_log.iso(row["sent_at"]),
         "offline": bool(row["offline"]), "received_at": event_log.iso(row["received_at"]),
     }
+    shown.update(inbound_content.public(row))  # quoted_id, quoted; location, contacts, poll or raw_type
     if row.get("media") is not None:
         shown["media"] = inbound_media.public(row["media"])
     return shown
@@ -51,12 +53,17 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     text = event.get("text") if isinstance(event.get("text"), str) else None
     media = inbound_media.parse(event)
     message_id = new_id(now)
+    kind = media["kind"] if media else _str(event.get("kind")) or "text"
+    content = inbound_content.parse(kind, event)
+    quoted_wa_id = _str(event.get("quoted_id"))
+    quoted_id, quoted_direction = inbound_content.quoted(conn, account, chat, phone, quoted_wa_id)
     conn.execute(
         "INSERT INTO inbound_messages (account, id, wa_id, chat_jid, phone_number, lid, push_name, kind, body,"
-        " sent_at, offline, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (account, message_id, wa_id, chat, phone, lid, _str(event.get("push_name")),
-         media["kind"] if media else _str(event.get("kind")) or "text", text, sent_at, int(bool(event.get("offline"))),
-         now),
+        " sent_at, offline, received_at, quoted_wa_id, quoted_id, quoted_direction, content)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (account, message_id, wa_id, chat, phone, lid, _str(event.get("push_name")), kind, text, sent_at,
+         int(bool(event.get("offline"))), now, quoted_wa_id, quoted_id, quoted_direction,
+         json.dumps(content, ensure_ascii=False) if content is not None else None),
     )
     if media is not None:  # downloaded later (service/runtime/downloads.py): due at once
         inbound_media.insert(conn, account, message_id, media, now)

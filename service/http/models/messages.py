@@ -172,6 +172,31 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
+class QuotedRef(BaseModel):
+    """The message a reply quotes, by our id: a contact's (``in``) or ours (``out``)."""
+
+    id: str
+    direction: Literal["in", "out"]
+
+
+class LocationOut(BaseModel):
+    latitude: float | None
+    longitude: float | None
+    name: str | None
+    address: str | None
+
+
+class ContactCardOut(BaseModel):
+    name: str | None
+    vcard: str | None  # as the sender wrote it (vCard 3.0 from WhatsApp's apps)
+
+
+class PollOut(BaseModel):
+    question: str | None
+    options: list[str]
+    multiple: bool  # several options may be chosen
+
+
 class InboundMessageOut(BaseModel):
     """A contact's message (``direction: "in"``), as listed and as the ``message.received`` data."""
 
@@ -182,13 +207,19 @@ class InboundMessageOut(BaseModel):
     lid: str | None
     chat_jid: str
     push_name: str | None
-    type: str  # text, image, video, audio, document, sticker, reaction, ... (the same as kind)
+    type: str  # text, image, video, audio, document, sticker, location, contacts, poll, unsupported, ... (= kind)
     kind: str  # text, image, reaction, ... (kept for older clients: read type)
     text: str | None  # null when not text; a media message's caption
     timestamp: str | None  # the sender's
     offline: bool
     received_at: str | None
     media: InboundMediaOut | None = None  # a media message's (absent otherwise): its bytes at media.url
+    quoted_id: str | None = None  # a reply: the WhatsApp id of the message it quotes (null otherwise)
+    quoted: QuotedRef | None = None  # that message by our id, when it is one we know
+    location: LocationOut | None = None  # type location only
+    contacts: list[ContactCardOut] | None = None  # type contacts only
+    poll: PollOut | None = None  # type poll only
+    raw_type: str | None = None  # type unsupported only: WhatsApp's name of the message's content
 
 
 class MessageList(BaseModel):
