@@ -80,3 +80,35 @@ test('a message type the gateway does not know is delivered as unsupported with 
   const text = await contactSends({ text: 'plain' })
   assert.equal(text.raw_type, undefined, 'only an unsupported message names its raw type')
 })
+
+// the contact acts on a message (reaction, edit, revoke): resolves with the worker's event of `type` for it
+async function contactActs (type, body) {
+  const sent = await emu.api('POST', `/contacts/${CONTACT}/messages`, { to: ACCOUNT, ...body })
+  assert.equal(sent.status, 200, JSON.stringify(sent.body))
+  return until(async () => (await events()).find((e) => e.type === type && e.id === sent.body.id), 10000, `the ${type} event of ${sent.body.id}`)
+}
+
+test('a reaction is a message.reaction naming the message it is on (the contact\'s or ours), "" when removed, never a message', async () => {
+  const theirs = await contactSends({ text: 'react to me' })
+  const on = await contactActs('message.reaction', { reaction: { id: theirs.id, emoji: '👍' } })
+  assert.deepEqual([on.target_id, on.target_direction, on.emoji, on.from, on.from_jid], [theirs.id, 'in', '👍', CONTACT, theirs.from_jid])
+  const ours = await worker.call('POST', '/send', { phone_number: CONTACT, text: 'our question', id: 'OURREACT0001' })
+  assert.equal(ours.status, 200, JSON.stringify(ours.body))
+  const onOurs = await contactActs('message.reaction', { reaction: { id: 'OURREACT0001', emoji: '❤️' } })
+  assert.deepEqual([onOurs.target_id, onOurs.target_direction, onOurs.emoji], ['OURREACT0001', 'out', '❤️'])
+  const off = await contactActs('message.reaction', { reaction: { id: theirs.id, emoji: '' } })
+  assert.equal(off.emoji, '')
+  const all = await events()
+  assert.ok(!all.some((e) => e.type === 'message' && [on.id, onOurs.id, off.id].includes(e.id)), 'a reaction is no message')
+})
+
+test('an edit is a message.edited with the new text and the id of the message it changes; a revoke a message.revoked', async () => {
+  const original = await contactSends({ text: 'see you at 5' })
+  const edited = await contactActs('message.edited', { edit: { id: original.id, text: 'see you at 6' } })
+  assert.deepEqual([edited.target_id, edited.target_direction, edited.text, edited.from], [original.id, 'in', 'see you at 6', CONTACT])
+  const revoked = await contactActs('message.revoked', { revoke: { id: original.id } })
+  assert.deepEqual([revoked.target_id, revoked.target_direction, revoked.from], [original.id, 'in', CONTACT])
+  const all = await events()
+  assert.ok(!all.some((e) => e.type === 'message' && [edited.id, revoked.id].includes(e.id)), 'no message for either')
+  assert.equal(all.filter((e) => e.type === 'message.edited' && e.id === edited.id).length, 1, 'journaled once (receipt hook and upsert)')
+})

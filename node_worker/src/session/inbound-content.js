@@ -16,7 +16,6 @@ const KINDS = {
   pollCreationMessage: 'poll',
   pollCreationMessageV2: 'poll',
   pollCreationMessageV3: 'poll',
-  reactionMessage: 'reaction',
   ...Object.fromEntries(MEDIA_KINDS.map((k) => [`${k}Message`, k]))
 }
 

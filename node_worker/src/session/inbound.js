@@ -4,6 +4,7 @@ import { proto } from 'baileys'
 import { jidToPhone } from '../phone.js'
 import { mediaInfo } from './media-info.js'
 import { contentOf, detailsOf, quotedIdOf } from './inbound-content.js'
+import { actionOf } from './inbound-actions.js'
 
 const textOf = (message) => message?.conversation ??
   message?.extendedTextMessage?.text ??
@@ -53,10 +54,12 @@ export class Inbound {
     const s = this.session
     if (!how || !msg?.key?.id || msg.key.fromMe || !msg.message) return null
     s.undecryptable.decrypted(msg.key.remoteJid, msg.key.id)
-    const content = contentOf(msg.message)
-    if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
     const chat = msg.key.remoteJid ?? ''
     if (!CONTACT_CHAT.test(chat)) return null // groups, broadcasts, newsletters: not yet
+    const action = actionOf(msg.message) // a reaction, edit or revoke: an event about another message
+    if (action) return this.recordAction(msg, chat, action)
+    const content = contentOf(msg.message)
+    if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
     const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
     // a media message (media-info.js): its text is the caption; its descriptor (the media key) is in the event only
     const media = mediaInfo(msg.message)
@@ -83,6 +86,17 @@ export class Inbound {
       s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content.kind, length: text?.length ?? 0, offline: event.offline,
         ...(media ? { size: media.size, sha256_prefix: media.sha256?.slice(0, 12) ?? null } : {}) }, 'message.received')
     }
+    return recorded
+  }
+
+  // One `message.reaction`, `message.edited` or `message.revoked` event per such message of a contact (stable id:
+  // its WhatsApp id). Logged without the emoji or the new text.
+  async recordAction (msg, chat, { type, fields }) {
+    const s = this.session
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    const event = { id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), ...fields }
+    const { event: recorded, added } = await s.journal.add(type, event, `${type}:${chat}:${msg.key.id}`)
+    if (added) s.log.info({ message_id: msg.key.id, target_id: fields.target_id, from: phone, lid }, type)
     return recorded
   }
 
