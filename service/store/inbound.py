@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, event_log, inbound_content, inbound_media, outbox
+from service.store import contacts, event_log, inbound_actions, inbound_content, inbound_media, outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -32,7 +32,7 @@ def public_message(row: dict[str, Any]) -> dict[str, Any]:
         "kind": row["kind"], "text": row["body"], "timestamp": event_log.iso(row["sent_at"]),
         "offline": bool(row["offline"]), "received_at": event_log.iso(row["received_at"]),
     }
-    shown.update(inbound_content.public(row))  # quoted_id, quoted; location, contacts, poll or raw_type
+    shown.update(inbound_content.public(row))  # quoted; location, contacts, poll, raw_type; edits, revoked_at
     if row.get("media") is not None:
         shown["media"] = inbound_media.public(row["media"])
     return shown
@@ -113,6 +113,8 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
         # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
         return {"event": None, "message": row, **({"reached": reached} if reached else {})}
+    if kind in inbound_actions.TYPES:  # a reaction, edit or revoke
+        return {"event": inbound_actions.store_action(conn, account, event, now), "message": None}
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":

@@ -13,6 +13,8 @@ import math
 import sqlite3
 from typing import Any
 
+from service.store.event_log import iso
+
 MAX_TEXT = 4096  # a name, address, question, option or vCard longer than this is cut
 MAX_ITEMS = 64  # contact cards or poll options kept
 
@@ -64,17 +66,21 @@ def parse(kind: str, event: dict[str, Any]) -> dict[str, Any] | None:
     return {kind: found} if found is not None else None
 
 
-def quoted(conn: sqlite3.Connection, account: str, chat: str, phone: str | None,
-           quoted_wa_id: str | None) -> tuple[str | None, str | None]:
-    """(our id, "in" or "out") of the message a reply quotes, or (None, None) when we do not know it: the contact's
-    own (stored from this chat or from its phone number's) or one we sent."""
+def quoted(conn: sqlite3.Connection, account: str, chat: str, phone: str | None, quoted_wa_id: str | None,
+           direction: str | None = None) -> tuple[str | None, str | None]:
+    """(our id, "in" or "out") of the message a contact names (quotes, reacts to, edits), or (None, None) when we do
+    not know it: the contact's own (stored from this chat or from its phone number's) or one we sent; ``direction``
+    ("in" or "out") looks only there."""
     if quoted_wa_id is None:
         return None, None
-    row = conn.execute(
-        "SELECT id FROM inbound_messages WHERE account = ? AND wa_id = ? AND (chat_jid = ? OR phone_number = ?)"
-        " ORDER BY seq LIMIT 1", (account, quoted_wa_id, chat, phone)).fetchone()
-    if row is not None:
-        return str(row[0]), "in"
+    if direction != "out":
+        row = conn.execute(
+            "SELECT id FROM inbound_messages WHERE account = ? AND wa_id = ? AND (chat_jid = ? OR phone_number = ?)"
+            " ORDER BY seq LIMIT 1", (account, quoted_wa_id, chat, phone)).fetchone()
+        if row is not None:
+            return str(row[0]), "in"
+    if direction == "in":
+        return None, None
     row = conn.execute("SELECT id FROM messages WHERE account = ? AND wa_id = ?", (account, quoted_wa_id)).fetchone()
     return (str(row[0]), "out") if row is not None else (None, None)
 
@@ -87,4 +93,8 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
     }
     if row.get("content"):
         shown.update(json.loads(row["content"]))
+    if row.get("edits"):  # edited: every version, the original first (``text`` is the latest)
+        shown["edits"] = json.loads(row["edits"])
+    if row.get("revoked_at") is not None:
+        shown["revoked_at"] = iso(row["revoked_at"])
     return shown

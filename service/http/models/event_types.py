@@ -41,6 +41,27 @@ class MessageUndecryptableData(BaseModel):
     error: str | None  # the last decryption error
 
 
+class MessageActionData(BaseModel):
+    """What a contact did to a message: that message by its WhatsApp id and, when we know it, by ours."""
+
+    whatsapp_id: str  # the reaction's, edit's or revoke's own WhatsApp id
+    message_id: str | None  # ours (GET /messages/{id}) when the message is one we know
+    message_whatsapp_id: str | None  # the WhatsApp id of the message it acts on
+    direction: str | None  # "in": the contact's own message, "out": one we sent
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    timestamp: str | None  # the sender's
+
+
+class MessageReactionData(MessageActionData):
+    emoji: str  # "" when the contact removed its reaction
+
+
+class MessageEditedData(MessageActionData):
+    text: str | None  # the new text (the stored message keeps every version in ``edits``)
+
+
 class _Event(BaseModel):
     id: str  # evt_...; also the webhook-id header
     account: str
@@ -89,6 +110,27 @@ class MediaFailedEvent(_Event):
     data: InboundMessageOut
 
 
+class MessageReactionEvent(_Event):
+    """A contact reacted to a message (its own or ours), or removed its reaction (``emoji`` "")."""
+
+    type: Literal["message.reaction"]
+    data: MessageReactionData
+
+
+class MessageEditedEvent(_Event):
+    """A contact edited its message: ``data.text`` is the new text, ``data.message_id`` the message it changes."""
+
+    type: Literal["message.edited"]
+    data: MessageEditedData
+
+
+class MessageRevokedEvent(_Event):
+    """A contact deleted its message for everyone: the stored message is marked (``revoked_at``)."""
+
+    type: Literal["message.revoked"]
+    data: MessageActionData
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -113,10 +155,22 @@ class LoggedMediaFailed(MediaFailedEvent):
     seq: int
 
 
+class LoggedMessageReaction(MessageReactionEvent):
+    seq: int
+
+
+class LoggedMessageEdited(MessageEditedEvent):
+    seq: int
+
+
+class LoggedMessageRevoked(MessageRevokedEvent):
+    seq: int
+
+
 # One replayed event, told apart by its ``type``.
 LoggedEvent = Annotated[
     LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable | LoggedMediaStored
-    | LoggedMediaFailed,
+    | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked,
     Field(discriminator="type"),
 ]
 

@@ -197,6 +197,11 @@ class PollOut(BaseModel):
     multiple: bool  # several options may be chosen
 
 
+class EditOut(BaseModel):
+    text: str | None
+    timestamp: str | None  # the sender's
+
+
 class InboundMessageOut(BaseModel):
     """A contact's message (``direction: "in"``), as listed and as the ``message.received`` data."""
 
@@ -220,6 +225,8 @@ class InboundMessageOut(BaseModel):
     contacts: list[ContactCardOut] | None = None  # type contacts only
     poll: PollOut | None = None  # type poll only
     raw_type: str | None = None  # type unsupported only: WhatsApp's name of the message's content
+    edits: list[EditOut] | None = None  # edited by the contact: every version, the original first (text the latest)
+    revoked_at: str | None = None  # deleted by the contact for everyone (its text stays here for the record)
 
 
 class MessageList(BaseModel):

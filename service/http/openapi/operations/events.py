@@ -18,7 +18,8 @@ _SSE_EVENT = {
         "data": {"type": "string", "contentMediaType": JSON, "contentSchema": {
             "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in
                       (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
-                       models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent)]}},
+                       models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent,
+                       models.MessageReactionEvent, models.MessageEditedEvent, models.MessageRevokedEvent)]}},
     },
 }
 
