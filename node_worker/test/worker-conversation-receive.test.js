@@ -112,3 +112,14 @@ test('an edit is a message.edited with the new text and the id of the message it
   assert.ok(!all.some((e) => e.type === 'message' && [edited.id, revoked.id].includes(e.id)), 'no message for either')
   assert.equal(all.filter((e) => e.type === 'message.edited' && e.id === edited.id).length, 1, 'journaled once (receipt hook and upsert)')
 })
+
+test('a contact typing, recording or going away is a presence event with its state and identity', async () => {
+  // Baileys reports paused as available (handlePresenceUpdate)
+  for (const [state, seen] of [['composing', 'composing'], ['recording', 'recording'], ['paused', 'available'], ['unavailable', 'unavailable']]) {
+    const from = (await events()).length
+    const r = await emu.api('POST', `/contacts/${CONTACT}/presence`, { to: ACCOUNT, state })
+    assert.equal(r.status, 200, JSON.stringify(r.body))
+    const e = await until(async () => (await events()).slice(from).find((x) => x.type === 'presence'), 5000, `presence ${state}`)
+    assert.deepEqual([e.state, e.from, e.from_jid], [seen, CONTACT, '15550007502@s.whatsapp.net'])
+  }
+})

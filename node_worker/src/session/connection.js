@@ -105,6 +105,7 @@ export class Connection {
       if (events['connection.update'] && live()) await this.onConnectionUpdate(sock, generation, events['connection.update'])
       if (events['messages.upsert'] && live()) s.inbound.onUpsert(events['messages.upsert'])
       if (events['messages.update'] && live()) s.statuses.onMessagesUpdate(events['messages.update'])
+      if (events['presence.update'] && live()) s.inbound.onPresence(events['presence.update'])
     } catch (err) {
       // A socket that was just retired may still try to save into its (now closed) store.
       if (live()) s.log.error({ err }, 'session.event_handler_failed')

@@ -100,6 +100,22 @@ export class Inbound {
     return recorded
   }
 
+  // A contact typing, recording, or coming online or going away: one `presence` event per update (each its own
+  // occurrence, so its own id), in the journal like the rest so that the gateway sees it in order.
+  onPresence ({ id: chat, presences }) {
+    if (!CONTACT_CHAT.test(chat ?? '')) return // groups: not yet
+    for (const [jid, presence] of Object.entries(presences ?? {})) {
+      if (typeof presence?.lastKnownPresence !== 'string') continue
+      this.session.durably(this.recordPresence(jid, presence))
+    }
+  }
+
+  async recordPresence (jid, { lastKnownPresence: state, lastSeen }) {
+    const s = this.session
+    const { phone, lid } = await this.identify(jid, null)
+    return s.journal.push('presence', { from: phone, lid, from_jid: jid, state, last_seen: typeof lastSeen === 'number' ? lastSeen : null })
+  }
+
   // One `message.undecryptable` event per message no readable copy followed (undecryptable.js).
   async recordUndecryptable (msg, { stubs, error }) {
     const s = this.session
