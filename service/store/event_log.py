@@ -22,7 +22,7 @@ from typing import Any
 from service.store.ids import new_id
 
 TYPES = ("message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
-         "media.failed", "message.reaction", "message.edited", "message.revoked")
+         "media.failed", "message.reaction", "message.edited", "message.revoked", "presence")
 EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 

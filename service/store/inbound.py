@@ -115,6 +115,8 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         return {"event": None, "message": row, **({"reached": reached} if reached else {})}
     if kind in inbound_actions.TYPES:  # a reaction, edit or revoke
         return {"event": inbound_actions.store_action(conn, account, event, now), "message": None}
+    if kind == "presence":
+        return {"event": inbound_actions.store_presence(conn, account, event, now), "message": None}
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":

@@ -1,4 +1,5 @@
-"""What a contact does to a message (issue 25, item 2): a reaction, an edit of its own message, a revoke. SQL only.
+"""What a contact does to a message (issue 25, item 2): a reaction, an edit of its own message, a revoke; and its
+presence (typing, online). SQL only.
 
 Each worker event (``message.reaction``, ``message.edited``, ``message.revoked``) becomes one event of the log with
 the same type, naming the message by its WhatsApp id and, when we know it, by ours (a contact's message we stored,
@@ -68,3 +69,20 @@ def store_action(conn: sqlite3.Connection, account: str, event: dict[str, Any], 
         conn.execute("UPDATE inbound_messages SET revoked_at = ? WHERE account = ? AND id = ? AND revoked_at IS NULL",
                      (now, account, message_id))
     return event_log.append(conn, account, type_, data, now, source_id=source_id, subject=phone or lid or chat)
+
+
+PRESENCE_STATES = ("composing", "recording", "paused", "available", "unavailable")
+
+
+def store_presence(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any] | None:
+    """A contact typing, recording, online or away: one ``presence`` event, once (nothing else is stored)."""
+    chat, state = _str(event.get("from_jid")), event.get("state")
+    if chat is None or state not in PRESENCE_STATES:
+        return None
+    phone = _str(event.get("from"))
+    last_seen = event.get("last_seen")
+    data = {"phone_number": phone, "lid": _str(event.get("lid")), "chat_jid": chat, "state": state,
+            "last_seen": event_log.iso(float(last_seen)) if isinstance(last_seen, (int, float)) and last_seen > 0
+            else None}
+    return event_log.append(conn, account, "presence", data, now, source_id=_str(event.get("event_id")),
+                            subject=phone or data["lid"] or chat)

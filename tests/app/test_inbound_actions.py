@@ -120,3 +120,18 @@ def test_unusable_actions_change_nothing(db):
     assert db.call(event_log.after, 0) == []
     odd = store(db, action("message.reaction", "WA-X9", "WA-T", emoji=None))  # no emoji: a removal, as WhatsApp's
     assert odd is not None and odd["data"]["emoji"] == ""
+
+
+def test_presence_is_one_event_per_update_with_the_contacts_identity(db):
+    typing = {"type": "presence", "event_id": "p-1", "from": PHONE, "lid": LID, "from_jid": PN, "state": "composing",
+              "last_seen": None}
+    body = store(db, typing)
+    assert (body["type"], body["data"]) == ("presence", {"phone_number": PHONE, "lid": LID, "chat_jid": PN,
+                                                          "state": "composing", "last_seen": None})
+    assert store(db, typing) is None  # handed over again
+    assert store(db, typing | {"event_id": "p-2", "state": "typing-ish"}) is None  # not a state WhatsApp has
+    away = store(db, typing | {"event_id": "p-3", "state": "unavailable", "last_seen": 1764000000})["data"]
+    assert (away["state"], away["last_seen"]) == ("unavailable", "2025-11-24T16:00:00.000Z")
+    log = db.call(event_log.after, 0)
+    assert [e["type"] for e in log] == ["presence", "presence"]
+    TypeAdapter(EventPage).validate_python({"events": [event_log.public(e) for e in log], "next_after": 0})

@@ -94,3 +94,14 @@ def test_a_conversation_reaches_the_webhook_event_by_event(stack, receiver):
     assert sum(e["type"] == "message.edited" for e in log) == 1
     assert sum(e["type"] == "message.revoked" for e in log) == 1
     assert sum(e["type"] == "message.received" for e in log) == 5
+
+
+def test_a_contact_typing_reaches_the_webhook_as_presence(stack, receiver):
+    res = stack.emu("POST", f"/contacts/{CONTACT}/presence", {"to": PHONE, "state": "composing"})
+    assert res.status == 200, res.raw
+
+    def typing() -> dict | None:
+        return next((r.event for r in receiver.delivered() if r.event is not None and r.event["type"] == "presence"
+                     and r.event["data"]["state"] == "composing"), None)
+    data = wait_for(typing, 60, "the presence webhook")["data"]
+    assert (data["phone_number"], data["chat_jid"]) == (CONTACT, CONTACT.lstrip("+") + "@s.whatsapp.net")

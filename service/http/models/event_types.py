@@ -62,6 +62,14 @@ class MessageEditedData(MessageActionData):
     text: str | None  # the new text (the stored message keeps every version in ``edits``)
 
 
+class PresenceData(BaseModel):
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    state: str  # composing, recording, paused, available, unavailable
+    last_seen: str | None  # when the contact shares it
+
+
 class _Event(BaseModel):
     id: str  # evt_...; also the webhook-id header
     account: str
@@ -131,6 +139,13 @@ class MessageRevokedEvent(_Event):
     data: MessageActionData
 
 
+class PresenceEvent(_Event):
+    """A contact is typing (``composing``), recording a voice note, stopped, came online or went away."""
+
+    type: Literal["presence"]
+    data: PresenceData
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -167,10 +182,14 @@ class LoggedMessageRevoked(MessageRevokedEvent):
     seq: int
 
 
+class LoggedPresence(PresenceEvent):
+    seq: int
+
+
 # One replayed event, told apart by its ``type``.
 LoggedEvent = Annotated[
     LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable | LoggedMediaStored
-    | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked,
+    | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked | LoggedPresence,
     Field(discriminator="type"),
 ]
 

@@ -19,7 +19,8 @@ _SSE_EVENT = {
             "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in
                       (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
                        models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent,
-                       models.MessageReactionEvent, models.MessageEditedEvent, models.MessageRevokedEvent)]}},
+                       models.MessageReactionEvent, models.MessageEditedEvent, models.MessageRevokedEvent,
+                       models.PresenceEvent)]}},
     },
 }
 
