@@ -64,16 +64,16 @@ def test_worker_killed_every_2s_and_gateway_twice_nothing_lost_nothing_doubled(m
             for f in futures:
                 f.result()
         # Keep killing the worker while most of the outbox drains.
-        wait_for(lambda: sum(m["status"] != "queued" for m in all_messages(stack)) >= total * 0.8, 60,
+        wait_for(lambda: sum(m["status"] != "queued" for m in all_messages(stack)) >= total * 0.8, 120,
                  "most messages sent under worker kills")
     finally:
         worker_killer.stop()
-    wait_for(lambda: all(m["status"] in ("sent", "delivered", "read") for m in all_messages(stack)), 60,
+    wait_for(lambda: all(m["status"] in ("sent", "delivered", "read") for m in all_messages(stack)), 120,
              "every message sent")
     # Every delivery receipt arrives: the emulator keeps a receipt until the worker acks it, and the
     # worker acks only after the receipt is in its on-disk journal (the durable-before-receipt patch),
     # which the gateway empties only into its store.
-    wait_for(lambda: all(m["status"] == "delivered" for m in all_messages(stack)), 60, "every message delivered")
+    wait_for(lambda: all(m["status"] == "delivered" for m in all_messages(stack)), 120, "every message delivered")
     elapsed = time.monotonic() - started
 
     messages = all_messages(stack)
