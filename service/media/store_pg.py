@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.media.local_copy import MediaIntegrityError as MediaIntegrityError  # re-exported
+from service.media.local_copy import local_copy
 from service.media.store import Blob, FileStore
 from service.store.pg_url import redact_url, scrub, split_password
 
@@ -59,10 +60,6 @@ UNCOMPRESSED = "ALTER TABLE media_chunks ALTER COLUMN data SET STORAGE EXTERNAL"
 def _lock_key(sha256: str) -> int:
     """The blob's advisory lock key: 32 bits of its hash, as a signed int4."""
     return int(sha256[:8], 16) - 2**31
-
-
-class MediaIntegrityError(RuntimeError):
-    """Bytes read back do not hash to the name they are stored under."""
 
 
 class PostgresStore:
@@ -163,26 +160,8 @@ class PostgresStore:
             yield bytes(data)
 
     async def local_path(self, sha256: str) -> Path:
-        """The local copy, fetched from the tables first when this instance has none (verified: a blob whose
-        bytes do not hash to its name is not put in place)."""
-        path = self.local.path(sha256)
-        try:  # renewed: the retention pass evicts only local copies older than its grace period
-            await asyncio.to_thread(os.utime, path)
-            return path
-        except FileNotFoundError:
-            pass
-        size = await self.stat(sha256)
-        if size is None:
-            raise FileNotFoundError(sha256)
-        digest = hashlib.sha256()
-        async with self.local.writer(max(size, 1)) as writer:
-            async for chunk in self.read(sha256):
-                digest.update(chunk)
-                await asyncio.to_thread(writer.write, chunk)
-            if digest.hexdigest() != sha256:
-                raise MediaIntegrityError(f"the stored bytes of {sha256} do not match their hash")
-            await writer.commit()
-        return path
+        """The local copy, fetched first when this instance has none (verified before it is put in place)."""
+        return await local_copy(self.local, sha256, self.stat, self.read)
 
     async def remove(self, sha256: str) -> bool:
         """Delete the blob: its rows and this instance's local copy (another instance's copy is its cache, which

@@ -22,15 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.media.local_copy import MediaIntegrityError, local_copy
 from service.media.store import READ_CHUNK, Blob, FileStore
 from service.media.store_config import StoreSettings
-from service.media.store_pg import MediaIntegrityError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -181,25 +180,8 @@ class S3Store:
                 yield chunk
 
     async def local_path(self, sha256: str) -> Path:
-        """The local copy, downloaded first when this instance has none (verified before it is put in place)."""
-        path = self.local.path(sha256)
-        try:  # renewed: the retention pass evicts only local copies older than its grace period
-            await asyncio.to_thread(os.utime, path)
-            return path
-        except FileNotFoundError:
-            pass
-        size = await self.stat(sha256)
-        if size is None:
-            raise FileNotFoundError(sha256)
-        digest = hashlib.sha256()
-        async with self.local.writer(max(size, 1)) as writer:
-            async for chunk in self.read(sha256):
-                digest.update(chunk)
-                await asyncio.to_thread(writer.write, chunk)
-            if digest.hexdigest() != sha256:
-                raise MediaIntegrityError(f"the stored bytes of {sha256} do not match their hash")
-            await writer.commit()
-        return path
+        """The local copy, fetched first when this instance has none (verified before it is put in place)."""
+        return await local_copy(self.local, sha256, self.stat, self.read)
 
     async def remove(self, sha256: str) -> bool:
         """Delete the object and this instance's local copy."""
