@@ -1,8 +1,7 @@
 """A real headless Chromium on a page of a stack, for the page tests (Debian's ``chromium`` through
 ``chromium-driver`` and Selenium; ``make browser`` installs them): the driver with its network log, reads in
-one script call (the page re-renders while a test looks), and screenshots under test-artifacts/<name>/.
-
-tests/system/test_status_page.py has its own copy of this (it came first); new page tests use this one."""
+one script call (the page re-renders while a test looks), and screenshots under test-artifacts/<name>/. Every page
+test uses it."""
 
 from __future__ import annotations
 

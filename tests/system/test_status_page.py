@@ -20,53 +20,24 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import zxingcpp
 
 from service.http.app import create_app
 from service.settings import Settings
+from tests.helpers.browser import Page, open_page, why_no_browser
 from tests.helpers.sandbox import CONTACT, PHONE
-from tests.helpers.stack import REPO, Stack, wait_for
+from tests.helpers.stack import Stack, wait_for
 from tests.helpers.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.system
 
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-ARTIFACTS = REPO / "test-artifacts" / "status-page"
-# This machine has no internet: without these Chromium's own background connections fail noisily.
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--window-size=1280,1600")
 # The receiver's own secret: the account webhook signs with another, which this test does not check.
 HOOK_SECRET = "whsec_" + base64.b64encode(b"status-page-test-secret-32bytes!").decode()
 XSS = '<img src=x onerror="window.__xss=1">hello <b>there</b>'
-
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # the test extras are not installed
-    webdriver = None
-
-
-def why_no_browser() -> str | None:
-    if webdriver is None:
-        return "selenium is not installed (pip install -e '.[test]')"
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        return (f"{' and '.join(missing)} missing: `make test` installs them (apt-get install chromium "
-                "chromium-driver); they could not be installed here")
-    return None
-
 
 # --- the page itself, in-process ------------------------------------------------------------------------
 
@@ -100,89 +71,20 @@ def stack():
         yield running
 
 
-class Page:
-    """The browser on the page, with the network log it keeps and the screenshots it takes."""
-
-    def __init__(self, driver, stack: Stack):
-        self.driver, self.stack, self.requests, self.shots = driver, stack, [], 0
-
-    def wait(self, predicate, timeout: float, what: str):
-        try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda d: predicate())
-        except Exception as exc:
-            self.shot("failed")
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from exc
-
-    # Reads in one script call: the page re-renders its tables while the test looks (no stale elements).
-    def text(self, css: str) -> str:
-        return self.driver.execute_script("const n = document.querySelector(arguments[0]); "
-                                          "return n ? n.innerText.trim() : ''", css)
-
-    def visible(self, css: str) -> bool:
-        return self.driver.execute_script("const n = document.querySelector(arguments[0]); "
-                                          "return !!n && n.getClientRects().length > 0", css)
-
-    def count(self, css: str) -> int:
-        return self.driver.execute_script("return document.querySelectorAll(arguments[0]).length", css)
-
-    def fill(self, css: str, value: str) -> None:
-        field = self.driver.find_element(By.CSS_SELECTOR, css)
-        field.clear()
-        field.send_keys(value)
-
-    def click(self, css: str) -> None:
-        for _ in range(5):  # a real click; again if a re-render replaced the element meanwhile
-            try:
-                self.driver.find_element(By.CSS_SELECTOR, css).click()
-                return
-            except StaleElementReferenceException:
-                continue
-        raise AssertionError(f"{css} kept being replaced")
-
-    def shot(self, name: str) -> Path:
-        self.shots += 1
-        path = ARTIFACTS / f"{self.shots:02d}-{name}.png"
-        self.driver.save_screenshot(str(path))
-        return path
-
-    def network(self) -> list[dict]:
-        """Every request the page sent so far (Chromium's performance log, drained and kept)."""
-        for entry in self.driver.get_log("performance"):
-            message = json.loads(entry["message"])["message"]
-            if message["method"] == "Network.requestWillBeSent":
-                self.requests.append(message["params"]["request"])
-        return self.requests
-
-    def open(self, key: str) -> None:
-        if self.visible("#app"):
-            return
-        self.fill("#key", key)
-        self.click("#login-button")
-        self.wait(lambda: self.visible("#app") and self.text("#account-name") == "default", 10, "the page open")
+def open_app(page: Page, key: str) -> None:
+    """Past the key prompt to the app (once per tab: the key is kept in it)."""
+    if page.visible("#app"):
+        return
+    page.fill("#key", key)
+    page.click("#login-button")
+    page.wait(lambda: page.visible("#app") and page.text("#account-name") == "default", 10, "the page open")
 
 
 @pytest.fixture(scope="module")
 def page(stack):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
-        old.unlink()
-    profile = tempfile.mkdtemp(prefix="wa-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(Path(profile) / "chromedriver.log"))
-    driver = None
-    try:
-        driver = webdriver.Chrome(service=service, options=options)
-        driver.get(stack.base + "/")
-        yield Page(driver, stack)
-    finally:
-        if driver is not None:
-            driver.quit()  # ends Chromium and chromedriver
-        shutil.rmtree(profile, ignore_errors=True)
-        print(f"\nstatus page screenshots: {ARTIFACTS}")
+    with open_page(stack.base + "/", "status-page") as opened:
+        yield opened
+        print(f"\nstatus page screenshots: {opened.artifacts}")
 
 
 def test_a_wrong_key_is_refused(page):
@@ -224,7 +126,7 @@ def shown_qr(page: Page) -> str | None:
 def open_the_page(page: Page, stack) -> str:
     """The page opened with the key: the default account listed, the stream live, the health table shown; returns
     the selector of the account's row."""
-    page.open(stack.api_key)
+    open_app(page, stack.api_key)
     page.driver.execute_script("window.__sameDocument = true")  # gone if the page reloads
     row = "#accounts tr[data-account='default']"
     page.wait(lambda: page.text(row + " .state") == "stopped", 10, "default listed as stopped")
@@ -333,7 +235,7 @@ def test_link_send_receive_and_redrive_from_the_page(page, stack):
 
 
 def test_the_stream_resumes_after_the_gateway_restarts(page, stack):
-    page.open(stack.api_key)
+    open_app(page, stack.api_key)
     page.wait(lambda: page.text("#stream-state") == "live", 10, "the live stream")
     last = str(stack.events()[-1]["seq"])
     page.wait(lambda: page.driver.execute_script("return document.querySelector('#events li')?.dataset.seq") == last,
@@ -365,7 +267,7 @@ def test_every_call_sent_the_key_in_its_header_never_in_a_url(page, stack):
 
 
 def test_the_page_fits_a_phone_screen(page, stack):
-    page.open(stack.api_key)
+    open_app(page, stack.api_key)
     page.driver.set_window_size(360, 1800)
     try:
         width = page.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
@@ -376,7 +278,7 @@ def test_the_page_fits_a_phone_screen(page, stack):
 
 
 def test_an_unreachable_whatsapp_shows_its_cause_on_the_page(page, stack):
-    page.open(stack.api_key)
+    open_app(page, stack.api_key)
     assert stack.ctl("stop", "emulator").returncode == 0  # the server goes away under a linked account
     try:
         page.wait(lambda: page.text("#account-state") == "whatsapp_unreachable", 30, "the state on the page")
@@ -389,7 +291,7 @@ def test_an_unreachable_whatsapp_shows_its_cause_on_the_page(page, stack):
 
 
 def test_the_key_is_asked_once_per_tab_and_can_be_forgotten(page, stack):
-    page.open(stack.api_key)
+    open_app(page, stack.api_key)
     page.driver.refresh()  # the key stays in this tab's sessionStorage: no question after a reload
     page.wait(lambda: page.visible("#app") and page.text("#account-state") and page.count("#accounts tr"), 10,
               "the page reopened")
