@@ -284,12 +284,12 @@ class Dispatcher:
                     await self.db.run(outbox.hold, head["id"], next_attempt_at=head["next_attempt_at"],
                                       wait_reason=reason)
                 continue
-            if self._draining:  # the drain began while this round was reading the store
-                break
             self.governor.record_send(self.account, phone, first_contact, now)
             run = [head]
             if self.batch_size > 1:
                 run += await self._rest_of_run(head, first_contact, now)
+            if self._draining:  # the drain began while this round read the store: it has counted what is in flight
+                break
             self._inflight[phone] = asyncio.create_task(self._send(run, first_contact, now),
                                                         name=f"send-{head['id']}")
             self._inflight_ids[phone] = [r["id"] for r in run]
