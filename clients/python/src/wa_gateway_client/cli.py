@@ -1,7 +1,9 @@
 """``wa-gateway-client``: the gateway from a terminal or a script (also ``wa-gateway <command>`` on the
 gateway's own host, with its URL and key filled in).
 
-    wa-gateway-client status | connect | send PHONE TEXT | send PHONE --image PATH | messages
+    wa-gateway-client status | connect | send PHONE TEXT [--reply-to ID] | send PHONE --image PATH
+                      | send PHONE --location LAT,LON | --poll Q --option A --option B | --contact NAME=PHONE
+                      | react ID EMOJI | edit ID TEXT | revoke ID | read ID | presence PHONE STATE | messages
                       | media download ID | logout | accounts | health | api-key | selftest
                       [--url URL] [--api-key KEY] [--account NAME] [--json]
 
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from . import cli_media, errors, linking
+from . import cli_conversation, cli_media, errors, linking
 from .client import DEFAULT_URL, AsyncClient
 from .models import Account, InboundMessage, Message
 from .selftest import Options, Result, run_selftest
@@ -122,12 +124,18 @@ async def cmd_connect(wa: AsyncClient, args: argparse.Namespace, out: Out) -> in
 async def cmd_send(wa: AsyncClient, args: argparse.Namespace, out: Out) -> int:
     account = wa.account(args.account)
     if (media := cli_media.wanted(args)) is not None:
+        if kinds := cli_conversation.wanted(args):
+            raise Done(USAGE, f"send with media takes no --{kinds[0]}: one content per message")
         message = await cli_media.send(account, args, media)
+    elif cli_conversation.wanted(args):
+        message = await cli_conversation.send(account, args)
     elif args.message is None:
-        raise Done(USAGE, "send needs a TEXT (- reads stdin) or a media option (--image PATH, ...)")
+        raise Done(USAGE, "send needs a TEXT (- reads stdin), a media option (--image PATH, ...), --location, "
+                          "--poll, --contact or --vcard")
     else:
         text = sys.stdin.read() if args.message == "-" else args.message
-        message = await account.send(args.phone_number, text, idempotency_key=args.idempotency_key, wait=args.wait)
+        message = await account.send(args.phone_number, text, reply_to=args.reply_to,
+                                     idempotency_key=args.idempotency_key, wait=args.wait)
     if args.wait_delivered:
         deadline = time.monotonic() + args.timeout
         while message.status not in ("delivered", "read", "failed"):
@@ -306,14 +314,16 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
     p.add_argument("--phone", help="link by a pairing code typed on this phone (+E.164, the account's own number) "
                                    "instead of a QR: the code is printed here")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
-    p = command("send", cmd_send, "send a text or media message (durable once accepted; retries are safe)")
+    p = command("send", cmd_send, "send a text, media, a location, a poll or contact cards (durable once "
+                                  "accepted; retries are safe)")
     p.add_argument("phone_number", help="+E.164, e.g. +14155550123")
     p.add_argument("message", nargs="?", help="the text, or - to read it from stdin")
     cli_media.add_send_options(p)
+    cli_conversation.add_send_options(p)
     p.add_argument("--idempotency-key", help="repeat a send safely across runs (default: one per run)")
     p.add_argument("--wait", type=float, help="seconds the gateway waits for WhatsApp's ack (0: return at once)")
     p.add_argument("--wait-delivered", action="store_true", help="follow the message until delivered")
-    p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.add_argument("--poll-interval", dest="poll", type=float, default=1.0, help=argparse.SUPPRESS)  # --poll: a poll
     p = command("messages", cmd_messages, "list messages, newest first")
     p.add_argument("--direction", choices=("out", "in"), default="out")
     p.add_argument("--status", help="out only: queued, sending, sent, delivered, read, failed")
@@ -326,6 +336,7 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
     p.add_argument("--proxy-url", help="create, proxy: the account's own proxy for WhatsApp (http:// or socks5:// "
                                        "URL, or direct); proxy without it: back to WA_PROXY_URL")
     cli_media.add_command(command)
+    cli_conversation.add_commands(command)
     command("health", cmd_health, "the gateway's health (exit 1 when degraded)")
     p = command("api-key", cmd_api_key,
                 "print the key in use; or create, list, revoke keys scoped to --account (admin key)")

@@ -48,7 +48,8 @@ async def send(account: AsyncAccount, args: argparse.Namespace, media: tuple[str
     if args.message is not None:
         raise Done(USAGE, f"send with media takes no TEXT ({args.message!r}): give it as --caption")
     options: dict[str, Any] = dict(caption=args.caption, filename=args.filename, mimetype=args.mimetype,
-                                   ptt=True if ptt else None, idempotency_key=args.idempotency_key, wait=args.wait)
+                                   ptt=True if ptt else None, reply_to=getattr(args, "reply_to", None),
+                                   idempotency_key=args.idempotency_key, wait=args.wait)
     if source.startswith(("http://", "https://")):
         return await account.send_media(args.phone_number, kind, url=source, **options)
     path = Path(source)

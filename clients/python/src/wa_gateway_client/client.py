@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +27,7 @@ from urllib.parse import quote
 import aiohttp
 
 from . import errors
+from .conversation import ConversationMethods, post_message
 from .media import MediaMethods
 from .models import (
     Account,
@@ -57,8 +57,9 @@ RETRY_STATUSES = (429, 503)
 SAFE_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
-class AsyncAccount(MediaMethods):
-    """Every per-account endpoint of one account (media: media.py). Get one from :meth:`AsyncClient.account`."""
+class AsyncAccount(MediaMethods, ConversationMethods):
+    """Every per-account endpoint of one account (media: media.py; replies, reactions, edits, revokes, reads,
+    presence, locations, contact cards, polls: conversation.py). Get one from :meth:`AsyncClient.account`."""
 
     def __init__(self, client: AsyncClient, name: str):
         self._client = client
@@ -93,17 +94,15 @@ class AsyncAccount(MediaMethods):
         return image
 
     # --- messages ------------------------------------------------------------------------------------
-    async def send(self, phone_number: str, message: str, *, idempotency_key: str | None = None,
-                   wait: float | None = None) -> Message:
+    async def send(self, phone_number: str, message: str, *, reply_to: str | None = None,
+                   idempotency_key: str | None = None, wait: float | None = None) -> Message:
         """Queue a text message (durable when this returns) and wait up to ``wait`` s (the gateway's
-        WA_SEND_WAIT by default; 0 returns at once) for WhatsApp's ack. Raises a :class:`errors.SendFailed`
-        subclass when it ended failed."""
-        key = idempotency_key or uuid.uuid4().hex
-        params = {"wait": _num(wait)} if wait is not None else None
-        data, headers = await self._client.request(
-            "POST", self._p("/send"), json={"phone_number": phone_number, "message": message}, params=params,
-            headers={"Idempotency-Key": key}, idempotent=True, with_headers=True)
-        return Message.model_validate({**data, "replayed": headers.get("Idempotent-Replayed") == "true"})
+        WA_SEND_WAIT by default; 0 returns at once) for WhatsApp's ack. ``reply_to``: the id of a message of
+        that chat (a contact's or ours) that it quotes. Raises a :class:`errors.SendFailed` subclass when it
+        ended failed."""
+        body = {"phone_number": phone_number, "message": message, **({"reply_to": reply_to} if reply_to else {})}
+        return await post_message(self._client, self._p("/send"), json=body, idempotency_key=idempotency_key,
+                                  wait=wait)
 
     async def message(self, message_id: str) -> Message | InboundMessage:
         return message_of(await self._client.request("GET", self._p(f"/messages/{quote(message_id, safe='')}")))
@@ -387,10 +386,6 @@ class AsyncClient(AsyncAccount):
         data = await self.request("POST", f"{base}/deliveries/retry", json=_query(endpoint=endpoint))
         retried: int = data["retried"]
         return retried
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
 
 
 def _query(**values: Any) -> dict[str, Any]:

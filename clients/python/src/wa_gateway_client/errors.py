@@ -266,6 +266,26 @@ MediaFailed = _code("MediaFailed", "media_failed", GoneError,
                     "The media could not be downloaded from WhatsApp (details say why); it never will be.")
 MediaPruned = _code("MediaPruned", "media_pruned", GoneError, "The media was removed by the retention setting.")
 # 5xx
+# issue 25: replies, reactions, edits, revokes, reads, locations, contact cards, polls
+InvalidReplyTo = _code("InvalidReplyTo", "invalid_reply_to", BadRequestError, "reply_to is not a message id.")
+InvalidLocation = _code("InvalidLocation", "invalid_location", BadRequestError,
+                        "location needs latitude -90..90 and longitude -180..180.")
+InvalidContacts = _code("InvalidContacts", "invalid_contacts", BadRequestError,
+                        "contacts or vcards: 1 to 50 cards, each with a name (and a valid number or vCard).")
+InvalidPoll = _code("InvalidPoll", "invalid_poll", BadRequestError,
+                    "A poll has a question and 2 to 12 distinct options.")
+InvalidEmoji = _code("InvalidEmoji", "invalid_emoji", BadRequestError, 'emoji is not one emoji (or "").')
+InvalidState = _code("InvalidState", "invalid_state", BadRequestError,
+                     "state is not composing, recording, paused, available or unavailable.")
+NotOwnMessage = _code("NotOwnMessage", "not_own_message", ConflictError, "Only a message we sent can be changed.")
+NotEditable = _code("NotEditable", "not_editable", ConflictError, "Only a text message can be edited.")
+NotSent = _code("NotSent", "not_sent", ConflictError, "The message is not sent yet (still queued).")
+EditWindowExpired = _code("EditWindowExpired", "edit_window_expired", ConflictError,
+                          "WhatsApp's time to edit the message has passed.")
+MessageRevoked = _code("MessageRevoked", "message_revoked", ConflictError, "The message was deleted for everyone.")
+NotInbound = _code("NotInbound", "not_inbound", ConflictError, "Only a contact's message can be marked read.")
+MessageFailed = _code("MessageFailed", "message_failed", ConflictError, "The message it acts on failed.")
+
 InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
 WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")
 WorkerProtocol = _code("WorkerProtocol", "worker_protocol", ServerError, "The worker answered nonsense.")

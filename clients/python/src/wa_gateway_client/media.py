@@ -21,6 +21,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import mimetypes
@@ -32,12 +33,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote
 
 import aiohttp
 
 from . import errors
+from .conversation import post_message
 from .models import Message
 from .retry import retry_after_seconds
 
@@ -82,25 +84,24 @@ class MediaMethods:
     async def send_media(self, phone_number: str, kind: str, *, path: str | os.PathLike[str] | None = None,
                          data: bytes | bytearray | memoryview | None = None, url: str | None = None,
                          caption: str | None = None, ptt: bool | None = None, filename: str | None = None,
-                         mimetype: str | None = None, idempotency_key: str | None = None,
-                         wait: float | None = None) -> Message:
+                         mimetype: str | None = None, reply_to: str | None = None,
+                         idempotency_key: str | None = None, wait: float | None = None) -> Message:
         """Send media of ``kind`` (image, video, audio, document, sticker) from exactly one of a file ``path``,
         ``data`` (bytes) or a ``url`` the gateway fetches. ``ptt=True`` makes audio a voice note (OGG/Opus);
-        ``filename`` names a document (default: the path's name); ``caption`` is not for audio or stickers.
-        Answers and waits as :meth:`send` does."""
+        ``filename`` names a document (default: the path's name); ``caption`` is not for audio or stickers;
+        ``reply_to`` quotes a message of that chat. Answers and waits as :meth:`send` does."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         if sum(x is not None for x in (path, data, url)) != 1:
             raise ValueError("give exactly one of path=, data= or url=")
-        key = idempotency_key or uuid.uuid4().hex
-        params = {"wait": f"{wait:g}"} if wait is not None else None
-        headers = {"Idempotency-Key": key}
+        send = functools.partial(post_message, self._client, self._p("/send"), upload=True,
+                                 idempotency_key=idempotency_key or uuid.uuid4().hex, wait=wait)
         if url is not None:
             media = {k: v for k, v in (("url", url), ("mimetype", mimetype), ("filename", filename)) if v is not None}
-            body = {"phone_number": phone_number, kind: media,
-                    **{k: v for k, v in (("caption", caption), ("ptt", ptt)) if v is not None}}
-            return await self._send(dict(json=body, params=params, headers=headers))
-        fields = {"phone_number": phone_number, "kind": kind, "caption": caption,
+            body = {"phone_number": phone_number, kind: media, **{k: v for k, v in (
+                ("caption", caption), ("ptt", ptt), ("reply_to", reply_to)) if v is not None}}
+            return await send(json=body)
+        fields = {"phone_number": phone_number, "kind": kind, "caption": caption, "reply_to": reply_to,
                   "ptt": None if ptt is None else ("true" if ptt else "false")}
         source: bytes | Path = bytes(data) if data is not None else Path(path)  # type: ignore[arg-type]
         if isinstance(source, Path):
@@ -108,16 +109,10 @@ class MediaMethods:
             await asyncio.to_thread(source.stat)  # a missing file raises here, before any request
         opened: list[IO[bytes]] = []
         try:
-            return await self._send(dict(data=_form(fields, source, filename, mimetype, opened), params=params,
-                                         headers=headers))
+            return await send(data=_form(fields, source, filename, mimetype, opened))
         finally:
             for file in opened:  # aiohttp closes what it sent; not a file of an attempt that failed before
                 file.close()
-
-    async def _send(self, request: dict[str, Any]) -> Message:
-        data, headers = await self._client.request(
-            "POST", self._p("/send"), idempotent=True, with_headers=True, upload=True, **request)
-        return Message.model_validate({**data, "replayed": headers.get("Idempotent-Replayed") == "true"})
 
     def _media_path(self, message_id: str) -> str:
         """The gateway path of a message's media (``/media/{id}``, per account ``/accounts/{name}/media/{id}``)."""

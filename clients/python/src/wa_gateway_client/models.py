@@ -88,10 +88,48 @@ class Message(_Model):
     created_at: str
     expires_at: str | None = None
     timestamps: Timestamps = Field(default_factory=Timestamps)
-    message: str | None = None
-    type: str = "text"  # or the media kind
+    message: str | None = None  # the text (the latest, when edited)
+    type: str = "text"  # or the media kind, location, contacts, poll; an action: reaction, edit, revoke, read, presence
     media: Media | None = None
     replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
+    reply_to: str | None = None  # a reply: our id of the message it quotes
+    target_id: str | None = None  # an action (reaction, edit, revoke, read): the id of the message it acts on
+    # what a location, contacts, poll or action carries: {"location": {...}}, {"contacts": [...], "vcards": [...]},
+    # {"poll": {...}}, {"emoji"}, {"message"} (edit), {} (revoke), {"ids": [...]} (read), {"state"} (presence)
+    content: dict[str, Any] | None = None
+    reactions: dict[str, str] | None = None  # GET of our message: {"me": emoji} while our reaction stands
+    edits: list[str] | None = None  # GET of our message, once edited: its texts, the original first
+    revoked: bool | None = None  # GET of our message: deleted for everyone
+
+
+class Location(_Model):
+    latitude: float | None = None
+    longitude: float | None = None
+    name: str | None = None
+    address: str | None = None
+
+
+class ContactCard(_Model):
+    name: str | None = None
+    vcard: str | None = None  # as the sender wrote it
+
+
+class Poll(_Model):
+    question: str | None = None
+    options: list[str] = Field(default_factory=list)
+    multiple: bool = False  # several options may be chosen
+
+
+class Quoted(_Model):
+    """The message a reply quotes, by our id: a contact's (``in``) or ours (``out``)."""
+
+    id: str
+    direction: Literal["in", "out"]
+
+
+class Edit(_Model):
+    text: str | None = None
+    timestamp: str | None = None  # the sender's
 
 
 class InboundMessage(_Model):
@@ -111,6 +149,14 @@ class InboundMessage(_Model):
     timestamp: str | None = None
     offline: bool = False
     received_at: str | None = None
+    quoted_id: str | None = None  # a reply: WhatsApp's id of the message it quotes
+    quoted: Quoted | None = None  # that message by our id, when the gateway knows it
+    location: Location | None = None  # type location
+    contacts: list[ContactCard] | None = None  # type contacts
+    poll: Poll | None = None  # type poll
+    raw_type: str | None = None  # type unsupported: WhatsApp's name of the content
+    edits: list[Edit] | None = None  # edited by the contact: every version, the original first (text: the latest)
+    revoked_at: str | None = None  # deleted by the contact for everyone (its text stays for the record)
 
 
 def message_of(data: dict[str, Any]) -> Message | InboundMessage:
@@ -124,12 +170,65 @@ class Page(_Model):
     next_cursor: str | None = None
 
 
+class MessageAction(_Model):
+    """What a contact did to a message (``message.reaction``, ``message.edited``, ``message.revoked``): that
+    message by WhatsApp's id and, when the gateway knows it, by ours (``direction`` ``in``: the contact's own
+    message, ``out``: one we sent)."""
+
+    whatsapp_id: str  # the reaction's, edit's or revoke's own
+    message_id: str | None = None
+    message_whatsapp_id: str | None = None
+    direction: str | None = None
+    phone_number: str | None = None
+    lid: str | None = None
+    chat_jid: str | None = None
+    timestamp: str | None = None
+    emoji: str | None = None  # a reaction's ("" when the contact removed it)
+    text: str | None = None  # an edit's new text
+
+
+class Presence(_Model):
+    """A contact typing (``composing``), ``recording``, ``paused``, ``available`` or ``unavailable``."""
+
+    phone_number: str | None = None
+    lid: str | None = None
+    chat_jid: str | None = None
+    state: str
+    last_seen: str | None = None
+
+
+class PollVote(_Model):
+    """A contact's vote on our poll: the names chosen (``[]``: withdrawn); ``options`` None with ``error``
+    (``poll_unknown``, ``undecryptable``) when it could not be read."""
+
+    poll_id: str | None = None  # our id of the poll
+    whatsapp_id: str | None = None  # the poll's
+    phone_number: str | None = None
+    lid: str | None = None
+    options: list[str] | None = None
+    error: str | None = None
+
+
+class ChatRead(_Model):
+    """The account's own phone read a contact's messages (on another device than the gateway)."""
+
+    phone_number: str | None = None
+    lid: str | None = None
+    message_ids: list[str] = Field(default_factory=list)  # ours (GET /messages/{id})
+    whatsapp_ids: list[str] = Field(default_factory=list)
+
+
+_TYPED: dict[str, type[_Model]] = {"message.reaction": MessageAction, "message.edited": MessageAction,
+                                   "message.revoked": MessageAction, "presence": Presence, "poll.vote": PollVote,
+                                   "chat.read": ChatRead}
+
+
 class Event(_Model):
     """One event of the durable log, as GET /events, the SSE stream and webhooks deliver it."""
 
     id: str
-    type: str  # message.received, message.status, session.status, message.undecryptable, media.stored, media.failed
-    # (webhook.test only to webhooks)
+    type: str  # message.received, message.status, session.status, message.undecryptable, media.stored, media.failed,
+    # message.reaction, message.edited, message.revoked, presence, poll.vote, chat.read (webhook.test: webhooks only)
     account: str | None = None
     timestamp: str | None = None
     seq: int | None = None
@@ -145,6 +244,30 @@ class Event(_Model):
         message's id is ``data["id"]``: download it once ``media.stored`` came)."""
         media = self.data.get("media") if self.type in ("message.received", "media.stored", "media.failed") else None
         return Media.model_validate(media) if isinstance(media, dict) else None
+
+    def _typed(self, *types: str) -> Any:
+        return _TYPED[self.type].model_validate(self.data) if self.type in types else None
+
+    @property
+    def action(self) -> MessageAction | None:
+        """A ``message.reaction``, ``message.edited`` or ``message.revoked`` event's data."""
+        action: MessageAction | None = self._typed("message.reaction", "message.edited", "message.revoked")
+        return action
+
+    @property
+    def presence(self) -> Presence | None:
+        presence: Presence | None = self._typed("presence")
+        return presence
+
+    @property
+    def poll_vote(self) -> PollVote | None:
+        vote: PollVote | None = self._typed("poll.vote")
+        return vote
+
+    @property
+    def chat_read(self) -> ChatRead | None:
+        read: ChatRead | None = self._typed("chat.read")
+        return read
 
 
 class EventPage(_Model):
