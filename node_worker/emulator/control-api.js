@@ -40,6 +40,7 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/scan$/, async (m, body) => emu.pairing.scan(body)],
     ['POST', /^\/phone\/pair-code$/, async (m, body) => emu.pairCode.enter(body)],
     ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
+    ['POST', /^\/phone\/read$/, (m, body) => emu.phoneReads.read(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => inboxView(emu.directory.get(phoneParam(m[1])))],
     ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))

@@ -16,6 +16,7 @@ import { MediaStore } from './media-store.js'
 import { MediaServer } from './media-server.js'
 import { MediaMessages } from './media-messages.js'
 import { Conversation } from './conversation.js'
+import { PhoneReads } from './phone-reads.js'
 import { MediaRetry } from './media-retry.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
@@ -47,6 +48,7 @@ export class Emulator {
     this.placeholders = new Placeholders(this)
     this.lookups = new Lookups(this)
     this.faults = new Faults(this)
+    this.phoneReads = new PhoneReads(this)
     this.setUpMedia()
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
     const saved = loadState(this.settings.stateFile)

@@ -51,7 +51,8 @@ export class Connection {
       // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
       // a decrypted message and a receipt are in the event journal before WhatsApp hears of them.
       beforeMessageReceipt: (msg, node) => s.inbound.onDecrypted(msg, node),
-      beforeReceiptAck: (node) => s.statuses.onReceiptNode(node),
+      // (a contact's receipt: statuses of our messages; our own phone's read-self: a chat it read, inbound.js)
+      beforeReceiptAck: async (node) => { await s.statuses.onReceiptNode(node); await s.inbound.onReceiptNode(node) },
       // patches/*004*: an <unavailable> stub's key is in the session store before its ack (placeholders.js)
       beforePlaceholderAck: (msg, node) => s.placeholders.remember(msg, node)
     }

@@ -1,10 +1,11 @@
 // What contacts send: one `message` event per message a contact sent, one `message.undecryptable`
 // event per message no readable copy followed, journaled before WhatsApp is told it arrived.
 import { proto } from 'baileys'
-import { jidToPhone } from '../phone.js'
+import { jidToPhone, phoneToJid } from '../phone.js'
 import { mediaInfo } from './media-info.js'
 import { contentOf, detailsOf, quotedIdOf } from './inbound-content.js'
 import { actionOf } from './inbound-actions.js'
+import { openVote, pollUpdateOf } from './poll-votes.js'
 
 const textOf = (message) => message?.conversation ??
   message?.extendedTextMessage?.text ??
@@ -56,6 +57,8 @@ export class Inbound {
     s.undecryptable.decrypted(msg.key.remoteJid, msg.key.id)
     const chat = msg.key.remoteJid ?? ''
     if (!CONTACT_CHAT.test(chat)) return null // groups, broadcasts, newsletters: not yet
+    const vote = pollUpdateOf(msg.message) // a vote on a poll we sent: decrypted here (poll-votes.js)
+    if (vote) return this.recordPollVote(msg, chat, vote)
     const action = actionOf(msg.message) // a reaction, edit or revoke: an event about another message
     if (action) return this.recordAction(msg, chat, action)
     const content = contentOf(msg.message)
@@ -97,6 +100,49 @@ export class Inbound {
     const event = { id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), ...fields }
     const { event: recorded, added } = await s.journal.add(type, event, `${type}:${chat}:${msg.key.id}`)
     if (added) s.log.info({ message_id: msg.key.id, target_id: fields.target_id, from: phone, lid }, type)
+    return recorded
+  }
+
+  // One `poll.vote` event per vote message of a contact (stable id: its WhatsApp id; a changed vote is a new
+  // message), with the option names it selects, or options null and why. Logged without the options.
+  async recordPollVote (msg, chat, update) {
+    const s = this.session
+    const alt = msg.key.remoteJidAlt ?? msg.key.senderPn ?? null
+    const { phone, lid } = await this.identify(chat, alt)
+    const pollId = typeof update.pollCreationMessageKey?.id === 'string' ? update.pollCreationMessageKey.id : null
+    const me = s.store?.state.creds.me
+    const { options, error } = openVote(update, s.sentMessages?.get(pollId)?.message, {
+      creators: [me?.id, me?.lid], voters: [chat, alt, phone && phoneToJid(phone), lid]
+    })
+    const event = {
+      id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), poll_id: pollId, options,
+      ...(error ? { error } : {})
+    }
+    const { event: recorded, added } = await s.journal.add('poll.vote', event, `poll.vote:${chat}:${msg.key.id}`)
+    if (added) s.log.info({ message_id: msg.key.id, poll_id: pollId, from: phone, lid, selected: options?.length ?? null, error }, 'poll.vote')
+    return recorded
+  }
+
+  // beforeReceiptAck: the account's own phone read a contact's messages (WhatsApp relays the phone's read
+  // receipt to its linked devices as type `read-self`, `from` ourselves, `recipient` the chat). One `chat.read`
+  // event per receipt, journaled before the ack (an unacked receipt comes again: the same event id).
+  async onReceiptNode (node) {
+    const s = this.session
+    const { attrs } = node
+    if (attrs.type !== 'read-self' || !CONTACT_CHAT.test(attrs.recipient ?? '') || !s.statuses.isOwnJid(attrs.participant || attrs.from)) return
+    const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined
+    const ids = [attrs.id, ...(Array.isArray(list?.content) ? list.content.map((item) => item.attrs?.id) : [])].filter((id) => typeof id === 'string' && id)
+    if (!ids.length) return
+    await s.mustPersist(this.recordChatRead(attrs.recipient, ids, Number(attrs.t ?? 0)))
+  }
+
+  async recordChatRead (chat, ids, t) {
+    const s = this.session
+    const jid = chat.replace(/:\d+@/, '@')
+    const { phone, lid } = await this.identify(jid, null)
+    const event = { from: phone, lid, from_jid: jid, ids, timestamp: Number.isFinite(t) ? t : 0 }
+    const { event: recorded, added } = await s.journal.add('chat.read', event, `chat.read:${jid}:${ids[0]}`)
+    if (added) s.log.info({ message_id: ids[0], count: ids.length, from: phone, lid }, 'chat.read')
     return recorded
   }
 

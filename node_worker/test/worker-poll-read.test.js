@@ -1,0 +1,72 @@
+// The worker's last two inbound events of issue 25 item 2, through the real worker process (src/main.js, the real
+// Baileys) against the emulator: the account's own phone reading a contact's chat (the server relays the phone's
+// read receipt as `read-self`) is a `chat.read` event naming the contact and the messages read, by phone number
+// or by LID; a contact's vote on a poll is a `poll.vote` event, and one on a poll the worker does not know is
+// still an event (options null, poll_unknown), never a dropped message nor an `unsupported` one.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { startEmulator, tmpDir, until } from './emulator-helpers.js'
+import { startWorker } from './worker-process.js'
+const ACCOUNT = '+15550007601'
+const CONTACT = '+15550007602'
+const LID_CONTACT = '+15550007603'
+
+let emu
+let worker
+
+before(async () => {
+  emu = await startEmulator({ env: { WA_EMULATOR_MEDIA_DIR: tmpDir('wa-pollread-emu-') } })
+  worker = startWorker(emu, {})
+  await worker.ready()
+  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
+  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
+  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr: connect.body.qr })).status, 200)
+  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+  assert.equal((await emu.api('POST', '/contacts', { phone_number: LID_CONTACT, addressing: 'lid' })).status, 200)
+})
+
+after(async () => {
+  await worker?.stop()
+  await emu?.stop()
+})
+
+const events = async () => (await worker.call('GET', '/events?after=0&limit=1000')).body.events
+async function contactSends (contact, body) {
+  const sent = await emu.api('POST', `/contacts/${contact}/messages`, { to: ACCOUNT, ...body })
+  assert.equal(sent.status, 200, JSON.stringify(sent.body))
+  return until(async () => (await events()).find((e) => e.id === sent.body.id), 10000, `the event of ${sent.body.id}`)
+}
+
+test('the phone reading a contact\'s chat is one chat.read with the ids it read and the contact\'s identity', async () => {
+  const one = await contactSends(CONTACT, { text: 'one' })
+  const two = await contactSends(CONTACT, { text: 'two' })
+  const read = await emu.api('POST', '/phone/read', { chat: CONTACT })
+  assert.equal(read.status, 200, JSON.stringify(read.body))
+  assert.deepEqual(read.body.ids, [one.id, two.id])
+  const e = await until(async () => (await events()).find((x) => x.type === 'chat.read' && x.ids.includes(one.id)), 10000, 'chat.read')
+  assert.deepEqual([e.ids, e.from, e.lid, e.from_jid], [[one.id, two.id], CONTACT, one.lid, '15550007602@s.whatsapp.net'])
+  assert.ok(e.timestamp > 0)
+  // nothing left unread: no receipt, no event; the contact saw the blue ticks
+  assert.deepEqual((await emu.api('POST', '/phone/read', { chat: CONTACT })).body.ids, [])
+  const ticks = (await emu.api('GET', `/contacts/${CONTACT}/receipts-received`)).body
+  assert.ok(ticks.some((r) => r.id === two.id && r.type === 'read'), JSON.stringify(ticks))
+  assert.equal((await events()).filter((x) => x.type === 'chat.read').length, 1)
+  assert.ok(!(await events()).some((x) => x.type === 'message.status' && [one.id, two.id].includes(x.id)), 'no status of ours')
+})
+
+test('a chat addressed by LID: chat.read names the contact by its LID and its phone number', async () => {
+  const m = await contactSends(LID_CONTACT, { text: 'by lid' })
+  assert.match(m.from_jid, /@lid$/)
+  assert.ok(m.lid && m.from === LID_CONTACT, JSON.stringify(m))
+  assert.equal((await emu.api('POST', '/phone/read', { chat: LID_CONTACT, ids: [m.id] })).status, 200)
+  const e = await until(async () => (await events()).find((x) => x.type === 'chat.read' && x.ids.includes(m.id)), 10000, 'chat.read by lid')
+  assert.deepEqual([e.ids, e.from, e.lid, e.from_jid], [[m.id], LID_CONTACT, m.lid, m.from_jid])
+})
+
+test('a vote on a poll the worker does not know is a poll.vote with options null and poll_unknown', async () => {
+  const vote = { encPayload: randomBytes(40).toString('base64'), encIv: randomBytes(12).toString('base64') }
+  const e = await contactSends(CONTACT, { raw: { pollUpdateMessage: { pollCreationMessageKey: { remoteJid: '15550007601@s.whatsapp.net', fromMe: false, id: 'NOSUCHPOLL01' }, vote } } })
+  assert.equal(e.type, 'poll.vote')
+  assert.deepEqual([e.poll_id, e.options, e.error, e.from], ['NOSUCHPOLL01', null, 'poll_unknown', CONTACT])
+})
