@@ -5,7 +5,7 @@ import http from 'node:http'
 import { WorkerError } from './errors.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
-import { parseMedia } from './session/media.js'
+import { CONTENT_FIELDS, parseContent } from './session/outbound-content.js'
 import { DOWNLOAD_FIELDS, parseDownload } from './session/media-download.js'
 import { ACCOUNT_NAME } from './accounts.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
@@ -39,18 +39,12 @@ const readJson = async (req, fields = []) => {
 }
 // The query parameters each route takes; every other route takes none.
 const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'] }
-const SEND_FIELDS = ['phone_number', 'text', 'media', 'id']
+const SEND_FIELDS = ['phone_number', 'id', ...CONTENT_FIELDS]
 const BATCH_ITEM = SEND_FIELDS
 
-// A send's content: exactly one of `text` (not blank) and `media` (session/media.js): { text } or { media }.
-const sendContent = (body) => {
-  const hasText = body.text !== undefined
-  const hasMedia = body.media !== undefined
-  if (hasText === hasMedia) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'A message has either text or media, exactly one of them.')
-  if (hasMedia) return { media: parseMedia(body.media, onlyKnown) }
-  if (typeof body.text !== 'string' || !body.text.trim()) throw new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, 'text must be a non-empty string.')
-  return { text: body.text }
-}
+// A send's content: exactly one of text, media, reaction, edit, revoke, location, contacts, poll, read, presence,
+// and a reply's `quoted` (session/outbound-content.js): { <kind>: value, quoted? }.
+const sendContent = (body) => parseContent(body, onlyKnown)
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
 

@@ -1,9 +1,13 @@
 // Sending: one message or a batch to one recipient, each answered once the server has it (server-acks.js),
-// and the stored copy of a sent message for a recipient's retry receipt (Baileys' getMessage).
+// and the stored copy of a sent message for a recipient's retry receipt (Baileys' getMessage). A content
+// (outbound-content.js) is text, media, a reply, a reaction, an edit, a revoke, a location, contact cards or a
+// poll, each a message of its own; or a read receipt or a chat presence, which are no messages (chat-actions).
 import { DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode } from 'baileys'
 import { WorkerError } from '../errors.js'
 import { phoneToJid } from '../phone.js'
-import { baileysContent, openMedia, UPLOAD_IDLE_TIMEOUT_MS } from './media.js'
+import { baileysContent as mediaContent, openMedia, UPLOAD_IDLE_TIMEOUT_MS } from './media.js'
+import { baileysContent, describe, isChatAction, quotedMessage, relayOptions } from './outbound-content.js'
+import { sendChatAction } from './chat-actions.js'
 import { SEND_FAILURE, SEND_RETRY, STATE, STATUS } from '../states.js'
 
 export const ON_WHATSAPP_CACHE_SIZE = 10000
@@ -38,7 +42,7 @@ export class Sender {
     return this.send(phone, { text }, messageId)
   }
 
-  /** `content`: { text } or { media } (session/media.js parseMedia); answered once the server acked it. */
+  /** `content`: a checked content (outbound-content.js parseContent); answered once the server acked it. */
   async send (phone, content, messageId) {
     const { id, acked } = await this.relay(phone, content, messageId)
     await acked
@@ -60,6 +64,7 @@ export class Sender {
       if (!(await this.isOnWhatsApp(sock, jid))) {
         throw new WorkerError(422, SEND_FAILURE.NOT_ON_WHATSAPP, `${phone} is not on WhatsApp.`)
       }
+      if (isChatAction(content)) return await sendChatAction(s, sock, jid, content, messageId ?? generateMessageIDV2(sock.user?.id))
       const { id, message, resend } = await this.storeBeforeSending(sock, jid, content, messageId)
       if (s.pg && (s.sock !== sock || s.state !== STATE.CONNECTED)) throw s.lifecycle.notConnected()
       // media: the upload took its time; a socket that went away meanwhile is not the one to relay on
@@ -67,13 +72,12 @@ export class Sender {
       const acked = s.acks.expect(id, s.settings.sendAckTimeoutMs)
       acked.catch(() => {}) // awaited by the caller; a relay that throws below drops it
       try {
-        await sock.relayMessage(jid, message, { messageId: id })
+        await sock.relayMessage(jid, message, { messageId: id, ...relayOptions(message) })
       } catch (err) {
         s.acks.forget(id)
         throw err
       }
-      if (content.media) s.log.info({ message_id: id, kind: content.media.kind, resend }, 'message.relayed')
-      else s.log.info({ message_id: id, length: content.text.length, resend }, 'message.relayed')
+      s.log.info({ message_id: id, ...describe(content), resend }, 'message.relayed')
       const sent = acked.then(() => s.log.info({ message_id: id }, 'message.sent'))
       // A batch awaits its acks only once all of it is relayed: meanwhile this one may fail (superseded by
       // the same id again, a timeout, a drop). The caller still sees that when it awaits; the process must
@@ -115,9 +119,11 @@ export class Sender {
 
   async makeAndStore (sock, jid, content, id) {
     const s = this.session
+    // a reply: Baileys writes the contextInfo from the quoted message (generateWAMessageFromContent)
+    const quoted = quotedMessage(content.quoted, jid)
     const message = content.media
-      ? await this.makeMedia(sock, jid, content.media, id)
-      : (await generateWAMessage(jid, { text: content.text }, { userJid: sock.user?.id, messageId: id, logger: s.baileysLog })).message
+      ? await this.makeMedia(sock, jid, content.media, id, quoted)
+      : (await generateWAMessage(jid, baileysContent(content, jid), { userJid: sock.user?.id, messageId: id, logger: s.baileysLog, quoted })).message
     try {
       await s.sentMessages.put(id, jid, message)
     } catch (err) {
@@ -133,13 +139,14 @@ export class Sender {
 
   // Reads the file by its sha256 (hashed on the way), encrypts and uploads it (Baileys), and returns the
   // message that names the upload. Logged: kind, size, sha256 prefix, never the caption or bytes.
-  async makeMedia (sock, jid, media, id) {
+  async makeMedia (sock, jid, media, id, quoted) {
     const s = this.session
     const started = Date.now()
     const file = await openMedia(s.settings.mediaDir, media.sha256)
     try {
-      const generated = await generateWAMessage(jid, baileysContent(media, file.stream), {
+      const generated = await generateWAMessage(jid, mediaContent(media, file.stream), {
         userJid: sock.user?.id,
+        quoted,
         messageId: id,
         logger: s.baileysLog,
         upload: sock.waUploadToServer,
@@ -187,7 +194,8 @@ export class Sender {
         continue
       }
       try {
-        relayed.push(await this.relay(item.phone_number, item.media ? { media: item.media } : { text: item.text }, item.id))
+        const { phone_number: phone, id, ...content } = item // the rest is the checked content (server.js)
+        relayed.push(await this.relay(phone, content, id))
       } catch (err) {
         const error = this.asWorkerError(err, item.id)
         relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
