@@ -193,6 +193,10 @@ class Settings:
     dispatch_batch: int  # WA_DISPATCH_BATCH: a recipient's messages handed to the worker in one request
     # WA_DELIVERY_RECEIPT_BOUND: seconds after `sent` without a delivery receipt before a message is flagged
     delivery_receipt_bound: float = 600.0
+    # WA_EDIT_WINDOW_SECONDS / WA_REVOKE_WINDOW_SECONDS: how long after it was sent our message may be edited
+    # (WhatsApp: 15 minutes) or deleted for everyone (WhatsApp: about two and a half days)
+    edit_window: float = 900.0
+    revoke_window: float = 216000.0
     max_accounts: int = 100  # WA_MAX_ACCOUNTS: registered accounts, default included
     worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
     sse_max: int = 100  # WA_SSE_MAX: event streams (GET /events/stream) open at once, all keys together
@@ -302,6 +306,8 @@ class Settings:
             outbox_max=_number(env, "WA_OUTBOX_MAX", 10000, minimum=1, cast=int),
             message_ttl=_number(env, "WA_MESSAGE_TTL", 86400.0, minimum=1),
             delivery_receipt_bound=_number(env, "WA_DELIVERY_RECEIPT_BOUND", 600.0, minimum=1),
+            edit_window=_number(env, "WA_EDIT_WINDOW_SECONDS", 900.0, minimum=1),
+            revoke_window=_number(env, "WA_REVOKE_WINDOW_SECONDS", 216000.0, minimum=1),
             send_max_attempts=_number(env, "WA_SEND_MAX_ATTEMPTS", 10, minimum=1, cast=int),
             send_retry_base=_number(env, "WA_SEND_RETRY_BASE", 1.0, minimum=0.01),
             send_retry_max=_number(env, "WA_SEND_RETRY_MAX", 60.0, minimum=0.01),

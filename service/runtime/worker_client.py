@@ -8,6 +8,7 @@ status, so one error vocabulary spans both sides of the boundary.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -110,11 +111,15 @@ SendRun = Callable[["WorkerApi", list[dict[str, Any]]], Awaitable[list[ApiError 
 
 def worker_message(row: dict[str, Any]) -> dict[str, Any]:
     """An outbox row as the worker's ``/send`` takes it: ``text``, or ``media`` named by its sha256 in the media
-    store (with the caption, a document's file name, a voice note's flag)."""
+    store (with the caption, a document's file name, a voice note's flag), or what else the row is (a location,
+    contacts, a poll, an action: its stored worker fields), a reply's ``quoted`` beside any of them."""
     message: dict[str, Any] = {"phone_number": row["phone_number"], "id": row["wa_id"]}
+    if row.get("content"):
+        message.update(json.loads(row["content"])["worker"])
     kind = row.get("media_kind")
     if not kind:
-        message["text"] = row["body"]
+        if not row.get("action"):
+            message["text"] = row["body"]
         return message
     media: dict[str, Any] = {"kind": kind, "sha256": row["media_sha256"], "mimetype": row["media_mimetype"]}
     if kind == "document" and row.get("media_filename"):

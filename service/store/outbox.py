@@ -12,7 +12,8 @@ from typing import Any
 
 from service.store import event_log, leases
 from service.store.ids import new_id
-from service.store.outbox_ids import OutboundMedia as OutboundMedia  # re-exported: callers name them outbox.*
+from service.store.outbox_ids import OutboundExtra as OutboundExtra  # re-exported: callers name them outbox.*
+from service.store.outbox_ids import OutboundMedia as OutboundMedia
 from service.store.outbox_ids import media_identity as media_identity
 from service.store.outbox_ids import request_hash as request_hash
 from service.store.outbox_ids import wa_id_for as wa_id_for
@@ -76,11 +77,12 @@ def replayed(conn: sqlite3.Connection, account: str, idempotency_key: str, rhash
 
 def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
            idempotency_key: str | None, now: float, ttl: float, max_outbox: int,
-           wait_reason: str | None = None, media: OutboundMedia | None = None) -> tuple[dict[str, Any], bool]:
+           wait_reason: str | None = None, media: OutboundMedia | None = None,
+           extra: OutboundExtra | None = None) -> tuple[dict[str, Any], bool]:
     """Store a new outbound message, or return the one the key already names: (message, created).
     ``wait_reason``: why it will wait (the account is not connected now), shown from the first answer.
-    ``media``: its stored media (``body`` is then the caption, or '')."""
-    rhash = request_hash(phone_number, body, media)
+    ``media``: its stored media (``body`` is then the caption, or ''); ``extra``: what else it is."""
+    rhash = request_hash(phone_number, body, media, extra.identity if extra else None)
     if idempotency_key is not None:
         original = replayed(conn, account, idempotency_key, rhash, now)
         if original is not None:
@@ -92,12 +94,13 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
     conn.execute(
         "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
         " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason, media_kind,"
-        " media_sha256, media_mimetype, media_size, media_filename, media_ptt)"
-        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
-        (account, message_id, wa_id_for(message_id), phone_number, body, now + ttl,
-         idempotency_key, rhash, now, now, wait_reason,
+        " media_sha256, media_mimetype, media_size, media_filename, media_ptt, action, content, target_id, reply_to)"
+        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (account, message_id, wa_id_for(message_id), phone_number, body,
+         now + (extra.ttl if extra and extra.ttl is not None else ttl), idempotency_key, rhash, now, now, wait_reason,
          *((media.kind, media.sha256, media.mimetype, media.size, media.filename, int(media.ptt)) if media
-           else (None, None, None, None, None, 0))),
+           else (None, None, None, None, None, 0)),
+         *((extra.action, extra.content, extra.target_id, extra.reply_to) if extra else (None, None, None, None))),
     )
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).
@@ -361,7 +364,8 @@ def flag_undelivered(conn: sqlite3.Connection, account: str, sent_before: float,
     not answered), with a ``message.status`` event saying so; a receipt that still comes clears it (advance).
     Returns the flagged rows."""
     ids = [r[0] for r in conn.execute(
-        "SELECT id FROM messages WHERE account = ? AND status = 'sent' AND sent_at < ? AND reason IS NULL",
+        "SELECT id FROM messages WHERE account = ? AND status = 'sent' AND sent_at < ? AND reason IS NULL"
+        " AND (action IS NULL OR action NOT IN ('read', 'presence'))",  # no receipt ever comes for those
         (account, sent_before),
     )]
     rows = []

@@ -24,7 +24,8 @@ def _operations(doc: dict) -> list[tuple[str, str, dict]]:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{account}", "default").replace("{id}", "wh_0000000000000000000000000")
+    return (path.replace("{account}", "default").replace("{id}", "wh_0000000000000000000000000")
+            .replace("{phone}", "+15550001111"))
 
 
 async def _error(res) -> dict:
@@ -60,7 +61,7 @@ async def test_an_unknown_body_field_is_refused_on_every_operation_that_takes_a_
 
 
 @pytest.mark.parametrize("extra", [
-    {"group": "120363000000000000@g.us"}, {"media_url": "https://example.com/a.png"}, {"reply_to": "ABC"},
+    {"group": "120363000000000000@g.us"}, {"media_url": "https://example.com/a.png"}, {"buttons": ["yes"]},
     {"quoted_message_id": "ABC"}, {"Phone_Number": "+15550001111"},
 ])
 async def test_a_send_with_a_field_it_does_not_take_is_refused_and_nothing_is_queued(client, extra):

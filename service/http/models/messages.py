@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, StrictBool, StrictStr, ValidationInfo, field_validator, model_validator
@@ -9,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from service.http import validation
 from service.http.models.base import RequestModel, checked, iso
+from service.http.models.conversation import MAX_CARDS, ContactIn, LocationIn, PollIn, checked_vcard
 from service.http.models.media import InboundMediaOut
 from service.media.kinds import CAPTIONED, KINDS, Kind
 from service.states import DEFAULT_ACCOUNT
@@ -32,8 +34,12 @@ class MediaSource(RequestModel):
         return self
 
 
+CONTENTS = ("location", "contacts", "vcards", "poll")  # besides text and media (issue 25)
+
+
 class SendRequest(RequestModel):
-    """``POST /send``: one message to one phone number: text (``message``) or one media kind."""
+    """``POST /send``: one message to one phone number: text (``message``), one media kind, a location, contact
+    cards or a poll; ``reply_to`` quotes a message of the chat."""
 
     phone_number: StrictStr
     message: StrictStr | None = None
@@ -44,6 +50,11 @@ class SendRequest(RequestModel):
     sticker: MediaSource | None = None
     caption: StrictStr | None = None  # image, video, document
     ptt: StrictBool | None = None  # audio: a voice note (OGG/Opus)
+    location: LocationIn | None = None
+    contacts: list[ContactIn] | None = None  # cards the gateway writes
+    vcards: list[StrictStr] | None = None  # cards as the caller wrote them
+    poll: PollIn | None = None
+    reply_to: StrictStr | None = None  # our id of the quoted message (a contact's or ours)
 
     field_codes: ClassVar[dict[str, str]] = {
         "phone_number": "invalid_phone_number",
@@ -51,6 +62,11 @@ class SendRequest(RequestModel):
         **{kind: "invalid_media" for kind in KINDS},
         "caption": "invalid_caption",
         "ptt": "invalid_request",
+        "location": "invalid_location",
+        "contacts": "invalid_contacts",
+        "vcards": "invalid_contacts",
+        "poll": "invalid_poll",
+        "reply_to": "invalid_reply_to",
     }
     field_hints: ClassVar[dict[str, str]] = {
         "phone_number": f"a string like {validation.PHONE_EXAMPLE}",
@@ -58,6 +74,11 @@ class SendRequest(RequestModel):
         **{kind: 'an object with "url" or "base64"' for kind in KINDS},
         "caption": "a string",
         "ptt": "true or false",
+        "location": 'an object with "latitude" and "longitude"',
+        "contacts": 'a list of {"name", "phone_number"}',
+        "vcards": "a list of vCard strings",
+        "poll": 'an object with "question" and "options"',
+        "reply_to": "a message id",
     }
 
     @field_validator("phone_number")
@@ -71,14 +92,36 @@ class SendRequest(RequestModel):
         max_chars = (info.context or {}).get("max_message_chars", 65536)
         return None if value is None else checked(validation.message_text, value, max_chars)
 
+    @field_validator("vcards")
+    @classmethod
+    def _vcards(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [checked_vcard(card) for card in value]
+
+    @field_validator("contacts", "vcards")
+    @classmethod
+    def _cards(cls, value: list[object] | None) -> list[object] | None:
+        if value is not None and not 1 <= len(value) <= MAX_CARDS:
+            raise PydanticCustomError("wa:invalid_contacts", f"A message carries 1 to {MAX_CARDS} contact cards.")
+        return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        if value is not None and not (0 < len(value) <= 64 and value.isascii() and value.isprintable()):
+            raise PydanticCustomError("wa:invalid_reply_to", "reply_to must be a message id (GET /messages).")
+        return value
+
     @model_validator(mode="after")
     def _one_content(self) -> SendRequest:
-        given = [kind for kind in KINDS if getattr(self, kind) is not None]
+        given = [kind for kind in (*KINDS, *CONTENTS) if getattr(self, kind) is not None]
         if self.message is None and not given:
-            raise PydanticCustomError("wa:invalid_message",
-                                      "message is required (or one media: image, video, audio, document, sticker).")
+            raise PydanticCustomError(
+                "wa:invalid_message",
+                "message is required (or one of image, video, audio, document, sticker, location, contacts, vcards,"
+                " poll).")
         if len(given) + (self.message is not None) > 1:
-            raise PydanticCustomError("wa:invalid_message", "A message is text or one media, not both or several.")
+            raise PydanticCustomError("wa:invalid_message",
+                                      "A message is text, one media, a location, contact cards or a poll: one of them.")
         kind = given[0] if given else None
         if self.caption is not None and kind not in CAPTIONED:
             raise PydanticCustomError("wa:invalid_caption", "caption applies to an image, a video or a document.")
@@ -89,6 +132,12 @@ class SendRequest(RequestModel):
     @property
     def media_kind(self) -> Kind | None:
         return next((kind for kind in KINDS if getattr(self, kind) is not None), None)
+
+    @property
+    def content_kind(self) -> str | None:
+        """location, contacts (``contacts`` or ``vcards``) or poll; None for text and media."""
+        kind = next((kind for kind in CONTENTS if getattr(self, kind) is not None), None)
+        return "contacts" if kind == "vcards" else kind
 
 
 class MessageTimes(BaseModel):
@@ -141,6 +190,15 @@ class MessageOut(BaseModel):
     timestamps: MessageTimes
     message: str | None = None  # the text: shown by GET, never echoed by POST /send
     media: MediaOut | None = None  # a media message's (its caption is media.caption)
+    # issue 25: a reply's quoted message (our id); the message an action (reaction, edit, revoke, read) acts on;
+    # what a location, contacts, poll or action carries (absent for text and media)
+    reply_to: str | None = None
+    target_id: str | None = None
+    content: dict[str, Any] | None = None
+    # GET /messages/{id} of our message: what our later actions did to it (absent when none did)
+    reactions: dict[str, str] | None = None  # {"me": emoji} while our reaction stands
+    edits: list[str] | None = None  # the texts, the original first (message is the latest)
+    revoked: bool | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], *, with_body: bool = True) -> MessageOut:
@@ -150,19 +208,22 @@ class MessageOut(BaseModel):
             sha256=row["media_sha256"], filename=row["media_filename"],
             caption=(row["body"] or None) if with_body else None, ptt=bool(row["media_ptt"]),
             state="pruned" if row.get("media_pruned_at") else "stored", url=media_url(row["account"], row["id"]))
+        stored = json.loads(row["content"]) if row.get("content") else {}
         return cls(
-            id=row["id"], direction=row["direction"], type=kind or "text", media=media,
+            id=row["id"], direction=row["direction"], type=kind or row.get("action") or "text", media=media,
+            reply_to=row.get("reply_to"), target_id=row.get("target_id"), content=stored.get("public"),
             phone_number=row["phone_number"], status=row["status"],
             reason=row["reason"], wait_reason=row["wait_reason"] if row["status"] == "queued" else None,
             attempts=row["attempts"], whatsapp_id=row["wa_id"], created_at=iso(row["created_at"]),
             expires_at=iso(row["expires_at"]),
             timestamps=MessageTimes(**{step: iso(row[f"{step}_at"]) for step in
                                        ("queued", "sending", "sent", "delivered", "read", "failed")}),
-            message=row["body"] if with_body and not kind else None,
+            message=row["body"] if with_body and not kind and row["body"] else None,
         )
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude={name for name in ("message", "media") if getattr(self, name) is None})
+        optional = ("message", "media", "reply_to", "target_id", "content", "reactions", "edits", "revoked")
+        return self.model_dump(exclude={name for name in optional if getattr(self, name) is None})
 
 
 class MessagePage(BaseModel):

@@ -19,7 +19,7 @@ from service.http.middlewares import (
 )
 from service.http.openapi.schemas import Schemas
 from service.http.openapi.spec import BODY_ERRORS, JSON, WORKER_ERRORS, Op
-from service.http.validation import ACCOUNT_NAME_EXAMPLE
+from service.http.validation import ACCOUNT_NAME_EXAMPLE, PHONE_EXAMPLE
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: queued, not yet sent", 503: "Not ready"}
 
@@ -84,11 +84,13 @@ def _headers(names: tuple[str, ...]) -> dict[str, Any]:
 def _parameters(path: str, op: Op) -> list[dict[str, Any]]:
     """The path's own parameters, then the Op's query parameters and headers, then X-Request-ID."""
     params: list[dict[str, Any]] = []
-    for name in ("account", "id"):
+    for name in ("account", "id", "phone"):
         if "{" + name + "}" in path:
             schema: dict[str, Any] = {"type": "string"}
             if name == "account":
                 schema |= {"pattern": "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", "examples": ["default", ACCOUNT_NAME_EXAMPLE]}
+            if name == "phone":
+                schema |= {"examples": [PHONE_EXAMPLE]}
             params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for p in op.params:
         params.append({"name": p.name, "in": p.where, "required": p.required, "schema": p.schema,

@@ -21,11 +21,11 @@ from service.http.validation import (
     json_object,
     phone_number,
 )
-from service.http.views import paging, send_media
+from service.http.views import paging, send_content, send_media
 from service.http.views.context import account_of
 from service.runtime.accounts import Account, Elsewhere
 from service.states import DONE, FAILURE_MESSAGES, MESSAGE_STATUSES
-from service.store import accounts, inbound, outbox
+from service.store import accounts, inbound, outbox, outbox_targets
 from service.store.db import Database
 
 log = structlog.get_logger("gateway.messages")
@@ -35,7 +35,7 @@ RETRY_AFTER = 5  # seconds, on 503 outbox_full
 SETTLE_POLL = 0.05  # seconds between reads of a message another instance is sending
 
 
-def _key(request: web.Request) -> str | None:
+def idempotency(request: web.Request) -> str | None:
     if "Idempotency-Key" not in request.headers:
         return None
     try:
@@ -44,7 +44,7 @@ def _key(request: web.Request) -> str | None:
         raise BadRequest(exc.message, code="invalid_idempotency_key") from None
 
 
-def _wait(request: web.Request) -> float:
+def wait_of(request: web.Request) -> float:
     settings = request.app[SETTINGS]
     raw = request.query.get("wait")
     if raw is None:
@@ -59,7 +59,7 @@ def _wait(request: web.Request) -> float:
     return value
 
 
-def _answer(row: dict[str, Any], *, replayed: bool) -> web.Response:
+def answer(row: dict[str, Any], *, replayed: bool) -> web.Response:
     message = MessageOut.from_row(row, with_body=False)
     if row["status"] == "failed":
         raise ApiError(FAILURE_MESSAGES.get(row["reason"], "The message could not be sent."),
@@ -73,28 +73,41 @@ def _answer(row: dict[str, Any], *, replayed: bool) -> web.Response:
 
 async def send(request: web.Request) -> web.Response:
     """parse -> (store the media) -> accept (durable) -> wait: the dispatcher of the account sends it, here or
-    on its owner. Text or media as JSON, or media as a multipart form (views/send_media.py)."""
+    on its owner. Text, media, a location, contact cards or a poll as JSON (views/send_content.py), or media as a
+    multipart form (views/send_media.py)."""
     settings = request.app[SETTINGS]
-    key = _key(request)
+    key = idempotency(request)
     account = account_of(request)
     media: outbox.OutboundMedia | None
+    extra: outbox.OutboundExtra | None = None
     if request.content_type == "multipart/form-data":
-        wait = _wait(request)
-        await _linked(request, account, key)
+        wait = wait_of(request)
+        await linked(request, account, key)
         form = await send_media.from_form(request)
         phone, text, media = form.phone_number, form.caption, form.media
     else:
         body = parse(SendRequest, await json_object(request, max_bytes=settings.media.send_max_body_bytes),
                      max_message_chars=settings.max_message_chars)
-        wait = _wait(request)
-        await _linked(request, account, key)
+        wait = wait_of(request)
+        await linked(request, account, key)
         phone, text = body.phone_number, body.message or body.caption or ""
         original = await _replayed(request, account, key, body)
         if original is not None:
-            return _answer(original, replayed=True)
+            return answer(original, replayed=True)
+        extra = await send_content.extra_of(request, account.name, body)
         media = await send_media.from_json(request, body)
+    return await deliver(request, account, phone, text, key, wait, media=media, extra=extra)
+
+
+async def deliver(request: web.Request, account: Account | Elsewhere, phone: str, text: str, key: str | None,
+                  wait: float, *, media: outbox.OutboundMedia | None = None, extra: outbox.OutboundExtra | None = None,
+                  accept: Any = None) -> web.Response:
+    """Accept (durable), then wait up to ``wait`` for the send, and answer like ``POST /send``: also the door of
+    the actions on a message (views/message_actions.py). ``accept``: the store function that accepts (default
+    ``send_media.accept_within_quota``)."""
+    settings = request.app[SETTINGS]
     try:
-        row, created = await _accept(request, account, phone, text, media, key)
+        row, created = await _accept(request, account, phone, text, media, key, extra=extra, accept=accept)
     except outbox.OutboxFull:
         log.warning("outbox.full", limit=settings.outbox_max)
         return error_response(503, "outbox_full", "The outbox is full (WA_OUTBOX_MAX); retry later.",
@@ -103,10 +116,10 @@ async def send(request: web.Request) -> web.Response:
         row = await account.dispatcher.settle(row, wait, new=created)
     elif row["status"] not in DONE and wait > 0:  # the owner's dispatcher sends it (woken through the store)
         row = await _settled(request.app[DATABASE], account.name, row, wait)
-    return _answer(row, replayed=not created)
+    return answer(row, replayed=not created)
 
 
-async def _linked(request: web.Request, account: Account | Elsewhere, key: str | None) -> None:
+async def linked(request: web.Request, account: Account | Elsewhere, key: str | None) -> None:
     """409 ``not_linked`` when nothing would ever send for the account (before any media is fetched or
     stored). A connected account is linked without asking the store; a replay of an accepted request is
     answered even when the account was unlinked since."""
@@ -122,38 +135,42 @@ async def _linked(request: web.Request, account: Account | Elsewhere, key: str |
 
 async def _replayed(request: web.Request, account: Account | Elsewhere, key: str | None,
                     body: SendRequest) -> dict[str, Any] | None:
-    """The message a retry of a media-by-URL send accepted already: answered without fetching the URL again."""
-    identity = send_media.url_identity(body)
-    if key is None or identity is None:
+    """The message a retry accepted already: answered without fetching a media URL again, nor checking a reply's
+    quoted message again (it may have changed since). Not for base64 media: its identity needs its bytes."""
+    media, extra = send_media.url_identity(body), send_content.identity(body)
+    if key is None or (media is None and body.media_kind is not None) or (media is None and extra is None):
         return None
-    rhash = outbox.request_hash(body.phone_number, body.caption or "", identity)
+    rhash = outbox.request_hash(body.phone_number, body.message or body.caption or "", media, extra)
     try:
         found: dict[str, Any] | None = await request.app[DATABASE].run(
             outbox.replayed, account.name, key, rhash, time.time())
     except outbox.KeyReused:
-        raise _key_reused() from None
+        raise key_reused() from None
     return found
 
 
-def _key_reused() -> Conflict:
+def key_reused() -> Conflict:
     return Conflict("This Idempotency-Key was used with a different request within 24 hours.",
                     code="idempotency_key_reused")
 
 
 async def _accept(request: web.Request, account: Account | Elsewhere, phone: str, text: str,
-                  media: outbox.OutboundMedia | None, key: str | None) -> tuple[dict[str, Any], bool]:
+                  media: outbox.OutboundMedia | None, key: str | None, *, extra: outbox.OutboundExtra | None,
+                  accept: Any) -> tuple[dict[str, Any], bool]:
     """The message committed to the outbox (or the one this Idempotency-Key accepted before);
     ``outbox.OutboxFull`` when there is no room."""
     settings, db, name = request.app[SETTINGS], request.app[DATABASE], account.name
     try:
+        fn, limits = (accept, {}) if accept is not None else \
+            (send_media.accept_within_quota, {"quota": settings.media.store.quota_bytes, "media": media})
         row, created = await db.run(
-            send_media.accept_within_quota, quota=settings.media.store.quota_bytes, media=media,
+            fn, **limits, extra=extra,
             account=name, phone_number=phone, body=text, idempotency_key=key, now=time.time(),
             ttl=settings.message_ttl, max_outbox=settings.outbox_max,
             wait_reason=account.link.wait_reason() if isinstance(account, Account) else None,
         )
     except outbox.KeyReused:
-        raise _key_reused() from None
+        raise key_reused() from None
     if created:
         # One line per accepted message, not two: the request's own line (http.request) carries its ids.
         structlog.contextvars.bind_contextvars(message_id=row["id"], whatsapp_id=row["wa_id"])
@@ -186,11 +203,21 @@ async def get_message(request: web.Request) -> web.Response:
     db, name = request.app[DATABASE], account_of(request).name
     row = await db.run(outbox.get, name, request.match_info["id"])
     if row is not None:
-        return web.json_response(MessageOut.from_row(row).public())
+        changes = await db.run(outbox_targets.history, name, row["id"])
+        return web.json_response(_with_history(MessageOut.from_row(row), changes).public())
     received = await db.run(inbound.get, name, request.match_info["id"])
     if received is None:
         raise NotFound("No message with this id.", code="message_not_found")
     return web.json_response(inbound.public_message(received))
+
+
+def _with_history(message: MessageOut, changes: dict[str, Any]) -> MessageOut:
+    """Our message with what our reactions, edits and revokes did to it; an edited text shows its latest version."""
+    if not changes:
+        return message
+    if changes.get("edits"):
+        changes = {**changes, "message": changes["edits"][-1]}
+    return message.model_copy(update=changes)
 
 
 def _cursor(seq: int) -> str:
@@ -233,7 +260,8 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    page = MessagePage(messages=[MessageOut.from_row(r) for r in rows],
+    changes = await request.app[DATABASE].run(outbox_targets.histories, name, [r["id"] for r in rows])
+    page = MessagePage(messages=[_with_history(MessageOut.from_row(r), changes.get(r["id"], {})) for r in rows],
                        next_cursor=_cursor(rows[-1]["seq"]) if more else None)
     return web.json_response({"messages": [m.public() for m in page.messages], "next_cursor": page.next_cursor})
 

@@ -39,7 +39,8 @@ def accept_within_quota(
     two sends cannot both take its last bytes; a replay of an accepted request is answered whatever the quota."""
     key = accept.get("idempotency_key")
     if media is not None and quota > 0:
-        rhash = outbox.request_hash(accept["phone_number"], accept["body"], media)
+        extra = accept.get("extra")
+        rhash = outbox.request_hash(accept["phone_number"], accept["body"], media, extra.identity if extra else None)
         original = None if key is None else outbox.replayed(conn, accept["account"], key, rhash, accept["now"])
         if original is not None:
             return original, False

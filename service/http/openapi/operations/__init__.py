@@ -7,7 +7,17 @@ document a route when you add it.
 
 from __future__ import annotations
 
-from service.http.openapi.operations import accounts, docs, events, health, media, messages, session, webhooks
+from service.http.openapi.operations import (
+    accounts,
+    docs,
+    events,
+    health,
+    media,
+    message_actions,
+    messages,
+    session,
+    webhooks,
+)
 from service.http.openapi.spec import Op
 from service.http.route_table import Handler
 
@@ -15,6 +25,7 @@ OPERATIONS: dict[Handler, Op] = {
     **health.OPERATIONS,
     **session.OPERATIONS,
     **messages.OPERATIONS,
+    **message_actions.OPERATIONS,
     **media.OPERATIONS,
     **events.OPERATIONS,
     **accounts.OPERATIONS,
