@@ -22,7 +22,8 @@ from typing import Any
 from service.store.ids import new_id
 
 TYPES = ("message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
-         "media.failed", "message.reaction", "message.edited", "message.revoked", "presence")
+         "media.failed", "message.reaction", "message.edited", "message.revoked", "presence",
+         "poll.vote", "chat.read")
 EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 

@@ -117,6 +117,10 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         return {"event": inbound_actions.store_action(conn, account, event, now), "message": None}
     if kind == "presence":
         return {"event": inbound_actions.store_presence(conn, account, event, now), "message": None}
+    if kind == "poll.vote":
+        return {"event": inbound_actions.store_poll_vote(conn, account, event, now), "message": None}
+    if kind == "chat.read":
+        return {"event": inbound_actions.store_chat_read(conn, account, event, now), "message": None}
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":

@@ -1,5 +1,5 @@
-"""What a contact does to a message (issue 25, item 2): a reaction, an edit of its own message, a revoke; and its
-presence (typing, online). SQL only.
+"""What a contact does to a message (issue 25, item 2): a reaction, an edit of its own message, a revoke, a vote on
+our poll; its presence (typing, online); and the account's own phone reading the contact's chat. SQL only.
 
 Each worker event (``message.reaction``, ``message.edited``, ``message.revoked``) becomes one event of the log with
 the same type, naming the message by its WhatsApp id and, when we know it, by ours (a contact's message we stored,
@@ -86,3 +86,50 @@ def store_presence(conn: sqlite3.Connection, account: str, event: dict[str, Any]
             else None}
     return event_log.append(conn, account, "presence", data, now, source_id=_str(event.get("event_id")),
                             subject=phone or data["lid"] or chat)
+
+
+POLL_ERRORS = ("poll_unknown", "undecryptable")
+MAX_OPTIONS = 64  # WhatsApp's polls have at most 12
+MAX_READ_IDS = 1024  # ids of one read receipt kept
+
+
+def store_poll_vote(conn: sqlite3.Connection, account: str, event: dict[str, Any],
+                    now: float) -> dict[str, Any] | None:
+    """A contact's vote on a poll we sent: one ``poll.vote`` naming the poll by WhatsApp's id and ours, once. The
+    worker decrypted it: ``options`` the names chosen ([] withdraws the vote), or null with ``error``."""
+    wa_id, chat = _str(event.get("id")), _str(event.get("from_jid"))
+    if wa_id is None or chat is None:
+        return None
+    phone, lid = _str(event.get("from")), _str(event.get("lid"))
+    poll_wa_id = _str(event.get("poll_id"))
+    poll_id, _ = inbound_content.quoted(conn, account, chat, phone, poll_wa_id, "out")
+    options = event.get("options")
+    chosen = [o[:MAX_TEXT] for o in options[:MAX_OPTIONS] if isinstance(o, str)] if isinstance(options, list) else None
+    sent_at = event.get("timestamp")
+    data: dict[str, Any] = {
+        "poll_id": poll_id, "whatsapp_id": poll_wa_id, "vote_whatsapp_id": wa_id, "phone_number": phone, "lid": lid,
+        "chat_jid": chat, "options": chosen,
+        "timestamp": event_log.iso(float(sent_at)) if isinstance(sent_at, (int, float)) and sent_at > 0 else None,
+    }
+    if chosen is None:  # not opened: say why (a vote the worker could not read is still a vote)
+        data["error"] = event.get("error") if event.get("error") in POLL_ERRORS else "undecryptable"
+    return event_log.append(conn, account, "poll.vote", data, now, source_id=_str(event.get("event_id")),
+                            subject=phone or lid or chat)
+
+
+def store_chat_read(conn: sqlite3.Connection, account: str, event: dict[str, Any],
+                    now: float) -> dict[str, Any] | None:
+    """The account's own phone read a contact's messages: one ``chat.read`` with their WhatsApp ids and ours (those
+    we stored, in the same order), once."""
+    chat, ids = _str(event.get("from_jid")), event.get("ids")
+    wa_ids = [i for i in ids[:MAX_READ_IDS] if _str(i)] if isinstance(ids, list) else []
+    if chat is None or not wa_ids:
+        return None
+    phone, lid = _str(event.get("from")), _str(event.get("lid"))
+    ours = [inbound_content.quoted(conn, account, chat, phone, wa_id, "in")[0] for wa_id in wa_ids]
+    read_at = event.get("timestamp")
+    data = {"phone_number": phone, "lid": lid, "chat_jid": chat, "message_ids": [i for i in ours if i is not None],
+            "whatsapp_ids": wa_ids,
+            "timestamp": event_log.iso(float(read_at)) if isinstance(read_at, (int, float)) and read_at > 0 else None}
+    return event_log.append(conn, account, "chat.read", data, now, source_id=_str(event.get("event_id")),
+                            subject=phone or lid or chat)

@@ -23,6 +23,8 @@ from service.http.models.base import RequestModel, iso, parse
 from service.http.models.deliveries import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest
 from service.http.models.errors import ErrorDetail, ErrorResponse
 from service.http.models.event_types import (
+    ChatReadData,
+    ChatReadEvent,
     EventPage,
     LoggedMediaFailed,
     LoggedMediaStored,
@@ -43,6 +45,8 @@ from service.http.models.event_types import (
     MessageStatusEvent,
     MessageUndecryptableData,
     MessageUndecryptableEvent,
+    PollVoteData,
+    PollVoteEvent,
     PresenceData,
     PresenceEvent,
     SessionStatusData,
@@ -93,7 +97,8 @@ from service.http.models.webhooks import (
 )
 
 __all__ = [
-    "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "AccountUpdateRequest", "ConnectRequest",
+    "AccountCreateRequest", "AccountDeleted", "AccountList", "AccountOut", "AccountUpdateRequest", "ChatReadData",
+    "ChatReadEvent", "ConnectRequest",
     "DeliveryOut", "DeliveryPage", "DisconnectOut", "DisconnectRequest", "ErrorDetail", "ErrorResponse", "EventPage",
     "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp", "HealthWorker",
     "InboundMediaOut", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",
@@ -101,7 +106,8 @@ __all__ = [
     "LoggedMessageUndecryptable", "LoggedSessionStatus", "MediaFailedEvent", "MediaStoredEvent", "MessageList",
     "MessageActionData", "MessageEditedData", "MessageEditedEvent", "MessageOut", "MessagePage", "MessageReactionData",
     "MessageReactionEvent", "MessageReceivedEvent", "MessageRevokedEvent", "MessageStatusData", "MessageStatusEvent",
-    "MessageTimes", "MessageUndecryptableData", "MessageUndecryptableEvent", "PresenceData", "PresenceEvent",
+    "MessageTimes", "MessageUndecryptableData", "MessageUndecryptableEvent", "PollVoteData", "PollVoteEvent",
+    "PresenceData", "PresenceEvent",
     "ReadyOut", "ReadyProblem", "Reconnect", "RedriveOut", "RedriveRequest", "RequestModel", "SendRequest",
     "SessionStatus", "SessionStatusData", "SessionStatusEvent",
     "WebhookCreateRequest", "WebhookCreated", "WebhookDeleted", "WebhookList", "WebhookOut", "WebhookRotateRequest",

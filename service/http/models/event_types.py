@@ -70,6 +70,31 @@ class PresenceData(BaseModel):
     last_seen: str | None  # when the contact shares it
 
 
+class PollVoteData(BaseModel):
+    """A contact's vote on a poll we sent, decrypted with the poll's secret."""
+
+    poll_id: str | None  # ours (GET /messages/{id}) when the poll is one we sent and still know
+    whatsapp_id: str | None  # the poll's WhatsApp id
+    vote_whatsapp_id: str  # the vote's own WhatsApp id (a changed vote is a new one)
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    options: list[str] | None  # the option names chosen, in the poll's order; [] withdraws; null: see error
+    timestamp: str | None  # the sender's
+    error: Literal["poll_unknown", "undecryptable"] | None = None  # only when options is null
+
+
+class ChatReadData(BaseModel):
+    """The account's own phone (or another of its devices) read a contact's messages."""
+
+    phone_number: str | None
+    lid: str | None
+    chat_jid: str
+    message_ids: list[str]  # ours (GET /messages/{id}) of those we stored
+    whatsapp_ids: list[str]  # every one read, by WhatsApp's id
+    timestamp: str | None  # when the phone read them
+
+
 class _Event(BaseModel):
     id: str  # evt_...; also the webhook-id header
     account: str
@@ -146,6 +171,21 @@ class PresenceEvent(_Event):
     data: PresenceData
 
 
+class PollVoteEvent(_Event):
+    """A contact voted on a poll we sent (or withdrew its vote: ``options`` []); ``options`` null when the vote could
+    not be read (``error``)."""
+
+    type: Literal["poll.vote"]
+    data: PollVoteData
+
+
+class ChatReadEvent(_Event):
+    """The account's own phone read a contact's messages (the chat is read on WhatsApp's side too)."""
+
+    type: Literal["chat.read"]
+    data: ChatReadData
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -186,10 +226,19 @@ class LoggedPresence(PresenceEvent):
     seq: int
 
 
+class LoggedPollVote(PollVoteEvent):
+    seq: int
+
+
+class LoggedChatRead(ChatReadEvent):
+    seq: int
+
+
 # One replayed event, told apart by its ``type``.
 LoggedEvent = Annotated[
     LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable | LoggedMediaStored
-    | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked | LoggedPresence,
+    | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked | LoggedPresence
+    | LoggedPollVote | LoggedChatRead,
     Field(discriminator="type"),
 ]
 

@@ -13,7 +13,8 @@ from service.http.openapi.spec import JSON
 WEBHOOK_EVENTS: tuple[type[BaseModel], ...] = (
     models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
     models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent, models.MessageReactionEvent,
-    models.MessageEditedEvent, models.MessageRevokedEvent, models.PresenceEvent, models.WebhookTestEvent,
+    models.MessageEditedEvent, models.MessageRevokedEvent, models.PresenceEvent, models.PollVoteEvent,
+    models.ChatReadEvent, models.WebhookTestEvent,
 )
 
 
