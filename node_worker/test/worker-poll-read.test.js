@@ -2,7 +2,8 @@
 // Baileys) against the emulator: the account's own phone reading a contact's chat (the server relays the phone's
 // read receipt as `read-self`) is a `chat.read` event naming the contact and the messages read, by phone number
 // or by LID; a contact's vote on a poll is a `poll.vote` event, and one on a poll the worker does not know is
-// still an event (options null, poll_unknown), never a dropped message nor an `unsupported` one.
+// still an event (options null, poll_unknown), never a dropped message nor an `unsupported` one. The poll's secret
+// outlives a kill -9 of the worker (sent-messages.js), and a read while the worker is down reaches it at its login.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -62,6 +63,43 @@ test('a chat addressed by LID: chat.read names the contact by its LID and its ph
   assert.equal((await emu.api('POST', '/phone/read', { chat: LID_CONTACT, ids: [m.id] })).status, 200)
   const e = await until(async () => (await events()).find((x) => x.type === 'chat.read' && x.ids.includes(m.id)), 10000, 'chat.read by lid')
   assert.deepEqual([e.ids, e.from, e.lid, e.from_jid], [[m.id], LID_CONTACT, m.lid, m.from_jid])
+})
+
+// a poll sent by the worker (its secret as the gateway gives it), as the contact's phone shows it
+async function sendPoll (id, values, selectableCount) {
+  const r = await worker.call('POST', '/send', { phone_number: CONTACT, id, poll: { name: 'Pick', values, selectable_count: selectableCount, secret: randomBytes(32).toString('base64') } })
+  assert.equal(r.status, 200, JSON.stringify(r.body))
+  await until(async () => (await emu.api('GET', `/contacts/${CONTACT}/messages`)).body.some((e) => e.id === id && e.poll), 10000, `the poll ${id} at the contact`)
+}
+const votes = (id, options) => contactSends(CONTACT, { poll_vote: { id, options } })
+
+test('a contact\'s vote on our poll is a poll.vote with the option names it chose; a new vote replaces, [] withdraws', async () => {
+  await sendPoll('POLLREAD0001', ['mon', 'tue', 'wed'], 0)
+  const first = await votes('POLLREAD0001', ['wed', 'mon'])
+  assert.equal(first.type, 'poll.vote')
+  assert.deepEqual([first.poll_id, first.options, first.error, first.from, first.from_jid], ['POLLREAD0001', ['mon', 'wed'], undefined, CONTACT, '15550007602@s.whatsapp.net'])
+  assert.ok(first.lid && first.timestamp > 0, JSON.stringify(first))
+  const changed = await votes('POLLREAD0001', ['tue'])
+  assert.deepEqual([changed.poll_id, changed.options], ['POLLREAD0001', ['tue']])
+  assert.deepEqual((await votes('POLLREAD0001', [])).options, [])
+  const all = await events()
+  assert.ok(!all.some((e) => e.type === 'message' && [first.id, changed.id].includes(e.id)), 'a vote is no message')
+  assert.equal(all.filter((e) => e.id === first.id).length, 1, 'journaled once (receipt hook and upsert)')
+})
+
+test('after a kill -9 the worker still opens a vote on a poll sent before, and gets a chat read while it was down', async () => {
+  await sendPoll('POLLREAD0002', ['yes', 'no'], 1)
+  const unread = await contactSends(CONTACT, { text: 'read me later' })
+  worker.proc.kill('SIGKILL')
+  await until(() => worker.proc.exitCode !== null || worker.proc.signalCode !== null, 5000, 'the worker dead')
+  const read = await emu.api('POST', '/phone/read', { chat: CONTACT, ids: [unread.id] })
+  assert.deepEqual([read.status, read.body.ids, read.body.queued_for], [200, [unread.id], 1])
+  worker = startWorker(emu, {}, { dataDir: worker.dataDir })
+  await worker.ready()
+  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected again')
+  const e = await until(async () => (await events()).find((x) => x.type === 'chat.read' && x.ids.includes(unread.id)), 10000, 'the chat.read of the offline receipt')
+  assert.deepEqual([e.ids, e.from], [[unread.id], CONTACT])
+  assert.deepEqual((await votes('POLLREAD0002', ['no'])).options, ['no'])
 })
 
 test('a vote on a poll the worker does not know is a poll.vote with options null and poll_unknown', async () => {
