@@ -1,8 +1,8 @@
 """A contact's conversation through one real sandbox stack (gateway, worker with the real Baileys, the emulator's
 contact), issue 25 item 2: the contact replies (to its own message and to ours), reacts, edits, revokes, shares a
-location and sends a message type the gateway does not know; each reaches the signed webhook as its own event type
-with the right ids (WhatsApp's, and ours for the message it concerns) and the contact's identity, and the stored
-message shows the edit's history and the revoke."""
+location, sends a message type the gateway does not know and votes on our poll, and the account's own phone reads the
+chat; each reaches the signed webhook as its own event type with the right ids (WhatsApp's, and ours for the message
+it concerns) and the contact's identity, and the stored message shows the edit's history and the revoke."""
 
 from __future__ import annotations
 
@@ -105,3 +105,35 @@ def test_a_contact_typing_reaches_the_webhook_as_presence(stack, receiver):
                      and r.event["data"]["state"] == "composing"), None)
     data = wait_for(typing, 60, "the presence webhook")["data"]
     assert (data["phone_number"], data["chat_jid"]) == (CONTACT, CONTACT.lstrip("+") + "@s.whatsapp.net")
+
+
+def test_a_vote_on_our_poll_reaches_the_webhook_with_the_options_and_our_poll_id(stack, receiver):
+    question = {"question": "Lunch?", "options": ["pizza", "sushi", "salad"], "multiple": True}
+    sent = stack.post("/send", {"phone_number": CONTACT, "poll": question})
+    assert sent.status in (200, 202), sent.raw
+    poll = wait_for(lambda: (m := stack.get(f"/messages/{sent.json()['id']}").json())["status"] in
+                    ("sent", "delivered", "read") and m, 60, "our poll sent")
+    vote_wa = contact(stack, poll_vote={"id": poll["whatsapp_id"], "options": ["salad", "pizza"]})
+
+    def voted() -> dict | None:
+        return next((r.event for r in receiver.delivered() if r.event is not None and r.event["type"] == "poll.vote"
+                     and r.event["data"]["vote_whatsapp_id"] == vote_wa), None)
+    data = wait_for(voted, 60, "the poll.vote webhook")["data"]
+    assert (data["poll_id"], data["whatsapp_id"], data["options"], data["phone_number"]) == (
+        poll["id"], poll["whatsapp_id"], ["pizza", "salad"], CONTACT)
+    assert data["lid"] and "error" not in data, data
+    assert sum(e["type"] == "poll.vote" for e in stack.events()) == 1
+
+
+def test_the_accounts_phone_reading_the_chat_reaches_the_webhook_as_chat_read(stack, receiver):
+    wa = contact(stack, text="did you see this?")
+    ours = webhook(receiver, "message.received", wa)["data"]
+    res = stack.emu("POST", "/phone/read", {"chat": CONTACT, "ids": [wa]})
+    assert res.status == 200, res.raw
+
+    def read() -> dict | None:
+        return next((r.event for r in receiver.delivered() if r.event is not None and r.event["type"] == "chat.read"
+                     and wa in r.event["data"]["whatsapp_ids"]), None)
+    data = wait_for(read, 60, "the chat.read webhook")["data"]
+    assert (data["message_ids"], data["whatsapp_ids"], data["phone_number"], data["lid"]) == (
+        [ours["id"]], [wa], CONTACT, ours["lid"])
