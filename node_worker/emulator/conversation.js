@@ -274,8 +274,12 @@ export class Conversation {
     if (unknown.length) throw apiError(400, 'invalid_action', 'poll_vote.options must be options of the poll')
     if (!poll.poll.multiple && action.options.length > 1) throw apiError(400, 'invalid_action', 'this poll takes one option')
     poll.votes = { ...(poll.votes || {}), [e164(contact.phone)]: [...new Set(action.options)] }
-    const enc = encryptPollVote({ selectedOptions: [...new Set(action.options)].map(optionHash) }, { secret: poll.poll_secret, pollId: poll.id, creator: account.jid, voter: contact.jid })
-    return { pollUpdateMessage: { pollCreationMessageKey: { remoteJid: account.jid, fromMe: false, id: poll.id }, vote: enc, senderTimestampMs: Date.now() } }
+    // the key binds the poll's creator and the voter as the chat names them: LIDs in a chat addressed by LID (whatsmeow
+    // msgsecret.go keys a vote by the sender as its message came), phone-number jids otherwise (Baileys' getKeyAuthor)
+    const byLid = contact.addressing === 'lid'
+    const [creator, voter] = byLid ? [account.lidJid, contact.lidJid] : [account.jid, contact.jid]
+    const enc = encryptPollVote({ selectedOptions: [...new Set(action.options)].map(optionHash) }, { secret: poll.poll_secret, pollId: poll.id, creator, voter })
+    return { pollUpdateMessage: { pollCreationMessageKey: { remoteJid: creator, fromMe: false, id: poll.id }, vote: enc, senderTimestampMs: Date.now() } }
   }
 
   // ---------------------------------------------------------------- presence

@@ -66,12 +66,12 @@ test('a chat addressed by LID: chat.read names the contact by its LID and its ph
 })
 
 // a poll sent by the worker (its secret as the gateway gives it), as the contact's phone shows it
-async function sendPoll (id, values, selectableCount) {
-  const r = await worker.call('POST', '/send', { phone_number: CONTACT, id, poll: { name: 'Pick', values, selectable_count: selectableCount, secret: randomBytes(32).toString('base64') } })
+async function sendPoll (id, values, selectableCount, to = CONTACT) {
+  const r = await worker.call('POST', '/send', { phone_number: to, id, poll: { name: 'Pick', values, selectable_count: selectableCount, secret: randomBytes(32).toString('base64') } })
   assert.equal(r.status, 200, JSON.stringify(r.body))
-  await until(async () => (await emu.api('GET', `/contacts/${CONTACT}/messages`)).body.some((e) => e.id === id && e.poll), 10000, `the poll ${id} at the contact`)
+  await until(async () => (await emu.api('GET', `/contacts/${to}/messages`)).body.some((e) => e.id === id && e.poll), 10000, `the poll ${id} at the contact`)
 }
-const votes = (id, options) => contactSends(CONTACT, { poll_vote: { id, options } })
+const votes = (id, options, from = CONTACT) => contactSends(from, { poll_vote: { id, options } })
 
 test('a contact\'s vote on our poll is a poll.vote with the option names it chose; a new vote replaces, [] withdraws', async () => {
   await sendPoll('POLLREAD0001', ['mon', 'tue', 'wed'], 0)
@@ -85,6 +85,13 @@ test('a contact\'s vote on our poll is a poll.vote with the option names it chos
   const all = await events()
   assert.ok(!all.some((e) => e.type === 'message' && [first.id, changed.id].includes(e.id)), 'a vote is no message')
   assert.equal(all.filter((e) => e.id === first.id).length, 1, 'journaled once (receipt hook and upsert)')
+})
+
+test('a vote from a chat addressed by LID (its key made of LIDs) opens too', async () => {
+  await sendPoll('POLLREAD0003', ['red', 'blue'], 1, LID_CONTACT)
+  const e = await votes('POLLREAD0003', ['blue'], LID_CONTACT)
+  assert.match(e.from_jid, /@lid$/)
+  assert.deepEqual([e.poll_id, e.options, e.error, e.from], ['POLLREAD0003', ['blue'], undefined, LID_CONTACT])
 })
 
 test('after a kill -9 the worker still opens a vote on a poll sent before, and gets a chat read while it was down', async () => {
