@@ -5,7 +5,7 @@
 // (GET /contacts/{phone}/messages, receipts-received, presence), not what the worker says it did.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { startEmulator, inbox, inboxEntry, tmpDir, until } from './emulator-helpers.js'
 import { startWorker } from './worker-process.js'
 import fs from 'node:fs'
@@ -17,6 +17,7 @@ const CONTACT = '+15550007602'
 let emu
 let worker
 let stateFile
+let mediaDir
 let n = 0
 const nextId = (tag) => `CONV${tag}${String(++n).padStart(4, '0')}${randomBytes(4).toString('hex').toUpperCase()}`
 
@@ -26,7 +27,9 @@ before(async () => {
   stateFile = path.join(dir, 'state.json')
   emu = await startEmulator({ env: { WA_EMULATOR_MEDIA_DIR: dir, WA_EMULATOR_STATE_FILE: stateFile, WA_EMULATOR_RECEIPT_DELAY_MS: '20', WA_EMULATOR_LOG_LEVEL: 'debug' } })
   // a short ack timeout: the resend test makes one send go unanswered (a black hole)
-  worker = startWorker(emu, { WA_SEND_ACK_TIMEOUT_MS: '1500' })
+  const media = (await emu.api('GET', '/media')).body
+  mediaDir = tmpDir('wa-conv-send-media-')
+  worker = startWorker(emu, { WA_SEND_ACK_TIMEOUT_MS: '1500', WA_SANDBOX_MEDIA_CA: media.ca_file, WA_MEDIA_DIR: mediaDir })
   await worker.ready()
   const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
   assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
@@ -57,6 +60,13 @@ async function contactWrites (text) {
   return sent.body.id
 }
 const secret = () => randomBytes(32).toString('base64')
+// a file in the gateway's media store (service/media/store.py: <sha256[:2]>/<sha256[2:]>), named by its sha256
+const stored = (bytes) => {
+  const sha = createHash('sha256').update(bytes).digest('hex')
+  fs.mkdirSync(path.join(mediaDir, sha.slice(0, 2)), { recursive: true })
+  fs.writeFileSync(path.join(mediaDir, sha.slice(0, 2), sha.slice(2)), bytes)
+  return sha
+}
 
 // the poll secret the contact's phone received with poll `id` (the emulator's saved state)
 const receivedSecret = (id) => until(() => {
@@ -79,7 +89,7 @@ test('a poll: the contact sees its question and options, single or multiple choi
   assert.equal(vote.status, 200, JSON.stringify(vote.body))
 })
 
-test('a reply quotes the contact\'s message or ours, as a text or a location', async () => {
+test('a reply quotes the contact\'s message or ours, as a text, a location or media', async () => {
   const theirs = await contactWrites('shall we meet?')
   const reply = await send('REPLY', { text: 'yes, at 5', quoted: { id: theirs, from_me: false, text: 'shall we meet?', lid: null } })
   const got = await entry(reply)
@@ -88,6 +98,8 @@ test('a reply quotes the contact\'s message or ours, as a text or a location', a
   const ours = await send('TEXT', { text: 'the plan' })
   const onOurs = await send('REPLY', { location: { latitude: 52.52, longitude: 13.405 }, quoted: { id: ours, from_me: true, text: 'the plan', lid: null } })
   assert.equal((await entry(onOurs)).quoted_id, ours)
+  const doc = await send('REPLY', { media: { kind: 'document', sha256: stored(randomBytes(300)), mimetype: 'application/octet-stream', filename: 'a.bin' }, quoted: { id: theirs, from_me: false, text: '', lid: null } })
+  assert.equal((await entry(doc)).quoted_id, theirs)
   const plain = await send('TEXT', { text: 'no quote' })
   assert.equal((await entry(plain)).quoted_id, null)
 })
