@@ -56,6 +56,17 @@ test('the phone reading a contact\'s chat is one chat.read with the ids it read 
   assert.ok(!(await events()).some((x) => x.type === 'message.status' && [one.id, two.id].includes(x.id)), 'no status of ours')
 })
 
+test('POST /phone/read refuses what the phone cannot read: bad ids, a message the contact never sent, a bad number', async () => {
+  const refused = async (body, status, code) => {
+    const r = await emu.api('POST', '/phone/read', body)
+    assert.deepEqual([r.status, r.body.error?.code], [status, code], JSON.stringify(r.body))
+  }
+  await refused({ chat: CONTACT, ids: [] }, 400, 'invalid_ids')
+  await refused({ chat: CONTACT, ids: ['NOSUCHMESSAGE'] }, 404, 'message_unknown')
+  await refused({ chat: 'nope' }, 400, 'invalid_phone_number')
+  await refused({ account: CONTACT, chat: ACCOUNT }, 409, 'no_linked_device')
+})
+
 test('a chat addressed by LID: chat.read names the contact by its LID and its phone number', async () => {
   const m = await contactSends(LID_CONTACT, { text: 'by lid' })
   assert.match(m.from_jid, /@lid$/)
