@@ -142,9 +142,9 @@ async def send_run(worker: WorkerApi, rows: list[dict[str, Any]], *,
     timeout = media_timeout if any("media" in m for m in messages) else None
     if len(rows) == 1:
         try:
-            if timeout is None:
+            if timeout is None and set(messages[0]) == {"phone_number", "id", "text"}:
                 await worker.send_text(rows[0]["phone_number"], rows[0]["body"], message_id=rows[0]["wa_id"])
-            else:
+            else:  # media, a reply, a location, an action...: the worker takes the message whole
                 await worker.send_message(messages[0], timeout=timeout)
         except ApiError as exc:
             return [exc]

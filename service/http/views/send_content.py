@@ -75,8 +75,8 @@ async def extra_of(request: web.Request, account: str, body: SendRequest) -> Out
     worker, public = _content(body)
     if body.reply_to is not None:
         worker["quoted"] = await quoted(request, account, body.reply_to, body.phone_number)
-        public["reply_to"] = body.reply_to
-    return OutboundExtra(action=body.content_kind, content=json.dumps({"worker": worker, "public": public}),
+    return OutboundExtra(action=body.content_kind,
+                         content=json.dumps({"worker": worker, "public": public or None}),
                          identity=asked, reply_to=body.reply_to)
 
 
