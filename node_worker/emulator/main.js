@@ -60,6 +60,9 @@ export const readSettings = () => {
     qrRefs: Math.max(1, int('WA_EMULATOR_QR_REFS', 6)),
     // how long a pairing code a companion asked for can be typed on the phone
     pairCodeTtlMs: int('WA_EMULATOR_PAIR_CODE_TTL_MS', 180000),
+    // how many codes one number may ask for within the window; more are refused (429 rate-overlimit)
+    pairCodeLimit: int('WA_EMULATOR_PAIR_CODE_LIMIT', 5),
+    pairCodeWindowMs: int('WA_EMULATOR_PAIR_CODE_WINDOW_MS', 3600000),
     receiptDelayMs: int('WA_EMULATOR_RECEIPT_DELAY_MS', 100),
     editWindowSeconds: int('WA_EMULATOR_EDIT_WINDOW_SECONDS', 15 * 60), // how long a sender may edit (conversation.js)
     gatewayUrl: env.WA_EMULATOR_GATEWAY_URL || null,

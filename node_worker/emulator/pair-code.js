@@ -10,6 +10,10 @@
 //   then pair-success exactly as after a QR scan, with the ADV secret both sides derive from the exchange.
 // A wrong code leaves both sides with different ephemeral keys, so the bundle fails its GCM check: that is
 // how the phone learns the code was wrong (the code itself never leaves either side).
+// A hello the server will not take is answered with an error iq instead of the ref (companions report both
+// from the real server): 429 rate-overlimit once a number asked for too many codes lately, 400 bad-request
+// for a number that is not on WhatsApp. Baileys' requestPairingCode has returned its code by then: the
+// companion must read this answer to know that the code it shows is worthless.
 import { createCipheriv, createDecipheriv, pbkdf2 } from 'node:crypto'
 import { promisify } from 'node:util'
 import { child, bytesOf, S_WHATSAPP_NET } from './wa.js'
@@ -52,6 +56,22 @@ export class PairCode {
   constructor (emu) {
     this.emu = emu
     this.ttlMs = emu.settings.pairCodeTtlMs ?? 180000
+    // at most `limit` hellos per number within `windowMs` (WA_EMULATOR_PAIR_CODE_LIMIT, _WINDOW_MS; 0: no limit)
+    this.limit = emu.settings.pairCodeLimit ?? 5
+    this.windowMs = emu.settings.pairCodeWindowMs ?? 3600000
+    this.asked = new Map() // number -> times of its accepted hellos within the window, oldest first
+  }
+
+  // [code, text] of the error iq for a hello for `phone` the server refuses, or null (and it counts)
+  refusal (phone) {
+    const user = this.emu.directory.get(phone)
+    if (user && !user.onWhatsApp) return [400, 'bad-request']
+    const now = Date.now()
+    const recent = (this.asked.get(phone) ?? []).filter((at) => now - at < this.windowMs)
+    this.asked.set(phone, recent)
+    if (this.limit > 0 && recent.length >= this.limit) return [429, 'rate-overlimit']
+    recent.push(now)
+    return null
   }
 
   /** the md iqs of this exchange; true when handled */
@@ -71,6 +91,12 @@ export class PairCode {
     if (conn.state !== 'pairing' || !phone || wrapped?.length !== 80 || !noise?.equals(conn.clientStatic)) {
       conn.log.warn('pair_code.bad_hello', { pairing: conn.state === 'pairing' })
       conn.errorResult(iq, 400, 'bad-request')
+      return
+    }
+    const refused = this.refusal(phone)
+    if (refused) {
+      conn.log.info('pair_code.refused', { phone_number: e164(phone), code: refused[0], text: refused[1] })
+      conn.errorResult(iq, ...refused)
       return
     }
     const ref = Buffer.from(randomId(16))

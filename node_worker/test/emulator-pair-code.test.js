@@ -3,9 +3,10 @@
 // like one linked by QR; a wrong, expired or misdirected code links nothing.
 import { test, before, after, afterEach, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { startEmulator, trustEmulator, openClient, tmpDir, sleep } from './emulator-helpers.js'
+import { startEmulator, trustEmulator, openClient, tmpDir, sleep, until } from './emulator-helpers.js'
 
 const TTL_MS = 4000
+const LIMIT = 2 // codes per number and window (WA_EMULATOR_PAIR_CODE_LIMIT)
 const format = (code) => `${code.slice(0, 4)}-${code.slice(4)}`
 
 describe('pairing code with the real Baileys client', () => {
@@ -16,13 +17,22 @@ describe('pairing code with the real Baileys client', () => {
   const ask = async (phone, authDir = tmpDir()) => {
     const client = await open(authDir)
     await client.waitFor((r) => r.qrs[0], 10000, 'the pairing connection')
+    const frames = []
+    client.sock.ws.on('frame', (f) => frames.push(f))
     const code = await client.sock.requestPairingCode(phone.slice(1))
-    return { client, code, authDir }
+    return { client, code, authDir, frames }
+  }
+  // the server's answer to the hello: 'result', or the error iq's 'code text' (Baileys does not wait for it)
+  const answer = async (frames) => {
+    const iq = await until(() => frames.find((f) => f.tag === 'iq' && (f.attrs.type === 'error' ||
+      f.content?.[0]?.tag === 'link_code_companion_reg')), 5000, 'the answer to the hello')
+    if (iq.attrs.type !== 'error') return 'result'
+    return `${iq.content[0].attrs.code} ${iq.content[0].attrs.text}`
   }
   const enter = (phone, code) => emu.api('POST', '/phone/pair-code', { phone_number: phone, code })
 
   before(async () => {
-    emu = await startEmulator({ env: { WA_EMULATOR_PAIR_CODE_TTL_MS: String(TTL_MS) } })
+    emu = await startEmulator({ env: { WA_EMULATOR_PAIR_CODE_TTL_MS: String(TTL_MS), WA_EMULATOR_PAIR_CODE_LIMIT: String(LIMIT) } })
     trustEmulator(emu)
   })
   afterEach(async () => { for (const c of clients.splice(0)) await c.end().catch(() => {}) })
@@ -77,6 +87,24 @@ describe('pairing code with the real Baileys client', () => {
     assert.equal(late.status, 410)
     assert.equal(late.body.error.code, 'expired_code')
     assert.equal(client.rec.closed?.error?.output?.statusCode === 515, false)
+  })
+
+  test('more codes for one number than the limit allows are refused (429), as is a number not on WhatsApp (400)', async () => {
+    const phone = '+15550007005'
+    const answers = []
+    let last
+    for (let n = 0; n <= LIMIT; n++) {
+      last = await ask(phone)
+      answers.push(await answer(last.frames))
+      if (n < LIMIT) await last.client.end()
+    }
+    assert.deepEqual(answers, [...Array(LIMIT).fill('result'), '429 rate-overlimit'])
+    const refused = await enter(phone, last.code) // the code Baileys returned anyway links nothing
+    assert.equal(refused.status, 404, JSON.stringify(refused.body))
+    assert.equal(refused.body.error.code, 'no_pairing_request')
+    const absent = '+15550007006'
+    assert.equal((await emu.api('POST', '/contacts', { phone_number: absent, on_whatsapp: false })).status, 200)
+    assert.equal(await answer((await ask(absent)).frames), '400 bad-request')
   })
 
   test('no companion waiting: 404', async () => {
