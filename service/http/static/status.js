@@ -192,6 +192,8 @@
       soon('in', refreshIn); soon('out', refreshOut); // media.* events are of either direction
     } else if (msg.type === 'message.status') {
       soon('out', refreshOut);
+    } else if (CONVO.EVENTS.includes(msg.type)) { // a contact reacted, edited or deleted (status-conversation.js)
+      soon('in', refreshIn); soon('out', refreshOut);
     }
     soon('dead', refreshDead, 2000); // an event goes to the webhooks: a refused one is a dead letter soon after
   }
@@ -202,6 +204,7 @@
     if (type === 'session.status') what = (data.state || '?') + (data.phone_number ? ' ' + data.phone_number : '');
     else if (type === 'message.status') what = (data.status || '?') + ' to ' + (data.phone_number || '?');
     else if (type === 'message.received') what = (data.kind || 'message') + ' from ' + (data.phone_number || data.lid || '?');
+    else if (CONVO.EVENTS.includes(type) || type === 'presence') what = (data.state || '') + ' from ' + (data.phone_number || data.lid || '?');
     const item = el('li', { 'data-type': type, 'data-seq': seq || '' },
       el('span', { class: 'muted', text: when(event.timestamp) + ' ' }),
       el('strong', { text: type }), ' ', el('span', { class: 'what', text: what }));
@@ -342,34 +345,46 @@
   }
 
   // --- messages ------------------------------------------------------------------------------------------
-  // A message's text, or its media (status-media.js) fetched through the API with the key, by the message's
-  // own id (never a URL taken from the answer).
-  function messageCell (m, account, text) {
-    if (!m.media) return el('td', { class: 'text', text: text == null ? '' : text });
+  // A message's text with its conversation (status-conversation.js: quote, reactions, edited, deleted), or its
+  // media (status-media.js) fetched through the API with the key, by the message's own id (never a URL taken
+  // from the answer).
+  function messageCell (m, account) {
     const fetcher = () => call('GET', accountPath(account, '/media/' + encodeURIComponent(m.id)), undefined, true);
-    return el('td', { class: 'text' }, MEDIA.cell(m.id, m.media, fetcher));
+    return CONVO.cell(m, m.media ? MEDIA.cell(m.id, m.media, fetcher) : null,
+      (id) => call('GET', accountPath(account, '/messages/' + encodeURIComponent(id))));
+  }
+
+  // One direction's newest messages, with what the conversation knows (the contacts' reactions: the event log).
+  async function listed (account, direction) {
+    const [body, reacted] = await Promise.all([
+      call('GET', accountPath(account, '/messages?direction=' + direction + '&limit=' + LIMIT)),
+      CONVO.sync((after, limit) => call('GET', accountPath(account, '/events?types=message.reaction&limit=' + limit + '&after=' + after)))]);
+    if (account === selected && live !== null && (CONVO.learn(body.messages) || reacted)) {
+      if (direction === 'out') soon('in', refreshIn); else soon('out', refreshOut); // it may show there too
+    }
+    return body;
   }
 
   async function refreshOut () {
     const account = selected;
-    const body = await guard('out-error', () => call('GET', accountPath(account, '/messages?direction=out&limit=' + LIMIT)));
+    const body = await guard('out-error', () => listed(account, 'out'));
     if (!body || account !== selected || live === null) return;
-    rowsOf('out', body.messages.map((m) => el('tr', { 'data-id': m.id },
+    rowsOf('out', body.messages.map((m) => el('tr', { 'data-id': m.id, 'data-type': m.type || 'text' },
       el('td', { text: when(m.created_at) }),
       el('td', { class: 'num', text: m.phone_number }),
       el('td', {}, badge(m.status), m.reason || m.wait_reason ? el('span', { class: 'muted', text: ' ' + (m.reason || m.wait_reason) }) : null),
-      messageCell(m, account, m.message))), 'Nothing sent yet.');
+      messageCell(m, account))), 'Nothing sent yet.');
   }
 
   async function refreshIn () {
     const account = selected;
-    const body = await guard('in-error', () => call('GET', accountPath(account, '/messages?direction=in&limit=' + LIMIT)));
+    const body = await guard('in-error', () => listed(account, 'in'));
     if (!body || account !== selected || live === null) return;
-    rowsOf('in', body.messages.map((m) => el('tr', { 'data-id': m.id },
+    rowsOf('in', body.messages.map((m) => el('tr', { 'data-id': m.id, 'data-type': m.type || m.kind },
       el('td', { text: when(m.received_at || m.timestamp) }),
       el('td', { class: 'num', text: (m.phone_number || m.lid || '?') + (m.push_name ? ' (' + m.push_name + ')' : '') }),
       el('td', { text: m.kind }),
-      messageCell(m, account, m.text))), 'Nothing received yet.');
+      messageCell(m, account))), 'Nothing received yet.');
   }
 
   async function send (ev) {
@@ -429,6 +444,7 @@
     live = new AbortController();
     selected = account;
     state = null;
+    CONVO.reset();
     lastEventId = null; // another account's stream starts from now
     hideQr();
     $('account-name').textContent = account;
@@ -489,6 +505,7 @@
     timers = [];
     hideQr();
     MEDIA.reset();
+    CONVO.reset();
     for (const id of ['accounts', 'account-details', 'health', 'health-reasons', 'out', 'in', 'dead', 'events']) $(id).replaceChildren();
     $('app').hidden = true;
     $('logout').hidden = true;
