@@ -179,7 +179,7 @@ test('a resend of an edit\'s id goes out with its first content, never a second 
   assert.equal(got.text, 'version 2')
 })
 
-test('a batch may mix messages and chat actions; they leave in its order', async () => {
+test('a batch may mix messages and chat actions; they leave in its order, and a refused presence fails alone', async () => {
   const text = nextId('BTXT')
   const pres = nextId('BPRS')
   const react = nextId('BRCT')
@@ -201,6 +201,16 @@ test('a batch may mix messages and chat actions; they leave in its order', async
   const reactAt = at((l) => l.event === 'message.delivered_to_phone' && l.id === react)
   const typingAt = emu.lines.findLastIndex((l, i) => i < reactAt && l.event === 'chatstate.received' && l.state === 'composing')
   assert.ok(textAt >= 0 && textAt < typingAt && typingAt < reactAt, JSON.stringify({ textAt, typingAt, reactAt }))
+  // a presence WhatsApp cannot take (availability without a push name) fails alone: the text after it still goes
+  const online = nextId('BPRS')
+  const after = nextId('BTXT')
+  const mixed = await worker.call('POST', '/send/batch', {
+    messages: [{ phone_number: CONTACT, id: online, presence: { state: 'unavailable' } }, { phone_number: CONTACT, id: after, text: 'after it' }]
+  })
+  assert.equal(mixed.status, 200, JSON.stringify(mixed.body))
+  assert.equal(mixed.body.results[0].error.code, 'invalid_message')
+  assert.deepEqual(mixed.body.results[1], { id: after, status: 'sent' })
+  await entry(after)
 })
 
 test('bad contents are 400 and nothing is sent', async () => {

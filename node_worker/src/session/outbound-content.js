@@ -30,9 +30,9 @@ export const MAX_EMOJI = 32
 const WA_ID = /^[\x21-\x7e]{1,128}$/
 const LID_JID = /^[0-9]{1,20}(:[0-9]{1,4})?@lid$/
 const BASE64_32 = /^[A-Za-z0-9+/]{43}=$/
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
-const VCARD = /^BEGIN:VCARD\r?\n[\s\S]*\r?\nEND:VCARD\s*$/
+const VCARD = /^\s*BEGIN:VCARD\r?\n[\s\S]*\r?\nEND:VCARD\s*$/i
+// Lengths in characters (code points) as the gateway counts them (Python), not in UTF-16 units: an emoji is one.
+const chars = (s) => [...s].length
 
 const invalid = (message) => new WorkerError(400, SEND_FAILURE.INVALID_MESSAGE, message)
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -49,9 +49,9 @@ const bool = (v, name) => {
   if (typeof v !== 'boolean') throw invalid(`${name} must be true or false.`)
   return v
 }
-// A short text WhatsApp shows as is: not blank, no control characters, within its bound.
+// A short text WhatsApp shows as is: not blank, no NUL, within its bound (the gateway's own rule, models/conversation.py).
 const shown = (v, name, max) => {
-  if (typeof v !== 'string' || !v.trim() || v.length > max || CONTROL.test(v)) throw invalid(`${name} must be 1 to ${max} characters (not blank).`)
+  if (typeof v !== 'string' || !v.trim() || v.includes('\u0000') || chars(v) > max) throw invalid(`${name} must be 1 to ${max} characters (not blank).`)
   return v
 }
 const optionalShown = (v, name, max) => v == null ? undefined : shown(v, name, max)
@@ -72,7 +72,7 @@ const PARSERS = {
     object(v, 'reaction', ['key', 'emoji'], onlyKnown)
     const key = object(v.key, 'reaction.key', ['id', 'from_me'], onlyKnown)
     // One emoji is the gateway's check (with an emoji library); here a short string, '' to remove it.
-    if (typeof v.emoji !== 'string' || v.emoji.length > MAX_EMOJI || CONTROL.test(v.emoji) || (v.emoji && !v.emoji.trim())) {
+    if (typeof v.emoji !== 'string' || chars(v.emoji) > MAX_EMOJI || v.emoji.includes('\u0000') || (v.emoji && !v.emoji.trim())) {
       throw invalid(`reaction.emoji must be an emoji (at most ${MAX_EMOJI} characters), or "" to remove the reaction.`)
     }
     return { key: { id: waId(key.id, 'reaction.key.id'), from_me: bool(key.from_me, 'reaction.key.from_me') }, emoji: v.emoji }
@@ -100,7 +100,7 @@ const PARSERS = {
     object(v, 'contacts', ['display_name', 'vcards'], onlyKnown)
     if (!Array.isArray(v.vcards) || v.vcards.length < 1 || v.vcards.length > MAX_CARDS) throw invalid(`contacts.vcards must be a list of 1 to ${MAX_CARDS} vCards.`)
     for (const card of v.vcards) {
-      if (typeof card !== 'string' || card.length > MAX_VCARD || card.includes('\u0000') || !VCARD.test(card)) {
+      if (typeof card !== 'string' || chars(card) > MAX_VCARD || card.includes('\u0000') || !VCARD.test(card)) {
         throw invalid(`Each of contacts.vcards must be one vCard (BEGIN:VCARD ... END:VCARD) of at most ${MAX_VCARD} characters.`)
       }
     }
@@ -132,7 +132,7 @@ const PARSERS = {
 // The message a reply quotes: {id (WhatsApp's), from_me, text ('' when not a text), lid (the contact's, or null)}.
 const parseQuoted = (v, onlyKnown) => {
   object(v, 'quoted', ['id', 'from_me', 'text', 'lid'], onlyKnown)
-  if (typeof v.text !== 'string' || v.text.length > 65536) throw invalid('quoted.text must be a string (the quoted message\'s text, or "").')
+  if (typeof v.text !== 'string' || chars(v.text) > 65536) throw invalid('quoted.text must be a string (the quoted message\'s text, or "").')
   if (v.lid != null && (typeof v.lid !== 'string' || !LID_JID.test(v.lid))) throw invalid('quoted.lid must be a LID jid (digits@lid) or null.')
   return { id: waId(v.id, 'quoted.id'), from_me: bool(v.from_me, 'quoted.from_me'), text: v.text, lid: v.lid ?? null }
 }

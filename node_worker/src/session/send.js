@@ -11,6 +11,8 @@ import { sendChatAction } from './chat-actions.js'
 import { SEND_FAILURE, SEND_RETRY, STATE, STATUS } from '../states.js'
 
 export const ON_WHATSAPP_CACHE_SIZE = 10000
+// A batch item failing for a reason of its own (the same item would fail again) does not hold up the ones after it.
+const ALONE = [SEND_FAILURE.NOT_ON_WHATSAPP, SEND_FAILURE.INVALID_MESSAGE]
 
 export class Sender {
   constructor (session) {
@@ -182,8 +184,9 @@ export class Sender {
 
   /**
    * Messages to one recipient, in order (POST /send/batch). A message that cannot go for its own reason
-   * (not on WhatsApp) fails alone; any other failure stops the batch there, and the messages after it are
-   * `not_attempted`: sending them would overtake the one that will be retried.
+   * (not on WhatsApp; a presence WhatsApp cannot take, chat-actions.js) fails alone; any other failure stops the
+   * batch there, and the messages after it are `not_attempted`: sending them would overtake the one that will be
+   * retried.
    */
   async sendBatch (items) {
     const relayed = [] // per item: { id, acked } or { id, error }, in order
@@ -199,7 +202,7 @@ export class Sender {
       } catch (err) {
         const error = this.asWorkerError(err, item.id)
         relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
-        if (error.code !== SEND_FAILURE.NOT_ON_WHATSAPP) stopped = error.code
+        if (!ALONE.includes(error.code)) stopped = error.code
       }
     }
     // All of the run is on the wire in order; now the server's acks, one round trip for the run.
