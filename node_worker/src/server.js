@@ -75,6 +75,8 @@ export function makeRoutes () {
       }
       await session.start(body.phone_number ?? null)
       await settled(session, clampWait(body.wait_ms))
+      // WhatsApp refused the code asked for (429 pairing_rate_limited, 422 pairing_code_refused): the session stopped
+      if (body.phone_number != null && session.pairingRefusal) throw session.pairingRefusal
       return session.status()
     },
     'POST /disconnect': async (req, url, { session }) => {

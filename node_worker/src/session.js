@@ -55,6 +55,7 @@ export class WhatsAppSession extends EventEmitter {
     this.pairingPhone = null
     this.pairingCode = null
     this.pairingGeneration = null
+    this.pairingRefusal = null // WhatsApp's refusal of the code last asked for (a WorkerError), until the next ask
     this.lastError = null
     // whatsapp_unreachable: {cause, detail, hint, since, attempts} (session/lifecycle.js), else null
     this.unreachable = null

@@ -64,3 +64,9 @@ export const DEFAULT_ACCOUNT = 'default'
 // The codes of the session's own refusals (besides a send's): a session store that cannot be read
 // (resume leaves it `failed`), POST /connect during shutdown, an attach with an older lease generation.
 export const SESSION_ERROR = frozen(['session_store_error', 'worker_stopping', 'stale_lease'])
+
+// WhatsApp's refusals of a pairing code (POST /connect with phone_number), which leave the session `stopped`
+// with them in last_error: 429 `pairing_rate_limited` (too many codes for the number lately), 422
+// `pairing_code_refused` (any other error answer: a number WhatsApp will not link, such as one not on it).
+export const PAIRING_ERROR = frozen(['pairing_rate_limited', 'pairing_code_refused'])
+export const PAIRING_ERRORS = Object.freeze(Object.values(PAIRING_ERROR))

@@ -72,6 +72,37 @@ describe('worker linking by pairing code', () => {
     assert.equal(linked.status, 200, JSON.stringify(linked.body))
     await until(async () => (await second.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
   })
+  test('WhatsApp refusing a code (too many for the number, a number not on it) stops the session, saying why', async () => {
+    const phone = '+15550008104'
+    const worker = await start()
+    const codes = new Set()
+    let res
+    for (let n = 0; n < 10; n++) { // the emulator takes 5 codes per number and hour (WA_EMULATOR_PAIR_CODE_LIMIT)
+      res = await worker.call('POST', '/connect', { phone_number: phone, wait_ms: 15000 })
+      if (res.status !== 200) break
+      assert.equal(res.body.state, 'pairing_code', JSON.stringify(res.body))
+      codes.add(res.body.pairing_code)
+    }
+    assert.equal(codes.size, 5)
+    assert.equal(res.status, 429, JSON.stringify(res.body))
+    assert.equal(res.body.error.code, 'pairing_rate_limited')
+    const stopped = await until(async () => {
+      const s = (await worker.call('GET', '/status')).body
+      return s.state === 'stopped' && s
+    }, 20000, 'stopped')
+    assert.match(stopped.last_error, /^pairing_rate_limited: .*429 rate-overlimit/)
+    assert.equal(stopped.pairing_code, null)
+
+    const absent = '+15550008105'
+    assert.equal((await emu.api('POST', '/contacts', { phone_number: absent, on_whatsapp: false })).status, 200)
+    const other = await start()
+    const refused = await other.call('POST', '/connect', { phone_number: absent, wait_ms: 15000 })
+    assert.equal(refused.status, 422, JSON.stringify(refused.body))
+    assert.equal(refused.body.error.code, 'pairing_code_refused')
+    const after = (await other.call('GET', '/status')).body
+    assert.equal(after.state, 'stopped')
+    assert.match(after.last_error, /^pairing_code_refused: .*400 bad-request/)
+  })
   test('a code nobody enters ends like an unscanned QR: stopped, pairing_code_expired', async () => {
     const worker = startWorker(emu, { WA_QR_TIMEOUT_MS: '1000' }) // the emulator's 3 refs: ~3 s
     workers.push(worker)

@@ -20,7 +20,7 @@ import { DisconnectReason } from 'baileys'
 import { WorkerError } from '../errors.js'
 import { classifyConnectFailure } from '../network-cause.js'
 import { jidToPhone } from '../phone.js'
-import { SEND_RETRY, SESSION_ERROR, STATE, WORKER_STATES } from '../states.js'
+import { PAIRING_ERRORS, SEND_RETRY, SESSION_ERROR, STATE, WORKER_STATES } from '../states.js'
 
 const QR_EXPIRED = 'QR refs attempts ended'
 const RUNNING = [STATE.CONNECTING, STATE.WHATSAPP_UNREACHABLE, STATE.QR, STATE.PAIRING_CODE, STATE.CONNECTED]
@@ -87,6 +87,7 @@ export class Lifecycle {
     return s.serial.run('connect', async () => {
       if (s.closing) throw new WorkerError(503, SESSION_ERROR.WORKER_STOPPING, 'The worker is shutting down.')
       if (s.pg && (s.leaseGeneration === null || s.state === STATE.FENCED)) throw s.fencing.notOwner()
+      if (phoneNumber) s.pairingRefusal = null // WhatsApp's answer to this request's code (link.showCode)
       if ([STATE.QR, STATE.PAIRING_CODE].includes(s.state) && phoneNumber) {
         s.pairingPhone = phoneNumber
         await s.link.showCode(s.sock, s.generation, { again: true })
@@ -206,6 +207,13 @@ export class Lifecycle {
       // Expected right after pairing: WhatsApp asks for a fresh connection with the new creds.
       s.log.info({ code }, 'session.restart_required')
       await s.connection.openSocket()
+      return
+    }
+    if (PAIRING_ERRORS.includes(error?.data?.code)) {
+      // WhatsApp refused the pairing code (link.showCode ended the socket): asking again at once would only
+      // be refused again, so stop until POST /connect asks anew.
+      s.lastError = `${error.data.code}: ${message}`
+      this.setState(STATE.STOPPED, { code: error.data.code })
       return
     }
     if ([STATE.QR, STATE.PAIRING_CODE].includes(s.state) && message === QR_EXPIRED) {

@@ -6,7 +6,8 @@
 import makeWASocket, { DisconnectReason, S_WHATSAPP_NET } from 'baileys'
 import QRCode from 'qrcode'
 import { LinkMonitor } from '../link-monitor.js'
-import { STATE } from '../states.js'
+import { WorkerError } from '../errors.js'
+import { PAIRING_ERROR, STATE } from '../states.js'
 
 function withTimeout (promise, ms) {
   let timer
@@ -14,6 +15,28 @@ function withTimeout (promise, ms) {
     promise,
     new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) })
   ]).finally(() => clearTimeout(timer))
+}
+
+// Baileys' message tags are a per-socket prefix and a counter: the tag after `tag`.
+const nextTag = (tag) => tag.replace(/\d+$/, (n) => String(Number(n) + 1))
+
+const errorOf = (iq) => {
+  const error = iq.attrs.type === 'error' && Array.isArray(iq.content) ? iq.content.find((c) => c.tag === 'error') : null
+  return error ? `${error.attrs.code} ${error.attrs.text}` : null
+}
+
+// The server's error answer to a pairing-code hello, as the WorkerError POST /connect answers: 429
+// rate-overlimit (too many codes asked for this number lately; WhatsApp says so, not when it ends), any other
+// (400 bad-request: a number WhatsApp will not link by code, not on WhatsApp) 422. Null for a result.
+const pairingRefusal = (iq, phone) => {
+  const error = errorOf(iq)
+  if (!error) return null
+  if (error.startsWith('429 ')) {
+    return new WorkerError(429, PAIRING_ERROR.PAIRING_RATE_LIMITED,
+      `WhatsApp refuses new pairing codes for ${phone} for now (${error}): too many were asked for this number lately.`)
+  }
+  return new WorkerError(422, PAIRING_ERROR.PAIRING_CODE_REFUSED,
+    `WhatsApp refused a pairing code for ${phone} (${error}): check that it is the account's own number, on WhatsApp.`)
 }
 
 export class Link {
@@ -37,18 +60,38 @@ export class Link {
 
   // Linking by code: asks the socket of `generation` for a pairing code for s.pairingPhone (once per socket,
   // unless `again`: a new number or a new code asked for by POST /connect) and shows it formatted as the phone
-  // shows it; false when that socket was retired meanwhile or could not ask (nothing shown).
+  // shows it, once WhatsApp took it; false when that socket was retired meanwhile, could not ask, or WhatsApp
+  // refused (s.pairingRefusal says why, and the socket ends: lifecycle.onClose stops the session).
   async showCode (sock, generation, { again = false } = {}) {
     const s = this.session
     if (s.pairingGeneration === generation && !again) return true
     let code
+    let answer
     try {
+      // Baileys' requestPairingCode returns its code without waiting for the server's answer to the hello, so
+      // a code WhatsApp refused (too many asked for this number, a number it will not link) would be shown as
+      // good. The hello's id is the message tag Baileys draws next: one drawn here just before the call gives
+      // it (nothing runs in between, and requestPairingCode draws the hello's before its first await).
+      const answering = sock.waitForMessage(nextTag(sock.generateMessageTag()), s.settings.connectTimeoutMs)
+      answering.catch(() => {}) // a socket closed meanwhile: the failure is handled below
       code = await sock.requestPairingCode(s.pairingPhone.slice(1))
+      answer = await answering
     } catch (err) {
       s.log.warn({ err }, 'session.pairing_code_failed')
       return false
     }
     if (generation !== s.generation) return false
+    if (!answer) { // as when the hello could not be sent: the socket's next QR ref asks again
+      s.log.warn({ timeout_ms: s.settings.connectTimeoutMs }, 'session.pairing_code_unanswered')
+      return false
+    }
+    const refusal = pairingRefusal(answer, s.pairingPhone)
+    if (refusal) {
+      s.pairingRefusal = refusal
+      s.log.warn({ code: refusal.code, whatsapp: errorOf(answer) }, 'session.pairing_code_refused')
+      sock.end(Object.assign(new Error(refusal.message), { data: { code: refusal.code } }))
+      return false
+    }
     s.pairingGeneration = generation
     s.pairingCode = `${code.slice(0, 4)}-${code.slice(4)}`
     s.log.info('session.pairing_code') // the code itself is a secret: never logged
