@@ -1,6 +1,6 @@
 """The chaos tests' tools: a settings set with the governor out of the way, a careful client's POST /send
 (retried with its Idempotency-Key until accepted), a thread that SIGKILLs a supervisord program on a schedule,
-and the exactly-once-in-order check at the emulated recipients."""
+the exactly-once-in-order check at the emulated recipients, and a worker killed under a frozen gateway (a lost ack)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+from tests.helpers.sandbox import PHONE
 from tests.helpers.stack import wait_for
 
 FAST = {  # the governor out of the way: these tests are about crashes, not pacing
@@ -98,3 +99,35 @@ def check_exactly_once_in_order(stack, accepted: dict[str, list[dict]]) -> int:
         assert [by_id[w]["text"] for w in wanted] == [m["text"] for m in sent]
         resends += sum(by_id[w]["duplicate_count"] for w in wanted)
     return resends
+
+
+def gateway_hand_overs(stack, wa_id: str) -> list[dict]:
+    """The gateway's log line per hand-over of ``wa_id``: written after the batch is stored and the ack tried."""
+    return [e for e in stack.log_events() if e.get("program") == "gateway" and e.get("event") == "whatsapp.message"
+            and e.get("message_id") == wa_id]
+
+
+def ack_lost(stack, wa_id: str) -> bool:
+    """Whether the first hand-over of ``wa_id`` was stored and its acknowledgement failed (the worker was gone)."""
+    seq = gateway_hand_overs(stack, wa_id)[0]["seq"]
+    return any(e.get("program") == "gateway" and e.get("event") == "events.ack_failed" and e.get("upto", 0) >= seq
+               for e in stack.log_events())
+
+
+def freeze_and_kill(stack, contact: str, text: str) -> str:
+    """The gateway frozen (SIGSTOP), a contact's message journaled and receipted by the worker, the worker
+    SIGKILLed, the gateway thawed; returns the message's id once the gateway has handed it over once."""
+    gateway = stack.process_info("gateway")["pid"]
+    worker = stack.process_info("worker:worker-0")["pid"]
+    os.kill(gateway, signal.SIGSTOP)
+    try:
+        wa_id = stack.emu("POST", f"/contacts/{contact}/messages", {"to": PHONE, "text": text}).json()["id"]
+        # Journaled and receipted by the worker (the receipt follows the journal write), i.e. the
+        # long poll has been answered into the frozen gateway's socket.
+        wait_for(lambda: any(e.get("event") == "receipt.received" and e.get("id") == wa_id
+                             for e in stack.log_events()), 20, "the worker's receipt")
+        os.kill(worker, signal.SIGKILL)
+    finally:
+        os.kill(gateway, signal.SIGCONT)
+    wait_for(lambda: gateway_hand_overs(stack, wa_id), 60, "the message handed over")
+    return wa_id
