@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.http import models
 from service.http.models import conversation
-from service.http.openapi.spec import DEFAULT_NOTE, Op, Param
+from service.http.openapi.spec import DEFAULT_NOTE, FAILED_SEND, Op, Param
 from service.http.route_table import Handler
 from service.http.views import message_actions
 
@@ -16,7 +16,7 @@ _PARAMS = (Param("wait", "query", {"type": "number", "minimum": 0},
 _HEADERS = {200: ("Location", "Idempotent-Replayed"), 202: ("Location", "Idempotent-Replayed"), 503: ("Retry-After",)}
 _COMMON = {400: ("invalid_idempotency_key", "invalid_wait"),
            409: ("not_linked", "idempotency_key_reused", "message_failed", "chat_unresolved"),
-           503: ("outbox_full",)}
+           422: FAILED_SEND, 503: ("outbox_full",)}
 _NOTE = ("Stored in the outbox before the answer and sent in order with the chat's messages; answered like "
          "`POST /send` (200 once sent, 202 while queued) with the action's own `id`. " + DEFAULT_NOTE)
 
@@ -59,7 +59,8 @@ OPERATIONS: dict[Handler, Op] = {
         "Show typing, recording or online in a chat", "Messages", _SEND_LIKE, body=conversation.PresenceRequest,
         params=(*_PARAMS[:2],), headers=_HEADERS, writes=True,
         errors={400: ("invalid_phone_number", "invalid_state", "invalid_idempotency_key", "invalid_wait"),
-                409: ("not_linked", "idempotency_key_reused"), 503: ("outbox_full",)},
+                409: ("not_linked", "idempotency_key_reused"), 422: FAILED_SEND, 503: ("outbox_full",)},
         description="`composing`, `recording`, `paused`, `available` or `unavailable`; it expires after a minute "
-                    "when it could not be sent by then. " + _NOTE),
+                    "when it could not be sent by then. `available`/`unavailable` name the account's push name: "
+                    "until WhatsApp has given it to this device they fail (422 `rejected`). " + _NOTE),
 }

@@ -26,21 +26,26 @@ SEND_FORM = {
 
 OPERATIONS: dict[Handler, Op] = {
     messages.send: Op(
-        "Send a message: text or media", "Messages", {200: models.MessageOut, 202: models.MessageOut},
+        "Send a message: text, media, a location, contact cards or a poll", "Messages",
+        {200: models.MessageOut, 202: models.MessageOut},
         body=models.SendRequest, form=SEND_FORM,
         params=(Param("wait", "query", {"type": "number", "minimum": 0},
                       "Seconds to wait for the server ack (default WA_SEND_WAIT, at most WA_SEND_WAIT_MAX)."),
                 Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[!-~]{1,255}$"},
                       "The same key within 24 h returns the original message and never sends again.")),
         errors={400: ("invalid_phone_number", "invalid_message", "message_too_long", "invalid_idempotency_key",
-                      "invalid_wait", "invalid_caption", "invalid_request", *MEDIA_REFUSED),
-                409: ("not_linked", "idempotency_key_reused"), 413: ("media_too_large",),
+                      "invalid_wait", "invalid_caption", "invalid_request", *MEDIA_REFUSED,
+                      "invalid_location", "invalid_contacts", "invalid_poll", "invalid_reply_to"),
+                404: ("message_not_found",),
+                409: ("not_linked", "idempotency_key_reused", "message_failed", "not_a_message"),
+                413: ("media_too_large",),
                 422: (*FAILED_SEND, "media_fetch_failed", "media_fetch_timeout"), 503: ("outbox_full",)},
         headers={200: ("Location", "Idempotent-Replayed"), 202: ("Location", "Idempotent-Replayed"),
                  503: ("Retry-After",)},
         writes=True,
         description="Text (`message`) or one media (`image`, `video`, `audio`, `document`, `sticker`: `url` or "
-                    "`base64`, or a multipart form with the file in `file`), stored before the answer. "
+                    "`base64`, or a multipart form with the file in `file`), stored before the answer; or a "
+                    "`location`, `contacts` (or `vcards`), a `poll`; `reply_to` quotes a message of the chat. "
                     "Commits the message to the outbox, then waits briefly: 200 once WhatsApp acked it, 202 "
                     "while queued. A message that failed is 422 with its reason as the code and its `id`. 507 "
                     "`insufficient_storage` (with Retry-After) while the gateway's disk is full: nothing was "
