@@ -285,6 +285,17 @@ EditWindowExpired = _code("EditWindowExpired", "edit_window_expired", ConflictEr
 MessageRevoked = _code("MessageRevoked", "message_revoked", ConflictError, "The message was deleted for everyone.")
 NotInbound = _code("NotInbound", "not_inbound", ConflictError, "Only a contact's message can be marked read.")
 MessageFailed = _code("MessageFailed", "message_failed", ConflictError, "The message it acts on failed.")
+RevokeWindowExpired = _code("RevokeWindowExpired", "revoke_window_expired", ConflictError,
+                            "WhatsApp's time to delete the message for everyone has passed.")
+NotAMessage = _code("NotAMessage", "not_a_message", ConflictError,
+                    "The id names an action (a reaction, an edit...), not a message.")
+ChatUnresolved = _code("ChatUnresolved", "chat_unresolved", ConflictError,
+                       "The contact is known only by its LID: its chat cannot be addressed yet.")
+# issue 25: linking by pairing code
+PairingCodeRefused = _code("PairingCodeRefused", "pairing_code_refused", UnprocessableError,
+                           "WhatsApp would not give a pairing code for that number.")
+PairingRateLimited = _code("PairingRateLimited", "pairing_rate_limited", RateLimitedError,
+                           "Too many pairing codes lately: retry after Retry-After.")
 
 InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
 WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")
