@@ -134,6 +134,16 @@ async def test_bytes_go_as_a_form_too_and_a_url_as_json(gateway):
         await client(gateway).send_media("+1", "gif", data=b"x")
 
 
+async def test_a_media_reply_names_the_quoted_message_in_the_json_and_in_the_form(gateway):
+    async with client(gateway) as wa:
+        await wa.send_media("+15550002222", "document", url="https://example.com/a.pdf", reply_to="01QUOTED")
+        await wa.send_media("+15550002222", "audio", data=samples.opus(), reply_to="01QUOTED")
+        await wa.send_media("+15550002222", "audio", data=samples.opus())
+    url, form, plain = gateway.sends
+    assert url["json"]["reply_to"] == "01QUOTED" and form["fields"]["reply_to"] == "01QUOTED"
+    assert "reply_to" not in plain["fields"]  # absent unless given: a gateway without it still takes the form
+
+
 async def test_a_retried_upload_is_the_same_request_read_again_from_the_start(gateway, tmp_path):
     document = tmp_path / "big.pdf"
     document.write_bytes(samples.pdf() + b"\n%" + b"x" * (3 << 20))
