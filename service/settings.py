@@ -201,6 +201,9 @@ class Settings:
     worker_shards: int = 1  # WA_WORKER_SHARDS: worker processes (the launcher defaults it to the cores)
     sse_max: int = 100  # WA_SSE_MAX: event streams (GET /events/stream) open at once, all keys together
     sse_max_per_key: int = 5  # WA_SSE_MAX_PER_KEY: event streams one API key may hold open
+    # Linking by code (POST /connect {"phone_number"}), per account: WhatsApp locks out a number that asks too often
+    pairing_code_interval: float = 20.0  # WA_PAIRING_CODE_INTERVAL: seconds at least between two codes
+    pairing_codes_per_hour: int = 5  # WA_PAIRING_CODES_PER_HOUR: codes at most in any hour
     event_retention: float = 30 * 86400.0  # WA_EVENT_RETENTION_DAYS (seconds): the event log's age limit
     # Webhooks (service/webhooks/): none unless WA_WEBHOOK_URL is set
     webhook_urls: tuple[str, ...] = ()  # WA_WEBHOOK_URL, comma-separated
@@ -333,6 +336,8 @@ class Settings:
             idle_timeout=_number(env, "WA_IDLE_TIMEOUT", 30.0, minimum=1),
             sse_max=_number(env, "WA_SSE_MAX", 100, minimum=1, cast=int),
             sse_max_per_key=_number(env, "WA_SSE_MAX_PER_KEY", 5, minimum=1, cast=int),
+            pairing_code_interval=_number(env, "WA_PAIRING_CODE_INTERVAL", 20.0),
+            pairing_codes_per_hour=_number(env, "WA_PAIRING_CODES_PER_HOUR", 5, minimum=1, cast=int),
             database_url=_database_url(env),
             instance_id=_instance_id(env),
             lease_ttl=_number(env, "WA_LEASE_TTL", 15.0, minimum=1.0),

@@ -122,6 +122,12 @@ WORKER_MEDIA_DOWNLOAD_ERRORS: tuple[str, ...] = (
     "invalid_media", "media_gone", "media_corrupt", "media_download_failed",
 )
 
+# The worker's answers to POST /connect {"phone_number"} when WhatsApp refused the pairing code (it stops the
+# session): 429 ``pairing_rate_limited`` (too many codes for the number lately: the gateway holds the account,
+# service/http/pairing_limit.py) and 422 ``pairing_code_refused`` (any other refusal, such as a number not on
+# WhatsApp), each passed on to the client.
+WORKER_PAIRING_ERRORS: tuple[str, ...] = ("pairing_rate_limited", "pairing_code_refused")
+
 
 class WaitReason(StrEnum):
     """Why a queued message still waits (``wait_reason``)."""

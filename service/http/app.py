@@ -19,6 +19,7 @@ from service.http.appkeys import (
     METRICS,
     MONITOR,
     NOTIFIER,
+    PAIRING_LIMIT,
     SCOPED_KEYS,
     SETTINGS,
     STARTED_AT,
@@ -30,6 +31,7 @@ from service.http.appkeys import (
 from service.http.drain import Drain
 from service.http.metrics import Metrics
 from service.http.middlewares import MIDDLEWARES, setup_security
+from service.http.pairing_limit import PairingLimit
 from service.http.routes import setup_routes
 from service.http.sse_hub import EventHub
 from service.media.factory import close_media_store, open_intake, open_media_store
@@ -163,6 +165,7 @@ def create_app(settings: Settings, *, webhook_lookup: Lookup | None = None) -> w
     app[NOTIFIER] = Notifier()
     # SIGTERM (service/http/drain.py, run by http_server.py): new requests 503, in-flight work finishes or is put back.
     app[DRAIN] = Drain(settings.shutdown_timeout)
+    app[PAIRING_LIMIT] = PairingLimit(settings.pairing_code_interval, settings.pairing_codes_per_hour)
     app[DRAIN].on_begin.append(app[NOTIFIER].notify)  # the SSE streams wake up and end
     # GET /metrics: read at scrape time from what the cleanup contexts below open (absent until then).
     app[METRICS] = Metrics(database=lambda: app.get(DATABASE), accounts=lambda: app.get(ACCOUNTS),

@@ -8,6 +8,7 @@ from service.auth.admin_key import ApiKeys
 from service.auth.scoped_keys import ScopedKeys
 from service.http.drain import Drain
 from service.http.metrics import Metrics
+from service.http.pairing_limit import PairingLimit
 from service.http.sse_hub import EventHub
 from service.media.intake import Intake
 from service.media.store import MediaStore
@@ -51,3 +52,5 @@ SCOPE = web.RequestKey[str | None]("scope")
 # Where media lives (service/media/factory.py: WA_MEDIA_STORE), and the intake that stores a /send's media in it.
 MEDIA_STORE = web.AppKey[MediaStore]("media_store")
 MEDIA_INTAKE = web.AppKey("media_intake", Intake)
+# How often each account may ask WhatsApp for a pairing code (service/http/pairing_limit.py).
+PAIRING_LIMIT = web.AppKey("pairing_limit", PairingLimit)

@@ -1,7 +1,11 @@
 """Linking by pairing code through one real sandbox stack (gateway, worker with the real Baileys, the emulator's
 phone): ``POST /connect {"phone_number"}`` answers the code, the emulator's phone types it
 (``POST /phone/pair-code``), the account reaches ``connected`` and a send goes out; a wrong code keeps it
-unlinked; the CLI's ``connect --phone`` prints the code for another account and returns once it is linked."""
+unlinked; the CLI's ``connect --phone`` prints the code for another account and returns once it is linked.
+Then the clear states: the gateway's own spacing of codes per account and WhatsApp's refusal of too many
+codes for a number (429 ``pairing_rate_limited`` with Retry-After), a number not on WhatsApp (422
+``pairing_code_refused``), and a code nobody entered in time (``stopped``, ``pairing_code_expired``; a new
+POST /connect gives a new code that links)."""
 
 from __future__ import annotations
 
@@ -17,12 +21,37 @@ pytestmark = pytest.mark.system
 
 CODE = re.compile(r"^[1-9A-HJ-NP-TV-Z]{4}-[1-9A-HJ-NP-TV-Z]{4}$")
 OTHER = "+15550003131"  # the CLI's account's number
+LIMITED = {  # the second stack: codes expire in ~9 s (6 refs of 1.5 s), the emulator gives 2 per number
+    "WA_QR_TIMEOUT_MS": "1500", "WA_EMULATOR_PAIR_CODE_LIMIT": "2",
+    "WA_PAIRING_CODE_INTERVAL": "0", "WA_PAIRING_CODES_PER_HOUR": "3",
+}
 
 
 @pytest.fixture(scope="module")
 def stack():
     with Stack({}, sandbox=True) as running:
         yield running
+
+
+def account_status(stack: Stack, name: str) -> dict:
+    res = stack.get(f"/accounts/{name}/status")
+    assert res.status == 200, res.raw
+    return res.json()
+
+
+def new_account_code(stack: Stack, name: str, phone: str) -> str:
+    """The account created if need be, and the code POST /connect gives it for ``phone``."""
+    assert stack.post("/accounts", {"name": name}).status in (200, 201, 409)
+    res = stack.post(f"/accounts/{name}/connect", {"phone_number": phone})
+    assert res.status == 200, res.raw
+    status = wait_for(lambda: (s := account_status(stack, name))["state"] == "pairing_code" and s, 20, "a code")
+    assert CODE.match(status["pairing_code"]), status
+    return status["pairing_code"]
+
+
+def refused(res, status: int, code: str) -> dict:
+    assert res.status == status and res.json()["error"]["code"] == code, res.raw
+    return res.json()["error"]
 
 
 def wrong(code: str) -> str:
@@ -82,3 +111,65 @@ def test_the_cli_prints_the_code_and_returns_once_linked(stack: Stack):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_second_code_within_the_interval_is_429_with_retry_after_and_whatsapp_is_not_asked(stack: Stack):
+    code = new_account_code(stack, "spacing", "+15550003132")
+    again = stack.post("/accounts/spacing/connect", {"phone_number": "+15550003132"})
+    refused(again, 429, "pairing_rate_limited")
+    assert 0 < int(again.headers["Retry-After"]) <= 20, again.headers
+    still = account_status(stack, "spacing")
+    assert still["state"] == "pairing_code" and still["pairing_code"] == code, still
+
+
+@pytest.fixture(scope="module")
+def limited():
+    with Stack(LIMITED, sandbox=True) as running:
+        yield running
+
+
+def test_whatsapp_refusing_more_codes_for_a_number_is_429_and_holds_the_account(limited: Stack):
+    phone = "+15550003141"
+    codes = {new_account_code(limited, "busy", phone) for _ in range(2)}
+    assert len(codes) == 2
+    third = limited.post("/accounts/busy/connect", {"phone_number": phone})
+    refused(third, 429, "pairing_rate_limited")
+    assert third.headers["Retry-After"] == "3600", third.headers
+    stopped = account_status(limited, "busy")
+    assert stopped["state"] == "stopped" and stopped["pairing_code"] is None, stopped
+    assert stopped["last_error"].startswith("pairing_rate_limited: "), stopped
+    held = limited.post("/accounts/busy/connect", {"phone_number": phone})  # WhatsApp is not asked again
+    refused(held, 429, "pairing_rate_limited")
+    assert 3500 < int(held.headers["Retry-After"]) <= 3600, held.headers
+    assert account_status(limited, "busy")["state"] == "stopped"
+
+
+def test_the_gateway_gives_an_account_at_most_its_codes_per_hour(limited: Stack):
+    for phone in ("+15550003151", "+15550003152", "+15550003153"):  # one each at WhatsApp
+        new_account_code(limited, "hourly", phone)
+    fourth = limited.post("/accounts/hourly/connect", {"phone_number": "+15550003154"})
+    error = refused(fourth, 429, "pairing_rate_limited")
+    assert 3500 < int(fourth.headers["Retry-After"]) <= 3600 and "at most 3 an hour" in error["message"], error
+
+
+def test_a_number_not_on_whatsapp_is_422_and_the_session_stops_saying_so(limited: Stack):
+    absent = "+15550003161"
+    assert limited.emu("POST", "/contacts", {"phone_number": absent, "on_whatsapp": False}).status == 200
+    assert limited.post("/accounts", {"name": "absent"}).status in (200, 201)
+    refused(limited.post("/accounts/absent/connect", {"phone_number": absent}), 422, "pairing_code_refused")
+    status = account_status(limited, "absent")
+    assert status["state"] == "stopped" and status["last_error"].startswith("pairing_code_refused: "), status
+
+
+def test_a_code_nobody_entered_expires_clearly_and_a_new_one_links(limited: Stack):
+    phone = "+15550003171"
+    first = new_account_code(limited, "late", phone)
+    expired = wait_for(lambda: (s := account_status(limited, "late"))["state"] == "stopped" and s, 30, "expiry")
+    assert expired["last_error"].startswith("pairing_code_expired: ") and expired["pairing_code"] is None, expired
+    late = limited.emu("POST", "/phone/pair-code", {"phone_number": phone, "code": first})
+    refused(late, 404, "no_pairing_request")  # the phone finds nothing to link: the companion is gone
+    second = new_account_code(limited, "late", phone)
+    assert second != first
+    linked = limited.emu("POST", "/phone/pair-code", {"phone_number": phone, "code": second})
+    assert linked.status == 200, linked.raw
+    wait_for(lambda: account_status(limited, "late")["state"] == "connected", 30, "linked by the new code")

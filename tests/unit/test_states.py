@@ -26,7 +26,8 @@ def worker() -> dict:
     script = (f"import({json.dumps(STATES_JS.as_uri())}).then(m => console.log(JSON.stringify({{"
               "WORKER_STATES: m.WORKER_STATES, MESSAGE_STATUSES: m.MESSAGE_STATUSES, SEND_FAILURES: m.SEND_FAILURES,"
               " SEND_RETRY_CODES: m.SEND_RETRY_CODES, DEFAULT_ACCOUNT: m.DEFAULT_ACCOUNT,"
-              " UNREACHABLE_CAUSES: m.UNREACHABLE_CAUSES, MEDIA_DOWNLOAD_ERRORS: m.MEDIA_DOWNLOAD_ERRORS})))")
+              " UNREACHABLE_CAUSES: m.UNREACHABLE_CAUSES, MEDIA_DOWNLOAD_ERRORS: m.MEDIA_DOWNLOAD_ERRORS,"
+              " PAIRING_ERRORS: m.PAIRING_ERRORS})))")
     out = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
                          check=True)
     return json.loads(out.stdout)
@@ -56,6 +57,10 @@ def test_every_send_answer_is_a_failure_with_a_reason_or_a_retry(worker):
 
 def test_every_media_download_answer_is_known_to_the_gateway(worker):
     assert set(worker["MEDIA_DOWNLOAD_ERRORS"]) == set(states.WORKER_MEDIA_DOWNLOAD_ERRORS)
+
+
+def test_every_pairing_refusal_is_known_to_the_gateway(worker):
+    assert set(worker["PAIRING_ERRORS"]) == set(states.WORKER_PAIRING_ERRORS)
 
 
 def test_the_default_account_is_the_same_word(worker):

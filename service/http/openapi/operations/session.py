@@ -33,13 +33,22 @@ OPERATIONS: dict[Handler, Op] = {
                     "it. In another state: 409 `qr_unavailable` with the `state`. " + DEFAULT_NOTE),
     session.connect: Op("Start the session (and get a QR code or a pairing code)", "Session",
                         {200: models.SessionStatus}, body=models.ConnectRequest, body_optional=True, worker=True,
-                        errors={400: ("invalid_phone_number",)},
+                        errors={400: ("invalid_phone_number",), 422: ("pairing_code_refused",),
+                                429: ("pairing_rate_limited",)},
+                        headers={429: ("Retry-After",)},
                         description="Starts the session unless it runs. When not linked it waits (up to "
                                     "WA_CONNECT_QR_WAIT) for the first QR: `qr` and `qr_image`. With "
                                     "`phone_number` (the account's own number) it links by pairing code instead: "
                                     "state `pairing_code` and `pairing_code` (ABCD-EFGH), to type on that phone in "
                                     "WhatsApp (Linked devices, Link with phone number); a session already waiting "
-                                    "asks for a new code. " + DEFAULT_NOTE),
+                                    "asks for a new code. A code nobody entered in time leaves the state `stopped` "
+                                    "with `last_error` `pairing_code_expired: ...`: POST again for a new one. "
+                                    "422 `pairing_code_refused`: WhatsApp would not give a code for that number "
+                                    "(not on WhatsApp, or not one it links by code). 429 `pairing_rate_limited` "
+                                    "with Retry-After: a new code at most every WA_PAIRING_CODE_INTERVAL seconds "
+                                    "and WA_PAIRING_CODES_PER_HOUR an hour per account, or WhatsApp itself refused "
+                                    "(too many codes for the number lately; then none is asked for an hour). "
+                                    + DEFAULT_NOTE),
     session.disconnect: Op("Log out and unlink the device", "Session", {200: models.DisconnectOut},
                            body=models.DisconnectRequest, body_optional=True, worker=True,
                            description=DEFAULT_NOTE),
