@@ -301,6 +301,23 @@ them after changing the code they name: apply the bug, run the tests, see them f
 - node_worker/src/session/media-download.js, no fresh download after a failed check; no answer from the store for a file already there (helper W):
     node_worker/test/worker-media-receive.test.js::media_tamper: a damaged file is downloaded twice, then 422 media_corrupt, and nothing is left in WA_MEDIA_DIR
     node_worker/test/worker-media-receive.test.js::a repeated download is answered from the store: the media host is not asked again
+- node_worker/src/session/send.js storeBeforeSending, a repeated id made anew instead of the stored protobuf (an edit sent twice with different texts):
+    node_worker/test/worker-conversation-send.test.js::a resend of an edit\'s id goes out with its first content, never a second one
+- node_worker/src/session/send.js makeAndStore / makeMedia, `quoted` not handed to generateWAMessage (no quote at the contact):
+    node_worker/test/worker-conversation-send.test.js::a reply quotes the contact\'s message or ours, as a text, a location or media
+- node_worker/src/session/outbound-content.js baileysContent: the poll's messageSecret not the gateway's secret; a reaction's fromMe inverted; an edit or revoke without its key; a location's coordinates swapped; contact cards unnamed:
+    node_worker/test/worker-conversation-send.test.js::a poll: the contact sees its question and options, single or multiple choice, with the gateway\'s secret
+    node_worker/test/worker-conversation-send.test.js::a reaction lands on the message it names, the contact\'s or ours, and "" removes it
+    node_worker/test/worker-conversation-send.test.js::an edit replaces our text at the contact; a revoke marks our message revoked
+    node_worker/test/worker-conversation-send.test.js::a location and contact cards arrive as the contact\'s phone shows them
+- node_worker/src/session/chat-actions.js, read keys as fromMe (no receipt), the presence state ignored, availability without a push name answered sent:
+    node_worker/test/worker-conversation-send.test.js::read: the contact gets a read receipt for every id; presence: it sees us typing, recording, paused
+- node_worker/src/session/chat-actions.js, a chat presence not awaited (it leaves after the batch's next message); send.js sendBatch, a refused presence stopping the batch:
+    node_worker/test/worker-conversation-send.test.js::a batch may mix messages and chat actions; they leave in its order, and a refused presence fails alone
+- node_worker/src/session/outbound-content.js relayOptions, edit="1" / edit="7" / the poll meta node dropped; the reply's LID ignored; a content logged; lengths in UTF-16 units:
+    node_worker/test/outbound-content.test.js::relayed like Baileys\' sendMessage: edit="1" for an edit, edit="7" for a revoke, a poll meta node; nothing for the rest
+    node_worker/test/outbound-content.test.js::a reply\'s contextInfo: the quoted id, its text, and its sender (us, the contact, or the contact\'s LID)
+    node_worker/test/outbound-content.test.js::the checks keep exactly what they take, and a log line sees kinds and sizes only
 """
 
 from __future__ import annotations
