@@ -1,4 +1,4 @@
-// What a send carries besides text and media (issue 25, item 1; notes-lead contract "Gateway -> worker"): a reply
+// What a send carries besides text and media (issue 25, item 1; the shapes: node_worker/api/openapi.json): a reply
 // (`quoted`), a reaction, an edit, a revoke, a location, contact cards, a poll, and two things that are no
 // messages, a read receipt and a chat presence. Checked here strictly (400 invalid_message, a field a content does
 // not take 400 unknown_field), then turned into Baileys' own content (AnyMessageContent, rc14
