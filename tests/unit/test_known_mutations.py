@@ -318,6 +318,14 @@ them after changing the code they name: apply the bug, run the tests, see them f
     node_worker/test/outbound-content.test.js::relayed like Baileys\' sendMessage: edit="1" for an edit, edit="7" for a revoke, a poll meta node; nothing for the rest
     node_worker/test/outbound-content.test.js::a reply\'s contextInfo: the quoted id, its text, and its sender (us, the contact, or the contact\'s LID)
     node_worker/test/outbound-content.test.js::the checks keep exactly what they take, and a log line sees kinds and sizes only
+- service/http/static/status-conversation.js, a quote set as HTML; a sender's first reaction kept over its latest; "edited" only past two versions; revoked_at ignored; a reply looked up by WhatsApp's id; our reaction rows ignored:
+    tests/system/test_status_page_conversation.py::test_a_contacts_replies_reactions_edits_and_deletes_show_on_their_messages
+    tests/system/test_status_page_conversation.py::test_our_reply_reaction_edit_revoke_and_read_show_on_their_messages
+- clients/python/.../client.py send, reply_to not sent; cli_conversation.py, a --contact's name and number swapped; models.py, an event typed as another type's model; media.py, reply_to not in the form (issue 25):
+    tests/system/test_client_conversation_stack.py::test_the_client_replies_reacts_edits_revokes_reads_and_types
+    tests/system/test_client_conversation_stack.py::test_the_cli_replies_reacts_edits_revokes_reads_and_sends_a_location_and_a_poll
+    tests/system/test_client_conversation_stack.py::test_a_contacts_conversation_comes_back_as_typed_events_and_messages
+    tests/app/test_client_media.py::test_a_media_reply_names_the_quoted_message_in_the_json_and_in_the_form
 """
 
 from __future__ import annotations
