@@ -187,6 +187,8 @@ def test_the_cli_replies_reacts_edits_revokes_reads_and_sends_a_location_and_a_p
     reacted = cli(stack, "react", theirs, "👍", "--wait", "30")
     assert reacted.returncode == 0 and f"reaction on {theirs}" in reacted.stdout, reacted.stderr
     assert at_contact(stack, theirs_wa, lambda e: e["reactions"] == {PHONE: "👍"}, box="sent")
+    listed = cli(stack, "messages", "--limit", "5")
+    assert listed.returncode == 0 and f"reaction {theirs}" in listed.stdout  # an action names its message
     edited = cli(stack, "edit", reply["id"], "here, now", "--wait", "30")
     assert edited.returncode == 0, edited.stderr
     assert at_contact(stack, reply["whatsapp_id"], lambda e: e["text"] == "here, now")

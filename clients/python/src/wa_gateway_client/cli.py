@@ -165,9 +165,9 @@ async def cmd_messages(wa: AsyncClient, args: argparse.Namespace, out: Out) -> i
                 for m in cast(list[InboundMessage], items)]
         human = _table(rows, ["RECEIVED", "FROM", "KIND", "TEXT"])
     else:
-        rows = [[m.created_at, m.id, m.phone_number, m.status, m.reason or m.wait_reason or ""]
-                for m in cast(list[Message], items)]
-        human = _table(rows, ["CREATED", "ID", "TO", "STATUS", "WHY"])
+        rows = [[m.created_at, m.id, m.phone_number, m.type + (f" {m.target_id}" if m.target_id else ""), m.status,
+                 m.reason or m.wait_reason or ""] for m in cast(list[Message], items)]
+        human = _table(rows, ["CREATED", "ID", "TO", "TYPE", "STATUS", "WHY"])
     out.data(items, human)
     return OK
 
