@@ -151,16 +151,18 @@ def test_a_contacts_conversation_comes_back_as_typed_events_and_messages(stack):
     theirs_wa = contact(stack, text="see you at 5")
     theirs = received(stack, theirs_wa)
     reply = received(stack, contact(stack, text="or 6", reply_to=theirs_wa))
+    read = stack.emu("POST", "/phone/read", {"chat": CONTACT, "ids": [theirs_wa]})  # the account's own phone reads it
+    assert read.status == 200, read.raw
     contact(stack, reaction={"id": theirs_wa, "emoji": "❤️"})
     contact(stack, edit={"id": theirs_wa, "text": "see you at 6"})
     contact(stack, revoke={"id": theirs_wa})
     stack.emu("POST", f"/contacts/{CONTACT}/presence", {"to": PHONE, "state": "recording"})
     with wgc.Client(stack.base, api_key=stack.api_key) as wa:
         def typed():
-            events = wa.events(types=["message.reaction", "message.edited", "message.revoked", "presence"]).events
-            return events if {e.type for e in events} >= {"message.reaction", "message.edited", "message.revoked",
-                                                           "presence"} else None
-        events = wait_for(typed, 30, "the contact's reaction, edit, revoke and presence as events")
+            kinds = ["message.reaction", "message.edited", "message.revoked", "presence", "chat.read"]
+            events = wa.events(types=kinds).events
+            return events if {e.type for e in events} >= set(kinds) else None
+        events = wait_for(typed, 30, "the contact's reaction, edit, revoke and presence, our phone's read, as events")
         by_type = {e.type: e for e in events}
         reaction = by_type["message.reaction"].action
         assert reaction and (reaction.message_id, reaction.emoji, reaction.phone_number) == (theirs, "❤️", CONTACT)
@@ -170,6 +172,8 @@ def test_a_contacts_conversation_comes_back_as_typed_events_and_messages(stack):
         presence = by_type["presence"].presence
         assert presence and (presence.state, presence.phone_number) == ("recording", CONTACT)
         assert by_type["presence"].action is None and by_type["message.reaction"].presence is None
+        chat_read = by_type["chat.read"].chat_read
+        assert chat_read and chat_read.message_ids == [theirs] and chat_read.whatsapp_ids == [theirs_wa]
         message = wa.message(theirs)
         assert isinstance(message, wgc.models.InboundMessage)
         assert [e.text for e in message.edits or []] == ["see you at 5", "see you at 6"] and message.revoked_at
