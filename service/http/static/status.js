@@ -167,7 +167,7 @@
     if (type === 'session.status') what = (data.state || '?') + (data.phone_number ? ' ' + data.phone_number : '');
     else if (type === 'message.status') what = (data.status || '?') + ' to ' + (data.phone_number || '?');
     else if (type === 'message.received') what = (data.kind || 'message') + ' from ' + (data.phone_number || data.lid || '?');
-    else if (CONVO.EVENTS.includes(type) || type === 'presence') what = (data.state || '') + ' from ' + (data.phone_number || data.lid || '?');
+    else if (CONVO.EVENTS.includes(type) || type === 'presence') what = (data.state ? data.state + ' ' : '') + 'from ' + (data.phone_number || data.lid || '?');
     const item = el('li', { 'data-type': type, 'data-seq': seq || '' },
       el('span', { class: 'muted', text: when(event.timestamp) + ' ' }),
       el('strong', { text: type }), ' ', el('span', { class: 'what', text: what }));
