@@ -66,6 +66,8 @@ def _governor(env: Mapping[str, str]) -> GovernorPolicy:
         rate_per_minute=_number(env, "WA_SEND_RATE_PER_MINUTE", 30.0, minimum=0.01),
         jitter=_number(env, "WA_SEND_JITTER", 1.0),
         new_contacts_per_day=_number(env, "WA_NEW_CONTACTS_PER_DAY", 0, cast=int) if budget_raw else None,
+        group_burst=_number(env, "WA_GROUP_SEND_BURST", 5, minimum=1, cast=int),
+        group_rate_per_minute=_number(env, "WA_GROUP_SEND_RATE_PER_MINUTE", 10.0, minimum=0.01),
     )
 
 

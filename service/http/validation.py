@@ -242,6 +242,17 @@ def phone_number(value: str) -> str:
     return compact
 
 
+GROUP_ID_EXAMPLE = "120363012345678901@g.us"
+_GROUP_ID = re.compile(r"[0-9]{5,40}(-[0-9]{5,20})?@g\.us")
+
+
+def group_id(value: str) -> str:
+    """A WhatsApp group's jid: ``<digits>@g.us`` (or the older ``<creator>-<time>@g.us``), as GET /groups lists it."""
+    if len(value) > 64 or not _GROUP_ID.fullmatch(value):
+        raise InvalidInput(f"group_id must be a WhatsApp group id like {GROUP_ID_EXAMPLE}.", code="invalid_group_id")
+    return value
+
+
 def country_calling_codes() -> list[int]:
     """Every country calling code ``phonenumbers`` knows (the worker keeps the same list)."""
     return sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)

@@ -274,7 +274,7 @@ class Dispatcher:
                 next_due = min(next_due, head["next_attempt_at"])
                 parked.add(phone)
                 continue
-            first_contact = not await self.db.run(contacts.is_known_contact, self.account, phone)
+            first_contact = await self.db.run(contacts.is_first_contact, self.account, phone)
             now = self.clock()
             delay, reason = self.governor.delay_for(self.account, phone, first_contact, now)
             if delay > 0:

@@ -18,6 +18,7 @@ import structlog
 
 from service.errors import ApiError, WorkerUnavailable
 from service.media.kinds import CAPTIONED
+from service.store.outbox_ids import is_group
 
 log = structlog.get_logger("gateway.worker_client")
 
@@ -104,6 +105,14 @@ class WorkerApi:
         """The gateway stored every event up to ``upto``: the worker may forget them."""
         return _object(await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id}))
 
+    # --- groups (issue 26): the account's groups, asked of WhatsApp by the worker; nothing is stored here ------
+
+    async def group(self, method: str, group_id: str | None = None, sub: str = "", body: Any = None) -> dict[str, Any]:
+        """``method /groups/<group_id><sub>`` with ``body``: a group id is a jid (``...@g.us``), sent as it is (the
+        gateway checked it: digits, '-', '@' and '.' only, nothing to escape)."""
+        path = "/groups" + (f"/{group_id}" if group_id is not None else "") + sub
+        return _object(await self.request(method, path, json=body))
+
 
 # What sends a run of outbox rows through a worker (``send_run``, or one that readies their media first).
 SendRun = Callable[["WorkerApi", list[dict[str, Any]]], Awaitable[list[ApiError | None]]]
@@ -113,7 +122,9 @@ def worker_message(row: dict[str, Any]) -> dict[str, Any]:
     """An outbox row as the worker's ``/send`` takes it: ``text``, or ``media`` named by its sha256 in the media
     store (with the caption, a document's file name, a voice note's flag), or what else the row is (a location,
     contacts, a poll, an action: its stored worker fields), a reply's ``quoted`` beside any of them."""
-    message: dict[str, Any] = {"phone_number": row["phone_number"], "id": row["wa_id"]}
+    recipient = row["phone_number"]  # a phone number, or a group's jid (issue 26)
+    message: dict[str, Any] = {"group_id" if is_group(recipient) else "phone_number": recipient,
+                               "id": row["wa_id"]}
     if row.get("content"):
         message.update(json.loads(row["content"])["worker"])
     kind = row.get("media_kind")
@@ -142,7 +153,7 @@ async def send_run(worker: WorkerApi, rows: list[dict[str, Any]], *,
     timeout = media_timeout if any("media" in m for m in messages) else None
     if len(rows) == 1:
         try:
-            if timeout is None and set(messages[0]) == {"phone_number", "id", "text"}:
+            if timeout is None and set(messages[0]) == {"phone_number", "id", "text"}:  # the plain 1:1 text
                 await worker.send_text(rows[0]["phone_number"], rows[0]["body"], message_id=rows[0]["wa_id"])
             else:  # media, a reply, a location, an action...: the worker takes the message whole
                 await worker.send_message(messages[0], timeout=timeout)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from service.store.outbox_ids import is_group
+
 
 def record_inbound(conn: sqlite3.Connection, account: str, phone_number: str, now: float) -> None:
     updated = conn.execute(
@@ -18,6 +20,12 @@ def record_inbound(conn: sqlite3.Connection, account: str, phone_number: str, no
             "INSERT INTO contacts (account, phone_number, first_inbound_at, last_inbound_at) VALUES (?, ?, ?, ?)",
             (account, phone_number, now, now),
         )
+
+
+def is_first_contact(conn: sqlite3.Connection, account: str, recipient: str) -> bool:
+    """Whether a send to ``recipient`` is a first contact (the governor's budget): a number that never wrote to the
+    account. A group is none: its own governor limits apply."""
+    return not is_group(recipient) and not is_known_contact(conn, account, recipient)
 
 
 def is_known_contact(conn: sqlite3.Connection, account: str, phone_number: str) -> bool:

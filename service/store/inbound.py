@@ -23,6 +23,12 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _group(event: dict[str, Any]) -> str | None:
+    """The group a message came in (the worker's ``group_id``), when it is a well-formed group jid."""
+    group = _str(event.get("group_id"))
+    return group if group is not None and group.endswith("@g.us") and len(group) <= 64 else None
+
+
 def public_message(row: dict[str, Any]) -> dict[str, Any]:
     """An inbound message as the API and the events show it: ``type`` is its kind (``text`` for text; ``kind``
     stays for older clients), and a media message carries ``media`` (``row["media"]``: inbound_media.attach)."""
@@ -32,6 +38,9 @@ def public_message(row: dict[str, Any]) -> dict[str, Any]:
         "kind": row["kind"], "text": row["body"], "timestamp": event_log.iso(row["sent_at"]),
         "offline": bool(row["offline"]), "received_at": event_log.iso(row["received_at"]),
     }
+    if row.get("group_id"):  # a group's message: who in it sent it (phone_number and lid say so too, kept as they were)
+        shown["group_id"] = row["group_id"]
+        shown["participant"] = {"phone_number": row["phone_number"], "lid": row["lid"]}
     shown.update(inbound_content.public(row))  # quoted; location, contacts, poll, raw_type; edits, revoked_at
     if row.get("media") is not None:
         shown["media"] = inbound_media.public(row["media"])
@@ -59,20 +68,20 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     quoted_id, quoted_direction = inbound_content.quoted(conn, account, chat, phone, quoted_wa_id)
     conn.execute(
         "INSERT INTO inbound_messages (account, id, wa_id, chat_jid, phone_number, lid, push_name, kind, body,"
-        " sent_at, offline, received_at, quoted_wa_id, quoted_id, quoted_direction, content)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " sent_at, offline, received_at, quoted_wa_id, quoted_id, quoted_direction, content, group_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (account, message_id, wa_id, chat, phone, lid, _str(event.get("push_name")), kind, text, sent_at,
          int(bool(event.get("offline"))), now, quoted_wa_id, quoted_id, quoted_direction,
-         json.dumps(content, ensure_ascii=False) if content is not None else None),
+         json.dumps(content, ensure_ascii=False) if content is not None else None, _group(event)),
     )
     if media is not None:  # downloaded later (service/runtime/downloads.py): due at once
         inbound_media.insert(conn, account, message_id, media, now)
     row = get(conn, account, message_id)
     assert row is not None
-    if phone is not None:
+    if phone is not None and row["group_id"] is None:  # wrote to us, not only in a group we share
         contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
     stored = event_log.append(conn, account, "message.received", public_message(row), now,
-                              source_id=_str(event.get("event_id")), subject=phone or lid or chat)
+                              source_id=_str(event.get("event_id")), subject=row["group_id"] or phone or lid or chat)
     if media is not None and media["state"] == "failed":  # nothing can download it: said at once, as a failure
         event_log.append(conn, account, "media.failed", public_message(row), now, subject=phone or lid or chat)
     return stored

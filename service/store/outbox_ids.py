@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def is_group(recipient: str) -> bool:
+    """Whether an outbox recipient (``messages.phone_number``) is a group's jid rather than a phone number."""
+    return recipient.endswith("@g.us")
+
+
 def wa_id_for(message_id: str) -> str:
     """The WhatsApp message id of our message: the same for every resend, so the recipient sees one."""
     return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:18].upper()

@@ -28,6 +28,11 @@ class Target:
         return self.direction == "in" or self.row.get("action") in MESSAGE_ACTIONS
 
     @property
+    def chat(self) -> str | None:
+        """The chat the message is in: the contact's phone number, or the group's jid."""
+        return self.row.get("group_id") or self.row.get("phone_number")
+
+    @property
     def text(self) -> str:
         return self.row.get("body") or ""  # a text, a caption, or '' (what a quote shows of the message)
 

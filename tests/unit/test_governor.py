@@ -105,3 +105,25 @@ def test_settings_document_the_defaults_and_refuse_nonsense():
                         ("WA_NEW_CONTACTS_PER_DAY", "-5"), ("WA_SEND_BURST", "many")]:
         with pytest.raises(SettingsError):
             Settings.from_env({"WA_DATA_DIR": "/tmp/wa-governor", name: value})
+
+
+def test_groups_have_a_bucket_of_their_own_and_take_from_the_accounts_too():
+    governor = Governor(GovernorPolicy(burst=100, rate_per_minute=6000.0, jitter=0.0, group_burst=3,
+                                       group_rate_per_minute=6.0))
+    group = "120363012345678901@g.us"
+    now, times = 0.0, []
+    for _ in range(5):
+        while (wait := governor.delay_for("default", group, False, now))[0] > 0:
+            assert wait[1] == RATE_LIMITED
+            now += wait[0]
+        governor.record_send("default", group, False, now)
+        times.append(now)
+    assert times == pytest.approx([0.0, 0.0, 0.0, 10.0, 20.0])  # the group bucket: 3 at once, then one per 10 s
+    # meanwhile a one-to-one send is held only by the account's own (ample) bucket
+    assert governor.delay_for("default", "+15550001111", False, now) == (0.0, None)
+    # and group sends spend the account's bucket too
+    tight = Governor(GovernorPolicy(burst=2, rate_per_minute=6.0, jitter=0.0, group_burst=50,
+                                    group_rate_per_minute=600.0))
+    for _ in range(2):
+        tight.record_send("default", group, False, 0.0)
+    assert tight.delay_for("default", "+15550001111", False, 0.0)[0] == pytest.approx(10.0)

@@ -14,6 +14,7 @@ from service.http.models.conversation import MAX_CARDS, ContactIn, LocationIn, P
 from service.http.models.media import InboundMediaOut
 from service.media.kinds import CAPTIONED, KINDS, Kind
 from service.states import DEFAULT_ACCOUNT
+from service.store.outbox_ids import is_group
 
 
 class MediaSource(RequestModel):
@@ -38,10 +39,12 @@ CONTENTS = ("location", "contacts", "vcards", "poll")  # besides text and media 
 
 
 class SendRequest(RequestModel):
-    """``POST /send``: one message to one phone number: text (``message``), one media kind, a location, contact
-    cards or a poll; ``reply_to`` quotes a message of the chat."""
+    """``POST /send``: one message to one phone number or one group (``group_id``): text (``message``), one media
+    kind, a location, contact cards or a poll; ``reply_to`` quotes a message of the chat; ``mentions`` names
+    members of a group the text mentions."""
 
-    phone_number: StrictStr
+    phone_number: StrictStr | None = None
+    group_id: StrictStr | None = None
     message: StrictStr | None = None
     image: MediaSource | None = None
     video: MediaSource | None = None
@@ -55,6 +58,7 @@ class SendRequest(RequestModel):
     vcards: list[StrictStr] | None = None  # cards as the caller wrote them
     poll: PollIn | None = None
     reply_to: StrictStr | None = None  # our id of the quoted message (a contact's or ours)
+    mentions: list[StrictStr] | None = None  # phone numbers of group members the text mentions (@...)
 
     field_codes: ClassVar[dict[str, str]] = {
         "phone_number": "invalid_phone_number",
@@ -67,6 +71,8 @@ class SendRequest(RequestModel):
         "vcards": "invalid_contacts",
         "poll": "invalid_poll",
         "reply_to": "invalid_reply_to",
+        "group_id": "invalid_group_id",
+        "mentions": "invalid_mentions",
     }
     field_hints: ClassVar[dict[str, str]] = {
         "phone_number": f"a string like {validation.PHONE_EXAMPLE}",
@@ -79,12 +85,31 @@ class SendRequest(RequestModel):
         "vcards": "a list of vCard strings",
         "poll": 'an object with "question" and "options"',
         "reply_to": "a message id",
+        "group_id": f"a string like {validation.GROUP_ID_EXAMPLE}",
+        "mentions": f"a list of strings like {validation.PHONE_EXAMPLE}",
     }
 
     @field_validator("phone_number")
     @classmethod
-    def _phone(cls, value: str) -> str:
-        return checked(validation.phone_number, value)
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else checked(validation.phone_number, value)
+
+    @field_validator("group_id")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else checked(validation.group_id, value)
+
+    @field_validator("mentions")
+    @classmethod
+    def _mentions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not 1 <= len(value) <= 1024:
+            raise PydanticCustomError("wa:invalid_mentions", "mentions names 1 to 1,024 phone numbers.")
+        try:
+            return list(dict.fromkeys(validation.phone_number(v) for v in value))
+        except validation.InvalidInput as exc:
+            raise PydanticCustomError("wa:invalid_mentions", f"Each mention: {exc.message}") from None
 
     @field_validator("message", "caption")
     @classmethod
@@ -113,6 +138,11 @@ class SendRequest(RequestModel):
 
     @model_validator(mode="after")
     def _one_content(self) -> SendRequest:
+        if (self.phone_number is None) == (self.group_id is None):
+            raise PydanticCustomError("wa:invalid_phone_number",
+                                      "A message goes to a phone_number or to a group_id: exactly one of them.")
+        if self.mentions is not None and (self.group_id is None or self.message is None and self.caption is None):
+            raise PydanticCustomError("wa:invalid_mentions", "mentions go with a text or caption sent to a group.")
         given = [kind for kind in (*KINDS, *CONTENTS) if getattr(self, kind) is not None]
         if self.message is None and not given:
             raise PydanticCustomError(
@@ -132,6 +162,13 @@ class SendRequest(RequestModel):
     @property
     def media_kind(self) -> Kind | None:
         return next((kind for kind in KINDS if getattr(self, kind) is not None), None)
+
+    @property
+    def recipient(self) -> str:
+        """Whom the outbox sends it to: the phone number, or the group's jid."""
+        recipient = self.phone_number or self.group_id
+        assert recipient is not None  # _one_content
+        return recipient
 
     @property
     def content_kind(self) -> str | None:
@@ -176,7 +213,7 @@ class MessageOut(BaseModel):
     id: str
     direction: str
     type: str  # text, or the media's kind
-    phone_number: str
+    phone_number: str | None  # the recipient; null for a group's message (group_id)
     status: str  # queued, sending, sent, delivered, read, failed
     reason: str | None  # why failed: not_on_whatsapp, expired, too_many_attempts, cancelled, rejected; while
     # sent: no_delivery_receipt (no receipt WA_DELIVERY_RECEIPT_BOUND after the server took it)
@@ -194,6 +231,7 @@ class MessageOut(BaseModel):
     # what a location, contacts, poll or action carries (absent for text and media)
     reply_to: str | None = None
     target_id: str | None = None
+    group_id: str | None = None  # sent to a group
     content: dict[str, Any] | None = None
     # GET /messages/{id} of our message: what our later actions did to it (absent when none did)
     reactions: dict[str, str] | None = None  # {"me": emoji} while our reaction stands
@@ -212,7 +250,8 @@ class MessageOut(BaseModel):
         return cls(
             id=row["id"], direction=row["direction"], type=kind or row.get("action") or "text", media=media,
             reply_to=row.get("reply_to"), target_id=row.get("target_id"), content=stored.get("public"),
-            phone_number=row["phone_number"], status=row["status"],
+            phone_number=None if is_group(row["phone_number"]) else row["phone_number"],
+            group_id=row["phone_number"] if is_group(row["phone_number"]) else None, status=row["status"],
             reason=row["reason"], wait_reason=row["wait_reason"] if row["status"] == "queued" else None,
             attempts=row["attempts"], whatsapp_id=row["wa_id"], created_at=iso(row["created_at"]),
             expires_at=iso(row["expires_at"]),
@@ -222,7 +261,7 @@ class MessageOut(BaseModel):
         )
 
     def public(self) -> dict[str, Any]:
-        optional = ("message", "media", "reply_to", "target_id", "content", "reactions", "edits", "revoked")
+        optional = ("message", "media", "reply_to", "target_id", "content", "reactions", "edits", "revoked", "group_id")
         return self.model_dump(exclude={name for name in optional if getattr(self, name) is None})
 
 
@@ -258,6 +297,11 @@ class PollOut(BaseModel):
     multiple: bool  # several options may be chosen
 
 
+class ParticipantOut(BaseModel):
+    phone_number: str | None
+    lid: str | None
+
+
 class EditOut(BaseModel):
     text: str | None
     timestamp: str | None  # the sender's
@@ -286,6 +330,8 @@ class InboundMessageOut(BaseModel):
     contacts: list[ContactCardOut] | None = None  # type contacts only
     poll: PollOut | None = None  # type poll only
     raw_type: str | None = None  # type unsupported only: WhatsApp's name of the message's content
+    group_id: str | None = None  # a group's message (absent otherwise); participant is who sent it
+    participant: ParticipantOut | None = None
     edits: list[EditOut] | None = None  # edited by the contact: every version, the original first (text the latest)
     revoked_at: str | None = None  # deleted by the contact for everyone (its text stays here for the record)
 

@@ -85,7 +85,7 @@ async def _act(request: web.Request, action: str, public: dict[str, Any]) -> web
     target = await db.run(outbox_targets.find, account.name, message_id)
     if target is None:
         raise NotFound("No message with this id.", code="message_not_found")
-    phone = target.row.get("phone_number")
+    phone = target.chat
     if not phone:
         raise Conflict("The contact of this message is known only by its LID: its chat cannot be addressed yet.",
                        code="chat_unresolved")
@@ -124,7 +124,10 @@ def _worker(action: str, target: Target, public: dict[str, Any]) -> dict[str, An
     """The worker's fields of the action (``read``'s ids are taken in the accepting transaction)."""
     wa_id, from_me = target.row["wa_id"], target.direction == "out"
     if action == "reaction":
-        return {"reaction": {"key": {"id": wa_id, "from_me": from_me}, "emoji": public["emoji"]}}
+        key: dict[str, Any] = {"id": wa_id, "from_me": from_me}
+        if not from_me and target.row.get("group_id"):
+            key["participant"] = target.row["chat_jid"]  # a group's message is named with who sent it
+        return {"reaction": {"key": key, "emoji": public["emoji"]}}
     if action == "edit":
         return {"edit": {"key": {"id": wa_id}, "text": public["message"]}}
     if action == "revoke":
@@ -141,6 +144,8 @@ def _check(action: str, target: Target, *, revoked: bool, now: float, edit_windo
     if action == "read":
         if ours:
             raise Conflict("Only a contact's message is marked read; this one is ours.", code="not_inbound")
+        if row.get("group_id"):
+            raise Conflict("Marking a group's messages read is not supported yet.", code="not_supported_in_groups")
         return
     if not target.is_message:
         raise Conflict("This is an action on a message (a reaction, an edit, ...), not a message.",

@@ -90,7 +90,7 @@ async def send(request: web.Request) -> web.Response:
                      max_message_chars=settings.max_message_chars)
         wait = wait_of(request)
         await linked(request, account, key)
-        phone, text = body.phone_number, body.message or body.caption or ""
+        phone, text = body.recipient, body.message or body.caption or ""
         original = await _replayed(request, account, key, body)
         if original is not None:
             return answer(original, replayed=True)
@@ -140,7 +140,7 @@ async def _replayed(request: web.Request, account: Account | Elsewhere, key: str
     media, extra = send_media.url_identity(body), send_content.identity(body)
     if key is None or (media is None and body.media_kind is not None) or (media is None and extra is None):
         return None
-    rhash = outbox.request_hash(body.phone_number, body.message or body.caption or "", media, extra)
+    rhash = outbox.request_hash(body.recipient, body.message or body.caption or "", media, extra)
     try:
         found: dict[str, Any] | None = await request.app[DATABASE].run(
             outbox.replayed, account.name, key, rhash, time.time())

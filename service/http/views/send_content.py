@@ -26,7 +26,8 @@ POLL_SECRET_BYTES = 32  # a poll's messageSecret, as WhatsApp's apps make it: th
 
 def identity(body: SendRequest) -> str | None:
     """What the request asked for besides its text or media (the Idempotency-Key's hash part), or None."""
-    asked = body.model_dump(include={"location", "contacts", "vcards", "poll", "reply_to"}, exclude_none=True)
+    asked = body.model_dump(include={"location", "contacts", "vcards", "poll", "reply_to", "mentions"},
+                            exclude_none=True)
     return json.dumps(asked, sort_keys=True, ensure_ascii=False) if asked else None
 
 
@@ -74,7 +75,10 @@ async def extra_of(request: web.Request, account: str, body: SendRequest) -> Out
         return None
     worker, public = _content(body)
     if body.reply_to is not None:
-        worker["quoted"] = await quoted(request, account, body.reply_to, body.phone_number)
+        worker["quoted"] = await quoted(request, account, body.reply_to, body.recipient)
+    if body.mentions is not None:
+        worker["mentions"] = list(body.mentions)
+        public["mentions"] = list(body.mentions)
     return OutboundExtra(action=body.content_kind,
                          content=json.dumps({"worker": worker, "public": public or None}),
                          identity=asked, reply_to=body.reply_to)
@@ -88,11 +92,14 @@ async def quoted(request: web.Request, account: str, message_id: str, phone: str
         raise NotFound("reply_to names no message of this account.", code="message_not_found")
     if not target.is_message:
         raise Conflict("reply_to names an action (a reaction, an edit, ...), not a message.", code="not_a_message")
-    if target.row.get("phone_number") != phone:
+    if target.chat != phone:
         raise BadRequest("reply_to names a message of another chat: a reply quotes a message of its own chat.",
                          code="invalid_reply_to")
     if target.direction == "out" and target.row["status"] == "failed":
         raise ApiError("reply_to names a message that failed: it never reached the contact.",
                        code="message_failed", status=409)
-    return {"id": target.row["wa_id"], "from_me": target.direction == "out", "text": target.text,
-            "lid": target.row.get("lid")}
+    shown = {"id": target.row["wa_id"], "from_me": target.direction == "out", "text": target.text,
+             "lid": target.row.get("lid")}
+    if target.direction == "in" and target.row.get("group_id"):
+        shown["participant"] = target.row["chat_jid"]  # who in the group wrote it
+    return shown
