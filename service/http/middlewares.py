@@ -272,7 +272,7 @@ ADMIN_ONLY_PREFIXES = ("/accounts/{account}/keys",)
 ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}"), ("PATCH", "/accounts/{account}")})
 # The original routes act on `default`: a key scoped to `default` may call them (exactly and below).
 DEFAULT_EXACT = frozenset({"/status", "/qr", "/connect", "/disconnect", "/send"})
-DEFAULT_TREES = ("/messages", "/events", "/media", "/chats")
+DEFAULT_TREES = ("/messages", "/events", "/media", "/chats", "/groups")
 
 
 def scope_allows(request: web.Request, account: str) -> bool:

@@ -18,6 +18,7 @@ from service.http.views import (
     accounts,
     docs,
     event_log,
+    groups,
     health,
     media,
     message_actions,
@@ -62,6 +63,15 @@ PER_ACCOUNT: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/messages/{id}/read", message_actions.read),
     ("POST", "/chats/{phone}/presence", message_actions.presence),
     ("GET", "/media/{id}", media.get_media),
+    ("GET", "/groups", groups.list_groups),
+    ("POST", "/groups", groups.create),
+    ("POST", "/groups/join", groups.join),  # before /groups/{id}/...: "join" is no group id
+    ("GET", "/groups/{id}", groups.get),
+    ("PATCH", "/groups/{id}", groups.update),
+    ("POST", "/groups/{id}/participants", groups.participants),
+    ("GET", "/groups/{id}/invite", groups.invite),
+    ("DELETE", "/groups/{id}/invite", groups.revoke_invite),
+    ("POST", "/groups/{id}/leave", groups.leave),
     ("GET", "/events", event_log.list_events),
     ("GET", "/events/stream", stream.stream),
 )

@@ -14,6 +14,7 @@ from service.runtime.dispatch import Dispatcher
 from service.runtime.governor import Governor, GovernorPolicy
 from service.states import DEFAULT_ACCOUNT
 from service.store import inbound, outbox
+from tests.helpers.fake_groups import StandInGroups
 
 A = DEFAULT_ACCOUNT
 P1, P2 = "+15550002222", "+15550003333"
@@ -106,11 +107,12 @@ AUTH = {"X-API-Key": KEY}
 
 
 class StandInWorker:
-    """Answers GET /status and POST /send on the worker's socket like the worker does."""
+    """Answers GET /status, POST /send and the group routes (``groups``) on the worker's socket like the worker."""
 
     def __init__(self):
         self.state = "connected"
         self.sends: list[dict] = []
+        self.groups = StandInGroups(self)
 
     async def start(self, socket_path):
         app = web.Application()
@@ -119,6 +121,7 @@ class StandInWorker:
             app.router.add_post(prefix + "/send", self._send)
             app.router.add_post(prefix + "/send/batch", self._send_batch)
             app.router.add_get(prefix + "/events", self._events)
+            self.groups.register(app, prefix)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ from service.http.middlewares import (
 )
 from service.http.openapi.schemas import Schemas
 from service.http.openapi.spec import BODY_ERRORS, JSON, WORKER_ERRORS, Op
-from service.http.validation import ACCOUNT_NAME_EXAMPLE, PHONE_EXAMPLE
+from service.http.validation import ACCOUNT_NAME_EXAMPLE, GROUP_ID_EXAMPLE, PHONE_EXAMPLE
+
+GROUP_ID_PATTERN = "^[0-9]{5,40}(-[0-9]{5,20})?@g\\.us$"  # validation.group_id's rule
 
 STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: queued, not yet sent", 503: "Not ready"}
 
@@ -91,6 +93,8 @@ def _parameters(path: str, op: Op) -> list[dict[str, Any]]:
                 schema |= {"pattern": "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", "examples": ["default", ACCOUNT_NAME_EXAMPLE]}
             if name == "phone":
                 schema |= {"examples": [PHONE_EXAMPLE]}
+            if name == "id" and path.startswith(("/groups/", "/accounts/{account}/groups/")):  # a jid, '@' and all
+                schema |= {"pattern": GROUP_ID_PATTERN, "maxLength": 64, "examples": [GROUP_ID_EXAMPLE]}
             params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for p in op.params:
         params.append({"name": p.name, "in": p.where, "required": p.required, "schema": p.schema,

@@ -1,5 +1,5 @@
 """Every documented operation, by handler: one module per resource, merged here in the order the document
-lists its tags (Health, Session, Messages, Events, Accounts, Keys, Webhooks, Docs, Operations).
+lists its tags (Health, Session, Messages, Groups, Events, Accounts, Keys, Webhooks, Docs, Operations).
 
 A route whose handler has no ``Op`` is left out of the document, and tests/app/test_openapi.py fails:
 document a route when you add it.
@@ -11,6 +11,7 @@ from service.http.openapi.operations import (
     accounts,
     docs,
     events,
+    groups,
     health,
     media,
     message_actions,
@@ -27,6 +28,7 @@ OPERATIONS: dict[Handler, Op] = {
     **messages.OPERATIONS,
     **message_actions.OPERATIONS,
     **media.OPERATIONS,
+    **groups.OPERATIONS,
     **events.OPERATIONS,
     **accounts.OPERATIONS,
     **webhooks.OPERATIONS,
