@@ -85,6 +85,7 @@ async def send(request: web.Request) -> web.Response:
         await linked(request, account, key)
         form = await send_media.from_form(request)
         phone, text, media = form.phone_number, form.caption, form.media
+        extra = await send_content.reply_extra(request, account.name, phone, form.reply_to)
     else:
         body = parse(SendRequest, await json_object(request, max_bytes=settings.media.send_max_body_bytes),
                      max_message_chars=settings.max_message_chars)

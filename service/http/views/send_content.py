@@ -84,6 +84,15 @@ async def extra_of(request: web.Request, account: str, body: SendRequest) -> Out
                          identity=asked, reply_to=body.reply_to)
 
 
+async def reply_extra(request: web.Request, account: str, recipient: str, reply_to: str | None) -> OutboundExtra | None:
+    """A multipart media send's reply (its ``reply_to`` field), as ``extra_of`` makes it for a JSON one."""
+    if reply_to is None:
+        return None
+    worker = {"quoted": await quoted(request, account, reply_to, recipient)}
+    return OutboundExtra(action=None, content=json.dumps({"worker": worker, "public": None}),
+                         identity=json.dumps({"reply_to": reply_to}, sort_keys=True), reply_to=reply_to)
+
+
 async def quoted(request: web.Request, account: str, message_id: str, phone: str) -> dict[str, Any]:
     """The worker's view of the message a reply quotes (``{id, from_me, text, lid}``), checked: a message of the
     account (404), of this chat (400), not failed (409)."""

@@ -20,7 +20,7 @@ from service.http.appkeys import MEDIA_INTAKE, MEDIA_STORE, SETTINGS
 from service.http.body_deadline import body_deadline
 from service.http.models import SendRequest
 from service.http.strict_input import unknown_field
-from service.http.validation import InvalidInput, message_text, phone_number
+from service.http.validation import InvalidInput, group_id, message_text, phone_number
 from service.media import refs
 from service.media.errors import InvalidMedia
 from service.media.intake import TRUE, MediaSpec, StoredMedia
@@ -29,7 +29,7 @@ from service.media.store import Blob
 from service.store import outbox
 from service.store.outbox import OutboundMedia, media_identity
 
-FORM_FIELDS = ("phone_number", "kind", "caption", "ptt")
+FORM_FIELDS = ("phone_number", "group_id", "kind", "caption", "ptt", "reply_to")
 
 
 def accept_within_quota(
@@ -52,9 +52,10 @@ def accept_within_quota(
 class FormSend:
     """A multipart send, its file stored."""
 
-    phone_number: str
+    phone_number: str  # the recipient: a phone number, or a group's jid
     caption: str
     media: OutboundMedia
+    reply_to: str | None = None
 
 
 def url_identity(body: SendRequest) -> str | None:
@@ -106,17 +107,26 @@ async def from_form(request: web.Request) -> FormSend:
         raise RequestTimeout("The upload did not keep arriving (WA_BODY_TIMEOUT, WA_BODY_MIN_RATE).") from None
     identity = media_identity(stored.kind, stored.sha256, stored.filename, None, stored.ptt)
     media = await _adopted(request, stored, identity)
-    return FormSend(checked["phone_number"], checked.get("caption", ""), media)
+    return FormSend(checked["phone_number"], checked.get("caption", ""), media, checked.get("reply_to"))
 
 
 def _checked_fields(fields: dict[str, str], spec: MediaSpec, max_chars: int) -> dict[str, str]:
-    """The form's rules, as the JSON body's (SendRequest): a phone number, a caption only where WhatsApp shows
-    one, ``ptt`` only for audio."""
+    """The form's rules, as the JSON body's (SendRequest): a phone number or a group, a caption only where WhatsApp
+    shows one, ``ptt`` only for audio, ``reply_to`` a message id."""
+    if ("phone_number" in fields) == ("group_id" in fields):
+        raise BadRequest("A message goes to a phone_number or to a group_id: exactly one of them.",
+                         code="invalid_phone_number")
     try:
-        phone = phone_number(fields.get("phone_number", ""))
+        recipient = (phone_number(fields["phone_number"]) if "phone_number" in fields
+                     else group_id(fields["group_id"]))
     except InvalidInput as exc:
         raise BadRequest(exc.message, code=exc.code or "invalid_phone_number") from None
-    out = {"phone_number": phone}
+    out = {"phone_number": recipient}
+    if "reply_to" in fields:
+        reply_to = fields["reply_to"]
+        if not (0 < len(reply_to) <= 64 and reply_to.isascii() and reply_to.isprintable()):
+            raise BadRequest("reply_to must be a message id (GET /messages).", code="invalid_reply_to")
+        out["reply_to"] = reply_to
     if "caption" in fields:
         if spec.kind not in CAPTIONED:
             raise BadRequest("caption applies to an image, a video or a document.", code="invalid_caption")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 
+import aiohttp
 import pytest
 
 from service.http.appkeys import DATABASE
 from service.store import contacts, inbound, outbox
+from tests.helpers import media_samples as samples
 from tests.helpers.fake_worker import AUTH, P1, P2, error_of
 
 GROUP = "120363012345678901@g.us"
@@ -70,3 +72,27 @@ async def test_a_contacts_group_message_is_stored_with_its_group_and_participant
     assert react.status == 200 and client.worker.sends[-1]["group_id"] == GROUP
     assert client.worker.sends[-1]["reaction"]["key"] == {"id": "WA-G-1", "from_me": False,
                                                           "participant": "15550002222@s.whatsapp.net"}
+
+
+async def test_an_uploaded_image_goes_to_a_group_as_a_reply(api):
+    client = await api()
+    db = client.server.app[DATABASE]
+    event = {"id": "WA-G-2", "from": P2, "from_jid": "15550002222@s.whatsapp.net", "group_id": GROUP,
+             "text": "a photo please", "timestamp": time.time()}
+    await db.run(inbound.store_message, "default", event, time.time())
+    (asked,) = (await (await client.get("/messages?direction=in", headers=AUTH)).json())["messages"]
+    form = aiohttp.FormData()
+    for name, value in (("group_id", GROUP), ("kind", "image"), ("reply_to", asked["id"])):
+        form.add_field(name, value)
+    form.add_field("file", samples.png(), filename="a.png", content_type="image/png")
+    res = await client.post("/send", data=form, headers=AUTH)
+    assert res.status == 200, await res.text()
+    sent = client.worker.sends[-1]
+    assert sent["group_id"] == GROUP and sent["media"]["kind"] == "image"
+    assert sent["quoted"] == {"id": "WA-G-2", "from_me": False, "text": "a photo please", "lid": None,
+                              "participant": "15550002222@s.whatsapp.net"}
+    both = aiohttp.FormData()
+    for name, value in (("group_id", GROUP), ("phone_number", P1), ("kind", "image")):
+        both.add_field(name, value)
+    both.add_field("file", samples.png(), filename="a.png", content_type="image/png")
+    await error_of(await client.post("/send", data=both, headers=AUTH), 400, "invalid_phone_number")

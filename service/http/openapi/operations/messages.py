@@ -5,7 +5,7 @@ from __future__ import annotations
 from service.http import models
 from service.http.openapi.spec import CURSOR, DEFAULT_NOTE, FAILED_SEND, Op, Param, limit
 from service.http.route_table import Handler
-from service.http.validation import PHONE_EXAMPLE
+from service.http.validation import GROUP_ID_EXAMPLE, PHONE_EXAMPLE
 from service.http.views import messages
 from service.media.kinds import KINDS
 from service.states import MESSAGE_STATUSES
@@ -13,9 +13,11 @@ from service.states import MESSAGE_STATUSES
 MEDIA_REFUSED = ("invalid_media", "media_type_mismatch", "media_type_not_allowed", "media_url_refused")
 # POST /send as multipart/form-data (views/send_media.py): kind (and ptt) before the file.
 SEND_FORM = {
-    "type": "object", "required": ["phone_number", "kind", "file"], "additionalProperties": False,
+    "type": "object", "required": ["kind", "file"], "additionalProperties": False,
     "properties": {
-        "phone_number": {"type": "string", "examples": [PHONE_EXAMPLE]},
+        "phone_number": {"type": "string", "examples": [PHONE_EXAMPLE], "description": "Or group_id."},
+        "group_id": {"type": "string", "examples": [GROUP_ID_EXAMPLE], "description": "Or phone_number."},
+        "reply_to": {"type": "string", "description": "The id of a message of this chat the media replies to."},
         "kind": {"type": "string", "enum": list(KINDS)},
         "caption": {"type": "string", "description": "image, video, document"},
         "ptt": {"type": "string", "enum": ["true", "false"], "description": "audio: a voice note (OGG/Opus)"},
@@ -35,7 +37,8 @@ OPERATIONS: dict[Handler, Op] = {
                       "The same key within 24 h returns the original message and never sends again.")),
         errors={400: ("invalid_phone_number", "invalid_message", "message_too_long", "invalid_idempotency_key",
                       "invalid_wait", "invalid_caption", "invalid_request", *MEDIA_REFUSED,
-                      "invalid_location", "invalid_contacts", "invalid_poll", "invalid_reply_to"),
+                      "invalid_location", "invalid_contacts", "invalid_poll", "invalid_reply_to", "invalid_group_id",
+                      "invalid_mentions"),
                 404: ("message_not_found",),
                 409: ("not_linked", "idempotency_key_reused", "message_failed", "not_a_message"),
                 413: ("media_too_large",),
