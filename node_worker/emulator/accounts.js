@@ -117,6 +117,11 @@ export class User {
     this.placeholderRequests = 0 // messages its linked devices asked it to resend
     this.placeholderAnswers = 0 // messages it resent to them
     this.placeholderUnknown = 0 // requests for messages it does not hold
+    // groups (groups.js, group-messaging.js): 'nobody' refuses being added (403), the sender keys this phone
+    // got ("<group id>|<sender device jid>" -> record) and its own per group (sender-keys.js)
+    this.groupsAdd = 'everyone'
+    this.groupKeys = {}
+    this.groupOwnKeys = {}
     Object.assign(this, fields)
   }
 
@@ -150,7 +155,10 @@ export class User {
       phoneHeld: Object.fromEntries(this.phoneHeld),
       placeholderRequests: this.placeholderRequests,
       placeholderAnswers: this.placeholderAnswers,
-      placeholderUnknown: this.placeholderUnknown
+      placeholderUnknown: this.placeholderUnknown,
+      groupsAdd: this.groupsAdd,
+      groupKeys: this.groupKeys,
+      groupOwnKeys: this.groupOwnKeys
     }
   }
 
@@ -179,7 +187,10 @@ export class User {
       phoneHeld: new Map(Object.entries(j.phoneHeld || {})),
       placeholderRequests: j.placeholderRequests || 0,
       placeholderAnswers: j.placeholderAnswers || 0,
-      placeholderUnknown: j.placeholderUnknown || 0
+      placeholderUnknown: j.placeholderUnknown || 0,
+      groupsAdd: j.groupsAdd === 'nobody' ? 'nobody' : 'everyone',
+      groupKeys: j.groupKeys || {},
+      groupOwnKeys: j.groupOwnKeys || {}
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

@@ -42,14 +42,13 @@ export const makeControlApi = (emu) => {
     ['POST', /^\/phone\/peer-messages$/, async (m, body) => emu.placeholders.peerMessage(body)],
     ['POST', /^\/phone\/read$/, (m, body) => emu.phoneReads.read(body)],
     ['GET', /^\/contacts\/([^/]+)\/messages$/, (m) => inboxView(emu.directory.get(phoneParam(m[1])))],
-    ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => {
-      const u = emu.directory.get(phoneParam(m[1]))
-      return u ? emu.retries.sentView(u) : []
-    }],
+    ['GET', /^\/contacts\/([^/]+)\/sent$/, (m) => { const u = emu.directory.get(phoneParam(m[1])); return u ? emu.retries.sentView(u) : [] }],
     ['POST', /^\/contacts\/([^/]+)\/session$/, (m, body) => emu.faults.contactSession(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/messages$/, async (m, body) => emu.messaging.contactSends(decodeURIComponent(m[1]), body)],
     ['GET', /^\/contacts\/([^/]+)\/presence$/, (m) => emu.conversation.presenceView(emu.directory.get(phoneParam(m[1])))],
     ['POST', /^\/contacts\/([^/]+)\/presence$/, (m, body) => emu.conversation.contactPresence(decodeURIComponent(m[1]), body)],
+    ['POST', /^\/contacts\/([^/]+)\/privacy$/, (m, body) => emu.groups.setPrivacy(decodeURIComponent(m[1]), body)],
+    ['GET', /^\/groups$/, () => emu.groups.view()],
     ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
     ['GET', /^\/contacts\/([^/]+)\/receipts-received$/, (m) => {
       const u = emu.directory.get(phoneParam(m[1]))

@@ -54,8 +54,8 @@ export const conversationView = (e) => ({
 })
 
 /** GET /contacts/{phone}/messages: every message the phone of user `u` received */
-export const inboxView = (u) => (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media, ...rest }) => (
-  { id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}), ...conversationView(rest) }))
+export const inboxView = (u) => (u?.inbox || []).map(({ id, from, text, timestamp, duplicate_count: d, retries, error, media, group_id: g, participant, ...rest }) => (
+  { id, from, text, timestamp, duplicate_count: d, retries: retries || 0, error: error || null, ...(media ? { media } : {}), ...(g ? { group_id: g, participant } : {}), ...conversationView(rest) }))
 
 // a vCard 3.0 of a name and a number, as WhatsApp's apps write one (waid: the number's WhatsApp id)
 const vcardOf = (name, phone) => `BEGIN:VCARD\nVERSION:3.0\nFN:${name.replace(/[\r\n]/g, ' ')}\nTEL;type=CELL;waid=${phone}:+${phone}\nEND:VCARD`

@@ -18,6 +18,8 @@ import { MediaMessages } from './media-messages.js'
 import { Conversation } from './conversation.js'
 import { PhoneReads } from './phone-reads.js'
 import { MediaRetry } from './media-retry.js'
+import { Groups } from './groups.js'
+import { GroupMessaging } from './group-messaging.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
@@ -49,12 +51,15 @@ export class Emulator {
     this.lookups = new Lookups(this)
     this.faults = new Faults(this)
     this.phoneReads = new PhoneReads(this)
+    this.groups = new Groups(this)
+    this.groupMessaging = new GroupMessaging(this)
     this.setUpMedia()
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
     const saved = loadState(this.settings.stateFile)
     if (saved) {
       this.directory.load(saved.users)
-      log.info('state.loaded', { users: this.directory.users.size })
+      this.groups.load(saved.groups)
+      log.info('state.loaded', { users: this.directory.users.size, groups: this.groups.groups.size })
     }
   }
 
@@ -82,7 +87,7 @@ export class Emulator {
   }
 
   snapshotState () {
-    return { users: this.directory.toJSON() }
+    return { users: this.directory.toJSON(), groups: this.groups.toJSON() }
   }
 
   persist () { this.saver.schedule() }
@@ -145,6 +150,7 @@ export class Emulator {
     if (this.pairCode.handleIq(conn, iq)) return
     if (await this.login.handleIq(conn, iq)) return
     if (await this.lookups.handleIq(conn, iq)) return
+    if (await this.groups.handleIq(conn, iq)) return
     if (this.mediaServer.handleIq(conn, iq)) return
     // anything else: a harmless empty result so the client never waits for its query timeout
     const first = Array.isArray(iq.content) ? iq.content[0]?.tag : undefined

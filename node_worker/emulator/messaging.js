@@ -49,6 +49,7 @@ export class Messaging {
     const sender = conn.user
     const senderDevice = conn.device
     const chat = safeDecode(to)
+    if (chat?.server === 'g.us') return this.emu.groupMessaging.onClientMessage(conn, node) // group-messaging.js
     let chatUser = chat ? this.dir.resolve(chat) : undefined
     if (!chatUser && chat?.server === 's.whatsapp.net' && normalizePhone(chat.user)) chatUser = this.dir.ensure(chat.user)
     const targets = []
@@ -238,6 +239,7 @@ export class Messaging {
     const cleared = this.emu.onReceiptFromDevice(conn, node, ids)
     if (cleared) conn.log.debug('receipt.acknowledges', { id, type: type || 'delivered', cleared })
     const d = safeDecode(to)
+    if (d?.server === 'g.us') return this.emu.groupMessaging.onDeviceReceipt(conn, node, ids) // group-messaging.js
     const target = d ? this.dir.resolve(d) : undefined
     if (!target || target === conn.user) {
       conn.log.debug('receipt.own', { type: type || 'delivered' })
@@ -266,6 +268,7 @@ export class Messaging {
   // ---------------------------------------------------------------- contact -> account
   /** POST /contacts/{phone}/messages */
   async contactSends (contactPhoneInput, body) {
+    if (typeof body.to === 'string' && body.to.endsWith('@g.us')) return this.emu.groupMessaging.contactSends(contactPhoneInput, body)
     const { to, text, unavailable, media } = body
     const action = parseAction(body) // a reply, reaction, edit, revoke, poll vote or location (conversation.js)
     const contactPhone = normalizePhone(contactPhoneInput)
@@ -337,6 +340,7 @@ export class Messaging {
     const contact = this.dir.get(contactPhone)
     const msg = contact?.inbox.find((m) => m.id === id)
     if (!msg) throw apiError(404, 'message_unknown', `${e164(contactPhone)} received no message with this id`)
+    if (msg.group_id) return { id, type: rtype, delivery: this.emu.groupMessaging.contactReceipt(contact, msg, rtype) }
     const sender = this.dir.get(normalizePhone(msg.from))
     const deviceId = safeDecode(msg.sender_device)?.device
     if (!sender || !deviceId) throw apiError(404, 'sender_unknown', 'the sender of this message is gone')
