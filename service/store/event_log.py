@@ -23,7 +23,7 @@ from service.store.ids import new_id
 
 TYPES = ("message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
          "media.failed", "message.reaction", "message.edited", "message.revoked", "presence",
-         "poll.vote", "chat.read")
+         "poll.vote", "chat.read", "group.participants", "group.updated")
 EVENTS_LOCK = 0x7761_6777_0002  # the advisory lock (PostgreSQL) under which a seq is drawn
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, event_log, inbound_actions, inbound_content, inbound_media, outbox
+from service.store import contacts, event_log, inbound_actions, inbound_content, inbound_groups, inbound_media, outbox
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -130,6 +130,8 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         return {"event": inbound_actions.store_poll_vote(conn, account, event, now), "message": None}
     if kind == "chat.read":
         return {"event": inbound_actions.store_chat_read(conn, account, event, now), "message": None}
+    if kind in inbound_groups.TYPES:  # a group's participants or settings changed
+        return {"event": inbound_groups.store_group_event(conn, account, event, now), "message": None}
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}
     if kind == "session.status":

@@ -33,7 +33,7 @@ async def test_the_document_is_valid_openapi_3_1(client):
     validate(doc)  # openapi-spec-validator picks the 3.1 validator from the version field
     assert {"message.received", "message.status", "session.status", "message.undecryptable", "media.stored",
             "media.failed", "message.reaction", "message.edited", "message.revoked", "presence", "poll.vote",
-            "chat.read", "webhook.test"} == set(doc["webhooks"])
+            "chat.read", "group.participants", "group.updated", "webhook.test"} == set(doc["webhooks"])
     assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 

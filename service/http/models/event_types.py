@@ -95,6 +95,37 @@ class ChatReadData(BaseModel):
     timestamp: str | None  # when the phone read them
 
 
+class GroupPerson(BaseModel):
+    """Someone in a group: either may be unknown (WhatsApp names some members only by their LID)."""
+
+    phone_number: str | None
+    lid: str | None
+
+
+class GroupParticipantsData(BaseModel):
+    """Who joined, left or changed role in a group, as WhatsApp told the account's devices."""
+
+    group_id: str
+    # add, remove (by an admin), promote, demote, leave (by themselves), create (a group made with the account in it)
+    action: Literal["add", "remove", "promote", "demote", "leave", "create"]
+    participants: list[GroupPerson]
+    by: GroupPerson | None  # who did it, when WhatsApp says
+    subject: str | None = None  # create only: the new group's subject
+    timestamp: str | None
+
+
+class GroupUpdatedData(BaseModel):
+    """A group's settings changed: only the fields that changed are present."""
+
+    group_id: str
+    subject: str | None = None
+    description: str | None = None  # null: removed
+    announce: bool | None = None  # only admins may send
+    restrict: bool | None = None  # only admins may change the group's settings
+    by: GroupPerson | None
+    timestamp: str | None
+
+
 class _Event(BaseModel):
     id: str  # evt_...; also the webhook-id header
     account: str
@@ -186,6 +217,21 @@ class ChatReadEvent(_Event):
     data: ChatReadData
 
 
+class GroupParticipantsEvent(_Event):
+    """Participants were added, removed, promoted or demoted, left, or a group was created with the account in it
+    (the account itself removed: ``remove`` naming the account's own number)."""
+
+    type: Literal["group.participants"]
+    data: GroupParticipantsData
+
+
+class GroupUpdatedEvent(_Event):
+    """A group's subject, description or settings changed."""
+
+    type: Literal["group.updated"]
+    data: GroupUpdatedData
+
+
 class LoggedMessageReceived(MessageReceivedEvent):
     seq: int
 
@@ -234,11 +280,19 @@ class LoggedChatRead(ChatReadEvent):
     seq: int
 
 
+class LoggedGroupParticipants(GroupParticipantsEvent):
+    seq: int
+
+
+class LoggedGroupUpdated(GroupUpdatedEvent):
+    seq: int
+
+
 # One replayed event, told apart by its ``type``.
 LoggedEvent = Annotated[
     LoggedMessageReceived | LoggedMessageStatus | LoggedSessionStatus | LoggedMessageUndecryptable | LoggedMediaStored
     | LoggedMediaFailed | LoggedMessageReaction | LoggedMessageEdited | LoggedMessageRevoked | LoggedPresence
-    | LoggedPollVote | LoggedChatRead,
+    | LoggedPollVote | LoggedChatRead | LoggedGroupParticipants | LoggedGroupUpdated,
     Field(discriminator="type"),
 ]
 

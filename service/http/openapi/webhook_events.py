@@ -14,7 +14,7 @@ WEBHOOK_EVENTS: tuple[type[BaseModel], ...] = (
     models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
     models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent, models.MessageReactionEvent,
     models.MessageEditedEvent, models.MessageRevokedEvent, models.PresenceEvent, models.PollVoteEvent,
-    models.ChatReadEvent, models.WebhookTestEvent,
+    models.ChatReadEvent, models.GroupParticipantsEvent, models.GroupUpdatedEvent, models.WebhookTestEvent,
 )
 
 

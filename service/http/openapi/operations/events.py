@@ -20,7 +20,8 @@ _SSE_EVENT = {
                       (models.MessageReceivedEvent, models.MessageStatusEvent, models.SessionStatusEvent,
                        models.MessageUndecryptableEvent, models.MediaStoredEvent, models.MediaFailedEvent,
                        models.MessageReactionEvent, models.MessageEditedEvent, models.MessageRevokedEvent,
-                       models.PresenceEvent, models.PollVoteEvent, models.ChatReadEvent)]}},
+                       models.PresenceEvent, models.PollVoteEvent, models.ChatReadEvent,
+                       models.GroupParticipantsEvent, models.GroupUpdatedEvent)]}},
     },
 }
 

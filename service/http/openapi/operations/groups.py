@@ -10,7 +10,7 @@ from service.http.route_table import Handler
 from service.http.views import groups
 
 # What any call on the account's WhatsApp session can answer (the worker's words, passed on).
-_SESSION = {409: ("not_connected", "not_linked"), 504: ("whatsapp_timeout",)}
+_SESSION = {409: ("not_connected", "not_linked"), 502: ("whatsapp_error",), 504: ("whatsapp_timeout",)}
 # ... and one on a group named in the path: not a group id, not one the account is in.
 _ONE = {**_SESSION, 400: ("invalid_group_id",), 404: ("group_not_found",)}
 _ADMIN = {**_ONE, 403: ("not_admin",)}
