@@ -2,7 +2,8 @@
 // `npm ci`). Without 002+durable-before-receipt, Baileys would acknowledge inbound messages and
 // receipts before the worker stored them; without 003+commit-before-frame, a message would leave before
 // the Signal state it advanced is on disk; without 004+placeholder-before-ack, a stub whose content the
-// phone must resend would be acked before the worker noted what to ask for; without libsignal+6.0.0
+// phone must resend would be acked before the worker noted what to ask for; without 006+notification-before-ack,
+// a group's change would be acked before the worker journaled it; without libsignal+6.0.0
 // (crossed sessions), a failed decrypt try would damage the session we write on. A crash or a race
 // could then lose messages or break a conversation for good: refuse to start. (001+server-auth is
 // checked by sandbox-trust.js.)
@@ -16,6 +17,10 @@ export function assertDurableReceiptHooks (read = source) {
   const recv = read('./Socket/messages-recv.js')
   if (!recv.includes('config.beforeMessageReceipt') || !recv.includes('config.beforeReceiptAck')) {
     throw new Error('Baileys is installed without node_worker/patches (durable before receipt); ' +
+      'reinstall with `npm ci` in node_worker')
+  }
+  if (!recv.includes('config.beforeNotificationAck')) {
+    throw new Error('Baileys is installed without node_worker/patches (notification before ack); ' +
       'reinstall with `npm ci` in node_worker')
   }
   if (!recv.includes('config.beforePlaceholderAck')) {

@@ -86,7 +86,10 @@ export class DecryptCache {
 }
 
 /**
- * Baileys' signal repository with 1:1 decryption made crash-safe through `cache` (see above).
+ * Baileys' signal repository with 1:1 and group (sender-key, `skmsg`) decryption made crash-safe through `cache`
+ * (see above). A group message advances the sender's chain in our copy of their sender key and uses up its
+ * message key: a copy delivered again after a crash could no longer be decrypted ("old counter"), so its result
+ * is on disk before that key change is, as for 1:1.
  * `getCache` returns the cache of the current session (null: no cache).
  *
  * The lock: rc14 encrypts every send inside one key-store transaction locked on our own id (creds.me.id,
@@ -114,6 +117,21 @@ export function makeDurableSignalRepository (getCache) {
           if (cache) await cache.put(key, plaintext) // on disk before the transaction commits the key change
           return plaintext
         }, auth.creds?.me?.id ?? args.jid) // the outer transaction takes the lock; Baileys' inner one joins it
+      },
+      async decryptGroupMessage (args) {
+        const cache = getCache()
+        // one sender's key in one group: the author (with its device) and the group name the chain
+        const key = cache ? DecryptCache.key(`${args.group}|${args.authorJid}`, 'skmsg', args.msg) : null
+        const done = cache?.get(key)
+        if (done) {
+          logger.debug({ group: args.group }, 'decrypt.replayed_from_cache')
+          return done
+        }
+        return auth.keys.transaction(async () => {
+          const plaintext = await inner.decryptGroupMessage(args)
+          if (cache) await cache.put(key, plaintext)
+          return plaintext
+        }, auth.creds?.me?.id ?? args.group)
       }
     }
   }

@@ -5,7 +5,8 @@ import http from 'node:http'
 import { WorkerError } from './errors.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
-import { CONTENT_FIELDS, parseContent } from './session/outbound-content.js'
+import { CONTENT_FIELDS, assertGroupContent, parseContent } from './session/outbound-content.js'
+import { checkGroupId, groupIdOf, groupRoutes } from './group-routes.js'
 import { DOWNLOAD_FIELDS, parseDownload } from './session/media-download.js'
 import { ACCOUNT_NAME } from './accounts.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
@@ -39,12 +40,26 @@ const readJson = async (req, fields = []) => {
 }
 // The query parameters each route takes; every other route takes none.
 const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'] }
-const SEND_FIELDS = ['phone_number', 'id', ...CONTENT_FIELDS]
+const SEND_FIELDS = ['phone_number', 'group_id', 'id', ...CONTENT_FIELDS]
 const BATCH_ITEM = SEND_FIELDS
 
 // A send's content: exactly one of text, media, reaction, edit, revoke, location, contacts, poll, read, presence,
-// and a reply's `quoted` (session/outbound-content.js): { <kind>: value, quoted? }.
+// and a reply's `quoted` (session/outbound-content.js): { <kind>: value, quoted?, mentions? }.
 const sendContent = (body) => parseContent(body, onlyKnown)
+
+// A send's recipient: exactly one of `phone_number` (+E.164) and `group_id` (a group's jid, issue 26), whose
+// content a group can take (no read receipt or presence; a reaction or reply to another names its sender).
+const recipientOf = (body, content) => {
+  if ((body.phone_number == null) === (body.group_id == null)) {
+    throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'Give exactly one of phone_number (+E.164) and group_id.')
+  }
+  if (body.group_id != null) {
+    assertGroupContent(content)
+    return { group_id: checkGroupId(body.group_id, 'group_id') }
+  }
+  if (!isE164(body.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
+  return { phone_number: body.phone_number }
+}
 
 const clampWait = (value) => Math.max(0, Math.min(MAX_WAIT_MS, Number.isFinite(Number(value)) ? Number(value) : 0))
 
@@ -86,12 +101,12 @@ export function makeRoutes () {
     },
     'POST /send': async (req, url, { session }) => {
       const body = await readJson(req, SEND_FIELDS)
-      if (!isE164(body.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
       const content = sendContent(body)
+      const to = recipientOf(body, content)
       if (body.id != null && (typeof body.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(body.id))) {
         throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
       }
-      return session.send(body.phone_number, content, body.id ?? undefined)
+      return session.send(to.group_id ?? to.phone_number, content, body.id ?? undefined)
     },
     // The outbox's messages to one recipient, in order, in one request: the dispatcher keeps a recipient's
     // order by sending its next messages together instead of one round trip each (session.sendBatch).
@@ -105,12 +120,12 @@ export function makeRoutes () {
       for (const item of items) {
         if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new WorkerError(400, SEND_FAILURE.INVALID_BATCH, 'Each message must be an object.')
         onlyKnown(Object.keys(item), BATCH_ITEM, 'field of a message')
-        if (!isE164(item.phone_number)) throw new WorkerError(400, SEND_FAILURE.INVALID_PHONE_NUMBER, 'phone_number must be +E.164.')
         const content = sendContent(item)
+        const to = recipientOf(item, content)
         if (typeof item.id !== 'string' || !/^[A-Za-z0-9]{8,64}$/.test(item.id)) {
           throw new WorkerError(400, SEND_FAILURE.INVALID_ID, 'id must be 8 to 64 letters and digits.')
         }
-        checked.push({ phone_number: item.phone_number, id: item.id, ...content })
+        checked.push({ ...to, id: item.id, ...content })
       }
       return session.sendBatch(checked)
     },
@@ -135,8 +150,26 @@ export function makeRoutes () {
         throw new WorkerError(409, 'stale_boot', 'The events were read from an earlier worker boot; read again.')
       }
       return { boot_id: journal.bootId, ...(await journal.ack(body.upto)) }
-    }
+    },
+    ...groupRoutes(readJson)
   }
+}
+
+// A route key with `{group_id}` (group-routes.js) as a matcher of the paths it names: its one segment is the id.
+const PARAM = /\{group_id\}/
+const patterns = (routes) => Object.keys(routes).filter((key) => PARAM.test(key)).map((key) => {
+  const [method, path] = key.split(' ')
+  const [head, tail] = path.split('{group_id}')
+  return { key, method, head, tail }
+})
+const matchPattern = (list, method, sub) => {
+  for (const p of list) {
+    if (p.method !== method || !sub.startsWith(p.head) || !sub.endsWith(p.tail)) continue
+    const segment = sub.slice(p.head.length, sub.length - p.tail.length)
+    if (segment.includes('/')) continue // an empty one is no group id (400), not another route
+    return { key: p.key, params: { group_id: groupIdOf(segment) } }
+  }
+  return null
 }
 
 // Routes of the worker itself, and routes on an account as such (not on its session), called with
@@ -217,6 +250,7 @@ const accountName = (segment) => {
  * `POST /accounts/<name>/detach` logs it out and removes its data; `GET /accounts` lists them.
  */
 export function makeHandler ({ host, routes = makeRoutes() }) {
+  const routePatterns = patterns(routes)
   return async (req, url) => {
     const own = HOST_ROUTES[`${req.method} ${url.pathname}`]
     if (own) onlyKnown([...url.searchParams.keys()], [], 'query parameter')
@@ -234,13 +268,19 @@ export function makeHandler ({ host, routes = makeRoutes() }) {
       onlyKnown([...url.searchParams.keys()], [], 'query parameter')
       return onAccount(req, host, name)
     }
-    const route = routes[`${req.method} ${sub}`]
+    let route = routes[`${req.method} ${sub}`]
+    let params = {}
+    if (!route) {
+      const matched = matchPattern(routePatterns, req.method, sub)
+      if (matched) ({ params } = matched)
+      route = matched && routes[matched.key]
+    }
     if (!route) throw new WorkerError(404, 'not_found', 'No such route on the worker.')
     onlyKnown([...url.searchParams.keys()], QUERY[`${req.method} ${sub}`] ?? [], 'query parameter')
     let account = host.get(name)
     if (!account && host.assigned(name)) account = await host.open(name)
     if (!account) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)
-    return route(req, url, account)
+    return route(req, url, account, params)
   }
 }
 

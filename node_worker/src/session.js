@@ -9,6 +9,8 @@
 //   send.js        sending (one message, a batch) and the stored copy for retry receipts
 //   statuses.js    the statuses of the messages this worker sent: the one path into the journal
 //   inbound.js     what contacts send: `message` and `message.undecryptable` events
+//   groups.js      the account's groups (list, create, change, participants, invites) and their metadata cache;
+//                  group-events.js: group changes as `group.participants` / `group.updated` events
 //   media-download.js  the file of a contact's media message, downloaded, verified and stored (media-fetch.js)
 // Each collaborator gets this session and reads or sets its shared state (state, sock, store, the
 // generation of the socket, timers); what only one of them needs, it keeps itself. See lifecycle.js for
@@ -26,6 +28,9 @@ import { PeerMessages } from './peer-messages.js'
 import { DEFAULT_ACCOUNT, STATE, WORKER_STATES } from './states.js'
 import { Connection } from './session/connection.js'
 import { Fencing } from './session/fencing.js'
+import { Groups } from './session/groups.js'
+import { GroupEvents } from './session/group-events.js'
+import { GROUP_METADATA_MAX } from './session/group-metadata.js'
 import { Inbound } from './session/inbound.js'
 import { Lifecycle } from './session/lifecycle.js'
 import { Link } from './session/link.js'
@@ -86,6 +91,8 @@ export class WhatsAppSession extends EventEmitter {
     this.sender = new Sender(this)
     this.statuses = new Statuses(this)
     this.inbound = new Inbound(this)
+    this.groups = new Groups(this)
+    this.groupEvents = new GroupEvents(this)
     this.mediaDownloads = new MediaDownloads(this)
 
     this.undecryptable = new UndecryptableMessages({
@@ -146,6 +153,7 @@ export class WhatsAppSession extends EventEmitter {
       sent_ids: q(this.sentIds.ids.size, this.sentIds.capacity),
       status_memory: q(this.statuses.size, STATUS_MEMORY),
       on_whatsapp_cache: q(this.sender.onWhatsAppCache.size, ON_WHATSAPP_CACHE_SIZE),
+      group_metadata: q(this.groups.metadata.size, GROUP_METADATA_MAX),
       sent_messages: q(this.sentMessages?.size ?? 0, this.settings.sentMessagesMax),
       decrypted: q(this.decrypted?.size ?? 0, DECRYPTED_MAX)
     }

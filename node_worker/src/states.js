@@ -33,7 +33,10 @@ export const MESSAGE_STATUSES = Object.freeze(Object.values(STATUS))
 export const SEND_FAILURE = frozen([
   'not_on_whatsapp', 'media_missing', 'media_corrupt',
   'invalid_phone_number', 'invalid_message', 'invalid_media', 'invalid_id', 'invalid_batch', 'invalid_json',
-  'payload_too_large', 'unknown_field'
+  'payload_too_large', 'unknown_field',
+  // groups (issue 26): not a group id; a group the account is not in (or none such); a change only admins may
+  // make; a participant list of 0 or more than WhatsApp's 1,024
+  'invalid_group_id', 'group_not_found', 'not_admin', 'invalid_participants'
 ])
 export const SEND_FAILURES = Object.freeze(Object.values(SEND_FAILURE))
 

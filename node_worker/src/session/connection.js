@@ -46,6 +46,9 @@ export class Connection {
       // A recipient device that could not decrypt sends a retry receipt; Baileys resends what this
       // returns (its own recent-message cache only covers the socket that sent the message).
       getMessage: async (key) => s.sender.storedMessage(key),
+      // A group send's participants (relayMessage's fan-out) from the worker's bounded cache, refreshed on group
+      // events, instead of a w:g2 query per send (session/group-metadata.js); undefined: Baileys asks the server.
+      cachedGroupMetadata: async (jid) => s.groups.metadata.get(jid),
       // Decryption results on disk before the key change that produced them (src/decrypt-cache.js).
       makeSignalRepository: makeDurableSignalRepository(() => s.decrypted),
       // Durable before acknowledged (patches/baileys+7.0.0-rc14+002+durable-before-receipt.patch):
@@ -53,6 +56,8 @@ export class Connection {
       beforeMessageReceipt: (msg, node) => s.inbound.onDecrypted(msg, node),
       // (a contact's receipt: statuses of our messages; our own phone's read-self: a chat it read, inbound.js)
       beforeReceiptAck: async (node) => { await s.statuses.onReceiptNode(node); await s.inbound.onReceiptNode(node) },
+      // patches/*006*: a group's change (w:gp2 notification) is a journal event before its ack (group-events.js)
+      beforeNotificationAck: (node) => s.groupEvents.onNotificationNode(node),
       // patches/*004*: an <unavailable> stub's key is in the session store before its ack (placeholders.js)
       beforePlaceholderAck: (msg, node) => s.placeholders.remember(msg, node)
     }
@@ -107,6 +112,10 @@ export class Connection {
       if (events['messages.upsert'] && live()) s.inbound.onUpsert(events['messages.upsert'])
       if (events['messages.update'] && live()) s.statuses.onMessagesUpdate(events['messages.update'])
       if (events['presence.update'] && live()) s.inbound.onPresence(events['presence.update'])
+      // a group changed: the metadata a send relays with is asked for again (group-metadata.js)
+      // (a full metadata, as groupFetchAllParticipating and a create give, is kept; a partial change is forgotten)
+      for (const name of ['groups.update', 'groups.upsert']) for (const g of events[name] ?? []) s.groups.metadata.refresh(g)
+      if (events['group-participants.update']) s.groups.metadata.forget(events['group-participants.update'].id)
     } catch (err) {
       // A socket that was just retired may still try to save into its (now closed) store.
       if (live()) s.log.error({ err }, 'session.event_handler_failed')

@@ -1,6 +1,7 @@
 // What contacts send: one `message` event per message a contact sent, one `message.undecryptable`
-// event per message no readable copy followed, journaled before WhatsApp is told it arrived.
-import { proto } from 'baileys'
+// event per message no readable copy followed, journaled before WhatsApp is told it arrived. In a group (issue 26)
+// the same events name the group (`group_id`) and the participant who sent it (`from`, `lid`, `from_jid`).
+import { isJidGroup, proto } from 'baileys'
 import { jidToPhone, phoneToJid } from '../phone.js'
 import { mediaInfo } from './media-info.js'
 import { contentOf, detailsOf, quotedIdOf } from './inbound-content.js'
@@ -13,6 +14,8 @@ const textOf = (message) => message?.conversation ??
   null
 
 const CONTACT_CHAT = /@(s\.whatsapp\.net|lid)$/
+// a chat whose messages are events: a contact's, or a group's (broadcasts and newsletters are not)
+const MESSAGE_CHAT = /@(s\.whatsapp\.net|lid|g\.us)$/
 
 export class Inbound {
   constructor (session) {
@@ -39,7 +42,7 @@ export class Inbound {
         continue
       }
       if (msg.messageStubType === proto.WebMessageInfo.StubType.CIPHERTEXT && !msg.message && msg.category !== 'peer' &&
-          CONTACT_CHAT.test(msg.key?.remoteJid ?? '')) {
+          MESSAGE_CHAT.test(msg.key?.remoteJid ?? '')) {
         s.undecryptable.failed(msg) // a retry receipt asked for it again: undecryptable only if none follows
         continue
       }
@@ -56,22 +59,21 @@ export class Inbound {
     if (!how || !msg?.key?.id || msg.key.fromMe || !msg.message) return null
     s.undecryptable.decrypted(msg.key.remoteJid, msg.key.id)
     const chat = msg.key.remoteJid ?? ''
-    if (!CONTACT_CHAT.test(chat)) return null // groups, broadcasts, newsletters: not yet
+    if (!MESSAGE_CHAT.test(chat)) return null // broadcasts, newsletters: not events
     const vote = pollUpdateOf(msg.message) // a vote on a poll we sent: decrypted here (poll-votes.js)
     if (vote) return this.recordPollVote(msg, chat, vote)
     const action = actionOf(msg.message) // a reaction, edit or revoke: an event about another message
     if (action) return this.recordAction(msg, chat, action)
     const content = contentOf(msg.message)
     if (!content) return null // protocol messages (key shares, history notices, edits of state) are no messages
-    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    const sender = await this.senderOf(msg)
+    const { from: phone, lid } = sender
     // a media message (media-info.js): its text is the caption; its descriptor (the media key) is in the event only
     const media = mediaInfo(msg.message)
     const text = media ? media.caption : textOf(msg.message)
     const event = {
       id: msg.key.id,
-      from: phone,
-      lid,
-      from_jid: chat,
+      ...sender,
       push_name: msg.pushName ?? null,
       timestamp: Number(msg.messageTimestamp ?? 0),
       kind: content.kind,
@@ -86,7 +88,7 @@ export class Inbound {
     // finds it journaled (`added` false) and stays silent, as does a redelivery.
     const { event: recorded, added } = await s.journal.add('message', event, `in:${chat}:${msg.key.id}`)
     if (added) {
-      s.log.info({ message_id: msg.key.id, from: phone, lid, kind: content.kind, length: text?.length ?? 0, offline: event.offline,
+      s.log.info({ message_id: msg.key.id, from: phone, lid, ...(sender.group_id ? { group_id: sender.group_id } : {}), kind: content.kind, length: text?.length ?? 0, offline: event.offline,
         ...(media ? { size: media.size, sha256_prefix: media.sha256?.slice(0, 12) ?? null } : {}) }, 'message.received')
     }
     return recorded
@@ -96,10 +98,10 @@ export class Inbound {
   // its WhatsApp id). Logged without the emoji or the new text.
   async recordAction (msg, chat, { type, fields }) {
     const s = this.session
-    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
-    const event = { id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), ...fields }
+    const sender = await this.senderOf(msg)
+    const event = { id: msg.key.id, ...sender, timestamp: Number(msg.messageTimestamp ?? 0), ...fields }
     const { event: recorded, added } = await s.journal.add(type, event, `${type}:${chat}:${msg.key.id}`)
-    if (added) s.log.info({ message_id: msg.key.id, target_id: fields.target_id, from: phone, lid }, type)
+    if (added) s.log.info({ message_id: msg.key.id, target_id: fields.target_id, from: sender.from, lid: sender.lid }, type)
     return recorded
   }
 
@@ -107,15 +109,16 @@ export class Inbound {
   // message), with the option names it selects, or options null and why. Logged without the options.
   async recordPollVote (msg, chat, update) {
     const s = this.session
-    const alt = msg.key.remoteJidAlt ?? msg.key.senderPn ?? null
-    const { phone, lid } = await this.identify(chat, alt)
+    const sender = await this.senderOf(msg)
+    const { from: phone, lid, from_jid: voter } = sender
+    const alt = (isJidGroup(chat) ? msg.key.participantAlt : msg.key.remoteJidAlt ?? msg.key.senderPn) ?? null
     const pollId = typeof update.pollCreationMessageKey?.id === 'string' ? update.pollCreationMessageKey.id : null
     const me = s.store?.state.creds.me
     const { options, error } = openVote(update, s.sentMessages?.get(pollId)?.message, {
-      creators: [me?.id, me?.lid], voters: [chat, alt, phone && phoneToJid(phone), lid]
+      creators: [me?.id, me?.lid], voters: [voter, alt, phone && phoneToJid(phone), lid]
     })
     const event = {
-      id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), poll_id: pollId, options,
+      id: msg.key.id, ...sender, timestamp: Number(msg.messageTimestamp ?? 0), poll_id: pollId, options,
       ...(error ? { error } : {})
     }
     const { event: recorded, added } = await s.journal.add('poll.vote', event, `poll.vote:${chat}:${msg.key.id}`)
@@ -166,11 +169,24 @@ export class Inbound {
   async recordUndecryptable (msg, { stubs, error }) {
     const s = this.session
     const chat = msg.key.remoteJid
-    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
-    s.log.warn({ message_id: msg.key.id, from: phone, lid, attempts: stubs, error }, 'message.undecryptable')
+    const sender = await this.senderOf(msg)
+    s.log.warn({ message_id: msg.key.id, from: sender.from, lid: sender.lid, attempts: stubs, error }, 'message.undecryptable')
     return s.journal.push('message.undecryptable', {
-      id: msg.key.id, from: phone, lid, from_jid: chat, timestamp: Number(msg.messageTimestamp ?? 0), attempts: stubs, error
+      id: msg.key.id, ...sender, timestamp: Number(msg.messageTimestamp ?? 0), attempts: stubs, error
     }, `undecryptable:${chat}:${msg.key.id}`)
+  }
+
+  // Who sent a message, as its events show it: {from (phone), lid, from_jid}, and in a group its `group_id` (the
+  // sender is then the key's participant, its other address in participantAlt).
+  async senderOf (msg) {
+    const chat = msg.key.remoteJid ?? ''
+    if (isJidGroup(chat)) {
+      const jid = (msg.key.participant ?? msg.participant ?? '').replace(/:\d+@/, '@')
+      const { phone, lid } = jid ? await this.identify(jid, msg.key.participantAlt ?? null) : { phone: null, lid: null }
+      return { group_id: chat, from: phone, lid, from_jid: jid || null }
+    }
+    const { phone, lid } = await this.identify(chat, msg.key.remoteJidAlt ?? msg.key.senderPn ?? null)
+    return { from: phone, lid, from_jid: chat }
   }
 
   // The phone number and LID of a contact's chat jid: from the message itself (Baileys puts the

@@ -8,6 +8,7 @@
 import { proto } from 'baileys'
 import { WorkerError } from '../errors.js'
 import { SEND_FAILURE } from '../states.js'
+import { isE164, phoneToJid } from '../phone.js'
 import { parseMedia } from './media.js'
 
 // The contents a send takes, exactly one of them; `quoted` goes beside the ones that can be a reply.
@@ -26,6 +27,9 @@ export const MAX_PLACE = 1024
 export const MAX_NAME = 256
 export const MAX_READ_IDS = 1000
 export const MAX_EMOJI = 32
+// `mentions` (contextInfo.mentionedJid) go beside these; at most a group's size (WhatsApp's 1,024 participants)
+export const MENTIONABLE = Object.freeze(['text', 'media'])
+export const MAX_MENTIONS = 1024
 // A WhatsApp message id as other clients make them: printable ASCII without spaces (ours are letters and digits).
 const WA_ID = /^[\x21-\x7e]{1,128}$/
 const LID_JID = /^[0-9]{1,20}(:[0-9]{1,4})?@lid$/
@@ -64,18 +68,27 @@ const coordinate = (v, name, bound) => {
   return v
 }
 
+// The sender of a group message a reaction or reply names (+E.164), or null: in a group the key of another's
+// message needs its participant (in a chat with a contact the chat names the sender).
+const participantOf = (v, name) => {
+  if (v == null) return null
+  if (!isE164(v)) throw invalid(`${name} must be the sender's phone number in +E.164, or null.`)
+  return v
+}
+
 // Each content's own check: its value as the send will use it.
 const PARSERS = {
   text: (v) => text(v, 'text'),
   media: (v, onlyKnown) => parseMedia(v, onlyKnown),
   reaction: (v, onlyKnown) => {
     object(v, 'reaction', ['key', 'emoji'], onlyKnown)
-    const key = object(v.key, 'reaction.key', ['id', 'from_me'], onlyKnown)
+    const key = object(v.key, 'reaction.key', ['id', 'from_me', 'participant'], onlyKnown)
     // One emoji is the gateway's check (with an emoji library); here a short string, '' to remove it.
     if (typeof v.emoji !== 'string' || chars(v.emoji) > MAX_EMOJI || v.emoji.includes('\u0000') || (v.emoji && !v.emoji.trim())) {
       throw invalid(`reaction.emoji must be an emoji (at most ${MAX_EMOJI} characters), or "" to remove the reaction.`)
     }
-    return { key: { id: waId(key.id, 'reaction.key.id'), from_me: bool(key.from_me, 'reaction.key.from_me') }, emoji: v.emoji }
+    const participant = participantOf(key.participant, 'reaction.key.participant')
+    return { key: { id: waId(key.id, 'reaction.key.id'), from_me: bool(key.from_me, 'reaction.key.from_me'), ...(participant ? { participant } : {}) }, emoji: v.emoji }
   },
   edit: (v, onlyKnown) => {
     object(v, 'edit', ['key', 'text'], onlyKnown)
@@ -129,16 +142,24 @@ const PARSERS = {
   }
 }
 
-// The message a reply quotes: {id (WhatsApp's), from_me, text ('' when not a text), lid (the contact's, or null)}.
+// The message a reply quotes: {id (WhatsApp's), from_me, text ('' when not a text), lid (the contact's, or null),
+// participant (a group message's sender, +E.164, or null)}.
 const parseQuoted = (v, onlyKnown) => {
-  object(v, 'quoted', ['id', 'from_me', 'text', 'lid'], onlyKnown)
+  object(v, 'quoted', ['id', 'from_me', 'text', 'lid', 'participant'], onlyKnown)
   if (typeof v.text !== 'string' || chars(v.text) > 65536) throw invalid('quoted.text must be a string (the quoted message\'s text, or "").')
   if (v.lid != null && (typeof v.lid !== 'string' || !LID_JID.test(v.lid))) throw invalid('quoted.lid must be a LID jid (digits@lid) or null.')
-  return { id: waId(v.id, 'quoted.id'), from_me: bool(v.from_me, 'quoted.from_me'), text: v.text, lid: v.lid ?? null }
+  return { id: waId(v.id, 'quoted.id'), from_me: bool(v.from_me, 'quoted.from_me'), text: v.text, lid: v.lid ?? null, participant: participantOf(v.participant, 'quoted.participant') }
+}
+
+// `mentions`: distinct +E.164 numbers, the people a text or caption mentions (its "@<number>" WhatsApp highlights).
+const parseMentions = (v) => {
+  if (!Array.isArray(v) || v.length < 1 || v.length > MAX_MENTIONS) throw invalid(`mentions must be a list of 1 to ${MAX_MENTIONS} phone numbers (+E.164).`)
+  for (const phone of v) if (!isE164(phone)) throw invalid('Each of mentions must be a phone number in +E.164.')
+  return Object.freeze([...new Set(v)])
 }
 
 /** The fields of a send body that name its content. */
-export const CONTENT_FIELDS = Object.freeze([...CONTENT_KINDS, 'quoted'])
+export const CONTENT_FIELDS = Object.freeze([...CONTENT_KINDS, 'quoted', 'mentions'])
 
 /**
  * The content of a send body (POST /send, a /send/batch item): exactly one of CONTENT_KINDS, checked, and a
@@ -155,8 +176,30 @@ export function parseContent (body, onlyKnown) {
     if (!QUOTABLE.includes(kind)) throw invalid(`quoted (a reply) goes with ${QUOTABLE.join(', ')}, not ${kind}.`)
     content.quoted = Object.freeze(parseQuoted(body.quoted, onlyKnown))
   }
+  if (body.mentions != null) {
+    if (!MENTIONABLE.includes(kind)) throw invalid(`mentions go with ${MENTIONABLE.join(' or ')}, not ${kind}.`)
+    content.mentions = parseMentions(body.mentions)
+  }
   return Object.freeze(content)
 }
+
+/**
+ * A content sent to a group (issue 26): a read receipt or a chat presence is for a chat with a contact (400); a
+ * reaction to, or a reply quoting, another's message names its sender (`participant`, or the reply's `lid`).
+ */
+export function assertGroupContent (content) {
+  const kind = kindOf(content)
+  if (isChatAction(content)) throw invalid(`${kind} is for a chat with a contact, not a group.`)
+  if (kind === 'reaction' && !content.reaction.key.from_me && !content.reaction.key.participant) {
+    throw invalid('In a group, reaction.key.participant must name the sender of the message reacted to.')
+  }
+  if (content.quoted && !content.quoted.from_me && !content.quoted.participant && !content.quoted.lid) {
+    throw invalid('In a group, quoted.participant (or quoted.lid) must name the sender of the quoted message.')
+  }
+}
+
+/** The mentionedJid of a content's `mentions`: Baileys' content takes them as `mentions` (contextInfo.mentionedJid). */
+export const mentionsOf = (content) => content.mentions ? { mentions: content.mentions.map(phoneToJid) } : {}
 
 /** The kind of a checked content (its one CONTENT_KINDS key). */
 export const kindOf = (content) => CONTENT_KINDS.find((kind) => content[kind] !== undefined)
@@ -167,7 +210,7 @@ export const isChatAction = (content) => CHAT_ACTIONS.includes(kindOf(content))
 export function describe (content) {
   const kind = kindOf(content)
   const v = content[kind]
-  const out = { kind, reply: !!content.quoted }
+  const out = { kind, reply: !!content.quoted, ...(content.mentions ? { mentions: content.mentions.length } : {}) }
   switch (kind) {
     case 'text': return { ...out, length: v.length }
     case 'media': return { ...out, media_kind: v.kind }
@@ -198,7 +241,11 @@ export function baileysContent (content, jid) {
   const v = content[kind]
   switch (kind) {
     case 'text': return { text: v }
-    case 'reaction': return { react: { text: v.emoji, key: { remoteJid: jid, fromMe: v.key.from_me, id: v.key.id } } }
+    case 'reaction': {
+      // a group message of another: its key names the sender (Baileys copies the key as given)
+      const participant = !v.key.from_me && v.key.participant ? { participant: phoneToJid(v.key.participant) } : {}
+      return { react: { text: v.emoji, key: { remoteJid: jid, fromMe: v.key.from_me, id: v.key.id, ...participant } } }
+    }
     case 'edit': return { text: v.text, edit: { remoteJid: jid, fromMe: true, id: v.key.id } }
     case 'revoke': return { delete: { remoteJid: jid, fromMe: true, id: v.key.id } }
     case 'location': return { location: { degreesLatitude: v.latitude, degreesLongitude: v.longitude, name: v.name, address: v.address } }
@@ -219,7 +266,9 @@ export function baileysContent (content, jid) {
  */
 export function quotedMessage (quoted, jid) {
   if (!quoted) return undefined
-  const participant = !quoted.from_me && quoted.lid ? quoted.lid : undefined
+  // a group message of another: its sender, by LID when the gateway knows it, else by phone number
+  const sender = quoted.lid ?? (quoted.participant ? phoneToJid(quoted.participant) : null)
+  const participant = !quoted.from_me && sender ? sender : undefined
   return {
     key: { remoteJid: jid, fromMe: quoted.from_me, id: quoted.id, ...(participant ? { participant } : {}) },
     message: { conversation: quoted.text }

@@ -1,4 +1,4 @@
-// Sending: one message or a batch to one recipient, each answered once the server has it (server-acks.js),
+// Sending: one message or a batch to one recipient (a contact, or a group: issue 26), each answered once the server has it (server-acks.js),
 // and the stored copy of a sent message for a recipient's retry receipt (Baileys' getMessage). A content
 // (outbound-content.js) is text, media, a reply, a reaction, an edit, a revoke, a location, contact cards or a
 // poll, each a message of its own; or a read receipt or a chat presence, which are no messages (chat-actions).
@@ -6,13 +6,14 @@ import { DisconnectReason, generateMessageIDV2, generateWAMessage, jidDecode } f
 import { WorkerError } from '../errors.js'
 import { phoneToJid } from '../phone.js'
 import { baileysContent as mediaContent, openMedia, UPLOAD_IDLE_TIMEOUT_MS } from './media.js'
-import { baileysContent, describe, isChatAction, quotedMessage, relayOptions } from './outbound-content.js'
+import { baileysContent, describe, isChatAction, mentionsOf, quotedMessage, relayOptions } from './outbound-content.js'
 import { sendChatAction } from './chat-actions.js'
+import { isGroupId } from './group-metadata.js'
 import { SEND_FAILURE, SEND_RETRY, STATE, STATUS } from '../states.js'
 
 export const ON_WHATSAPP_CACHE_SIZE = 10000
 // A batch item failing for a reason of its own (the same item would fail again) does not hold up the ones after it.
-const ALONE = [SEND_FAILURE.NOT_ON_WHATSAPP, SEND_FAILURE.INVALID_MESSAGE]
+const ALONE = [SEND_FAILURE.NOT_ON_WHATSAPP, SEND_FAILURE.INVALID_MESSAGE, SEND_FAILURE.GROUP_NOT_FOUND]
 
 export class Sender {
   constructor (session) {
@@ -44,9 +45,12 @@ export class Sender {
     return this.send(phone, { text }, messageId)
   }
 
-  /** `content`: a checked content (outbound-content.js parseContent); answered once the server acked it. */
-  async send (phone, content, messageId) {
-    const { id, acked } = await this.relay(phone, content, messageId)
+  /**
+   * `to`: a +E.164 number or a group id (server.js checked which); `content`: a checked content
+   * (outbound-content.js parseContent). Answered once the server acked it.
+   */
+  async send (to, content, messageId) {
+    const { id, acked } = await this.relay(to, content, messageId)
     await acked
     return { id, status: STATUS.SENT }
   }
@@ -57,14 +61,18 @@ export class Sender {
    * Hands the message to the socket; `acked` settles with the server's ack (never rejects unhandled).
    * A media message is uploaded before (in storeBeforeSending): the ack's timeout starts after it.
    */
-  async relay (phone, content, messageId) {
+  async relay (to, content, messageId) {
     const s = this.session
     const sock = s.sock
     if (s.state !== STATE.CONNECTED || !sock) throw s.lifecycle.notConnected()
-    const jid = phoneToJid(phone)
+    const group = isGroupId(to)
+    const jid = group ? to : phoneToJid(to)
     try {
-      if (!(await this.isOnWhatsApp(sock, jid))) {
-        throw new WorkerError(422, SEND_FAILURE.NOT_ON_WHATSAPP, `${phone} is not on WhatsApp.`)
+      // A group: the account must be in it (404 group_not_found), and its metadata cached for relayMessage's
+      // fan-out (group-metadata.js). A contact: on WhatsApp.
+      if (group) await s.groups.assertMember(sock, jid)
+      else if (!(await this.isOnWhatsApp(sock, jid))) {
+        throw new WorkerError(422, SEND_FAILURE.NOT_ON_WHATSAPP, `${to} is not on WhatsApp.`)
       }
       if (isChatAction(content)) return await sendChatAction(s, sock, jid, content, messageId ?? generateMessageIDV2(sock.user?.id))
       const { id, message, resend } = await this.storeBeforeSending(sock, jid, content, messageId)
@@ -124,8 +132,8 @@ export class Sender {
     // a reply: Baileys writes the contextInfo from the quoted message (generateWAMessageFromContent)
     const quoted = quotedMessage(content.quoted, jid)
     const message = content.media
-      ? await this.makeMedia(sock, jid, content.media, id, quoted)
-      : (await generateWAMessage(jid, baileysContent(content, jid), { userJid: sock.user?.id, messageId: id, logger: s.baileysLog, quoted })).message
+      ? await this.makeMedia(sock, jid, content, id, quoted)
+      : (await generateWAMessage(jid, { ...baileysContent(content, jid), ...mentionsOf(content) }, { userJid: sock.user?.id, messageId: id, logger: s.baileysLog, quoted })).message
     try {
       await s.sentMessages.put(id, jid, message)
     } catch (err) {
@@ -141,12 +149,13 @@ export class Sender {
 
   // Reads the file by its sha256 (hashed on the way), encrypts and uploads it (Baileys), and returns the
   // message that names the upload. Logged: kind, size, sha256 prefix, never the caption or bytes.
-  async makeMedia (sock, jid, media, id, quoted) {
+  async makeMedia (sock, jid, content, id, quoted) {
     const s = this.session
+    const { media } = content
     const started = Date.now()
     const file = await openMedia(s.settings.mediaDir, media.sha256)
     try {
-      const generated = await generateWAMessage(jid, mediaContent(media, file.stream), {
+      const generated = await generateWAMessage(jid, { ...mediaContent(media, file.stream), ...mentionsOf(content) }, {
         userJid: sock.user?.id,
         quoted,
         messageId: id,
@@ -197,8 +206,8 @@ export class Sender {
         continue
       }
       try {
-        const { phone_number: phone, id, ...content } = item // the rest is the checked content (server.js)
-        relayed.push(await this.relay(phone, content, id))
+        const { phone_number: phone, group_id: group, id, ...content } = item // the rest is the checked content (server.js)
+        relayed.push(await this.relay(group ?? phone, content, id))
       } catch (err) {
         const error = this.asWorkerError(err, item.id)
         relayed.push({ id: item.id, error: { status: error.status, code: error.code, message: error.message, ...error.details } })
@@ -240,7 +249,9 @@ export class Sender {
       const pn = await s.sock?.signalRepository?.lidMapping?.getPNForLID(key.remoteJid).catch(() => null)
       askerPhone = pn ? jidDecode(pn)?.user : null
     }
-    if (askerPhone && askerPhone !== jidDecode(entry.jid)?.user) {
+    // a group's member asks for a group message: the message must be that group's
+    const otherGroup = asker?.server === 'g.us' && key.remoteJid !== entry.jid
+    if (otherGroup || (askerPhone && askerPhone !== jidDecode(entry.jid)?.user)) {
       s.log.warn({ message_id: key.id }, 'message.retry_refused_other_recipient')
       return undefined
     }

@@ -3,7 +3,7 @@
 // contact's receipt in the beforeReceiptAck hook (`delivered`, `read`, `played`), and Baileys' own
 // events (messages.upsert of our own message, messages.update). Every source hands (id, status) to
 // record(): the one path into the journal.
-import { jidDecode, proto } from 'baileys'
+import { isJidGroup, jidDecode, proto } from 'baileys'
 import { STATUS } from '../states.js'
 
 const { Status } = proto.WebMessageInfo
@@ -43,17 +43,21 @@ export class Statuses {
   // to report (the phone's own messages and history syncs are not ours); not 'pending': that is no step
   // at WhatsApp. A dropped repeat resolves with the write of the step that covers it, so a hook that
   // awaits it still acknowledges nothing before that step is on disk.
+  // A group message (issue 26) has a status per participant: `participant` (+E.164) names whose receipt it is,
+  // and each participant's steps are counted on their own.
   record (id, status, extra = {}) {
     const s = this.session
     const name = STATUS_NAMES[status]
     if (name === undefined || !s.sentIds.has(id)) return Promise.resolve()
     const rank = status === Status.ERROR ? Infinity : status
-    const known = this.rank.get(id)
+    const who = extra.participant ? `${id}|${extra.participant}` : id
+    const known = this.rank.get(who)
     if (known && known.rank >= rank) return known.written
-    this.rank.delete(id)
+    this.rank.delete(who)
     s.log.info({ message_id: id, status: name, ...extra }, 'message.status')
-    const written = s.journal.push('message.status', { id, status: name, ...extra }, `status:${id}:${name}`)
-    this.rank.set(id, { rank, written })
+    const eventId = extra.participant ? `status:${id}:${name}:${extra.participant}` : `status:${id}:${name}`
+    const written = s.journal.push('message.status', { id, status: name, ...extra }, eventId)
+    this.rank.set(who, { rank, written })
     if (this.rank.size > STATUS_MEMORY) this.rank.delete(this.rank.keys().next().value)
     return written
   }
@@ -80,7 +84,16 @@ export class Statuses {
     if (status === undefined || attrs.recipient || this.isOwnJid(attrs.participant || attrs.from)) return
     const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined
     const ids = [attrs.id, ...(Array.isArray(list?.content) ? list.content.map((item) => item.attrs?.id) : [])]
-    await this.session.mustPersist(Promise.all(ids.map((id) => this.record(id, status))))
+    // a group's receipt comes from the group, naming the participant (device) whose it is
+    const extra = isJidGroup(attrs.from) && attrs.participant ? { participant: await this.participantPhone(attrs) } : {}
+    await this.session.mustPersist(Promise.all(ids.map((id) => this.record(id, status, extra))))
+  }
+
+  // The phone number of a group receipt's participant (a PN jid, or a LID with its number beside it or mapped).
+  async participantPhone (attrs) {
+    const jid = attrs.participant.replace(/:\d+@/, '@')
+    const { phone, lid } = await this.session.inbound.identify(jid, attrs.participant_pn ?? null)
+    return phone ?? lid
   }
 
   // messages.upsert of a message of ours (Baileys' copy of a send, or the phone's own message).

@@ -1,0 +1,84 @@
+// A group's changes as journal events (issue 26): WhatsApp tells every member's devices of a change with a
+// `w:gp2` notification (participants added, removed, promoted, demoted, left; a new subject or description; a
+// group created with the account in it). Baileys turns it into groups.update / group-participants.update, but only
+// through its event buffer and after it acked the notification, so a crash in between lost the change. The
+// beforeNotificationAck hook (patches/baileys+7.0.0-rc14+006+notification-before-ack.patch) hands the node over
+// before the ack instead, and each change is journaled from it (the node's own fields, read as Baileys'
+// handleGroupNotification reads them) before WhatsApp may forget it; a redelivered notification is the same event.
+//   group.participants {group_id, action: add|remove|promote|demote|leave|create, participants: [{phone_number, lid}],
+//                       by: {phone_number, lid}|null, timestamp}        (create: with the group's subject)
+//   group.updated      {group_id, subject? | description? | announce? | restrict?, by, timestamp}
+import { getAllBinaryNodeChildren, getBinaryNodeChild, getBinaryNodeChildren, isJidGroup, jidDecode } from 'baileys'
+
+const PARTICIPANT_ACTIONS = new Set(['add', 'remove', 'promote', 'demote', 'leave'])
+const userOf = (jid) => jidDecode(jid ?? '')?.user ?? null
+
+export class GroupEvents {
+  constructor (session) {
+    this.session = session
+  }
+
+  // beforeNotificationAck: every notification; only a group's (w:gp2) is an event. A failed write ends the worker
+  // (mustPersist) before the ack, and WhatsApp delivers the notification again.
+  async onNotificationNode (node) {
+    if (node?.attrs?.type !== 'w:gp2' || !isJidGroup(node.attrs.from)) return
+    const s = this.session
+    const group = node.attrs.from
+    s.groups.metadata.forget(group) // whatever changed, the next send asks who is in the group now
+    const changes = getAllBinaryNodeChildren(node)
+    await s.mustPersist(Promise.all(changes.map((child, i) => this.record(node, child, i))))
+  }
+
+  async record (node, child, index) {
+    const s = this.session
+    const group = node.attrs.from
+    const by = node.attrs.participant ? await s.groups.person(node.attrs.participant, node.attrs.participant_pn ?? null) : null
+    const base = { group_id: group, by, timestamp: Number(node.attrs.t ?? 0) || 0 }
+    // one notification, one id: a redelivery (the ack was lost) is the same event
+    const eventId = `gp2:${group}:${node.attrs.id}:${index}`
+    if (child.tag === 'create') return this.created(node, child, base, eventId)
+    if (PARTICIPANT_ACTIONS.has(child.tag)) {
+      const nodes = getBinaryNodeChildren(child, 'participant')
+      const participants = await Promise.all(nodes.map((n) => s.groups.person(n.attrs.jid, n.attrs.phone_number ?? n.attrs.lid ?? null)))
+      // someone removing themselves left (as Baileys reads it)
+      const self = nodes.length === 1 && [node.attrs.participant, node.attrs.participant_pn].some((j) => j && userOf(j) === userOf(nodes[0].attrs.jid))
+      const action = child.tag === 'remove' && self ? 'leave' : child.tag
+      return this.add('group.participants', { ...base, action, participants }, eventId, { action, participants: participants.length })
+    }
+    const fields = this.changed(child)
+    if (fields) return this.add('group.updated', { ...base, ...fields }, eventId, { fields: Object.keys(fields) })
+    s.log.debug({ group_id: group, tag: child.tag }, 'group.notification_ignored')
+    return null
+  }
+
+  // A group created with the account in it: who is in it, and its subject.
+  async created (node, child, base, eventId) {
+    const s = this.session
+    const group = getBinaryNodeChild(child, 'group')
+    const nodes = getBinaryNodeChildren(group, 'participant')
+    const participants = await Promise.all(nodes.map((n) => s.groups.person(n.attrs.jid, n.attrs.phone_number ?? n.attrs.lid ?? null)))
+    const event = { ...base, action: 'create', participants, subject: group?.attrs.subject ?? null }
+    return this.add('group.participants', event, eventId, { action: 'create', participants: participants.length })
+  }
+
+  // The fields a settings change sets: never logged (a subject or description is the members' text).
+  changed (child) {
+    switch (child.tag) {
+      case 'subject': return { subject: child.attrs.subject ?? null }
+      case 'description': {
+        const body = getBinaryNodeChild(child, 'body')?.content
+        return { description: body ? Buffer.from(body).toString('utf8') : null }
+      }
+      case 'announcement': case 'not_announcement': return { announce: child.tag === 'announcement' }
+      case 'locked': case 'unlocked': return { restrict: child.tag === 'locked' }
+      default: return null
+    }
+  }
+
+  async add (type, event, eventId, logged) {
+    const s = this.session
+    const { event: recorded, added } = await s.journal.add(type, event, eventId)
+    if (added) s.log.info({ group_id: event.group_id, by: event.by?.phone_number ?? null, ...logged }, type)
+    return recorded
+  }
+}
