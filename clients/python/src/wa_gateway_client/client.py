@@ -28,6 +28,7 @@ import aiohttp
 
 from . import errors
 from .conversation import ConversationMethods, post_message
+from .groups import GroupMethods
 from .media import MediaMethods
 from .models import (
     Account,
@@ -57,9 +58,10 @@ RETRY_STATUSES = (429, 503)
 SAFE_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
-class AsyncAccount(MediaMethods, ConversationMethods):
+class AsyncAccount(MediaMethods, ConversationMethods, GroupMethods):
     """Every per-account endpoint of one account (media: media.py; replies, reactions, edits, revokes, reads,
-    presence, locations, contact cards, polls: conversation.py). Get one from :meth:`AsyncClient.account`."""
+    presence, locations, contact cards, polls: conversation.py; groups: groups.py). Get one from
+    :meth:`AsyncClient.account`."""
 
     def __init__(self, client: AsyncClient, name: str):
         self._client = client

@@ -296,6 +296,22 @@ PairingCodeRefused = _code("PairingCodeRefused", "pairing_code_refused", Unproce
                            "WhatsApp would not give a pairing code for that number.")
 PairingRateLimited = _code("PairingRateLimited", "pairing_rate_limited", RateLimitedError,
                            "Too many pairing codes lately: retry after Retry-After.")
+# issue 26: groups
+InvalidGroupId = _code("InvalidGroupId", "invalid_group_id", BadRequestError,
+                       "Not a WhatsApp group id (digits@g.us, as GET /groups lists it).")
+InvalidParticipants = _code("InvalidParticipants", "invalid_participants", BadRequestError,
+                            "participants: 1 to 1,024 E.164 numbers (the message names a bad one by position).")
+InvalidSubject = _code("InvalidSubject", "invalid_subject", BadRequestError, "subject must be 1 to 100 characters.")
+InvalidDescription = _code("InvalidDescription", "invalid_description", BadRequestError,
+                           "description must be at most 2,048 characters.")
+InvalidInviteCode = _code("InvalidInviteCode", "invalid_invite_code", BadRequestError,
+                          "Not an invite code (or a https://chat.whatsapp.com/ link).")
+GroupNotFound = _code("GroupNotFound", "group_not_found", NotFoundError,
+                      "No such group, the account is not in it, or the invite code is unknown or revoked.")
+NotAdmin = _code("NotAdmin", "not_admin", PermissionDeniedError, "Only a group admin may do that.")
+NotConnected = _code("NotConnected", "not_connected", ConflictError,
+                     "The account's WhatsApp session is not connected right now: retry once it is.")
+WhatsAppTimeout = _code("WhatsAppTimeout", "whatsapp_timeout", ServerError, "WhatsApp did not answer in time.")
 
 InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
 WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")

@@ -79,7 +79,8 @@ class Message(_Model):
 
     id: str
     direction: Literal["out"] = "out"
-    phone_number: str
+    phone_number: str | None = None  # None for a message to a group (``group_id``)
+    group_id: str | None = None
     status: str  # queued, sending, sent, delivered, read, failed
     reason: str | None = None
     wait_reason: str | None = None
