@@ -47,6 +47,7 @@ OPERATIONS: dict[Handler, Op] = {
         "Change a group's subject or description", "Groups", {200: models.GroupOut}, body=models.GroupUpdateRequest,
         worker=True, errors=_errors(_ADMIN, s400=("invalid_subject", "invalid_description", "invalid_request")),
         description="`subject`: 1 to 100 characters; `description`: at most 2,048 (`\"\"` removes it); one or both. "
+                    "Any participant may, unless the group is `restrict`ed to admins (then 403 `not_admin`). "
                     "Answers the group as it is now. " + _ID_NOTE + DEFAULT_NOTE),
     groups.participants: Op(
         "Add, remove, promote or demote participants", "Groups", {200: models.ParticipantResults},
