@@ -112,3 +112,38 @@ test('a group change held before the journal: a worker that dies there gets the 
   await sleep(500)
   assert.equal(events('group.participants', (e) => e.group_id === group && e.action === 'promote').length, 1, 'once')
 })
+
+test('a member\'s removal rotates our sender key: the next message goes with a new key the remaining members decrypt', async () => {
+  const keys = session.store.state.keys
+  const me = session.store.state.creds.me
+  const ours = async () => {
+    // our sender key in this group, under our phone-number or LID identity (the group's addressing picks one)
+    const names = [me.id, me.lid].filter(Boolean).map((jid) => {
+      const [user, server] = jid.split('@')
+      const [u, d] = user.split(':')
+      return `${group}::${server === 'lid' ? `${u}_1` : u}::${d ?? 0}`
+    })
+    const got = await keys.get('sender-key', names)
+    // the key ids of its states (the chain iteration moves with every message; the id only with a new key)
+    return JSON.stringify(names.map((n) => got[n] ? JSON.parse(Buffer.from(got[n]).toString('utf8')).map((st) => st.senderKeyId) : null))
+  }
+  const send = async (text) => {
+    const id = `ROT${Date.now()}${Math.floor(Math.random() * 1e6)}`
+    assert.deepEqual(await session.send(group, { text }, id), { id, status: 'sent' })
+    return id
+  }
+  const before = await send('with the first key')
+  const first = await ours()
+  assert.notEqual(first, JSON.stringify([null, null]), 'a sender key exists')
+  assert.equal((await until(async () => (await emu.api('GET', `/contacts/${encodeURIComponent(ANA)}/messages`)).body.find((m) => m.id === before), 10000, 'ANA has it')).error, null)
+  const removed = await session.groups.participants(group, 'remove', [ANA])
+  assert.deepEqual(removed.results, [{ phone_number: ANA, status: 200 }])
+  await until(() => events('group.participants', (e) => e.group_id === group && e.action === 'remove').length === 1, 10000, 'the remove event')
+  const after = await send('with a new key')
+  assert.notEqual(await ours(), first, 'the sender key was not rotated')
+  const got = await until(async () => (await emu.api('GET', `/contacts/${encodeURIComponent(BEN)}/messages`)).body.find((m) => m.id === after), 10000, 'BEN has it')
+  assert.equal(got.error, null, got.error)
+  assert.equal(got.text, 'with a new key')
+  const ana = (await emu.api('GET', `/contacts/${encodeURIComponent(ANA)}/messages`)).body
+  assert.equal(ana.find((m) => m.id === after), undefined)
+})

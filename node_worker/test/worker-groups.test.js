@@ -80,6 +80,15 @@ test('a group message is decrypted by every contact member (the sender key reach
     assert.equal(got.group_id, group.id)
     assert.equal(got.from, ACCOUNT)
   }
+  // the same id again (a resend after a crash): the stored message goes again, not this new text; one message
+  const again = await worker.call('POST', '/send', { group_id: group.id, id, text: 'another text' })
+  assert.deepEqual(again.body, { id, status: 'sent' })
+  const twice = await inboxEntry(emu, BEN, id, (e) => e.duplicate_count >= 1)
+  assert.equal(twice.text, `hello @${ANA.slice(1)}`)
+  assert.equal((await emu.api('GET', `/contacts/${encodeURIComponent(BEN)}/messages`)).body.filter((m) => m.id === id).length, 1)
+  // (a phone keeps the first copy of an id whatever the second holds: the worker's log says which one it sent)
+  const relayed = worker.lines.map((l) => { try { return JSON.parse(l) } catch { return {} } }).filter((l) => l.event === 'message.relayed' && l.message_id === id)
+  assert.deepEqual(relayed.map((l) => l.resend), [false, true])
   // a batch to the group, then a reply to it: each decrypted, in order
   const [a, b] = [nextId(), nextId()]
   const batch = await worker.call('POST', '/send/batch', { messages: [{ group_id: group.id, id: a, text: 'one' }, { group_id: group.id, id: b, text: 'two', quoted: { id, from_me: true, text: 'hello', lid: null } }] })
@@ -121,7 +130,7 @@ test('a contact\'s group message is a message event with the group and the parti
   const group = await createGroup('Inbound', [ANA, BEN])
   const sent = await emu.api('POST', `/contacts/${encodeURIComponent(BEN)}/messages`, { to: group.id, text: 'from ben' })
   assert.equal(sent.status, 200, JSON.stringify(sent.body))
-  const event = await until(async () => (await events('message')).find((e) => e.id === sent.body.id), 10000, 'the group message event')
+  const event = await until(async () => (await events('message')).find((e) => e.id === sent.body.id), 10000, 'the group message event').catch((err) => { console.log(worker.lines.slice(-40).join('\n')); throw err })
   assert.equal(event.group_id, group.id)
   assert.equal(event.from, BEN)
   assert.match(event.lid, /^[0-9]+@lid$/)

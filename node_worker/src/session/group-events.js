@@ -8,10 +8,16 @@
 //   group.participants {group_id, action: add|remove|promote|demote|leave|create, participants: [{phone_number, lid}],
 //                       by: {phone_number, lid}|null, timestamp}        (create: with the group's subject)
 //   group.updated      {group_id, subject? | description? | announce? | restrict?, by, timestamp}
-import { getAllBinaryNodeChildren, getBinaryNodeChild, getBinaryNodeChildren, isJidGroup, jidDecode } from 'baileys'
+import { getAllBinaryNodeChildren, getBinaryNodeChild, getBinaryNodeChildren, isJidGroup, jidDecode, WAJIDDomains } from 'baileys'
 
 const PARTICIPANT_ACTIONS = new Set(['add', 'remove', 'promote', 'demote', 'leave'])
 const userOf = (jid) => jidDecode(jid ?? '')?.user ?? null
+// Our sender key's name in the key store for `group` as `jid` (PN or LID) sends (Baileys' jidToSignalSenderKeyName:
+// "<group>::<user, LID users suffixed _1>::<device>").
+const senderKeyName = (group, jid) => {
+  const { user, device, domainType } = jidDecode(jid)
+  return `${group}::${domainType !== WAJIDDomains.WHATSAPP ? `${user}_${domainType}` : user}::${device || 0}`
+}
 
 export class GroupEvents {
   constructor (session) {
@@ -43,12 +49,29 @@ export class GroupEvents {
       // someone removing themselves left (as Baileys reads it)
       const self = nodes.length === 1 && [node.attrs.participant, node.attrs.participant_pn].some((j) => j && userOf(j) === userOf(nodes[0].attrs.jid))
       const action = child.tag === 'remove' && self ? 'leave' : child.tag
+      if (action === 'remove' || action === 'leave') await this.rotateSenderKey(group)
       return this.add('group.participants', { ...base, action, participants }, eventId, { action, participants: participants.length })
     }
     const fields = this.changed(child)
     if (fields) return this.add('group.updated', { ...base, ...fields }, eventId, { fields: Object.keys(fields) })
     s.log.debug({ group_id: group, tag: child.tag }, 'group.notification_ignored')
     return null
+  }
+
+  // Someone left or was removed: our next message to the group goes with a new sender key, distributed afresh to
+  // who is in it now, as WhatsApp's apps do (its security whitepaper: members clear their sender key when one
+  // leaves), so that a former member's copy of our key opens nothing we send later. Baileys keeps the key for good
+  // otherwise. Taken under the lock sends encrypt under (relayMessage's transaction on our id).
+  async rotateSenderKey (group) {
+    const s = this.session
+    const keys = s.sock?.authState?.keys
+    const me = s.store?.state.creds.me
+    if (!keys || !me?.id) return
+    const names = [me.id, me.lid].filter(Boolean).map((jid) => senderKeyName(group, jid))
+    await keys.transaction(async () => {
+      await keys.set({ 'sender-key': Object.fromEntries(names.map((n) => [n, null])), 'sender-key-memory': { [group]: null } })
+    }, me.id)
+    s.log.info({ group_id: group }, 'group.sender_key_rotated')
   }
 
   // A group created with the account in it: who is in it, and its subject.
