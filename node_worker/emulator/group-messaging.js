@@ -225,7 +225,10 @@ export class GroupMessaging {
     contact.groupOwnKeys[g.id] ||= { ...newOwnSenderKey(), distributed: [] }
     const own = contact.groupOwnKeys[g.id]
     const skdm = distributionMessage(own) // before the skmsg: the key as it is for this message
-    const skmsg = { tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: groupEncrypt(own, padMessage(message)) }
+    const sealed = groupEncrypt(own, padMessage(message))
+    // a `garble` fault: the skmsg every device gets fails its signature (a retry receipt gets it again, whole)
+    if (this.emu.faults.takeGarble(contact.phone)) sealed[sealed.length - 1] ^= 0x01
+    const skmsg = { tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: sealed }
     const skdmMessage = proto.Message.encode({ senderKeyDistributionMessage: { groupId: groupJid(g), axolotlSenderKeyDistributionMessage: skdm } }).finish()
     const stanza = { attrs: { id, t: String(t), type: 'text' } }
     let delivered = 0

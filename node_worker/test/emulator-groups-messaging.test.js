@@ -81,6 +81,22 @@ describe('group messages between the real Baileys client and emulated members', 
     await until(async () => (await emu.api('GET', `/contacts/${C1}/receipts-received`)).body.some((r) => r.id === next.id && r.from === ACCOUNT), 10000, 'the account\'s group receipt at C1')
   })
 
+  test('a damaged skmsg (garble): Baileys asks again (retry receipt to the group) and gets the message with the sender key on its session', async () => {
+    assert.equal((await emu.api('POST', '/faults', { kind: 'garble', phone_number: C3 })).status, 200)
+    const before = (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === C3).messages_resent
+    const sent = await contactSends(C3, 'damaged once')
+    // the first copy's pkmsg (its sender key) decrypts, its skmsg does not: the text comes with the resend
+    const got = await a.waitFor((r) => r.upserts.flatMap((u) => u.messages).find((m) => m.key.id === sent.id && m.message?.conversation), 10000, 'the resent copy')
+    assert.equal(got.message.conversation, 'damaged once')
+    assert.equal(got.key.participant, jidOf(C3))
+    const after = (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === C3).messages_resent
+    assert.ok(after > before, 'resent after a retry receipt')
+    const retries = (await emu.api('GET', `/contacts/${C3}/receipts-received`)).body.filter((r) => r.id === sent.id && r.type === 'retry')
+    assert.ok(retries.length >= 1)
+    const next = await contactSends(C3, 'clean again')
+    assert.equal((await upserted(a, next.id)).message.conversation, 'clean again')
+  })
+
   test('the other account\'s Baileys sends to the group: the account and the contacts decrypt it', async () => {
     const sent = await b.sock.sendMessage(group, { text: 'from the other account' })
     const got = await upserted(a, sent.key.id)
