@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from service.programs.client_commands import CLIENT_COMMANDS
 from tests.helpers.fake_groups import ME, NOT_ON_WHATSAPP, PRIVATE
 from tests.helpers.fake_worker import KEY, P1, P2
 from wa_gateway_client import AsyncClient, cli, errors
@@ -93,3 +94,9 @@ async def test_the_cli_lists_creates_and_changes_groups(wa, capsys):
     assert usage.value.code == cli.USAGE
     with pytest.raises(errors.GroupNotFound):
         await _cli(wa, capsys, "groups", "show", gid)
+
+
+def test_wa_gateway_on_the_host_hands_groups_to_the_client_cli():
+    """``wa-gateway groups ...`` (the launcher on the gateway's host) runs the client's command, not its own usage."""
+    subcommands = next(a for a in cli.parser()._actions if a.dest == "command").choices
+    assert "groups" in subcommands and "groups" in CLIENT_COMMANDS
