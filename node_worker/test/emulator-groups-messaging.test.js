@@ -105,6 +105,22 @@ describe('group messages between the real Baileys client and emulated members', 
     assert.equal((await inboxEntry(emu, C3, sent.key.id)).text, 'from the other account')
   })
 
+  test('a contact reads the account\'s group message: Baileys gets a read receipt from that participant', async () => {
+    const sent = await a.sock.sendMessage(group, { text: 'read me' })
+    await inboxEntry(emu, C1, sent.key.id)
+    const r = await emu.api('POST', `/contacts/${C1}/receipts`, { id: sent.key.id, type: 'read' })
+    assert.equal(r.status, 200, JSON.stringify(r.body))
+    await until(() => [...a.rec.receipts, ...a.rec.upserts.flatMap((u) => u.messages).map((m) => ({ key: m.key, receipts: m.userReceipt || [] }))]
+      .some((x) => x.key.id === sent.key.id && (x.receipt ? [x.receipt] : x.receipts).some((rc) => rc.userJid === jidOf(C1) && rc.readTimestamp)), 10000, 'the read receipt of C1')
+  })
+
+  test('every group stanza a linked device got is acknowledged: nothing left to redeliver at its next login', async () => {
+    await until(async () => {
+      const accounts = (await emu.api('GET', '/')).body.accounts.filter((x) => [ACCOUNT, OTHER].includes(x.phone_number))
+      return accounts.length === 2 && accounts.every((x) => x.devices.every((d) => d.unacked === 0 && d.queued === 0))
+    }, 10000, 'no unacknowledged stanza')
+  })
+
   test('a participant added later decrypts the next message (a new distribution); a removed one gets nothing', async () => {
     const add = await a.sock.groupParticipantsUpdate(group, [jidOf(C4)], 'add')
     assert.equal(add[0].status, '200')
