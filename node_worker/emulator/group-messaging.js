@@ -15,7 +15,7 @@ import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 import { errorFields } from './log.js'
-import { groupJid } from './groups.js'
+import { groupJid, memberJid, altAttrs } from './groups.js'
 import { newOwnSenderKey, distributionMessage, groupEncrypt, processDistribution, groupDecrypt } from './sender-keys.js'
 
 const safeDecode = (jid) => {
@@ -79,19 +79,20 @@ export class GroupMessaging {
       if (!encs.length) continue
       devices++
       if (target.id === 0) await this.phoneReceives(target.user, g, sender, node, encs)
-      else this.toDevice(target.user, target.dev, g, sender.user, sender.jid, node, encs)
+      else this.toDevice(target.user, target.dev, g, sender.user, conn.device.id, node, encs)
     }
     conn.log.info('group.message_fanned_out', { id, group: g.id, devices, distributions: own.size })
     this.emu.persist()
   }
 
-  toDevice (user, dev, g, senderUser, senderJid, node, encs) {
+  toDevice (user, dev, g, senderUser, senderDeviceId, node, encs) {
     return this.emu.deliverToDevice(user, dev, {
       tag: 'message',
       attrs: {
         from: groupJid(g),
-        participant: senderJid,
-        participant_lid: senderUser.lidJid,
+        participant: memberJid(g, senderUser, senderDeviceId),
+        ...altAttrs(g, senderUser),
+        ...(g.addressing === 'lid' ? { addressing_mode: 'lid' } : {}),
         id: node.attrs.id,
         t: node.attrs.t || String(unixNow()),
         type: node.attrs.type || 'text',
@@ -168,7 +169,7 @@ export class GroupMessaging {
     if (!senderUser.devices.get(senderDevice.id)) return 'unlinked'
     return this.emu.deliverToDevice(senderUser, senderDevice, {
       tag: 'receipt',
-      attrs: { from: groupJid(g), participant: from.jid, id: ids[0], t: String(unixNow()), ...(type ? { type } : {}) },
+      attrs: { from: groupJid(g), participant: memberJid(g, from), id: ids[0], t: String(unixNow()), ...(type ? { type } : {}) },
       ...(ids.length > 1 ? { content: [{ tag: 'list', attrs: {}, content: ids.slice(1).map((i) => ({ tag: 'item', attrs: { id: i } })) }] } : {})
     })
   }
@@ -204,7 +205,7 @@ export class GroupMessaging {
     // a retry names the asking device (the sender re-encrypts for it); other receipts name the participant
     this.emu.deliverToDevice(senderUser, dev, {
       tag: 'receipt',
-      attrs: { from: groupJid(g), participant: type === 'retry' ? conn.device.jid : conn.user.jid, id: node.attrs.id, t: String(unixNow()), ...(node.attrs.type ? { type: node.attrs.type } : {}) },
+      attrs: { from: groupJid(g), participant: memberJid(g, conn.user, type === 'retry' ? conn.device.id : 0), id: node.attrs.id, t: String(unixNow()), ...(node.attrs.type ? { type: node.attrs.type } : {}) },
       ...(Array.isArray(node.content) && node.content.length ? { content: node.content } : {})
     })
   }
@@ -245,7 +246,7 @@ export class GroupMessaging {
       if (target.id === 0) {
         await this.phoneReceives(target.user, g, { user: contact, jid: contact.jid }, stanza, encs)
         delivered++
-      } else if (this.toDevice(target.user, target.dev, g, contact, contact.jid, stanza, encs) === 'sent') delivered++
+      } else if (this.toDevice(target.user, target.dev, g, contact, 0, stanza, encs) === 'sent') delivered++
       else queued++
     }
     contact.outbox.set(id, { to: groupJid(g), t, message: Buffer.from(message).toString('base64'), garbled: false, resends: {}, awaiting: [] })
@@ -275,7 +276,7 @@ export class GroupMessaging {
     m.senderKeyDistributionMessage = { groupId: groupJid(g), axolotlSenderKeyDistributionMessage: distributionMessage(own) }
     const enc = await this.encryptFor(contact, { user, id: dev.id, dev }, proto.Message.encode(m).finish())
     contact.messagesResent++
-    this.toDevice(user, dev, g, contact, contact.jid, { attrs: { id, t: String(entry.t), type: 'text' } }, [enc])
+    this.toDevice(user, dev, g, contact, 0, { attrs: { id, t: String(entry.t), type: 'text' } }, [enc])
     this.emu.log.info('group.retry_resent', { id, group: g.id })
   }
 

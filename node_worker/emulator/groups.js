@@ -2,7 +2,8 @@
 // and whatsmeow's group.go send them, and the `w:gp2` notifications every member's linked devices get.
 // Message fan-out and the emulated phones as members are in group-messaging.js.
 //
-// Shapes (PN-addressed groups, `addressing_mode="pn"`, participants by phone number with their LID):
+// Shapes (a PN-addressed group, `addressing_mode="pn"`: participants by phone number with their `lid`; a
+// LID-addressed one, WA_EMULATOR_GROUP_ADDRESSING=lid, as WhatsApp makes new groups: by LID with `phone_number`):
 //   <group id="120363…" creator creation subject s_t s_o size addressing_mode><participant jid lid type?/>…
 //     <description id participant t><body/></description>? <locked/>? <announcement/>?</group>
 // Errors as WhatsApp answers them (whatsmeow's errors.go names them): 404 item-not-found (no such group),
@@ -29,6 +30,13 @@ const inviteCode = () => Array.from(randomBytes(22), (b) => INVITE_ALPHABET[b % 
 const iqError = (code, text) => Object.assign(new Error(text), { iqCode: code, iqText: text })
 
 export const groupJid = (g) => `${g.id}@g.us`
+/** how group `g` names a user (or one of its devices): by phone number in a PN group, by LID in a LID one */
+export const memberJid = (g, user, deviceId = 0) => {
+  const [base, server] = g?.addressing === 'lid' ? [user.lid, 'lid'] : [user.phone, 's.whatsapp.net']
+  return deviceId ? `${base}:${deviceId}@${server}` : `${base}@${server}`
+}
+/** the attribute naming the other form of a sender (participant_pn in a LID group, participant_lid in a PN one) */
+export const altAttrs = (g, user, prefix = 'participant') => (g?.addressing === 'lid' ? { [`${prefix}_pn`]: user.jid } : { [`${prefix}_lid`]: user.lidJid })
 
 export class Groups {
   constructor (emu) {
@@ -143,7 +151,7 @@ export class Groups {
     const g = {
       id, subject, subjectOwner: me.phone, subjectTime: t, creation: t, creator: me.phone, createKey: node.attrs.key || null,
       description: null, participants: { [me.phone]: { admin: 'superadmin' } }, inviteCode: inviteCode(), revokedCodes: [],
-      restrict: false, announce: false
+      restrict: false, announce: false, addressing: this.emu.settings.groupAddressing === 'lid' ? 'lid' : 'pn'
     }
     const refused = []
     for (const jid of requested) {
@@ -171,9 +179,10 @@ export class Groups {
 
   participantNode (user, g, error) {
     const admin = g?.participants[user?.phone]?.admin
+    const names = !user ? { jid: '' } : g?.addressing === 'lid' ? { jid: user.lidJid, phone_number: user.jid } : { jid: user.jid, ...(user.onWhatsApp ? { lid: user.lidJid } : {}) }
     return {
       tag: 'participant',
-      attrs: { jid: user ? user.jid : '', ...(user?.onWhatsApp ? { lid: user.lidJid } : {}), ...(admin && !error ? { type: admin } : {}), ...(error ? { error } : {}) },
+      attrs: { ...names, ...(admin && !error ? { type: admin } : {}), ...(error ? { error } : {}) },
       // a privacy refusal carries the invite (v4) the adder may send instead, as WhatsApp's answer does
       ...(error === '403' ? { content: [{ tag: 'add_request', attrs: { code: inviteCode(), expiration: String(unixNow() + 7 * 24 * 3600) } }] } : {})
     }
@@ -187,10 +196,15 @@ export class Groups {
 
   groupNode (g, refused = []) {
     const members = this.members(g)
+    const lid = g.addressing === 'lid'
+    const named = (attr, phone) => {
+      const u = this.dir.get(phone)
+      return u ? { [attr]: memberJid(g, u), ...(lid ? { [`${attr}_pn`]: u.jid } : {}) } : {}
+    }
     const content = [
       ...members.map((u) => this.participantNode(u, g)),
       ...refused,
-      ...(g.description ? [{ tag: 'description', attrs: { id: g.description.id, participant: `${g.description.by}@s.whatsapp.net`, t: String(g.description.t) }, content: [{ tag: 'body', attrs: {}, content: Buffer.from(g.description.text, 'utf8') }] }] : []),
+      ...(g.description ? [{ tag: 'description', attrs: { id: g.description.id, ...named('participant', g.description.by), t: String(g.description.t) }, content: [{ tag: 'body', attrs: {}, content: Buffer.from(g.description.text, 'utf8') }] }] : []),
       ...(g.restrict ? [{ tag: 'locked', attrs: {} }] : []),
       ...(g.announce ? [{ tag: 'announcement', attrs: {} }] : [])
     ]
@@ -198,13 +212,13 @@ export class Groups {
       tag: 'group',
       attrs: {
         id: g.id,
-        creator: `${g.creator}@s.whatsapp.net`,
+        ...named('creator', g.creator),
         creation: String(g.creation),
         subject: g.subject,
         s_t: String(g.subjectTime),
-        s_o: `${g.subjectOwner}@s.whatsapp.net`,
+        ...named('s_o', g.subjectOwner),
         size: String(members.length),
-        addressing_mode: 'pn'
+        addressing_mode: lid ? 'lid' : 'pn'
       },
       content
     }
@@ -247,7 +261,7 @@ export class Groups {
     const subject = (bytesOf(node)?.toString('utf8') || '').trim()
     if (!subject || subject.length > 100) throw iqError(406, 'not-acceptable')
     Object.assign(g, { subject, subjectOwner: me.phone, subjectTime: unixNow() })
-    this.notify(g, me, { tag: 'subject', attrs: { subject, s_o: me.jid, s_t: String(g.subjectTime) } })
+    this.notify(g, me, { tag: 'subject', attrs: { subject, s_o: memberJid(g, me), ...(g.addressing === 'lid' ? { s_o_pn: me.jid } : {}), s_t: String(g.subjectTime) } })
     return undefined
   }
 
@@ -300,7 +314,7 @@ export class Groups {
         continue
       }
       delete g.participants[me.phone]
-      this.notify(g, me, { tag: 'remove', attrs: { reason: 'leave' }, content: [this.participantNode(me, null)] }, [me])
+      this.notify(g, me, { tag: 'remove', attrs: { reason: 'leave' }, content: [this.participantNode(me, { addressing: g.addressing, participants: {} })] }, [me])
       this.emu.groupMessaging.onMembersRemoved(g, [me])
       this.keepAnAdmin(g, me)
       this.emu.log.info('group.left', { group: g.id })
@@ -325,7 +339,7 @@ export class Groups {
   notify (g, actor, childNode, extra = [], { adminsOnly = false } = {}) {
     const node = {
       tag: 'notification',
-      attrs: { from: groupJid(g), type: 'w:gp2', id: randomId(10), participant: actor.jid, t: String(unixNow()), notify: actor.name },
+      attrs: { from: groupJid(g), type: 'w:gp2', id: randomId(10), participant: memberJid(g, actor), ...(g.addressing === 'lid' ? { participant_pn: actor.jid } : {}), t: String(unixNow()), notify: actor.name },
       content: [childNode]
     }
     const users = [...new Set([...this.members(g), ...extra])].filter((u) => !adminsOnly || this.isAdmin(g, u))

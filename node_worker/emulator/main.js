@@ -19,6 +19,13 @@ const certMode = () => {
   return mode
 }
 
+// WhatsApp makes new groups LID-addressed; PN-addressed ones (older groups) are the default here
+const groupAddressing = () => {
+  const mode = env.WA_EMULATOR_GROUP_ADDRESSING || 'pn'
+  if (!['pn', 'lid'].includes(mode)) throw new Error('WA_EMULATOR_GROUP_ADDRESSING must be pn or lid')
+  return mode
+}
+
 // WA_LOG_LEVEL applies to every program; WA_EMULATOR_LOG_LEVEL (also `trace`) overrides it here.
 const logLevel = () => {
   const level = (env.WA_EMULATOR_LOG_LEVEL || env.WA_LOG_LEVEL || 'info').toLowerCase()
@@ -64,6 +71,7 @@ export const readSettings = () => {
     pairCodeLimit: int('WA_EMULATOR_PAIR_CODE_LIMIT', 5),
     pairCodeWindowMs: int('WA_EMULATOR_PAIR_CODE_WINDOW_MS', 3600000),
     receiptDelayMs: int('WA_EMULATOR_RECEIPT_DELAY_MS', 100),
+    groupAddressing: groupAddressing(), // how groups created from now on name their participants (groups.js)
     editWindowSeconds: int('WA_EMULATOR_EDIT_WINDOW_SECONDS', 15 * 60), // how long a sender may edit (conversation.js)
     gatewayUrl: env.WA_EMULATOR_GATEWAY_URL || null,
     apiKey: gatewayApiKey, // a function: read at use, so a key the gateway creates later is found
