@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.http import validation
@@ -23,6 +23,16 @@ MAX_DESCRIPTION_CHARS = 2048
 ACTIONS = ("add", "remove", "promote", "demote")
 INVITE_LINK = "https://chat.whatsapp.com/"
 _INVITE_CODE = re.compile(r"[A-Za-z0-9_-]{6,64}")
+
+
+
+
+def _phones(schema: dict[str, Any]) -> None:
+    """The documented shape of a participant list (``participants`` below checks it, naming a bad item's position)."""
+    title = schema.get("title")
+    schema.clear()
+    schema.update({"type": "array", "items": {"type": "string", "examples": [validation.PHONE_EXAMPLE]},
+                   "minItems": 1, "maxItems": MAX_PARTICIPANTS, **({"title": title} if title else {})})
 
 
 def participants(value: list[Any]) -> list[str]:
@@ -56,8 +66,8 @@ def subject(value: str) -> str:
 class GroupCreateRequest(RequestModel):
     """``POST /groups``: a new group named ``subject`` with these members (the account is its owner)."""
 
-    subject: StrictStr
-    participants: list[Any]
+    subject: StrictStr = Field(json_schema_extra={"minLength": 1, "maxLength": MAX_SUBJECT_CHARS})
+    participants: list[Any] = Field(json_schema_extra=_phones)
 
     field_codes: ClassVar[dict[str, str]] = {"subject": "invalid_subject", "participants": "invalid_participants"}
     field_hints: ClassVar[dict[str, str]] = {"subject": "a string", "participants": "a list of phone numbers"}
@@ -105,10 +115,10 @@ class GroupUpdateRequest(RequestModel):
 class ParticipantsRequest(RequestModel):
     """``POST /groups/{id}/participants``: exactly one of ``add``, ``remove``, ``promote``, ``demote``."""
 
-    add: list[Any] | None = None
-    remove: list[Any] | None = None
-    promote: list[Any] | None = None
-    demote: list[Any] | None = None
+    add: list[Any] | None = Field(None, json_schema_extra=_phones)
+    remove: list[Any] | None = Field(None, json_schema_extra=_phones)
+    promote: list[Any] | None = Field(None, json_schema_extra=_phones)
+    demote: list[Any] | None = Field(None, json_schema_extra=_phones)
 
     field_codes: ClassVar[dict[str, str]] = {a: "invalid_participants" for a in ACTIONS}
     field_hints: ClassVar[dict[str, str]] = {a: "a list of phone numbers" for a in ACTIONS}

@@ -186,5 +186,10 @@ async def test_every_answer_and_refusal_conforms_to_the_document(api):
     assert statuses == [200, 201, 200, 200, 200, 200, 200, 200, 200, 403, 400, 400, 404]
     client.worker.state = "connecting"
     await conforms(doc, await client.get("/groups", headers=AUTH), "GET", "/groups")
+    schemas = doc["components"]["schemas"]
+    for model, field in (("GroupCreateRequest", "participants"), ("ParticipantsRequest", "promote")):
+        shown = schemas[model]["properties"][field]
+        assert (shown["type"], shown["minItems"], shown["maxItems"], shown["items"]["type"]) == ("array", 1, 1024,
+                                                                                              "string"), model
     param = next(p for p in doc["paths"]["/groups/{id}"]["get"]["parameters"] if p.get("name") == "id")
     assert re.fullmatch(param["schema"]["pattern"].strip("^$"), gid)
