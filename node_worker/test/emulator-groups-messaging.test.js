@@ -19,6 +19,7 @@ const textOf = (m) => m.message.conversation || m.message.extendedTextMessage?.t
 describe('group messages between the real Baileys client and emulated members', () => {
   let emu
   let a
+  let a2 // a second linked device of the account
   let b
   let group
   const upserted = (client, id) => client.waitFor((r) => r.upserts.flatMap((u) => u.messages).find((m) => m.key.id === id && m.message), 10000, `upsert ${id}`)
@@ -32,12 +33,14 @@ describe('group messages between the real Baileys client and emulated members', 
     emu = await startEmulator({ env: { WA_EMULATOR_RECEIPT_DELAY_MS: '20' } })
     trustEmulator(emu)
     a = (await pairDevice(emu, ACCOUNT, { settle: true })).client
+    a2 = (await pairDevice(emu, ACCOUNT, { settle: true })).client
     b = (await pairDevice(emu, OTHER, { settle: true })).client
     group = (await a.sock.groupCreate('Chat', [jidOf(C1), jidOf(C2), jidOf(C3), jidOf(OTHER)])).id
   })
 
   after(async () => {
     await a?.end()
+    await a2?.end()
     await b?.end()
     if (emu) assert.equal((await emu.stop()).code, 0)
   })
@@ -51,6 +54,8 @@ describe('group messages between the real Baileys client and emulated members', 
       assert.equal(e.from, ACCOUNT)
       assert.match(e.participant, new RegExp(`^${ACCOUNT.slice(1)}:\\d+@s\\.whatsapp\\.net$`), 'the sending device')
     }
+    const own = await upserted(a2, sent.key.id)
+    assert.deepEqual([textOf(own), own.key.fromMe, own.key.remoteJid], ['hello team', true, group], 'the account\'s other device')
     const got = await upserted(b, sent.key.id)
     assert.equal(textOf(got), 'hello team')
     assert.equal(got.key.remoteJid, group)
@@ -75,6 +80,7 @@ describe('group messages between the real Baileys client and emulated members', 
     assert.equal(got.key.participant, jidOf(C1))
     assert.equal(got.key.fromMe, false)
     assert.equal((await upserted(b, sent.id)).message.conversation, 'from C1')
+    assert.equal((await upserted(a2, sent.id)).message.conversation, 'from C1', 'every device of the account')
     assert.equal((await inboxEntry(emu, C2, sent.id)).text, 'from C1')
     const next = await contactSends(C1, 'again')
     assert.equal((await upserted(a, next.id)).message.conversation, 'again', 'no second distribution needed')
