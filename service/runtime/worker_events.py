@@ -52,7 +52,9 @@ class EventConsumer:
 
     def _log(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "unknown")
-        keep = ("event_id", "status", "state", "from", "lid", "kind", "offline", "error", "last_error")
+        # which group and what changed in it, never its subject or description (the members' text, like a body)
+        keep = ("event_id", "status", "state", "from", "lid", "kind", "offline", "error", "last_error", "group_id",
+                "action")
         fields = {k: event[k] for k in keep if k in event}
         if isinstance(event.get("text"), str):  # never the body itself, at any level
             fields["text_length"] = len(event["text"])

@@ -87,3 +87,17 @@ async def test_listed_by_type_as_documented_and_a_webhook_may_take_them(api):
     assert res.status == 201, await res.text()
     await error_of(await client.post("/accounts/default/webhooks", headers=AUTH, json={
         "url": "http://127.0.0.1:9/hook", "events": ["group.renamed"]}), 400, "invalid_events")
+
+
+def test_the_hand_over_logs_which_group_changed_and_never_its_text():
+    from structlog.testing import capture_logs
+
+    from service.runtime.worker_events import EventConsumer
+
+    consumer = EventConsumer(worker=None, db=None)  # type: ignore[arg-type]  # _log needs neither
+    with capture_logs() as logs:
+        consumer._log(updated("N1", subject="Secret plans", description="Nobody may know"))
+        consumer._log(participants("add", [ONE]))
+    assert [(e["event"], e.get("group_id"), e.get("action")) for e in logs] == [
+        ("whatsapp.group.updated", GROUP, None), ("whatsapp.group.participants", GROUP, "add")]
+    assert "Secret" not in repr(logs) and "Nobody" not in repr(logs)
