@@ -326,6 +326,27 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/system/test_client_conversation_stack.py::test_the_cli_replies_reacts_edits_revokes_reads_and_sends_a_location_and_a_poll
     tests/system/test_client_conversation_stack.py::test_a_contacts_conversation_comes_back_as_typed_events_and_messages
     tests/app/test_client_media.py::test_a_media_reply_names_the_quoted_message_in_the_json_and_in_the_form
+- node_worker/src/decrypt-cache.js, decryptGroupMessage not wrapped (a group message's skmsg result not on disk before its sender-key change; the copy delivered again after a crash cannot be decrypted, issue 26):
+    node_worker/test/worker-groups-durable.test.js::a group message held before the journal: no receipt; a worker that dies there gets it again, once, from the decrypt cache
+- node_worker/src/session/inbound.js onDecrypted skipping group messages (journaled only by the upsert, after the receipt):
+    node_worker/test/worker-groups-durable.test.js::a group message held before the journal: no receipt; a worker that dies there gets it again, once, from the decrypt cache
+- node_worker/src/session/connection.js, beforeNotificationAck (patches/*006*) not awaited (a group change acked before it is journaled):
+    node_worker/test/worker-groups-durable.test.js::a group change held before the journal: a worker that dies there gets the notification again, once
+- node_worker/src/session/group-events.js, no sender-key rotation on a removal:
+    node_worker/test/worker-groups-durable.test.js::a member\'s removal rotates our sender key: the next message goes with a new key the remaining members decrypt
+- node_worker/src/session/group-metadata.js, forget() a no-op (a send relays with the metadata from before an add: the new member gets no sender key, "No sender key"):
+    node_worker/test/worker-groups.test.js::a member added later gets the sender key and decrypts what follows; one removed gets nothing more
+- node_worker/src/session/statuses.js, a group message's statuses counted per message, not per participant; send.js, a repeated id made anew:
+    node_worker/test/worker-groups.test.js::a group message is decrypted by every contact member (the sender key reaches each), mentions included
+- node_worker/src/session/inbound.js, group chats dropped as before issue 26:
+    node_worker/test/worker-groups.test.js::a contact\'s group message is a message event with the group and the participant
+- node_worker/src/session/groups.js, every participant's result taken as 200; an invite code WhatsApp calls gone (410) or not acceptable (406) not a 404; group-events.js, a subject change not an event; send.js, no membership check before a group send (502 instead of 404 group_not_found):
+    node_worker/test/worker-groups.test.js::a group created through the worker: WhatsApp\'s result per participant, the server\'s members, our role
+    node_worker/test/worker-groups.test.js::invite links, joining by code, leaving
+    node_worker/test/worker-groups.test.js::the group\'s changes are group.participants and group.updated events
+    node_worker/test/worker-groups.test.js::refusals: not a group id, a group the account is not in, participant lists, contents a group cannot take
+- node_worker/src/session/outbound-content.js mentionsOf returning nothing (no contextInfo.mentionedJid):
+    node_worker/test/group-content.test.js::mentions become contextInfo.mentionedJid of the text, once each
 """
 
 from __future__ import annotations
