@@ -62,16 +62,16 @@ async def get(request: web.Request) -> web.Response:
 
 @on_owner
 async def update(request: web.Request) -> web.Response:
+    body = parse(GroupUpdateRequest, await _body(request))  # the body first: an unknown field is named whatever the id
     gid = _id(request)
-    body = parse(GroupUpdateRequest, await _body(request))
     fields = body.model_dump(exclude_none=True)
     return web.json_response(_metadata(await served_here(request).worker.group("PATCH", gid, body=fields)))
 
 
 @on_owner
 async def participants(request: web.Request) -> web.Response:
-    gid = _id(request)
     action, numbers = parse(ParticipantsRequest, await _body(request)).action()
+    gid = _id(request)
     answer = await served_here(request).worker.group("POST", gid, "/participants", body={action: numbers})
     return web.json_response(answer)
 
@@ -97,6 +97,6 @@ async def join(request: web.Request) -> web.Response:
 
 @on_owner
 async def leave(request: web.Request) -> web.Response:
-    gid = _id(request)
     parse(NoFieldsRequest, await _body(request, allow_empty=True))
+    gid = _id(request)
     return web.json_response(await served_here(request).worker.group("POST", gid, "/leave", body={}))
