@@ -168,8 +168,8 @@ export class WhatsAppSession extends EventEmitter {
   release () { return this.lifecycle.release() }
   shutdown () { return this.lifecycle.shutdown() }
   sendText (phone, text, messageId) { return this.sender.sendText(phone, text, messageId) }
-  /** `content`: { text } or { media } (session/media.js parseMedia) */
-  send (phone, content, messageId) { return this.sender.send(phone, content, messageId) }
+  /** `to`: a +E.164 number or a group id; `content`: a checked content (session/outbound-content.js parseContent) */
+  send (to, content, messageId) { return this.sender.send(to, content, messageId) }
   sendBatch (items) { return this.sender.sendBatch(items) }
   /** `request`: session/media-download.js parseDownload; { sha256, size, descriptor } once stored */
   downloadMedia (request) { return this.mediaDownloads.download(request) }

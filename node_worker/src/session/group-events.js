@@ -25,37 +25,53 @@ export class GroupEvents {
   }
 
   // beforeNotificationAck: every notification; only a group's (w:gp2) is an event. A failed write ends the worker
-  // (mustPersist) before the ack, and WhatsApp delivers the notification again.
+  // (mustPersist) before the ack, and WhatsApp delivers the notification again; a change this code cannot read is
+  // logged and skipped (ending the worker on it would only bring the same notification back, for ever).
   async onNotificationNode (node) {
     if (node?.attrs?.type !== 'w:gp2' || !isJidGroup(node.attrs.from)) return
     const s = this.session
     const group = node.attrs.from
     s.groups.metadata.forget(group) // whatever changed, the next send asks who is in the group now
     const changes = getAllBinaryNodeChildren(node)
-    await s.mustPersist(Promise.all(changes.map((child, i) => this.record(node, child, i))))
+    for (const [index, child] of changes.entries()) {
+      let change
+      try {
+        change = await this.changeOf(node, child)
+      } catch (err) {
+        s.log.warn({ err, group_id: group, tag: child?.tag ?? null }, 'group.notification_unreadable')
+        continue
+      }
+      if (!change) {
+        s.log.debug({ group_id: group, tag: child.tag }, 'group.notification_ignored')
+        continue
+      }
+      if (change.rotate) await this.rotateSenderKey(group)
+      // one notification, one id: a redelivery (the ack was lost) is the same event
+      await s.mustPersist(this.add(change.type, change.event, `gp2:${group}:${node.attrs.id}:${index}`, change.logged))
+    }
   }
 
-  async record (node, child, index) {
+  // {type, event, logged, rotate} of one change of a w:gp2 notification, or null for a change that is no event.
+  async changeOf (node, child) {
     const s = this.session
-    const group = node.attrs.from
     const by = node.attrs.participant ? await s.groups.person(node.attrs.participant, node.attrs.participant_pn ?? null) : null
-    const base = { group_id: group, by, timestamp: Number(node.attrs.t ?? 0) || 0 }
-    // one notification, one id: a redelivery (the ack was lost) is the same event
-    const eventId = `gp2:${group}:${node.attrs.id}:${index}`
-    if (child.tag === 'create') return this.created(node, child, base, eventId)
+    const base = { group_id: node.attrs.from, by, timestamp: Number(node.attrs.t ?? 0) || 0 }
+    if (child.tag === 'create') return this.created(child, base)
     if (PARTICIPANT_ACTIONS.has(child.tag)) {
       const nodes = getBinaryNodeChildren(child, 'participant')
       const participants = await Promise.all(nodes.map((n) => s.groups.person(n.attrs.jid, n.attrs.phone_number ?? n.attrs.lid ?? null)))
       // someone removing themselves left (as Baileys reads it)
       const self = nodes.length === 1 && [node.attrs.participant, node.attrs.participant_pn].some((j) => j && userOf(j) === userOf(nodes[0].attrs.jid))
       const action = child.tag === 'remove' && self ? 'leave' : child.tag
-      if (action === 'remove' || action === 'leave') await this.rotateSenderKey(group)
-      return this.add('group.participants', { ...base, action, participants }, eventId, { action, participants: participants.length })
+      return {
+        type: 'group.participants',
+        event: { ...base, action, participants },
+        logged: { action, participants: participants.length },
+        rotate: action === 'remove' || action === 'leave'
+      }
     }
     const fields = this.changed(child)
-    if (fields) return this.add('group.updated', { ...base, ...fields }, eventId, { fields: Object.keys(fields) })
-    s.log.debug({ group_id: group, tag: child.tag }, 'group.notification_ignored')
-    return null
+    return fields ? { type: 'group.updated', event: { ...base, ...fields }, logged: { fields: Object.keys(fields) } } : null
   }
 
   // Someone left or was removed: our next message to the group goes with a new sender key, distributed afresh to
@@ -68,20 +84,25 @@ export class GroupEvents {
     const me = s.store?.state.creds.me
     if (!keys || !me?.id) return
     const names = [me.id, me.lid].filter(Boolean).map((jid) => senderKeyName(group, jid))
-    await keys.transaction(async () => {
-      await keys.set({ 'sender-key': Object.fromEntries(names.map((n) => [n, null])), 'sender-key-memory': { [group]: null } })
-    }, me.id)
-    s.log.info({ group_id: group }, 'group.sender_key_rotated')
+    try {
+      await keys.transaction(async () => {
+        await keys.set({ 'sender-key': Object.fromEntries(names.map((n) => [n, null])), 'sender-key-memory': { [group]: null } })
+      }, me.id)
+      s.log.info({ group_id: group }, 'group.sender_key_rotated')
+    } catch (err) {
+      // the old key stays (what Baileys alone does); the server no longer sends the group's messages to the removed
+      s.log.warn({ err, group_id: group }, 'group.sender_key_rotation_failed')
+    }
   }
 
   // A group created with the account in it: who is in it, and its subject.
-  async created (node, child, base, eventId) {
+  async created (child, base) {
     const s = this.session
     const group = getBinaryNodeChild(child, 'group')
     const nodes = getBinaryNodeChildren(group, 'participant')
     const participants = await Promise.all(nodes.map((n) => s.groups.person(n.attrs.jid, n.attrs.phone_number ?? n.attrs.lid ?? null)))
     const event = { ...base, action: 'create', participants, subject: group?.attrs.subject ?? null }
-    return this.add('group.participants', event, eventId, { action: 'create', participants: participants.length })
+    return { type: 'group.participants', event, logged: { action: 'create', participants: participants.length } }
   }
 
   // The fields a settings change sets: never logged (a subject or description is the members' text).
