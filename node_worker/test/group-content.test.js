@@ -34,6 +34,12 @@ test('a reply to, or a reaction on, a member\'s group message names that member'
   assert.equal(byLid.extendedTextMessage.contextInfo.participant, '987654321@lid')
   const reaction = await build({ reaction: { key: { id: 'ABC125', from_me: false, participant: '+15550000004' }, emoji: '👍' } })
   assert.deepEqual({ ...reaction.reactionMessage.key }, { remoteJid: GROUP, fromMe: false, id: 'ABC125', participant: '15550000004@s.whatsapp.net' })
+  // the participant's jid as its message event named it (from_jid), a device suffix dropped
+  const byJid = await build({ reaction: { key: { id: 'ABC126', from_me: false, participant: '123456789:3@lid' }, emoji: '👍' } })
+  assert.equal(byJid.reactionMessage.key.participant, '123456789@lid')
+  const replyByJid = await build({ text: 'ok', quoted: { id: 'ABC127', from_me: false, text: '', participant: '15550000004@s.whatsapp.net' } })
+  assert.equal(replyByJid.extendedTextMessage.contextInfo.participant, '15550000004@s.whatsapp.net')
+  assert.throws(() => parseContent({ text: 'x', quoted: { id: 'A', from_me: false, text: '', participant: '1@g.us' } }, onlyKnown), /participant/)
 })
 
 test('a group takes no read receipt or presence, and another\'s message needs its sender', () => {

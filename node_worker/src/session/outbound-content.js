@@ -68,12 +68,16 @@ const coordinate = (v, name, bound) => {
   return v
 }
 
-// The sender of a group message a reaction or reply names (+E.164), or null: in a group the key of another's
-// message needs its participant (in a chat with a contact the chat names the sender).
+// The sender of a group message a reaction or reply names, as a jid, or null: in a group the key of another's
+// message needs its participant (in a chat with a contact the chat names the sender). Given as +E.164 or as the
+// participant's jid (the `from_jid` of its message event: a phone-number or LID jid; a device suffix is dropped).
+const PARTICIPANT_JID = /^([0-9]{1,20})(:[0-9]{1,4})?@(s\.whatsapp\.net|lid)$/
 const participantOf = (v, name) => {
   if (v == null) return null
-  if (!isE164(v)) throw invalid(`${name} must be the sender's phone number in +E.164, or null.`)
-  return v
+  if (isE164(v)) return phoneToJid(v)
+  const m = typeof v === 'string' ? PARTICIPANT_JID.exec(v) : null
+  if (!m) throw invalid(`${name} must be the sender's phone number (+E.164) or jid (digits@s.whatsapp.net, digits@lid), or null.`)
+  return `${m[1]}@${m[3]}`
 }
 
 // Each content's own check: its value as the send will use it.
@@ -143,7 +147,7 @@ const PARSERS = {
 }
 
 // The message a reply quotes: {id (WhatsApp's), from_me, text ('' when not a text), lid (the contact's, or null),
-// participant (a group message's sender, +E.164, or null)}.
+// participant (a group message's sender as a jid, or null)}.
 const parseQuoted = (v, onlyKnown) => {
   object(v, 'quoted', ['id', 'from_me', 'text', 'lid', 'participant'], onlyKnown)
   if (typeof v.text !== 'string' || chars(v.text) > 65536) throw invalid('quoted.text must be a string (the quoted message\'s text, or "").')
@@ -243,7 +247,7 @@ export function baileysContent (content, jid) {
     case 'text': return { text: v }
     case 'reaction': {
       // a group message of another: its key names the sender (Baileys copies the key as given)
-      const participant = !v.key.from_me && v.key.participant ? { participant: phoneToJid(v.key.participant) } : {}
+      const participant = !v.key.from_me && v.key.participant ? { participant: v.key.participant } : {}
       return { react: { text: v.emoji, key: { remoteJid: jid, fromMe: v.key.from_me, id: v.key.id, ...participant } } }
     }
     case 'edit': return { text: v.text, edit: { remoteJid: jid, fromMe: true, id: v.key.id } }
@@ -267,7 +271,7 @@ export function baileysContent (content, jid) {
 export function quotedMessage (quoted, jid) {
   if (!quoted) return undefined
   // a group message of another: its sender, by LID when the gateway knows it, else by phone number
-  const sender = quoted.lid ?? (quoted.participant ? phoneToJid(quoted.participant) : null)
+  const sender = quoted.lid ?? quoted.participant
   const participant = !quoted.from_me && sender ? sender : undefined
   return {
     key: { remoteJid: jid, fromMe: quoted.from_me, id: quoted.id, ...(participant ? { participant } : {}) },
