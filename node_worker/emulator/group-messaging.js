@@ -9,12 +9,13 @@
 // Receipts of participants' devices reach the sender's device as `<receipt from=G participant=<receiver>>`.
 // Emulated phones (device 0) process the SKDM and decrypt the skmsg with sender-keys.js, and send their own
 // group messages the same way: their sender key to every member device that lacks it, then one skmsg.
-import { proto, child, childrenByTag, bytesOf, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
+import { proto, child, childrenByTag, bytesOf, uintBytes, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
 import { apiError } from './errors.js'
 import { errorFields } from './log.js'
+import { MAX_RETRY_RECEIPTS } from './retries.js'
 import { groupJid, memberJid, altAttrs } from './groups.js'
 import { newOwnSenderKey, distributionMessage, groupEncrypt, processDistribution, groupDecrypt } from './sender-keys.js'
 
@@ -114,10 +115,14 @@ export class GroupMessaging {
     const from = e164(sender.user.phone)
     const deviceId = safeDecode(sender.jid)?.device || 0
     const keyName = `${g.id}|${sender.jid}`
+    const retryKey = `${from}|${id}`
     let msg = null
     let error = null
+    // fail_decrypt_once: the first copy is not decrypted at all (nothing processed), as in 1:1 (messaging.js)
+    const simulated = target !== sender.user && sender.device && target.failDecryptOnce && !target.retries[retryKey]
+    if (simulated) error = 'simulated decryption failure (fail_decrypt_once)'
     try {
-      for (const enc of encs) {
+      for (const enc of simulated ? [] : encs) {
         if (enc.attrs.type === 'skmsg') {
           const plain = groupDecrypt(target.groupKeys[keyName], bytesOf(enc))
           msg = proto.Message.decode(unpadMessage(plain))
@@ -158,10 +163,39 @@ export class GroupMessaging {
       if (target.inbox.length > KEEP_INBOX) target.inbox.splice(0, target.inbox.length - KEEP_INBOX)
     }
     this.emu.log.info('group.delivered_to_phone', { id, group: g.id, decrypted: !error })
+    if (error && sender.device) this.askAgain(target, g, sender, id, retryKey)
     if (!error && sender.device) {
       setTimeout(() => this.receiptToSender(g, target, sender.user, sender.device, [id]), this.emu.settings.receiptDelayMs).unref?.()
     }
     return error ? 'failed' : 'stored'
+  }
+
+  /**
+   * a phone that could not decrypt a linked device's group message asks for it again, as phones do:
+   * <receipt from=G participant=<phone> type=retry><retry count/><registration/>(<keys/> from count 2)</receipt>.
+   * Baileys answers a retry from a primary device (no device in its jid) by sending the message again to
+   * the whole group with a fresh sender key distribution (sendMessagesAgain: sendToAll).
+   */
+  askAgain (target, g, sender, id, retryKey) {
+    const count = (target.retries[retryKey] || 0) + 1
+    const entry = target.inbox.find((m) => m.id === id && m.from === e164(sender.user.phone))
+    if (count > MAX_RETRY_RECEIPTS) return
+    this.emu.retries.setRetries(target, retryKey, count)
+    if (entry) entry.retries = count
+    target.retryReceiptsSent++
+    const node = {
+      tag: 'receipt',
+      attrs: { from: groupJid(g), participant: memberJid(g, target), id, t: String(unixNow()), type: 'retry' },
+      content: [
+        { tag: 'retry', attrs: { count: String(count), id, t: String(unixNow()), v: '1', error: '0' } },
+        { tag: 'registration', attrs: {}, content: uintBytes(target.signal.registrationId, 4) },
+        ...(count > 1 ? [this.emu.retries.keysNode(target)] : [])
+      ]
+    }
+    setTimeout(() => {
+      const how = this.emu.deliverToDevice(sender.user, sender.device, node)
+      this.emu.log.info('group.retry_receipt_sent', { id, group: g.id, count, how })
+    }, this.emu.settings.receiptDelayMs).unref?.()
   }
 
   /** a phone's receipt of group messages `ids` to the linked device that sent them */

@@ -87,6 +87,19 @@ describe('group messages between the real Baileys client and emulated members', 
     await until(async () => (await emu.api('GET', `/contacts/${C1}/receipts-received`)).body.some((r) => r.id === next.id && r.from === ACCOUNT), 10000, 'the account\'s group receipt at C1')
   })
 
+  test('a phone that cannot decrypt the account\'s group message sends a retry receipt; Baileys sends it again with its sender key', async () => {
+    assert.equal((await emu.api('POST', '/contacts', { phone_number: C2, fail_decrypt_once: true })).status, 200)
+    try {
+      const sent = await a.sock.sendMessage(group, { text: 'ask me again' })
+      const e = await inboxEntry(emu, C2, sent.key.id, (m) => m.text === 'ask me again')
+      assert.deepEqual([e.error, e.retries], [null, 1], 'readable after one retry')
+      assert.ok((await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === C2).retry_receipts_sent >= 1)
+      assert.equal((await inboxEntry(emu, C1, sent.key.id)).text, 'ask me again', 'the others are not disturbed')
+    } finally {
+      await emu.api('POST', '/contacts', { phone_number: C2, fail_decrypt_once: false })
+    }
+  })
+
   test('a damaged skmsg (garble): Baileys asks again (retry receipt to the group) and gets the message with the sender key on its session', async () => {
     assert.equal((await emu.api('POST', '/faults', { kind: 'garble', phone_number: C3 })).status, 200)
     const before = (await emu.api('GET', '/')).body.contacts.find((c) => c.phone_number === C3).messages_resent
