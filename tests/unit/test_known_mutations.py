@@ -347,6 +347,8 @@ them after changing the code they name: apply the bug, run the tests, see them f
     node_worker/test/worker-groups.test.js::refusals: not a group id, a group the account is not in, participant lists, contents a group cannot take
 - node_worker/src/session/outbound-content.js mentionsOf returning nothing (no contextInfo.mentionedJid):
     node_worker/test/group-content.test.js::mentions become contextInfo.mentionedJid of the text, once each
+- node_worker/src/session/outbound-content.js quotedMessage ignoring quoted.participant (a reply to a member's group message names the group as its sender):
+    node_worker/test/group-content.test.js::a reply to, or a reaction on, a member\'s group message names that member
 """
 
 from __future__ import annotations
