@@ -23,9 +23,10 @@ NOBODY = "+15550002614"  # not on WhatsApp
 LATER = "+15550002615"
 
 
-@pytest.fixture(scope="module")
-def stack():
-    with Stack({}, sandbox=True) as running:
+@pytest.fixture(scope="module", params=["pn", "lid"])
+def stack(request):
+    """WhatsApp's server addressing groups' members by phone number, and by LID as it makes new groups now."""
+    with Stack({"WA_EMULATOR_GROUP_ADDRESSING": request.param}, sandbox=True) as running:
         pair(running)
         for phone in (*MEMBERS, PRIVATE, LATER):
             assert running.emu("POST", "/contacts", {"phone_number": phone}).status == 200
