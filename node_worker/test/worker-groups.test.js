@@ -4,8 +4,10 @@
 // the worker says it did. A contact's group message, the receipts of ours and the group's changes are journal events.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { startEmulator, inboxEntry, until } from './emulator-helpers.js'
+import { createHash, randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import nodePath from 'node:path'
+import { startEmulator, inboxEntry, tmpDir, until } from './emulator-helpers.js'
 import { startWorker } from './worker-process.js'
 
 const ACCOUNT = '+15550008601'
@@ -14,6 +16,7 @@ const PRIVATE = '+15550008606' // refuses being added to groups (privacy)
 
 let emu
 let worker
+let mediaDir
 let n = 0
 const nextId = () => `GRP${String(++n).padStart(4, '0')}${randomBytes(5).toString('hex').toUpperCase()}`
 const path = (id, rest = '') => `/groups/${encodeURIComponent(id)}${rest}`
@@ -21,8 +24,9 @@ const events = async (type) => (await worker.call('GET', '/events?after=0&limit=
 const serverGroup = async (id) => (await emu.api('GET', '/groups')).body.find((g) => g.id === id)
 
 before(async () => {
-  emu = await startEmulator({ env: { WA_EMULATOR_RECEIPT_DELAY_MS: '20' } })
-  worker = startWorker(emu)
+  emu = await startEmulator({ env: { WA_EMULATOR_RECEIPT_DELAY_MS: '20', WA_EMULATOR_MEDIA_DIR: tmpDir('wa-groups-emu-media-') } })
+  mediaDir = tmpDir('wa-groups-media-')
+  worker = startWorker(emu, { WA_SANDBOX_MEDIA_CA: (await emu.api('GET', '/media')).body.ca_file, WA_MEDIA_DIR: mediaDir })
   await worker.ready()
   const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
   assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
@@ -102,6 +106,29 @@ test('a group message is decrypted by every contact member (the sender key reach
   }, 10000, 'a delivered status per member')
   const who = (await events('message.status')).filter((e) => e.id === id && e.status === 'delivered').map((e) => e.participant).sort()
   assert.deepEqual(who, [ANA, BEN, CAI].sort())
+})
+
+// a file in the gateway's media store (<sha256[:2]>/<sha256[2:]>), named by its sha256
+const stored = (bytes) => {
+  const sha = createHash('sha256').update(bytes).digest('hex')
+  fs.mkdirSync(nodePath.join(mediaDir, sha.slice(0, 2)), { recursive: true })
+  fs.writeFileSync(nodePath.join(mediaDir, sha.slice(0, 2), sha.slice(2)), bytes)
+  return sha
+}
+
+test('media to a group: uploaded once, every member decrypts the message that names it; a caption mentions', async () => {
+  const group = await createGroup('Media', [ANA, BEN])
+  const id = nextId()
+  const media = { kind: 'document', sha256: stored(randomBytes(2000)), mimetype: 'application/pdf', filename: 'plan.pdf', caption: `for @${BEN.slice(1)}` }
+  const r = await worker.call('POST', '/send', { group_id: group.id, id, media, mentions: [BEN] })
+  assert.equal(r.status, 200, JSON.stringify(r.body))
+  for (const phone of [ANA, BEN]) {
+    const got = await inboxEntry(emu, phone, id)
+    assert.equal(got.error, null, `${phone} could not decrypt: ${got.error}`)
+    assert.match(got.kind, /^document/, got.kind)
+  }
+  const uploads = worker.lines.filter((l) => l.includes('"message.media_uploaded"') && l.includes(id))
+  assert.equal(uploads.length, 1)
 })
 
 test('a member added later gets the sender key and decrypts what follows; one removed gets nothing more', async () => {
