@@ -268,6 +268,8 @@ MediaPruned = _code("MediaPruned", "media_pruned", GoneError, "The media was rem
 # 5xx
 # issue 25: replies, reactions, edits, revokes, reads, locations, contact cards, polls
 InvalidReplyTo = _code("InvalidReplyTo", "invalid_reply_to", BadRequestError, "reply_to is not a message id.")
+InvalidMentions = _code("InvalidMentions", "invalid_mentions", BadRequestError,
+                        "mentions are not phone numbers, or not beside a text sent to a group.")
 InvalidLocation = _code("InvalidLocation", "invalid_location", BadRequestError,
                         "location needs latitude -90..90 and longitude -180..180.")
 InvalidContacts = _code("InvalidContacts", "invalid_contacts", BadRequestError,
