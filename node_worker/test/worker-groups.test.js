@@ -106,6 +106,13 @@ test('a group message is decrypted by every contact member (the sender key reach
   }, 10000, 'a delivered status per member')
   const who = (await events('message.status')).filter((e) => e.id === id && e.status === 'delivered').map((e) => e.participant).sort()
   assert.deepEqual(who, [ANA, BEN, CAI].sort())
+  // one member reads it: a read status naming that member only
+  assert.equal((await emu.api('POST', `/contacts/${encodeURIComponent(CAI)}/receipts`, { id, type: 'read' })).status, 200)
+  const read = await until(async () => {
+    const got = (await events('message.status')).filter((e) => e.id === id && e.status === 'read')
+    return got.length ? got : null
+  }, 10000, 'the read status')
+  assert.deepEqual(read.map((e) => e.participant), [CAI])
 })
 
 // a file in the gateway's media store (<sha256[:2]>/<sha256[2:]>), named by its sha256
