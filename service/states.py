@@ -81,6 +81,8 @@ class FailureReason(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    GROUP_NOT_FOUND = "group_not_found"  # a group the account is not in (or none such)
+    NOT_ADMIN = "not_admin"  # a group where only admins may send
 
 
 FAILURE_REASONS: tuple[str, ...] = tuple(FailureReason)
@@ -90,6 +92,8 @@ FAILURE_MESSAGES: dict[str, str] = {
     FailureReason.TOO_MANY_ATTEMPTS: "Sending failed too many times; the message was given up.",
     FailureReason.CANCELLED: "The message was cancelled before it was sent.",
     FailureReason.REJECTED: "The worker refused the message.",
+    FailureReason.GROUP_NOT_FOUND: "The account is not in this group (or there is no such group).",
+    FailureReason.NOT_ADMIN: "Only the group's admins may send to it.",
 }
 
 
@@ -103,9 +107,12 @@ WORKER_RECEIPTS_IGNORED: tuple[str, ...] = ("failed",)
 # A send the worker refused for good (the same request gets the same answer) -> why the message failed.
 WORKER_SEND_FAILURES: dict[str, str] = {
     "not_on_whatsapp": FailureReason.NOT_ON_WHATSAPP,
+    "group_not_found": FailureReason.GROUP_NOT_FOUND,
+    "not_admin": FailureReason.NOT_ADMIN,
     **{code: FailureReason.REJECTED for code in ("invalid_phone_number", "invalid_message", "invalid_media",
                                                  "invalid_id", "invalid_batch", "invalid_json", "payload_too_large",
-                                                 "unknown_field", "media_missing", "media_corrupt")},
+                                                 "unknown_field", "media_missing", "media_corrupt",
+                                                 "invalid_group_id", "invalid_participants")},
 }
 # A send that did not go now but may later: the message stays queued (with its attempt given back when the
 # account was not connected or not owned here, else counted towards WA_SEND_MAX_ATTEMPTS).

@@ -88,3 +88,11 @@ def test_a_group_both_ways_with_members_joining_and_leaving(stack, receiver):
     info = stack.get(f"/groups/{group}").json()
     assert sorted(p["phone_number"] for p in info["participants"] if p["phone_number"] != "+15550001111") == sorted(
         [LATER, *MEMBERS[1:]])
+
+
+def test_a_send_to_a_group_the_account_is_not_in_fails_clearly(stack):
+    res = stack.post("/send", {"group_id": "120363999999999999@g.us", "message": "anyone?"})
+    assert res.status == 422, res.raw
+    error = res.json()["error"]
+    assert error["code"] == "group_not_found" and error["id"], error
+    assert stack.get(f"/messages/{error['id']}").json()["reason"] == "group_not_found"
