@@ -109,6 +109,19 @@ def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict[str,
                          source_id=_str(event.get("event_id")), subject=phone or lid or chat)
 
 
+def _participant_status(conn: sqlite3.Connection, account: str, event: dict[str, Any], wa_id: str, status: str,
+                        participant: str, now: float) -> dict[str, Any] | None:
+    """A group message's receipt from one participant (issue 26): its own ``message.status`` naming whose it is,
+    once per participant and step (the worker's event id), beside the message's own status (the first of them)."""
+    row = outbox.by_wa_id(conn, account, wa_id)
+    if row is None or not outbox.is_group(row["phone_number"]):
+        return None
+    data = {"id": row["id"], "whatsapp_id": wa_id, "phone_number": None, "status": status, "reason": None,
+            "group_id": row["phone_number"], "participant": {"phone_number": participant}}
+    return event_log.append(conn, account, "message.status", data, now, source_id=_str(event.get("event_id")),
+                            subject=row["phone_number"])
+
+
 def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any]:
     """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row},
     and for a receipt that moved a message, "reached": the steps it filled (outbox.advance)."""
@@ -120,8 +133,10 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         if not (status and wa_id):
             return {"event": None, "message": None}
         row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
+        participant = _str(event.get("participant"))
+        stored = _participant_status(conn, account, event, wa_id, status, participant, now) if participant else None
         # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
-        return {"event": None, "message": row, **({"reached": reached} if reached else {})}
+        return {"event": stored, "message": row, **({"reached": reached} if reached else {})}
     if kind in inbound_actions.TYPES:  # a reaction, edit or revoke
         return {"event": inbound_actions.store_action(conn, account, event, now), "message": None}
     if kind == "presence":

@@ -14,6 +14,7 @@ from service.store import event_log, leases
 from service.store.ids import new_id
 from service.store.outbox_ids import OutboundExtra as OutboundExtra  # re-exported: callers name them outbox.*
 from service.store.outbox_ids import OutboundMedia as OutboundMedia
+from service.store.outbox_ids import is_group as is_group
 from service.store.outbox_ids import media_identity as media_identity
 from service.store.outbox_ids import request_hash as request_hash
 from service.store.outbox_ids import wa_id_for as wa_id_for
@@ -387,8 +388,9 @@ def first_contact_sends(conn: sqlite3.Connection, account: str, since: float) ->
 
 def status_event(conn: sqlite3.Connection, row: dict[str, Any], now: float) -> None:
     """A ``message.status`` event in the same transaction as the change it reports."""
+    group = is_group(row["phone_number"])
     data = {
-        "id": row["id"], "whatsapp_id": row["wa_id"], "phone_number": row["phone_number"],
-        "status": row["status"], "reason": row["reason"],
+        "id": row["id"], "whatsapp_id": row["wa_id"], "phone_number": None if group else row["phone_number"],
+        "status": row["status"], "reason": row["reason"], **({"group_id": row["phone_number"]} if group else {}),
     }
     event_log.append(conn, row["account"], "message.status", data, now, subject=row["phone_number"])

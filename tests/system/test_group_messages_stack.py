@@ -63,6 +63,18 @@ def test_a_group_both_ways_with_members_joining_and_leaving(stack, receiver):
         entry = wait_for(lambda phone=phone: received(stack, phone, first["whatsapp_id"]), 60, f"{phone} decrypts")
         assert (entry["text"], entry["group_id"]) == ("welcome, all", group)
 
+    def receipts() -> dict[str, set[str]]:  # per member, the steps its receipts of `first` reached
+        events = stack.get("/events?types=message.status&limit=500").json()["events"]
+        got: dict[str, set[str]] = {}
+        for e in events:
+            if e["data"]["id"] == first["id"] and e["data"].get("participant"):
+                got.setdefault(e["data"]["participant"]["phone_number"], set()).add(e["data"]["status"])
+        return got
+    wait_for(lambda: all("delivered" in receipts().get(p, set()) for p in MEMBERS), 60, "a receipt per member")
+    aggregate = [e["data"] for e in stack.get("/events?types=message.status&limit=500").json()["events"]
+                 if e["data"]["id"] == first["id"] and not e["data"].get("participant")]
+    assert aggregate and all((d["group_id"], d["phone_number"]) == (group, None) for d in aggregate), aggregate
+
     for phone in MEMBERS:
         res = stack.emu("POST", f"/contacts/{phone}/messages", {"to": group, "text": f"hello from {phone}"})
         assert res.status == 200, res.raw

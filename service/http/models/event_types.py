@@ -10,12 +10,19 @@ from pydantic import BaseModel, Field
 from service.http.models.messages import InboundMessageOut
 
 
+class StatusParticipant(BaseModel):
+    phone_number: str | None
+
+
 class MessageStatusData(BaseModel):
     id: str
     whatsapp_id: str
-    phone_number: str
+    phone_number: str | None  # null for a group's message (group_id)
     status: str  # sent, delivered, read or failed
     reason: str | None
+    group_id: str | None = None  # a message to a group (absent otherwise)
+    # a group message's receipt from one member (absent on the message's own status): whose it is
+    participant: StatusParticipant | None = None
 
 
 class SessionUnreachable(BaseModel):
