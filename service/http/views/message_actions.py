@@ -24,6 +24,7 @@ from service.http.models.conversation import EditRequest, NoFieldsRequest, Prese
 from service.http.validation import InvalidInput, json_object, phone_number
 from service.http.views import messages
 from service.http.views.context import account_of
+from service.runtime.accounts import Account, Elsewhere
 from service.store import outbox, outbox_targets
 from service.store.outbox_targets import Target
 
@@ -31,34 +32,41 @@ PRESENCE_TTL = 60.0  # seconds: a typing indicator that could not go within a mi
 SENT = ("sent", "delivered", "read")
 
 
+# Each handler names the account first: an unknown one is 404 account_not_found whatever the body.
+
 async def react(request: web.Request) -> web.Response:
+    account = account_of(request)
     body = parse(ReactionRequest, await _body(request))
-    return await _act(request, "reaction", {"emoji": body.emoji})
+    return await _act(request, account, "reaction", {"emoji": body.emoji})
 
 
 async def edit(request: web.Request) -> web.Response:
+    account = account_of(request)
     body = parse(EditRequest, await _body(request), max_message_chars=request.app[SETTINGS].max_message_chars)
-    return await _act(request, "edit", {"message": body.message})
+    return await _act(request, account, "edit", {"message": body.message})
 
 
 async def revoke(request: web.Request) -> web.Response:
+    account = account_of(request)
     await _empty(request)
-    return await _act(request, "revoke", {})
+    return await _act(request, account, "revoke", {})
 
 
 async def read(request: web.Request) -> web.Response:
+    account = account_of(request)
     await _empty(request)
-    return await _act(request, "read", {})
+    return await _act(request, account, "read", {})
 
 
 async def presence(request: web.Request) -> web.Response:
     """``POST /chats/{phone}/presence``: typing, recording, paused, online or offline, as the contact sees us."""
+    account = account_of(request)
     try:
         phone = phone_number(request.match_info["phone"])
     except InvalidInput as exc:
         raise ApiError(exc.message, code="invalid_phone_number", status=400) from None
     body = parse(PresenceRequest, await _body(request))
-    key, account, wait = messages.idempotency(request), account_of(request), messages.wait_of(request)
+    key, wait = messages.idempotency(request), messages.wait_of(request)
     await messages.linked(request, account, key)
     content = {"worker": {"presence": {"state": body.state}}, "public": {"state": body.state}}
     extra = outbox.OutboundExtra(action="presence", content=json.dumps(content),
@@ -76,11 +84,11 @@ async def _empty(request: web.Request) -> None:
                                              max_bytes=request.app[SETTINGS].max_body_bytes))
 
 
-async def _act(request: web.Request, action: str, public: dict[str, Any]) -> web.Response:
+async def _act(request: web.Request, account: Account | Elsewhere, action: str, public: dict[str, Any]) -> web.Response:
     """The action ``action`` on the message of the path: found (404), replayed for a known Idempotency-Key,
     checked against WhatsApp's rules (409), then accepted like a send."""
     db, settings = request.app[DATABASE], request.app[SETTINGS]
-    key, account, wait = messages.idempotency(request), account_of(request), messages.wait_of(request)
+    key, wait = messages.idempotency(request), messages.wait_of(request)
     message_id = request.match_info["id"]
     target = await db.run(outbox_targets.find, account.name, message_id)
     if target is None:
