@@ -226,9 +226,10 @@ assert len({c[0] for c in C}) == len(C), "case names must be unique"
 def data_files(stack: Stack) -> dict[str, bytes]:
     """The data dir's state: every file but the storage probes (a worker's ``.storage-probe-<shard>``, the
     gateway's ``.storage-probe-gateway``), which exist for an instant every WA_STORAGE_PROBE_MS whatever the
-    requests do."""
+    requests do, and SQLite's ``-shm`` index, which every reader writes (its read marks) and which holds no data."""
     return {str(p.relative_to(stack.data_dir)): p.read_bytes()
-            for p in sorted(stack.data_dir.rglob("*")) if p.is_file() and not p.name.startswith(".storage-probe-")}
+            for p in sorted(stack.data_dir.rglob("*")) if p.is_file() and not p.name.startswith(".storage-probe-")
+            and not p.name.endswith("-shm")}
 
 
 def assert_error_shape(res: Raw, status: int, code: str) -> None:
