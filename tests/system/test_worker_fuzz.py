@@ -57,6 +57,7 @@ from tests.helpers.fuzzing import (
     no_server_error_but_an_upstream_one,
     operations,
     seed,
+    steer_group_lists,
     steer_media,
     tame,
 )
@@ -200,6 +201,7 @@ def steer(case) -> None:
         case.query["wait_ms"] = tame(case.query["wait_ms"], MAX_WAIT)
     if path.endswith("/connect") and isinstance(case.body, dict) and "wait_ms" in case.body:
         case.body["wait_ms"] = tame(case.body["wait_ms"], MAX_WAIT)
+    steer_group_lists(case)
 
 
 def send(case) -> None:
