@@ -185,7 +185,8 @@ export class Conversation {
     if (!id) return null
     // fromMe in the sender's key: its own message, in target's inbox; else one the target sent it
     if (key.fromMe) return target.inbox.find((e) => e.id === id && e.from === from) || null
-    return target.sent.find((e) => e.id === id && e.to === from) || null
+    // one the target sent to `from`, or to a group (`from` acts on it there: the key names the target as participant)
+    return target.sent.find((e) => e.id === id && (e.to === from || String(e.to).endsWith('@g.us'))) || null
   }
 
   applyReaction (target, from, r) {

@@ -88,6 +88,16 @@ def test_a_group_both_ways_with_members_joining_and_leaving(stack, receiver):
             group, phone, f"hello from {phone}")
         assert data["participant"]["lid"] is None or data["participant"]["lid"].endswith("@lid")
 
+    # a reaction to a member's group message lands on that message at the member's phone (named with its sender)
+    theirs = next(m for m in stack.get("/messages?direction=in&limit=50").json()["messages"]
+                  if m.get("group_id") == group and m["participant"]["phone_number"] == MEMBERS[1])
+    assert stack.post(f"/messages/{theirs['id']}/reaction", {"emoji": "🙌"}).status in (200, 202)
+
+    def reacted() -> bool:
+        sent = stack.emu("GET", f"/contacts/{MEMBERS[1]}/sent").json()
+        return any(e["id"] == theirs["whatsapp_id"] and "🙌" in e["reactions"].values() for e in sent)
+    wait_for(reacted, 60, "the reaction on the member's group message")
+
     added = stack.post(f"/groups/{group}/participants", {"add": [LATER]})
     assert added.status == 200 and [r["status"] for r in added.json()["results"]] == [200], added.raw
     removed = stack.post(f"/groups/{group}/participants", {"remove": [MEMBERS[0]]})
