@@ -50,7 +50,8 @@ export const conversationView = (e) => ({
   ...(e.location ? { location: e.location } : {}),
   ...(e.contacts ? { contacts: e.contacts, vcards: e.vcards } : {}),
   ...(e.poll ? { poll: { ...e.poll, votes: e.votes || {} } } : {}),
-  ...(e.action ? { action: e.action } : {})
+  ...(e.action ? { action: e.action } : {}),
+  ...(e.mentions ? { mentions: e.mentions } : {})
 })
 
 /** GET /contacts/{phone}/messages: every message the phone of user `u` received */
@@ -157,6 +158,9 @@ export class Conversation {
     const ctx = m.extendedTextMessage?.contextInfo || Object.values(m).find((c) => c?.contextInfo?.stanzaId)?.contextInfo
     const out = {}
     if (ctx?.stanzaId) out.quoted_id = ctx.stanzaId
+    // the members a text or caption mentions (contextInfo.mentionedJid), as +E.164 where the jid is a number's
+    const mentioned = (m.extendedTextMessage?.contextInfo || Object.values(m).find((c) => c?.contextInfo?.mentionedJid?.length)?.contextInfo)?.mentionedJid
+    if (mentioned?.length) out.mentions = mentioned.map((jid) => jidDecode(jid)?.server === 's.whatsapp.net' ? `+${jidDecode(jid).user}` : jid)
     if (m.reactionMessage) out.action = this.applyReaction(target, from, m.reactionMessage)
     const pm = m.protocolMessage
     if (pm?.type === P.MESSAGE_EDIT) out.action = this.applyEdit(target, from, pm)

@@ -36,8 +36,8 @@ def stack(receiver):
         yield running
 
 
-def send_to_group(stack, group: str, text: str) -> dict:
-    res = stack.post("/send", {"group_id": group, "message": text})
+def send_to_group(stack, group: str, text: str, **more) -> dict:
+    res = stack.post("/send", {"group_id": group, "message": text, **more})
     assert res.status in (200, 202), res.raw
     message_id = res.json()["id"]
     return wait_for(lambda: (m := stack.get(f"/messages/{message_id}").json())["status"] in SENT and m, 60,
@@ -58,10 +58,11 @@ def test_a_group_both_ways_with_members_joining_and_leaving(stack, receiver):
     listed = stack.get("/groups").json()["groups"]
     assert any(g["id"] == group and g["participants_count"] == 4 for g in listed), listed
 
-    first = send_to_group(stack, group, "welcome, all")
+    first = send_to_group(stack, group, f"welcome, all; @{MEMBERS[0][1:]} leads", mentions=[MEMBERS[0]])
     for phone in MEMBERS:
         entry = wait_for(lambda phone=phone: received(stack, phone, first["whatsapp_id"]), 60, f"{phone} decrypts")
-        assert (entry["text"], entry["group_id"]) == ("welcome, all", group)
+        assert (entry["text"], entry["group_id"]) == (f"welcome, all; @{MEMBERS[0][1:]} leads", group)
+        assert entry["mentions"] == [MEMBERS[0]], entry
 
     def receipts() -> dict[str, set[str]]:  # per member, the steps its receipts of `first` reached
         events = stack.get("/events?types=message.status&limit=500").json()["events"]
