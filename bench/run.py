@@ -69,7 +69,7 @@ def latencies(n: int) -> dict:
 
 def _benchmarks(args: argparse.Namespace) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, e2e, inbound, media, media_memory, postgresql, recovery
+    from bench import accept, accounts, e2e, groups, inbound, media, media_memory, postgresql, recovery
 
     documents = tuple(float(s) for s in args.document_sizes_mb.split(","))
     return {
@@ -82,6 +82,7 @@ def _benchmarks(args: argparse.Namespace) -> dict:
         "postgresql": (postgresql.measure, postgresql.print_table),
         "media": (lambda: media.measure(size=int(args.media_size_mb * media.MIB), n=args.media_n), media.print_table),
         "media_memory": (lambda: media_memory.measure(documents), media_memory.print_table),
+        "groups": (groups.measure, groups.print_table),
     }
 
 
@@ -106,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
     parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, "
-                                       "postgresql, media, media_memory")
+                                       "postgresql, media, media_memory, groups")
     parser.add_argument("--media-size-mb", type=float, default=1.0, help="media: image size in MiB (default 1)")
     parser.add_argument("--media-n", type=int, default=20, help="media: images per row (default 20)")
     parser.add_argument("--document-sizes-mb", default="20,100",
