@@ -13,41 +13,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 // baileys from the worker's node_modules (bench/ has none of its own)
 import { downloadMediaMessage } from '../node_worker/node_modules/baileys/lib/index.js'
-import { pairDevice, tmpDir, trustEmulator } from '../node_worker/test/emulator-helpers.js'
+import { connectBare, endOnStdinClose, hardStop, report as out, serverAcks } from './bare-client.mjs'
 
 const [mode, base, account, ...rest] = process.argv.slice(2)
-const hardStop = setTimeout(() => { console.error('bare-baileys-media: gave up after 120 s'); process.exit(2) }, 120000)
-
-const api = async (method, p, body) => {
-  const res = await fetch(base + p, {
-    method,
-    headers: body !== undefined ? { 'content-type': 'application/json' } : {},
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  let json
-  try { json = JSON.parse(text) } catch { json = text }
-  return { status: res.status, body: json }
-}
-
-const root = (await api('GET', '/')).body.root_public_key
-const emu = { base, wsUrl: base.replace(/^http/, 'ws') + '/ws/chat', rootPublicKey: root, api }
-trustEmulator(emu)
-const t0 = Date.now()
-const { client } = await pairDevice(emu, account, { authDir: tmpDir('wa-bench-bare-media-'), settle: true })
-const pairedS = (Date.now() - t0) / 1000
-const out = (prefix, value) => process.stdout.write(`${prefix} ${JSON.stringify(value)}\n`)
+const stop = hardStop('bare-baileys-media', 120)
+const { client, pairedS } = await connectBare(base, account, { prefix: 'wa-bench-bare-media-' })
 let cpuStart
 
 /** the server's <ack class=message> per message id, as the worker's server-acks.js waits for it */
-const acks = new Map() // id -> resolve, or true once acked before anyone waited
-client.sock.ws.on('CB:ack,class:message', (node) => {
-  const id = node.attrs.id
-  const waiter = acks.get(id)
-  if (typeof waiter === 'function') waiter()
-  acks.set(id, true)
-})
-const acked = (id) => acks.get(id) === true ? Promise.resolve() : new Promise((resolve) => acks.set(id, resolve))
+const acked = serverAcks(client.sock)
 
 async function send ([contact, dir, cArg, tag]) {
   const jid = contact.replace('+', '') + '@s.whatsapp.net'
@@ -97,11 +71,4 @@ async function receive ([nArg, tag]) {
 
 await (mode === 'send' ? send(rest) : receive(rest))
 // Keep the socket open until the caller is done with what it measures: stdin closes then.
-process.stdin.resume()
-process.stdin.on('end', async () => {
-  const cpu = process.cpuUsage(cpuStart)
-  out('CPU', { cpu_ms: (cpu.user + cpu.system) / 1000 })
-  await client.end().catch(() => {})
-  clearTimeout(hardStop)
-  process.exit(0)
-})
+endOnStdinClose(client, cpuStart, stop)

@@ -1,4 +1,4 @@
-// What the bare Baileys baselines share (bench/bare-baileys-groups.mjs; the older scripts predate it): the
+// What the bare Baileys baselines (bench/bare-baileys*.mjs) share: the
 // emulator's control API, a Baileys client paired through it (the gateway's own node_modules/baileys, a file auth
 // state as an app would use), the server's <ack class=message> per message id (what the worker's server-acks.js
 // waits for: the gateway's `sent`), one-line JSON reports on stdout, and the end once the caller closes stdin.
