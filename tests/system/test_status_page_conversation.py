@@ -146,3 +146,15 @@ def test_our_reply_reaction_edit_revoke_and_read_show_on_their_messages(page, st
     assert page.text(row("out", read["id"]) + " .action").startswith("marked read")
     no_markup_ran(page)
     page.shot("outbound-conversation")
+
+
+def test_a_group_shows_as_the_recipient_of_our_message_and_the_place_of_a_members(page, stack):
+    group = stack.post("/groups", {"subject": "<b>crew</b>", "participants": [CONTACT]}).json()["id"]
+    ours = sent(stack, {"group_id": group, "message": "to all " + HOSTILE})
+    page.wait(lambda: page.text(row("out", ours["id"]) + " td:nth-child(2)") == group, 30, "our group message's row")
+    wa = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": group, "text": "from a member"}).json()["id"]
+    theirs = received(stack, wa)
+    page.wait(lambda: page.text(row("in", theirs) + " td:nth-child(2)").endswith(" in " + group), 30,
+              "the member's group message's row")
+    assert page.text(row("in", theirs) + " td:nth-child(2)").startswith(CONTACT)
+    no_markup_ran(page)

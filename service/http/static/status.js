@@ -165,8 +165,8 @@
   function logEvent (type, seq, event, data) {
     let what = '';
     if (type === 'session.status') what = (data.state || '?') + (data.phone_number ? ' ' + data.phone_number : '');
-    else if (type === 'message.status') what = (data.status || '?') + ' to ' + (data.phone_number || '?');
-    else if (type === 'message.received') what = (data.kind || 'message') + ' from ' + (data.phone_number || data.lid || '?');
+    else if (type === 'message.status') what = (data.status || '?') + ' to ' + (data.phone_number || data.group_id || '?');
+    else if (type === 'message.received') what = (data.kind || 'message') + ' from ' + (data.phone_number || data.lid || '?') + (data.group_id ? ' in ' + data.group_id : '');
     else if (CONVO.EVENTS.includes(type) || type === 'presence') what = (data.state ? data.state + ' ' : '') + 'from ' + (data.phone_number || data.lid || '?');
     const item = el('li', { 'data-type': type, 'data-seq': seq || '' },
       el('span', { class: 'muted', text: when(event.timestamp) + ' ' }),
@@ -334,7 +334,7 @@
     if (!body || account !== selected || live === null) return;
     rowsOf('out', body.messages.map((m) => el('tr', { 'data-id': m.id, 'data-type': m.type || 'text' },
       el('td', { text: when(m.created_at) }),
-      el('td', { class: 'num', text: m.phone_number }),
+      el('td', { class: 'num', text: m.phone_number || m.group_id || '—' }),
       el('td', {}, badge(m.status), m.reason || m.wait_reason ? el('span', { class: 'muted', text: ' ' + (m.reason || m.wait_reason) }) : null),
       messageCell(m, account))), 'Nothing sent yet.');
   }
@@ -345,7 +345,8 @@
     if (!body || account !== selected || live === null) return;
     rowsOf('in', body.messages.map((m) => el('tr', { 'data-id': m.id, 'data-type': m.type || m.kind },
       el('td', { text: when(m.received_at || m.timestamp) }),
-      el('td', { class: 'num', text: (m.phone_number || m.lid || '?') + (m.push_name ? ' (' + m.push_name + ')' : '') }),
+      el('td', { class: 'num', text: (m.phone_number || m.lid || '?') + (m.push_name ? ' (' + m.push_name + ')' : '') +
+        (m.group_id ? ' in ' + m.group_id : '') }),
       el('td', { text: m.kind }),
       messageCell(m, account))), 'Nothing received yet.');
   }
