@@ -48,6 +48,7 @@ export const makeControlApi = (emu) => {
     ['GET', /^\/contacts\/([^/]+)\/presence$/, (m) => emu.conversation.presenceView(emu.directory.get(phoneParam(m[1])))],
     ['POST', /^\/contacts\/([^/]+)\/presence$/, (m, body) => emu.conversation.contactPresence(decodeURIComponent(m[1]), body)],
     ['POST', /^\/contacts\/([^/]+)\/privacy$/, (m, body) => emu.groups.setPrivacy(decodeURIComponent(m[1]), body)],
+    ['POST', /^\/contacts\/([^/]+)\/groups\/([^/]+)\/participants$/, (m, body) => emu.groups.changeAsContact(decodeURIComponent(m[1]), decodeURIComponent(m[2]), body)],
     ['GET', /^\/groups$/, () => emu.groups.view()],
     ['POST', /^\/contacts\/([^/]+)\/receipts$/, (m, body) => emu.messaging.contactReceipt(decodeURIComponent(m[1]), body)],
     ['GET', /^\/contacts\/([^/]+)\/receipts-received$/, (m) => {

@@ -367,6 +367,25 @@ export class Groups {
     }))
   }
 
+  /** POST /contacts/{phone}/groups/{group}/participants {"add"|"remove"|"promote"|"demote": ["+..."]}: the contact's
+   *  phone changes a group's participants as its admin would (refused as the iq is), notified as WhatsApp does */
+  changeAsContact (phoneInput, groupId, body) {
+    const me = this.dir.get(normalizePhone(phoneInput) || '')
+    const g = this.byJid(groupId)
+    if (!me || !g || !this.isMember(g, me)) throw apiError(404, 'not_in_group', 'no such group with this contact in it')
+    const action = ['add', 'remove', 'promote', 'demote'].find((a) => Array.isArray(body[a]))
+    const jids = (action ? body[action] : []).map((p) => normalizePhone(p)).filter(Boolean).map((p) => `${p}@s.whatsapp.net`)
+    if (!action || !jids.length) throw apiError(400, 'invalid_participants', 'one of add, remove, promote, demote with +E.164 numbers')
+    try {
+      const out = this.changeParticipants(me, g, { tag: action, attrs: {}, content: jids.map((jid) => ({ tag: 'participant', attrs: { jid } })) })
+      this.emu.persist()
+      return { results: out.content.map((n) => ({ jid: n.attrs.jid, error: n.attrs.error ?? null })) }
+    } catch (err) {
+      if (err.iqCode) throw apiError(409, 'refused', `${err.iqCode} ${err.iqText}`)
+      throw err
+    }
+  }
+
   /** POST /contacts/{phone}/privacy {"groups_add": "everyone"|"nobody"}: who may add this contact to groups */
   setPrivacy (phoneInput, body) {
     const phone = normalizePhone(phoneInput)

@@ -119,3 +119,21 @@ def test_a_send_to_a_group_the_account_is_not_in_fails_clearly(stack):
     error = res.json()["error"]
     assert error["code"] == "group_not_found" and error["id"], error
     assert stack.get(f"/messages/{error['id']}").json()["reason"] == "group_not_found"
+
+
+def test_removed_from_a_group_by_a_member_admin_is_an_event_and_sends_there_fail(stack):
+    group = stack.post("/groups", {"subject": "short-lived", "participants": [MEMBERS[1]]}).json()["id"]
+    promoted = stack.post(f"/groups/{group}/participants", {"promote": [MEMBERS[1]]})
+    assert promoted.status == 200 and promoted.json()["results"][0]["status"] == 200, promoted.raw
+    res = stack.emu("POST", f"/contacts/{MEMBERS[1]}/groups/{group}/participants", {"remove": ["+15550001111"]})
+    assert res.status == 200 and res.json()["results"][0]["error"] is None, res.raw
+
+    def removed() -> dict | None:
+        events = stack.get("/events?types=group.participants&limit=500").json()["events"]
+        return next((e["data"] for e in events if e["data"]["group_id"] == group and e["data"]["action"] == "remove"
+                     and any(p["phone_number"] == "+15550001111" for p in e["data"]["participants"])), None)
+    data = wait_for(removed, 60, "the event of our removal")
+    assert data["by"]["phone_number"] == MEMBERS[1], data
+    gone = stack.post("/send", {"group_id": group, "message": "still here?"})
+    assert gone.status == 422 and gone.json()["error"]["code"] == "group_not_found", gone.raw
+    assert stack.get(f"/groups/{group}").status == 404
