@@ -135,8 +135,10 @@ def test_whatsapp_refusing_more_codes_for_a_number_is_429_and_holds_the_account(
     third = limited.post("/accounts/busy/connect", {"phone_number": phone})
     refused(third, 429, "pairing_rate_limited")
     assert third.headers["Retry-After"] == "3600", third.headers
-    stopped = account_status(limited, "busy")
-    assert stopped["state"] == "stopped" and stopped["pairing_code"] is None, stopped
+    # the worker stops the session once it answered (the 429 may come first): awaited, not assumed
+    stopped = wait_for(lambda: (st := account_status(limited, "busy"))["state"] == "stopped" and st, 30,
+                       "the refused account stopped")
+    assert stopped["pairing_code"] is None, stopped
     assert stopped["last_error"].startswith("pairing_rate_limited: "), stopped
     held = limited.post("/accounts/busy/connect", {"phone_number": phone})  # WhatsApp is not asked again
     refused(held, 429, "pairing_rate_limited")
