@@ -1,4 +1,4 @@
-// The status page's Server-Sent Events parser, inlined before status.js (which reads its event stream with fetch()
+// The status page's Server-Sent Events parser, inlined before status.js (status-stream.js reads its event stream with fetch()
 // because an EventSource cannot send the key's header). The WHATWG rules this stream uses: lines end in \r\n, \n or \r;
 // "field: value" with one leading space dropped; a blank line dispatches the event; ":" starts a comment.
 function sseParser (dispatch) {
