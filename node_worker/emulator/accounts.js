@@ -122,6 +122,8 @@ export class User {
     this.groupsAdd = 'everyone'
     this.groupKeys = {}
     this.groupOwnKeys = {}
+    // what its phone syncs to a newly linked device (history-seed.js; POST /accounts/{phone}/history)
+    this.history = undefined
     Object.assign(this, fields)
   }
 
@@ -158,7 +160,8 @@ export class User {
       placeholderUnknown: this.placeholderUnknown,
       groupsAdd: this.groupsAdd,
       groupKeys: this.groupKeys,
-      groupOwnKeys: this.groupOwnKeys
+      groupOwnKeys: this.groupOwnKeys,
+      history: this.history || null
     }
   }
 
@@ -190,7 +193,8 @@ export class User {
       placeholderUnknown: j.placeholderUnknown || 0,
       groupsAdd: j.groupsAdd === 'nobody' ? 'nobody' : 'everyone',
       groupKeys: j.groupKeys || {},
-      groupOwnKeys: j.groupOwnKeys || {}
+      groupOwnKeys: j.groupOwnKeys || {},
+      history: j.history || undefined
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

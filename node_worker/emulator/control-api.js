@@ -4,8 +4,10 @@ import { normalizePhone, e164 } from './accounts.js'
 import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 import { inboxView } from './conversation.js'
+import { historyRoutes } from './history.js'
 
 const MAX_BODY = 1024 * 1024
+const MAX_HISTORY_BODY = 16 * 1024 * 1024 // a history seed: up to 5000 messages (history-seed.js)
 // POST /contacts/{phone}/messages carries base64 media (a document: up to one upload, 64 MiB by default): 96 MiB,
 // more when WA_EMULATOR_MEDIA_MAX_UPLOAD_BYTES is raised (4/3 of it in base64, and the rest of the JSON)
 const messageBodyBound = (maxUploadBytes) => Math.max(96 * 1024 * 1024, Math.ceil(maxUploadBytes * 4 / 3) + 1024 * 1024)
@@ -13,11 +15,13 @@ const RETRY_RECEIPT_MODES = ['at_once', 'next_login']
 const ADDRESSING_MODES = ['pn', 'lid']
 
 const BODY_ERRORS = {
-  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 96 MiB or 4/3 of the media upload bound for POST /contacts/{phone}/messages)'),
+  too_large: () => apiError(413, 'body_too_large', 'request body is too large (1 MiB; 16 MiB for POST /accounts/{phone}/history; 96 MiB or 4/3 of the media upload bound for POST /contacts/{phone}/messages)'),
   not_json: () => apiError(400, 'bad_json', 'the body is not valid JSON'),
   not_object: () => apiError(400, 'bad_json', 'the body must be a JSON object'),
   incomplete: () => apiError(400, 'bad_json', 'the body ended early')
 }
+// how large a POST body may be on `pathname`
+const bodyBound = (pathname, maxMessageBody) => /\/messages$/.test(pathname) ? maxMessageBody : /\/history$/.test(pathname) ? MAX_HISTORY_BODY : MAX_BODY
 const readJson = (req, maxBytes = MAX_BODY) => readJsonObject(req, { maxBytes, fail: (why) => BODY_ERRORS[why]() })
 
 const send = (res, status, body) => {
@@ -90,7 +94,7 @@ export const makeControlApi = (emu) => {
       emu.log.warn('cert_mode.set', { mode: body.mode })
       return { mode: emu.setCertMode(body.mode) }
     }]
-  ]
+  ].concat(historyRoutes(emu)) // history sync (history.js)
 
   return async (req, res) => {
     const url = new URL(req.url, 'http://emulator')
@@ -99,7 +103,7 @@ export const makeControlApi = (emu) => {
       if (!matching.length) throw apiError(404, 'not_found', `no route ${url.pathname}`)
       const route = matching.find(([method]) => method === req.method)
       if (!route) throw apiError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
-      const body = req.method === 'POST' ? await readJson(req, /\/messages$/.test(url.pathname) ? maxMessageBody : MAX_BODY) : undefined
+      const body = req.method === 'POST' ? await readJson(req, bodyBound(url.pathname, maxMessageBody)) : undefined
       const result = await route[2](url.pathname.match(route[1]), body)
       send(res, 200, result)
     } catch (err) {

@@ -73,7 +73,7 @@ const parseContacts = (v) => {
 // any Message as proto JSON (a type the gateway does not know, for its "unsupported" path); fields the proto
 // does not have are dropped (and values converted as protobufjs' fromObject does), so a body without one
 // known field is refused
-const parseRaw = (v) => {
+export const parseRaw = (v) => {
   let msg
   try { msg = proto.Message.fromObject(v) } catch (err) { throw apiError(400, 'invalid_raw', `"raw" is not a WhatsApp Message: ${err.message}`) }
   if (!proto.Message.encode(msg).finish().length) throw apiError(400, 'invalid_raw', '"raw" names no field of WhatsApp\'s Message')

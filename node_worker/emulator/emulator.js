@@ -20,6 +20,7 @@ import { PhoneReads } from './phone-reads.js'
 import { MediaRetry } from './media-retry.js'
 import { Groups } from './groups.js'
 import { GroupMessaging } from './group-messaging.js'
+import { HistorySync } from './history.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
@@ -53,6 +54,7 @@ export class Emulator {
     this.phoneReads = new PhoneReads(this)
     this.groups = new Groups(this)
     this.groupMessaging = new GroupMessaging(this)
+    this.history = new HistorySync(this)
     this.setUpMedia()
     this.saver = new StateSaver({ file: this.settings.stateFile, snapshot: () => this.snapshotState(), log })
     const saved = loadState(this.settings.stateFile)

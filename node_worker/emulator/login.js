@@ -71,7 +71,7 @@ export class Login {
       conn.sendNode({ tag: 'ib', attrs: { from: 's.whatsapp.net' }, content: [{ tag: 'offline', attrs: { count: String(sent) } }] })
       conn.offlineSent = true
       if (sent) conn.log.info('login.offline_sent', { count: sent })
-      emu.messaging.maybeSendHistorySync(conn)
+      emu.history.onLinked(conn)
     }
     sendQueued(true)
     const delayMs = emu.faults.takeOfflineDelay(user.phone)
@@ -192,7 +192,7 @@ export class Login {
     conn.log.info('prekeys.uploaded', { count: added, total: dev.preKeys.size })
     conn.result(iq)
     this.emu.persist()
-    this.emu.messaging.maybeSendHistorySync(conn)
+    this.emu.history.onLinked(conn)
     return true
   }
 

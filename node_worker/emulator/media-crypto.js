@@ -19,7 +19,8 @@ export const MEDIA_HKDF_INFO = Object.freeze({
   ptv: 'Video',
   audio: 'Audio',
   ptt: 'Audio',
-  document: 'Document'
+  document: 'Document',
+  'md-msg-hist': 'History' // a history-sync blob (history.js)
 })
 
 export class MediaVerifyError extends Error {

@@ -11,7 +11,7 @@ import { createHmac, randomBytes, randomInt } from 'node:crypto'
 import { writeFileAtomic } from './certs.js'
 
 // the CDN object class of WhatsApp's direct paths, per media kind (`/v/t62.<class>/...`)
-const PATH_CLASS = { image: '7118-24', sticker: '15575-24', video: '7161-24', audio: '7114-24', document: '7119-24' }
+const PATH_CLASS = { image: '7118-24', sticker: '15575-24', video: '7161-24', audio: '7114-24', document: '7119-24', 'md-msg-hist': '36145-24' }
 const MAX_HELD = 500 // plaintext copies and holdings the phones keep
 const digits = (n) => Array.from({ length: n }, (_, i) => (i === 0 ? randomInt(1, 10) : randomInt(0, 10))).join('')
 

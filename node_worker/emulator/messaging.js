@@ -1,8 +1,7 @@
 // Messaging: 1:1 message send with ack and delivery receipt, device receipts, contact -> account
-// messages, receipts from contacts, the first-login history-sync notification, and routing to other
-// companion devices. Lookups (usync, prekey bundles) are in lookups.js, retry receipts in retries.js.
-import { deflateSync } from 'node:zlib'
-import { proto, child, childrenByTag, bytesOf, unixNow, jidDecode, padMessage, unpadMessage } from './wa.js'
+// messages, receipts from contacts, and routing to other companion devices (the phone's history sync
+// is in history.js). Lookups (usync, prekey bundles) are in lookups.js, retry receipts in retries.js.
+import { proto, child, childrenByTag, bytesOf, unixNow, jidDecode, unpadMessage } from './wa.js'
 import { SignalParty } from './signal-party.js'
 import { randomId } from './crypto.js'
 import { normalizePhone, e164 } from './accounts.js'
@@ -348,52 +347,5 @@ export class Messaging {
     if (how === 'unlinked') throw apiError(409, 'sender_device_unlinked', 'the device that sent this message is no longer linked')
     this.emu.persist()
     return { id, type: rtype, delivery: how }
-  }
-
-  // ---------------------------------------------------------------- history sync
-  /**
-   * After the first login of a newly linked device, its phone sends a history-sync notification
-   * (inline payload, nothing to download) so that the client goes online without waiting.
-   */
-  async maybeSendHistorySync (conn) {
-    const dev = conn.device
-    if (!dev || dev.historySynced || !conn.offlineSent || !dev.preKeys.size || conn.historySyncing) return
-    conn.historySyncing = true
-    try {
-      const phone = conn.user
-      const addr = SignalParty.address(phone.phone, dev.id)
-      await phone.signal.initSession(addr, dev.takeBundle())
-      const inline = deflateSync(proto.HistorySync.encode({
-        syncType: proto.HistorySync.HistorySyncType.RECENT,
-        progress: 100,
-        chunkOrder: 1
-      }).finish())
-      const message = {
-        protocolMessage: {
-          type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION,
-          historySyncNotification: {
-            syncType: proto.Message.HistorySyncType.RECENT,
-            chunkOrder: 1,
-            progress: 100,
-            initialHistBootstrapInlinePayload: inline
-          }
-        }
-      }
-      const { type, ciphertext } = await phone.signal.encrypt(addr, padMessage(proto.Message.encode(message).finish()))
-      const sent = this.emu.sendTracked(conn, {
-        tag: 'message',
-        attrs: { from: phone.jid, id: randomId(16), t: String(unixNow()), type: 'text', category: 'peer', sender_lid: phone.lidJid },
-        content: [{ tag: 'enc', attrs: { v: '2', type }, content: ciphertext }]
-      })
-      if (sent) {
-        dev.historySynced = true
-        conn.log.info('history_sync.sent')
-        this.emu.persist()
-      }
-    } catch (err) {
-      conn.log.warn('history_sync.failed', errorFields(err))
-    } finally {
-      conn.historySyncing = false
-    }
   }
 }
