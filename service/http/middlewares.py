@@ -52,8 +52,9 @@ PUBLIC_PAGES = frozenset({"/docs", "/"})
 # The metrics name accounts and webhook endpoints: the admin key only, unless WA_METRICS_PUBLIC=true opens them
 # to anyone (a scraper on a trusted network that holds no key); a wrong key is refused even then.
 METRICS_PATH = "/metrics"
-# Reading the contract is harmless: any valid key may, a key scoped to one account too.
-ANY_KEY_PATHS = frozenset({"/openapi.json"})
+# Reading the contract is harmless: any valid key may, a key scoped to one account too. /mcp too: every MCP tool
+# calls this API with the caller's own key, so a scoped key sees and acts on its own account only.
+ANY_KEY_PATHS = frozenset({"/openapi.json", "/mcp"})
 REALM = 'Bearer realm="wa-gateway"'
 CLUSTER_KEYS_MAX_AGE = 5.0
 CORS_ALLOW_HEADERS = "X-Api-Key, Authorization, Content-Type, X-Request-ID, Idempotency-Key"
@@ -272,7 +273,7 @@ ADMIN_ONLY_PREFIXES = ("/accounts/{account}/keys",)
 ADMIN_ONLY_ROUTES = frozenset({("DELETE", "/accounts/{account}"), ("PATCH", "/accounts/{account}")})
 # The original routes act on `default`: a key scoped to `default` may call them (exactly and below).
 DEFAULT_EXACT = frozenset({"/status", "/qr", "/connect", "/disconnect", "/send"})
-DEFAULT_TREES = ("/messages", "/events", "/media", "/chats", "/groups")
+DEFAULT_TREES = ("/messages", "/events", "/media", "/chats", "/contacts", "/groups")
 
 
 def scope_allows(request: web.Request, account: str) -> bool:

@@ -16,10 +16,13 @@ from aiohttp import web
 from service.http.views import account_keys as keys
 from service.http.views import (
     accounts,
+    chats,
+    contacts,
     docs,
     event_log,
     groups,
     health,
+    mcp,
     media,
     message_actions,
     messages,
@@ -55,6 +58,7 @@ PER_ACCOUNT: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/disconnect", session.disconnect),
     ("POST", "/send", messages.send),
     ("GET", "/messages", messages.list_messages),
+    ("GET", "/messages/search", chats.search),  # before /messages/{id}: "search" is no message id
     ("GET", "/messages/{id}", messages.get_message),
     ("DELETE", "/messages/{id}", messages.cancel),
     ("POST", "/messages/{id}/reaction", message_actions.react),
@@ -62,6 +66,11 @@ PER_ACCOUNT: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/messages/{id}/revoke", message_actions.revoke),
     ("POST", "/messages/{id}/read", message_actions.read),
     ("POST", "/chats/{phone}/presence", message_actions.presence),
+    ("GET", "/chats", chats.list_chats),
+    ("GET", "/chats/{chat}/messages", chats.chat_messages),
+    ("POST", "/chats/{chat}/read", chats.read),
+    ("GET", "/contacts", contacts.list_contacts),
+    ("GET", "/contacts/{phone}", contacts.get_contact),
     ("GET", "/media/{id}", media.get_media),
     ("GET", "/groups", groups.list_groups),
     ("POST", "/groups", groups.create),
@@ -84,6 +93,10 @@ ROUTES: tuple[Route, ...] = (
     _get("/openapi.json", docs.openapi_json),  # any valid key
     _get("/docs", docs.page),  # open: a static page that asks for the key
     _get("/metrics", metrics.metrics),  # admin key, or anyone with WA_METRICS_PUBLIC=true
+    # The MCP server's Streamable HTTP (service/mcp/): any valid key; its tools call this API with that key.
+    Route("POST", "/mcp", mcp.mcp_message),
+    Route("GET", "/mcp", mcp.mcp_stream),
+    Route("DELETE", "/mcp", mcp.mcp_close),
     _get("/", status_page.status_page),  # open: the status page, which asks for the key too
     *(Route(method, path, handler) for method, path, handler in PER_ACCOUNT),
     _get("/accounts", accounts.list_accounts),

@@ -105,6 +105,12 @@ class WorkerApi:
         """The gateway stored every event up to ``upto``: the worker may forget them."""
         return _object(await self.request("POST", "/events/ack", json={"upto": upto, "boot_id": boot_id}))
 
+    async def contact(self, phone_number: str, *, picture: bool = False) -> dict[str, Any]:
+        """What WhatsApp says of ``phone_number`` now (issue 27): ``{phone_number, on_whatsapp, lid, picture_url}``;
+        the picture is asked only with ``picture``. The number is E.164 (checked: '+' and digits, nothing to escape)."""
+        return _object(await self.request("GET", f"/contacts/{phone_number}", params={"picture": "1"} if picture
+                                          else None))
+
     # --- groups (issue 26): the account's groups, asked of WhatsApp by the worker; nothing is stored here ------
 
     async def group(self, method: str, group_id: str | None = None, sub: str = "", body: Any = None) -> dict[str, Any]:

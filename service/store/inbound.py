@@ -12,7 +12,16 @@ import sqlite3
 from typing import Any
 
 from service.states import WORKER_RECEIPTS
-from service.store import contacts, event_log, inbound_actions, inbound_content, inbound_groups, inbound_media, outbox
+from service.store import (
+    chat_events,
+    contacts,
+    event_log,
+    inbound_actions,
+    inbound_content,
+    inbound_groups,
+    inbound_media,
+    outbox,
+)
 from service.store.ids import new_id
 from service.store.paging import newest_first
 
@@ -80,6 +89,7 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     assert row is not None
     if phone is not None and row["group_id"] is None:  # wrote to us, not only in a group we share
         contacts.record_inbound(conn, account, phone, now)  # a known contact from now on (the governor)
+    chat_events.inbound(conn, account, row, now)  # its chat: one more unread message; its sender's profile
     stored = event_log.append(conn, account, "message.received", public_message(row), now,
                               source_id=_str(event.get("event_id")), subject=row["group_id"] or phone or lid or chat)
     if media is not None and media["state"] == "failed":  # nothing can download it: said at once, as a failure
@@ -122,6 +132,11 @@ def _participant_status(conn: sqlite3.Connection, account: str, event: dict[str,
                             subject=row["phone_number"])
 
 
+def _data(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The data of an event just appended to the log (None for a repeat, which changes nothing again)."""
+    return None if stored is None else json.loads(stored["payload"])["data"]
+
+
 def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, Any], now: float) -> dict[str, Any]:
     """Apply one worker event; returns what changed: {"event": stored event or None, "message": outbox row},
     and for a receipt that moved a message, "reached": the steps it filled (outbox.advance)."""
@@ -138,13 +153,24 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
         return {"event": stored, "message": row, **({"reached": reached} if reached else {})}
     if kind in inbound_actions.TYPES:  # a reaction, edit or revoke
-        return {"event": inbound_actions.store_action(conn, account, event, now), "message": None}
+        stored = inbound_actions.store_action(conn, account, event, now)
+        if kind == "message.reaction":
+            chat_events.reaction(conn, account, _data(stored))
+        return {"event": stored, "message": None}
     if kind == "presence":
         return {"event": inbound_actions.store_presence(conn, account, event, now), "message": None}
     if kind == "poll.vote":
         return {"event": inbound_actions.store_poll_vote(conn, account, event, now), "message": None}
     if kind == "chat.read":
-        return {"event": inbound_actions.store_chat_read(conn, account, event, now), "message": None}
+        stored = inbound_actions.store_chat_read(conn, account, event, now)
+        chat_events.phone_read(conn, account, _data(stored), now)  # the chat's unread count follows the phone
+        return {"event": stored, "message": None}
+    if kind == "contact.updated":  # names, push names, LID <-> phone pairs: stored, no event of the log
+        chat_events.store_contacts(conn, account, event, now)
+        return {"event": None, "message": None}
+    if kind == "history.sync":  # past messages: stored as history, never as new messages (no event)
+        chat_events.store_history(conn, account, event, now)
+        return {"event": None, "message": None}
     if kind in inbound_groups.TYPES:  # a group's participants or settings changed
         return {"event": inbound_groups.store_group_event(conn, account, event, now), "message": None}
     if kind == "message.undecryptable":

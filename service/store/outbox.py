@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from service.store import event_log, leases
+from service.store import chat_index, event_log, leases
 from service.store.ids import new_id
 from service.store.outbox_ids import OutboundExtra as OutboundExtra  # re-exported: callers name them outbox.*
 from service.store.outbox_ids import OutboundMedia as OutboundMedia
@@ -103,6 +103,7 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
            else (None, None, None, None, None, 0)),
          *((extra.action, extra.content, extra.target_id, extra.reply_to) if extra else (None, None, None, None))),
     )
+    chat_index.outbound(conn, account, phone_number, message_id, extra.action if extra else None, now)  # its chat
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).
         conn.execute("SELECT pg_notify('wa_outbox', ?)", (f"{account}\t{phone_number}",))

@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
-from service.store import outbox
+from service.store import chat_index, outbox
 
 READ_MAX = 1000  # a read names at most this many unread messages of the chat (the newest)
 # The rows of ours a reaction, a reply, an edit or a revoke may name: messages, not actions on messages.
@@ -97,7 +97,7 @@ def accept_read(conn: sqlite3.Connection, *, chat_phone: str, upto_seq: int, upt
         if original is not None:
             return original, False
     unread = conn.execute(
-        "SELECT seq, wa_id FROM inbound_messages WHERE account = ? AND phone_number = ? AND seq <= ?"
+        "SELECT seq, id, wa_id FROM inbound_messages WHERE account = ? AND phone_number = ? AND seq <= ?"
         " AND read_at IS NULL ORDER BY seq DESC LIMIT ?", (account, chat_phone, upto_seq, READ_MAX),
     ).fetchall()
     ids = [r["wa_id"] for r in reversed(unread)]
@@ -105,5 +105,6 @@ def accept_read(conn: sqlite3.Connection, *, chat_phone: str, upto_seq: int, upt
         ids.append(upto_wa_id)  # read again: WhatsApp takes a repeated read receipt as a no-op
     for r in unread:
         conn.execute("UPDATE inbound_messages SET read_at = ? WHERE seq = ?", (now, r["seq"]))
+    chat_index.mark_read(conn, account, [r["id"] for r in unread])  # the chat's unread count follows
     content = json.dumps({"worker": {"read": {"ids": ids}}, "public": {"ids": ids}})
     return outbox.accept(conn, extra=replace(extra, content=content), **accept)

@@ -25,7 +25,7 @@ def _operations(doc: dict) -> list[tuple[str, str, dict]]:
 
 def _concrete(path: str) -> str:
     return (path.replace("{account}", "default").replace("{id}", "wh_0000000000000000000000000")
-            .replace("{phone}", "+15550001111"))
+            .replace("{phone}", "+15550001111").replace("{chat}", "+15550001111"))
 
 
 async def _error(res) -> dict:

@@ -113,6 +113,9 @@ class StandInWorker:
         self.state = "connected"
         self.sends: list[dict] = []
         self.groups = StandInGroups(self)
+        # GET /contacts/{phone} (issue 27): what WhatsApp says of a number, by number; others are not on WhatsApp
+        self.contacts: dict[str, dict] = {}
+        self.contact_asks: list[tuple[str, str | None]] = []  # (phone, the picture query) of every lookup
 
     async def start(self, socket_path):
         app = web.Application()
@@ -121,6 +124,7 @@ class StandInWorker:
             app.router.add_post(prefix + "/send", self._send)
             app.router.add_post(prefix + "/send/batch", self._send_batch)
             app.router.add_get(prefix + "/events", self._events)
+            app.router.add_get(prefix + "/contacts/{phone}", self._contact)
             self.groups.register(app, prefix)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -145,6 +149,16 @@ class StandInWorker:
                                           "message": "no"}} for i, m in enumerate(messages)]})
         self.sends.extend(messages)
         return web.json_response({"results": [{"id": m["id"], "status": "pending"} for m in messages]})
+
+    async def _contact(self, request):
+        phone = request.match_info["phone"]
+        self.contact_asks.append((phone, request.query.get("picture")))
+        if self.state != "connected":
+            return web.json_response({"error": {"code": "not_connected", "message": "no"}}, status=409)
+        found = self.contacts.get(phone, {"on_whatsapp": False, "lid": None, "picture_url": "https://pps/x.jpg"})
+        picture = found.get("picture_url") if request.query.get("picture") == "1" else None
+        return web.json_response({"phone_number": phone, "on_whatsapp": found["on_whatsapp"], "lid": found["lid"],
+                                  "picture_url": picture})
 
     async def _events(self, request):
         await asyncio.sleep(0.05)

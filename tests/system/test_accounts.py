@@ -250,7 +250,8 @@ def test_bad_names_unknown_accounts_limits_and_a_delete_that_leaves_nothing_behi
 
     # Unknown account: 404 on every per-account route, the account itself and its keys.
     ghost = "/accounts/ghost"
-    routes = [(m, ghost + p.replace("{id}", "msg_x").replace("{phone}", "+15550001111")) for m, p, _ in PER_ACCOUNT]
+    routes = [(m, ghost + p.replace("{id}", "msg_x").replace("{phone}", "+15550001111")
+              .replace("{chat}", "+15550001111")) for m, p, _ in PER_ACCOUNT]
     routes += [("GET", ghost), ("DELETE", ghost), ("GET", ghost + "/keys"), ("POST", ghost + "/keys"),
                ("DELETE", ghost + "/keys/key_x")]
     for method, path in routes:

@@ -86,13 +86,15 @@ def _headers(names: tuple[str, ...]) -> dict[str, Any]:
 def _parameters(path: str, op: Op) -> list[dict[str, Any]]:
     """The path's own parameters, then the Op's query parameters and headers, then X-Request-ID."""
     params: list[dict[str, Any]] = []
-    for name in ("account", "id", "phone"):
+    for name in ("account", "id", "phone", "chat"):
         if "{" + name + "}" in path:
             schema: dict[str, Any] = {"type": "string"}
             if name == "account":
                 schema |= {"pattern": "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", "examples": ["default", ACCOUNT_NAME_EXAMPLE]}
             if name == "phone":
                 schema |= {"examples": [PHONE_EXAMPLE]}
+            if name == "chat":  # views/chats.py chat_id: a phone number, a group's jid or a LID
+                schema |= {"examples": [PHONE_EXAMPLE, GROUP_ID_EXAMPLE, "123456789012345@lid"], "maxLength": 64}
             if name == "id" and path.startswith(("/groups/", "/accounts/{account}/groups/")):  # a jid, '@' and all
                 schema |= {"pattern": GROUP_ID_PATTERN, "maxLength": 64, "examples": [GROUP_ID_EXAMPLE]}
             params.append({"name": name, "in": "path", "required": True, "schema": schema})

@@ -37,25 +37,25 @@ SENT = ("sent", "delivered", "read")
 async def react(request: web.Request) -> web.Response:
     account = account_of(request)
     body = parse(ReactionRequest, await _body(request))
-    return await _act(request, account, "reaction", {"emoji": body.emoji})
+    return await act(request, account, "reaction", {"emoji": body.emoji})
 
 
 async def edit(request: web.Request) -> web.Response:
     account = account_of(request)
     body = parse(EditRequest, await _body(request), max_message_chars=request.app[SETTINGS].max_message_chars)
-    return await _act(request, account, "edit", {"message": body.message})
+    return await act(request, account, "edit", {"message": body.message})
 
 
 async def revoke(request: web.Request) -> web.Response:
     account = account_of(request)
-    await _empty(request)
-    return await _act(request, account, "revoke", {})
+    await empty_body(request)
+    return await act(request, account, "revoke", {})
 
 
 async def read(request: web.Request) -> web.Response:
     account = account_of(request)
-    await _empty(request)
-    return await _act(request, account, "read", {})
+    await empty_body(request)
+    return await act(request, account, "read", {})
 
 
 async def presence(request: web.Request) -> web.Response:
@@ -78,18 +78,20 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return await json_object(request, max_bytes=request.app[SETTINGS].max_body_bytes)
 
 
-async def _empty(request: web.Request) -> None:
-    """Revoke and read take no fields: no body, or ``{}``."""
+async def empty_body(request: web.Request) -> None:
+    """Revoke and read (and POST /chats/{chat}/read) take no fields: no body, or ``{}``."""
     parse(NoFieldsRequest, await json_object(request, allow_empty=True,
                                              max_bytes=request.app[SETTINGS].max_body_bytes))
 
 
-async def _act(request: web.Request, account: Account | Elsewhere, action: str, public: dict[str, Any]) -> web.Response:
-    """The action ``action`` on the message of the path: found (404), replayed for a known Idempotency-Key,
-    checked against WhatsApp's rules (409), then accepted like a send."""
+async def act(request: web.Request, account: Account | Elsewhere, action: str, public: dict[str, Any], *,
+              message_id: str | None = None) -> web.Response:
+    """The action ``action`` on the message of the path (or ``message_id``: views/chats.py reads a chat up to its
+    newest unread message): found (404), replayed for a known Idempotency-Key, checked against WhatsApp's rules
+    (409), then accepted like a send."""
     db, settings = request.app[DATABASE], request.app[SETTINGS]
     key, wait = messages.idempotency(request), messages.wait_of(request)
-    message_id = request.match_info["id"]
+    message_id = message_id or request.match_info["id"]
     target = await db.run(outbox_targets.find, account.name, message_id)
     if target is None:
         raise NotFound("No message with this id.", code="message_not_found")

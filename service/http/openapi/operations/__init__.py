@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from service.http.openapi.operations import (
     accounts,
+    chats,
     docs,
     events,
     groups,
     health,
+    mcp,
     media,
     message_actions,
     messages,
@@ -27,10 +29,12 @@ OPERATIONS: dict[Handler, Op] = {
     **session.OPERATIONS,
     **messages.OPERATIONS,
     **message_actions.OPERATIONS,
+    **chats.OPERATIONS,
     **media.OPERATIONS,
     **groups.OPERATIONS,
     **events.OPERATIONS,
     **accounts.OPERATIONS,
     **webhooks.OPERATIONS,
     **docs.OPERATIONS,
+    **mcp.OPERATIONS,
 }
