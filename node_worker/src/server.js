@@ -7,6 +7,7 @@ import { readJsonObject } from '../lib/json-body.js'
 import { isE164 } from './phone.js'
 import { CONTENT_FIELDS, assertGroupContent, parseContent } from './session/outbound-content.js'
 import { checkGroupId, groupIdOf, groupRoutes } from './group-routes.js'
+import { contactRoutes, phoneOf } from './contact-routes.js'
 import { DOWNLOAD_FIELDS, parseDownload } from './session/media-download.js'
 import { ACCOUNT_NAME } from './accounts.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
@@ -39,7 +40,7 @@ const readJson = async (req, fields = []) => {
   return body
 }
 // The query parameters each route takes; every other route takes none.
-const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'] }
+const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'], 'GET /contacts/{phone}': ['picture'] }
 const SEND_FIELDS = ['phone_number', 'group_id', 'id', ...CONTENT_FIELDS]
 const BATCH_ITEM = SEND_FIELDS
 
@@ -151,23 +152,27 @@ export function makeRoutes () {
       }
       return { boot_id: journal.bootId, ...(await journal.ack(body.upto)) }
     },
-    ...groupRoutes(readJson)
+    ...groupRoutes(readJson),
+    ...contactRoutes()
   }
 }
 
-// A route key with `{group_id}` (group-routes.js) as a matcher of the paths it names: its one segment is the id.
-const PARAM = /\{group_id\}/
+// A route key with `{group_id}` (group-routes.js) or `{phone}` (contact-routes.js) as a matcher of the paths it
+// names: its one segment is the id, checked by the parameter's parser.
+const PARAMS = { group_id: groupIdOf, phone: phoneOf }
+const PARAM = /\{(group_id|phone)\}/
 const patterns = (routes) => Object.keys(routes).filter((key) => PARAM.test(key)).map((key) => {
   const [method, path] = key.split(' ')
-  const [head, tail] = path.split('{group_id}')
-  return { key, method, head, tail }
+  const name = PARAM.exec(path)[1]
+  const [head, tail] = path.split(`{${name}}`)
+  return { key, method, head, tail, name }
 })
 const matchPattern = (list, method, sub) => {
   for (const p of list) {
     if (p.method !== method || !sub.startsWith(p.head) || !sub.endsWith(p.tail)) continue
     const segment = sub.slice(p.head.length, sub.length - p.tail.length)
-    if (segment.includes('/')) continue // an empty one is no group id (400), not another route
-    return { key: p.key, params: { group_id: groupIdOf(segment) } }
+    if (segment.includes('/')) continue // an empty one is no id (400), not another route
+    return { key: p.key, params: { [p.name]: PARAMS[p.name](segment) } }
   }
   return null
 }
@@ -270,13 +275,14 @@ export function makeHandler ({ host, routes = makeRoutes() }) {
     }
     let route = routes[`${req.method} ${sub}`]
     let params = {}
+    let matchedKey = null
     if (!route) {
       const matched = matchPattern(routePatterns, req.method, sub)
-      if (matched) ({ params } = matched)
+      if (matched) ({ params, key: matchedKey } = matched)
       route = matched && routes[matched.key]
     }
     if (!route) throw new WorkerError(404, 'not_found', 'No such route on the worker.')
-    onlyKnown([...url.searchParams.keys()], QUERY[`${req.method} ${sub}`] ?? [], 'query parameter')
+    onlyKnown([...url.searchParams.keys()], QUERY[`${req.method} ${sub}`] ?? QUERY[matchedKey] ?? [], 'query parameter')
     let account = host.get(name)
     if (!account && host.assigned(name)) account = await host.open(name)
     if (!account) throw new WorkerError(404, 'account_not_found', `No account ${name} on this worker.`)

@@ -9,6 +9,8 @@
 //   send.js        sending (one message, a batch) and the stored copy for retry receipts
 //   statuses.js    the statuses of the messages this worker sent: the one path into the journal
 //   inbound.js     what contacts send: `message` and `message.undecryptable` events
+//   contacts.js    who contacts are: `contact.updated` events, and the live lookup of one number (GET /contacts/{phone})
+//   history.js     history sync as `history.sync` events (history-view.js), durable before the notification's receipt
 //   groups.js      the account's groups (list, create, change, participants, invites) and their metadata cache;
 //                  group-events.js: group changes as `group.participants` / `group.updated` events
 //   media-download.js  the file of a contact's media message, downloaded, verified and stored (media-fetch.js)
@@ -32,6 +34,8 @@ import { Groups } from './session/groups.js'
 import { GroupEvents } from './session/group-events.js'
 import { GROUP_METADATA_MAX } from './session/group-metadata.js'
 import { Inbound } from './session/inbound.js'
+import { Contacts, KNOWN_NAMES_MAX } from './session/contacts.js'
+import { History, JOURNALED_MAX } from './session/history.js'
 import { Lifecycle } from './session/lifecycle.js'
 import { Link } from './session/link.js'
 import { MediaDownloads } from './session/media-download.js'
@@ -91,6 +95,8 @@ export class WhatsAppSession extends EventEmitter {
     this.sender = new Sender(this)
     this.statuses = new Statuses(this)
     this.inbound = new Inbound(this)
+    this.contacts = new Contacts(this)
+    this.history = new History(this)
     this.groups = new Groups(this)
     this.groupEvents = new GroupEvents(this)
     this.mediaDownloads = new MediaDownloads(this)
@@ -155,7 +161,9 @@ export class WhatsAppSession extends EventEmitter {
       on_whatsapp_cache: q(this.sender.onWhatsAppCache.size, ON_WHATSAPP_CACHE_SIZE),
       group_metadata: q(this.groups.metadata.size, GROUP_METADATA_MAX),
       sent_messages: q(this.sentMessages?.size ?? 0, this.settings.sentMessagesMax),
-      decrypted: q(this.decrypted?.size ?? 0, DECRYPTED_MAX)
+      decrypted: q(this.decrypted?.size ?? 0, DECRYPTED_MAX),
+      contact_names: q(this.contacts.names.size, KNOWN_NAMES_MAX),
+      history_items: q(this.history.journaled.size, JOURNALED_MAX)
     }
   }
 

@@ -26,6 +26,7 @@ export class Connection {
     const media = s.proxy ? null : sandboxMediaAgents(s.settings.sandboxMediaCa)
     const fetchAgent = s.proxy?.agent ?? media?.agent
     const dispatcher = s.proxy?.dispatcher ?? media?.dispatcher
+    s.fetchOptions = dispatcher ? { dispatcher } : {} // the history hook downloads as Baileys does (history.js)
     return {
       waWebSocketUrl: s.settings.serverUrl,
       // the websocket, and media uploads (Baileys passes fetchAgent to http(s).request), through the proxy
@@ -39,6 +40,9 @@ export class Connection {
       printQRInTerminal: false,
       markOnlineOnConnect: false,
       syncFullHistory: false,
+      // Every history sync the phone sends is processed (Baileys' default skips FULL ones) and journaled as
+      // `history.sync` events before its receipt (history.js, through beforeMessageReceipt).
+      shouldSyncHistoryMessage: () => true,
       qrTimeout: s.settings.qrTimeoutMs,
       keepAliveIntervalMs: s.settings.keepAliveMs,
       connectTimeoutMs: s.settings.connectTimeoutMs,
@@ -112,6 +116,9 @@ export class Connection {
       if (events['messages.upsert'] && live()) s.inbound.onUpsert(events['messages.upsert'])
       if (events['messages.update'] && live()) s.statuses.onMessagesUpdate(events['messages.update'])
       if (events['presence.update'] && live()) s.inbound.onPresence(events['presence.update'])
+      // journaled before this handler returns (contacts.js, history.js)
+      if (events['messaging-history.set'] && live()) await s.history.onSet(events['messaging-history.set'])
+      if (live()) await s.contacts.onEvents(events)
       // a group changed: the metadata a send relays with is asked for again (group-metadata.js)
       // (a full metadata, as groupFetchAllParticipating and a create give, is kept; a partial change is forgotten)
       for (const name of ['groups.update', 'groups.upsert']) for (const g of events[name] ?? []) s.groups.metadata.refresh(g)

@@ -20,6 +20,8 @@ const MESSAGE_CHAT = /@(s\.whatsapp\.net|lid|g\.us)$/
 export class Inbound {
   constructor (session) {
     this.session = session
+    // the messages the receipt hook saw (WhatsApp delivered them to this device, live or queued while it was offline)
+    this.delivered = new WeakSet()
   }
 
   // beforeMessageReceipt: a contact's decrypted message, journaled before the receipt goes out.
@@ -27,6 +29,9 @@ export class Inbound {
     const s = this.session
     // our own devices' key shares, LID mappings and placeholder answers: applied (and journaled) first
     if (s.peerMessages.handles(msg)) return s.peerMessages.apply(msg, node)
+    // our phone's history sync: `history.sync` events, never messages (history.js)
+    if (s.history.handles(msg)) return s.history.beforeReceipt(msg)
+    this.delivered.add(msg)
     const how = msg.key?.fromMe ? null : (node?.attrs?.offline ? 'append' : 'live')
     await s.mustPersist(this.recordInbound(msg, how))
   }
@@ -46,9 +51,10 @@ export class Inbound {
         s.undecryptable.failed(msg) // a retry receipt asked for it again: undecryptable only if none follows
         continue
       }
-      // Normally journaled already by the beforeMessageReceipt hook (same event id, not repeated);
-      // 'append' is what Baileys calls a message delivered while this device was offline.
-      if (type === 'notify' || type === 'append') s.durably(this.recordInbound(msg, type))
+      // Normally journaled already by the beforeMessageReceipt hook (same event id, not repeated). 'append' is what
+      // Baileys calls a message delivered while this device was offline (the node's offline marker), and also what an
+      // upsert of history would be called: only a message the receipt hook saw is live, history never is (history.js).
+      if (type === 'notify' || (type === 'append' && this.delivered.has(msg))) s.durably(this.recordInbound(msg, type))
     }
   }
 
