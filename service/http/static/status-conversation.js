@@ -171,5 +171,5 @@ const CONVO = (function () {
     return td;
   }
 
-  return { cell, learn, sync, reset, EVENTS };
+  return { cell, learn, sync, reset, content, EVENTS }; // content: also the chats view's (status-chats.js)
 })();

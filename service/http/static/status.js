@@ -27,11 +27,12 @@
     } else if (CONVO.EVENTS.includes(type)) { // a contact reacted, edited or deleted (status-conversation.js)
       soon('in', MESSAGES.refreshIn); soon('out', MESSAGES.refreshOut);
     }
+    if (CHATS.affects(type)) { soon('chats', CHATS.refresh, 300); soon('thread', THREAD.refresh, 300); } // status-chats.js
     soon('dead', DEAD.refresh, 2000); // an event goes to the webhooks: a refused one is a dead letter soon after
   }
 
   function opened () { // what happened before the stream (re)opened
-    ACCOUNT.refresh(); refreshAccounts(); MESSAGES.refreshOut(); MESSAGES.refreshIn();
+    ACCOUNT.refresh(); refreshAccounts(); MESSAGES.refreshOut(); MESSAGES.refreshIn(); CHATS.refresh(); THREAD.refresh();
   }
 
   function select (account) {
@@ -41,12 +42,14 @@
     ACCOUNT.reset();
     CONVO.reset();
     STREAM.reset();
+    CHATS.reset();
+    THREAD.reset();
     $('account-name').textContent = account;
     $('out').replaceChildren(); $('in').replaceChildren();
     for (const row of document.querySelectorAll('tr[data-account]')) {
       row.classList.toggle('selected', row.dataset.account === account);
     }
-    ACCOUNT.refresh(); MESSAGES.refreshOut(); MESSAGES.refreshIn();
+    ACCOUNT.refresh(); MESSAGES.refreshOut(); MESSAGES.refreshIn(); CHATS.refresh();
     STREAM.follow(account, PAGE.live.signal, opened, handle);
   }
 
@@ -80,8 +83,9 @@
     HEALTH.refresh(); DEAD.refresh();
     timers.push(setInterval(() => { if (ACCOUNT.qrShown()) ACCOUNT.updateQr(); }, QR_REFRESH_MS));
     timers.push(setInterval(() => {
-      HEALTH.refresh(); DEAD.refresh(); refreshAccounts();
-      if (!PAGE.streamUp) { ACCOUNT.refresh(); MESSAGES.refreshOut(); MESSAGES.refreshIn(); }
+      // the chats too: a history sync's messages come as no message event (status-chats.js)
+      HEALTH.refresh(); DEAD.refresh(); refreshAccounts(); CHATS.refresh();
+      if (!PAGE.streamUp) { ACCOUNT.refresh(); MESSAGES.refreshOut(); MESSAGES.refreshIn(); THREAD.refresh(); }
     }, POLL_MS));
   }
 
@@ -96,6 +100,8 @@
     ACCOUNT.reset();
     MEDIA.reset();
     CONVO.reset();
+    CHATS.reset();
+    THREAD.reset();
     for (const id of ['accounts', 'account-details', 'health', 'health-reasons', 'out', 'in', 'dead', 'events']) $(id).replaceChildren();
     $('app').hidden = true;
     $('logout').hidden = true;
