@@ -124,6 +124,10 @@ export class User {
     this.groupOwnKeys = {}
     // what its phone syncs to a newly linked device (history-seed.js; POST /accounts/{phone}/history)
     this.history = undefined
+    // its profile picture ({id, sha, size, path, oh}, profile-pictures.js) and who may see it
+    this.picture = null
+    this.picturePrivacy = 'everyone' // or 'contacts' (the accounts in pictureContacts) or 'nobody'
+    this.pictureContacts = []
     Object.assign(this, fields)
   }
 
@@ -161,7 +165,10 @@ export class User {
       groupsAdd: this.groupsAdd,
       groupKeys: this.groupKeys,
       groupOwnKeys: this.groupOwnKeys,
-      history: this.history || null
+      history: this.history || null,
+      picture: this.picture || null,
+      picturePrivacy: this.picturePrivacy,
+      pictureContacts: this.pictureContacts
     }
   }
 
@@ -194,7 +201,10 @@ export class User {
       groupsAdd: j.groupsAdd === 'nobody' ? 'nobody' : 'everyone',
       groupKeys: j.groupKeys || {},
       groupOwnKeys: j.groupOwnKeys || {},
-      history: j.history || undefined
+      history: j.history || undefined,
+      picture: j.picture || null,
+      picturePrivacy: j.picturePrivacy || 'everyone',
+      pictureContacts: j.pictureContacts || []
     })
     for (const d of j.devices || []) u.devices.set(d.id, Device.fromJSON(u, d))
     return u

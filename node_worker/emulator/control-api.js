@@ -5,6 +5,7 @@ import { readJsonObject } from '../lib/json-body.js'
 import { CERT_MODES } from './certs.js'
 import { inboxView } from './conversation.js'
 import { historyRoutes } from './history.js'
+import { pictureRoutes } from './profile-pictures.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_HISTORY_BODY = 16 * 1024 * 1024 // a history seed: up to 5000 messages (history-seed.js)
@@ -94,7 +95,7 @@ export const makeControlApi = (emu) => {
       emu.log.warn('cert_mode.set', { mode: body.mode })
       return { mode: emu.setCertMode(body.mode) }
     }]
-  ].concat(historyRoutes(emu)) // history sync (history.js)
+  ].concat(historyRoutes(emu), pictureRoutes(emu)) // history sync (history.js), profile pictures (profile-pictures.js)
 
   return async (req, res) => {
     const url = new URL(req.url, 'http://emulator')

@@ -21,6 +21,7 @@ import { MediaRetry } from './media-retry.js'
 import { Groups } from './groups.js'
 import { GroupMessaging } from './group-messaging.js'
 import { HistorySync } from './history.js'
+import { ProfilePictures } from './profile-pictures.js'
 import { StateSaver, loadState } from './state-file.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
@@ -73,6 +74,7 @@ export class Emulator {
     this.mediaMessages = new MediaMessages(this)
     this.conversation = new Conversation(this)
     this.mediaRetry = new MediaRetry(this)
+    this.pictures = new ProfilePictures({ emu: this, dir: s.mediaDir || null }) // profile pictures, served by the media host
   }
 
   /** what every later serverHello presents (CERT_MODES in certs.js); throws on an unknown mode */
@@ -150,6 +152,7 @@ export class Emulator {
     const type = iq.attrs.type
     if (type !== 'get' && type !== 'set') return // stray result/error for an iq we no longer wait for
     if (this.pairCode.handleIq(conn, iq)) return
+    if (this.pictures.handleIq(conn, iq)) return
     if (await this.login.handleIq(conn, iq)) return
     if (await this.lookups.handleIq(conn, iq)) return
     if (await this.groups.handleIq(conn, iq)) return

@@ -155,9 +155,6 @@ export class Login {
           }))
         }])
         return true
-      case 'w:profile:picture|get|picture':
-        conn.errorResult(iq, 404, 'item-not-found')
-        return true
       default:
         return false
     }

@@ -113,6 +113,7 @@ export class MediaServer {
     const url = new URL(req.url, this.origin)
     const upload = /^\/mms\/([a-z-]+)\/([A-Za-z0-9_-]+)$/.exec(url.pathname)
     if (req.method === 'POST' && upload) return this.upload(req, res, url, upload[1], upload[2])
+    if ((req.method === 'GET' || req.method === 'HEAD') && this.emu.pictures?.owns(url)) return this.emu.pictures.serve(req, res, url) // profile-pictures.js
     if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname.startsWith('/v/')) return this.download(req, res, url)
     json(res, 404, { error: 'not_found' })
   }
