@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from service import proxy_url
 from service.auth.admin_key import ApiKeyError, parse_keys
+from service.mcp.names import ALL_TOOLS
 from service.media.config import MediaSettings, read_media_settings
 from service.runtime.governor import GovernorPolicy
 from service.settings_env import SettingsError as SettingsError  # re-exported: the programs catch it from here
@@ -69,6 +70,16 @@ def _governor(env: Mapping[str, str]) -> GovernorPolicy:
         group_burst=_number(env, "WA_GROUP_SEND_BURST", 5, minimum=1, cast=int),
         group_rate_per_minute=_number(env, "WA_GROUP_SEND_RATE_PER_MINUTE", 10.0, minimum=0.01),
     )
+
+
+def _mcp_tools(env: Mapping[str, str]) -> tuple[str, ...]:
+    """WA_MCP_TOOLS: the MCP tools an admin key's session may use (a scoped key's own list replaces it); all by
+    default. A destructive tool is there only while WA_MCP_DESTRUCTIVE=true, whatever this lists."""
+    chosen = tuple(dict.fromkeys(t.strip() for t in env.get("WA_MCP_TOOLS", "").split(",") if t.strip()))
+    for name in chosen:
+        if name not in ALL_TOOLS:
+            raise SettingsError(f"WA_MCP_TOOLS may list {', '.join(ALL_TOOLS)}; got {name!r}")
+    return chosen or ALL_TOOLS
 
 
 def is_webhook_url(url: str) -> bool:
@@ -238,6 +249,13 @@ class Settings:
     # gateway only checks it and shows it redacted (GET /accounts).
     proxy: proxy_url.ProxyUrl | None = None
     media: MediaSettings = field(default_factory=MediaSettings)  # WA_MEDIA_* (service/media/config.py)
+    # The MCP server (service/mcp/): on /mcp unless WA_MCP_ENABLED=false; the rails an admin key's session gets
+    # (a scoped key's own, set on the key by the admin, replace them): its tools, sends per hour, dry run.
+    mcp_enabled: bool = True
+    mcp_tools: tuple[str, ...] = ALL_TOOLS  # WA_MCP_TOOLS
+    mcp_destructive: bool = False  # WA_MCP_DESTRUCTIVE: the logout, revoke and leave-group tools exist
+    mcp_send_budget: int = 60  # WA_MCP_SEND_BUDGET_PER_HOUR: sends per key in any hour (0: none)
+    mcp_dry_run: bool = False  # WA_MCP_DRY_RUN: send tools validate and answer what they would send, send nothing
 
     @property
     def api_key(self) -> str | None:
@@ -346,4 +364,9 @@ class Settings:
             instance_url=_instance_url(env),
             proxy=_proxy(env),
             media=read_media_settings(env, data_dir),
+            mcp_enabled=_flag(env, "WA_MCP_ENABLED", True),
+            mcp_tools=_mcp_tools(env),
+            mcp_destructive=_flag(env, "WA_MCP_DESTRUCTIVE", False),
+            mcp_send_budget=_number(env, "WA_MCP_SEND_BUDGET_PER_HOUR", 60, minimum=0, cast=int),
+            mcp_dry_run=_flag(env, "WA_MCP_DRY_RUN", False),
         )

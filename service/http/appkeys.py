@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from service.auth.admin_key import ApiKeys
@@ -54,3 +56,5 @@ MEDIA_STORE = web.AppKey[MediaStore]("media_store")
 MEDIA_INTAKE = web.AppKey("media_intake", Intake)
 # How often each account may ask WhatsApp for a pairing code (service/http/pairing_limit.py).
 PAIRING_LIMIT = web.AppKey("pairing_limit", PairingLimit)
+# The MCP server's door (service/mcp/endpoint.py mounts it; views/mcp.py calls it): absent while MCP is off.
+MCP_ENDPOINT = web.AppKey[Callable[[web.Request], Awaitable[web.StreamResponse]]]("mcp_endpoint")

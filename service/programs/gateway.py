@@ -17,6 +17,7 @@ from service import __version__, config_error
 from service.http import server as http_server
 from service.http.app import create_app
 from service.logging_setup import configure_logging
+from service.mcp.endpoint import mount as mount_mcp
 from service.programs import orphans
 from service.settings import Settings, SettingsError
 from service.store.db import DatabaseError
@@ -41,6 +42,7 @@ def main() -> int:
     log = structlog.get_logger(PROGRAM)
     log.info("gateway.starting", version=__version__, host=settings.host, port=settings.port)
     app = create_app(settings)
+    mount_mcp(app)  # /mcp (service/mcp/): above the http layer, so mounted here
 
     def orphaned() -> None:
         log.warning("gateway.orphaned", parent_at_start=parent.parent, parent_now=os.getppid())

@@ -41,6 +41,7 @@ EMULATOR = REPO_ROOT / "node_worker" / "emulator" / "main.js"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 USAGE = ("usage: wa-gateway [run|sandbox] [supervisord args] | wa-gateway ctl <supervisorctl args>"
          " | wa-gateway api-key | wa-gateway webhook-secret | wa-gateway backup DEST | wa-gateway restore SRC"
+         " | wa-gateway mcp [--url URL]"
          " | wa-gateway status|connect|send|messages|logout|accounts|health|selftest [--sandbox] [options]"
          " (the client CLI; see wa-gateway <command> --help)")
 
@@ -362,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_stack(command, args)
     if command == "ctl":
         return ctl(args)
+    if command == "mcp":  # the MCP server over stdio, relayed to a running gateway (service/mcp/stdio_proxy.py)
+        from service.mcp import stdio_proxy
+
+        return stdio_proxy.main(args)
     if command in CLIENT_COMMANDS or (command == "api-key" and args and args[0] in {"create", "list", "revoke"}):
         # the client's commands (api-key create|list|revoke: keys scoped to an account, through the API)
         sandbox = "--sandbox" in args

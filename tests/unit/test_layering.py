@@ -27,7 +27,8 @@ ALLOWED = {
     "cluster": {"store", "runtime"},
     "runtime": {"store", "cluster", "webhooks", "media"},
     "http": {"store", "auth", "webhooks", "runtime", "cluster", "media", "programs.supervision", "programs.orphans"},
-    "programs": {"store", "auth", "webhooks", "runtime", "cluster", "http", "media"},
+    "mcp": {"store", "auth", "http"},  # above http: the MCP server calls the API, the http layer knows only its door
+    "programs": {"store", "auth", "webhooks", "runtime", "cluster", "http", "media", "mcp"},
 }
 
 
