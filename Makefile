@@ -25,7 +25,7 @@ TEST_WORKERS ?= 3
 # The worker's tests run first, two files at a time (each starts its own emulator and workers on free ports): run
 # beside the Python runs (tried once) they took 12 minutes instead of 3 and their timing tests (a 3 s black hole)
 # failed under the load. --durations names the main run's long poles.
-PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/app/outbox/test_send_media_api.py tests/app/outbox/test_message_actions_api.py tests/app/outbox/test_group_send_api.py tests/app/test_media_downloads.py tests/app/test_media_retention.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
+PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/app/outbox/test_send_media_api.py tests/app/outbox/test_message_actions_api.py tests/app/outbox/test_group_send_api.py tests/app/chats/test_chats_store.py tests/app/chats/test_chats_api.py tests/app/test_media_downloads.py tests/app/test_media_retention.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
 PG_WORKERS ?= 2
 
