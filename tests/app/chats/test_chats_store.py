@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from service.store import chat_index, chat_reads, contact_profiles, inbound, outbox, outbox_targets
-from tests.helpers.fake_worker import A, P1, P2, accept
+from tests.helpers.fake_worker import P1, P2, A, accept
 
 LID = "99887766554433@lid"
 
