@@ -10,15 +10,17 @@ const THREAD = (function () {
   const LIMIT = 50;
   let chat = null; // the open chat's id
   let info = null; // the open chat as the API last described it
-  let messages = new Map(); // our id -> ChatMessage, the loaded pages
+  // our id -> ChatMessage, the loaded pages oldest first, in the API's order (its pages are newest first; a
+  // contact's messages are timed in whole seconds, so the time alone does not order them)
+  let messages = new Map();
   let cursor = null; // the cursor of the page older than what is loaded
   let quoted = new Map(); // our id -> Promise of a replied-to message not loaded here (GET /messages/{id})
   let generation = 0; // bumped when another chat opens or the account changes
 
   const path = (suffix) => API.accountPath(PAGE.selected, '/chats/' + encodeURIComponent(chat) + suffix);
   const who = (from) => from ? (from.push_name || from.phone_number || from.lid || '?') : '?';
-  const at = (m) => Date.parse(m.sent_at) || 0;
-  const ordered = () => [...messages.values()].sort((a, b) => at(a) - at(b) || (a.id < b.id ? -1 : 1)); // oldest first
+  const ordered = () => [...messages.values()];
+  const oldestFirst = (page) => page.slice().reverse().map((m) => [m.id, m]);
 
   // The replied-to message's text: from the loaded pages, else fetched by our id (a message of another page).
   function quote (ref) {
@@ -103,7 +105,7 @@ const THREAD = (function () {
     CHATS.render(); // the row shows as selected
     const body = await load('');
     if (!body) return;
-    for (const m of body.messages) messages.set(m.id, m);
+    messages = new Map(oldestFirst(body.messages));
     cursor = body.next_cursor;
     render(true);
   }
@@ -114,9 +116,13 @@ const THREAD = (function () {
     if (chat === null) return;
     const body = await load('');
     if (!body) return;
-    if (messages.size && !body.messages.some((m) => messages.has(m.id))) { messages = new Map(); cursor = body.next_cursor; }
-    for (const m of body.messages) messages.set(m.id, m);
-    if (!messages.size) cursor = body.next_cursor;
+    const newest = new Map(oldestFirst(body.messages));
+    if (!body.messages.some((m) => messages.has(m.id))) { // nothing loaded, or more than a page came since
+      messages = newest;
+      cursor = body.next_cursor;
+    } else { // what is loaded and not in the newest page is older than all of it
+      messages = new Map([...[...messages].filter(([id]) => !newest.has(id)), ...newest]);
+    }
     render(false);
   }
 
@@ -127,7 +133,7 @@ const THREAD = (function () {
     const body = await load('&cursor=' + encodeURIComponent(cursor));
     button.disabled = false;
     if (!body) return;
-    for (const m of body.messages) if (!messages.has(m.id)) messages.set(m.id, m);
+    messages = new Map([...oldestFirst(body.messages).filter(([id]) => !messages.has(id)), ...messages]);
     cursor = body.next_cursor;
     render('older');
   }
@@ -141,6 +147,7 @@ const THREAD = (function () {
       info = Object.assign({}, info, { unread_count: 0 });
       CHATS.mark(id, { unread_count: 0 });
       render(false);
+      refresh(); // its messages now read
     } catch (e) {
       $('thread-error').textContent = 'Mark read: ' + e.message;
     } finally {
