@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from service import proxy_url
 from service.auth.admin_key import ApiKeyError, parse_keys
-from service.mcp.names import ALL_TOOLS
+from service.mcp_names import ALL_TOOLS
 from service.media.config import MediaSettings, read_media_settings
 from service.runtime.governor import GovernorPolicy
 from service.settings_env import SettingsError as SettingsError  # re-exported: the programs catch it from here

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from service.http.appkeys import API_KEYS, DATABASE, SCOPED_KEYS, SETTINGS
 from service.http.middlewares import _presented, key_is_valid
-from service.mcp.names import ALL_TOOLS, SAFE_TOOLS
+from service.mcp_names import ALL_TOOLS, SAFE_TOOLS
 from service.settings import Settings
 from service.states import DEFAULT_ACCOUNT
 from service.store import mcp_rails

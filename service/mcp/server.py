@@ -27,10 +27,10 @@ from service import __version__
 from service.mcp import inbox
 from service.mcp.caller import Caller
 from service.mcp.gateway_api import GatewayApi, ToolError
-from service.mcp.names import ALL_TOOLS
 from service.mcp.sending import send_message
 from service.mcp.tool_schemas import DESCRIPTIONS, SCHEMAS
 from service.mcp.tools import Budget, Call, Tool, registry
+from service.mcp_names import ALL_TOOLS
 
 SCOPE_KEY = "wa.mcp"  # the ASGI scope's entry with the request's Context
 INSTRUCTIONS = (

@@ -14,7 +14,7 @@ from typing import Any
 
 from service.mcp.caller import Caller
 from service.mcp.gateway_api import GatewayApi, segment
-from service.mcp.names import ALL_TOOLS, DESTRUCTIVE_TOOLS
+from service.mcp_names import ALL_TOOLS, DESTRUCTIVE_TOOLS
 
 
 @dataclass(frozen=True, slots=True)

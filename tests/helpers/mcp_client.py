@@ -1,6 +1,6 @@
 """The MCP SDK's own client on the gateway's /mcp (Streamable HTTP) or on ``wa-gateway mcp`` (stdio), for the
 MCP tests: ``http_session(url, key)`` / ``stdio_session(url, key)`` yield an initialized ``ClientSession``;
-``payload(result)`` is a tool answer's JSON."""
+``payload(result)`` is a tool answer's JSON; ``gateway`` and ``scoped_key`` make the in-process app and keys."""
 
 from __future__ import annotations
 
@@ -16,7 +16,27 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from service.http.app import create_app
+from service.mcp.endpoint import mount
+from tests.helpers.inprocess import AUTH, settings
 from tests.helpers.stack import REPO
+
+
+async def gateway(aiohttp_client, tmp_path, **env):
+    """The in-process app with /mcp mounted as the gateway program mounts it: (aiohttp test client, its base URL)."""
+    app = create_app(settings(tmp_path, **env))
+    mount(app)
+    client = await aiohttp_client(app)
+    return client, str(client.make_url("/")).rstrip("/")
+
+
+async def scoped_key(client, account: str = "default", **body) -> str:
+    """A new key scoped to ``account`` (created first unless it is default), with ``body`` (label, mcp)."""
+    if account != "default":
+        assert (await client.post("/accounts", json={"name": account}, headers=AUTH)).status == 201
+    res = await client.post(f"/accounts/{account}/keys", json=body, headers=AUTH)
+    assert res.status == 201, await res.text()
+    return str((await res.json())["key"])
 
 
 @asynccontextmanager

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, StrictStr, field_validator
+from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.http import validation
 from service.http.models.base import RequestModel, checked, iso
+from service.mcp_names import ALL_TOOLS
 
 PROXY_HINT = 'a proxy URL (http://[user:pass@]host:port or socks5://...), "direct" or null'
 
@@ -60,13 +62,43 @@ class ProxyOut(BaseModel):
     source: Literal["account", "global"]  # its own proxy_url (a URL or "direct"), or WA_PROXY_URL (or none)
 
 
+class McpRails(RequestModel):
+    """A scoped key's own MCP rails (service/mcp/): each field given replaces the WA_MCP_* default for this key."""
+
+    tools: list[StrictStr] | None = None  # the MCP tools its sessions list and may call
+    send_budget_per_hour: StrictInt | None = None  # messages it may send through MCP in any hour
+    dry_run: StrictBool | None = None  # its MCP sends only validate and answer what they would send
+
+    field_codes: ClassVar[dict[str, str]] = {f: "invalid_mcp" for f in ("tools", "send_budget_per_hour", "dry_run")}
+    field_hints: ClassVar[dict[str, str]] = {"tools": f"a list of tool names ({', '.join(ALL_TOOLS)})",
+                                             "send_budget_per_hour": "an integer from 0 to 100000",
+                                             "dry_run": "true or false"}
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(name not in ALL_TOOLS for name in value):
+            raise PydanticCustomError("wa:invalid_mcp", f"mcp.tools may list {', '.join(ALL_TOOLS)}.")
+        return None if value is None else list(dict.fromkeys(value))
+
+    @field_validator("send_budget_per_hour")
+    @classmethod
+    def _budget(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 100000:
+            raise PydanticCustomError("wa:invalid_mcp", "mcp.send_budget_per_hour must be 0 to 100000.")
+        return value
+
+
 class KeyCreateRequest(RequestModel):
-    """``POST /accounts/{account}/keys``: an optional label to tell keys apart in a listing."""
+    """``POST /accounts/{account}/keys``: an optional label to tell keys apart in a listing, and the key's own
+    MCP rails (``mcp``; the WA_MCP_* defaults where left out)."""
 
     label: StrictStr | None = None
+    mcp: McpRails | None = None
 
-    field_codes: ClassVar[dict[str, str]] = {"label": "invalid_label"}
-    field_hints: ClassVar[dict[str, str]] = {"label": "a string of at most 100 characters"}
+    field_codes: ClassVar[dict[str, str]] = {"label": "invalid_label", "mcp": "invalid_mcp"}
+    field_hints: ClassVar[dict[str, str]] = {"label": "a string of at most 100 characters",
+                                             "mcp": 'an object with "tools", "send_budget_per_hour", "dry_run"'}
 
     @field_validator("label")
     @classmethod
@@ -99,11 +131,12 @@ class KeyCreated(BaseModel):
     label: str | None
     account: str
     created_at: str
+    mcp: McpRails | None = None  # the MCP rails set on the key (none: the WA_MCP_* defaults)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], *, key: str) -> KeyCreated:
+    def from_row(cls, row: dict[str, Any], *, key: str, mcp: McpRails | None = None) -> KeyCreated:
         return cls(id=row["id"], key=key, prefix=row["prefix"], label=row["label"], account=row["account"],
-                   created_at=iso(row["created_at"]))
+                   created_at=iso(row["created_at"]), mcp=mcp)
 
 
 class AccountOut(BaseModel):

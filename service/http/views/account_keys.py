@@ -5,6 +5,8 @@ value this once, ``GET /accounts/{account}/keys`` lists them without values, ``D
 from __future__ import annotations
 
 import time
+from sqlite3 import Connection
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -15,6 +17,7 @@ from service.http.appkeys import DATABASE, SCOPED_KEYS
 from service.http.models import KeyCreated, KeyCreateRequest, KeyOut, parse
 from service.http.validation import json_object
 from service.store import accounts as store
+from service.store import mcp_rails
 
 log = structlog.get_logger("gateway.keys")
 
@@ -30,11 +33,20 @@ async def create_key(request: web.Request) -> web.Response:
     account = await _account(request)
     body = parse(KeyCreateRequest, await json_object(request, allow_empty=True))
     key, digest, prefix = new_key()
-    row = await request.app[DATABASE].run(store.create_key, account, digest, prefix, body.label, time.time())
+    row = await request.app[DATABASE].run(_create, account, digest, prefix, body, time.time())
     request.app[SCOPED_KEYS].invalidate()
     log.info("account_key.created", account=account, key_id=row["id"])  # never the key or its prefix
-    return web.json_response(KeyCreated.from_row(row, key=key).model_dump(), status=201,
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(KeyCreated.from_row(row, key=key, mcp=body.mcp).model_dump(exclude_none=True),
+                             status=201, headers={"Cache-Control": "no-store"})
+
+
+def _create(conn: Connection, account: str, digest: str, prefix: str, body: KeyCreateRequest,
+            now: float) -> dict[str, Any]:
+    """The key and its MCP rails in one transaction: a key never works without the rails it was given."""
+    row = store.create_key(conn, account, digest, prefix, body.label, now)
+    if body.mcp is not None:
+        mcp_rails.set_key_rails(conn, row["id"], body.mcp.tools, body.mcp.send_budget_per_hour, body.mcp.dry_run)
+    return row
 
 
 async def list_keys(request: web.Request) -> web.Response:

@@ -7,26 +7,9 @@ from __future__ import annotations
 import pytest
 from mcp.shared.exceptions import McpError
 
-from service.http.app import create_app
-from service.mcp.endpoint import mount
-from service.mcp.names import DESTRUCTIVE_TOOLS, SAFE_TOOLS
-from tests.helpers.inprocess import AUTH, KEY, settings
-from tests.helpers.mcp_client import http_session, payload
-
-
-async def gateway(aiohttp_client, tmp_path, **env):
-    app = create_app(settings(tmp_path, **env))
-    mount(app)
-    client = await aiohttp_client(app)
-    return client, str(client.make_url("/")).rstrip("/")
-
-
-async def scoped_key(client, account: str = "default", **rails) -> str:
-    if account != "default":
-        assert (await client.post("/accounts", json={"name": account}, headers=AUTH)).status == 201
-    res = await client.post(f"/accounts/{account}/keys", json=rails, headers=AUTH)
-    assert res.status == 201, await res.text()
-    return (await res.json())["key"]
+from service.mcp_names import DESTRUCTIVE_TOOLS, SAFE_TOOLS
+from tests.helpers.inprocess import AUTH, KEY
+from tests.helpers.mcp_client import gateway, http_session, payload, scoped_key
 
 
 async def test_the_admin_key_lists_the_safe_tools_with_their_schemas(aiohttp_client, tmp_path):
