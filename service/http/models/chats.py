@@ -96,7 +96,7 @@ def chat_message(item: dict[str, Any]) -> dict[str, Any]:
     reactions = [{"from": "me", "emoji": ours["reaction"]}] if ours.get("reaction") else []
     if index.get("reactions"):
         reactions += [{"from": who, "emoji": emoji} for who, emoji in json.loads(index["reactions"]).items()]
-    direction = "out" if source == "out" else row["direction"]
+    direction = {"out": "out", "in": "in"}.get(source) or row["direction"]
     return {"id": row["id"], "wa_id": shown.pop("wa_id"), "chat": index["chat"], "direction": direction, **shown,
             "reactions": reactions, "sent_at": iso(index["at"]), "history": source == "history"}
 
