@@ -69,7 +69,7 @@ def latencies(n: int) -> dict:
 
 def _benchmarks(args: argparse.Namespace) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, e2e, groups, inbound, media, media_memory, postgresql, recovery
+    from bench import accept, accounts, chats, e2e, groups, inbound, media, media_memory, postgresql, recovery
 
     documents = tuple(float(s) for s in args.document_sizes_mb.split(","))
     return {
@@ -83,6 +83,8 @@ def _benchmarks(args: argparse.Namespace) -> dict:
         "media": (lambda: media.measure(size=int(args.media_size_mb * media.MIB), n=args.media_n), media.print_table),
         "media_memory": (lambda: media_memory.measure(documents), media_memory.print_table),
         "groups": (groups.measure, groups.print_table),
+        "chats": (lambda: chats.measure(args.chats_messages, args.chats_small, args.chats_pg_messages),
+                  chats.print_table),
     }
 
 
@@ -107,11 +109,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
     parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, "
-                                       "postgresql, media, media_memory, groups")
+                                       "postgresql, media, media_memory, groups, chats")
     parser.add_argument("--media-size-mb", type=float, default=1.0, help="media: image size in MiB (default 1)")
     parser.add_argument("--media-n", type=int, default=20, help="media: images per row (default 20)")
     parser.add_argument("--document-sizes-mb", default="20,100",
                         help="media_memory: document sizes in MiB (default 20,100; 2,10 for a quick run)")
+    parser.add_argument("--chats-messages", type=int, default=1_000_000, help="chats: messages (default 1,000,000)")
+    parser.add_argument("--chats-small", type=int, default=10_000, help="chats: the small size (default 10,000)")
+    parser.add_argument("--chats-pg-messages", type=int, default=100_000,
+                        help="chats: messages on PostgreSQL (default 100,000; 0: SQLite only)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
     chosen = _benchmarks(args)

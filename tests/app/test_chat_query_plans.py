@@ -1,0 +1,57 @@
+"""The chats routes' statements stay index lookups (issue 27: fast at a million messages). Each route's store
+function runs on a store of 2,000 messages built like bench/chats.py's (bench/chats_build.py); every statement it
+ran is EXPLAINed on SQLite: none may walk a message table by ``account`` alone (what a page did before migration
+021: every message of the account, per page), nor scan one. The message search is left out: a substring needs a
+walk of the account's messages (measured in docs/benchmarks.md, not held here).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import chats, chats_build
+from service.store.db import Database
+
+MESSAGE_TABLES = ("messages", "inbound_messages", "history_messages", "chat_messages")
+# "SEARCH <table or alias> USING [COVERING ]INDEX <name> (account=?)": the account's whole range of that index.
+ACCOUNT_ONLY = re.compile(r"^SEARCH (\w+) USING (?:COVERING )?INDEX \w+ \(account=\?\)$")
+ALIASES = {"cm": "chat_messages", "m": "messages", "i": "inbound_messages", "h": "history_messages"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    db = Database(tmp_path_factory.mktemp("chats") / "gateway.db", synchronous="OFF").open()
+    chats_build.build(db, 2000, progress=lambda _line: None)
+    target = chats_build.busiest(db)
+    try:
+        yield chats.explain(db, target)
+    finally:
+        db.close()
+
+
+def _walks(plan_line: str) -> str | None:
+    """The message table a plan line walks whole (per account, or all of it), or None."""
+    match = ACCOUNT_ONLY.match(plan_line)
+    table = ALIASES.get(match.group(1), match.group(1)) if match else None
+    if table in MESSAGE_TABLES:
+        return table
+    scan = re.match(r"^SCAN (\w+)", plan_line)
+    table = ALIASES.get(scan.group(1), scan.group(1)) if scan else None
+    return table if table in MESSAGE_TABLES else None
+
+
+@pytest.mark.parametrize("route", [r for r in chats.INDEXED if r != "search_hit"])
+def test_route_statements_are_lookups(built, route):
+    statements = built[route]
+    assert statements, f"{route}: its store function ran no SELECT"
+    walked = [(s["sql"], line) for s in statements for line in s["plan"] if _walks(line)]
+    assert not walked, f"{route} walks a message table: {walked}"
+
+
+def test_fill_sees_many_ids(built):
+    """The guard above means something only if a page fills many rows from one table (five ids or more is where
+    SQLite preferred the account's whole range)."""
+    fills = [s["sql"] for s in built["messages_busy"] if re.search(r"FROM (messages|inbound_messages) WHERE", s["sql"])]
+    assert any(s.count("?") >= 6 for s in fills), fills
