@@ -20,7 +20,7 @@ import https from 'node:https'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import * as baileys from 'baileys'
-import { Agent as UndiciAgent } from 'undici'
+import { Agent as UndiciAgent, Dispatcher } from 'undici'
 
 const { Curve, WA_CERT_DETAILS } = baileys
 
@@ -68,12 +68,36 @@ export function applySandboxTrust (rootKeyB64, logger) {
 // settings.js takes only in the sandbox). The agents that trust it besides the public roots: `agent` for
 // Baileys' uploads (node https, the socket config's fetchAgent), `dispatcher` for its downloads (fetch,
 // options.dispatcher). One pair per CA, kept: their pools outlive a reconnect.
+//
+// History-sync blobs name no host: Baileys fetches them from WhatsApp's default media host,
+// https://mmg.whatsapp.net{directPath} (Utils/history.js). In the sandbox that host is the emulator's media host,
+// which the worker learns from media_conn (session/history.js sets `route.origin`); until then, and for every
+// other host, the dispatcher goes where it is asked.
+export const DEFAULT_MEDIA_HOST = 'mmg.whatsapp.net'
+
+class SandboxMediaRoute extends Dispatcher {
+  constructor (agent) {
+    super()
+    this.agent = agent
+    this.origin = null // https://<the emulator's media host>, once known
+  }
+
+  dispatch (opts, handler) {
+    const to = this.origin && new URL(opts.origin).hostname === DEFAULT_MEDIA_HOST ? { ...opts, origin: this.origin } : opts
+    return this.agent.dispatch(to, handler)
+  }
+
+  close () { return this.agent.close() }
+  destroy (err) { return this.agent.destroy(err) }
+}
+
 const mediaAgents = new Map()
 export function sandboxMediaAgents (sandboxMediaCa) {
   if (!sandboxMediaCa) return null
   if (!mediaAgents.has(sandboxMediaCa.pem)) {
     const ca = [...tls.rootCertificates, sandboxMediaCa.pem]
-    mediaAgents.set(sandboxMediaCa.pem, { agent: new https.Agent({ ca, keepAlive: true }), dispatcher: new UndiciAgent({ connect: { ca } }) })
+    const route = new SandboxMediaRoute(new UndiciAgent({ connect: { ca } }))
+    mediaAgents.set(sandboxMediaCa.pem, { agent: new https.Agent({ ca, keepAlive: true }), dispatcher: route, route })
   }
   return mediaAgents.get(sandboxMediaCa.pem)
 }

@@ -27,6 +27,7 @@ export class Connection {
     const fetchAgent = s.proxy?.agent ?? media?.agent
     const dispatcher = s.proxy?.dispatcher ?? media?.dispatcher
     s.fetchOptions = dispatcher ? { dispatcher } : {} // the history hook downloads as Baileys does (history.js)
+    s.mediaRoute = media?.route ?? null // the sandbox: where history blobs' default host goes (sandbox-trust.js)
     return {
       waWebSocketUrl: s.settings.serverUrl,
       // the websocket, and media uploads (Baileys passes fetchAgent to http(s).request), through the proxy

@@ -21,7 +21,7 @@ import { downloadAndProcessHistorySyncNotification, getHistoryMsg, proto } from 
 import { partsOf, syncTypeName, viewOf } from './history-view.js'
 
 const HISTORY_SYNC = proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION
-const ON_DEMAND = proto.HistorySync.HistorySyncType.ON_DEMAND
+const { ON_DEMAND, INITIAL_BOOTSTRAP } = proto.HistorySync.HistorySyncType
 const DOWNLOAD_TIMEOUT_MS = 120000 // the hook holds up the device's next messages while it downloads
 export const JOURNALED_MAX = 200000 // history items journaled, kept to leave them out of Baileys' own event
 
@@ -50,14 +50,17 @@ export class History {
     const notification = getHistoryMsg(msg.message)
     let data
     try {
+      if (s.mediaRoute && !s.mediaRoute.origin && sock) await this.routeSandboxMedia(sock)
       data = await within(downloadAndProcessHistorySyncNotification(notification, s.fetchOptions ?? {}, s.baileysLog), DOWNLOAD_TIMEOUT_MS)
     } catch (err) {
       s.log.warn({ err: { message: err.message }, message_id: msg.key.id, sync_type: syncTypeName(notification.syncType) }, 'history.download_failed')
       return // Baileys downloads it again after the receipt: its messaging-history.set is then journaled (onSet)
     }
     if (data.lidPnMappings?.length && sock) await sock.signalRepository.lidMapping.storeLIDPNMappings(data.lidPnMappings)
-    const creds = sock?.authState?.creds
-    const isLatest = notification.syncType !== ON_DEMAND && !creds?.processedHistoryMessages?.length
+    // Baileys' isLatest (no history processed before on this device), except that the device's INITIAL_BOOTSTRAP always
+    // is: the phone's notifications are processed side by side, and a PUSH_NAME may finish first
+    const processed = sock?.authState?.creds?.processedHistoryMessages?.length
+    const isLatest = notification.syncType === INITIAL_BOOTSTRAP || (notification.syncType !== ON_DEMAND && !processed)
     const view = await viewOf(sock, data)
     await this.journal(view, {
       syncType: notification.syncType ?? data.syncType,
@@ -66,6 +69,14 @@ export class History {
       eventId: (part) => `history:${msg.key.id}:${part}`
     })
     this.remember(view)
+  }
+
+  // The sandbox only: the blob's default host (mmg.whatsapp.net) is the emulator's media host, the one media_conn
+  // names (sandbox-trust.js). Baileys' own download after the receipt goes there too, through the same dispatcher.
+  async routeSandboxMedia (sock) {
+    const conn = await within(sock.refreshMediaConn(false), DOWNLOAD_TIMEOUT_MS)
+    const host = conn?.hosts?.[0]?.hostname
+    if (host) this.session.mediaRoute.origin = `https://${host}`
   }
 
   /** Baileys' `messaging-history.set`: what the hook did not journal already (see above), journaled before returning. */
