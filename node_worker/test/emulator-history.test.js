@@ -4,9 +4,11 @@
 // POST /accounts/{phone}/history/send syncs it again into an already-linked device, groups included.
 import { test, before, after, describe } from 'node:test'
 import assert from 'node:assert/strict'
+import path from 'node:path'
+import { createHash } from 'node:crypto'
 import { Agent, Dispatcher } from 'undici'
 import { proto, jidNormalizedUser } from 'baileys'
-import { startEmulator, trustEmulator, pairDevice, tmpDir } from './emulator-helpers.js'
+import { startEmulator, trustEmulator, pairDevice, openClient, tmpDir } from './emulator-helpers.js'
 
 const ACCOUNT = '+15550101000'
 const ALICE = '+15550101001' // a 1:1 chat by phone number
@@ -195,5 +197,70 @@ describe('history sync with the real Baileys client', () => {
     assert.deepEqual([notGroupMember.status, notGroupMember.body.error?.code], [409, 'not_a_member'])
     assert.equal((await emu.api('POST', `/accounts/${ACCOUNT}/history/send`, { sync_type: 'EVERYTHING' })).body.error.code, 'invalid_sync_type')
     assert.equal((await emu.api('POST', '/accounts/+15550101098/history/send', { sync_type: 'RECENT' })).status, 409)
+  })
+})
+
+describe('history sync across pairing codes, offline devices and restarts', () => {
+  const PHONE = '+15550103000'
+  const DAN = '+15550103001'
+  const dir = tmpDir()
+  const env = { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json') }
+  let emu
+  let route
+  const clients = []
+  const open = async (authDir) => { const c = await openClient(emu, authDir, { options: { dispatcher: route } }); clients.push(c); return c }
+  const start = async () => {
+    emu = await startEmulator({ env })
+    trustEmulator(emu)
+    const media = (await emu.api('GET', '/media')).body
+    route = new EmulatorMediaRoute(media.url, media.ca_pem)
+  }
+  const seedText = (id, text) => emu.api('POST', `/accounts/${PHONE}/history`, { conversations: [{ phone_number: DAN, messages: [{ id, text, timestamp: T0 }] }] })
+  const texts = (c) => c.rec.history.flatMap((h) => h.messages).map((m) => m.message?.conversation)
+
+  before(start)
+  after(async () => {
+    for (const c of clients) await c.end().catch(() => {})
+    await route?.close()
+    await emu?.stop()
+  })
+
+  test('a device linked by pairing code gets the seeded history; one offline gets a later sync at its next login', async () => {
+    assert.equal((await seedText('PC1', 'before the code')).status, 200)
+    const authDir = tmpDir()
+    const first = await open(authDir)
+    await first.waitFor((r) => r.qrs[0], 10000, 'the pairing connection')
+    const code = await first.sock.requestPairingCode(PHONE.slice(1))
+    assert.equal((await emu.api('POST', '/phone/pair-code', { phone_number: PHONE, code })).status, 200)
+    await first.waitClose(5000)
+    await first.flushCreds()
+    const linked = await open(authDir)
+    await linked.waitOpen(10000)
+    await linked.waitFor(() => texts(linked).includes('before the code'), 10000, 'the seeded message')
+    await linked.end()
+
+    assert.equal((await seedText('PC2', 'while offline')).status, 200)
+    const sent = await emu.api('POST', `/accounts/${PHONE}/history/send`, { sync_type: 'RECENT' })
+    assert.deepEqual([sent.body.delivered_to, sent.body.queued_for], [0, 1])
+    const again = await open(authDir)
+    await again.waitOpen(10000)
+    await again.waitFor(() => texts(again).includes('while offline'), 10000, 'the queued sync')
+    await again.end()
+  })
+
+  test('the seed and the pictures outlive a restart of the emulator', async () => {
+    await emu.api('POST', `/contacts/${DAN}/picture`, {})
+    const seedBefore = (await emu.api('GET', `/accounts/${PHONE}/history`)).body
+    const pictureBefore = (await emu.api('GET', `/contacts/${DAN}/picture`)).body
+    await route.close()
+    assert.equal((await emu.stop()).code, 0)
+    await start()
+    assert.deepEqual((await emu.api('GET', `/accounts/${PHONE}/history`)).body, seedBefore)
+    const pictureAfter = (await emu.api('GET', `/contacts/${DAN}/picture`)).body
+    assert.equal(pictureAfter.picture.sha256, pictureBefore.picture.sha256)
+    assert.equal(pictureAfter.picture.id, pictureBefore.picture.id)
+    const res = await fetch(pictureAfter.picture.url, { dispatcher: route.agent })
+    assert.equal(res.status, 200)
+    assert.equal(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex'), pictureBefore.picture.sha256)
   })
 })
