@@ -77,6 +77,8 @@ class _Exchange:
             self._status = int(message["status"])
             self._headers = CIMultiDict((bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
                                         for k, v in message.get("headers", ()))
+            # Headers go out now: an event stream's first body may come only with its first event or ping.
+            await self._prepared()
         elif kind == "http.response.body":
             response = await self._prepared()
             body = message.get("body", b"")

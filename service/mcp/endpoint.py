@@ -125,7 +125,16 @@ def mount(app: web.Application) -> None:
         await endpoint.start()
         app[MCP_ENDPOINT] = endpoint.handle
         app[DRAIN].on_begin.append(endpoint.closing.set)
+        closers.append(endpoint.closing)
         yield
         await endpoint.stop()
 
+    async def shutting_down(app: web.Application) -> None:
+        """Any shutdown, a drain or not: aiohttp waits for running handlers before the clean-up, so the open
+        event streams must end here, before it."""
+        for closing in closers:
+            closing.set()
+
+    closers: list[asyncio.Event] = []
     app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(shutting_down)
