@@ -14,7 +14,8 @@
 // phone needs one to start its session), the phone sends, once per device: with a seed (history-seed.js),
 // INITIAL_BOOTSTRAP (conversations, their messages, PN<->LID mappings) and then PUSH_NAME when push names
 // were seeded; without one, an empty RECENT notification inline, which is all Baileys needs to go online
-// at once instead of waiting 20 s for one. POST /accounts/{phone}/history/send sends one on demand.
+// at once instead of waiting 20 s for one. POST /accounts/{phone}/history/send sends one on demand, and a
+// device's own on-demand request (Baileys' fetchMessageHistory) gets the older messages of a chat.
 import { deflateSync } from 'node:zlib'
 import { proto } from './wa.js'
 import { normalizePhone, e164 } from './accounts.js'
@@ -124,8 +125,39 @@ export class HistorySync {
     }
   }
 
+  /**
+   * a companion's HISTORY_SYNC_ON_DEMAND request to its phone (Baileys' fetchMessageHistory, a peer
+   * PEER_DATA_OPERATION_REQUEST_MESSAGE; placeholders.js hands it over): the phone answers with an ON_DEMAND
+   * sync of the seeded messages of that chat older than the oldest the device has, newest first, at most
+   * `onDemandMsgCount` of them, naming the request's message id as `peerDataRequestSessionId` (what Baileys'
+   * messaging-history.set then carries). A chat it knows nothing of gets a sync without conversations.
+   */
+  async onDemand (account, device, requestId, req) {
+    const seed = account.history || { conversations: [], push_names: [], delivery: 'download' }
+    const c = seed.conversations.find((x) => this.chatJids(x).includes(req?.chatJid))
+    const before = Number(req?.oldestMsgTimestampMs || 0) / 1000 || Infinity
+    const count = Math.min(Math.max(Number(req?.onDemandMsgCount) || 50, 1), 500)
+    const older = (c?.messages || []).filter((m) => m.timestamp < before && m.id !== req?.oldestMsgId)
+      .sort((a, b) => b.timestamp - a.timestamp).slice(0, count)
+    const part = { conversations: c ? [{ ...c, messages: older }] : [], push_names: [] }
+    try {
+      const built = this.notification(account, part, 'ON_DEMAND', seed.delivery, { peerDataRequestSessionId: requestId })
+      const how = await this.emu.placeholders.sendFromPhone(account, device, built.message)
+      this.log.info('history.on_demand', { messages: older.length, known_chat: !!c, how })
+    } catch (err) {
+      this.log.warn('history.on_demand_failed', errorFields(err))
+    }
+  }
+
+  /** the jids a seeded conversation answers to: a group's, or the contact's PN and LID jids */
+  chatJids (c) {
+    if (c.group_id) return [c.group_id]
+    const u = this.dir.get(c.phone_number)
+    return u ? [u.jid, u.lidJid] : []
+  }
+
   /** the protocolMessage of one sync of `seed` as `syncType`, its blob uploaded unless inline */
-  notification (account, seed, syncType, delivery) {
+  notification (account, seed, syncType, delivery, extra = {}) {
     const history = this.historyProto(account, seed, syncType)
     const deflated = deflateSync(proto.HistorySync.encode(history).finish())
     const oldest = Math.min(...history.conversations.flatMap((c) => c.messages.map((m) => Number(m.message.messageTimestamp))))
@@ -133,7 +165,8 @@ export class HistorySync {
       syncType: proto.Message.HistorySyncType[syncType],
       chunkOrder: 1,
       progress: 100,
-      ...(Number.isFinite(oldest) ? { oldestMsgInChunkTimestampSec: oldest } : {})
+      ...(Number.isFinite(oldest) ? { oldestMsgInChunkTimestampSec: oldest } : {}),
+      ...extra
     }
     let directPath = null
     if (delivery === 'inline') {

@@ -60,6 +60,9 @@ export class Placeholders {
   /** a peer message a linked device sent to its own phone, decrypted there (`msg`: its proto.Message) */
   async onPeerMessage (user, device, node, msg) {
     const request = msg?.protocolMessage?.peerDataOperationRequestMessage
+    if (request?.peerDataOperationRequestType === PDO.HISTORY_SYNC_ON_DEMAND) {
+      return this.emu.history.onDemand(user, device, node.attrs.id, request.historySyncOnDemandRequest) // history.js
+    }
     if (!request || request.peerDataOperationRequestType !== PDO.PLACEHOLDER_MESSAGE_RESEND) {
       this.log.debug('peer.ignored', { id: node.attrs.id })
       return

@@ -162,6 +162,22 @@ describe('history sync with the real Baileys client', () => {
     assert.deepEqual(od.messages.map((m) => [m.key.id, m.key.remoteJid, m.message.conversation]), [['OD1', pnJid(ALICE), 'older']])
   })
 
+  test('fetchMessageHistory: the phone answers with the seeded messages older than the oldest the device has', async () => {
+    await seed({
+      conversations: [{
+        phone_number: ALICE,
+        addressing: 'lid',
+        messages: [1, 2, 3, 4, 5].map((i) => ({ id: `FM${i}`, text: `older ${i}`, from_me: i % 2 === 0, timestamp: T0 - 1000 + i * 60 }))
+      }]
+    })
+    const lid = (await emu.api('GET', `/accounts/${ACCOUNT}/history`)).body.conversations[0].lid
+    client.rec.history.length = 0
+    const requestId = await client.sock.fetchMessageHistory(2, { remoteJid: lid, fromMe: false, id: 'FM5' }, (T0 - 1000 + 5 * 60) * 1000)
+    const got = await historyOf(Sync.ON_DEMAND)
+    assert.equal(got.peerDataRequestSessionId, requestId)
+    assert.deepEqual(got.messages.map((m) => [m.key.id, m.key.remoteJid, m.key.fromMe]), [['FM4', lid, true], ['FM3', lid, false]])
+  })
+
   test('no seed: the first login still gets an (empty) sync at once and the device goes online', async () => {
     const phone = '+15550101090'
     const started = Date.now()
