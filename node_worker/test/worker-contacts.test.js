@@ -45,7 +45,7 @@ test('a contact\'s push name is a contact.updated event with its phone number an
   assert.match(lid, /^[0-9]+@lid$/)
   const first = await anaSends('hello')
   assert.equal(first.push_name, 'Ana Lima')
-  const named = await until(async () => (await contactEvents()).filter((e) => e.contacts.some((c) => c.push_name === 'Ana Lima')), 10000, 'contact.updated')
+  const named = await until(async () => { const e = (await contactEvents()).filter((e) => e.contacts.some((c) => c.push_name === 'Ana Lima')); return e.length && e }, 10000, 'contact.updated')
   assert.equal(named.length, 1)
   assert.equal(named[0].source, 'contacts')
   assert.deepEqual(named[0].contacts, [{ phone_number: ANA, lid, push_name: 'Ana Lima' }])
@@ -69,6 +69,22 @@ test('GET /contacts/{phone}: on WhatsApp with its LID; not on WhatsApp; a pictur
   const off = await worker.call('GET', `/contacts/${encodeURIComponent(NOBODY)}?picture=true`)
   assert.equal(off.status, 200, JSON.stringify(off.body))
   assert.deepEqual(off.body, { phone_number: NOBODY, on_whatsapp: false, lid: null, picture_url: null })
+})
+
+test('GET /contacts/{phone}?picture=1: the URL of the picture the contact set (its bytes on the media host); none when its privacy hides it', async () => {
+  const set = await emu.api('POST', `/contacts/${encodeURIComponent(ANA)}/picture`, {})
+  assert.equal(set.status, 200, JSON.stringify(set.body))
+  const url = set.body.picture.url
+  const r = await worker.call('GET', `/contacts/${encodeURIComponent(ANA)}?picture=1`)
+  assert.equal(r.status, 200, JSON.stringify(r.body))
+  assert.equal(r.body.picture_url, url)
+  assert.equal(r.body.on_whatsapp, true)
+  const without = await worker.call('GET', `/contacts/${encodeURIComponent(ANA)}?picture=0`)
+  assert.equal(without.body.picture_url, null, 'not asked for')
+  assert.equal((await emu.api('POST', `/contacts/${encodeURIComponent(ANA)}/picture`, { privacy: 'nobody' })).status, 200)
+  const hidden = await worker.call('GET', `/contacts/${encodeURIComponent(ANA)}?picture=true`)
+  assert.equal(hidden.status, 200, JSON.stringify(hidden.body))
+  assert.deepEqual([hidden.body.on_whatsapp, hidden.body.picture_url], [true, null])
 })
 
 test('GET /contacts/{phone} refuses what is no number or no parameter it takes', async () => {
