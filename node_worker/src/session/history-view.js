@@ -62,7 +62,13 @@ export async function viewOf (sock, data) {
     const alt = bare(str(chat.pnJid) ?? str(chat.lidJid))
     if (id && alt && PERSON.test(id) && !known.has(id)) { known.set(id, alt); known.set(alt, id) }
   }
-  const person = (jid, alt) => resolvePerson(sock, jid, alt, known)
+  // one lookup per person, not per message (a sync holds thousands of messages of a few hundred chats)
+  const seen = new Map()
+  const person = (jid, alt) => {
+    const key = `${jid}|${alt ?? ''}`
+    if (!seen.has(key)) seen.set(key, resolvePerson(sock, jid, alt, known))
+    return seen.get(key)
+  }
   const chats = []
   for (const chat of data.chats ?? []) {
     const view = await chatOf(chat, person)
