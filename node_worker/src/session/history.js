@@ -53,7 +53,9 @@ export class History {
       if (s.mediaRoute && !s.mediaRoute.origin && sock) await this.routeSandboxMedia(sock)
       data = await within(downloadAndProcessHistorySyncNotification(notification, s.fetchOptions ?? {}, s.baileysLog), DOWNLOAD_TIMEOUT_MS)
     } catch (err) {
-      s.log.warn({ err: { message: err.message }, message_id: msg.key.id, sync_type: syncTypeName(notification.syncType) }, 'history.download_failed')
+      // (the message without the URL: it holds the blob's direct path)
+      const why = { message: String(err?.message).replace(/https?:\/\/\S+/g, '<url>'), status: err?.output?.statusCode ?? null, code: err?.code ?? null }
+      s.log.warn({ err: why, message_id: msg.key.id, sync_type: syncTypeName(notification.syncType) }, 'history.download_failed')
       return // Baileys downloads it again after the receipt: its messaging-history.set is then journaled (onSet)
     }
     if (data.lidPnMappings?.length && sock) await sock.signalRepository.lidMapping.storeLIDPNMappings(data.lidPnMappings)
