@@ -24,7 +24,10 @@ TEST_WORKERS ?= 3
 # they fill their waits. Their output is printed once they end; either run failing fails the target.
 # The worker's tests run first, two files at a time (each starts its own emulator and workers on free ports): run
 # beside the Python runs (tried once) they took 12 minutes instead of 3 and their timing tests (a 3 s black hole)
-# failed under the load. --durations names the main run's long poles.
+# failed under the load. --durations names the main run's long poles. Both runs hand out their files longest first
+# (tests/helpers/schedule.py, from tests/timings.json; --no-loadscope-reorder keeps xdist from re-sorting them by
+# their number of tests, which left the few-test fuzz and chaos files to the end); `WA_TEST_TIMINGS=tests/timings.json
+# make test` records a new table from the main run.
 PG_TESTS := tests/app/outbox/test_outbox_store.py tests/app/outbox/test_outbox_dispatcher.py tests/app/outbox/test_outbox_api.py tests/app/outbox/test_send_media_api.py tests/app/outbox/test_message_actions_api.py tests/app/outbox/test_group_send_api.py tests/app/chats/test_chats_store.py tests/app/chats/test_chats_api.py tests/app/test_media_downloads.py tests/app/test_media_retention.py tests/system/test_outbox_chaos.py tests/system/test_inbound_chaos.py
 
 PG_WORKERS ?= 2
@@ -32,8 +35,8 @@ PG_WORKERS ?= 2
 test: lint browser postgres
 	cd node_worker && node --test --test-concurrency=2 test/*.test.js
 	@pg_log=$$(mktemp); \
-	WA_TEST_DATABASE=postgresql $(BIN)/pytest -n $(PG_WORKERS) --dist loadfile $(PG_TESTS) > "$$pg_log" 2>&1 & pg=$$!; \
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25; main=$$?; \
+	WA_TEST_DATABASE=postgresql WA_TEST_TIMINGS= $(BIN)/pytest -n $(PG_WORKERS) --dist loadfile --no-loadscope-reorder $(PG_TESTS) > "$$pg_log" 2>&1 & pg=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25; main=$$?; \
 	wait $$pg; pg_rc=$$?; \
 	echo "--- the PostgreSQL run (WA_TEST_DATABASE=postgresql) ---"; cat "$$pg_log"; rm -f "$$pg_log"; \
 	test $$main -eq 0 && test $$pg_rc -eq 0

@@ -1,6 +1,9 @@
+import os
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import postgres
+from tests.helpers import postgres, schedule
 from tests.helpers import stack as stack_module
 from tests.helpers.stack import (
     BOUND_PORTS,
@@ -9,6 +12,8 @@ from tests.helpers.stack import (
     listening,
     session_processes,
 )
+
+TIMINGS: list[schedule.Recorder] = []  # one when WA_TEST_TIMINGS names a file to write the per-file seconds to
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +83,8 @@ def stack():
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if any process a test started is still alive or any port it used still listens:
     a leak here means some cleanup path does not work, and the next tests inherit its processes."""
+    for recorder in TIMINGS:
+        recorder.write(Path(os.environ["WA_TEST_TIMINGS"]))
     leaked = {sid: pids for sid in STARTED_SESSIONS if (pids := session_processes(sid))}
     ports = sorted(port for port in BOUND_PORTS if listening(port))
     if leaked or ports:
@@ -86,3 +93,22 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter is not None:
             reporter.write_line(message, red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+
+def pytest_configure(config):
+    """``WA_TEST_TIMINGS=path``: record each test file's total seconds there at the end (tests/helpers/schedule.py);
+    on xdist's controller only, which sees every worker's reports."""
+    if os.environ.get("WA_TEST_TIMINGS") and not hasattr(config, "workerinput"):
+        TIMINGS.append(schedule.Recorder())
+
+
+def pytest_runtest_logreport(report):
+    for recorder in TIMINGS:
+        recorder.add(report.nodeid, report.duration)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On an xdist worker (``make test``), the longest files first: the order the workers are handed them in."""
+    if hasattr(config, "workerinput"):
+        items[:] = schedule.longest_first(items, schedule.load())
