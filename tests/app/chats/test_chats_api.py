@@ -11,6 +11,7 @@ import pytest
 from service.http.appkeys import DATABASE
 from service.store import inbound
 from tests.helpers.fake_worker import AUTH, P1, P2, error_of
+from tests.helpers.openapi import conforms
 
 LID = "99887766554433@lid"
 GROUP = "120363000000000001@g.us"
@@ -162,3 +163,29 @@ async def test_a_scoped_key_sees_only_its_own_accounts_chats(api):
     found = await _get(client, "/accounts/sales/messages/search?q=default", headers=scoped)
     assert found["messages"] == []
     await error_of(await client.get(f"/accounts/sales/chats/{P1}/messages", headers=scoped), 404, "chat_not_found")
+
+
+async def test_answers_with_every_kind_of_message_validate_against_the_document(api):
+    client = await api()
+    doc = await (await client.get("/openapi.json", headers=AUTH)).json()
+    await client.post("/send", json={"phone_number": P1, "message": "hello"}, headers=AUTH)
+    await client.post("/send", json={"phone_number": P1, "location": {"latitude": 1.5, "longitude": 2.5}},
+                      headers=AUTH)
+    await _inbound(client, "V-1", text="hi")
+    await _inbound(client, "V-2", phone=P2, group=GROUP)
+    theirs = (await _get(client, f"/chats/{P1}/messages"))["messages"][0]
+    await client.post(f"/messages/{theirs['id']}/reaction", json={"emoji": "👍"}, headers=AUTH)
+    event = {"type": "history.sync", "sync_type": "RECENT", "event_id": "h-1", "chats": [], "contacts": [],
+             "messages": [{"wa_id": "H-1", "chat_jid": "15550002222@s.whatsapp.net", "phone_number": P1, "lid": LID,
+                           "from_me": True, "sent_at": 1_700_000_000, "kind": "text", "text": "old", "status": "read"}]}
+    await client.server.app[DATABASE].run(inbound.store_worker_event, "default", event, time.time())
+    for path, pattern in (("/chats", "/chats"), (f"/chats/{P1}/messages", "/chats/{chat}/messages"),
+                          (f"/chats/{GROUP}/messages", "/chats/{chat}/messages"),
+                          ("/messages/search?q=o", "/messages/search"), ("/contacts", "/contacts"),
+                          (f"/contacts/{P1}?picture=true", "/contacts/{phone}")):
+        res = await client.get(path, headers=AUTH)
+        assert res.status == 200, await res.text()
+        await conforms(doc, res, "GET", pattern)
+    shown = (await _get(client, f"/chats/{P1}/messages"))["messages"]
+    assert [m["history"] for m in shown][-1] is True and shown[-1]["direction"] == "out"
+    assert {"from": "me", "emoji": "👍"} in next(m for m in shown if m["wa_id"] == "V-1")["reactions"]
