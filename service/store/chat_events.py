@@ -183,3 +183,12 @@ def reaction(conn: sqlite3.Connection, account: str, data: dict[str, Any] | None
     sender = data.get("phone_number") or data.get("lid") or data.get("chat_jid")
     if isinstance(sender, str):
         chat_index.react(conn, account, data["message_id"], sender, data.get("emoji") or "")
+
+
+def group_named(conn: sqlite3.Connection, account: str, data: dict[str, Any] | None) -> None:
+    """A group's subject as a stored ``group.updated`` or ``group.participants`` (create) gives it: its chat's name."""
+    if data is None:
+        return
+    group, subject = _match(GROUP, data.get("group_id")), _name(data.get("subject"))
+    if group is not None and subject is not None:
+        conn.execute("UPDATE chats SET name = ? WHERE account = ? AND id = ?", (subject, account, group))

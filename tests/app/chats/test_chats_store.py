@@ -134,6 +134,9 @@ def test_a_group_message_is_the_groups_chat(db):
     assert [c["id"] for c in _chats(db)] == [group]
     _sync(db, [], chats=[{"chat_jid": group, "group_id": group, "name": "Team", "timestamp": 1_700_000_000}])
     assert _chats(db)[0]["name"] == "Team" and _chats(db)[0]["kind"] == "group"
+    renamed = {"type": "group.updated", "group_id": group, "subject": "Team (EU)", "event_id": "g-1"}
+    db.call(inbound.store_worker_event, A, renamed, time.time())
+    assert _chats(db)[0]["name"] == "Team (EU)"
 
 
 def test_search_finds_text_in_both_directions_and_history(db):
