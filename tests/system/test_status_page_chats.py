@@ -106,10 +106,13 @@ def no_markup_ran(page) -> None:
 
 def test_a_contact_writing_raises_its_chat_with_its_unread_count_and_the_thread_shows_both_directions(page, stack):
     ours = sent(stack, {"phone_number": CONTACT, "message": "hello " + HOSTILE})
+    res = stack.emu("POST", "/contacts", {"phone_number": OTHER, "name": "Other " + HOSTILE})  # its push name
+    assert res.status == 200, res.raw
     time.sleep(1.5)  # a contact's message is timed by WhatsApp in whole seconds: the next one is a second later
     writes(stack, OTHER, text="first from the other")
     page.wait(lambda: top_chat(page) == OTHER, 30, "the other contact's chat on top")
     assert page.text(chat_row(OTHER) + " .unread") == "1"
+    page.wait(lambda: page.text(chat_row(OTHER) + " .chat-name") == "Other " + HOSTILE, 10, "its push name, as text")
     assert page.text(chat_row(CONTACT) + " .chat-last") == "You: hello " + HOSTILE
     time.sleep(1.5)
     theirs = writes(stack, CONTACT, text="reply " + HOSTILE)
@@ -151,16 +154,21 @@ def test_a_long_thread_shows_its_newest_page_and_older_ones_on_demand(page, stac
     for n in range(1, PAGE_SIZE + 6):
         res = stack.emu("POST", f"/contacts/{PAGER}/messages", {"to": PHONE, "text": f"n{n}"})
         assert res.status == 200, res.raw
-    wait_for(lambda: len(stack.get(f"/chats/{quote(PAGER)}/messages?limit=200").json().get("messages", []))
-             == PAGE_SIZE + 5, 60, "every message at the gateway")
+    def everything():
+        listed = stack.get(f"/chats/{quote(PAGER)}/messages?limit=200").json().get("messages", [])
+        return len(listed) == PAGE_SIZE + 5 and [m["text"] for m in reversed(listed)]
+    # oldest first as the API orders them: WhatsApp times these in whole seconds, and the first message of a
+    # burst may reach the gateway after the second (it opens the contact's session)
+    expected = wait_for(everything, 60, "every message at the gateway")
+    assert sorted(expected) == sorted(f"n{n}" for n in range(1, PAGE_SIZE + 6))
     open_chat(page, PAGER)
     bodies = "return [...document.querySelectorAll('#thread-messages li[data-id] .body')].map((n) => n.textContent)"
     page.wait(lambda: len(page.js(bodies)) == PAGE_SIZE, 20, "the newest page")
-    assert page.js(bodies)[0] == "n6" and page.js(bodies)[-1] == f"n{PAGE_SIZE + 5}"
+    assert page.js(bodies) == expected[5:]
     assert page.visible("#thread-older")
     page.click("#thread-older")
     page.wait(lambda: len(page.js(bodies)) == PAGE_SIZE + 5, 20, "the older page above it")
-    assert page.js(bodies) == [f"n{n}" for n in range(1, PAGE_SIZE + 6)]
+    assert page.js(bodies) == expected
     assert not page.visible("#thread-older")  # nothing older
     writes(stack, PAGER, text="the newest")
     page.wait(lambda: page.js(bodies)[-1:] == ["the newest"], 30, "a new message at the bottom, live")
@@ -217,3 +225,19 @@ def test_the_phones_history_shows_as_history(page, stack):
                    "n.querySelector('.body').textContent)", items) == ["in old question " + HOSTILE, "out old answer"]
     no_markup_ran(page)
     page.shot("history")
+
+
+def test_a_groups_thread_names_the_member_who_wrote(page, stack):
+    group = stack.post("/groups", {"subject": "<b>crew</b>", "participants": [CONTACT]}).json()["id"]
+    ours = sent(stack, {"group_id": group, "message": "to all " + HOSTILE})
+    wa_id = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": group, "text": "from a member"}).json()["id"]
+    theirs = received(stack, wa_id)
+    open_chat(page, group)
+    named = next(c for c in stack.get("/chats").json()["chats"] if c["id"] == group)["name"]
+    assert page.text("#thread-title") == (named or group)  # its subject once the gateway knows it, as text
+    page.wait(lambda: page.count(msg(theirs)) == 1, 30, "the member's message")
+    assert page.text(msg(theirs) + " .msg-from") in (CONTACT, "Emulated 2222")  # its push name, else its number
+    assert page.text(msg(theirs) + " .body") == "from a member"
+    assert page.text(msg(ours["id"]) + " .body") == "to all " + HOSTILE
+    assert page.count(msg(ours["id"]) + " .msg-from") == 0  # ours names no sender
+    no_markup_ran(page)

@@ -349,11 +349,12 @@ them after changing the code they name: apply the bug, run the tests, see them f
     node_worker/test/group-content.test.js::mentions become contextInfo.mentionedJid of the text, once each
 - node_worker/src/session/outbound-content.js quotedMessage ignoring quoted.participant (a reply to a member's group message names the group as its sender):
     node_worker/test/group-content.test.js::a reply to, or a reaction on, a member\'s group message names that member
-- service/http/static/status-thread.js and status-chats.js, a message's text set as HTML; the older page read without its cursor; the chats and the thread not reloaded on the stream's events; a reaction's sender read from the wrong field; history not marked; the unread count not shown; the thread ordered by time instead of the API's order (issue 27):
+- service/http/static/status-thread.js and status-chats.js, a message's text or a chat's name set as HTML; a group member's name not shown; the older page read without its cursor; the chats and the thread not reloaded on the stream's events; a reaction's sender read from the wrong field; history not marked; the unread count not shown; the thread ordered by time instead of the API's order (issue 27):
     tests/system/test_status_page_chats.py::test_a_contact_writing_raises_its_chat_with_its_unread_count_and_the_thread_shows_both_directions
     tests/system/test_status_page_chats.py::test_a_long_thread_shows_its_newest_page_and_older_ones_on_demand
     tests/system/test_status_page_chats.py::test_replies_reactions_edits_deletes_and_media_show_in_the_thread
     tests/system/test_status_page_chats.py::test_the_phones_history_shows_as_history
+    tests/system/test_status_page_chats.py::test_a_groups_thread_names_the_member_who_wrote
 """
 
 from __future__ import annotations
