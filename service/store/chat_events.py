@@ -185,10 +185,12 @@ def reaction(conn: sqlite3.Connection, account: str, data: dict[str, Any] | None
         chat_index.react(conn, account, data["message_id"], sender, data.get("emoji") or "")
 
 
-def group_named(conn: sqlite3.Connection, account: str, data: dict[str, Any] | None) -> None:
-    """A group's subject as a stored ``group.updated`` or ``group.participants`` (create) gives it: its chat's name."""
+def group_named(conn: sqlite3.Connection, account: str, data: dict[str, Any] | None, now: float) -> None:
+    """A group's subject as a stored ``group.updated`` or ``group.participants`` (create) gives it, or as the worker
+    answered our own create or rename: its chat's name. A group we were just put in is a chat before its first
+    message (WhatsApp lists it at once), so the chat is made when it is not there yet."""
     if data is None:
         return
     group, subject = _match(GROUP, data.get("group_id")), _name(data.get("subject"))
     if group is not None and subject is not None:
-        conn.execute("UPDATE chats SET name = ? WHERE account = ? AND id = ?", (subject, account, group))
+        chat_index.note_chat(conn, account, group, now, now, name=subject)

@@ -173,7 +173,7 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         return {"event": None, "message": None}
     if kind in inbound_groups.TYPES:  # a group's participants or settings changed
         stored = inbound_groups.store_group_event(conn, account, event, now)
-        chat_events.group_named(conn, account, _data(stored))  # a new subject names the group's chat
+        chat_events.group_named(conn, account, _data(stored), now)  # a new subject names the group's chat
         return {"event": stored, "message": None}
     if kind == "message.undecryptable":
         return {"event": store_undecryptable(conn, account, event, now), "message": None}

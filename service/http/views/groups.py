@@ -7,18 +7,20 @@ WhatsApp, already in) is a result of its own in ``results``, never a failure of 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
 from service.errors import BadRequest
-from service.http.appkeys import SETTINGS
+from service.http.appkeys import DATABASE, SETTINGS
 from service.http.models import parse
 from service.http.models.base import iso
 from service.http.models.conversation import NoFieldsRequest
 from service.http.models.groups import GroupCreateRequest, GroupUpdateRequest, JoinRequest, ParticipantsRequest
 from service.http.validation import InvalidInput, group_id, json_object
-from service.http.views.context import on_owner, served_here
+from service.http.views.context import account_name, on_owner, served_here
+from service.store import chat_events
 
 
 def _id(request: web.Request) -> str:
@@ -31,6 +33,13 @@ def _id(request: web.Request) -> str:
 
 async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     return await json_object(request, allow_empty=allow_empty, max_bytes=request.app[SETTINGS].max_body_bytes)
+
+
+async def _named(request: web.Request, answer: dict[str, Any]) -> dict[str, Any]:
+    """The group's chat takes the subject the worker answered (our create or rename sends us no notification)."""
+    note = {"group_id": answer.get("id"), "subject": answer.get("subject")}
+    await request.app[DATABASE].run(chat_events.group_named, account_name(request), note, time.time())
+    return answer
 
 
 def _metadata(answer: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +60,7 @@ async def create(request: web.Request) -> web.Response:
     body = parse(GroupCreateRequest, await _body(request))
     answer = await served_here(request).worker.group("POST", body={"subject": body.subject,
                                                                    "participants": body.participants})
-    return web.json_response(_metadata(answer), status=201)
+    return web.json_response(_metadata(await _named(request, answer)), status=201)
 
 
 @on_owner
@@ -65,7 +74,8 @@ async def update(request: web.Request) -> web.Response:
     body = parse(GroupUpdateRequest, await _body(request))  # the body first: an unknown field is named whatever the id
     gid = _id(request)
     fields = body.model_dump(exclude_none=True)
-    return web.json_response(_metadata(await served_here(request).worker.group("PATCH", gid, body=fields)))
+    answer = await served_here(request).worker.group("PATCH", gid, body=fields)
+    return web.json_response(_metadata(await _named(request, answer) if "subject" in fields else answer))
 
 
 @on_owner

@@ -139,6 +139,16 @@ def test_a_group_message_is_the_groups_chat(db):
     assert _chats(db)[0]["name"] == "Team (EU)"
 
 
+def test_a_group_we_are_put_in_is_a_named_chat_before_its_first_message(db):
+    group = "120363000000000002@g.us"
+    created = {"type": "group.participants", "group_id": group, "action": "create", "subject": "Launch",
+               "participants": [{"phone_number": P1, "lid": None}], "event_id": "g-2"}
+    db.call(inbound.store_worker_event, A, created, time.time())
+    assert [(c["id"], c["name"], c["kind"]) for c in _chats(db)] == [(group, "Launch", "group")]
+    _inbound(db, "G-2", phone=P1, group=group)
+    assert [(c["id"], c["name"]) for c in _chats(db)] == [(group, "Launch")]  # still one chat, still named
+
+
 def test_search_finds_text_in_both_directions_and_history(db):
     accept(db, phone=P1, text="Meet at NOON")
     _inbound(db, "S-1", text="noon works")

@@ -34,6 +34,11 @@ async def test_create_list_read_and_update_forward_to_the_worker(api):
     assert res.status == 200 and (await res.json())["description"] == "Our team"
     assert client.worker.groups.requests[-1] == ("PATCH", f"/accounts/default/groups/{gid}",
                                                  {"description": "Our team"})
+    chats = (await (await client.get("/chats", headers=AUTH)).json())["chats"]
+    assert [(c["id"], c["name"]) for c in chats] == [(gid, "Team")]  # our new group is a chat, named at once
+    await client.patch(f"/groups/{gid}", json={"subject": "Team B"}, headers=AUTH)
+    chats = (await (await client.get("/chats", headers=AUTH)).json())["chats"]
+    assert [(c["id"], c["name"]) for c in chats] == [(gid, "Team B")]
 
 
 async def test_a_group_id_in_the_path_works_plain_and_url_encoded_and_under_an_account(api):
