@@ -30,6 +30,13 @@ def key_rails(conn: sqlite3.Connection, key_id: str) -> dict[str, Any]:
             "dry_run": bool(row[2]) if row[2] is not None else None}
 
 
+def rails_of_keys(conn: sqlite3.Connection, account: str) -> dict[str, dict[str, Any]]:
+    """key id -> its own rails, for the keys of ``account`` that have any (the listing shows them)."""
+    rows = conn.execute("SELECT id FROM account_keys WHERE account = ? AND (mcp_tools IS NOT NULL OR "
+                        "mcp_send_budget IS NOT NULL OR mcp_dry_run IS NOT NULL)", (account,)).fetchall()
+    return {row[0]: key_rails(conn, row[0]) for row in rows}
+
+
 def set_key_rails(conn: sqlite3.Connection, key_id: str, tools: list[str] | None, send_budget: int | None,
                   dry_run: bool | None) -> None:
     conn.execute("UPDATE account_keys SET mcp_tools = ?, mcp_send_budget = ?, mcp_dry_run = ? WHERE id = ?",
@@ -46,7 +53,8 @@ def take_send(conn: sqlite3.Connection, key_ref: str, budget: int, now: float) -
     """Take one unit of ``key_ref``'s budget: (its token, 0.0), or (None, seconds until a unit frees up) when
     ``budget`` sends were taken in the last hour (always so for a budget of 0)."""
     conn.xact_lock(_lock_key(key_ref))  # type: ignore[attr-defined]
-    conn.execute("DELETE FROM mcp_sends WHERE key_ref = ? AND sent_at <= ?", (key_ref, now - WINDOW))
+    # Every key's hour-old rows go (a revoked or deleted key's too): the table holds at most an hour of sends.
+    conn.execute("DELETE FROM mcp_sends WHERE sent_at <= ?", (now - WINDOW,))
     rows = conn.execute("SELECT sent_at FROM mcp_sends WHERE key_ref = ? ORDER BY sent_at", (key_ref,)).fetchall()
     if len(rows) >= budget:
         oldest = rows[len(rows) - budget][0] if budget > 0 else now

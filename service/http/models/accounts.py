@@ -115,11 +115,20 @@ class KeyOut(BaseModel):
     created_at: str
     revoked_at: str | None
     last_used_at: str | None
+    mcp: McpRails | None = None  # its own MCP rails (absent: the WA_MCP_* defaults)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> KeyOut:
+    def from_row(cls, row: dict[str, Any], rails: dict[str, Any] | None = None) -> KeyOut:
+        """``rails``: the store's (service/store/mcp_rails.py key_rails) for this key, if it has any."""
+        mcp = None if rails is None else McpRails.model_construct(
+            tools=rails["tools"], send_budget_per_hour=rails["send_budget"], dry_run=rails["dry_run"])
         return cls(id=row["id"], prefix=row["prefix"], label=row["label"], created_at=iso(row["created_at"]),
-                   revoked_at=iso(row["revoked_at"]), last_used_at=iso(row["last_used_at"]))
+                   revoked_at=iso(row["revoked_at"]), last_used_at=iso(row["last_used_at"]), mcp=mcp)
+
+    def shown(self) -> dict[str, Any]:
+        """As the API answers it: ``mcp`` only for a key with rails of its own, and only the rails it sets."""
+        shown = self.model_dump(exclude={"mcp"})
+        return shown if self.mcp is None else {**shown, "mcp": self.mcp.model_dump(exclude_none=True)}
 
 
 class KeyCreated(BaseModel):

@@ -36,8 +36,10 @@ async def create_key(request: web.Request) -> web.Response:
     row = await request.app[DATABASE].run(_create, account, digest, prefix, body, time.time())
     request.app[SCOPED_KEYS].invalidate()
     log.info("account_key.created", account=account, key_id=row["id"])  # never the key or its prefix
-    return web.json_response(KeyCreated.from_row(row, key=key, mcp=body.mcp).model_dump(exclude_none=True),
-                             status=201, headers={"Cache-Control": "no-store"})
+    created = KeyCreated.from_row(row, key=key).model_dump(exclude={"mcp"})
+    if body.mcp is not None:
+        created["mcp"] = body.mcp.model_dump(exclude_none=True)
+    return web.json_response(created, status=201, headers={"Cache-Control": "no-store"})
 
 
 def _create(conn: Connection, account: str, digest: str, prefix: str, body: KeyCreateRequest,
@@ -51,8 +53,12 @@ def _create(conn: Connection, account: str, digest: str, prefix: str, body: KeyC
 
 async def list_keys(request: web.Request) -> web.Response:
     account = await _account(request)
-    rows = await request.app[DATABASE].run(store.list_keys, account)
-    return web.json_response({"keys": [KeyOut.from_row(r).model_dump() for r in rows]})
+    rows, rails = await request.app[DATABASE].run(_listing, account)
+    return web.json_response({"keys": [KeyOut.from_row(r, rails.get(r["id"])).shown() for r in rows]})
+
+
+def _listing(conn: Connection, account: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    return store.list_keys(conn, account), mcp_rails.rails_of_keys(conn, account)
 
 
 async def revoke_key(request: web.Request) -> web.Response:
@@ -62,4 +68,5 @@ async def revoke_key(request: web.Request) -> web.Response:
         raise NotFound("This account has no key with this id.", code="key_not_found")
     request.app[SCOPED_KEYS].invalidate()
     log.info("account_key.revoked", account=account, key_id=row["id"])
-    return web.json_response(KeyOut.from_row(row).model_dump())
+    rails = await request.app[DATABASE].run(mcp_rails.rails_of_keys, account)
+    return web.json_response(KeyOut.from_row(row, rails.get(row["id"])).shown())

@@ -58,11 +58,17 @@ async def test_a_dry_run_key_never_sends(aiohttp_client, tmp_path):
     assert (await (await client.get("/messages", headers=AUTH)).json())["messages"] == []
 
 
-async def test_the_created_key_shows_its_rails(aiohttp_client, tmp_path):
+async def test_the_created_and_listed_key_shows_its_rails(aiohttp_client, tmp_path):
     client, _ = await gateway(aiohttp_client, tmp_path)
     res = await client.post("/accounts/default/keys", json={"mcp": {"tools": ["status"], "dry_run": True}},
                             headers=AUTH)
     assert (await res.json())["mcp"] == {"tools": ["status"], "dry_run": True}
+    plain = await client.post("/accounts/default/keys", json={}, headers=AUTH)
+    assert "mcp" not in await plain.json()
+    listed = (await (await client.get("/accounts/default/keys", headers=AUTH)).json())["keys"]
+    assert [k.get("mcp") for k in listed] == [{"tools": ["status"], "dry_run": True}, None]
+    revoked = await client.delete(f"/accounts/default/keys/{listed[0]['id']}", headers=AUTH)
+    assert (await revoked.json())["mcp"] == {"tools": ["status"], "dry_run": True}
 
 
 @pytest.mark.parametrize("rails", [{"tools": ["status", "format_disk"]}, {"tools": "status"},
