@@ -153,6 +153,16 @@ def store_history(conn: sqlite3.Connection, account: str, event: dict[str, Any],
     return sum(_history_message(conn, account, item, now) for item in items("messages"))
 
 
+def timeline_at(sent_at: float, received_at: float) -> float:
+    """Where a contact's live message sits in its chat. WhatsApp times it in whole seconds while ours are timed in
+    milliseconds, so within its second the time it reached us places it: a reply received 0.8 s into the second of
+    our message it quotes comes after it, not before. One that came later (delivered while we were offline) keeps
+    its own second, at its end; one timed ahead of our clock keeps its own time."""
+    if received_at < sent_at:
+        return sent_at
+    return min(received_at, sent_at + 0.999)
+
+
 def inbound(conn: sqlite3.Connection, account: str, row: dict[str, Any], now: float) -> None:
     """A contact's live message just stored (store/inbound.py): its sender learned (push name, LID <-> phone), and
     one more unread message of its chat (the group's, or the contact's)."""
@@ -160,7 +170,8 @@ def inbound(conn: sqlite3.Connection, account: str, row: dict[str, Any], now: fl
     if phone or lid:
         contact_profiles.note(conn, account, phone, lid, now, push_name=row["push_name"])
     chat = chat_of(conn, account, phone, lid, row["group_id"]) or row["chat_jid"]
-    chat_index.add(conn, account, chat, "in", row["id"], row["sent_at"], now, unread=True,
+    chat_index.add(conn, account, chat, "in", row["id"], timeline_at(row["sent_at"], row["received_at"]), now,
+                   unread=True,
                    lid=lid if row["group_id"] is None else None)
 
 

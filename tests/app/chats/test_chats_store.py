@@ -11,6 +11,7 @@ from service.store import chat_index, chat_reads, contact_profiles, inbound, out
 from tests.helpers.fake_worker import P1, P2, A, accept
 
 LID = "99887766554433@lid"
+JID1 = P1.lstrip("+") + "@s.whatsapp.net"
 
 
 def _inbound(db, wa_id, *, phone=P1, lid=None, text="hi", at=None, push_name=None, group=None):
@@ -147,6 +148,18 @@ def test_a_group_we_are_put_in_is_a_named_chat_before_its_first_message(db):
     assert [(c["id"], c["name"], c["kind"]) for c in _chats(db)] == [(group, "Launch", "group")]
     _inbound(db, "G-2", phone=P1, group=group)
     assert [(c["id"], c["name"]) for c in _chats(db)] == [(group, "Launch")]  # still one chat, still named
+
+
+def test_a_reply_in_the_second_of_our_message_comes_after_it_and_an_offline_one_keeps_its_second(db):
+    second = float(int(time.time()) - 60)
+    accept(db, text="which size?", now=second + 0.5)
+    for wa_id, sent_at, stored_at in (("R-1", second, second + 0.8), ("R-0", second - 30, second + 5)):
+        event = {"type": "message", "id": wa_id, "from": P1, "from_jid": JID1, "text": "M", "timestamp": sent_at,
+                 "event_id": f"ev-{wa_id}"}
+        db.call(inbound.store_worker_event, A, event, stored_at)
+    thread = db.call(chat_reads.chat_messages, A, P1, limit=50)  # newest first
+    assert [(m["source"], m["row"].get("wa_id") if m["source"] == "in" else None) for m in thread] == [
+        ("in", "R-1"), ("out", None), ("in", "R-0")]  # the reply after ours; the late one in its own second
 
 
 def test_search_finds_text_in_both_directions_and_history(db):
