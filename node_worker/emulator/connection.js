@@ -25,8 +25,9 @@ export class Connection {
     this.queue = Promise.resolve()
     this.openedAt = Date.now()
     ws.on('message', (data) => this.onData(data))
-    ws.on('close', () => this.onClose())
-    ws.on('error', (err) => this.log.debug('ws.error', errorFields(err)))
+    ws.on('close', (code) => this.onClose(code))
+    // a WebSocket-level error (a protocol violation, a reset): the connection ends with it, so it is told
+    ws.on('error', (err) => this.log.warn('ws.error', errorFields(err)))
   }
 
   get jid () { return this.device ? this.device.jid : null }
@@ -204,14 +205,25 @@ export class Connection {
   /** orderly close: a short delay lets the last frames leave first */
   close () {
     if (this.state === 'closed') return
+    this.logClosing('close')
     this.markClosed()
     setTimeout(() => { try { this.ws.close() } catch { /* already closed */ } }, 20)
   }
 
   /** abrupt close without any stream end */
   terminate () {
-    if (this.state !== 'closed') this.markClosed()
+    if (this.state !== 'closed') {
+      this.logClosing('terminate')
+      this.markClosed()
+    }
     try { this.ws.terminate() } catch { /* already gone */ }
+  }
+
+  // The server's side ending a connection says where (the caller's frames): a companion that saw its link end
+  // (Baileys: 428 Connection Terminated) can be matched to the emulator's reason in the logs.
+  logClosing (how) {
+    const by = (new Error().stack || '').split('\n').slice(3, 6).map((l) => l.trim().replace(/^at /, '')).join(' < ')
+    this.log.info('connection.closing', { how, jid: this.jid, by })
   }
 
   markClosed () {
@@ -225,9 +237,10 @@ export class Connection {
     if (was !== 'closed') this.emu.onConnectionClosed(this)
   }
 
-  onClose () {
+  /** the WebSocket closed (`code`: the close frame's, 1006 when the TCP connection ended without one) */
+  onClose (code) {
     if (this.state !== 'closed') {
-      this.log.info('connection.closed_by_client', { jid: this.jid })
+      this.log.info('connection.closed_by_client', { jid: this.jid, ws_code: code ?? null })
       this.markClosed()
     }
   }
