@@ -27,6 +27,7 @@ from urllib.parse import quote
 import aiohttp
 
 from . import errors
+from .chats import ChatMethods
 from .conversation import ConversationMethods, post_message
 from .groups import GroupMethods
 from .media import MediaMethods
@@ -58,7 +59,7 @@ RETRY_STATUSES = (429, 503)
 SAFE_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
-class AsyncAccount(MediaMethods, ConversationMethods, GroupMethods):
+class AsyncAccount(MediaMethods, ConversationMethods, GroupMethods, ChatMethods):
     """Every per-account endpoint of one account (media: media.py; replies, reactions, edits, revokes, reads,
     presence, locations, contact cards, polls: conversation.py; groups: groups.py). Get one from
     :meth:`AsyncClient.account`."""
