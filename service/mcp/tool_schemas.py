@@ -15,7 +15,7 @@ PHONE = {"type": "string", "pattern": r"^\+?[0-9 ()./-]{6,32}$",
          "description": "A phone number in international format, e.g. +14155550123."}
 GROUP_ID = {"type": "string", "pattern": r"^[0-9]{5,40}(-[0-9]{5,20})?@g\.us$",
             "description": "A WhatsApp group id, e.g. 120363041234567890@g.us (from list_chats or groups)."}
-CHAT = {"type": "string", "minLength": 1, "maxLength": 128,
+CHAT = {"type": "string", "minLength": 1, "maxLength": 64,
         "description": "A chat id as list_chats gives it: a contact's phone number (+14155550123), a group id "
                        "(...@g.us) or, for a contact known only by its WhatsApp LID, <digits>@lid."}
 ACCOUNT = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,30}[a-z0-9]$",
@@ -120,7 +120,7 @@ DESCRIPTIONS = {
               "with its members and admins.",
     "logout": "DESTRUCTIVE: log the account out of WhatsApp. It stops sending and receiving until a person links "
               "it again by scanning a QR code.",
-    "revoke_message": "DESTRUCTIVE: delete one of our sent messages for everyone (WhatsApp allows it for about two "
+    "revoke_message": "DESTRUCTIVE: delete one of our sent messages for everyone (WhatsApp allows it for about 2.5 "
                       "days after sending).",
     "leave_group": "DESTRUCTIVE: leave a group. The account gets no more of its messages until someone adds it back.",
 }

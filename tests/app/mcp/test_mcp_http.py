@@ -29,8 +29,27 @@ async def test_destructive_tools_exist_only_when_the_operator_enables_them(aioht
     _, url = await gateway(aiohttp_client, tmp_path, WA_MCP_DESTRUCTIVE="true")
     async with http_session(url, KEY) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        revoked = payload(await mcp.call_tool("revoke_message", {"message_id": "01NOSUCHMESSAGE"}))
+        left = payload(await mcp.call_tool("leave_group", {"group_id": "120363041234567890@g.us"}))
     assert set(DESTRUCTIVE_TOOLS) <= set(tools)
     assert tools["logout"].annotations.destructiveHint is True
+    assert revoked["error"]["code"] == "message_not_found"  # the gateway's own answer, through the tool
+    assert left["error"]["status"] in (404, 409, 503)  # no worker here: the route answers, nothing is left
+
+
+async def test_each_reading_tool_reaches_its_route_with_the_chat_id_escaped(aiohttp_client, tmp_path):
+    _, url = await gateway(aiohttp_client, tmp_path)
+    async with http_session(url, KEY) as mcp:
+        chats = payload(await mcp.call_tool("list_chats", {"limit": 5}))
+        found = payload(await mcp.call_tool("search_messages", {"query": "hello", "chat": "+14155550123"}))
+        history = payload(await mcp.call_tool("read_messages", {"chat": "+14155550123"}))
+        lid = payload(await mcp.call_tool("read_messages", {"chat": "123456789012345@lid"}))
+        contact = payload(await mcp.call_tool("get_contact", {"phone_number": "+14155550123"}))
+        bad_chat = payload(await mcp.call_tool("read_messages", {"chat": "not a chat"}))
+    assert chats == {"chats": [], "next_cursor": None} and found["messages"] == []
+    assert history["error"]["code"] == lid["error"]["code"] == "chat_not_found"  # a valid id, no messages yet
+    assert contact["error"]["code"] == "contact_not_found"
+    assert bad_chat["error"]["code"] == "invalid_chat"
 
 
 async def test_wa_mcp_tools_narrows_the_list_and_an_unlisted_tool_cannot_be_called(aiohttp_client, tmp_path):
