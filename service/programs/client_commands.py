@@ -20,7 +20,8 @@ from service.settings import Settings, SettingsError
 from service.webhooks import secret as webhook_secret
 
 CLIENT_COMMANDS = frozenset({"status", "connect", "send", "messages", "media", "logout", "accounts", "health",
-                             "selftest", "react", "edit", "revoke", "read", "presence", "groups"})
+                             "selftest", "react", "edit", "revoke", "read", "presence", "groups", "chats",
+                             "contacts"})
 # The client's global options that take a value (clients/python/src/wa_gateway_client/cli.py `_common`).
 VALUE_OPTIONS = frozenset({"--url", "--api-key", "--api-key-file", "--account", "--timeout"})
 

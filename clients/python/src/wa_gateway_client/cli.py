@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from . import cli_conversation, cli_groups, cli_media, errors, linking
+from . import cli_chats, cli_conversation, cli_groups, cli_media, errors, linking
 from .client import DEFAULT_URL, AsyncClient
 from .models import Account, InboundMessage, Message
 from .selftest import Options, Result, run_selftest
@@ -338,6 +338,7 @@ def parser(prog: str = "wa-gateway-client", on_host: bool | None = None) -> argp
     cli_media.add_command(command)
     cli_conversation.add_commands(command)
     cli_groups.add_command(command)
+    cli_chats.add_commands(command)
     command("health", cmd_health, "the gateway's health (exit 1 when degraded)")
     p = command("api-key", cmd_api_key,
                 "print the key in use; or create, list, revoke keys scoped to --account (admin key)")
