@@ -1,6 +1,7 @@
 """The Python client's chats and contacts (clients/python/.../chats.py) against the in-process gateway in front of the
 stand-in worker: typed chats, a chat's pages walked to the end, reading a chat (and nothing to read), search,
-contacts with the live lookup, another account, the typed refusals, and the blocking twin."""
+contacts with the live lookup, another account, the typed refusals, the blocking twin, and the CLI's chats and
+contacts commands."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import time
 import pytest
 
 from service.http.appkeys import DATABASE
+from service.programs.client_commands import CLIENT_COMMANDS
 from service.store import inbound
 from tests.helpers.fake_worker import KEY, P1, P2
-from service.programs.client_commands import CLIENT_COMMANDS
 from wa_gateway_client import AsyncClient, Client, cli, errors
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
