@@ -77,6 +77,8 @@ class _Exchange:
             self._status = int(message["status"])
             self._headers = CIMultiDict((bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
                                         for k, v in message.get("headers", ()))
+            # The SDK answers some refusals as bare text without a type (aiohttp would call it octet-stream).
+            self._headers.setdefault("Content-Type", "text/plain; charset=utf-8")
             # Headers go out now: an event stream's first body may come only with its first event or ping.
             await self._prepared()
         elif kind == "http.response.body":

@@ -109,7 +109,8 @@ def _responses(schemas: Schemas, method: str, path: str, op: Op) -> dict[str, An
     """The Op's successful answers, then one response per error status listing its codes."""
     responses: dict[str, Any] = {}
     for status, ok in op.ok.items():
-        responses[str(status)] = {"description": STATUS_TEXT.get(status, "OK"), "content": _content(schemas, ok),
+        text = STATUS_TEXT.get(status, "OK" if status < 400 else "Refused: see the operation's description.")
+        responses[str(status)] = {"description": text, "content": _content(schemas, ok),
                                   "headers": _headers(op.headers.get(status, ()))}
     for status, names in error_codes(method, path, op).items():
         headers = op.headers.get(status, ())

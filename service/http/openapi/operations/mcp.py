@@ -19,14 +19,27 @@ ABOUT = ("The Model Context Protocol's Streamable HTTP transport (MCP 2025-06-18
          "wa://accounts/{account}/inbox. Any valid key: a key scoped to one account acts on that account only, "
          "since every tool calls this API with the same key. The rails (tools allowed, send budget per hour, dry "
          "run) are the WA_MCP_* settings, or what the admin set on a scoped key. 404 `mcp_disabled` while "
-         "WA_MCP_ENABLED=false. See the README's MCP section.")
+         "WA_MCP_ENABLED=false. A refusal is this API's error (`unauthorized`, `mcp_disabled`, `unknown_field`, "
+         "`shutting_down`) or the MCP transport's own JSON-RPC error. See the README's MCP section.")
+
+# What the SDK's transport answers itself (a JSON-RPC error, not this API's shape) beside the gateway's own errors:
+# 400 a malformed message or no Mcp-Session-Id, 404 an unknown or another key's session, 406 an Accept without
+# application/json and text/event-stream, 413 a body over WA_MAX_BODY_BYTES, 415 a body that is not JSON, 503 too
+# many open sessions; a POST whose Content-Type is not JSON gets 400 in plain text.
+JSONRPC_ERROR = {"type": "object", "required": ["jsonrpc", "error"], "properties": {
+    "jsonrpc": {"const": "2.0"}, "id": {}, "error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "integer"}, "message": {"type": "string"}, "data": {}}}}}
+EITHER = {JSON: {"schema": {"anyOf": [{"$ref": "#/components/schemas/ErrorResponse"}, JSONRPC_ERROR]}},
+          "text/plain": {"schema": {"type": "string", "description": "The transport's words (a bad Content-Type)."}}}
+REFUSED = {status: EITHER for status in (400, 404, 406, 413, 415, 503)}
+RETRY: dict[int, tuple[str, ...]] = {503: ("Retry-After",)}
 
 OPERATIONS: dict[Handler, Op] = {
-    mcp.mcp_message: Op("MCP: send a JSON-RPC message", "MCP", {200: JSONRPC, 202: {}},
-                        errors={404: ("mcp_disabled",)}, description=ABOUT),
-    mcp.mcp_stream: Op("MCP: the session's event stream", "MCP", {200: JSONRPC}, errors={404: ("mcp_disabled",)},
+    mcp.mcp_message: Op("MCP: send a JSON-RPC message", "MCP", {200: JSONRPC, 202: {}, **REFUSED},
+                        headers=RETRY, description=ABOUT),
+    mcp.mcp_stream: Op("MCP: the session's event stream", "MCP", {200: JSONRPC, **REFUSED}, headers=RETRY,
                        description="Server-Sent Events: the server's notifications to the session (resource "
                                    "updates). Needs the Mcp-Session-Id the session's initialize answered."),
-    mcp.mcp_close: Op("MCP: end the session", "MCP", {200: {}}, errors={404: ("mcp_disabled",)},
+    mcp.mcp_close: Op("MCP: end the session", "MCP", {200: {}, **REFUSED}, headers=RETRY,
                       description="Ends the session named by the Mcp-Session-Id header."),
 }
