@@ -355,6 +355,13 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/system/test_status_page_chats.py::test_replies_reactions_edits_deletes_and_media_show_in_the_thread
     tests/system/test_status_page_chats.py::test_the_phones_history_shows_as_history
     tests/system/test_status_page_chats.py::test_a_groups_thread_names_the_member_who_wrote
+- service/mcp/caller.py, a scoped key's MCP session calling the API with the admin key (or ignoring the key's own tools):
+    tests/app/mcp/test_mcp_http.py::test_a_scoped_key_cannot_see_or_send_for_another_account
+    tests/app/mcp/test_mcp_key_rails.py::test_a_tool_left_out_of_the_keys_list_is_not_listed_nor_callable
+- service/mcp/asgi_bridge.py, receive() deaf to the drain (an MCP event stream holds SIGTERM's drain to its deadline):
+    tests/app/mcp/test_mcp_drain.py::test_a_sessions_event_stream_ends_when_the_drain_begins
+- service/mcp/inbox.py, no notify on a new inbound message:
+    tests/system/test_mcp_stack.py::test_over_streamable_http_an_agent_sends_and_reads_the_answer
 """
 
 from __future__ import annotations
