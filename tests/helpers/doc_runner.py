@@ -42,8 +42,10 @@ from tests.helpers.stack import (
     sweep_session,
 )
 
-# What a reader's terminal does not have: the blocks' own variable, and what `make test` passes its children.
-READER_HAS_NOT = {"KEY", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKE_TERMOUT", "MAKE_TERMERR"}
+# What a reader's terminal does not have: the blocks' own variable, what `make test` passes its children, and
+# PYTHONUNBUFFERED (set where CI runs): unbuffered, `print(text)` is two writes, and `wa-gateway ... | head -n 1`
+# under the runner's pipefail failed whenever head had exited between them (BrokenPipeError on the "\n").
+READER_HAS_NOT = {"KEY", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKE_TERMOUT", "MAKE_TERMERR", "PYTHONUNBUFFERED"}
 FOREGROUND_TIMEOUT = 180.0
 READY_TIMEOUT = 90.0
 PRINT_TIMEOUT = 30.0
