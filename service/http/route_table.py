@@ -107,6 +107,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/accounts/{account}/keys", keys.create_key),  # admin key only (middlewares.py)
     _get("/accounts/{account}/keys", keys.list_keys),
     Route("DELETE", "/accounts/{account}/keys/{id}", keys.revoke_key),
+    Route("PATCH", "/accounts/{account}/keys/{id}", keys.update_key),  # its MCP rails (service/mcp/)
     *(Route(method, "/accounts/{account}" + path, handler) for method, path, handler in PER_ACCOUNT),
     # An account's own webhooks (not in PER_ACCOUNT: /webhooks/... stays the admin's global view).
     # The delivery routes come before /webhooks/{id} so that "deliveries" is never taken for an id.

@@ -18,6 +18,7 @@ from service.http.models.accounts import (
     KeyCreateRequest,
     KeyList,
     KeyOut,
+    KeyUpdateRequest,
 )
 from service.http.models.base import RequestModel, iso, parse
 from service.http.models.deliveries import DeliveryOut, DeliveryPage, RedriveOut, RedriveRequest
@@ -108,6 +109,7 @@ __all__ = [
     "GroupParticipantsData", "GroupParticipantsEvent", "GroupPerson", "GroupUpdatedData", "GroupUpdatedEvent",
     "HealthOut", "HealthShard", "HealthStore", "HealthWatchdog", "HealthWebhook", "HealthWhatsApp", "HealthWorker",
     "InboundMediaOut", "InboundMessageOut", "KeyCreateRequest", "KeyCreated", "KeyList", "KeyOut", "LinkState",
+    "KeyUpdateRequest",
     "LiveOut", "LoggedMediaFailed", "LoggedMediaStored", "LoggedMessageReceived", "LoggedMessageStatus",
     "LoggedMessageUndecryptable", "LoggedSessionStatus", "MediaFailedEvent", "MediaStoredEvent", "MessageList",
     "MessageActionData", "MessageEditedData", "MessageEditedEvent", "MessageOut", "MessagePage", "MessageReactionData",

@@ -106,6 +106,16 @@ class KeyCreateRequest(RequestModel):
         return None if value is None else checked(validation.key_label, value)
 
 
+class KeyUpdateRequest(RequestModel):
+    """``PATCH /accounts/{account}/keys/{id}``: the key's MCP rails, replaced whole (a field left out, or ``mcp``
+    null, gives that rail back to its WA_MCP_* default)."""
+
+    mcp: McpRails | None
+
+    field_codes: ClassVar[dict[str, str]] = {"mcp": "invalid_mcp"}
+    field_hints: ClassVar[dict[str, str]] = {"mcp": 'an object with "tools", "send_budget_per_hour", "dry_run"'}
+
+
 class KeyOut(BaseModel):
     """A scoped key as listed: never its value or its hash."""
 

@@ -1,6 +1,7 @@
 """Keys scoped to one account (admin key only): ``POST /accounts/{account}/keys`` makes one and shows its
 value this once, ``GET /accounts/{account}/keys`` lists them without values, ``DELETE
-/accounts/{account}/keys/{id}`` revokes one (at once: the middleware's table is invalidated)."""
+/accounts/{account}/keys/{id}`` revokes one (at once: the middleware's table is invalidated), ``PATCH
+/accounts/{account}/keys/{id}`` sets its MCP rails (read on every MCP request: no cache to invalidate)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from service.auth.scoped_keys import new_key
 from service.errors import NotFound
 from service.http.appkeys import DATABASE, SCOPED_KEYS
-from service.http.models import KeyCreated, KeyCreateRequest, KeyOut, parse
+from service.http.models import KeyCreated, KeyCreateRequest, KeyOut, KeyUpdateRequest, parse
 from service.http.validation import json_object
 from service.store import accounts as store
 from service.store import mcp_rails
@@ -70,3 +71,24 @@ async def revoke_key(request: web.Request) -> web.Response:
     log.info("account_key.revoked", account=account, key_id=row["id"])
     rails = await request.app[DATABASE].run(mcp_rails.rails_of_keys, account)
     return web.json_response(KeyOut.from_row(row, rails.get(row["id"])).shown())
+
+
+async def update_key(request: web.Request) -> web.Response:
+    """``PATCH``: a key's MCP rails, replaced whole; a live key's sessions follow them from their next request."""
+    account = await _account(request)
+    body = parse(KeyUpdateRequest, await json_object(request))
+    row = await request.app[DATABASE].run(_set_rails, account, request.match_info["id"], body)
+    if row is None:
+        raise NotFound("This account has no key with this id.", code="key_not_found")
+    log.info("account_key.rails_set", account=account, key_id=row["id"])
+    rails = await request.app[DATABASE].run(mcp_rails.rails_of_keys, account)
+    return web.json_response(KeyOut.from_row(row, rails.get(row["id"])).shown())
+
+
+def _set_rails(conn: Connection, account: str, key_id: str, body: KeyUpdateRequest) -> dict[str, Any] | None:
+    row = store.get_key(conn, account, key_id)
+    if row is not None:
+        rails = body.mcp
+        mcp_rails.set_key_rails(conn, key_id, rails.tools if rails else None,
+                                rails.send_budget_per_hour if rails else None, rails.dry_run if rails else None)
+    return row

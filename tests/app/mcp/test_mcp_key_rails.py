@@ -80,3 +80,25 @@ async def test_bad_rails_are_400_invalid_mcp(aiohttp_client, tmp_path, rails):
     assert res.status == 400
     assert (await res.json())["error"]["code"] in ("invalid_mcp", "unknown_field")
     assert (await (await client.get("/accounts/default/keys", headers=AUTH)).json())["keys"] == []
+
+
+async def test_the_admin_changes_a_keys_rails_and_its_open_session_follows(aiohttp_client, tmp_path):
+    client, url = await gateway(aiohttp_client, tmp_path)
+    key = await scoped_key(client, mcp={"tools": ["status"]})
+    key_id = (await (await client.get("/accounts/default/keys", headers=AUTH)).json())["keys"][0]["id"]
+    async with http_session(url, key) as mcp:
+        assert [t.name for t in (await mcp.list_tools()).tools] == ["status"]
+        res = await client.patch(f"/accounts/default/keys/{key_id}", headers=AUTH,
+                                 json={"mcp": {"tools": ["status", "list_chats"], "send_budget_per_hour": 0}})
+        assert res.status == 200 and (await res.json())["mcp"] == {"tools": ["status", "list_chats"],
+                                                                  "send_budget_per_hour": 0}
+        assert [t.name for t in (await mcp.list_tools()).tools] == ["status", "list_chats"]
+        cleared = await client.patch(f"/accounts/default/keys/{key_id}", headers=AUTH, json={"mcp": None})
+        assert "mcp" not in await cleared.json()
+        assert [t.name for t in (await mcp.list_tools()).tools] == list(SAFE_TOOLS)  # the defaults again
+    itself = await client.patch(f"/accounts/default/keys/{key_id}", headers={"X-API-Key": key}, json={"mcp": None})
+    assert itself.status == 403  # only the admin sets rails
+    unknown = await client.patch("/accounts/default/keys/key_nope", headers=AUTH, json={"mcp": None})
+    assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "key_not_found"
+    bad = await client.patch(f"/accounts/default/keys/{key_id}", headers=AUTH, json={"mcp": {"dry_run": 1}})
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "invalid_mcp"

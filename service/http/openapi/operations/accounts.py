@@ -27,8 +27,13 @@ OPERATIONS: dict[Handler, Op] = {
                         errors={409: ("default_account",)},
                         description="Logs it out at WhatsApp, removes its data and every row it has in the store."),
     keys.create_key: Op("Make a key scoped to the account", "Keys", {201: models.KeyCreated},
-                        body=models.KeyCreateRequest, body_optional=True, errors={400: ("invalid_label",)}, writes=True,
+                        body=models.KeyCreateRequest, body_optional=True,
+                        errors={400: ("invalid_label", "invalid_mcp")}, writes=True,
                         headers={201: ("Cache-Control",)}, description="The only answer that shows the key."),
     keys.list_keys: Op("List the account's keys", "Keys", {200: models.KeyList}),
     keys.revoke_key: Op("Revoke a key", "Keys", {200: models.KeyOut}, errors={404: ("key_not_found",)}, writes=True),
+    keys.update_key: Op("Set a key's MCP rails", "Keys", {200: models.KeyOut}, body=models.KeyUpdateRequest,
+                        errors={400: ("invalid_mcp",), 404: ("key_not_found",)}, writes=True,
+                        description="Replaces the key's own MCP rails whole: a rail left out (or `mcp` null) is the "
+                                    "WA_MCP_* default again. Its MCP sessions follow from their next request."),
 }
