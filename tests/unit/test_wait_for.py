@@ -1,5 +1,5 @@
 """How often the system tests' ``wait_for`` (tests/helpers/stack.py) asks: ten times a second at first, less on a
-long wait or a costly try (so that polling does not take the CPU the stacks need), and exactly as told when the
+long wait (so that polling does not take the CPU the stacks need), and exactly as told when the
 caller names an interval (a test that kills a program as soon as it restarts)."""
 
 from __future__ import annotations
@@ -38,12 +38,6 @@ def test_a_long_wait_asks_less_often_and_still_sees_the_change_soon():
     seen = wait_for(clock, 20, "it")
     assert seen < 6.0 + 0.3 + 0.3  # a twentieth of 6 s late at most (and some slack for a loaded machine)
     assert clock.calls < 50  # 0.1 s pauses would have asked ~60 times
-
-
-def test_a_costly_try_is_followed_by_a_pause_as_long():
-    clock = Clock(2.0, cost=0.3)
-    wait_for(clock, 10, "it")
-    assert clock.calls <= 5  # 0.3 s tries + 0.1 s pauses would be 6 by 2 s
 
 
 def test_an_interval_the_caller_names_is_kept():
