@@ -25,6 +25,7 @@ SEED = {
     ],
     "push_names": [{"phone_number": BY_LID, "push_name": "Bob"}],
 }
+HIST_IDS = {"HIST-IN-1", "HIST-OUT-1", "HIST-LID-1"}
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +63,26 @@ def _received_ids(stack) -> set[str]:
     return {e["data"]["whatsapp_id"] for e in stack.events() if e["type"] == "message.received"}
 
 
+def _history_evidence(stack) -> str:
+    """When a history message came as a live one: the stack's log lines naming a seeded id (the worker's
+    message.received with its offline flag, the gateway's hand-over with the worker's event id and seq) and every
+    history sync, in order, so that a rare failure says which path journaled it."""
+    lines = [line for line in stack.logs().splitlines() if "history.sync" in line or any(i in line for i in HIST_IDS)]
+    return "\n".join(lines[-80:])
+
+
 def test_history_is_stored_as_history_and_one_chat_per_contact(stack):
     chats = wait_for(lambda: _history_synced(stack), 60, "the history sync's chats")
     alice = _messages(stack, CONTACT)
     assert [(m["wa_id"], m["direction"], m["text"], m["history"]) for m in alice] == [
-        ("HIST-IN-1", "in", "hello back then", True), ("HIST-OUT-1", "out", "hi from the past", True)]
+        ("HIST-IN-1", "in", "hello back then", True), ("HIST-OUT-1", "out", "hi from the past", True)], \
+        _history_evidence(stack)
     assert alice[0]["from"]["push_name"] == "Alice" and alice[0]["sent_at"].startswith("2025-12-06")
     assert chats[CONTACT]["unread_count"] == 0 and chats[CONTACT]["name"] == "Alice (address book)"
     bob = chats[BY_LID]  # the phone named the chat by LID and gave the pair: one chat, the phone number's
     assert bob["lid"] and bob["lid"].endswith("@lid") and bob["lid"] not in chats
     assert [m["wa_id"] for m in _messages(stack, bob["lid"])] == ["HIST-LID-1"]  # the LID's path: the same chat
-    assert not _received_ids(stack) & {"HIST-IN-1", "HIST-OUT-1", "HIST-LID-1"}  # never a new message
+    assert not _received_ids(stack) & HIST_IDS, _history_evidence(stack)  # never a new message
     wait_for(lambda: _contact(stack, BY_LID).get("push_name") == "Bob", 60, "the synced push name")
 
     again = stack.emu("POST", f"/accounts/{PHONE}/history/send", {"sync_type": "RECENT"})
@@ -84,9 +94,11 @@ def test_history_is_stored_as_history_and_one_chat_per_contact(stack):
     chats = _chats(stack)
     assert set(chats) == {CONTACT, BY_LID}, chats.keys()  # no second chat for the LID
     bob = chats[BY_LID]
-    assert (bob["unread_count"], bob["last_message"]["wa_id"], bob["last_message"]["history"]) == (1, live_id, False)
+    assert (bob["unread_count"], bob["last_message"]["wa_id"], bob["last_message"]["history"]) == (1, live_id, False), \
+        _history_evidence(stack)
     assert [m["wa_id"] for m in _messages(stack, BY_LID)] == [live_id, "HIST-LID-1"]
-    assert len(_messages(stack, CONTACT)) == 2  # the repeated sync stored nothing twice
+    assert len(_messages(stack, CONTACT)) == 2, _history_evidence(stack)  # the repeated sync stored nothing twice
+    assert not _received_ids(stack) & HIST_IDS, _history_evidence(stack)
 
 
 def test_chats_are_the_same_after_a_gateway_restart(stack):
