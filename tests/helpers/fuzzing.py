@@ -8,7 +8,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import select
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -18,6 +24,74 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from tests.helpers.sandbox import CONTACT, PHONE, pair
+
+
+# schemathesis speaks HTTP over TCP; the worker listens on a unix socket (tests/system/test_worker_fuzz.py)
+class UnixProxy:
+    """Bytes from 127.0.0.1:<port> to a unix socket and back, one thread pair per connection; a
+    half-close is passed on, so HTTP framing is the worker's alone."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._spawn(self._accept)
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._spawn(self._serve, client)
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.path)
+        except OSError:
+            client.close()
+            upstream.close()
+            return
+        open_ends = {client: upstream, upstream: client}
+        try:
+            while open_ends and not self.stopping.is_set():
+                readable, _, _ = select.select(list(open_ends), [], [], 0.2)
+                for src in readable:
+                    try:
+                        data = src.recv(65536)
+                    except OSError:
+                        data = b""
+                    dst = open_ends[src]
+                    if data:
+                        dst.sendall(data)
+                        continue
+                    del open_ends[src]  # EOF: pass the half-close on
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(2)
 
 
 def operations(schema, *, only: str | None = None, skip: str | None = None) -> Iterator[Any]:
@@ -115,3 +189,48 @@ def steer_group_lists(case) -> None:
         listed = case.body.get(field)
         if isinstance(listed, list) and FEW_PARTICIPANTS < len(listed) <= 1024:
             case.body[field] = listed[:FEW_PARTICIPANTS]
+
+
+# What was going on when a session changed state: the generated cases sent around it and the worker's and the
+# emulator's log lines of those seconds (their own redacted records; a case shows its body's field names only).
+STORY_PROGRAMS = ("worker", "emulator")
+
+
+class CaseLog:
+    """Every generated case as sent: (wall time, operation, body field names, answer status or None)."""
+
+    def __init__(self) -> None:
+        self.cases: list[tuple[float, str, list[str], int | None]] = []
+
+    def sent(self, label: str, body: Any) -> int:
+        self.cases.append((time.time(), label, sorted(body) if isinstance(body, dict) else [], None))
+        return len(self.cases) - 1
+
+    def answered(self, index: int, status: int) -> None:
+        at, label, fields, _ = self.cases[index]
+        self.cases[index] = (at, label, fields, status)
+
+    def between(self, start: float, end: float) -> list[str]:
+        return [f"{datetime.fromtimestamp(at, UTC):%H:%M:%S.%f} {label} {fields} -> {status}"
+                for at, label, fields, status in self.cases if start <= at <= end]
+
+
+def event_time(event: dict) -> float | None:
+    try:
+        return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+def link_story(events: list[dict], change: dict, cases: CaseLog, before: float = 6, after: float = 2) -> str:
+    """The cases and the worker's and emulator's log records from ``before`` s ahead of ``change`` (a
+    session.state record) to ``after`` s past it, in time order."""
+    at = event_time(change)
+    if at is None:
+        return "(the change has no timestamp)"
+    told = ("timestamp", "program", "level", "event", "msg")
+    lines = [f"{e['timestamp'][11:23]} {e.get('program')} {e.get('level')} {e.get('event')} "
+             + json.dumps({k: v for k, v in e.items() if k not in told})[:300]
+             for e in events if e.get("program") in STORY_PROGRAMS
+             and (t := event_time(e)) is not None and at - before <= t <= at + after]
+    return "\n".join(["cases sent:", *cases.between(at - before, at + after), "worker and emulator:", *lines[-200:]])

@@ -8,7 +8,8 @@ schema-violating) to every operation, through a loopback TCP -> unix socket byte
 speaks HTTP over TCP). Every answer: no 5xx (a 5xx is a crash path), a documented status, a body that
 matches its schema (an error code outside the documented enum fails) and the documented content type.
 Afterwards the worker is the same process (supervisord's pid, never restarted), still answers, and logged
-no ``api.failed``; the account is still linked, its session never logged out nor failed.
+no ``api.failed``; the account is still linked, and its session never changed state (no dropped link; a reconnect is
+only a warning while ``TOLERATE_RECONNECT`` holds, see there).
 
 What is not fuzzed blindly, and why:
 - ``POST /disconnect`` and ``/accounts/{account}/disconnect`` log the account out: they run in their own
@@ -30,11 +31,10 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import socket
 import subprocess
-import threading
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -50,7 +50,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.helpers.fuzzing import (
+    CaseLog,
+    UnixProxy,
     fuzz,
+    link_story,
     no_server_error_but_an_upstream_one,
     operations,
     seed,
@@ -75,78 +78,30 @@ CHECKS = [no_server_error_but_an_upstream_one, status_code_conformance, content_
           response_schema_conformance]
 SENT: dict[str, int] = {}  # generated cases that went through, by operation
 STATUSES: dict[str, Counter] = {}  # their answers' status codes, by operation
-
-class UnixProxy:
-    """Bytes from 127.0.0.1:<port> to a unix socket and back, one thread pair per connection; a
-    half-close is passed on, so HTTP framing is the worker's alone."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self._spawn(self._accept)
-
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self.threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._spawn(self._serve, client)
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            upstream.connect(self.path)
-        except OSError:
-            client.close()
-            upstream.close()
-            return
-        open_ends = {client: upstream, upstream: client}
-        try:
-            while open_ends and not self.stopping.is_set():
-                readable, _, _ = select.select(list(open_ends), [], [], 0.2)
-                for src in readable:
-                    try:
-                        data = src.recv(65536)
-                    except OSError:
-                        data = b""
-                    dst = open_ends[src]
-                    if data:
-                        dst.sendall(data)
-                        continue
-                    del open_ends[src]  # EOF: pass the half-close on
-                    try:
-                        dst.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-        finally:
-            client.close()
-            upstream.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.listener.close()
-        for thread in self.threads:
-            thread.join(2)
+CASES = CaseLog()  # every case sent, when, and its answer: told around a session's change of state
+# In whole-suite runs the default session reconnected once per run (428, Connection Terminated), never with the
+# fuzz alone; not explained yet: a reconnect warns with its story (the emulator now logs why it ends a connection,
+# connection.closing) instead of failing. Set to False once its cause is fixed: any change of state then fails.
+TOLERATE_RECONNECT = True
 
 
 # --- the stack -------------------------------------------------------------------------------------
 
 def worker_log(stack: Stack, *events: str) -> list[dict]:
     return [e for e in stack.log_events() if e.get("program") == "worker" and e.get("event") in events]
+
+
+def assert_default_never_changed(stack: Stack, states_before: int) -> None:
+    """The default session never changed state since the first ``states_before`` records (no dropped link); a change
+    is told with the cases and the worker's and emulator's records around it. While TOLERATE_RECONNECT holds, a
+    reconnect (connecting, then connected again) is a warning with that story instead of a failure."""
+    changes = [e for e in worker_log(stack, "session.state")[states_before:] if e.get("account") == "default"]
+    if not changes:
+        return
+    story = f"the default session changed state: {changes}\n{link_story(stack.log_events(), changes[0], CASES)}"
+    assert TOLERATE_RECONNECT and all(e["state"] in ("connecting", "connected") for e in changes), story
+    wait_for(lambda: stack.status()["state"] == "connected", 30, "the account connected again")
+    warnings.warn(story, stacklevel=2)
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +158,10 @@ def send(case) -> None:
     """A generated case, steered, sent and checked; counted by operation and status."""
     steer(case)
     steer_media(case)
-    response = case.call_and_validate(checks=CHECKS)
     label = case.operation.label
+    index = CASES.sent(label, case.body)
+    response = case.call_and_validate(checks=CHECKS)
+    CASES.answered(index, response.status_code)
     SENT[label] = SENT.get(label, 0) + 1
     STATUSES.setdefault(label, Counter())[response.status_code] += 1
 
@@ -347,19 +304,19 @@ def test_every_operation_holds_to_the_document(api_schema, worker):
     assert not failures, "\n\n".join(failures)
     assert expected == set(SENT), f"no case went through: {expected - set(SENT)}"
     assert_same_worker(worker)
-    wait_for(lambda: stack.status()["state"] == "connected", 30, "the account connected")  # nothing unlinked it
-    # Nothing logged the default session out or failed it (in the whole suite it reconnects once, 428: unexplained)
-    changes = [e for e in worker_log(stack, "session.state")[states_before:] if e.get("account") == "default"]
-    assert all(e["state"] in ("connecting", "connected") for e in changes), f"the default session changed: {changes}"
+    assert_default_never_changed(stack, states_before)
+    assert stack.status()["state"] == "connected"  # nothing above unlinked the account
 
 
 def test_the_group_routes_hold_to_the_document(api_schema, worker):
-    """The group routes the same way; after them the link is back."""
+    """The group routes the same way, the default session never changing state either."""
+    states_before = len(worker_log(worker["stack"], "session.state"))
     failures = fuzz_all(api_schema, only=GROUPS)
     assert not failures, "\n\n".join(failures)
     assert {op for op in documented(api_schema.raw_schema) if re.search(GROUPS, op)} <= set(SENT)
     assert_same_worker(worker)
-    wait_for(lambda: worker["stack"].status()["state"] == "connected", 30, "the account connected")
+    assert_default_never_changed(worker["stack"], states_before)
+    assert worker["stack"].status()["state"] == "connected"
 
 
 def test_hostile_bytes_get_a_4xx(worker):
