@@ -68,7 +68,7 @@ def error_codes(method: str, path: str, op: Op) -> dict[int, list[str]]:
         add({507: ("insufficient_storage",)})  # the disk is full: nothing stored (middlewares.py)
     if path not in DRAIN_EXEMPT:
         add({503: (DRAIN_CODE,)})  # from SIGTERM on, until the process exits (service/http/drain.py)
-    return {s: codes[s] for s in sorted(codes) if s not in op.ok}
+    return {s: codes[s] for s in sorted(codes)}
 
 
 def _content(schemas: Schemas, ok: Any) -> dict[str, Any]:
@@ -113,6 +113,10 @@ def _responses(schemas: Schemas, method: str, path: str, op: Op) -> dict[str, An
         responses[str(status)] = {"description": text, "content": _content(schemas, ok),
                                   "headers": _headers(op.headers.get(status, ()))}
     for status, names in error_codes(method, path, op).items():
+        if str(status) in responses:  # the Op answers this status its own way too (/mcp: the transport's errors)
+            responses[str(status)]["description"] += " Error codes: " + ", ".join(f"`{n}`" for n in names) + "."
+            responses[str(status)]["x-error-codes"] = names
+            continue
         headers = op.headers.get(status, ())
         if status in (503, 507) and "Retry-After" not in headers:
             headers = (*headers, "Retry-After")  # shutting_down sends it, outbox_full and insufficient_storage too
