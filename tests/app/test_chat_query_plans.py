@@ -55,3 +55,13 @@ def test_fill_sees_many_ids(built):
     SQLite preferred the account's whole range)."""
     fills = [s["sql"] for s in built["messages_busy"] if re.search(r"FROM (messages|inbound_messages) WHERE", s["sql"])]
     assert any(s.count("?") >= 6 for s in fills), fills
+
+
+@pytest.mark.parametrize("route", ["read_nothing_unread", "read_unread"])
+def test_newest_unread_walks_unread_messages_only(built, route):
+    """``POST /chats/{chat}/read`` finds the chat's newest unread message in the partial index of unread messages
+    ordered by time (migration 022), not by walking the chat's messages newest first until one is unread (every
+    message of a chat with nothing unread)."""
+    plan = [line for s in built[route] for line in s["plan"]]
+    assert any("INDEX chat_messages_unread (account=? AND chat=?)" in line for line in plan), plan
+    assert not any("chat_messages_chat" in line for line in plan), plan
