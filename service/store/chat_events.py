@@ -86,12 +86,11 @@ def _history_chat(conn: sqlite3.Connection, account: str, item: Any, now: float)
 
 
 def _known(conn: sqlite3.Connection, account: str, chat_jid: str, wa_id: str, from_me: bool) -> bool:
-    """Whether the gateway holds this message already as a live one (ours in the outbox, or a contact's)."""
-    if from_me:
-        return conn.execute("SELECT 1 FROM messages WHERE account = ? AND wa_id = ?",
-                            (account, wa_id)).fetchone() is not None
-    return conn.execute("SELECT 1 FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?",
-                        (account, chat_jid, wa_id)).fetchone() is not None
+    """Whether the gateway holds this message already as a live one (ours in the outbox, or a contact's). By
+    WhatsApp's id alone: the phone may name the chat by LID where the live message came by phone number."""
+    table = "messages" if from_me else "inbound_messages"
+    return conn.execute(f"SELECT 1 FROM {table} WHERE account = ? AND wa_id = ?", (account, wa_id)).fetchone() \
+        is not None
 
 
 def _content(value: Any) -> str | None:

@@ -66,6 +66,10 @@ def store_message(conn: sqlite3.Connection, account: str, event: dict[str, Any],
         "SELECT 1 FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
     ).fetchone() is not None:
         return None
+    if conn.execute(  # the phone's history brought it already (by whichever jid): one message, and it is no new one
+        "SELECT 1 FROM history_messages WHERE account = ? AND wa_id = ?", (account, wa_id)
+    ).fetchone() is not None:
+        return None
     sent_at = event.get("timestamp")
     sent_at = float(sent_at) if isinstance(sent_at, (int, float)) and sent_at > 0 else now
     text = event.get("text") if isinstance(event.get("text"), str) else None
@@ -106,6 +110,10 @@ def store_undecryptable(conn: sqlite3.Connection, account: str, event: dict[str,
         return None
     if conn.execute(
         "SELECT 1 FROM inbound_messages WHERE account = ? AND chat_jid = ? AND wa_id = ?", (account, chat, wa_id)
+    ).fetchone() is not None:
+        return None
+    if conn.execute(  # the phone's history brought it already (by whichever jid): one message, and it is no new one
+        "SELECT 1 FROM history_messages WHERE account = ? AND wa_id = ?", (account, wa_id)
     ).fetchone() is not None:
         return None
     phone, lid = _str(event.get("from")), _str(event.get("lid"))

@@ -100,6 +100,18 @@ def test_history_is_stored_once_and_is_never_a_new_message(db):
     assert db.call(lambda c: c.execute("SELECT COUNT(*) FROM messages").fetchone()[0]) == 0  # no outbox row
 
 
+def test_one_message_seen_by_history_and_live_under_either_jid_is_stored_once(db):
+    _sync(db, [_history("BOTH-1", phone=P1, lid=LID, text="old")])
+    before = _events(db)
+    assert _inbound(db, "BOTH-1", phone=P1, text="old")["event"] is None  # live after history: no new message
+    assert _events(db) == before
+    _inbound(db, "BOTH-2", phone=None, lid=LID, text="by lid")  # live by LID, then the history names it by phone
+    _sync(db, [{**_history("BOTH-2", phone=P1, text="by lid"), "chat_jid": P1.lstrip("+") + "@s.whatsapp.net"}])
+    rows = db.call(chat_reads.chat_messages, A, P1, limit=50)
+    assert sorted((r["source"], r["row"]["wa_id"]) for r in rows) == [("history", "BOTH-1"), ("in", "BOTH-2")]
+    assert _chats(db)[0]["unread_count"] == 1
+
+
 def test_a_lid_chat_merges_into_the_phone_chat_when_an_inbound_message_names_both(db):
     _inbound(db, "L-1", phone=None, lid=LID, push_name="Ann")
     accept(db, phone=P1, text="to the phone")
