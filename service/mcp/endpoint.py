@@ -1,5 +1,6 @@
-"""``/mcp`` in the gateway: the SDK's Streamable HTTP session manager, run for the app's lifetime and reached
-through the route the key middleware guards (service/http/views/mcp.py calls ``McpEndpoint.handle``).
+"""``/mcp`` in the gateway: the SDK's Streamable HTTP session manager, started by the first /mcp request and run
+until the app's clean-up (service/mcp/mount.py), reached through the route the key middleware guards
+(service/http/views/mcp.py calls ``McpEndpoint.handle``).
 
 Lifecycle: the manager's ``run()`` holds an anyio task group that must be entered and left by one task, and
 aiohttp may run an app's start-up and clean-up in different tasks, so the manager runs in a task of its own
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -26,7 +26,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from service.http.appkeys import DATABASE, DRAIN, MCP_ENDPOINT, NOTIFIER, SETTINGS
+from service.http.appkeys import DATABASE, NOTIFIER, SETTINGS
 from service.mcp import asgi_bridge
 from service.mcp.caller import Caller, caller_of
 from service.mcp.gateway_api import GatewayApi
@@ -113,28 +113,3 @@ class McpEndpoint:
         user = AuthenticatedUser(AccessToken(token="-", client_id=caller.key_ref, scopes=[]))
         extra: dict[str, Any] = {SCOPE_KEY: context, "user": user}
         return await asgi_bridge.serve(request, self.manager.handle_request, self.closing, extra)
-
-
-def mount(app: web.Application) -> None:
-    """Serve /mcp in ``app`` (made by create_app) unless WA_MCP_ENABLED=false."""
-    if not app[SETTINGS].mcp_enabled:
-        return
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        endpoint = McpEndpoint(app)
-        await endpoint.start()
-        app[MCP_ENDPOINT] = endpoint.handle
-        app[DRAIN].on_begin.append(endpoint.closing.set)
-        closers.append(endpoint.closing)
-        yield
-        await endpoint.stop()
-
-    async def shutting_down(app: web.Application) -> None:
-        """Any shutdown, a drain or not: aiohttp waits for running handlers before the clean-up, so the open
-        event streams must end here, before it."""
-        for closing in closers:
-            closing.set()
-
-    closers: list[asyncio.Event] = []
-    app.cleanup_ctx.append(lifetime)
-    app.on_shutdown.append(shutting_down)

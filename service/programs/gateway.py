@@ -17,7 +17,7 @@ from service import __version__, config_error
 from service.http import server as http_server
 from service.http.app import create_app
 from service.logging_setup import configure_logging
-from service.mcp.endpoint import mount as mount_mcp
+from service.mcp.mount import mount as mount_mcp
 from service.programs import orphans
 from service.settings import Settings, SettingsError
 from service.store.db import DatabaseError

@@ -17,7 +17,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from service.http.app import create_app
-from service.mcp.endpoint import mount
+from service.mcp.mount import mount
 from tests.helpers.inprocess import AUTH, settings
 from tests.helpers.stack import REPO
 
