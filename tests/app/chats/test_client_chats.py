@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 
 import pytest
@@ -15,10 +14,9 @@ import pytest
 from service.http.appkeys import DATABASE
 from service.programs.client_commands import CLIENT_COMMANDS
 from service.store import inbound
+from tests.helpers.cli_inprocess import run_cli
 from tests.helpers.fake_worker import KEY, P1, P2
 from wa_gateway_client import AsyncClient, Client, cli, errors
-
-LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
 
 
 async def _inbound(client, wa_id, *, phone=P1, text="hi", account="default", at=None):
@@ -85,36 +83,28 @@ async def test_the_blocking_client_has_the_same_methods(gateway):
     assert await asyncio.to_thread(blocking) == ([P1], ["sync hello"])
 
 
-async def _cli(wa, capsys, *argv: str) -> tuple[int, str]:
-    args = cli.parse(["--url", wa.url, "--api-key", KEY, *argv])
-    code = await cli.run(args, cli.Out(args.json))
-    # the in-process gateway logs to the same stdout: only the CLI's own lines
-    return code, "".join(line for line in capsys.readouterr().out.splitlines(keepends=True)
-                         if not LOG_LINE.match(line))
-
-
 async def test_the_cli_lists_shows_reads_and_searches_chats_and_contacts(gateway, capsys):
     client, wa = gateway
-    assert await _cli(wa, capsys, "chats") == (cli.OK, "no chats\n")
+    assert await run_cli(wa, capsys, "chats") == (cli.OK, "no chats\n")
     await _inbound(client, "L-1", text="first line\nsecond <b>line</b>", at=time.time() - 5)
     await wa.send(P1, "answer")
-    code, out = await _cli(wa, capsys, "chats")
+    code, out = await run_cli(wa, capsys, "chats")
     assert code == cli.OK and out.splitlines()[1].split()[:3] == [P1, "contact", "1"]
-    code, out = await _cli(wa, capsys, "chats", "show", P1)
+    code, out = await run_cli(wa, capsys, "chats", "show", P1)
     rows = out.splitlines()[1:]
     assert "Ann" in rows[0] and rows[0].endswith("first line second <b>line</b>") and " me " in rows[1]
-    code, out = await _cli(wa, capsys, "chats", "read", P1)
+    code, out = await run_cli(wa, capsys, "chats", "read", P1)
     assert out.startswith(f"read {P1} (")
-    assert (await _cli(wa, capsys, "chats", "read", P1))[1] == f"nothing unread in {P1}\n"
-    code, out = await _cli(wa, capsys, "chats", "search", "ANSWER", "--json")
+    assert (await run_cli(wa, capsys, "chats", "read", P1))[1] == f"nothing unread in {P1}\n"
+    code, out = await run_cli(wa, capsys, "chats", "search", "ANSWER", "--json")
     assert [m["text"] for m in json.loads(out)] == ["answer"]
     with pytest.raises(cli.Done) as usage:
-        await _cli(wa, capsys, "chats", "show")
+        await run_cli(wa, capsys, "chats", "show")
     assert usage.value.code == cli.USAGE
-    code, out = await _cli(wa, capsys, "contacts")
+    code, out = await run_cli(wa, capsys, "contacts")
     assert P1 in out and "Ann" in out
     client.worker.contacts[P1] = {"on_whatsapp": True, "lid": "12345@lid", "picture_url": "https://pps/ann.jpg"}
-    code, out = await _cli(wa, capsys, "contacts", P1, "--picture")
+    code, out = await run_cli(wa, capsys, "contacts", P1, "--picture")
     assert "on whatsapp  yes" in out and "picture      https://pps/ann.jpg" in out
 
 

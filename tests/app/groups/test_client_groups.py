@@ -5,16 +5,14 @@ account, and the CLI's lines, JSON and exit codes (1 when WhatsApp refused a par
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from service.programs.client_commands import CLIENT_COMMANDS
+from tests.helpers.cli_inprocess import run_cli
 from tests.helpers.fake_groups import ME, NOT_ON_WHATSAPP, PRIVATE
 from tests.helpers.fake_worker import KEY, P1, P2
 from wa_gateway_client import AsyncClient, cli, errors
-
-LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
 
 
 @pytest.fixture
@@ -64,36 +62,28 @@ async def test_the_client_raises_the_typed_refusals_of_the_worker(wa):
         await wa.groups()
 
 
-async def _cli(wa, capsys, *argv: str) -> tuple[int, str]:
-    args = cli.parse(["--url", wa.url, "--api-key", KEY, *argv])
-    code = await cli.run(args, cli.Out(args.json))
-    # the in-process gateway logs to the same stdout: only the CLI's own lines
-    return code, "".join(line for line in capsys.readouterr().out.splitlines(keepends=True)
-                         if not LOG_LINE.match(line))
-
-
 async def test_the_cli_lists_creates_and_changes_groups(wa, capsys):
-    assert await _cli(wa, capsys, "groups") == (cli.OK, "no groups\n")
-    code, out = await _cli(wa, capsys, "groups", "create", "Team", P1, PRIVATE)
+    assert await run_cli(wa, capsys, "groups") == (cli.OK, "no groups\n")
+    code, out = await run_cli(wa, capsys, "groups", "create", "Team", P1, PRIVATE)
     gid = out.splitlines()[0]
     assert code == cli.FAILED and out.splitlines()[1:] == [f"{P1}  200", f"{PRIVATE}  403  privacy"]
-    code, out = await _cli(wa, capsys, "groups", "list")
+    code, out = await run_cli(wa, capsys, "groups", "list")
     assert code == cli.OK and gid in out and "superadmin" in out and "Team" in out
-    code, out = await _cli(wa, capsys, "groups", "promote", gid, P1)
+    code, out = await run_cli(wa, capsys, "groups", "promote", gid, P1)
     assert (code, out) == (cli.OK, f"{P1}  200\n")
-    code, out = await _cli(wa, capsys, "groups", "show", gid, "--json")
+    code, out = await run_cli(wa, capsys, "groups", "show", gid, "--json")
     shown = json.loads(out)
     assert [(p["phone_number"], p["admin"]) for p in shown["participants"]] == [(ME, "superadmin"), (P1, "admin")]
-    code, out = await _cli(wa, capsys, "groups", "rename", gid, "Team B")
+    code, out = await run_cli(wa, capsys, "groups", "rename", gid, "Team B")
     assert "subject      Team B" in out
-    code, out = await _cli(wa, capsys, "groups", "invite", gid, "--revoke")
+    code, out = await run_cli(wa, capsys, "groups", "invite", gid, "--revoke")
     assert out.startswith("https://chat.whatsapp.com/")
-    assert await _cli(wa, capsys, "groups", "leave", gid) == (cli.OK, f"left {gid}\n")
+    assert await run_cli(wa, capsys, "groups", "leave", gid) == (cli.OK, f"left {gid}\n")
     with pytest.raises(cli.Done) as usage:
-        await _cli(wa, capsys, "groups", "show")
+        await run_cli(wa, capsys, "groups", "show")
     assert usage.value.code == cli.USAGE
     with pytest.raises(errors.GroupNotFound):
-        await _cli(wa, capsys, "groups", "show", gid)
+        await run_cli(wa, capsys, "groups", "show", gid)
 
 
 def test_wa_gateway_on_the_host_hands_groups_to_the_client_cli():
