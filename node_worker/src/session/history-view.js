@@ -12,21 +12,13 @@ import { actionOf } from './inbound-actions.js'
 import { mediaInfo, unwrap } from './media-info.js'
 import { jidToPhone } from '../phone.js'
 import { CONTACTS_PER_EVENT, chunks, resolvePerson } from './contacts.js'
-import { STATUS } from '../states.js'
+import { STATUS_NAMES } from './statuses.js'
 
 export const MESSAGES_PER_EVENT = 100
 export const CHATS_PER_EVENT = 100
 const MESSAGE_CHAT = /@(s\.whatsapp\.net|lid|g\.us)$/
 const PERSON = /@(s\.whatsapp\.net|lid)$/
 
-const { Status } = proto.WebMessageInfo
-const STATUS_NAMES = {
-  [Status.ERROR]: STATUS.FAILED,
-  [Status.SERVER_ACK]: STATUS.SENT,
-  [Status.DELIVERY_ACK]: STATUS.DELIVERED,
-  [Status.READ]: STATUS.READ,
-  [Status.PLAYED]: STATUS.PLAYED
-}
 
 const str = (v) => (typeof v === 'string' && v !== '' ? v : null)
 const bare = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : null)

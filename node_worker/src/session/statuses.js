@@ -8,9 +8,9 @@ import { STATUS } from '../states.js'
 
 const { Status } = proto.WebMessageInfo
 
-// WhatsApp's status of a message -> the status the worker reports. PENDING (not yet at the server) is
-// no step at WhatsApp and is not reported.
-const STATUS_NAMES = {
+// WhatsApp's status of a message -> the status the worker reports (live, and in a history sync). PENDING (not yet
+// at the server) is no step at WhatsApp and is not reported.
+export const STATUS_NAMES = {
   [Status.ERROR]: STATUS.FAILED,
   [Status.SERVER_ACK]: STATUS.SENT,
   [Status.DELIVERY_ACK]: STATUS.DELIVERED,
