@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startEmulator, tmpDir, until } from './emulator-helpers.js'
-import { startWorker } from './worker-process.js'
+import { linkWorker, startWorker } from './worker-process.js'
 const ACCOUNT = '+15550007501'
 const CONTACT = '+15550007502'
 
@@ -15,11 +15,7 @@ let worker
 before(async () => {
   emu = await startEmulator({ env: { WA_EMULATOR_MEDIA_DIR: tmpDir('wa-conv-emu-') } })
   worker = startWorker(emu, {})
-  await worker.ready()
-  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
-  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr: connect.body.qr })).status, 200)
-  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+  await linkWorker(worker, emu, ACCOUNT)
 })
 
 after(async () => {

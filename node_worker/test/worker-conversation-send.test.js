@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { startEmulator, inbox, inboxEntry, tmpDir, until } from './emulator-helpers.js'
-import { startWorker } from './worker-process.js'
+import { linkWorker, startWorker } from './worker-process.js'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -30,11 +30,7 @@ before(async () => {
   const media = (await emu.api('GET', '/media')).body
   mediaDir = tmpDir('wa-conv-send-media-')
   worker = startWorker(emu, { WA_SEND_ACK_TIMEOUT_MS: '1500', WA_SANDBOX_MEDIA_CA: media.ca_file, WA_MEDIA_DIR: mediaDir })
-  await worker.ready()
-  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
-  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr: connect.body.qr })).status, 200)
-  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+  await linkWorker(worker, emu, ACCOUNT)
 })
 
 after(async () => {

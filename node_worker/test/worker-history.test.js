@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { sleep, startEmulator, tmpDir, until } from './emulator-helpers.js'
-import { startWorker } from './worker-process.js'
+import { linkWorker, startWorker } from './worker-process.js'
 
 const ACCOUNT = '+15550008901'
 const ALICE = '+15550008902' // a 1:1 chat by phone number
@@ -54,11 +54,7 @@ before(async () => {
   })
   const media = (await emu.api('GET', '/media')).body
   worker = startWorker(emu, { WA_SANDBOX_MEDIA_CA: media.ca_file, WA_MEDIA_DIR: tmpDir('wa-history-media-') })
-  await worker.ready()
-  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
-  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr: connect.body.qr })).status, 200)
-  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+  await linkWorker(worker, emu, ACCOUNT)
 })
 
 after(async () => {

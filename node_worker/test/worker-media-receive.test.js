@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { startEmulator, tmpDir, until } from './emulator-helpers.js'
-import { startWorker } from './worker-process.js'
+import { linkWorker, startWorker } from './worker-process.js'
 const ACCOUNT = '+15550007401'
 const CONTACT = '+15550007402'
 const CONTACT_JID = '15550007402@s.whatsapp.net'
@@ -34,11 +34,7 @@ before(async () => {
     WA_LOG_LEVEL: 'debug', // every line the worker can print, Baileys' too
     WA_BAILEYS_LOG_LEVEL: 'debug'
   })
-  await worker.ready()
-  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
-  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
-  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: ACCOUNT, qr: connect.body.qr })).status, 200)
-  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+  await linkWorker(worker, emu, ACCOUNT)
 })
 
 after(async () => {

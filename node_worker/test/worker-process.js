@@ -67,6 +67,19 @@ export function startWorker (emu, env = {}, { dataDir = tmpDir('wa-worker-') } =
   }
 }
 
+/**
+ * Links a started worker as `phone` the way a user does: waits for it to start, POST /connect shows a QR, the
+ * emulator's phone scans it, and the worker reports connected. The caller keeps `worker` so its after() stops it
+ * even when linking fails.
+ */
+export async function linkWorker (worker, emu, phone) {
+  await worker.ready()
+  const connect = await worker.call('POST', '/connect', { wait_ms: 10000 })
+  assert.equal(connect.body.state, 'qr', JSON.stringify(connect.body))
+  assert.equal((await emu.api('POST', '/phone/scan', { phone_number: phone, qr: connect.body.qr })).status, 200)
+  await until(async () => (await worker.call('GET', '/status')).body.state === 'connected', 20000, 'connected')
+}
+
 // The worker's inspector (Chrome DevTools protocol): `live()` collects its garbage and answers
 // process.memoryUsage() then, i.e. what it holds, not what it has yet to free.
 export async function inspect (lines) {
