@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.stack import REPO
+import pytest
+
+from tests.helpers.sandbox import pair
+from tests.helpers.stack import REPO, Stack
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -121,3 +124,29 @@ def open_page(url: str, name: str) -> Iterator[Page]:
         if driver is not None:
             driver.quit()  # ends Chromium and chromedriver
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def status_page_fixtures(name: str) -> tuple[Any, Any]:
+    """The module fixtures ``stack`` and ``page`` of a status page test: a paired sandbox stack (skipped without a
+    browser) and Chromium on its page, logged in with the API key, its event stream live and its account
+    connected; screenshots in test-artifacts/<name>/. Made anew for each module (``stack, page =
+    status_page_fixtures(...)``) so that each module has its own stack and browser."""
+
+    @pytest.fixture(scope="module")
+    def stack() -> Iterator[Stack]:
+        if (why := why_no_browser()) is not None:
+            pytest.skip(why)
+        with Stack({}, sandbox=True) as running:
+            pair(running)
+            yield running
+
+    @pytest.fixture(scope="module")
+    def page(stack: Stack) -> Iterator[Page]:
+        with open_page(stack.base + "/", name) as page:
+            page.fill("#key", stack.api_key)
+            page.click("#login-button")
+            page.wait(lambda: page.text("#stream-state") == "live" and page.text("#account-state") == "connected",
+                      20, "the page open and live")
+            yield page
+
+    return stack, page

@@ -21,9 +21,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.helpers import media_samples as samples
-from tests.helpers.browser import open_page, why_no_browser
-from tests.helpers.sandbox import CONTACT, PHONE, pair
-from tests.helpers.stack import Stack, wait_for
+from tests.helpers.browser import status_page_fixtures
+from tests.helpers.sandbox import CONTACT, PHONE
+from tests.helpers.stack import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -35,23 +35,7 @@ HISTORIC = "+15550005555"  # a contact known only from the phone's history
 PAGE_SIZE = 50  # the thread's page (status-thread.js LIMIT)
 
 
-@pytest.fixture(scope="module")
-def stack():
-    if (why := why_no_browser()) is not None:
-        pytest.skip(why)
-    with Stack({}, sandbox=True) as running:
-        pair(running)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def page(stack):
-    with open_page(stack.base + "/", "status-page-chats") as page:
-        page.fill("#key", stack.api_key)
-        page.click("#login-button")
-        page.wait(lambda: page.text("#stream-state") == "live" and page.text("#account-state") == "connected", 20,
-                  "the page open and live")
-        yield page
+stack, page = status_page_fixtures("status-page-chats")
 
 
 def writes(stack, phone: str, **body) -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.browser import open_page, why_no_browser
-from tests.helpers.sandbox import CONTACT, PHONE, pair
-from tests.helpers.stack import Stack, wait_for
+from tests.helpers.browser import status_page_fixtures
+from tests.helpers.sandbox import CONTACT, PHONE
+from tests.helpers.stack import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -24,23 +24,7 @@ HOSTILE = '<img src=x onerror="window.__xss=1"><b>bold</b> & <script>window.__xs
 SENT_STATES = ("sent", "delivered", "read")
 
 
-@pytest.fixture(scope="module")
-def stack():
-    if (why := why_no_browser()) is not None:
-        pytest.skip(why)
-    with Stack({}, sandbox=True) as running:
-        pair(running)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def page(stack):
-    with open_page(stack.base + "/", "status-page-conversation") as page:
-        page.fill("#key", stack.api_key)
-        page.click("#login-button")
-        page.wait(lambda: page.text("#stream-state") == "live" and page.text("#account-state") == "connected", 20,
-                  "the page open and live")
-        yield page
+stack, page = status_page_fixtures("status-page-conversation")
 
 
 def contact(stack, **body) -> str:

@@ -17,9 +17,9 @@ import os
 import pytest
 
 from tests.helpers import media_samples as samples
-from tests.helpers.browser import open_page, why_no_browser
-from tests.helpers.sandbox import CONTACT, PHONE, pair
-from tests.helpers.stack import Stack, wait_for
+from tests.helpers.browser import status_page_fixtures
+from tests.helpers.sandbox import CONTACT, PHONE
+from tests.helpers.stack import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -55,23 +55,7 @@ blob.arrayBuffer().then((b) => crypto.subtle.digest('SHA-256', b))
 BLOB_TYPE = "return window.__blobs[arguments[0]].type"
 
 
-@pytest.fixture(scope="module")
-def stack():
-    if (why := why_no_browser()) is not None:
-        pytest.skip(why)
-    with Stack({}, sandbox=True) as running:
-        pair(running)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def page(stack):
-    with open_page(stack.base + "/", "status-page-media") as page:
-        page.fill("#key", stack.api_key)
-        page.click("#login-button")
-        page.wait(lambda: page.text("#stream-state") == "live" and page.text("#account-state") == "connected", 20,
-                  "the page open and live")
-        yield page
+stack, page = status_page_fixtures("status-page-media")
 
 
 def contact_sends(stack, **media) -> str:
