@@ -23,12 +23,12 @@ import pytest
 from tests.helpers import media_samples as samples
 from tests.helpers.browser import status_page_fixtures
 from tests.helpers.sandbox import CONTACT, PHONE
+from tests.helpers.sandbox_messages import SENT_STATES, received, sent
 from tests.helpers.stack import wait_for
 
 pytestmark = pytest.mark.system
 
 HOSTILE = '<img src=x onerror="window.__xss=1"><b>bold</b> & <script>window.__xss=2</script>'
-SENT_STATES = ("sent", "delivered", "read")
 OTHER = "+15550003333"  # a second contact, whose chat the first one's message overtakes
 PAGER = "+15550004444"  # a contact with more messages than one page of the thread
 HISTORIC = "+15550005555"  # a contact known only from the phone's history
@@ -45,22 +45,6 @@ def writes(stack, phone: str, **body) -> str:
     assert res.status == 200, res.raw
     wa_id = res.json()["id"]
     return received(stack, wa_id)
-
-
-def received(stack, wa_id: str) -> str:
-    def found():
-        return next((m["id"] for m in stack.get("/messages?direction=in&limit=100").json()["messages"]
-                     if m["whatsapp_id"] == wa_id), None)
-    return str(wait_for(found, 30, f"the contact's message {wa_id} at the gateway"))
-
-
-def sent(stack, body: dict, path: str = "/send") -> dict:
-    """We send ``body`` (or act on a message through ``path``); the message once WhatsApp took it."""
-    res = stack.post(path, body)
-    assert res.status in (200, 202), res.raw
-    message_id = res.json()["id"]
-    return wait_for(lambda: (m := stack.get(f"/messages/{message_id}").json())["status"] in SENT_STATES and m, 60,
-                    f"our {path} sent")
 
 
 def chat_row(chat: str) -> str:

@@ -16,12 +16,11 @@ import pytest
 
 from tests.helpers.browser import status_page_fixtures
 from tests.helpers.sandbox import CONTACT, PHONE
-from tests.helpers.stack import wait_for
+from tests.helpers.sandbox_messages import received, sent
 
 pytestmark = pytest.mark.system
 
 HOSTILE = '<img src=x onerror="window.__xss=1"><b>bold</b> & <script>window.__xss=2</script>'
-SENT_STATES = ("sent", "delivered", "read")
 
 
 stack, page = status_page_fixtures("status-page-conversation")
@@ -32,23 +31,6 @@ def contact(stack, **body) -> str:
     res = stack.emu("POST", f"/contacts/{CONTACT}/messages", {"to": PHONE, **body})
     assert res.status == 200, res.raw
     return str(res.json()["id"])
-
-
-def received(stack, whatsapp_id: str) -> str:
-    """Our id of the contact's message ``whatsapp_id``, once the gateway stored it."""
-    def found():
-        return next((m["id"] for m in stack.get("/messages?direction=in&limit=100").json()["messages"]
-                     if m["whatsapp_id"] == whatsapp_id), None)
-    return wait_for(found, 30, f"the contact's message {whatsapp_id} at the gateway")
-
-
-def sent(stack, body: dict, path: str = "/send") -> dict:
-    """We send ``body`` (or act on a message through ``path``); the message once WhatsApp took it."""
-    res = stack.post(path, body)
-    assert res.status in (200, 202), res.raw
-    message_id = res.json()["id"]
-    return wait_for(lambda: (m := stack.get(f"/messages/{message_id}").json())["status"] in SENT_STATES and m, 60,
-                    f"our {path} sent")
 
 
 def row(direction: str, message_id: str) -> str:
