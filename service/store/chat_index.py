@@ -104,10 +104,14 @@ def mark_read(conn: sqlite3.Connection, account: str, message_ids: list[str]) ->
     if not message_ids:
         return
     marks = ",".join("?" * len(message_ids))
-    chats = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT chat FROM chat_messages WHERE account = ? AND message_id IN ({marks}) AND unread = 1",
-        (account, *message_ids))]
-    conn.execute(f"UPDATE chat_messages SET unread = 0 WHERE account = ? AND message_id IN ({marks}) AND unread = 1",
+    # By message id alone (one probe each): with `unread = 1` in the WHERE, the planner walked the partial index of
+    # every unread message of the account instead (176 ms with 15,818 unread, bench/chats.py).
+    chats = sorted({r[0] for r in conn.execute(
+        f"SELECT chat, unread FROM chat_messages WHERE account = ? AND message_id IN ({marks})",
+        (account, *message_ids)) if r[1]})
+    if not chats:
+        return
+    conn.execute(f"UPDATE chat_messages SET unread = 0 WHERE account = ? AND message_id IN ({marks})",
                  (account, *message_ids))
     for chat in chats:
         recount(conn, account, chat)

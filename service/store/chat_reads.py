@@ -59,20 +59,42 @@ def chat_messages(conn: sqlite3.Connection, account: str, chat: str, *, limit: i
     return fill(conn, account, rows)
 
 
+SEARCH_WINDOW = 20_000  # messages one search request reads at the most (then its cursor goes on from there)
+
+
 def search(conn: sqlite3.Connection, account: str, pattern: str, *, chat: str | None, limit: int,
-           before: tuple[float, int] | None = None) -> list[dict[str, Any]]:
+           before: tuple[float, int] | None = None,
+           window: int = SEARCH_WINDOW) -> tuple[list[dict[str, Any]], tuple[float, int] | None]:
     """Messages whose text or caption matches the LIKE ``pattern`` (lower case), newest first, in ``chat`` or in
-    all. SQLite's LOWER folds ASCII letters only; PostgreSQL's every letter."""
-    where = (" LEFT JOIN messages m ON cm.source = 'out' AND m.account = cm.account AND m.id = cm.message_id"
-             " LEFT JOIN inbound_messages i ON cm.source = 'in' AND i.account = cm.account AND i.id = cm.message_id"
-             " LEFT JOIN history_messages h ON cm.source = 'history' AND h.account = cm.account"
-             " AND h.id = cm.message_id"
-             " WHERE cm.account = ? AND LOWER(COALESCE(m.body, i.body, h.body, '')) LIKE ? ESCAPE '\\'")
-    args: list[Any] = [account, pattern]
+    all; and where the next request goes on, when this one stopped at its window rather than at the oldest message.
+
+    A substring has no index, so a search reads messages one by one: it reads the newest ``window`` messages before
+    ``before`` at the most, and a page with fewer than ``limit`` matches then says where to go on. Each request so
+    costs a bounded time on the store's one thread (sends and events wait behind it), however big the store is and
+    however rare the text; walking the pages finds every match. SQLite's LOWER folds ASCII letters only;
+    PostgreSQL's every letter."""
+    inner, args = " WHERE cm.account = ?", [account]
     if chat is not None:
-        where += " AND cm.chat = ?"
+        inner += " AND cm.chat = ?"
         args.append(chat)
-    return fill(conn, account, _page(conn, where, args, limit, before))
+    if before is not None:
+        inner += " AND (cm.at < ? OR (cm.at = ? AND cm.seq < ?))"
+        args += [before[0], before[0], before[1]]
+    scanned = (f"SELECT cm.* FROM chat_messages cm{inner} ORDER BY cm.at DESC, cm.seq DESC LIMIT ?")
+    rows = [dict(r) for r in conn.execute(
+        f"SELECT w.* FROM ({scanned}) w"
+        " LEFT JOIN messages m ON w.source = 'out' AND m.account = w.account AND m.id = w.message_id"
+        " LEFT JOIN inbound_messages i ON w.source = 'in' AND i.account = w.account AND i.id = w.message_id"
+        " LEFT JOIN history_messages h ON w.source = 'history' AND h.account = w.account AND h.id = w.message_id"
+        " WHERE LOWER(COALESCE(m.body, i.body, h.body, '')) LIKE ? ESCAPE '\\'"
+        " ORDER BY w.at DESC, w.seq DESC LIMIT ?", (*args, window, pattern, limit))]
+    go_on = None
+    if len(rows) < limit:  # the page did not fill: is there more beyond the window (the next request goes on)?
+        edge = conn.execute(f"SELECT cm.at, cm.seq FROM chat_messages cm{inner} ORDER BY cm.at DESC, cm.seq DESC"
+                            " LIMIT 2 OFFSET ?", (*args, window - 1)).fetchall()
+        if len(edge) == 2:  # the window's oldest message, and one older still
+            go_on = (float(edge[0][0]), int(edge[0][1]))
+    return fill(conn, account, rows), go_on
 
 
 def _ours(conn: sqlite3.Connection, account: str, ids: list[str]) -> dict[str, dict[str, Any]]:

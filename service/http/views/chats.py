@@ -141,6 +141,9 @@ async def search(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     if chat is not None:
         chat = await db.run(chat_index.resolve, name, chat)
-    rows = await db.run(chat_reads.search, name, contact_profiles.like(q), chat=chat, limit=limit + 1, before=before)
+    rows, go_on = await db.run(chat_reads.search, name, contact_profiles.like(q), chat=chat, limit=limit + 1,
+                               before=before, window=chat_reads.SEARCH_WINDOW)
     messages, cursor = _messages_page(rows, limit, "s1")
+    if cursor is None and go_on is not None:  # the request read its window of messages: the next one goes on
+        cursor = encode_cursor("s1", go_on[0], go_on[1])
     return web.json_response({"messages": messages, "next_cursor": cursor})

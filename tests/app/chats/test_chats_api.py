@@ -9,7 +9,7 @@ import time
 import pytest
 
 from service.http.appkeys import DATABASE
-from service.store import inbound
+from service.store import chat_reads, inbound
 from tests.helpers.fake_worker import AUTH, P1, P2, error_of
 from tests.helpers.openapi import conforms
 
@@ -114,6 +114,20 @@ async def test_search_finds_messages_both_ways_in_one_chat_or_all(api):
     rest = await _get(client, f"/messages/search?q=Noon&chat=%2B{P1[1:]}&cursor={mine['next_cursor']}")
     assert {m["direction"] for m in mine["messages"] + rest["messages"]} == {"in", "out"}
     assert (await _get(client, "/messages/search?q=%25"))["messages"] == []  # % is a character, not a wildcard
+
+
+async def test_a_search_goes_on_page_by_page_past_its_window_until_every_match_is_found(api, monkeypatch):
+    monkeypatch.setattr(chat_reads, "SEARCH_WINDOW", 2)  # each request reads 2 messages at the most
+    client = await api()
+    start = time.time() - 100
+    for n, text in enumerate(["a needle", "hay", "hay", "hay", "needle again", "hay"]):
+        await _inbound(client, f"N-{n}", text=text, at=start + n)
+    found, cursor, requests = [], "", 0
+    while cursor is not None and requests < 10:
+        page = await _get(client, "/messages/search?q=needle" + (f"&cursor={cursor}" if cursor else ""))
+        found += [m["text"] for m in page["messages"]]
+        cursor, requests = page["next_cursor"], requests + 1
+    assert found == ["needle again", "a needle"] and requests == 3
 
 
 @pytest.mark.parametrize(("path", "code"), [

@@ -179,7 +179,22 @@ def test_search_finds_text_in_both_directions_and_history(db):
     _inbound(db, "S-1", text="noon works")
     _sync(db, [_history("S-2", text="no, at noon_ish")])
     _inbound(db, "S-3", phone=P2, text="midnight")
-    found = db.call(chat_reads.search, A, contact_profiles.like("noon"), chat=None, limit=50)
-    assert len(found) == 3
-    assert len(db.call(chat_reads.search, A, contact_profiles.like("t_n"), chat=None, limit=50)) == 0
-    assert len(db.call(chat_reads.search, A, contact_profiles.like("noon_"), chat=P1, limit=50)) == 1
+    found, go_on = db.call(chat_reads.search, A, contact_profiles.like("noon"), chat=None, limit=50)
+    assert len(found) == 3 and go_on is None
+    assert len(db.call(chat_reads.search, A, contact_profiles.like("t_n"), chat=None, limit=50)[0]) == 0
+    assert len(db.call(chat_reads.search, A, contact_profiles.like("noon_"), chat=P1, limit=50)[0]) == 1
+
+
+def test_a_search_reads_a_bounded_window_per_request_and_its_cursor_goes_on_to_every_match(db):
+    start = time.time() - 1000
+    for n in range(8):  # only the oldest and the fifth say the word
+        accept(db, text="the needle" if n in (0, 4) else f"hay {n}", now=start + n)
+    pages, before = [], None
+    for _ in range(10):
+        rows, go_on = db.call(chat_reads.search, A, contact_profiles.like("needle"), chat=None, limit=5,
+                              before=before, window=3)
+        pages.append([r["row"]["body"] for r in rows])
+        if go_on is None:
+            break
+        before = go_on
+    assert pages == [[], ["the needle"], ["the needle"]]  # 3 messages read per request: 8 in three requests
