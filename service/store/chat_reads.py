@@ -73,7 +73,8 @@ def search(conn: sqlite3.Connection, account: str, pattern: str, *, chat: str | 
     costs a bounded time on the store's one thread (sends and events wait behind it), however big the store is and
     however rare the text; walking the pages finds every match. SQLite's LOWER folds ASCII letters only;
     PostgreSQL's every letter."""
-    inner, args = " WHERE cm.account = ?", [account]
+    inner = " WHERE cm.account = ?"
+    args: list[Any] = [account]
     if chat is not None:
         inner += " AND cm.chat = ?"
         args.append(chat)
