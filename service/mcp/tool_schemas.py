@@ -111,7 +111,9 @@ DESCRIPTIONS = {
                      "ours), with sender, text, time and status. Page back with `cursor` = the answer's "
                      "next_cursor. Reading does not mark anything read: use mark_read for that.",
     "search_messages": "Find messages whose text contains `query` (case-insensitive), in every chat or in one "
-                       "(`chat`), newest first.",
+                       "(`chat`), newest first. Each call reads a bounded stretch of the history: an answer may "
+                       "hold few or no matches and still a next_cursor; call again with `cursor` = next_cursor "
+                       "until it is null to search everything.",
     "get_contact": "What the account knows about a phone number: whether it is on WhatsApp, its push name and "
                    "saved name, its WhatsApp LID, when it last wrote, and with picture=true its profile picture URL.",
     "mark_read": "Mark a contact chat's unread messages as read (the sender sees blue ticks). Answers the "
