@@ -64,9 +64,9 @@ async def test_the_client_gets_contacts_and_the_typed_refusals(gateway):
     assert (one.phone_number, one.on_whatsapp, one.lid, one.picture_url) == (P1, True, "12345@lid",
                                                                              "https://pps/ann.jpg")
     assert (await wa.contact(P1)).picture_url is None  # only when asked for
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(errors.ChatNotFound):
         await wa.chat_messages("+15550001234")
-    with pytest.raises(errors.BadRequestError):
+    with pytest.raises(errors.InvalidChat):
         await wa.chat_messages("not-a-chat")
     with pytest.raises(errors.NotFoundError):  # no such account
         await wa.account("nobody").chats()

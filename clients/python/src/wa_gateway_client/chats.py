@@ -133,7 +133,7 @@ class ChatMethods:
     async def chat_messages(self, chat: str, *, limit: int | None = None,
                             cursor: str | None = None) -> ChatMessagesPage:
         """One page of a chat's messages, newest first, both directions and the phone's history;
-        :class:`errors.NotFoundError` (``chat_not_found``) when the account has none with it."""
+        :class:`errors.ChatNotFound` when the account has none with it."""
         data = await self._chat_get(f"/chats/{quote(chat, safe='')}/messages", limit=limit, cursor=cursor)
         return ChatMessagesPage.model_validate(data)
 
@@ -150,7 +150,7 @@ class ChatMethods:
 
     async def read_chat(self, chat: str) -> Message | None:
         """Read receipts for every unread message of a contact's chat: the accepted read (an outbox message), or
-        ``None`` when nothing was unread. Groups: :class:`errors.ConflictError` (``not_supported_in_groups``)."""
+        ``None`` when nothing was unread. Groups: :class:`errors.NotSupportedInGroups`."""
         data = await self._client.request("POST", self._p(f"/chats/{quote(chat, safe='')}/read"), json={})
         return Message.model_validate(data) if "id" in data else None
 
@@ -167,7 +167,7 @@ class ChatMethods:
 
     async def contact(self, phone_number: str, *, picture: bool = False) -> Contact:
         """What the account knows of a number; asks WhatsApp (on WhatsApp? its LID, its picture with
-        ``picture=True``) when the account is connected. :class:`errors.NotFoundError` when nothing is known and the
+        ``picture=True``) when the account is connected. :class:`errors.ContactNotFound` when nothing is known and the
         account cannot ask."""
         path = f"/contacts/{quote(phone_number, safe='')}"
         return Contact.model_validate(await self._chat_get(path, picture=True if picture else None))

@@ -314,6 +314,18 @@ NotAdmin = _code("NotAdmin", "not_admin", PermissionDeniedError, "Only a group a
 NotConnected = _code("NotConnected", "not_connected", ConflictError,
                      "The account's WhatsApp session is not connected right now: retry once it is.")
 WhatsAppTimeout = _code("WhatsAppTimeout", "whatsapp_timeout", ServerError, "WhatsApp did not answer in time.")
+NotSupportedInGroups = _code("NotSupportedInGroups", "not_supported_in_groups", ConflictError,
+                             "Not done in groups (marking a group's messages read).")
+# issue 27: chats, contacts, MCP rails
+InvalidChat = _code("InvalidChat", "invalid_chat", BadRequestError,
+                    "Not a chat: a phone number (+...), a group id (...@g.us) or a LID (...@lid).")
+InvalidQuery = _code("InvalidQuery", "invalid_query", BadRequestError, "q must be 1 to 200 characters.")
+InvalidPicture = _code("InvalidPicture", "invalid_picture", BadRequestError, "picture must be true or false.")
+InvalidMcp = _code("InvalidMcp", "invalid_mcp", BadRequestError,
+                   "A key's MCP rails: known tool names, a budget of 0 or more, dry_run true or false.")
+ChatNotFound = _code("ChatNotFound", "chat_not_found", NotFoundError, "The account has no message with this chat.")
+ContactNotFound = _code("ContactNotFound", "contact_not_found", NotFoundError,
+                        "Nothing is known of this number and the account cannot ask WhatsApp now.")
 
 InternalError = _code("InternalError", "internal_error", ServerError, "The gateway failed.")
 WorkerError = _code("WorkerError", "worker_error", ServerError, "The worker failed.")
