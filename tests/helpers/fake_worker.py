@@ -170,3 +170,11 @@ async def error_of(res, status, code):
     assert res.status == status, body
     assert set(body) == {"error"} and body["error"]["code"] == code, body
     return body["error"]
+
+
+async def get_json(client, path, status=200, headers=AUTH):
+    """GET ``path`` from an in-process app and return its JSON body, asserting the status (the body is the message)."""
+    res = await client.get(path, headers=headers)
+    body = await res.json()
+    assert res.status == status, body
+    return body

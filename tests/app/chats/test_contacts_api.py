@@ -10,20 +10,13 @@ import pytest
 
 from service.http.appkeys import DATABASE
 from service.store import inbound
-from tests.helpers.fake_worker import AUTH, P1, P2, error_of
+from tests.helpers.fake_worker import AUTH, P1, P2, error_of, get_json
 
 LID = "99887766554433@lid"
 
 
 async def _event(client, event):
     await client.server.app[DATABASE].run(inbound.store_worker_event, "default", event, time.time())
-
-
-async def _get(client, path, status=200):
-    res = await client.get(path, headers=AUTH)
-    body = await res.json()
-    assert res.status == status, body
-    return body
 
 
 async def test_contacts_list_what_the_gateway_learned(api):
@@ -34,13 +27,13 @@ async def test_contacts_list_what_the_gateway_learned(api):
         {"phone_number": "not a number", "push_name": "dropped"}]})
     await _event(client, {"type": "contact.updated", "source": "lid_mapping", "event_id": "c-2", "contacts": [
         {"phone_number": P2, "lid": LID}]})  # absent keys are unknown: Bob keeps his names
-    page = await _get(client, "/contacts")
+    page = await get_json(client, "/contacts")
     assert [(c["phone_number"], c["lid"], c["name"], c["push_name"]) for c in page["contacts"]] == [
         (P1, None, None, "Ann"), (P2, LID, "Bob Builder", "bob"), (None, "555@lid", None, "Lid Only")]
-    assert (await _get(client, "/contacts?q=BUILD"))["contacts"][0]["phone_number"] == P2
-    assert (await _get(client, "/contacts?q=%25"))["contacts"] == []
-    first = await _get(client, "/contacts?limit=2")
-    rest = await _get(client, f"/contacts?limit=2&cursor={first['next_cursor']}")
+    assert (await get_json(client, "/contacts?q=BUILD"))["contacts"][0]["phone_number"] == P2
+    assert (await get_json(client, "/contacts?q=%25"))["contacts"] == []
+    first = await get_json(client, "/contacts?limit=2")
+    rest = await get_json(client, f"/contacts?limit=2&cursor={first['next_cursor']}")
     assert len(first["contacts"]) == 2 and [c["lid"] for c in rest["contacts"]] == ["555@lid"]
     assert rest["next_cursor"] is None
 
@@ -48,14 +41,14 @@ async def test_contacts_list_what_the_gateway_learned(api):
 async def test_one_contact_is_asked_of_whatsapp_while_connected_and_kept(api):
     client = await api()
     client.worker.contacts[P1] = {"on_whatsapp": True, "lid": LID, "picture_url": "https://pps.example/a.jpg"}
-    shown = await _get(client, f"/contacts/%2B{P1[1:]}?picture=true")
+    shown = await get_json(client, f"/contacts/%2B{P1[1:]}?picture=true")
     assert (shown["phone_number"], shown["on_whatsapp"], shown["lid"], shown["picture_url"]) == \
         (P1, True, LID, "https://pps.example/a.jpg")
     assert shown["checked_at"] is not None and client.worker.contact_asks == [(P1, "1")]
-    plain = await _get(client, f"/contacts/{P1}")
+    plain = await get_json(client, f"/contacts/{P1}")
     assert "picture_url" not in plain and client.worker.contact_asks[-1] == (P1, None)
     client.worker.state = "disconnected"
-    stored = await _get(client, f"/contacts/{P1}?picture=true")  # what was learned, no picture (never stored)
+    stored = await get_json(client, f"/contacts/{P1}?picture=true")  # what was learned, no picture (never stored)
     assert (stored["on_whatsapp"], stored["lid"], stored["picture_url"]) == (True, LID, None)
 
 
@@ -67,7 +60,7 @@ async def test_an_unknown_contact_while_disconnected_is_404(api):
 
 async def test_a_number_not_on_whatsapp_is_said_so(api):
     client = await api()
-    shown = await _get(client, f"/contacts/{P2}")
+    shown = await get_json(client, f"/contacts/{P2}")
     assert (shown["on_whatsapp"], shown["lid"]) == (False, None)
 
 
