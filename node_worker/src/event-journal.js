@@ -47,6 +47,9 @@ export class EventJournal {
     for (const e of this.events) this.#byId.set(e.event_id, e.seq)
     this.seq = Math.max(this.acked, this.events.at(-1)?.seq ?? 0) // last number handed out
     this.waiters = new Set()
+    // Called (no argument) when the journal changed for a reader: an event became visible, or `attach` renumbered
+    // it under a new boot id (the shard's change feed, src/changes.js).
+    this.changed = new Set()
   }
 
   /** Opens (or creates) the journal in `dir`; `dir` null keeps it in memory only (unit tests). */
@@ -93,6 +96,7 @@ export class EventJournal {
     this.events.push(event)
     for (const wake of this.waiters) wake()
     this.waiters.clear()
+    this.#changed()
     return { event, added: true }
   }
 
@@ -180,9 +184,14 @@ export class EventJournal {
       this.bootId = randomUUID()
       if (stranded.length) this.#log?.info({ taken_over: stranded.length, pending: renumbered.length }, 'events.taken_over')
       this.wakeAll()
+      this.#changed()
     })()
     this.#attaching = moving.finally(() => { this.#attaching = null })
     return this.#attaching
+  }
+
+  #changed () {
+    for (const listener of this.changed) listener()
   }
 
   wakeAll () {

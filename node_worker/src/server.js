@@ -10,6 +10,7 @@ import { checkGroupId, groupIdOf, groupRoutes } from './group-routes.js'
 import { contactRoutes, phoneOf } from './contact-routes.js'
 import { DOWNLOAD_FIELDS, parseDownload } from './session/media-download.js'
 import { ACCOUNT_NAME } from './accounts.js'
+import { changeFeed } from './changes.js'
 import { DEFAULT_ACCOUNT, SEND_FAILURE, STATE } from './states.js'
 
 const MAX_BODY = 1024 * 1024
@@ -41,6 +42,7 @@ const readJson = async (req, fields = []) => {
 }
 // The query parameters each route takes; every other route takes none.
 const QUERY = { 'GET /events': ['after', 'limit', 'wait_ms', 'boot_id'], 'GET /contacts/{phone}': ['picture'] }
+const HOST_QUERY = { 'GET /changes': ['after', 'wait_ms', 'boot_id'] }
 const SEND_FIELDS = ['phone_number', 'group_id', 'id', ...CONTENT_FIELDS]
 const BATCH_ITEM = SEND_FIELDS
 
@@ -178,8 +180,14 @@ const matchPattern = (list, method, sub) => {
 }
 
 // Routes of the worker itself, and routes on an account as such (not on its session), called with
-// (req, host) and (req, host, name): these run before the account is opened.
+// (req, host, url) and (req, host, name): these run before the account is opened.
 const HOST_ROUTES = {
+  // The accounts whose state, registered flag or journal changed after `after` (src/changes.js): the gateway
+  // follows the whole shard with this one long-poll instead of a poll and a long-poll per account.
+  'GET /changes': async (req, host, url) => {
+    const after = Math.max(0, Number.parseInt(url.searchParams.get('after') ?? '0', 10) || 0)
+    return changeFeed(host).read(after, clampWait(url.searchParams.get('wait_ms')), url.searchParams.get('boot_id'))
+  },
   'GET /accounts': async (req, host) => ({
     shard: host.shard,
     accounts: host.names().map((name) => {
@@ -256,10 +264,12 @@ const accountName = (segment) => {
  */
 export function makeHandler ({ host, routes = makeRoutes() }) {
   const routePatterns = patterns(routes)
+  if (host.accounts instanceof Map) changeFeed(host) // observing from the start (a stand-in host has no map)
   return async (req, url) => {
-    const own = HOST_ROUTES[`${req.method} ${url.pathname}`]
-    if (own) onlyKnown([...url.searchParams.keys()], [], 'query parameter')
-    if (own) return own(req, host)
+    const key = `${req.method} ${url.pathname}`
+    const own = HOST_ROUTES[key]
+    if (own) onlyKnown([...url.searchParams.keys()], HOST_QUERY[key] ?? [], 'query parameter')
+    if (own) return own(req, host, url)
     const m = ACCOUNT_PATH.exec(url.pathname)
     let name = DEFAULT_ACCOUNT
     let sub = url.pathname
