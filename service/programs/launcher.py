@@ -18,6 +18,7 @@ shutdown caused by a configuration error (``config_error.py``) into a clear line
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pwd
 import signal
@@ -79,28 +80,34 @@ def _clear_stale_reasons(env: dict[str, str]) -> None:
         stale.unlink(missing_ok=True)
 
 
+# The emulator's root key and media CA in one node process: each ``main.js root-key`` / ``media-ca`` run costs ~0.4
+# CPU-s of node start and protobuf loading, and the tests start sandbox stacks over and over.
+_SANDBOX_KEYS = ("const [certs, tls] = await Promise.all([import(process.argv[1]), import(process.argv[2])]);"
+                 "const key = process.env.WA_SANDBOX_ROOT_KEY || Buffer.from(certs.loadOrCreateRootKey("
+                 "process.env.WA_EMULATOR_ROOT_KEY_FILE).public).toString('base64');"
+                 "const ca = process.env.WA_SANDBOX_MEDIA_CA || tls.ensureMediaCa(process.env.WA_EMULATOR_MEDIA_DIR);"
+                 "process.stdout.write(JSON.stringify([key, ca]))")
+
+
 def _sandbox_env(env: dict[str, str]) -> dict[str, str]:
     port = env.setdefault("WA_EMULATOR_PORT", "3002")
     env.setdefault("WA_SERVER_URL", f"ws://127.0.0.1:{port}/ws/chat")
     emulator_dir = Path(env["WA_DATA_DIR"]) / "emulator"
     emulator_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     env.setdefault("WA_EMULATOR_STATE_FILE", str(emulator_dir / "state.json"))
-    env.setdefault("WA_EMULATOR_ROOT_KEY_FILE", str(emulator_dir / "root-key.json"))
+    env["WA_EMULATOR_ROOT_KEY_FILE"] = env.get("WA_EMULATOR_ROOT_KEY_FILE") or str(emulator_dir / "root-key.json")
     env.setdefault("WA_EMULATOR_GATEWAY_URL", f"http://127.0.0.1:{env.get('WA_PORT', '3001')}")
     # The sandbox's receivers (selftest, the examples, the bench) listen on loopback: let webhooks reach them.
     env.setdefault("WA_WEBHOOK_ALLOW_PRIVATE", "127.0.0.0/8,::1")
-    if not env.get("WA_SANDBOX_ROOT_KEY"):
-        env["WA_SANDBOX_ROOT_KEY"] = subprocess.run(
-            ["node", str(EMULATOR), "root-key"], env=env, check=True, capture_output=True, text=True
-        ).stdout.strip()
     # The emulator's media host has a certificate from its own test CA: created here, in the media dir the
     # emulator then uses too, and named to the worker, whose media uploads and downloads trust it (the worker
     # takes WA_SANDBOX_MEDIA_CA only with WA_SANDBOX=true: production never trusts it).
-    env.setdefault("WA_EMULATOR_MEDIA_DIR", str(emulator_dir / "wa-emulator-media"))
-    if not env.get("WA_SANDBOX_MEDIA_CA"):
-        env["WA_SANDBOX_MEDIA_CA"] = subprocess.run(
-            ["node", str(EMULATOR), "media-ca"], env=env, check=True, capture_output=True, text=True
-        ).stdout.strip()
+    env["WA_EMULATOR_MEDIA_DIR"] = env.get("WA_EMULATOR_MEDIA_DIR") or str(emulator_dir / "wa-emulator-media")
+    if not (env.get("WA_SANDBOX_ROOT_KEY") and env.get("WA_SANDBOX_MEDIA_CA")):
+        modules = [str(EMULATOR.parent / "certs.js"), str(EMULATOR.parent / "media-tls.js")]
+        out = subprocess.run(["node", "--input-type=module", "-e", _SANDBOX_KEYS, *modules],
+                             env=env, check=True, capture_output=True, text=True)
+        env["WA_SANDBOX_ROOT_KEY"], env["WA_SANDBOX_MEDIA_CA"] = json.loads(out.stdout)
     return env
 
 
