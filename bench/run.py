@@ -5,7 +5,8 @@ Numbers are printed, never asserted: this machine's load varies, so each headlin
 a limit measured in the same run (a bare Baileys client, a bare aiohttp endpoint, /health/live). Each
 benchmark starts and stops its own stack and is bounded in count and time; ``--only`` runs some of them.
 Run with ``.venv/bin/python -m bench.run [--only e2e,accept] [--requests N]`` (``make bench BENCH_ARGS="..."``);
-``--media-size-mb``, ``--media-n`` and ``--document-sizes-mb`` make the media benchmarks quick.
+``--media-size-mb``, ``--media-n`` and ``--document-sizes-mb`` make the media benchmarks quick; ``--scale-sizes 100``
+runs bench/scale.py at one size (it also writes bench/results-scale.json and docs/img/scale.svg).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def latencies(n: int) -> dict:
 
 def _benchmarks(args: argparse.Namespace) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, chats, e2e, groups, inbound, media, media_memory, postgresql, recovery
+    from bench import accept, accounts, chats, e2e, groups, inbound, media, media_memory, postgresql, recovery, scale
 
     documents = tuple(float(s) for s in args.document_sizes_mb.split(","))
     return {
@@ -85,6 +86,9 @@ def _benchmarks(args: argparse.Namespace) -> dict:
         "groups": (groups.measure, groups.print_table),
         "chats": (lambda: chats.measure(args.chats_messages, args.chats_small, args.chats_pg_messages),
                   chats.print_table),
+        "scale": (lambda: scale.measure(tuple(int(s) for s in args.scale_sizes.split(",")),
+                                        scale.parser().parse_args(["--budget-min", str(args.scale_budget_min)])),
+                  scale.print_table),
     }
 
 
@@ -109,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write bench/results.json.")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per latency row")
     parser.add_argument("--only", help="comma-separated: latency, e2e, accept, inbound, recovery, accounts, "
-                                       "postgresql, media, media_memory, groups, chats")
+                                       "postgresql, media, media_memory, groups, chats, scale")
     parser.add_argument("--media-size-mb", type=float, default=1.0, help="media: image size in MiB (default 1)")
     parser.add_argument("--media-n", type=int, default=20, help="media: images per row (default 20)")
     parser.add_argument("--document-sizes-mb", default="20,100",
@@ -118,6 +122,10 @@ def main() -> None:
     parser.add_argument("--chats-small", type=int, default=10_000, help="chats: the small size (default 10,000)")
     parser.add_argument("--chats-pg-messages", type=int, default=100_000,
                         help="chats: messages on PostgreSQL (default 100,000; 0: SQLite only)")
+    parser.add_argument("--scale-sizes", default="1,10,100,300,1000",
+                        help="scale: linked accounts at each step, grown in one stack (default 1,10,100,300,1000)")
+    parser.add_argument("--scale-budget-min", type=float, default=90.0,
+                        help="scale: no new size is started after this many minutes (default 90)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
     chosen = _benchmarks(args)
