@@ -12,8 +12,11 @@ Every ``WA_LEASE_TTL / 3`` seconds (at most 2 s) the keeper, in one transaction 
    for two rounds, is now preferred for. An expired lease nobody took within a TTL goes to whoever sees it.
 
 On SIGTERM (``stop``) it marks itself stopping, closes its sessions and releases every lease at once, so
-the others take them over at their next round instead of after the TTL. An instance that dies keeps its
-leases until they expire. Without ``WA_DATABASE_URL`` there is no keeper: one instance serves everything.
+the others take them over at their next round instead of after the TTL. An instance that dies loses its
+PostgreSQL session and its advisory lock with it (instance_lock.py): the others see it ``dead``
+(store/leases.py), leave it out of the live ones and take its leases at once, woken by the lock watch.
+One that stalls or is cut off keeps its session, so its leases wait for the TTL. Without
+``WA_DATABASE_URL`` there is no keeper: one instance serves everything.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def preferred(account: str, instances: list[str]) -> str | None:
 class LeaseKeeper:
     def __init__(self, db: Database, *, instance: str, ttl: float, accounts: Callable[[], Awaitable[list[str]]],
                  on_acquired: Callable[[str, int], Awaitable[None]], on_lost: Callable[[str], Awaitable[None]],
-                 api_url: str | None = None, interval: float | None = None):
+                 api_url: str | None = None, interval: float | None = None,
+                 lock: Callable[[], tuple[int, int, float] | None] | None = None):
         self.db = db
         self.instance = instance
         self.ttl = ttl
@@ -51,6 +55,7 @@ class LeaseKeeper:
         self._accounts = accounts
         self._on_acquired = on_acquired
         self._on_lost = on_lost
+        self._lock = lock or (lambda: None)  # this instance's advisory lock (key, pid, since), when it holds one
         self.held: dict[str, int] = {}  # account -> the generation this instance holds it at
         self._seen_live: dict[str, int] = {}  # instance -> rounds in a row it was live
         self._started_at = time.time()
@@ -64,7 +69,8 @@ class LeaseKeeper:
         """Beat first. Alone (no other instance beat within the TTL: one machine, or the first up) take
         leases at once; with others about, only at the next round, once instances restarting at the same
         time have beaten too (else the first one back would take everything and hand most of it back)."""
-        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
+        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url,
+                               lock=self._lock())
         others = [i for i in await self.db.run(leases.live, self.ttl, at) if i != self.instance]
         if not others:
             await self.round()
@@ -106,7 +112,8 @@ class LeaseKeeper:
 
     # --- one round -----------------------------------------------------------------------------
     async def round(self) -> None:
-        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url)
+        at = await self.db.run(leases.heartbeat, self.instance, started_at=self._started_at, api_url=self.api_url,
+                               lock=self._lock())
         kept = await self.db.run(leases.renew, self.instance, dict(self.held), self.ttl)
         for account in [a for a in self.held if a not in kept]:
             del self.held[account]
@@ -114,7 +121,8 @@ class LeaseKeeper:
             await self._lose(account, "taken_over")
         names = await self._accounts()
         await self.db.run(leases.ensure, names)
-        live = await self.db.run(leases.live, self.ttl, at)
+        dead = set(await self.db.run(leases.dead, self.instance))  # their session ended: no need to wait the TTL
+        live = [i for i in await self.db.run(leases.live, self.ttl, at) if i not in dead]
         self._seen_live = {i: self._seen_live.get(i, 0) + 1 for i in live}
         wanted = set(names)
         rows = await self.db.run(leases.all_leases)
@@ -129,7 +137,8 @@ class LeaseKeeper:
                     await self._hand_off(account, best)
                     changed = True
                 continue
-            free = lease["owner"] is None or lease["expires_at"] < at or lease["owner"] == self.instance
+            free = (lease["owner"] is None or lease["expires_at"] < at or lease["owner"] == self.instance
+                    or lease["owner"] in dead)
             overdue = lease["owner"] is not None and lease["expires_at"] < at - self.ttl
             if free and (best == self.instance or overdue) and not self._stopping:
                 generation = await self.db.run(leases.acquire, account, self.instance, self.ttl)

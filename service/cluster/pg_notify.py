@@ -4,14 +4,21 @@
 instance that serves the account sends a message another instance accepted at once; releasing a lease
 notifies ``wa_leases``, so the other instances take it over at once instead of at their next round. The
 pollers stay as the fallback: a notification lost while this connection was down costs at most one poll.
+
+The same connection, a session of its own for the instance's life, holds the instance's advisory lock
+(``lock``: instance_lock.py), taken again each time the connection is made.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from service.cluster.instance_lock import InstanceLock
 
 log = structlog.get_logger("gateway.pg_listener")
 
@@ -22,9 +29,12 @@ RECONNECT_MAX = 10.0
 
 
 class PgListener:
-    def __init__(self, url: str, handlers: dict[str, Callable[[str], None]]):
+    def __init__(self, url: str, handlers: dict[str, Callable[[str], None]], lock: InstanceLock | None = None,
+                 server_settings: dict[str, str] | None = None):
         self._url = url  # holds the password: never logged
         self._handlers = handlers
+        self._lock = lock
+        self._server_settings = server_settings
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -55,11 +65,13 @@ class PgListener:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self._url, timeout=10)
+                conn = await asyncpg.connect(self._url, timeout=10, server_settings=self._server_settings)
                 closed = asyncio.Event()
                 conn.add_termination_listener(lambda _c, closed=closed: closed.set())
                 for channel in self._handlers:
                     await conn.add_listener(channel, self._dispatch)
+                if self._lock is not None:
+                    await self._lock.attached(conn)
                 self.connected.set()
                 log.info("pg_listener.listening", channels=sorted(self._handlers))
                 delay = 0.5
@@ -71,6 +83,8 @@ class PgListener:
                 log.warning("pg_listener.connect_failed", error=type(exc).__name__, retry_in_s=delay)
             finally:
                 self.connected.clear()
+                if self._lock is not None:
+                    self._lock.detached()
                 if conn is not None and not conn.is_closed():
                     await conn.close(timeout=5)
             await asyncio.sleep(delay)

@@ -3,7 +3,9 @@
 The lease keeper (lease_keeper.py) decides which; this class turns its decisions into accounts served here
 (``serve`` with the lease's generation as the fence, ``unserve`` without logging out), keeps
 ``accounts.json`` to what is held, and answers for the accounts other instances serve (``Elsewhere``). The
-PostgreSQL listener (pg_notify.py) wakes the dispatchers, the keeper and the scoped keys at once.
+PostgreSQL listener (pg_notify.py) wakes the dispatchers, the keeper and the scoped keys at once, and its
+connection holds this instance's advisory lock (instance_lock.py), which lets the others take the accounts
+of a dead instance at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import structlog
 
 from service.cluster import pg_notify
+from service.cluster.instance_lock import InstanceLock, session_settings
 from service.cluster.lease_keeper import LeaseKeeper
 from service.cluster.pg_notify import PgListener
 from service.runtime.account import Account
@@ -25,6 +28,7 @@ from service.store import accounts as registry
 log = structlog.get_logger("gateway.accounts")
 
 RELEASE_DRAIN_S = 3.0  # seconds a released account's remaining worker events may take to reach the store
+LOCK_WAIT_S = 5.0  # at start, how long the first round waits for the lock (without it: failover after the TTL)
 
 
 class ClusterPlacement:
@@ -48,24 +52,33 @@ class ClusterPlacement:
         rt = self.runtime
         await asyncio.to_thread(write_registry, rt.settings.data_dir, [])  # nothing held yet
         await self.listed()  # every account is known (answered or forwarded) before the first round
-        self.keeper = LeaseKeeper(
+        lock = InstanceLock(rt.settings.instance_id, on_dead=lambda: keeper.wake())
+        self.keeper = keeper = LeaseKeeper(
             rt.db, instance=rt.settings.instance_id, ttl=rt.settings.lease_ttl, accounts=self.listed,
-            on_acquired=self.serve, on_lost=self.unserve, api_url=rt.settings.instance_url or None)
-        await self.keeper.start()
-        keeper = self.keeper
+            on_acquired=self.serve, on_lost=self.unserve, api_url=rt.settings.instance_url or None,
+            lock=lambda: lock.held)
         handlers: dict[str, Callable[[str], None]] = {
             pg_notify.OUTBOX: self._outbox_signal, pg_notify.LEASES: lambda _payload: keeper.wake()}
         if self._on_keys_changed is not None:
             on_keys_changed = self._on_keys_changed
             handlers[pg_notify.KEYS] = lambda _payload: on_keys_changed()
-        self.listener = PgListener(rt.settings.database_url, handlers)
+        self.listener = PgListener(rt.settings.database_url, handlers, lock=lock,
+                                   server_settings=session_settings(rt.settings.lease_ttl))
         self.listener.start()
+        try:  # the first heartbeat names the lock, so that a death right after the start fails over fast too
+            await asyncio.wait_for(self.listener.connected.wait(), LOCK_WAIT_S)
+        except TimeoutError:
+            log.warning("cluster.lock_late", waited_s=LOCK_WAIT_S)
+        await keeper.start()
 
     async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()
+        # The keeper first: it marks this instance stopping before the listener's connection, and the lock
+        # with it, goes; the other way round the others would see it dead and take its accounts while their
+        # sessions were still closing here (their last key writes then fenced).
         if self.keeper is not None:
             await self.keeper.stop()  # hands every account off: sessions closed, leases released
+        if self.listener is not None:
+            await self.listener.stop()
 
     def _outbox_signal(self, payload: str) -> None:
         """A message was accepted (by any instance) for an account served here: send it now, not at the next

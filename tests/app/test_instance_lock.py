@@ -1,0 +1,145 @@
+"""An instance's session-bound advisory lock (service/cluster/instance_lock.py, store/leases.py ``dead``) against
+a real PostgreSQL: an instance whose session ends is dead at once and its leases free; every session ending
+together (a PostgreSQL restart) is no death; a lock not held is never recorded. Each instance here is its lock
+connection (asyncpg, as the listener's) plus heartbeats through the store, as the keeper beats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from service.cluster.instance_lock import InstanceLock, session_settings
+from service.store import leases
+from service.store.pg import PostgresDatabase
+
+TTL = 60.0  # nothing here may expire: whatever moves, moves because a session ended
+
+
+class Node:
+    """One instance: its lock on a connection of its own, and its heartbeats through the shared store."""
+
+    def __init__(self, db: PostgresDatabase, url: str, name: str):
+        self.db, self.url, self.name = db, url, name
+        self.deaths = 0
+        self.lock = InstanceLock(name, on_dead=self._dead, watch_s=0.05)
+        self.conn: asyncpg.Connection | None = None
+
+    def _dead(self) -> None:
+        self.deaths += 1
+
+    async def attach(self) -> Node:
+        self.conn = await asyncpg.connect(self.url, server_settings=session_settings(TTL))
+        await self.lock.attached(self.conn)
+        assert self.lock.held is not None
+        return self
+
+    async def beat(self, stopping: bool = False) -> None:
+        await self.db.run(leases.heartbeat, self.name, started_at=0.0, stopping=stopping, lock=self.lock.held)
+
+    def die(self) -> None:
+        """The process is gone: the server ends its session (the socket closed under it)."""
+        assert self.conn is not None
+        self.lock.detached()
+        self.conn.terminate()
+
+
+async def until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def until_gone(db: PostgresDatabase, lock: tuple[int, int, float]) -> None:
+    """Until the server has ended the session (its backend exits a moment after the socket closes)."""
+    for _ in range(250):
+        if not await db.run(lambda c: c.execute("SELECT 1 FROM pg_locks WHERE pid = ?", (lock[1],)).fetchone()):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the lock's session did not end")
+
+
+async def test_an_instance_whose_session_ends_is_dead_at_once_and_its_leases_are_free(url):
+    db = PostgresDatabase(url).open()
+    a, b = await Node(db, url, "gw-a").attach(), await Node(db, url, "gw-b").attach()
+    try:
+        await a.beat()
+        await b.beat()
+        await db.run(leases.ensure, ["sales"])
+        generation = await db.run(leases.acquire, "sales", "gw-a", TTL)
+        assert await db.run(leases.acquire, "sales", "gw-b", TTL) is None  # a holds it, alive
+        assert await db.run(leases.dead, "gw-b") == [] and await db.run(leases.dead, "gw-a") == []
+        await asyncio.sleep(0.2)
+        assert b.deaths == 0  # the watch saw nobody dead while both held their locks
+
+        a.die()
+        await until(lambda: b.deaths == 1, timeout=5, what="b's watch sees a dead")
+        assert await db.run(leases.dead, "gw-b") == ["gw-a"]
+        assert await db.run(leases.acquire, "sales", "gw-b", TTL) == generation + 1  # at once, a new generation
+    finally:
+        for node in (a, b):
+            if node.conn is not None and not node.conn.is_closed():
+                node.conn.terminate()
+        db.close()
+
+
+async def test_every_session_ending_together_is_no_death_and_a_stopping_instance_none_either(url):
+    """A PostgreSQL restart ends every session: b, back first with a new lock, must not take a's accounts
+    (a beat before b's new lock, so nothing says a's session ended while the server stayed up)."""
+    db = PostgresDatabase(url).open()
+    a, b = await Node(db, url, "gw-a").attach(), await Node(db, url, "gw-b").attach()
+    c: Node | None = None
+    try:
+        await a.beat()
+        await b.beat()
+        await db.run(leases.ensure, ["sales"])
+        await db.run(leases.acquire, "sales", "gw-a", TTL)
+        held = a.lock.held
+        assert held is not None
+        a.die()
+        b.die()
+        await until_gone(db, held)  # a's lock is gone: only the lock_since rule keeps a alive to b
+        await b.attach()  # b reconnects first, with a new lock, and beats
+        await b.beat()
+        await asyncio.sleep(0.3)
+        assert await db.run(leases.dead, "gw-b") == [] and b.deaths == 0
+        assert await db.run(leases.acquire, "sales", "gw-b", TTL) is None
+
+        # an instance that beat "stopping" (SIGTERM: it releases its own leases) is not dead when it exits
+        c = await Node(db, url, "gw-c").attach()
+        await c.beat(stopping=True)
+        c.die()
+        await asyncio.sleep(0.3)
+        assert await db.run(leases.dead, "gw-b") == []
+    finally:
+        for node in (a, b, c):
+            if node is not None and node.conn is not None and not node.conn.is_closed():
+                node.conn.terminate()
+        db.close()
+
+
+async def test_a_lock_that_is_not_held_is_not_recorded(url):
+    """A heartbeat names the lock only while pg_locks shows it held: a lock lost unnoticed (its connection just
+    dropped) never vouches for a fresh beat, which would make a live instance look dead."""
+    db = PostgresDatabase(url).open()
+    a, b = await Node(db, url, "gw-a").attach(), await Node(db, url, "gw-b").attach()
+    try:
+        await b.beat()
+        held = a.lock.held
+        assert held is not None
+        a.die()
+        await until_gone(db, held)
+        await db.run(leases.heartbeat, "gw-a", started_at=0.0, lock=held)  # the keeper did not know yet
+        row = next(r for r in await db.run(leases.instances) if r["id"] == "gw-a")
+        assert row["heartbeat_at"] > 0
+        lock_row = await db.run(lambda c: dict(c.execute(
+            "SELECT lock_key, lock_pid FROM instances WHERE id = 'gw-a'").fetchone()))
+        assert lock_row == {"lock_key": None, "lock_pid": None}
+        assert await db.run(leases.dead, "gw-b") == []
+    finally:
+        if b.conn is not None and not b.conn.is_closed():
+            b.conn.terminate()
+        db.close()
