@@ -12,6 +12,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { makePool } from './auth-store-pg.js'
+import { ConnectPacer, shardRate } from './connect-pacer.js'
 import { EventJournal } from './event-journal.js'
 import { WhatsAppSession } from './session.js'
 import { DEFAULT_ACCOUNT } from './states.js'
@@ -78,6 +79,8 @@ export class AccountHost {
     this.opening = new Map() // name -> Promise of the entry
     // With WA_DATABASE_URL: sessions live in PostgreSQL (auth-store-pg.js), one pool for every account
     this.pool = settings.databaseUrl ? makePool(settings.databaseUrl, { logger }) : null
+    // this shard's share of WA_CONNECT_RATE, shared by every account's resume, attach, reconnect and link
+    this.pacer = new ConnectPacer({ ratePerSec: shardRate(settings) })
   }
 
   get shard () { return this.settings.shard }
@@ -115,17 +118,19 @@ export class AccountHost {
     // (WhatsAppSession.openStore, EventJournal.attach); until then nothing WhatsApp is told depends on it.
     const journal = await EventJournal.open({ dir: this.pool ? null : settings.eventsDir, capacity: settings.eventBufferSize, logger })
     const pg = this.pool ? { pool: this.pool, instanceId: this.settings.instanceId, account: name } : null
-    const session = new WhatsAppSession({ settings, logger, journal, pg, account: name })
+    const session = new WhatsAppSession({ settings, logger, journal, pg, account: name, pacer: this.pacer })
     const entry = { name, session, journal }
     this.accounts.set(name, entry)
     return entry
   }
 
   /**
-   * At start: opens every account of this shard and logs the linked ones back in, a few at a time
-   * with a random pause between starts, so a restart does not open every connection in one second.
+   * At start: opens every account of this shard and logs the linked ones back in. The stores open a few
+   * at a time (file or database reads); the connections are paced by the shard's pacer (each session
+   * waits for its slot on its own timer), so a restart with a thousand accounts dials WhatsApp at
+   * WA_CONNECT_RATE instead of all in one second, and this returns once every account has its slot.
    */
-  async resumeAll ({ concurrency = 4, jitterMs = 250 } = {}) {
+  async resumeAll ({ concurrency = 4 } = {}) {
     const mine = [...readRegistry(this.settings.dataDir)].filter(([, shard]) => shard === this.shard).map(([name]) => name)
     const queue = [...mine]
     // sessions in PostgreSQL: only the accounts the gateway holds a lease for, at that generation
@@ -140,10 +145,10 @@ export class AccountHost {
         } catch (err) {
           this.log.error({ err, account: name }, 'account.resume_failed')
         }
-        if (queue.length && jitterMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * jitterMs))
       }
     }
     await Promise.all(Array.from({ length: Math.min(concurrency, mine.length) }, runOne))
+    if (mine.length > 1) this.log.info({ accounts: mine.length, dials_until_ms: this.pacer.backlogMs() }, 'worker.resume_paced')
     return mine
   }
 

@@ -46,8 +46,10 @@ import { DECRYPTED_MAX, Stores } from './session/store.js'
 export const STATES = WORKER_STATES // the name importers knew; states.js holds the list
 
 export class WhatsAppSession extends EventEmitter {
-  constructor ({ settings, logger, journal, pg = null, account = DEFAULT_ACCOUNT }) {
+  constructor ({ settings, logger, journal, pg = null, account = DEFAULT_ACCOUNT, pacer = null }) {
     super()
+    // the shard's ConnectPacer (src/connect-pacer.js, shared by its accounts), or null: dial at once
+    this.pacer = pacer
     this.account = account // the account's name (its proxy setting in accounts.json: src/proxy.js)
     // Sessions in PostgreSQL (auth-store-pg.js): { pool, instanceId, account }, or null for the local store.
     this.pg = pg

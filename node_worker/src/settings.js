@@ -17,6 +17,15 @@ const int = (env, name, fallback, min = 0) => {
   return value
 }
 
+// a rate: a number >= 0 (0: no limit)
+const rate = (env, name, fallback) => {
+  const raw = (env[name] ?? '').trim()
+  if (raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < 0) throw new SettingsError(`${name} must be a number >= 0, got ${JSON.stringify(raw)}`)
+  return value
+}
+
 const serverUrl = (raw) => {
   let url
   try {
@@ -115,6 +124,10 @@ const sandboxMediaCa = (env) => {
   return Object.freeze({ file, pem })
 }
 
+// 1,000 accounts dial in 25 s at this rate, which a 2-core machine holds with the worker, the gateway and the
+// emulator on it (bench/emulator-scale.mjs, docs/configuration.md)
+export const DEFAULT_CONNECT_RATE = 40
+
 // as the gateway's (service/settings.py): both name this instance in the leases table
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
@@ -166,6 +179,10 @@ export function readSettings (env = process.env) {
     reconnectBaseMs: int(env, 'WA_RECONNECT_BASE_MS', 1000, 1),
     reconnectMaxMs: int(env, 'WA_RECONNECT_MAX_MS', 60000, 1),
     reconnectStableMs: int(env, 'WA_RECONNECT_STABLE_MS', 60000, 0),
+    // WhatsApp connection attempts per second of the whole instance (resumes, attaches, reconnects, links),
+    // each of its WA_WORKER_SHARDS shards dialing its share (src/connect-pacer.js); 0: no limit
+    connectRate: rate(env, 'WA_CONNECT_RATE', DEFAULT_CONNECT_RATE),
+    workerShards: int(env, 'WA_WORKER_SHARDS', 1, 1),
     qrTimeoutMs: int(env, 'WA_QR_TIMEOUT_MS', 0, 0) || undefined,
     keepAliveMs: int(env, 'WA_KEEPALIVE_MS', 30000, 100),
     connectTimeoutMs: int(env, 'WA_CONNECT_TIMEOUT_MS', 20000, 100),

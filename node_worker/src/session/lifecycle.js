@@ -73,8 +73,22 @@ export class Lifecycle {
       }
       if (!store.isRegistered()) return
       s.log.info('worker.resuming_session')
-      await s.connection.openSocket()
+      await this.dialPaced()
     })
+  }
+
+  /**
+   * Opens the socket now when the shard's pacer (src/connect-pacer.js) has a slot; otherwise the session
+   * is `connecting` and waits for its slot on the reconnect timer, which release, logout and shutdown
+   * cancel: a thousand resumes or attaches at once dial WhatsApp at the configured rate.
+   */
+  async dialPaced () {
+    const s = this.session
+    const waitMs = s.pacer?.reserve() ?? 0
+    if (!waitMs) return s.connection.openSocket()
+    s.log.info({ wait_ms: waitMs }, 'session.dial_paced')
+    if (s.state !== STATE.WHATSAPP_UNREACHABLE) this.setState(STATE.CONNECTING)
+    this.armReconnect(waitMs, { booked: true })
   }
 
   /**
@@ -97,6 +111,7 @@ export class Lifecycle {
       s.pairingPhone = phoneNumber
       s.lastError = null
       s.backoff.reset()
+      s.pacer?.reserve({ wait: false }) // a user's request dials now; the paced attempts make room
       await s.connection.openSocket()
     })
   }
@@ -206,6 +221,7 @@ export class Lifecycle {
     if (code === DisconnectReason.restartRequired) {
       // Expected right after pairing: WhatsApp asks for a fresh connection with the new creds.
       s.log.info({ code }, 'session.restart_required')
+      s.pacer?.reserve({ wait: false }) // the link's second connection, which WhatsApp asked for: now
       await s.connection.openSocket()
       return
     }
@@ -269,19 +285,32 @@ export class Lifecycle {
     this.setState(STATE.LOGGED_OUT, { code })
   }
 
+  // After the backoff delay the attempt still takes its slot from the shard's pacer: when a server restart
+  // drops every socket at once, the reconnect timers fire within the backoff's +-20% and the pacer spreads
+  // the dials over N/rate seconds; one account alone finds the bucket full and dials at once.
   scheduleReconnect (code, state = STATE.CONNECTING) {
     const s = this.session
     const delay = s.backoff.next()
-    const generation = s.generation
     s.log.warn({ code, delay_ms: delay, attempt: s.backoff.attempt, last_error: s.lastError },
       'session.reconnect_scheduled')
     this.setState(state)
-    s.reconnectAt = Date.now() + delay
+    this.armReconnect(delay, { booked: false })
+  }
+
+  // The reconnect timer: after `delayMs` the socket opens, unless the session moved on meanwhile (a newer
+  // socket, a release, a logout, the shutdown). `booked`: the delay is the pacer's slot already; otherwise
+  // the attempt books one when the timer fires and waits for it if the shard is dialing a crowd.
+  armReconnect (delayMs, { booked }) {
+    const s = this.session
+    const generation = s.generation
+    s.reconnectAt = Date.now() + delayMs
     s.reconnectTimer = setTimeout(() => {
       s.reconnectTimer = null
       s.reconnectAt = null
       s.serial.run('reconnect', async () => {
         if (generation !== s.generation || s.closing || (s.state !== STATE.CONNECTING && s.state !== STATE.WHATSAPP_UNREACHABLE)) return
+        const waitMs = booked ? 0 : (s.pacer?.reserve() ?? 0)
+        if (waitMs) return this.armReconnect(waitMs, { booked: true })
         await s.connection.openSocket()
       }).catch((err) => {
         s.log.error({ err }, 'session.reconnect_failed')
@@ -290,7 +319,7 @@ export class Lifecycle {
           this.scheduleReconnect()
         }
       })
-    }, delay)
+    }, delayMs)
   }
 
   /** 409 not_connected that says why: reconnecting (attempt, next try, last error), pairing, or stopped. */
