@@ -6,6 +6,7 @@ import { CERT_MODES } from './certs.js'
 import { inboxView } from './conversation.js'
 import { historyRoutes } from './history.js'
 import { pictureRoutes } from './profile-pictures.js'
+import { statsRoutes } from './connect-stats.js'
 
 const MAX_BODY = 1024 * 1024
 const MAX_HISTORY_BODY = 16 * 1024 * 1024 // a history seed: up to 5000 messages (history-seed.js)
@@ -95,7 +96,7 @@ export const makeControlApi = (emu) => {
       emu.log.warn('cert_mode.set', { mode: body.mode })
       return { mode: emu.setCertMode(body.mode) }
     }]
-  ].concat(historyRoutes(emu), pictureRoutes(emu)) // history sync (history.js), profile pictures (profile-pictures.js)
+  ].concat(historyRoutes(emu), pictureRoutes(emu), statsRoutes(emu)) // history sync (history.js), profile pictures (profile-pictures.js), GET /stats (connect-stats.js)
 
   return async (req, res) => {
     const url = new URL(req.url, 'http://emulator')

@@ -23,6 +23,7 @@ import { GroupMessaging } from './group-messaging.js'
 import { HistorySync } from './history.js'
 import { ProfilePictures } from './profile-pictures.js'
 import { StateSaver, loadState } from './state-file.js'
+import { ConnectStats } from './connect-stats.js'
 import { nodeToJSON, nodeFromJSON, jidDecode } from './wa.js'
 import { errorFields } from './log.js'
 
@@ -44,6 +45,9 @@ export class Emulator {
     this.handshakes = { started: 0, completed: 0 } // serverHellos sent, clientFinishes accepted
     this.directory = new Directory()
     this.connections = new Map()
+    // device -> its logged-in connections: a delivery finds them without a scan over every connection
+    this.online = new Map()
+    this.stats = new ConnectStats() // GET /stats
     this.pairing = new Pairing(this)
     this.pairCode = new PairCode(this)
     this.login = new Login(this)
@@ -100,17 +104,32 @@ export class Emulator {
   accept (ws, req) {
     const conn = new Connection({ ws, emulator: this, remote: req?.socket?.remoteAddress })
     this.connections.set(conn.id, conn)
+    this.stats.connected()
     conn.log.info('connection.opened')
     return conn
   }
 
+  /** the connection logged in as its device (login.js) */
+  onLoggedIn (conn) {
+    let conns = this.online.get(conn.device)
+    if (!conns) this.online.set(conn.device, (conns = new Set()))
+    conns.add(conn)
+    this.stats.loggedIn(Date.now() - conn.openedAt)
+  }
+
   onConnectionClosed (conn) {
     this.connections.delete(conn.id)
+    const conns = conn.device && this.online.get(conn.device)
+    if (conns) {
+      conns.delete(conn)
+      if (!conns.size) this.online.delete(conn.device)
+    }
     conn.log.info('connection.ended', { jid: conn.jid, state_before: conn.device ? 'connected' : conn.pairing ? 'pairing' : 'handshake' })
   }
 
   connectionsOfDevice (user, device) {
-    return [...this.connections.values()].filter((c) => c.state === 'connected' && c.user === user && c.device === device)
+    const conns = this.online.get(device)
+    return conns ? [...conns].filter((c) => c.state === 'connected' && c.user === user) : []
   }
 
   async handleClientPayload (conn, payload) {
@@ -341,6 +360,14 @@ export class Emulator {
       blackholes: this.faults.blackholes.filter((b) => b.until > Date.now())
         .map((b) => ({ phone_number: b.phone == null ? null : e164(b.phone), until: new Date(b.until).toISOString() }))
     }
+  }
+
+  /** GET /stats: the connections now, and the dials and logins since the start or the last reset */
+  statsView () {
+    let loggedIn = 0
+    for (const conns of this.online.values()) loggedIn += conns.size
+    const saver = this.saver
+    return { ...this.stats.view({ open: this.connections.size, loggedIn }), state_file: saver.file ? { writes: saver.writes, last_write_ms: saver.lastWriteMs } : null }
   }
 
   /** closes every connection (used on shutdown) and writes the state */

@@ -39,6 +39,7 @@ export class Login {
     conn.user = user
     conn.device = device
     conn.state = 'connected'
+    emu.onLoggedIn(conn)
     if (payload.pushName && !user.pushName) user.pushName = payload.pushName
     conn.log.info('login.ok', { jid: device.jid })
     conn.sendNode({
@@ -183,7 +184,7 @@ export class Login {
       const id = uintOf(child(key, 'id'))
       const value = bytesOf(child(key, 'value'))
       if (id == null || !value || value.length !== 32) continue
-      dev.preKeys.set(id, value)
+      dev.addPreKey(id, value)
       added++
     }
     conn.log.info('prekeys.uploaded', { count: added, total: dev.preKeys.size })

@@ -1,0 +1,113 @@
+// The emulator at scale, with bare Baileys clients (no gateway, no worker): N linked devices, then every one
+// of them closed and dialled again at once or at a rate (a worker shard's restart), as the emulator sees it.
+// Usage: node bench/emulator-scale.mjs [--devices 300] [--rate 0] [--link-concurrency 8] [--idle 10]
+// Prints one line 'SCALE ' + JSON: the emulator's CPU per connect (ms), RSS per open connection (KiB), the
+// connect time of each device from its dial (p50/p99, ms), the storm's length, the idle CPU with every device
+// connected, and the emulator's GET /stats. Asserts nothing; not part of `make test` or `make bench`.
+import fs from 'node:fs'
+import path from 'node:path'
+import { openClient, startEmulator, tmpDir, trustEmulator } from '../node_worker/test/emulator-helpers.js'
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : fallback
+}
+const devices = arg('devices', 300)
+const rate = arg('rate', 0) // dials per second in the storm; 0: all at once
+const linkConcurrency = arg('link-concurrency', 8)
+const idleS = arg('idle', 10)
+const keepAliveMs = arg('keepalive-ms', 30000)
+
+const TICK = 100 // clock ticks per second (/proc/<pid>/stat)
+const cpuMs = (pid) => {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / TICK // utime + stime
+}
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const pct = (values, p) => {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : null
+}
+const phoneOf = (i) => `+1555066${String(i).padStart(4, '0')}`
+const config = { keepAliveIntervalMs: keepAliveMs, connectTimeoutMs: 60000, defaultQueryTimeoutMs: 60000 }
+
+const dir = tmpDir('wa-emu-scale-')
+const emu = await startEmulator({ env: { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_LOG_LEVEL: process.env.WA_EMULATOR_LOG_LEVEL || 'info' } })
+// the test helper keeps every stdout line: at this scale that is memory for nothing
+emu.lines.length = 0
+emu.proc.stdout.on('data', () => { emu.lines.length = 0 })
+trustEmulator(emu)
+const pid = emu.proc.pid
+const report = { devices, rate, link_concurrency: linkConcurrency }
+
+// as pairDevice (node_worker/test/emulator-helpers.js) with the patience a busy machine needs
+const link = async (phone) => {
+  const authDir = tmpDir('wa-emu-scale-dev-')
+  const first = await openClient(emu, authDir, config)
+  const qr = await first.waitFor((r) => r.qrs[0], 60000, 'qr')
+  const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
+  if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`)
+  await first.waitClose(60000)
+  await first.flushCreds()
+  const client = await openClient(emu, authDir, config)
+  await client.waitOpen(60000)
+  // the phone's history sync ends the first login (else the next one waits for it)
+  await client.waitFor((r) => r.history.length > 0, 60000, 'history sync')
+  return { client, authDir }
+}
+
+// 1. link every device (a worker's POST /accounts + scan, without the worker)
+const authDirs = []
+let next = 0
+const linkStart = Date.now()
+const cpuLink0 = cpuMs(pid)
+const lane = async () => {
+  while (next < devices) {
+    const i = next++
+    const { client, authDir } = await link(phoneOf(i))
+    authDirs[i] = authDir
+    await client.end()
+    if ((i + 1) % 50 === 0) process.stderr.write(`linked ${i + 1}/${devices} in ${((Date.now() - linkStart) / 1000).toFixed(0)} s\n`)
+  }
+}
+await Promise.all(Array.from({ length: linkConcurrency }, lane))
+report.link_s = (Date.now() - linkStart) / 1000
+report.link_cpu_ms_per_device = (cpuMs(pid) - cpuLink0) / devices
+await sleep(2000)
+const rssClosed = rssKiB(pid)
+report.rss_mb_all_closed = rssClosed / 1024
+report.state_file_mb = fs.statSync(path.join(dir, 'state.json')).size / 2 ** 20
+
+// 2. the storm: every device dials again, all at once or `rate` per second
+await emu.api('POST', '/stats/reset')
+const cpu0 = cpuMs(pid)
+const stormStart = Date.now()
+const clients = []
+const connectMs = []
+await Promise.all(authDirs.map(async (authDir, i) => {
+  if (rate > 0) await sleep(i * 1000 / rate)
+  const dialled = Date.now()
+  const client = await openClient(emu, authDir, config)
+  clients.push(client)
+  await client.waitOpen(120000)
+  connectMs.push(Date.now() - dialled)
+}))
+report.storm_s = (Date.now() - stormStart) / 1000
+report.connect_ms = { p50: pct(connectMs, 0.5), p99: pct(connectMs, 0.99), max: Math.max(...connectMs) }
+report.cpu_ms_per_connect = (cpuMs(pid) - cpu0) / devices
+await sleep(3000)
+const rssOpen = rssKiB(pid)
+report.rss_mb_all_open = rssOpen / 1024
+report.rss_kib_per_connection = (rssOpen - rssClosed) / devices
+
+// 3. idle, every device connected (their keep-alive pings only)
+const idle0 = cpuMs(pid)
+await sleep(idleS * 1000)
+report.idle_cpu_pct = (cpuMs(pid) - idle0) / (idleS * 10)
+report.stats = (await emu.api('GET', '/stats')).body
+
+process.stdout.write('SCALE ' + JSON.stringify(report) + '\n')
+await Promise.all(clients.map((c) => c.end().catch(() => {})))
+await emu.stop()
+process.exit(0)
