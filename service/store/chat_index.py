@@ -48,6 +48,15 @@ def _touch(conn: sqlite3.Connection, account: str, chat: str, source: str | None
            now: float, *, unread: bool = False, lid: str | None = None, name: str | None = None) -> None:
     """The chat's row after a message (or, ``source`` None, a history chat's timestamp) at ``at``: created, or its
     last message moved forward when ``at`` is not older; one more unread message for a live inbound one."""
+    if source is not None and not unread and lid is None and name is None:
+        # The common case (every accepted message: outbox.accept) in one statement instead of two.
+        conn.execute(
+            "INSERT INTO chats (account, id, kind, last_source, last_message_id, last_activity_at, unread_count,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (account, id) DO UPDATE SET"
+            " last_source = excluded.last_source, last_message_id = excluded.last_message_id,"
+            " last_activity_at = excluded.last_activity_at WHERE chats.last_activity_at <= excluded.last_activity_at",
+            (account, chat, kind_of(chat), source, message_id, at, now))
+        return
     created = conn.execute(
         "INSERT INTO chats (account, id, kind, lid, name, last_source, last_message_id, last_activity_at,"
         " unread_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, id) DO NOTHING",

@@ -65,10 +65,18 @@ def replayed(conn: sqlite3.Connection, account: str, idempotency_key: str, rhash
              now: float) -> dict[str, Any] | None:
     """The message this key accepted within 24 hours for the same request (KeyReused for another request), or
     None: a new request, to be accepted."""
-    found = conn.execute(
+    return _replay_of(conn, account, _key_row(conn, account, idempotency_key), rhash, now)
+
+
+def _key_row(conn: sqlite3.Connection, account: str, idempotency_key: str) -> Any:
+    return conn.execute(
         "SELECT message_id, request_hash, created_at FROM idempotency_keys WHERE account = ? AND key = ?",
         (account, idempotency_key),
     ).fetchone()
+
+
+def _replay_of(conn: sqlite3.Connection, account: str, found: Any, rhash: str, now: float) -> dict[str, Any] | None:
+    """``replayed``'s judgement of the key's row (None: no row, expired, or its message is gone)."""
     if found is None or found["created_at"] <= now - IDEMPOTENCY_WINDOW:
         return None
     if found["request_hash"] != rhash:
@@ -85,24 +93,29 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
     ``media``: its stored media (``body`` is then the caption, or ''); ``extra``: what else it is."""
     rhash = request_hash(phone_number, body, media, extra.identity if extra else None)
     if idempotency_key is not None:
-        original = replayed(conn, account, idempotency_key, rhash, now)
-        if original is not None:
-            return original, False
-        # expired (or its message is gone): the key starts over
-        conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
+        found = _key_row(conn, account, idempotency_key)
+        if found is not None:  # a new key (the common case) has no row to judge nor to delete
+            original = _replay_of(conn, account, found, rhash, now)
+            if original is not None:
+                return original, False
+            # expired (or its message is gone): the key starts over
+            conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
     _take_place(conn, account, max_outbox)
     message_id = new_id(now)
-    conn.execute(
+    # RETURNING: the row as stored (defaults and seq included) without reading it again; nothing later in this
+    # function changes it.
+    written = conn.execute(
         "INSERT INTO messages (account, id, wa_id, direction, phone_number, body, status, expires_at,"
         " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason, media_kind,"
         " media_sha256, media_mimetype, media_size, media_filename, media_ptt, action, content, target_id, reply_to)"
-        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (account, message_id, wa_id_for(message_id), phone_number, body,
          now + (extra.ttl if extra and extra.ttl is not None else ttl), idempotency_key, rhash, now, now, wait_reason,
          *((media.kind, media.sha256, media.mimetype, media.size, media.filename, int(media.ptt)) if media
            else (None, None, None, None, None, 0)),
          *((extra.action, extra.content, extra.target_id, extra.reply_to) if extra else (None, None, None, None))),
-    )
+    ).fetchone()
+    row = dict(written)
     chat_index.outbound(conn, account, phone_number, message_id, extra.action if extra else None, now)  # its chat
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).
@@ -112,7 +125,7 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
             "INSERT INTO idempotency_keys (account, key, message_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)",
             (account, idempotency_key, message_id, rhash, now),
         )
-    return _written(conn, account, message_id), True
+    return row, True
 
 
 def _take_place(conn: sqlite3.Connection, account: str, max_outbox: int) -> None:
