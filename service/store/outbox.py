@@ -18,22 +18,18 @@ from service.store.outbox_ids import is_group as is_group
 from service.store.outbox_ids import media_identity as media_identity
 from service.store.outbox_ids import request_hash as request_hash
 from service.store.outbox_ids import wa_id_for as wa_id_for
+from service.store.outbox_keys import IDEMPOTENCY_WINDOW as IDEMPOTENCY_WINDOW  # re-exported, as below
+from service.store.outbox_keys import KeyReused as KeyReused
+from service.store.outbox_keys import key_in_use as key_in_use
+from service.store.outbox_keys import key_row as _key_row
+from service.store.outbox_keys import replay_of as _replay_of
+from service.store.outbox_keys import replayed as replayed
 from service.store.paging import newest_first
-
-IDEMPOTENCY_WINDOW = 24 * 3600.0
 
 PENDING = ("queued", "sending")
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 STEP_COLUMN = {"queued": "queued_at", "sending": "sending_at", "sent": "sent_at",
                "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
-
-class KeyReused(Exception):
-    """The idempotency key names a message with another body."""
-
-    def __init__(self, message_id: str):
-        super().__init__(message_id)
-        self.message_id = message_id
-
 
 class OutboxFull(Exception):
     """The account has ``max_outbox`` messages waiting already."""
@@ -60,29 +56,6 @@ def _written(conn: sqlite3.Connection, account: str, message_id: str) -> dict[st
 
 
 # --- accepting ---------------------------------------------------------------------------------
-
-def replayed(conn: sqlite3.Connection, account: str, idempotency_key: str, rhash: str,
-             now: float) -> dict[str, Any] | None:
-    """The message this key accepted within 24 hours for the same request (KeyReused for another request), or
-    None: a new request, to be accepted."""
-    return _replay_of(conn, account, _key_row(conn, account, idempotency_key), rhash, now)
-
-
-def _key_row(conn: sqlite3.Connection, account: str, idempotency_key: str) -> Any:
-    return conn.execute(
-        "SELECT message_id, request_hash, created_at FROM idempotency_keys WHERE account = ? AND key = ?",
-        (account, idempotency_key),
-    ).fetchone()
-
-
-def _replay_of(conn: sqlite3.Connection, account: str, found: Any, rhash: str, now: float) -> dict[str, Any] | None:
-    """``replayed``'s judgement of the key's row (None: no row, expired, or its message is gone)."""
-    if found is None or found["created_at"] <= now - IDEMPOTENCY_WINDOW:
-        return None
-    if found["request_hash"] != rhash:
-        raise KeyReused(found["message_id"])
-    return get(conn, account, found["message_id"])
-
 
 def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: str,
            idempotency_key: str | None, now: float, ttl: float, max_outbox: int,
@@ -146,14 +119,6 @@ def _left_queue(conn: sqlite3.Connection, account: str) -> None:
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-def key_in_use(conn: sqlite3.Connection, account: str, key: str, now: float) -> bool:
-    """Whether ``key`` names a message accepted within the last 24 hours."""
-    return conn.execute(
-        "SELECT 1 FROM idempotency_keys WHERE account = ? AND key = ? AND created_at > ?",
-        (account, key, now - IDEMPOTENCY_WINDOW),
-    ).fetchone() is not None
-
 
 def get(conn: sqlite3.Connection, account: str, message_id: str) -> dict[str, Any] | None:
     return _row(conn.execute("SELECT * FROM messages WHERE account = ? AND id = ?", (account, message_id)).fetchone())
