@@ -1,6 +1,8 @@
 // The emulator at scale, with bare Baileys clients (no gateway, no worker): N linked devices, then every one
 // of them closed and dialled again at once or at a rate (a worker shard's restart), as the emulator sees it.
-// Usage: node bench/emulator-scale.mjs [--devices 300] [--rate 0] [--link-concurrency 8] [--idle 10]
+// Usage: node bench/emulator-scale.mjs [--devices 300] [--rate 0] [--link-concurrency 8] [--idle 10] [--dir DIR]
+// With --dir the emulator's state and the devices' auth states stay in DIR: a later run links only the devices
+// it does not hold yet (linking is the slow part: a minute per 20 devices on a busy 2-core machine).
 // Prints one line 'SCALE ' + JSON: the emulator's CPU per connect (ms), RSS per open connection (KiB), the
 // connect time of each device from its dial (p50/p99, ms), the storm's length, the idle CPU with every device
 // connected, and the emulator's GET /stats. Asserts nothing; not part of `make test` or `make bench`.
@@ -8,10 +10,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { openClient, startEmulator, tmpDir, trustEmulator } from '../node_worker/test/emulator-helpers.js'
 
-const arg = (name, fallback) => {
+const raw = (name) => {
   const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
+  return i > 0 ? process.argv[i + 1] : undefined
 }
+const arg = (name, fallback) => raw(name) === undefined ? fallback : Number(raw(name))
 const devices = arg('devices', 300)
 const rate = arg('rate', 0) // dials per second in the storm; 0: all at once
 const linkConcurrency = arg('link-concurrency', 8)
@@ -32,7 +35,12 @@ const pct = (values, p) => {
 const phoneOf = (i) => `+1555066${String(i).padStart(4, '0')}`
 const config = { keepAliveIntervalMs: keepAliveMs, connectTimeoutMs: 60000, defaultQueryTimeoutMs: 60000 }
 
-const dir = tmpDir('wa-emu-scale-')
+const dir = raw('dir') ? path.resolve(raw('dir')) : tmpDir('wa-emu-scale-')
+fs.mkdirSync(dir, { recursive: true })
+const deviceDir = (i) => path.join(dir, `dev-${i}`)
+const linked = (i) => {
+  try { return !!JSON.parse(fs.readFileSync(path.join(deviceDir(i), 'creds.json'), 'utf8')).me } catch { return false }
+}
 const emu = await startEmulator({ env: { WA_EMULATOR_STATE_FILE: path.join(dir, 'state.json'), WA_EMULATOR_LOG_LEVEL: process.env.WA_EMULATOR_LOG_LEVEL || 'info' } })
 // the test helper keeps every stdout line: at this scale that is memory for nothing
 emu.lines.length = 0
@@ -42,8 +50,8 @@ const pid = emu.proc.pid
 const report = { devices, rate, link_concurrency: linkConcurrency }
 
 // as pairDevice (node_worker/test/emulator-helpers.js) with the patience a busy machine needs
-const link = async (phone) => {
-  const authDir = tmpDir('wa-emu-scale-dev-')
+const link = async (phone, authDir) => {
+  fs.rmSync(authDir, { recursive: true, force: true })
   const first = await openClient(emu, authDir, config)
   const qr = await first.waitFor((r) => r.qrs[0], 60000, 'qr')
   const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
@@ -65,8 +73,9 @@ const cpuLink0 = cpuMs(pid)
 const lane = async () => {
   while (next < devices) {
     const i = next++
-    const { client, authDir } = await link(phoneOf(i))
-    authDirs[i] = authDir
+    authDirs[i] = deviceDir(i)
+    if (linked(i)) continue
+    const { client } = await link(phoneOf(i), deviceDir(i))
     await client.end()
     if ((i + 1) % 50 === 0) process.stderr.write(`linked ${i + 1}/${devices} in ${((Date.now() - linkStart) / 1000).toFixed(0)} s\n`)
   }
@@ -82,6 +91,7 @@ report.state_file_mb = fs.statSync(path.join(dir, 'state.json')).size / 2 ** 20
 // 2. the storm: every device dials again, all at once or `rate` per second
 await emu.api('POST', '/stats/reset')
 const cpu0 = cpuMs(pid)
+const clientCpu0 = process.cpuUsage()
 const stormStart = Date.now()
 const clients = []
 const connectMs = []
@@ -96,6 +106,9 @@ await Promise.all(authDirs.map(async (authDir, i) => {
 report.storm_s = (Date.now() - stormStart) / 1000
 report.connect_ms = { p50: pct(connectMs, 0.5), p99: pct(connectMs, 0.99), max: Math.max(...connectMs) }
 report.cpu_ms_per_connect = (cpuMs(pid) - cpu0) / devices
+// the clients' side of a login (Noise, login, prekey count, the first queries): about a worker's, without its journal
+const clientCpu = process.cpuUsage(clientCpu0)
+report.client_cpu_ms_per_connect = (clientCpu.user + clientCpu.system) / 1000 / devices
 await sleep(3000)
 const rssOpen = rssKiB(pid)
 report.rss_mb_all_open = rssOpen / 1024
