@@ -70,7 +70,20 @@ def latencies(n: int) -> dict:
 
 def _benchmarks(args: argparse.Namespace) -> dict:
     """name -> (measure, print_table); imported here so that one failing to import says which."""
-    from bench import accept, accounts, chats, e2e, groups, inbound, media, media_memory, postgresql, recovery, scale
+    from bench import (
+        accept,
+        accounts,
+        chats,
+        e2e,
+        failover,
+        groups,
+        inbound,
+        media,
+        media_memory,
+        postgresql,
+        recovery,
+        scale,
+    )
 
     documents = tuple(float(s) for s in args.document_sizes_mb.split(","))
     return {
@@ -81,6 +94,7 @@ def _benchmarks(args: argparse.Namespace) -> dict:
         "recovery": (recovery.measure, recovery.print_table),
         "accounts": (accounts.measure, accounts.print_table),
         "postgresql": (postgresql.measure, postgresql.print_table),
+        "failover": (failover.measure, failover.print_table),
         "media": (lambda: media.measure(size=int(args.media_size_mb * media.MIB), n=args.media_n), media.print_table),
         "media_memory": (lambda: media_memory.measure(documents), media_memory.print_table),
         "groups": (groups.measure, groups.print_table),

@@ -11,6 +11,7 @@ import time
 import asyncpg
 
 from service.cluster.instance_lock import InstanceLock, session_settings
+from service.cluster.lease_keeper import LeaseKeeper, preferred
 from service.store import leases
 from service.store.pg import PostgresDatabase
 
@@ -142,4 +143,72 @@ async def test_a_lock_that_is_not_held_is_not_recorded(url):
     finally:
         if b.conn is not None and not b.conn.is_closed():
             b.conn.terminate()
+        db.close()
+
+
+ACCOUNTS = ["default", "sales", "support", "billing"]
+
+
+class Keeper(Node):
+    """A node with its lease keeper, as the placement wires them (lock watch -> wake, heartbeat -> the lock)."""
+
+    def __init__(self, db: PostgresDatabase, url: str, name: str):
+        super().__init__(db, url, name)
+        self.serving: dict[str, int] = {}
+        self.lost: list[str] = []
+
+        async def names():
+            return list(ACCOUNTS)
+
+        async def acquired(account, generation):
+            self.serving[account] = generation
+
+        async def lost(account):
+            self.serving.pop(account, None)
+            self.lost.append(account)
+
+        self.keeper = LeaseKeeper(db, instance=name, ttl=TTL, accounts=names, on_acquired=acquired, on_lost=lost,
+                                  interval=0.2, lock=lambda: self.lock.held)
+
+    def _dead(self) -> None:
+        super()._dead()
+        self.keeper.wake()
+
+
+def by_preference(*nodes: Keeper) -> bool:
+    names = [n.name for n in nodes]
+    return all(set(n.serving) == {x for x in ACCOUNTS if preferred(x, names) == n.name} for n in nodes)
+
+
+async def test_an_instance_that_lives_on_without_its_lock_gives_up_what_was_taken_and_gets_it_back(url):
+    """The lock's connection drops while the instance lives (a network blip, pg_terminate_backend): the other
+    takes its accounts at once, left out of the live ones; it drops them at its next renewal (fenced), takes a
+    new lock when its connection is back, and gets its share back by handoff."""
+    db = PostgresDatabase(url).open()
+    a, b = Keeper(db, url, "gw-a"), Keeper(db, url, "gw-b")
+    try:
+        await a.attach()
+        await b.attach()
+        await a.keeper.start()
+        await b.keeper.start()
+        await until(lambda: by_preference(a, b), timeout=10, what="the accounts spread by preference")
+        share = dict(a.serving)
+        assert share
+
+        started = time.monotonic()
+        a.die()  # a's keeper goes on beating, without a lock
+        await until(lambda: set(b.serving) == set(ACCOUNTS), timeout=10, what="b takes a's share at once")
+        assert time.monotonic() - started < TTL / 6
+        await until(lambda: not a.serving, timeout=10, what="a drops what it lost")
+        assert set(a.lost) >= set(share)
+        assert all(b.serving[x] == g + 1 for x, g in share.items())  # new generations: a's are fenced
+
+        await a.attach()  # its connection is back: a new lock
+        await until(lambda: by_preference(a, b), timeout=10, what="a's share handed back")
+    finally:
+        await a.keeper.stop()
+        await b.keeper.stop()
+        for node in (a, b):
+            if node.conn is not None and not node.conn.is_closed():
+                node.conn.terminate()
         db.close()

@@ -3,8 +3,7 @@ emulator: accounts spread across them by lease, any instance answers any account
 dies, stops or freezes loses its accounts to the other without a QR and without losing or doubling a
 message (issue 14).
 
-Instance A runs the emulator (a sandbox stack); instance B is a plain stack pointed at it. The instance
-ids are chosen so that rendezvous hashing gives each two of the four accounts.
+The two instances and their four accounts: tests/helpers/cluster.py (bench/failover.py uses the same).
 
 The TTL is long (issue 28) so that the two ways of losing an instance tell apart: a killed one loses its
 PostgreSQL session, and its advisory lock with it, at once, and its accounts move in a fraction of the TTL;
@@ -15,51 +14,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import signal
-import subprocess
 import time
 from collections import Counter
 
 import pytest
 
-from service.cluster.lease_keeper import preferred
 from service.store import leases
 from service.store.pg import PostgresDatabase
 from tests.helpers import media_samples as samples
-from tests.helpers.stack import REPO, Stack, session_processes, wait_for
+from tests.helpers.cluster import ACCOUNTS, CONTACT, connected, devices, freeze, path, serving, start_cluster
+from tests.helpers.stack import Stack, wait_for
 
-ACCOUNTS = {"default": "+15550031001", "sales": "+15550031002", "support": "+15550031003",
-            "billing": "+15550031004"}
-CONTACT = "+15550031099"
 TTL = 20.0
-
-
-def instance_ids() -> tuple[str, str]:
-    """Two ids that split the four accounts two and two (so both instances serve some)."""
-    for n in range(100):
-        a, b = f"gw-a{n}", f"gw-b{n}"
-        if Counter(preferred(x, [a, b]) for x in ACCOUNTS) == Counter({a: 2, b: 2}):
-            return a, b
-    raise AssertionError("no split found")
-
-
-def path(name: str, route: str) -> str:
-    return route if name == "default" else f"/accounts/{name}{route}"
-
-
-def serving(stack: Stack) -> set[str]:
-    try:
-        return set(stack.get("/health").json().get("instance", {}).get("accounts", []))
-    except OSError:
-        return set()
-
-
-def connected(stack: Stack, name: str) -> bool:
-    try:
-        return stack.get(path(name, "/status")).json().get("state") == "connected"
-    except (OSError, ValueError):
-        return False
 
 
 def inbox_texts(emu_stack: Stack) -> Counter:
@@ -86,71 +53,9 @@ def wait_delivered_once(emu_stack: Stack, texts: list[str], timeout: float) -> N
     assert all(counts[t] == 1 for t in texts), {t: counts[t] for t in texts if counts[t] != 1}
 
 
-def devices(emu_stack: Stack) -> dict[str, int]:
-    """Linked devices per account phone at the emulator: a new pairing (a QR scanned) would add one."""
-    return {acc["phone_number"]: len(acc["devices"]) for acc in emu_stack.emu("GET", "/").json()["accounts"]
-            if acc["phone_number"] in ACCOUNTS.values()}
-
-
-def freeze(stack: Stack, sig: int) -> list[int]:
-    pids = session_processes(stack.proc.pid)
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
 @pytest.fixture
 def cluster(postgres_server, make_stack):
-    url = postgres_server.create_database()
-    a_id, b_id = instance_ids()
-    # Media in PostgreSQL too (WA_MEDIA_STORE): any instance serves and sends any account's media.
-    common = {"WA_DATABASE_URL": url, "WA_LEASE_TTL": str(TTL), "WA_KEEPALIVE_MS": "1000", "WA_MEDIA_STORE": "postgres"}
-    a = make_stack({**common, "WA_INSTANCE_ID": a_id}, sandbox=True, start=False)
-    a.env["WA_INSTANCE_URL"] = a.base
-    a.start()
-    root_key = subprocess.run(
-        ["node", str(REPO / "node_worker" / "emulator" / "main.js"), "root-key"], check=True, text=True,
-        capture_output=True,
-        env={**os.environ, "WA_EMULATOR_ROOT_KEY_FILE": str(a.data_dir / "emulator" / "root-key.json")},
-    ).stdout.strip()
-    # A's emulator's media host (its own test CA): B's worker must trust it to download and upload media there.
-    media_ca = subprocess.run(
-        ["node", str(REPO / "node_worker" / "emulator" / "main.js"), "media-ca"], check=True, text=True,
-        capture_output=True,
-        env={**os.environ, "WA_EMULATOR_MEDIA_DIR": str(a.data_dir / "emulator" / "wa-emulator-media")},
-    ).stdout.strip()
-
-    def make_b() -> Stack:
-        # a sandbox too: the worker refuses WA_SANDBOX_ROOT_KEY outside one (issue 21); it is pointed at A's
-        # emulator (its own idles), so both instances share one WhatsApp network
-        b = make_stack({**common, "WA_INSTANCE_ID": b_id, "WA_SANDBOX_ROOT_KEY": root_key}, sandbox=True, start=False)
-        b.env["WA_SERVER_URL"] = f"ws://127.0.0.1:{a.emulator_port}/ws/chat"
-        b.env["WA_SANDBOX_MEDIA_CA"] = media_ca
-        b.env["WA_INSTANCE_URL"] = b.base
-        return b.start()
-
-    # A alone: it takes every account; each is paired once, through A.
-    for name in ACCOUNTS:
-        if name != "default":
-            assert a.post("/accounts", {"name": name}).status == 201
-    wait_for(lambda: serving(a) == set(ACCOUNTS), 20, "A serves every account")
-    for name, phone in ACCOUNTS.items():
-        status = a.post(path(name, "/connect")).json()
-        if status["state"] != "qr":
-            status = wait_for(lambda name=name: (s := a.get(path(name, "/status")).json())["state"] == "qr" and s, 20,
-                              "QR")
-        assert a.emu("POST", "/phone/scan", {"phone_number": phone, "qr": status["qr"]}).status == 200
-        wait_for(lambda name=name: connected(a, name), 30, f"{name} connected")
-    assert devices(a) == {phone: 1 for phone in ACCOUNTS.values()}
-    b = make_b()
-    wait_for(lambda: serving(a) and serving(b) and serving(a) | serving(b) == set(ACCOUNTS)
-             and not serving(a) & serving(b), 30, "the accounts spread over A and B")
-    for name in ACCOUNTS:
-        wait_for(lambda name=name: connected(b, name), 40, f"{name} connected (asked through B)")
-    return {"a": a, "b": b, "make_b": make_b, "ids": (a_id, b_id)}
+    return start_cluster(make_stack, postgres_server.create_database(), TTL)
 
 
 def test_spread_any_instance_answers_and_a_killed_instance_fails_over_without_qr_or_loss(cluster):
