@@ -111,6 +111,14 @@ class EventHub:
         while True:
             woken = self._notifier.current()
             try:
+                if not self._subs:
+                    # Nobody to hand rows to: only where the log ends (a new stream starts there), not every row.
+                    # A stream that subscribed meanwhile started at the old head: then its rows are read below.
+                    last = await self._run_db(event_log.last_seq)
+                    if not self._subs:
+                        self.head = max(self.head, last)
+                        await self._notifier.wait(IDLE, woken)
+                        continue
                 rows = await self._run_db(event_log.after, self.head, limit=PAGE)
             except Exception as exc:  # noqa: BLE001 - the store may be busy or full: try again later
                 log.warning("sse.read_failed", error=type(exc).__name__)

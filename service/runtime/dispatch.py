@@ -27,13 +27,14 @@ from typing import Any
 import structlog
 
 from service.errors import ApiError
+from service.runtime.dispatch_upkeep import upkeep
 from service.runtime.governor import DAY, Governor
 from service.runtime.link import AccountLink
 from service.runtime.verdict import backoff, judge
 from service.runtime.waiters import Waiters
 from service.runtime.worker_client import SendRun, WorkerApi, send_run
 from service.states import DEFAULT_ACCOUNT, DONE, FailureReason, WaitReason
-from service.store import contacts, leases, outbox
+from service.store import contacts, dispatch_plan, inbound_status, leases, outbox
 from service.store.db import Database
 from service.store.full_disk import FullDiskLog, storage_full
 
@@ -172,18 +173,8 @@ class Dispatcher:
             if new:
                 self.wake(row["phone_number"])
             return row
-        future = self.waiter(row["id"])
-        self.wake(row["phone_number"])
-        try:
-            done = await asyncio.wait_for(future, wait)  # None: it will not go now (the gateway is draining)
-        except TimeoutError:
-            done = None
-        finally:
-            self.forget(row["id"], future)
+        done = await self._waiters.wait(row["id"], wait, then=lambda: self.wake(row["phone_number"]))
         return done or await self.db.run(outbox.get, self.account, row["id"]) or row
-
-    def forget(self, message_id: str, future: asyncio.Future[dict[str, Any] | None]) -> None:
-        self._waiters.forget(message_id, future)
 
     @property
     def waiting_callers(self) -> int:
@@ -214,11 +205,14 @@ class Dispatcher:
         if self._own_link:
             self.link.on_event(event, result)
         row = result.get("message")
-        if row is not None:
-            log.info("message.status", message_id=row["id"], status=row["status"])
-            self._advanced(row, result.get("reached", ()))
+        if row is not None:  # logged already, as the worker's event (worker_events.py: whatsapp.message.status)
+            reached = result.get("reached", ())
+            self._advanced(row, reached)
             self.changed(row)
-            self.wake()  # a receipted message that was waiting to be resent no longer blocks its recipient
+            if "sent" in reached and row["phone_number"] not in self._inflight:
+                # A receipted message that was waiting (to be resent, in backoff) no longer blocks its recipient.
+                # Any other receipt changes nothing here: one round per message it releases, not per receipt.
+                self.wake()
 
     # --- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -245,20 +239,17 @@ class Dispatcher:
         now = self.clock()
         if now - self._expired_at >= 1.0:
             self._expired_at = now
-            for message_id in await self.db.run(outbox.expire, self.account, now):
-                log.info("message.failed", message_id=message_id, reason="expired")
-                self.changed(await self.db.run(outbox.get, self.account, message_id))
-            for row in await self.db.run(outbox.flag_undelivered, self.account, now - self.receipt_bound, now):
-                log.warning("message.no_delivery_receipt", message_id=row["id"], whatsapp_id=row["wa_id"],
-                            bound_s=self.receipt_bound)
-                self.changed(row)
+            await upkeep(self.db, self.account, now, self.receipt_bound, self.changed)
         if not self.connected or self._draining or self.fenced:
             self._parked = set()
             return self.poll_interval
         next_due = now + self.poll_interval
         parked: set[str] = set()
-        for head in await self.db.run(outbox.heads, self.account):
+        free = self.concurrency - len(self._inflight)
+        for head in await self.db.run(dispatch_plan.plan, self.account, set(self._inflight), free, now,
+                                      self.batch_size - 1):
             phone = head["phone_number"]
+            planned, following = head.pop(dispatch_plan.FIRST_CONTACT, None), head.pop(dispatch_plan.FOLLOWING, None)
             if phone in self._inflight:
                 continue
             if head["status"] == "sending":
@@ -274,8 +265,10 @@ class Dispatcher:
                 next_due = min(next_due, head["next_attempt_at"])
                 parked.add(phone)
                 continue
-            first_contact = await self.db.run(contacts.is_first_contact, self.account, phone)
-            now = self.clock()
+            if planned is None:  # not among those the plan read ahead for (the governor held one of them)
+                planned = await self.db.run(contacts.is_first_contact, self.account, phone)
+                now = self.clock()
+            first_contact = planned
             delay, reason = self.governor.delay_for(self.account, phone, first_contact, now)
             if delay > 0:
                 next_due = min(next_due, now + delay)
@@ -287,7 +280,7 @@ class Dispatcher:
             self.governor.record_send(self.account, phone, first_contact, now)
             run = [head]
             if self.batch_size > 1:
-                run += await self._rest_of_run(head, first_contact, now)
+                run += await self._rest_of_run(head, first_contact, now, following)
             if self._draining:  # the drain began while this round read the store: it has counted what is in flight
                 break
             self._inflight[phone] = asyncio.create_task(self._send(run, first_contact, now),
@@ -296,12 +289,16 @@ class Dispatcher:
         self._parked = parked
         return max(0.0, next_due - self.clock())
 
-    async def _rest_of_run(self, head: dict[str, Any], first_contact: bool, now: float) -> list[dict[str, Any]]:
+    async def _rest_of_run(self, head: dict[str, Any], first_contact: bool, now: float,
+                           following: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """The recipient's next messages that may go with its head, in order: each due now and let through
-        by the governor, up to the first that is not (a recipient's order is never broken)."""
+        by the governor, up to the first that is not (a recipient's order is never broken). ``following``: those
+        the round's plan read already (None: read them now)."""
+        if following is None:
+            following = await self.db.run(outbox.next_queued, self.account, head["phone_number"], head["seq"],
+                                          self.batch_size - 1)
         run = []
-        for row in await self.db.run(outbox.next_queued, self.account, head["phone_number"], head["seq"],
-                                     self.batch_size - 1):
+        for row in following:
             if row["status"] != "queued" or row["next_attempt_at"] > now:
                 break
             delay, _ = self.governor.delay_for(self.account, row["phone_number"], first_contact, now)
@@ -327,12 +324,14 @@ class Dispatcher:
             if not rows:
                 return  # cancelled or receipted meanwhile
             self._full.ok()  # a write went through (it says so once, if the disk had been full)
-            for row in rows:
-                log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
+            for row in rows:  # a first attempt says it with its worker's message.relayed and its status: not again
+                if row["attempts"] > 1:
+                    log.info("message.sending", message_id=row["id"], whatsapp_id=row["wa_id"], attempt=row["attempts"])
             results = await self._send_run(self.worker, rows)
             sent = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
             if sent:
-                for moved, reached in await self.db.run(outbox.advance_run, self.account, sent, "sent", self.clock()):
+                recorded = await self.db.run(inbound_status.advance_run, self.account, sent, "sent", self.clock())
+                for moved, reached in recorded:
                     if moved is not None:
                         log.info("message.sent", message_id=moved["id"], whatsapp_id=moved["wa_id"])
                         self._advanced(moved, reached)

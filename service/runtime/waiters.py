@@ -8,7 +8,7 @@ caller then reads the message as it is. Bounded by WA_OUTBOX_MAX, as each waits 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Row = dict[str, Any]
@@ -26,6 +26,18 @@ class Waiters:
             return future
         self._futures.setdefault(message_id, set()).add(future)
         return future
+
+    async def wait(self, message_id: str, timeout: float, then: Callable[[], None]) -> Row | None:
+        """The message's row once it is done, None after ``timeout`` seconds or when this process will not send
+        it (a drain). Registered before ``then`` runs (the dispatcher's wake-up), so no change is missed."""
+        future = self.add(message_id)
+        then()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self.forget(message_id, future)
 
     def forget(self, message_id: str, future: asyncio.Future[Row | None]) -> None:
         waiting = self._futures.get(message_id)

@@ -20,6 +20,7 @@ from service.store import (
     inbound_content,
     inbound_groups,
     inbound_media,
+    inbound_status,
     outbox,
 )
 from service.store.ids import new_id
@@ -155,7 +156,7 @@ def store_worker_event(conn: sqlite3.Connection, account: str, event: dict[str, 
         status, wa_id = WORKER_RECEIPTS.get(event.get("status", "")), _str(event.get("id"))
         if not (status and wa_id):
             return {"event": None, "message": None}
-        row, reached = outbox.advance(conn, account, None, status, now, wa_id=wa_id)
+        [(row, reached)] = inbound_status.advance_many(conn, account, [(None, wa_id, status)], now)
         participant = _str(event.get("participant"))
         stored = _participant_status(conn, account, event, wa_id, status, participant, now) if participant else None
         # "reached": the steps this receipt filled (outbox.advance), for the latency histograms.
