@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from service.store import chat_index, event_log, leases
+from service.store import chat_index, event_log, leases, outbox_pg
 from service.store.ids import new_id
 from service.store.outbox_ids import OutboundExtra as OutboundExtra  # re-exported: callers name them outbox.*
 from service.store.outbox_ids import OutboundMedia as OutboundMedia
@@ -65,16 +65,27 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
     ``wait_reason``: why it will wait (the account is not connected now), shown from the first answer.
     ``media``: its stored media (``body`` is then the caption, or ''); ``extra``: what else it is."""
     rhash = request_hash(phone_number, body, media, extra.identity if extra else None)
+    message_id = new_id(now)
+    action = extra.action if extra else None
+    values = (account, message_id, wa_id_for(message_id), phone_number, body,
+              now + (extra.ttl if extra and extra.ttl is not None else ttl), idempotency_key, rhash, now, wait_reason,
+              *((media.kind, media.sha256, media.mimetype, media.size, media.filename, int(media.ptt)) if media
+                else (None, None, None, None, None, 0)),
+              *((action, extra.content, extra.target_id, extra.reply_to) if extra else (None, None, None, None)))
+    if getattr(conn, "dialect", "sqlite") == "postgresql":  # one round trip when nothing stands in the way
+        found = outbox_pg.accept_at_once(conn, values, max_outbox=max_outbox, chat_kind=chat_index.kind_of(
+            phone_number) if action in chat_index.MESSAGE_ACTIONS else None)
+        if found is not None:
+            return dict(found), True
     if idempotency_key is not None:
-        found = _key_row(conn, account, idempotency_key)
-        if found is not None:  # a new key (the common case) has no row to judge nor to delete
-            original = _replay_of(conn, account, found, rhash, now)
+        key_row = _key_row(conn, account, idempotency_key)
+        if key_row is not None:  # a new key (the common case) has no row to judge nor to delete
+            original = _replay_of(conn, account, key_row, rhash, now)
             if original is not None:
                 return original, False
             # expired (or its message is gone): the key starts over
             conn.execute("DELETE FROM idempotency_keys WHERE account = ? AND key = ?", (account, idempotency_key))
     _take_place(conn, account, max_outbox)
-    message_id = new_id(now)
     # RETURNING: the row as stored (defaults and seq included) without reading it again; nothing later in this
     # function changes it.
     written = conn.execute(
@@ -82,14 +93,10 @@ def accept(conn: sqlite3.Connection, *, account: str, phone_number: str, body: s
         " idempotency_key, request_hash, created_at, queued_at, next_attempt_at, wait_reason, media_kind,"
         " media_sha256, media_mimetype, media_size, media_filename, media_ptt, action, content, target_id, reply_to)"
         " VALUES (?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (account, message_id, wa_id_for(message_id), phone_number, body,
-         now + (extra.ttl if extra and extra.ttl is not None else ttl), idempotency_key, rhash, now, now, wait_reason,
-         *((media.kind, media.sha256, media.mimetype, media.size, media.filename, int(media.ptt)) if media
-           else (None, None, None, None, None, 0)),
-         *((extra.action, extra.content, extra.target_id, extra.reply_to) if extra else (None, None, None, None))),
+        (*values[:9], now, *values[9:]),  # created_at and queued_at
     ).fetchone()
     row = dict(written)
-    chat_index.outbound(conn, account, phone_number, message_id, extra.action if extra else None, now)  # its chat
+    chat_index.outbound(conn, account, phone_number, message_id, action, now)  # its chat
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # The instance serving the account hears of it when this commits (service/cluster/pg_notify.py).
         conn.execute("SELECT pg_notify('wa_outbox', ?)", (f"{account}\t{phone_number}",))
