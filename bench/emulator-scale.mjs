@@ -1,6 +1,6 @@
 // The emulator at scale, with bare Baileys clients (no gateway, no worker): N linked devices, then every one
 // of them closed and dialled again at once or at a rate (a worker shard's restart), as the emulator sees it.
-// Usage: node bench/emulator-scale.mjs [--devices 300] [--rate 0] [--link-concurrency 8] [--idle 10] [--dir DIR]
+// Usage: node bench/emulator-scale.mjs [--devices 300] [--rates 40,0] [--link-concurrency 8] [--idle 10] [--dir DIR]
 // With --dir the emulator's state and the devices' auth states stay in DIR: a later run links only the devices
 // it does not hold yet (linking is the slow part: a minute per 20 devices on a busy 2-core machine).
 // Prints one line 'SCALE ' + JSON: the emulator's CPU per connect (ms), RSS per open connection (KiB), the
@@ -16,7 +16,7 @@ const raw = (name) => {
 }
 const arg = (name, fallback) => raw(name) === undefined ? fallback : Number(raw(name))
 const devices = arg('devices', 300)
-const rate = arg('rate', 0) // dials per second in the storm; 0: all at once
+const rates = (raw('rates') ?? '0').split(',').map(Number) // dials per second in each storm; 0: all at once
 const linkConcurrency = arg('link-concurrency', 8)
 const idleS = arg('idle', 10)
 const keepAliveMs = arg('keepalive-ms', 30000)
@@ -47,22 +47,30 @@ emu.lines.length = 0
 emu.proc.stdout.on('data', () => { emu.lines.length = 0 })
 trustEmulator(emu)
 const pid = emu.proc.pid
-const report = { devices, rate, link_concurrency: linkConcurrency }
+const report = { devices, link_concurrency: linkConcurrency }
 
 // as pairDevice (node_worker/test/emulator-helpers.js) with the patience a busy machine needs
 const link = async (phone, authDir) => {
   fs.rmSync(authDir, { recursive: true, force: true })
-  const first = await openClient(emu, authDir, config)
-  const qr = await first.waitFor((r) => r.qrs[0], 60000, 'qr')
-  const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
-  if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`)
-  await first.waitClose(60000)
-  await first.flushCreds()
-  const client = await openClient(emu, authDir, config)
-  await client.waitOpen(60000)
-  // the phone's history sync ends the first login (else the next one waits for it)
-  await client.waitFor((r) => r.history.length > 0, 60000, 'history sync')
-  return { client, authDir }
+  const opened = []
+  try {
+    const first = await openClient(emu, authDir, config)
+    opened.push(first)
+    const qr = await first.waitFor((r) => r.qrs[0], 60000, 'qr')
+    const scan = await emu.api('POST', '/phone/scan', { phone_number: phone, qr })
+    if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`)
+    await first.waitClose(60000)
+    await first.flushCreds()
+    const client = await openClient(emu, authDir, config)
+    opened.push(client)
+    await client.waitOpen(60000)
+    // the phone's history sync ends the first login (else the next one waits for it)
+    await client.waitFor((r) => r.history.length > 0, 60000, 'history sync')
+    return { client, authDir }
+  } catch (err) {
+    for (const c of opened) await c.end().catch(() => {})
+    throw err
+  }
 }
 
 // 1. link every device (a worker's POST /accounts + scan, without the worker)
@@ -75,8 +83,17 @@ const lane = async () => {
     const i = next++
     authDirs[i] = deviceDir(i)
     if (linked(i)) continue
-    const { client } = await link(phoneOf(i), deviceDir(i))
-    await client.end()
+    // a busy machine may miss the emulator's 10 s pairing query: that device links again from the start
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { client } = await link(phoneOf(i), deviceDir(i))
+        await client.end()
+        break
+      } catch (err) {
+        process.stderr.write(`link ${i} attempt ${attempt}: ${err.message}\n`)
+        if (attempt === 3) throw err
+      }
+    }
     if ((i + 1) % 50 === 0) process.stderr.write(`linked ${i + 1}/${devices} in ${((Date.now() - linkStart) / 1000).toFixed(0)} s\n`)
   }
 }
@@ -88,39 +105,47 @@ const rssClosed = rssKiB(pid)
 report.rss_mb_all_closed = rssClosed / 1024
 report.state_file_mb = fs.statSync(path.join(dir, 'state.json')).size / 2 ** 20
 
-// 2. the storm: every device dials again, all at once or `rate` per second
-await emu.api('POST', '/stats/reset')
-const cpu0 = cpuMs(pid)
-const clientCpu0 = process.cpuUsage()
-const stormStart = Date.now()
-const clients = []
-const connectMs = []
-await Promise.all(authDirs.map(async (authDir, i) => {
-  if (rate > 0) await sleep(i * 1000 / rate)
-  const dialled = Date.now()
-  const client = await openClient(emu, authDir, config)
-  clients.push(client)
-  await client.waitOpen(120000)
-  connectMs.push(Date.now() - dialled)
-}))
-report.storm_s = (Date.now() - stormStart) / 1000
-report.connect_ms = { p50: pct(connectMs, 0.5), p99: pct(connectMs, 0.99), max: Math.max(...connectMs) }
-report.cpu_ms_per_connect = (cpuMs(pid) - cpu0) / devices
-// the clients' side of a login (Noise, login, prekey count, the first queries): about a worker's, without its journal
-const clientCpu = process.cpuUsage(clientCpu0)
-report.client_cpu_ms_per_connect = (clientCpu.user + clientCpu.system) / 1000 / devices
-await sleep(3000)
-const rssOpen = rssKiB(pid)
-report.rss_mb_all_open = rssOpen / 1024
-report.rss_kib_per_connection = (rssOpen - rssClosed) / devices
-
-// 3. idle, every device connected (their keep-alive pings only)
-const idle0 = cpuMs(pid)
-await sleep(idleS * 1000)
-report.idle_cpu_pct = (cpuMs(pid) - idle0) / (idleS * 10)
-report.stats = (await emu.api('GET', '/stats')).body
-
+// 2. the storms: every device dials again, all at once or `rate` per second, once per rate of --rates
+const storm = async (rate) => {
+  const out = { rate }
+  await emu.api('POST', '/stats/reset')
+  const cpu0 = cpuMs(pid)
+  const clientCpu0 = process.cpuUsage()
+  const stormStart = Date.now()
+  const clients = []
+  const connectMs = []
+  await Promise.all(authDirs.map(async (authDir, i) => {
+    if (rate > 0) await sleep(i * 1000 / rate)
+    const dialled = Date.now()
+    const client = await openClient(emu, authDir, config)
+    clients.push(client)
+    await client.waitOpen(120000)
+    connectMs.push(Date.now() - dialled)
+  }))
+  out.storm_s = (Date.now() - stormStart) / 1000
+  out.connect_ms = { p50: pct(connectMs, 0.5), p99: pct(connectMs, 0.99), max: Math.max(...connectMs) }
+  out.cpu_ms_per_connect = (cpuMs(pid) - cpu0) / devices
+  // the clients' side of a login (Noise, login, prekey count, the first queries): about a worker's, without its journal
+  const clientCpu = process.cpuUsage(clientCpu0)
+  out.client_cpu_ms_per_connect = (clientCpu.user + clientCpu.system) / 1000 / devices
+  await sleep(3000)
+  const rssOpen = rssKiB(pid)
+  out.rss_mb_all_open = rssOpen / 1024
+  out.rss_kib_per_connection = (rssOpen - rssClosed) / devices
+  // idle, every device connected (their keep-alive pings only)
+  const idle0 = cpuMs(pid)
+  await sleep(idleS * 1000)
+  out.idle_cpu_pct = (cpuMs(pid) - idle0) / (idleS * 10)
+  out.stats = (await emu.api('GET', '/stats')).body
+  await Promise.all(clients.map((c) => c.end().catch(() => {})))
+  await sleep(2000)
+  return out
+}
+report.storms = []
+for (const rate of rates) {
+  report.storms.push(await storm(rate))
+  process.stderr.write(`storm ${JSON.stringify(report.storms.at(-1))}\n`)
+}
 process.stdout.write('SCALE ' + JSON.stringify(report) + '\n')
-await Promise.all(clients.map((c) => c.end().catch(() => {})))
 await emu.stop()
 process.exit(0)
