@@ -111,6 +111,7 @@ class PostgresDatabase(WriterQueue):
         self.applied: list[int] = []
         self.commits = 0
         self.retries = 0  # batches run again after a serialization failure or deadlock (tests, metrics)
+        self.resends = 0  # batches run again with savepoints because one of their pieces failed (tests)
         self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,6 +181,7 @@ class PostgresDatabase(WriterQueue):
     def _run_batch(self, batch: list[Work]) -> None:
         error: BaseException | None = None
         reconnects = 0
+        savepoints = False  # until a piece fails: see _attempt
         for attempt in range(RETRIES):
             if self._raw is None or self._raw.is_closed():
                 try:
@@ -188,7 +190,11 @@ class PostgresDatabase(WriterQueue):
                     error = exc
                     break
             try:
-                results = self._attempt(batch)
+                results = self._attempt(batch, savepoints=savepoints)
+            except _PieceFailed:
+                savepoints = True  # the batch again, each piece in its savepoint, so that the failing one fails alone
+                self.resends += 1
+                continue
             except _Retry as retry:
                 error = retry.cause
                 if retry.reconnect:
@@ -214,20 +220,25 @@ class PostgresDatabase(WriterQueue):
         for *_call, future in batch:
             future.set_exception(error)
 
-    def _attempt(self, batch: list[Work]) -> list[tuple[Future[Any], bool, Any]]:
-        """One try at the whole batch in one SERIALIZABLE transaction; ``_Retry`` when it may run again."""
+    def _attempt(self, batch: list[Work], *, savepoints: bool) -> list[tuple[Future[Any], bool, Any]]:
+        """One try at the whole batch in one SERIALIZABLE transaction; ``_Retry`` when it may run again.
+
+        Round trips are what a batch costs. Without ``savepoints`` the pieces run one after the other with none
+        between them, and the first piece that fails ends the try (``_PieceFailed``: the caller runs the batch
+        again with them; the pieces are pure SQL, as for a retry): a savepoint per piece was one round trip in
+        two of an accept (outbox_pg.py). With them, BEGIN and the first savepoint go as one, and so do each
+        RELEASE and the next SAVEPOINT. A batch of one piece needs no savepoint at all."""
         loop, raw = self._loop, self._raw
         assert loop is not None and raw is not None
         conn = PgConnection(raw, loop)
         results: list[tuple[Future[Any], bool, Any]] = []
         run = loop.run_until_complete
-        # Round trips are what a batch costs: BEGIN and the first savepoint go as one, and so do each
-        # RELEASE and the next SAVEPOINT; a batch of one piece needs no savepoint at all.
         multi = len(batch) > 1
+        marks = multi and savepoints
         try:
-            run(raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE" + ("; SAVEPOINT piece" if multi else "")))
+            run(raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE" + ("; SAVEPOINT piece" if marks else "")))
             for i, (fn, args, kwargs, future) in enumerate(batch):
-                if i:
+                if i and marks:
                     run(raw.execute("RELEASE SAVEPOINT piece; SAVEPOINT piece"))
                 held = set(conn.locks)
                 try:
@@ -238,6 +249,8 @@ class PostgresDatabase(WriterQueue):
                     if not multi:  # the transaction was this one piece: nothing to commit
                         self._rollback()
                         return [(future, False, exc)]
+                    if not marks:
+                        raise _PieceFailed() from exc
                     run(raw.execute("ROLLBACK TO SAVEPOINT piece"))
                     conn.locks = held  # locks taken in a rolled-back savepoint are released with it
                     results.append((future, False, exc))
@@ -261,6 +274,10 @@ class PostgresDatabase(WriterQueue):
     def _rollback(self) -> None:
         assert self._loop is not None
         rollback(self._raw, self._loop)
+
+
+class _PieceFailed(Exception):
+    """A piece of a batch run without savepoints failed: the batch runs again with them."""
 
 
 class _Retry(Exception):

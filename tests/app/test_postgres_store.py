@@ -165,6 +165,7 @@ def test_a_failing_piece_rolls_back_alone_and_callers_learn_only_after_the_commi
     holder.result(10)
     assert futures[0].result(10) is None and futures[3].result(10) is None
     assert db.commits == commits + 2  # the holder's transaction, then the four pieces in one
+    assert db.resends == 1  # first without savepoints (pg.py _attempt); the failures sent it again with them
     with pytest.raises(Exception, match="duplicate key"):
         futures[1].result()
     with pytest.raises(ZeroDivisionError):
