@@ -71,6 +71,13 @@ test('a restart resumes six accounts at the rate; a mass disconnect reconnects t
   host = new AccountHost({ settings, logger: quiet })
   const t0 = Date.now()
   await host.resumeAll()
+  // the last account waits for its slot: connecting, and a send is told why and for how long
+  const waiting = NAMES.map((n) => host.get(n).session).filter((s) => s.status().reconnect.scheduled)
+  assert.ok(waiting.length >= 1, 'an account waits for its slot')
+  const why = waiting.at(-1).lifecycle.notConnected()
+  assert.equal(waiting.at(-1).state, 'connecting')
+  assert.match(why.message, /its turn under WA_CONNECT_RATE in \d/)
+  assert.ok(why.details.next_retry_ms > 0, JSON.stringify(why.details))
   await until(() => allConnected(host), 30000, 'every account resumed')
   const resumed = (await emu.api('GET', '/stats')).body
   assert.equal(resumed.connects_total, NAMES.length, JSON.stringify(resumed))

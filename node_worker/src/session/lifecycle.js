@@ -330,8 +330,10 @@ export class Lifecycle {
     const why = s.lastError ? `; last error: ${s.lastError}` : ''
     if (s.reconnectTimer !== null) {
       const nextMs = Math.max(0, s.reconnectAt - Date.now())
+      // attempt 0: a resume or attach waiting for its slot under WA_CONNECT_RATE (dialPaced)
+      const what = s.backoff.attempt ? `reconnecting (attempt ${s.backoff.attempt}, next try` : 'connecting (its turn under WA_CONNECT_RATE'
       return new WorkerError(409, SEND_RETRY.NOT_CONNECTED,
-        `WhatsApp is reconnecting (attempt ${s.backoff.attempt}, next try in ${seconds(nextMs)}${why}); retry later.`,
+        `WhatsApp is ${what} in ${seconds(nextMs)}${why}); retry later.`,
         { ...details, next_retry_ms: nextMs, next_retry_at: new Date(s.reconnectAt).toISOString() })
     }
     if (s.state === STATE.CONNECTING) {
