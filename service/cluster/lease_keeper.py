@@ -58,6 +58,7 @@ class LeaseKeeper:
         self._lock = lock or (lambda: None)  # this instance's advisory lock (key, pid, since), when it holds one
         self.held: dict[str, int] = {}  # account -> the generation this instance holds it at
         self._seen_live: dict[str, int] = {}  # instance -> rounds in a row it was live
+        self._dead: set[str] = set()  # instances whose session ended, as of the last round
         self._started_at = time.time()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -121,7 +122,7 @@ class LeaseKeeper:
             await self._lose(account, "taken_over")
         names = await self._accounts()
         await self.db.run(leases.ensure, names)
-        dead = set(await self.db.run(leases.dead, self.instance))  # their session ended: no need to wait the TTL
+        self._dead = dead = set(await self.db.run(leases.dead, self.instance))  # session ended: no TTL to wait
         live = [i for i in await self.db.run(leases.live, self.ttl, at) if i not in dead]
         self._seen_live = {i: self._seen_live.get(i, 0) + 1 for i in live}
         wanted = set(names)
@@ -193,7 +194,8 @@ class LeaseKeeper:
             "owns": sorted(self.held),
             "lease_ttl_s": self.ttl,
             "instances": [
-                {"id": i["id"], "live": bool(i["heartbeat_at"] > at - self.ttl and not i["stopping"]),
+                {"id": i["id"], "live": bool(i["heartbeat_at"] > at - self.ttl and not i["stopping"]
+                                             and i["id"] not in self._dead),
                  "stopping": bool(i["stopping"]), "last_seen_s_ago": round(max(0.0, at - i["heartbeat_at"]), 1),
                  "accounts": sorted(lease["account"] for lease in self.last_view["leases"]
                                     if lease["owner"] == i["id"])}

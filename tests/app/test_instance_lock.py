@@ -67,6 +67,12 @@ async def test_an_instance_whose_session_ends_is_dead_at_once_and_its_leases_are
     db = PostgresDatabase(url).open()
     a, b = await Node(db, url, "gw-a").attach(), await Node(db, url, "gw-b").attach()
     try:
+        # A silent (cut-off) peer's session is kept on the server for at least the TTL: its leases expire
+        # before its lock goes, so a cut-off instance waits out the TTL like a paused one.
+        assert a.conn is not None
+        idle, interval, count, user_timeout = [int(await a.conn.fetchval(f"SHOW {name}")) for name in (
+            "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")]
+        assert idle + interval * count >= 2 * TTL and user_timeout >= 2 * TTL * 1000
         await a.beat()
         await b.beat()
         await db.run(leases.ensure, ["sales"])

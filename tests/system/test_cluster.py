@@ -80,6 +80,9 @@ def test_spread_any_instance_answers_and_a_killed_instance_fails_over_without_qr
     failover = time.monotonic() - killed
     print(f"failover (kill -9 to every account connected elsewhere): {failover:.2f} s (TTL {TTL:.0f} s)")
     assert failover < TTL / 3  # far below the TTL: the leases did not have to expire
+    # /health's cluster view says so at once too, not a TTL later
+    b_id = cluster["ids"][1]
+    assert [i["live"] for i in a.get("/health").json()["cluster"]["instances"] if i["id"] == b_id] == [False]
     wait_delivered_once(a, [t for texts in during.values() for t in texts], 40)
     # No QR was needed: every phone still has the one linked device it was paired with.
     assert devices(a) == {phone: 1 for phone in ACCOUNTS.values()}
