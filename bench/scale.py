@@ -84,7 +84,8 @@ def measure(sizes: tuple[int, ...] = (1, 10, 100, 300, 1000), args: argparse.Nam
     deadline = time.monotonic() + args.budget_min * 60
     results: dict = {"command": " ".join(["python -m bench.scale", *sys.argv[1:]]),
                      "started_at": datetime.now(UTC).isoformat(), "machine": _machine(),
-                     "settings": {k: v for k, v in env.items() if k.startswith("WA_")}, "sizes": [], "skipped": []}
+                     "settings": {k: v for k, v in env.items() if k.startswith("WA_")},
+                     "sizes": [], "skipped": [], "errors": []}
     stack = Stack(env, sandbox=True)
     try:
         stack.start()
@@ -98,7 +99,12 @@ def measure(sizes: tuple[int, ...] = (1, 10, 100, 300, 1000), args: argparse.Nam
                 continue
             link_s = many_accounts.link_many(stack, range(linked + 1, size + 1), timeout=max(120.0, size * 0.3))
             print(f"{size} accounts linked ({size - linked} in {link_s:.0f} s)", flush=True)
-            row = measure_size(stack, size, base, args)
+            try:
+                row = measure_size(stack, size, base, args)
+            except Exception as exc:  # the sizes measured so far are kept; a broken stack is not grown further
+                results["errors"].append({"accounts": size, "error": f"{type(exc).__name__}: {exc}"})
+                print(f"{size} accounts failed: {exc}", flush=True)
+                break
             row["link_s"], row["linked_now"] = link_s, size - linked
             linked = size
             results["sizes"].append(row)
@@ -156,6 +162,8 @@ def print_table(result: dict) -> None:
               + "; idle CPU % " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items())))
     for s in result.get("skipped", []):
         print(f"{s['accounts']:>5} accounts: skipped ({s['why']})")
+    for e in result.get("errors", []):
+        print(f"{e['accounts']:>5} accounts: failed ({e['error']})")
 
 
 def parser() -> argparse.ArgumentParser:
