@@ -81,6 +81,12 @@ async def _read_body(request: web.Request, max_bytes: int | None = None) -> byte
     body_deadline.py), or a clean 408/400/413/abort. ``max_bytes``: this endpoint's own limit instead of
     ``WA_MAX_BODY_BYTES`` (``POST /send`` takes media in base64)."""
     _check_transfer_coding(request)
+    length, limit = request.content_length, request.client_max_size
+    if (request.content.is_eof() and length is not None and length <= min(limit, max_bytes or limit)
+            and "Content-Encoding" not in request.headers):
+        # All of it came with the headers (a small body does): no deadline to keep, no limit to move (its length
+        # is within both), and no timer task per request on the hot route (POST /send).
+        return await request.read()
     settings = request.app[SETTINGS]
     if max_bytes is not None:
         request = request.clone(client_max_size=max_bytes)
