@@ -25,6 +25,7 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
+import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
@@ -132,7 +133,9 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
     """``web.run_app(app, host=, port=, shutdown_timeout=, ...)`` with the JSON error handler. A connection
     with no whole request for ``idle_timeout`` seconds (idle from its start or between requests, or its
     headers trickling in) is closed: aiohttp's keep-alive timer, which defaults to an hour."""
-    loop = asyncio.new_event_loop()
+    # uvloop: libuv's loop in C under the same asyncio API; aiohttp's sockets, timers and callbacks cost less
+    # there (bench/accept.py: docs/benchmarks.md, Accept).
+    loop = uvloop.new_event_loop()
     main = loop.create_task(_serve(
         app, host, port, handle_signals=handle_signals, access_log=access_log,
         shutdown_timeout=shutdown_timeout, keepalive_timeout=idle_timeout,
