@@ -14,8 +14,8 @@ functions are synchronous, so that thread does not run the loop forever: it driv
 ``run_until_complete`` for each statement, from plain code, which keeps every store function
 synchronous and every statement on one connection in one thread (no thread hop per statement).
 
-Group commit, as on SQLite: the thread takes everything queued, runs each piece in its own savepoint
-(one failing piece rolls back alone) and commits once; a caller learns its result only after COMMIT.
+Group commit, as on SQLite: the thread takes everything queued, runs it in one transaction (one failing piece
+rolls back alone: see the round trips below) and commits once; a caller learns its result only after COMMIT.
 
 Isolation: SERIALIZABLE, and the whole batch is retried on a serialization failure (SQLSTATE 40001)
 or a deadlock (40P01). Why: on SQLite the single writer makes every check-then-write function correct
@@ -37,8 +37,10 @@ Failures. A connection lost before COMMIT (or a statement without an answer with
 second run). While PostgreSQL cannot be reached every batch fails at once with ``DatabaseError`` (the
 ``/health`` store probe says so) and the next batch tries to connect again.
 
-Round trips are the cost of a batch here (each statement is one): BEGIN goes with the first SAVEPOINT,
-each RELEASE with the next SAVEPOINT, and a batch of one piece has no savepoint.
+Round trips are the cost of a batch here (each statement is one): a batch runs first with no savepoint between
+its pieces, and only when one of them fails again with one per piece (BEGIN going with the first SAVEPOINT, each
+RELEASE with the next SAVEPOINT), so that the failing piece fails alone; a batch of one piece never has one. An
+accept is one statement (outbox_pg.py).
 
 The event log's cursor (``events.seq``) comes from a sequence, and sequence values commit out of order
 between concurrent transactions; a reader that moves a cursor past the highest ``seq`` it sees (webhook
