@@ -43,15 +43,15 @@ async def test_streams_are_capped_per_key_and_in_total(aiohttp_client, tmp_path)
 
 async def test_one_read_of_the_log_serves_every_stream(aiohttp_client, tmp_path):
     client = await aiohttp_client(create_app(settings(tmp_path, WA_SSE_MAX_PER_KEY="20")))
-    db = client.app[DATABASE]
+    db, hub = client.app[DATABASE], client.app[STREAMS]
     reads = []
-    run = db.run
+    run = hub._run_db  # the hub keeps the store's run it was built with: count there, not on db.run
 
     async def counting(fn, *args, **kwargs):
         if fn is event_log.after:
             reads.append(args)
         return await run(fn, *args, **kwargs)
-    db.run = counting
+    hub._run_db = counting
     streams = [await open_stream(client) for _ in range(10)]
     reads.clear()
     for n in range(5):
@@ -65,7 +65,7 @@ async def test_one_read_of_the_log_serves_every_stream(aiohttp_client, tmp_path)
             if line.startswith(b"data:"):
                 got.append(line)
         assert [b'"s%d"' % n in g for n, g in enumerate(got)] == [True] * 5
-    assert len(reads) <= 10, f"{len(reads)} reads of the log for 5 events and 10 streams"
+    assert 1 <= len(reads) <= 10, f"{len(reads)} reads of the log for 5 events and 10 streams"
 
 
 async def test_a_resumed_stream_gets_its_backlog_then_live_events_once_each(aiohttp_client, tmp_path):
