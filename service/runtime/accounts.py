@@ -31,6 +31,7 @@ from service.runtime.governor import Governor, GovernorPolicy
 from service.runtime.link import AccountLink
 from service.runtime.media_send import send_with_media
 from service.runtime.placement import Elsewhere, LocalPlacement, Placement
+from service.runtime.shard_watch import ShardWatcher
 from service.runtime.worker_client import WorkerClient, send_run
 from service.runtime.worker_events import EventConsumer
 from service.settings import Settings
@@ -56,6 +57,8 @@ class AccountRuntime:
         self._on_message_advanced = on_message_advanced
         self.db = db
         self.workers = workers  # one client per worker shard
+        # One long-poll per shard feeds every account's link and wakes its event reader (shard_watch.py).
+        self.watchers = [ShardWatcher(worker, shard) for shard, worker in enumerate(workers)]
         self._on_event_stored = on_event_stored
         self._on_message_changed = on_message_changed
         self._accounts: dict[str, Account] = {}
@@ -105,6 +108,8 @@ class AccountRuntime:
     # --- life --------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.db.run(registry.ensure_default, time.time())
+        for watcher in self.watchers:
+            watcher.start()
         await self.placement.start()
 
     async def stop(self) -> None:
@@ -112,6 +117,8 @@ class AccountRuntime:
         for account in list(self._accounts.values()):
             await self.stop_account(account)
         self._accounts.clear()
+        for watcher in self.watchers:
+            await watcher.stop()
 
     async def drain(self, deadline: float) -> dict[str, int]:
         """SIGTERM (service/http/drain.py): every dispatcher at once; the totals of their sends in flight."""
@@ -147,7 +154,7 @@ class AccountRuntime:
             events.listeners.append(downloads.on_event)
         account = Account(name, shard, worker, link, events, dispatcher, downloads)
         self._accounts[name] = account
-        link.start()
+        self.watchers[shard].follow(name, link, events)
         events.start()
         await dispatcher.start()
         if downloads is not None:
@@ -156,9 +163,13 @@ class AccountRuntime:
 
     def take(self, name: str) -> Account | None:
         """No longer served here (the caller stops it)."""
-        return self._accounts.pop(name, None)
+        account = self._accounts.pop(name, None)
+        if account is not None:
+            self.watchers[account.shard].unfollow(name)
+        return account
 
     async def stop_account(self, account: Account) -> None:
+        self.watchers[account.shard].unfollow(account.name)
         if account.downloads is not None:
             await account.downloads.stop()
         await account.dispatcher.stop()

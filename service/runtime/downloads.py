@@ -44,6 +44,9 @@ log = structlog.get_logger("gateway.media")
 CONCURRENCY = 2  # downloads at once per account: a large video does not hold up a voice note for long
 GONE_ATTEMPTS = 3  # a 410 media_gone on this attempt or a later one is final
 IDLE_WAIT = 60.0  # seconds between looks at the store when nothing is due and nothing wakes the downloader
+# Each idle look waits IDLE_WAIT times a random factor in this range: a thousand accounts' downloaders, started
+# together, do not look at the store in the same second every minute (issue 28).
+IDLE_JITTER = (0.5, 1.5)
 WAIT_DELAY = 30.0  # seconds before asking again a worker whose account is not connected (its connection wakes us)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Answers that say "not now" rather than "this media" (not connected, the worker starting or stopping, a full
@@ -131,7 +134,8 @@ class Downloader:
             await asyncio.gather(*(self._guarded(row) for row in rows))
             return 0.0
         upcoming = await self._db.run(inbound_media.next_due, self._account)
-        return IDLE_WAIT if upcoming is None else min(IDLE_WAIT, max(0.0, upcoming - self._clock()))
+        idle = IDLE_WAIT * random.uniform(*IDLE_JITTER)
+        return idle if upcoming is None else min(idle, max(0.0, upcoming - self._clock()))
 
     async def _guarded(self, row: dict[str, Any]) -> None:
         self._inflight.add(row["message_id"])

@@ -1,10 +1,12 @@
 """One account's WhatsApp link as the gateway knows it: the one owner of the mirror of the worker's state.
 
     worker session.status events (EventConsumer, in journal order) -> AccountLink.on_event
-    a poll of the worker's GET /status (every second, 5 s while connected)  -> AccountLink.set
+    the shard's GET /changes long-poll (service/runtime/shard_watch.py)  -> AccountLink.set, .registered
     a send the worker refused for want of a connection (the dispatcher)   -> AccountLink.dropped
 
-The events bring changes within milliseconds; the poll covers a worker that died (no event says so). From
+The events bring changes within milliseconds; the shard's watcher covers a worker that died (no event says so:
+its long-poll fails, and the state becomes unknown). A link that no watcher feeds (a dispatcher of its own, in
+tests) polls GET /status itself once ``start``ed (every second, 5 s while connected). From
 the mirror come: whether sends may go now (``connected``), whether a new send is refused as ``not_linked``
 (``refuses_sends``), the store's ``linked`` flag (kept for the account's next start and for the other
 instances of a cluster), and the count of reconnects for /metrics.
@@ -55,6 +57,7 @@ class AccountLink:
 
     # --- life ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Poll the worker's state here: only for a link no shard watcher feeds (the runtime's links are fed)."""
         self._task = asyncio.create_task(self._watch(), name=f"link-{self.account}")
 
     async def stop(self) -> None:

@@ -201,7 +201,10 @@ class WorkerClient(WorkerApi):
     async def start(self) -> None:
         # No keep-alive: a pooled connection to a worker that has just died would fail the next request
         # after it was (maybe) sent, which cannot be retried safely; a unix connect costs microseconds.
-        connector = aiohttp.UnixConnector(path=self._socket_path, force_close=True)
+        # No cap (limit=0): aiohttp's default of 100 made the 101st request wait for a free slot, and requests that
+        # wait long are normal here (an account's reader long-polls its events after a batch, a send waits for
+        # WhatsApp); the worker's file descriptors (supervisord's minfds) are the bound.
+        connector = aiohttp.UnixConnector(path=self._socket_path, force_close=True, limit=0)
         self._session = aiohttp.ClientSession(
             base_url="http://worker", connector=connector, raise_for_status=False
         )
@@ -266,6 +269,15 @@ class WorkerClient(WorkerApi):
             ) from exc
         except (aiohttp.ContentTypeError, ValueError) as exc:
             raise ApiError("The worker sent an unreadable answer.", code="worker_protocol") from exc
+
+    async def changes(self, after: int, wait: float, boot_id: str | None) -> dict[str, Any]:
+        """The shard's accounts whose state, registered flag or journal changed after ``after`` of boot ``boot_id``
+        (all of them for 0 or another boot), waiting up to ``wait`` for one (service/runtime/shard_watch.py). One try:
+        a worker that is starting or away fails at once, and the watcher asks again."""
+        params = {"after": str(after), "wait_ms": str(int(wait * 1000))}
+        if boot_id:
+            params["boot_id"] = boot_id
+        return _object(await self._request_once("GET", "/changes", params=params, timeout=wait + self._timeout))
 
     def account(self, name: str) -> AccountWorker:
         """The same connection, addressing one account (``/accounts/<name>/...`` at the worker)."""

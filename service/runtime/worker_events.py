@@ -7,14 +7,22 @@ crash of either side at any instant leaves the event with the worker or in the s
 is stored once (events carry a stable ``event_id``). So: at least once over the wire, exactly once
 in the store.
 
-The worker numbers its events; the gateway long-polls with the last number it stored. A new worker
+The worker numbers its events; the gateway reads with the last number it stored. A new worker
 boot is recognised by its ``boot_id``: the gateway starts over from 0, which yields exactly the
 events still unacknowledged.
+
+When to read (issue 28): an idle account holds no request of its own. The shard's watcher
+(service/runtime/shard_watch.py) follows every account's journal with one long-poll and ``nudge``s the
+reader when its journal holds events beyond what it stored; the reader then reads with ``wait=0``. After a
+batch it keeps long-polling its own journal for ``HOT_WAIT`` seconds (a conversation, a burst of sends and
+their receipts: each event arrives with the reader already waiting, no slower than before), then goes idle
+again. A long, jittered ``IDLE_READ`` bounds what a lost nudge could delay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +38,9 @@ from service.store.full_disk import FullDiskLog, storage_full
 
 log = structlog.get_logger("gateway.events")
 
-_POLL_WAIT = 20.0
+HOT_WAIT = 2.0  # seconds a reader long-polls its own journal after a batch, before it goes idle
+IDLE_READ = (45.0, 75.0)  # an idle reader reads anyway after a random time in this range (a nudge lost)
+RETRY = 1.0  # seconds before the next try after a failure that is not the worker's absence
 
 
 class EventConsumer:
@@ -43,6 +53,8 @@ class EventConsumer:
         self._boot_id: str | None = None
         self._after = 0
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.reads = 0  # requests for events (tests, the bench)
         self.received = 0
         # Called after each stored batch, per worker event in journal order, with what it changed:
         # listener(event, {"event": stored log event or None, "message": changed outbox row or None}).
@@ -62,8 +74,15 @@ class EventConsumer:
         with structlog.contextvars.bound_contextvars(**ids):
             log.info(f"whatsapp.{kind}", seq=event.get("seq"), **fields)
 
-    async def poll_once(self, wait: float = _POLL_WAIT) -> int:
+    def nudge(self, last_seq: Any, boot_id: Any) -> None:
+        """The shard's watcher saw the account's journal at ``last_seq`` of journal boot ``boot_id``: read now if
+        that holds events this reader has not stored."""
+        if boot_id != self._boot_id or (isinstance(last_seq, int) and last_seq > self._after):
+            self._wake.set()
+
+    async def poll_once(self, wait: float = 0.0) -> int:
         """Hand over one batch of the worker's events; returns how many there were."""
+        self.reads += 1
         batch = await self._worker.events(self._after, wait, self._boot_id)
         if batch.get("boot_id") != self._boot_id:
             if self._boot_id is not None:
@@ -100,19 +119,38 @@ class EventConsumer:
 
     async def run(self) -> None:
         full = FullDiskLog(log, "events.store_full")
+        wait = 0.0  # the first read at once: what the worker kept while this gateway was away
         while True:
+            self._wake.clear()  # before reading: a nudge from now on is not lost
             try:
-                if await self.poll_once():
-                    full.ok()
+                got = await self.poll_once(wait)
             except ApiError:
-                await asyncio.sleep(1.0)  # worker restarting: the monitor reports it
+                # The worker is away (restarting, down): its watcher nudges every reader once it answers again.
+                await self._idle()
+                wait = 0.0
+                continue
             except Exception as exc:
                 if storage_full(exc):
                     # Not acknowledged: the worker keeps the batch on its disk, and it is stored once there is room.
                     full.failed(exc, account=self._account)
                 else:
                     log.exception("events.poll_failed")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RETRY)
+                wait = 0.0
+                continue
+            if got:
+                full.ok()
+                wait = HOT_WAIT
+                continue
+            await self._idle()
+            wait = 0.0
+
+    async def _idle(self) -> None:
+        """Until the watcher's nudge, or a long random while (nothing lost for good if a nudge never came)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), random.uniform(*IDLE_READ))
+        except TimeoutError:
+            pass
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="worker-events")

@@ -107,9 +107,13 @@ AUTH = {"X-API-Key": KEY}
 
 
 class StandInWorker:
-    """Answers GET /status, POST /send and the group routes (``groups``) on the worker's socket like the worker."""
+    """Answers GET /status, POST /send, the group routes (``groups``) and the shard's GET /changes (every account it
+    was asked about, with ``state``) on the worker's socket like the worker."""
 
     def __init__(self):
+        self._changed = asyncio.Event()
+        self._version = 1  # GET /changes' seq: a new state or a new account is a change
+        self.accounts: set[str] = {"default"}
         self.state = "connected"
         self.sends: list[dict] = []
         self.groups = StandInGroups(self)
@@ -117,8 +121,47 @@ class StandInWorker:
         self.contacts: dict[str, dict] = {}
         self.contact_asks: list[tuple[str, str | None]] = []  # (phone, the picture query) of every lookup
 
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._state = state
+        self._change()
+
+    def _change(self) -> None:
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @web.middleware
+    async def _seen(self, request, handler):
+        name = request.match_info.get("account")
+        if name is not None and name not in self.accounts:
+            self.accounts.add(name)
+            self._change()
+        return await handler(request)
+
+    async def _stopping(self) -> None:
+        self._changed.set()
+
+    async def _changes(self, request):
+        after, wait = int(request.query.get("after", "0")), int(request.query.get("wait_ms", "0")) / 1000
+        if after == self._version and request.query.get("boot_id") == "stand-in" and wait > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait)
+            except TimeoutError:
+                pass
+        listed = [] if after == self._version else sorted(self.accounts)
+        return web.json_response({"boot_id": "stand-in", "seq": self._version, "accounts": [
+            {"name": name, "state": self.state, "registered": None, "last_seq": 0, "events_boot_id": "b"}
+            for name in listed]})
+
     async def start(self, socket_path):
-        app = web.Application()
+        app = web.Application(middlewares=[self._seen])
+        app.router.add_get("/changes", self._changes)
+        app.on_shutdown.append(lambda app: self._stopping())  # a waiting /changes must not hold up the cleanup
         for prefix in ("", "/accounts/{account}"):  # the gateway addresses /accounts/<name>/...
             app.router.add_get(prefix + "/status", self._status)
             app.router.add_post(prefix + "/send", self._send)
