@@ -55,9 +55,11 @@ process.on('exit', () => {
 /**
  * starts `node emulator/main.js` on port 0 and resolves once it printed emulator.listening.
  * On any start failure (timeout, early exit, spawn error) the child is SIGKILLed and its exit awaited
- * before the promise rejects; the error carries the child's `pid`.
+ * before the promise rejects; the error carries the child's `pid`. The bound is a liveness bound, not a speed
+ * check: a start costs ~1.5 CPU-s (the protobufs, the media host's RSA keys) and took over 15 s on a loaded
+ * 2-core machine, where that bound failed whole files at once.
  */
-export const startEmulator = async ({ env = {}, timeoutMs = 15000 } = {}) => {
+export const startEmulator = async ({ env = {}, timeoutMs = 60000 } = {}) => {
   const proc = spawn(process.execPath, [EMULATOR_MAIN], {
     env: { ...process.env, WA_EMULATOR_PORT: '0', WA_EMULATOR_QR_REFS: '3', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
