@@ -124,9 +124,10 @@ const sandboxMediaCa = (env) => {
   return Object.freeze({ file, pem })
 }
 
-// 1,000 accounts dial in 25 s at this rate, which a 2-core machine holds with the worker, the gateway and the
-// emulator on it (bench/emulator-scale.mjs, docs/configuration.md)
-export const DEFAULT_CONNECT_RATE = 40
+// 1,000 accounts dial in 33 s at this rate. A login costs its client about 65 ms of CPU (bare Baileys) and the
+// emulator 7 ms (bench/emulator-scale.mjs, 300 devices): a 2-core machine holding the worker, the gateway and
+// the emulator completes about 25-30 a second, so a higher rate only queues handshakes in the worker's loop.
+export const DEFAULT_CONNECT_RATE = 30
 
 // as the gateway's (service/settings.py): both name this instance in the leases table
 const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
