@@ -73,6 +73,7 @@ def main() -> None:
         after = cpu_seconds(pids)
         accepts = worker_accepts(pids["worker:worker-0"], args.window)
         sockets = unix_sockets(pids["gateway"])
+        fds = {name: psutil.Process(pid).num_fds() for name, pid in pids.items()}
         deferred = sum(1 for e in stack.log_events() if e.get("event") == "account.attach_deferred")
     took.sort()
     result = {
@@ -82,6 +83,7 @@ def main() -> None:
         "worker_requests_per_s": round(accepts / args.window, 2),
         "cpu_percent_of_a_core": {k: round((after[k] - before[k]) * 100 / args.window, 2) for k in after},
         "gateway_unix_sockets": sockets,
+        "open_fds": fds,
     }
     print(json.dumps(result, indent=1))
 
