@@ -124,9 +124,9 @@ const sandboxMediaCa = (env) => {
   return Object.freeze({ file, pem })
 }
 
-// 1,000 accounts dial in 33 s at this rate. A login costs its client about 65 ms of CPU (bare Baileys) and the
-// emulator 7 ms (bench/emulator-scale.mjs, 300 devices): a 2-core machine holding the worker, the gateway and
-// the emulator completes about 25-30 a second, so a higher rate only queues handshakes in the worker's loop.
+// 1,000 accounts dial in 33 s at this rate. A resume costs the worker 39-44 ms of CPU (AccountHost, 20 and 40
+// accounts at once) and the emulator 7 ms (bench/emulator-scale.mjs, 300 devices): with the gateway's share a
+// 2-core machine completes about 35 a second at most, so a higher rate only queues handshakes in the loops.
 export const DEFAULT_CONNECT_RATE = 30
 
 // as the gateway's (service/settings.py): both name this instance in the leases table
