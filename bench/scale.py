@@ -72,7 +72,7 @@ def measure_size(stack: Stack, size: int, base_rss: dict, args: argparse.Namespa
     print(f"  {size}: shard kill read", flush=True)
     if size >= 10 and not args.no_sends:
         time.sleep(args.settle)
-        row["sends"] = scale_sends.fairness(stack, numbers, seconds=args.send_seconds)
+        row["sends"] = scale_sends.fairness(stack, numbers, seconds=args.send_seconds, rate=args.send_rate)
     return row
 
 
@@ -171,7 +171,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="1,10,100,300,1000", help="linked accounts at each step (grown in one stack)")
     p.add_argument("--cpu-seconds", type=float, default=30.0, help="idle CPU window per size (default 30)")
     p.add_argument("--settle", type=float, default=10.0, help="quiet seconds before each reading (default 10)")
-    p.add_argument("--send-seconds", type=float, default=20.0, help="each send-load window (default 20)")
+    p.add_argument("--send-seconds", type=float, default=30.0, help="each send-load window (default 30)")
+    p.add_argument("--send-rate", type=float, default=10.0,
+                   help="sends per second of the (up to 100) steady accounts in all (default 10)")
     p.add_argument("--no-sends", action="store_true", help="skip the send load and fairness")
     p.add_argument("--connect-rate", type=float, help="WA_CONNECT_RATE for the stack (default: the worker's own)")
     p.add_argument("--budget-min", type=float, default=90.0, help="no new size is started after this (default 90)")

@@ -20,11 +20,11 @@ from tests.helpers.stack import Stack, http, wait_for
 
 
 def quantiles(values: list[float]) -> dict:
-    """p50, p99 and max of ``values`` (None each when there are none)."""
+    """min, p50, p99 and max of ``values`` (None each when there are none)."""
     if not values:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
+        return {"n": 0, "min": None, "p50": None, "p99": None, "max": None}
     ordered = sorted(values)
-    return {"n": len(ordered), "p50": statistics.median(ordered),
+    return {"n": len(ordered), "min": ordered[0], "p50": statistics.median(ordered),
             "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], "max": ordered[-1]}
 
 

@@ -1,12 +1,12 @@
 """Fairness under a send load spread over many accounts (issue 28, for bench/scale.py).
 
-Each of up to 100 sampled accounts sends to its own emulator contact every ``period`` seconds (``POST /send``
-with the default wait, so each latency is accept -> dispatch -> worker -> WhatsApp's ack -> ``sent``), for
-``seconds``; once alone, then again while one more account floods: ``flood_callers`` callers of its own each send
-to its contact, wait for ``sent`` and send again for the whole window, so that account always has a full
-dispatch batch waiting. The fairness ratio is the others' p99 with the flood over their p99 without (goal <= 2).
-The stack runs without the send governor (bench/e2e.py's UNPACED), or the flood would be paced to 30 a minute and
-load nothing. Prints nothing, asserts nothing.
+Each of up to 100 sampled accounts sends to its own emulator contact, 10 sends a second in all by default
+(``POST /send`` with the default wait, so each latency is accept -> dispatch -> worker -> WhatsApp's ack ->
+``sent``), for ``seconds``; once alone, then again while one more account floods: ``flood_callers`` callers of
+its own each send to its contact, wait for ``sent`` and send again for the whole window, so that account always
+has a full dispatch batch waiting. The fairness ratio is the others' p99 with the flood over their p99 without
+(goal <= 2). The stack runs without the send governor (bench/e2e.py's UNPACED), or the flood would be paced to
+30 a minute and load nothing. Prints nothing, asserts nothing.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ async def _phase(stack: Stack, sampled: list[int], flooder: int | None, seconds:
         started = time.monotonic()
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
-    return {"latency_ms": quantiles(latencies), "other_answers": dict(Counter(others)),
+    return {"latency_ms": quantiles(latencies), "sent_per_s": len(latencies) / elapsed,
+            "other_answers": dict(Counter(others)),
             "flood_sends": len(flooded), "flood_answers": dict(Counter(flooded)),
             "flood_per_s": len(flooded) / elapsed if flooder is not None else None, "seconds": elapsed}
 
@@ -85,16 +86,20 @@ async def _warm(stack: Stack, numbers: list[int]) -> None:
         await asyncio.gather(*(one(n) for n in numbers))
 
 
-def fairness(stack: Stack, numbers: list[int], sample: int = 100, seconds: float = 20, period: float = 2.0,
+def fairness(stack: Stack, numbers: list[int], sample: int = 100, seconds: float = 30, rate: float = 10.0,
              flood_callers: int = 32) -> dict:
-    """Send latency of ``sample`` accounts (not the flooder) without and with one account flooding; the ratio."""
+    """Send latency of ``sample`` accounts (not the flooder) without and with one account flooding; the ratio.
+    ``rate``: their sends per second in all (each account one every ``len(sampled) / rate`` s): a modest load,
+    well under what the machine sends (bench/e2e.py), so that the flood, not the load, is what is measured."""
     flooder, rest = numbers[0], numbers[1:]
     sampled = random.Random(28).sample(rest, min(sample, len(rest)))
+    period = len(sampled) / rate
     many_accounts.add_contacts(stack, [flooder, *sampled])
     asyncio.run(_warm(stack, [flooder, *sampled]))
     alone = asyncio.run(_phase(stack, sampled, None, seconds, period, flood_callers))
     flood = asyncio.run(_phase(stack, sampled, flooder, seconds, period, flood_callers))
     a, f = alone["latency_ms"]["p99"], flood["latency_ms"]["p99"]
-    return {"accounts_sending": len(sampled), "period_s": period, "window_s": seconds, "flooder": name(flooder),
+    return {"accounts_sending": len(sampled), "period_s": period, "offered_per_s": rate, "window_s": seconds,
+            "flooder": name(flooder),
             "flood_callers": flood_callers, "without_flood": alone, "with_flood": flood,
             "fairness_ratio": (f / a) if a and f else None}
