@@ -25,7 +25,8 @@ TEST_WORKERS ?= 3
 # The worker's tests run first, NODE_TEST_CONCURRENCY files at a time (each starts its own emulator and workers on
 # free ports; node_worker/package.json's test script runs the same): three, as their processes wait on one another
 # part of the time (the suite used ~260 CPU-s; two at a time took 2 m 56 s on a clean clone, a quarter of two cores
-# idle). Three at a time passed 400 of 402 on this 2-core machine at a load of 22 (others' stacks and benches), the
+# idle; measured back to back on 15 of the files, 114 tests: 100 s and 117 s two at a time, 82 s and 81 s three at a
+# time, the same CPU-s). Three at a time passed 400 of 402 on this 2-core machine at a load of 22 (others' stacks and benches), the
 # two misses large media transfers, where two at a time failed dozens (an emulator start, ~1.5 CPU-s, exceeded its
 # 15 s bound: now 60 s, test/emulator-helpers.js). Run beside the Python runs (tried once) they took 12 minutes
 # instead of 3 and their timing tests (a 3 s black hole) failed under the load. --durations names the main run's
