@@ -120,6 +120,7 @@ class StandInWorker:
         # GET /contacts/{phone} (issue 27): what WhatsApp says of a number, by number; others are not on WhatsApp
         self.contacts: dict[str, dict] = {}
         self.contact_asks: list[tuple[str, str | None]] = []  # (phone, the picture query) of every lookup
+        self.status_asks: list[str] = []  # the account of every GET /status (the shard's own: "")
 
     @property
     def state(self) -> str:
@@ -175,6 +176,7 @@ class StandInWorker:
         await web.UnixSite(self.runner, str(socket_path)).start()
 
     async def _status(self, request):
+        self.status_asks.append(request.match_info.get("account", ""))
         return web.json_response({"state": self.state, "connected": self.state == "connected"})
 
     async def _send(self, request):
