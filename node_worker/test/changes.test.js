@@ -85,9 +85,11 @@ test('a state change (real Baileys: connecting, then a QR) wakes a waiting reade
   await host.open('default')
   await host.open('sales')
   const all = await changes(call, 0)
+  const started = Date.now()
   const waiting = changes(call, all.seq, 20000, all.boot_id)
   const connect = call('POST', '/accounts/default/connect', { wait_ms: 10000 }) // real Baileys: connecting, then qr
   const woken = await waiting
+  assert.ok(Date.now() - started < 5000, 'woken by the state change, not by the wait bound')
   assert.deepEqual(names(woken), ['default'])
   assert.ok(['connecting', 'qr'].includes(byName(woken, 'default').state), JSON.stringify(woken))
   assert.equal((await connect).state, 'qr')

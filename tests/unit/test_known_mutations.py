@@ -362,6 +362,20 @@ them after changing the code they name: apply the bug, run the tests, see them f
     tests/app/mcp/test_mcp_drain.py::test_a_sessions_event_stream_ends_when_the_drain_begins
 - service/mcp/inbox.py, no notify on a new inbound message:
     tests/system/test_mcp_stack.py::test_over_streamable_http_an_agent_sends_and_reads_the_answer
+- service/runtime/accounts.py, each account's link polling the worker's /status again (``link.start()``):
+    tests/app/test_shard_watch.py::test_an_idle_gateway_holds_one_request_for_all_its_accounts
+- service/runtime/worker_events.py, an idle event reader long-polling its own journal (20 s) instead of waiting for a nudge:
+    tests/app/test_shard_watch.py::test_an_idle_gateway_holds_one_request_for_all_its_accounts
+    tests/system/test_shard_watch_stack.py::test_150_accounts_are_created_at_once_and_idle_with_one_connection_to_the_worker
+- service/runtime/worker_events.py, ``nudge`` not waking the reader:
+    tests/app/test_shard_watch.py::test_an_event_of_an_idle_account_is_stored_at_once_and_its_reader_stays_hot_for_a_while
+- service/runtime/shard_watch.py, a shard that stops answering leaving its accounts' states as they were:
+    tests/app/test_shard_watch.py::test_a_shard_that_stops_answering_makes_its_accounts_unknown_and_a_new_boot_is_read_from_zero
+- node_worker/src/changes.js, a change not waking the waiting readers:
+    node_worker/test/changes.test.js::after=0 lists every open account; then only what changed, and a long-poll is woken by a journal event
+    node_worker/test/changes.test.js::a state change (real Baileys: connecting, then a QR) wakes a waiting reader
+- node_worker/src/changes.js, a reader of another boot not given the whole list:
+    node_worker/test/changes.test.js::a reader of another boot, or ahead of this boot, gets the whole list at once
 """
 
 from __future__ import annotations
