@@ -3,7 +3,7 @@
     POST /send -> view -> outbox commit -> settle (wait briefly) -> 200/202
     dispatcher -> governor -> outbox: sending -> worker POST /send {id: wa_id} -> Baileys -> WhatsApp
     worker events (message.status, message) -> EventConsumer (stored) -> dispatcher (waiters, next run)
-    worker session.status events, a state poll -> AccountLink (runtime/link.py): connected or not
+    the shard's change watch (runtime/shard_watch.py) -> AccountLink (runtime/link.py): connected or not
 
 - Order: per recipient only its oldest waiting messages may go, as one run (up to ``batch_size``, each let
   through by the governor) in one worker request that sends them in order and stops at a failure;
@@ -12,9 +12,9 @@
   A refusal is judged in one place (runtime/verdict.py): fail, wait, or retry with capped backoff.
 - A message found in ``sending`` at start (the gateway died mid-send) is resent with the same WhatsApp
   id, which the recipient treats as the same message.
-- Drain (SIGTERM, service/http/drain.py): nothing more is claimed; a send in flight finishes (its result
-  recorded) or, at the deadline, is cut off and goes back to ``queued`` (the same WhatsApp id next time, as
-  after a crash); callers waiting on a message that will not go now get it as is.
+- Drain (SIGTERM, http/drain.py): nothing more is claimed; a send in flight finishes or, at the deadline, goes back
+  to ``queued`` (the same WhatsApp id next time); callers waiting on a message that will not go now get it as is.
+- Idle (nothing queued): no store read until an accept, a send, a connection or the upkeep's due time wakes it.
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ class Dispatcher:
         self._draining = False  # SIGTERM: claim nothing more
         self._tasks: list[asyncio.Task[None]] = []
         self._expired_at, self._send_run = 0.0, send  # send: a run to the worker (media: runtime/media_send.py)
+        self._upkeep_due = 0.0  # when the upkeep next has something to do (dispatch_upkeep.py); 0: at the next round
         self._full = FullDiskLog(log, "dispatch.store_full")  # a full disk: one line now and then, not per round
         self.receipt_bound, self._stopping = receipt_bound, False  # receipt_bound: seconds after `sent` w/o receipt
         self.on_change: list[Callable[[], None]] = []
@@ -149,9 +150,9 @@ class Dispatcher:
         return len(back)
 
     def wake(self, phone: str | None = None) -> None:
-        """Run a round soon. A new message for a recipient that is being sent to, or that the last round saw
-        waiting (backoff, the governor), needs none: its turn comes when that send ends or that wait is
-        over. So a burst to one recipient costs one round per run, not one scan of the backlog per accept."""
+        """Run a round soon; not for a recipient being sent to or left waiting by the last round (its turn comes when
+        that send or wait ends): a burst to one recipient costs one round per run, not a backlog scan per accept."""
+        self._upkeep_due = 0.0  # something new (a message, a send, a connection): the upkeep looks again
         if phone is not None and (phone in self._inflight or phone in self._parked):
             return
         self._wake.set()
@@ -237,24 +238,28 @@ class Dispatcher:
     async def _round(self) -> float:
         """Start every send that may go now; returns how long to sleep unless woken."""
         now = self.clock()
-        if now - self._expired_at >= 1.0:
+        if now - self._expired_at >= 1.0 and now >= self._upkeep_due:
             self._expired_at = now
-            await upkeep(self.db, self.account, now, self.receipt_bound, self.changed)
+            self._upkeep_due = await upkeep(self.db, self.account, now, self.receipt_bound, self.changed)
+        idle = max(self.poll_interval, self._upkeep_due - now)  # a connection, an accept or a send wakes it sooner
         if not self.connected or self._draining or self.fenced:
             self._parked = set()
-            return self.poll_interval
+            return idle
         next_due = now + self.poll_interval
         parked: set[str] = set()
         free = self.concurrency - len(self._inflight)
-        for head in await self.db.run(dispatch_plan.plan, self.account, set(self._inflight), free, now,
-                                      self.batch_size - 1):
+        heads = await self.db.run(dispatch_plan.plan, self.account, set(self._inflight), free, now,
+                                  self.batch_size - 1)
+        if not heads and not self._inflight:  # nothing queued: nothing to ask the store again until woken
+            self._parked = set()
+            return idle
+        for head in heads:
             phone = head["phone_number"]
             planned, following = head.pop(dispatch_plan.FIRST_CONTACT, None), head.pop(dispatch_plan.FOLLOWING, None)
             if phone in self._inflight:
                 continue
             if head["status"] == "sending":
-                # Nobody sends it: a send whose outcome the store could not take (a full disk) left it so. Back
-                # to the queue, to go again with the same WhatsApp id (what a restart does for every such message).
+                # Nobody sends it (a full disk took no outcome): back to the queue, the same WhatsApp id (as at start).
                 for message_id in await self.db.run(outbox.requeue_interrupted, self.account, [head["id"]], now):
                     log.info("message.requeued", message_id=message_id, reason="outcome_not_stored")
                     next_due = now
@@ -291,9 +296,8 @@ class Dispatcher:
 
     async def _rest_of_run(self, head: dict[str, Any], first_contact: bool, now: float,
                            following: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        """The recipient's next messages that may go with its head, in order: each due now and let through
-        by the governor, up to the first that is not (a recipient's order is never broken). ``following``: those
-        the round's plan read already (None: read them now)."""
+        """The recipient's next messages that may go with its head, in order, up to the first not due or held by the
+        governor (a recipient's order is never broken). ``following``: what the plan read (None: read them now)."""
         if following is None:
             following = await self.db.run(outbox.next_queued, self.account, head["phone_number"], head["seq"],
                                           self.batch_size - 1)
@@ -309,8 +313,7 @@ class Dispatcher:
         return run
 
     async def _send(self, run: list[dict[str, Any]], first_contact: bool, now: float) -> None:
-        """Send a recipient's run of messages (its head, and those that may follow it at once) in one
-        worker request: one round trip and two commits for the run instead of per message."""
+        """Send a recipient's run (its head and those that may follow it) in one worker request and two commits."""
         phone = run[0]["phone_number"]
         rows: list[dict[str, Any]] = []
         try:
@@ -378,9 +381,8 @@ class Dispatcher:
             say("message.failed", message_id=message_id, reason=verdict.reason, code=exc.code)
             return
         if verdict.kind in ("not_owner", "not_connected"):
-            # Not the message's fault: the attempt is given back. not_owner: this instance lost the account's
-            # lease (service/cluster/lease_keeper.py), the new owner sends it (the same WhatsApp id); else the
-            # dispatcher waits for the connection.
+            # Not the message's fault: the attempt is given back. not_owner: the lease moved (cluster/lease_keeper.py),
+            # the new owner sends it (the same WhatsApp id); else the dispatcher waits for the connection.
             if verdict.kind == "not_owner":
                 self.fenced = True
                 log.warning("dispatch.not_owner", account=self.account, message_id=message_id)

@@ -34,3 +34,20 @@ def plan(conn: sqlite3.Connection, account: str, busy: Collection[str], free: in
         head[FOLLOWING] = outbox.next_queued(conn, account, phone, head["seq"], follow) if follow > 0 else []
         free -= 1
     return heads
+
+
+def upkeep(conn: sqlite3.Connection, account: str, now: float, receipt_bound: float) -> dict[str, Any]:
+    """The dispatcher's upkeep in one hand-over: queued messages past their TTL fail (``expired``: their rows),
+    sent ones without a delivery receipt past the bound are flagged (``flagged``), and ``due`` says when the
+    next of either can happen (None: nothing queued or awaiting a receipt). An idle account's dispatcher sleeps
+    until then or until something wakes it, instead of asking every second: at 1,000 accounts that was three
+    store reads a second each, most of an idle gateway's CPU (bench/scale.py)."""
+    expired = [outbox.get(conn, account, message_id) for message_id in outbox.expire(conn, account, now)]
+    flagged = outbox.flag_undelivered(conn, account, now - receipt_bound, now)
+    first_expiry = conn.execute("SELECT MIN(expires_at) FROM messages WHERE account = ? AND status = 'queued'",
+                                (account,)).fetchone()[0]
+    oldest_sent = conn.execute(
+        "SELECT sent_at FROM messages WHERE account = ? AND status = 'sent' AND reason IS NULL"
+        " AND (action IS NULL OR action NOT IN ('read', 'presence')) ORDER BY sent_at LIMIT 1", (account,)).fetchone()
+    times = [t for t in (first_expiry, oldest_sent[0] + receipt_bound if oldest_sent else None) if t is not None]
+    return {"expired": [r for r in expired if r is not None], "flagged": flagged, "due": min(times) if times else None}

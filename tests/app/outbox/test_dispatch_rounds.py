@@ -83,3 +83,36 @@ async def test_a_round_reads_what_it_sends_in_one_trip_to_the_store(db):
     assert worker.requests == [3, 3, 3]  # each wake: the recipient's three as one run
     assert calls[outbox.heads] == 0 and calls[outbox.next_queued] == 0, calls  # all of it read by the plan
     assert calls[dispatch_plan.plan] >= 3
+
+
+async def test_an_idle_dispatcher_reads_nothing_until_woken_and_an_accept_still_goes_at_once(db):
+    """Issue 28: with nothing queued and nothing awaiting a receipt a dispatcher waits for a wake, instead of
+    reading the store every poll (three reads a second per account were most of an idle gateway's CPU at 300
+    accounts); a message accepted afterwards still goes at its wake, and a sent one awaiting its receipt makes the
+    upkeep due at its bound."""
+    worker = FakeWorker()
+    calls = _count(db, (dispatch_plan.plan, dispatch_plan.upkeep))
+    dispatcher = make_dispatcher(db, worker)  # poll_interval 0.02 s: 25 rounds in the window below if it polled
+    await dispatcher.start()
+    try:
+        await asyncio.sleep(0.1)
+        before = dict(calls)
+        await asyncio.sleep(0.5)
+        assert calls == before, f"an idle dispatcher read the store: {before} -> {calls}"
+        row, _ = accept(db, phone=P1)
+        dispatcher.wake(P1)
+        await until(lambda: status_of(db, row["id"])["status"] == "sent")
+    finally:
+        await dispatcher.stop()
+
+
+def test_the_upkeep_says_when_it_is_next_due(db):
+    now = 1000.0
+    assert db.call(dispatch_plan.upkeep, "default", now, 60.0)["due"] is None
+    queued, _ = accept(db, phone=P1, ttl=30.0, now=now)
+    assert db.call(dispatch_plan.upkeep, "default", now, 60.0)["due"] == queued["expires_at"]
+    db.call(outbox.mark_sending, queued["id"], now, False)
+    db.call(outbox.advance, "default", queued["id"], "sent", now + 1)
+    assert db.call(dispatch_plan.upkeep, "default", now + 2, 60.0)["due"] == now + 1 + 60.0
+    flagged = db.call(dispatch_plan.upkeep, "default", now + 62, 60.0)
+    assert [r["id"] for r in flagged["flagged"]] == [queued["id"]] and flagged["due"] is None
