@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from service.errors import ApiError
+from service.runtime.tasks import cancel_and_wait
 from service.runtime.worker_client import WorkerApi
 from service.states import UNLINKED, WaitReason, WorkerState
 from service.store import accounts, waiting
@@ -61,14 +62,8 @@ class AccountLink:
         self._task = asyncio.create_task(self._watch(), name=f"link-{self.account}")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
-        self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _watch(self) -> None:
         """Poll the worker's state (events bring changes sooner; this covers a worker that died)."""

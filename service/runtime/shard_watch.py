@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from service.runtime.link import AccountLink
+from service.runtime.tasks import cancel_and_wait
 from service.runtime.worker_client import WorkerClient
 from service.runtime.worker_events import EventConsumer
 
@@ -74,14 +75,8 @@ class ShardWatcher:
         self._task = asyncio.create_task(self.run(), name=f"shard-watch-{self.shard}")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
-        self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         failing = False
