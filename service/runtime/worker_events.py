@@ -150,7 +150,10 @@ class EventConsumer:
     async def _idle(self) -> None:
         """Until the watcher's nudge, or a long random while (nothing lost for good if a nudge never came)."""
         try:
-            await asyncio.wait_for(self._wake.wait(), random.uniform(*IDLE_READ))
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as the event is set,
+            # and stop() would wait forever (as in dispatch.py). asyncio.timeout does not.
+            async with asyncio.timeout(random.uniform(*IDLE_READ)):
+                await self._wake.wait()
         except TimeoutError:
             pass
 
